@@ -1,0 +1,42 @@
+# Tessera: every target bootstraps the pinned toolchain into .venv on first use.
+PYTHON_SYS ?= python3
+VENV       := .venv
+PY         := $(VENV)/bin/python
+TESSERA    := $(VENV)/bin/tessera
+STAMP      := $(VENV)/.installed
+BOARD      ?= icebreaker
+CONFIG     ?=
+SEED       ?= 1
+JOBS       ?= 2
+
+.PHONY: all test test-quick synth verilog clean distclean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+## make test: the whole suite (Amaranth simulator, cocotb + Verilator, synthesis smoke).
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) tests
+
+## make test-quick: everything not marked slow.
+test-quick: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
+
+## make synth [BOARD=icebreaker] [CONFIG=tiny] [SEED=1]: bitstream and report under build/synth.
+synth: $(STAMP)
+	$(TESSERA) synth --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) --seed $(SEED)
+
+## make verilog [CONFIG=tiny]: Verilog of the array under build/verilog/<config>.
+verilog: $(STAMP)
+	$(TESSERA) verilog --config $(or $(CONFIG),tiny) -o build/verilog/$(or $(CONFIG),tiny)
+
+clean:
+	rm -rf build sim_build .pytest_cache results.xml
+
+distclean: clean
+	rm -rf $(VENV)

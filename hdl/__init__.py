@@ -1,0 +1,1 @@
+"""Tessera RTL, written in Amaranth: one block per file."""

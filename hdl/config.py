@@ -1,0 +1,180 @@
+"""The one configuration object of the accelerator **(contract)**.
+
+Every part of Tessera (RTL, golden model, compiler, driver, generated headers) derives its widths,
+sizes and clock targets from a :class:`TesseraConfig`. It checks itself at construction: a value
+of the wrong kind raises :class:`TypeError`, an inconsistent value :class:`ValueError`; both name
+the parameter and echo the value.
+"""
+
+from dataclasses import dataclass, fields, replace
+from numbers import Real
+
+from amaranth.hdl import Shape, signed, unsigned
+
+__all__ = ["MULTIPLIERS", "PRESETS", "TesseraConfig", "preset"]
+
+#: Multiplier implementations a processing element can use.
+#:
+#: ``"behavioural"``: the ``*`` operator; the synthesis tool chooses (the ASIC default).
+#: ``"lut"``: a structural shift-and-add multiplier built from muxes and adders, which yosys
+#: cannot turn back into a DSP block, so a design can bound how many DSPs it asks for.
+#: ``"dsp"``: the ``*`` operator, meant to become a hard DSP block; with ``max_dsp`` set, only the
+#: first ``max_dsp`` processing elements (row-major) get one and the rest use ``"lut"``.
+MULTIPLIERS = ("behavioural", "lut", "dsp")
+
+
+def _check_int(name, value, *, minimum):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < minimum:
+        if minimum == 1:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        raise ValueError(f"{name} must be an integer of at least {minimum}, not {value!r}")
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {value!r}")
+
+
+@dataclass(frozen=True)
+class TesseraConfig:
+    """Parameters of one Tessera accelerator instance.
+
+    Parameters
+    ----------
+    name : str
+        Preset name, reported by the tools.
+    dim : int
+        The systolic array is ``dim`` x ``dim`` processing elements.
+    act_width, act_signed : int, bool
+        Width and signedness of an activation lane.
+    weight_width, weight_signed : int, bool
+        Width and signedness of a weight lane.
+    acc_width : int
+        Width of the (always signed) accumulation; sums wrap modulo ``2**acc_width``.
+        At least ``act_width + weight_width``, so that a single product never wraps.
+    tag_width : int
+        Width of the opaque tag an activation row carries to its result row.
+    target_mhz : float
+        Clock frequency the design is built for.
+    multiplier : str
+        One of :data:`MULTIPLIERS`.
+    max_dsp : int or None
+        With ``multiplier="dsp"``: at most this many processing elements get a DSP multiplier;
+        ``None`` means all of them.
+
+    Raises
+    ------
+    TypeError
+        A parameter has the wrong type.
+    ValueError
+        A parameter has an invalid value.
+    """
+
+    name: str = "custom"
+    dim: int = 4
+    act_width: int = 8
+    act_signed: bool = True
+    weight_width: int = 8
+    weight_signed: bool = True
+    acc_width: int = 32
+    tag_width: int = 16
+    target_mhz: float = 30.0
+    multiplier: str = "behavioural"
+    max_dsp: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a string, not {self.name!r}")
+        _check_int("dim", self.dim, minimum=1)
+        _check_int("act_width", self.act_width, minimum=1)
+        _check_bool("act_signed", self.act_signed)
+        _check_int("weight_width", self.weight_width, minimum=1)
+        _check_bool("weight_signed", self.weight_signed)
+        _check_int("acc_width", self.acc_width, minimum=1)
+        if self.acc_width < self.act_width + self.weight_width:
+            raise ValueError(
+                f"acc_width must be at least act_width + weight_width "
+                f"({self.act_width + self.weight_width}), not {self.acc_width!r}")
+        _check_int("tag_width", self.tag_width, minimum=1)
+        if not isinstance(self.target_mhz, Real) or isinstance(self.target_mhz, bool):
+            raise TypeError(f"target_mhz must be a real number, not {self.target_mhz!r}")
+        if not self.target_mhz > 0:
+            raise ValueError(f"target_mhz must be positive, not {self.target_mhz!r}")
+        if self.multiplier not in MULTIPLIERS:
+            raise ValueError(
+                f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {self.multiplier!r}")
+        if self.max_dsp is not None:
+            _check_int("max_dsp", self.max_dsp, minimum=0)
+            if self.multiplier != "dsp":
+                raise ValueError(
+                    f"max_dsp only applies to multiplier='dsp', not {self.multiplier!r}")
+
+    # Derived values: computed here once, never retyped elsewhere.
+
+    @property
+    def act_shape(self) -> Shape:
+        return signed(self.act_width) if self.act_signed else unsigned(self.act_width)
+
+    @property
+    def weight_shape(self) -> Shape:
+        return signed(self.weight_width) if self.weight_signed else unsigned(self.weight_width)
+
+    @property
+    def acc_shape(self) -> Shape:
+        return signed(self.acc_width)
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.dim * self.dim
+
+    def pe_multiplier(self, row: int, col: int) -> str:
+        """Multiplier implementation of processing element (``row``, ``col``)."""
+        if not (0 <= row < self.dim and 0 <= col < self.dim):
+            raise ValueError(f"PE ({row}, {col}) is outside a {self.dim}x{self.dim} array")
+        if self.multiplier == "dsp" and self.max_dsp is not None:
+            return "dsp" if row * self.dim + col < self.max_dsp else "lut"
+        return self.multiplier
+
+    @property
+    def dsp_count(self) -> int:
+        """How many processing elements ask for a DSP multiplier."""
+        return sum(self.pe_multiplier(r, c) == "dsp"
+                   for r in range(self.dim) for c in range(self.dim))
+
+    def replace(self, **changes) -> "TesseraConfig":
+        """A copy with ``changes`` applied (and checked)."""
+        names = {f.name for f in fields(self)}
+        for key in changes:
+            if key not in names:
+                raise TypeError(f"TesseraConfig has no parameter {key!r}")
+        return replace(self, **changes)
+
+
+_BASE = TesseraConfig()
+
+#: Named presets (see the table in README.md).
+PRESETS = {
+    # Tiny Tapeout on SKY130: a few hundred cells; no hard multipliers.
+    "micro": replace(_BASE, name="micro", dim=2, target_mhz=50.0),
+    # iCEBreaker (iCE40UP5K): 16 PEs, 8 SB_MAC16 DSPs, the other 8 multipliers in LUTs.
+    "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8),
+    # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D for 64 PEs.
+    "small": replace(_BASE, name="small", dim=8, target_mhz=80.0, multiplier="dsp", max_dsp=28),
+    # ULX3S 85F (LFE5U-85F): 156 MULT18X18D for 144 PEs.
+    "large": replace(_BASE, name="large", dim=12, target_mhz=75.0, multiplier="dsp"),
+    # Foundry flow: the synthesis tool maps the multipliers.
+    "asic": replace(_BASE, name="asic", dim=16, target_mhz=100.0),
+}
+
+
+def preset(name: str) -> TesseraConfig:
+    """The preset called ``name``."""
+    if not isinstance(name, str):
+        raise TypeError(f"Preset name must be a string, not {name!r}")
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown config {name!r}; presets are {', '.join(PRESETS)}") from None

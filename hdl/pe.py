@@ -1,0 +1,84 @@
+"""Weight-stationary multiply-accumulate processing element."""
+
+from amaranth.hdl import Module, Shape, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .multiplier import multiply, product_range
+
+__all__ = ["ProcessingElement"]
+
+
+class ProcessingElement(wiring.Component):
+    """One MAC cell of the systolic array.
+
+    The PE holds an *active* weight, used by its multiplier, and a *shadow* weight, written while
+    the active one computes. Activations pass through to the right, partial sums go down.
+
+    Timing (all outputs are registers):
+
+    - ``a_out``/``swap_out`` are ``a_in``/``swap_in`` one cycle later.
+    - ``swap_in`` high copies the shadow weight into the active one at the end of the cycle, so
+      the activation arriving in the *next* cycle is the first to use it (the array sends the swap
+      one cycle ahead of the activation, which keeps the weight mux off the multiplier path).
+    - ``w_en`` writes ``w_in`` into the shadow weight at the end of the cycle.
+    - ``psum_out = psum_in(t-1) + a_in(t-2) * active(t-2)``: the product is registered (it maps
+      onto a DSP block's output register), then added: activations take 2 cycles and partial
+      sums 1 cycle through the PE. Sums wrap to the width of ``psum_out``.
+
+    Parameters
+    ----------
+    act_shape, weight_shape : Shape
+        Shapes of the activation and the weight.
+    psum_in_shape, psum_out_shape : Shape
+        Shapes of the partial sum from above and the one passed down.
+    multiplier : str
+        Multiplier implementation, see :data:`hdl.config.MULTIPLIERS`.
+
+    Members
+    -------
+    a_in, a_out : activation in from the left, out to the right.
+    swap_in, swap_out : make the shadow weight active.
+    w_in, w_en : shadow weight write.
+    psum_in, psum_out : partial sum in from above, out downwards.
+    """
+
+    def __init__(self, *, act_shape, weight_shape, psum_in_shape, psum_out_shape,
+                 multiplier="behavioural"):
+        self.multiplier = multiplier
+        act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
+        super().__init__({
+            "a_in": In(act_shape),
+            "a_out": Out(act_shape),
+            "swap_in": In(1),
+            "swap_out": Out(1),
+            "w_in": In(weight_shape),
+            "w_en": In(1),
+            "psum_in": In(psum_in_shape),
+            "psum_out": Out(psum_out_shape),
+        })
+
+    #: Cycles from ``a_in`` to the ``psum_out`` it contributes to.
+    act_latency = 2
+    #: Cycles from ``psum_in`` to ``psum_out``.
+    psum_latency = 1
+
+    def elaborate(self, platform):
+        m = Module()
+        active = Signal(self.w_in.shape(), name="active")
+        shadow = Signal(self.w_in.shape(), name="shadow")
+        product = multiply(self.a_in, active, self.multiplier)
+        lowest, highest = product_range(self.a_in.shape(), self.w_in.shape())
+        product_reg = Signal(range(lowest, highest + 1), name="product")
+
+        m.d.sync += [
+            self.a_out.eq(self.a_in),
+            self.swap_out.eq(self.swap_in),
+            product_reg.eq(product),
+            self.psum_out.eq(self.psum_in + product_reg),
+        ]
+        with m.If(self.w_en):
+            m.d.sync += shadow.eq(self.w_in)
+        with m.If(self.swap_in):
+            m.d.sync += active.eq(shadow)
+        return m

@@ -1,0 +1,205 @@
+"""Weight-stationary systolic array with streaming weights, activations and results."""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from .multiplier import sum_shape
+from .pe import ProcessingElement
+
+__all__ = ["SystolicArray", "act_row_layout", "result_row_layout", "weight_row_layout"]
+
+
+def weight_row_layout(config):
+    """Row ``k`` of a K x N weight tile, and whether it is the tile's last row."""
+    return data.StructLayout({
+        "row": data.ArrayLayout(config.weight_shape, config.dim),
+        "last": 1,
+    })
+
+
+def act_row_layout(config):
+    """One K-vector of activations, the swap flag and the tag returned with the result."""
+    return data.StructLayout({
+        "row": data.ArrayLayout(config.act_shape, config.dim),
+        "swap": 1,
+        "tag": config.tag_width,
+    })
+
+
+def result_row_layout(config):
+    """One N-vector of sums and the tag of the activation row it came from."""
+    return data.StructLayout({
+        "row": data.ArrayLayout(config.acc_shape, config.dim),
+        "tag": config.tag_width,
+    })
+
+
+def _delayed(m, value, cycles, name):
+    """``value`` delayed by ``cycles`` registers (``cycles`` may be 0)."""
+    for i in range(cycles):
+        stage = Signal.like(value, name=f"{name}_d{i + 1}")
+        m.d.sync += stage.eq(value)
+        value = stage
+    return value
+
+
+class SystolicArray(wiring.Component):
+    """A ``dim`` x ``dim`` weight-stationary systolic array: ``results = acts @ weights``.
+
+    PE (k, n) holds weight ``W[k][n]`` of a K x N tile. Activation lane k enters row k from the
+    left, skewed by k cycles; partial sums flow down each column; column n leaves the bottom
+    n cycles after column 0 and is de-skewed, so a whole result row appears at once.
+
+    Weights: the ``dim`` rows of a tile (k = 0..dim-1 in order, ``last`` on row dim-1) fill the
+    shadow registers, each write travelling across the array one column per cycle behind the
+    swap wave of the tile before, so the next tile loads while the current one computes.
+    Activations: a row with ``swap`` set is the first to use the most recently completed shadow
+    tile; it waits (``acts.ready`` low) until that tile's last row has been accepted. A completed
+    tile not yet swapped in holds ``weights.ready`` low, except in the cycle a swap is accepted,
+    when the first row of the following tile may enter.
+
+    Timing:
+
+    - Latency: :attr:`latency` = ``2 * dim + 2`` cycles from an accepted activation row to its
+      result row on ``results`` (with an empty output buffer).
+    - Throughput: one activation row (``dim * dim`` MACs) and one weight row per cycle; tile
+      switches cost no bubble when each tile gets at least ``dim`` activation rows.
+    - Back-pressure: rows in flight land in an output buffer of :attr:`buffer_depth` entries;
+      ``acts.ready`` is credit based (rows in flight plus buffered < depth), so when
+      ``results.ready`` is low the array keeps running, nothing is dropped or duplicated, and
+      the full rate is sustained whenever ``results.ready`` stays high.
+    - Bubbles (``valid`` low) are allowed on every stream at any time.
+
+    Parameters
+    ----------
+    config : TesseraConfig
+
+    Members
+    -------
+    weights : In(stream.Signature(weight_row_layout(config)))
+    acts : In(stream.Signature(act_row_layout(config)))
+    results : Out(stream.Signature(result_row_layout(config)))
+    error : Out(1)
+        Sticky: a weight row had ``last`` set where it should not, or missed it on row dim-1.
+        The array still counts rows by position; only reset clears the flag.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        super().__init__({
+            "weights": In(stream.Signature(weight_row_layout(config))),
+            "acts": In(stream.Signature(act_row_layout(config))),
+            "results": Out(stream.Signature(result_row_layout(config))),
+            "error": Out(1),
+        })
+
+    @property
+    def latency(self):
+        """Cycles from an accepted activation row to its result row."""
+        dim = self.config.dim
+        # Input register, row skew of the last row (matches its dim - 1 partial-sum hops),
+        # the PE's product and sum registers, column hop n plus de-skew dim - 1 - n, and the
+        # output buffer.
+        return 1 + (dim - 1) + ProcessingElement.act_latency + (dim - 1) + 1
+
+    @property
+    def buffer_depth(self):
+        """Result rows the output buffer holds: enough to run at full rate."""
+        return self.latency + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        dim = cfg.dim
+
+        # --- Weights into the shadow registers. ---
+        w_fire = self.weights.valid & self.weights.ready
+        w_index = Signal(range(dim))
+        w_is_last = w_index == dim - 1
+        shadow_full = Signal()
+        swap_ready = ~self.acts.payload.swap | shadow_full
+        in_flight = Signal(range(self.buffer_depth + 1))
+        act_ready = (in_flight < self.buffer_depth) & swap_ready
+        act_fire = self.acts.valid & act_ready
+        swap_fire = act_fire & self.acts.payload.swap
+
+        m.d.comb += [
+            self.weights.ready.eq(~shadow_full | swap_fire),
+            self.acts.ready.eq(act_ready),
+        ]
+        with m.If(w_fire):
+            m.d.sync += w_index.eq(0 if dim == 1 else (w_index + 1))
+            with m.If(w_is_last):
+                m.d.sync += w_index.eq(0)
+            with m.If(self.weights.payload.last != w_is_last):
+                m.d.sync += self.error.eq(1)
+        with m.If(w_fire & w_is_last):
+            m.d.sync += shadow_full.eq(1)
+        with m.Elif(swap_fire):
+            m.d.sync += shadow_full.eq(0)
+
+        # Row select of the accepted weight row, then column n sees it n cycles later.
+        w_select = Signal(dim)
+        m.d.comb += w_select.eq(Cat(w_fire & (w_index == k) for k in range(dim)))
+        col_select = [_delayed(m, w_select, n, f"w_select_c{n}") for n in range(dim)]
+        col_weight = [_delayed(m, self.weights.payload.row[n], n, f"w_c{n}") for n in range(dim)]
+
+        # --- Activations: row k skewed by 1 + k cycles, its swap pulse one cycle earlier. ---
+        row_act = [_delayed(m, self.acts.payload.row[k], 1 + k, f"a_r{k}") for k in range(dim)]
+        swap_pulse = Signal()
+        m.d.comb += swap_pulse.eq(swap_fire)
+        row_swap = [_delayed(m, swap_pulse, k, f"swap_r{k}") for k in range(dim)]
+
+        # --- The PE grid. ---
+        pes = []
+        psum_shape = None
+        for k in range(dim):
+            out_shape = sum_shape(cfg.act_shape, cfg.weight_shape, k + 1, cfg.acc_width)
+            row = []
+            for n in range(dim):
+                pe = ProcessingElement(
+                    act_shape=cfg.act_shape, weight_shape=cfg.weight_shape,
+                    psum_in_shape=psum_shape or out_shape, psum_out_shape=out_shape,
+                    multiplier=cfg.pe_multiplier(k, n))
+                m.submodules[f"pe_{k}_{n}"] = pe
+                m.d.comb += [
+                    pe.a_in.eq(row_act[k] if n == 0 else row[n - 1].a_out),
+                    pe.swap_in.eq(row_swap[k] if n == 0 else row[n - 1].swap_out),
+                    pe.w_in.eq(col_weight[n]),
+                    pe.w_en.eq(col_select[n][k]),
+                    pe.psum_in.eq(0 if k == 0 else pes[k - 1][n].psum_out),
+                ]
+                row.append(pe)
+            pes.append(row)
+            psum_shape = out_shape
+
+        # --- De-skew the bottom row; valid and tag travel beside the array. ---
+        bottom = [_delayed(m, pes[dim - 1][n].psum_out, dim - 1 - n, f"sum_c{n}")
+                  for n in range(dim)]
+        to_buffer = self.latency - 1
+        out_valid = _delayed(m, act_fire, to_buffer, "valid")
+        out_tag = _delayed(m, self.acts.payload.tag, to_buffer, "tag")
+
+        result = Signal(result_row_layout(cfg))
+        m.d.comb += result.tag.eq(out_tag)
+        for n in range(dim):
+            m.d.comb += result.row[n].eq(bottom[n])
+
+        m.submodules.buffer = buffer = SyncFIFO(
+            width=len(result.as_value()), depth=self.buffer_depth)
+        m.d.comb += [
+            buffer.w_en.eq(out_valid),
+            buffer.w_data.eq(result),
+            self.results.valid.eq(buffer.r_rdy),
+            self.results.payload.eq(buffer.r_data),
+            buffer.r_en.eq(self.results.ready),
+        ]
+
+        result_fire = self.results.valid & self.results.ready
+        with m.If(act_fire & ~result_fire):
+            m.d.sync += in_flight.eq(in_flight + 1)
+        with m.Elif(~act_fire & result_fire):
+            m.d.sync += in_flight.eq(in_flight - 1)
+        return m

@@ -1,0 +1,1 @@
+"""Host software: toolchain plumbing, Verilog generation, FPGA builds and the CLI."""

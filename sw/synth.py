@@ -1,0 +1,110 @@
+"""FPGA builds: bitstream plus a utilization and fmax report (the ``tessera synth`` contract)."""
+
+import contextlib
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from hdl.config import preset
+
+from .toolchain import use_toolchain
+
+__all__ = ["BOARDS", "SynthError", "synth"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Board name -> module in ``boards/`` holding its ``BOARD`` description.
+BOARDS = {
+    "icebreaker": "boards.icebreaker",
+}
+
+
+class SynthError(RuntimeError):
+    """The build failed (not a timing failure: that is reported, with a non-zero exit)."""
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Tool output goes to stderr, so that stdout carries only the report."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def board_description(board):
+    if board not in BOARDS:
+        raise ValueError(f"Unknown board {board!r}; boards are {', '.join(BOARDS)}")
+    return importlib.import_module(BOARDS[board]).BOARD
+
+
+def parse_nextpnr_report(path):
+    """``(fmax_mhz, constraint_mhz, resources)`` from a ``nextpnr --report`` JSON file.
+
+    The design clock is the constrained clock with the highest constraint (the PLL output);
+    ``resources`` maps nextpnr's cell-type names to ``[used, available]``.
+    """
+    report = json.loads(Path(path).read_text())
+    clocks = report.get("fmax", {})
+    if not clocks:
+        raise SynthError(f"{path} names no constrained clock")
+    main = max(clocks.values(), key=lambda c: c["constraint"])
+    resources = {cell: [use["used"], use["available"]]
+                 for cell, use in report["utilization"].items()}
+    return main["achieved"], main["constraint"], resources
+
+
+def synth(board="icebreaker", config_name=None, seed=1, build_root=None):
+    """Build ``board`` with ``config_name`` (the board's default preset if None).
+
+    Runs yosys and nextpnr with ``--timing-allow-fail`` so that a report always exists, and
+    returns it as a dict (see the CLI contract in ARCHITECTURE.md).
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+    use_toolchain()
+    desc = board_description(board)
+    config = preset(config_name or desc["default_config"])
+    name = f"tessera_{board}_{config.name}".replace("-", "_")
+    build_dir = Path(build_root or ROOT / "build" / "synth") / board / config.name
+    report_file = f"{name}.report.json"
+    platform = desc["platform"]()
+    print(f"[tessera synth] {board} / {config.name}: yosys + nextpnr in {build_dir}",
+          file=sys.stderr, flush=True)
+    start = time.monotonic()
+    with _stdout_to_stderr():
+        try:
+            platform.build(
+                desc["top"](config), name=name, build_dir=str(build_dir), do_program=False,
+                synth_opts=desc.get("synth_opts", ""),
+                script_after_synth=f"tee -q -o {name}.stat.txt stat",
+                nextpnr_opts=f"--timing-allow-fail --seed {seed} --report {report_file}",
+            )
+        except Exception as error:  # subprocess failures surface with the tool's log
+            raise SynthError(f"{board} build failed: {error}; logs in {build_dir}") from error
+    wall = time.monotonic() - start
+    fmax, constraint, resources = parse_nextpnr_report(build_dir / report_file)
+    bitstream = build_dir / f"{name}.{desc.get('bitstream_ext', 'bin')}"
+    if not bitstream.is_file():
+        raise SynthError(f"no bitstream at {bitstream}")
+    return {
+        "board": board,
+        "config": config.name,
+        "seed": seed,
+        "fmax_mhz": round(fmax, 2),
+        "target_mhz": config.target_mhz,
+        "clock_mhz": round(constraint, 3),
+        "timing_met": fmax >= config.target_mhz,
+        "resources": resources,
+        "bitstream": str(bitstream.relative_to(ROOT) if bitstream.is_relative_to(ROOT)
+                         else bitstream),
+        "wall_s": round(wall, 1),
+    }

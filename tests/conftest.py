@@ -1,0 +1,22 @@
+"""Shared fixtures: the pinned toolchain and a build folder outside the system temp folder.
+
+YoWASP tools cannot see absolute paths inside the system temp folder, so tool runs use
+``build/tests/<test name>`` under the repository instead of pytest's ``tmp_path``.
+"""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def build_dir(request):
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])
+    path = ROOT / "build" / "tests" / Path(request.node.fspath).stem / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path

@@ -1,0 +1,83 @@
+"""The config contract: presets, derived values and one test per error message."""
+
+import dataclasses
+
+import pytest
+
+from hdl.config import PRESETS, TesseraConfig, preset
+
+
+def test_presets_table():
+    table = {name: (c.dim, c.target_mhz) for name, c in PRESETS.items()}
+    assert table == {"micro": (2, 50.0), "tiny": (4, 30.0), "small": (8, 80.0),
+                     "large": (12, 75.0), "asic": (16, 100.0)}
+    for name, config in PRESETS.items():
+        assert config.name == name
+        assert (config.act_width, config.weight_width, config.acc_width) == (8, 8, 32)
+        assert config.act_signed and config.weight_signed
+
+
+def test_dsp_budgets():
+    assert preset("tiny").dsp_count == 8          # iCE40UP5K has 8 SB_MAC16
+    assert preset("small").dsp_count == 28        # LFE5U-25F has 28 MULT18X18D
+    assert preset("large").dsp_count == 144       # LFE5U-85F has 156
+    assert preset("asic").dsp_count == 0
+    tiny = preset("tiny")
+    kinds = [tiny.pe_multiplier(r, c) for r in range(4) for c in range(4)]
+    assert kinds == ["dsp"] * 8 + ["lut"] * 8
+
+
+def test_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        preset("tiny").dim = 5
+
+
+def test_any_positive_dim():
+    assert TesseraConfig(dim=7).macs_per_cycle == 49
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(dim=0), ValueError, r"^dim must be a positive integer, not 0$"),
+    (dict(dim=-3), ValueError, r"^dim must be a positive integer, not -3$"),
+    (dict(dim=2.0), TypeError, r"^dim must be an integer, not 2\.0$"),
+    (dict(dim=True), TypeError, r"^dim must be an integer, not True$"),
+    (dict(act_width=0), ValueError, r"^act_width must be a positive integer, not 0$"),
+    (dict(weight_width="8"), TypeError, r"^weight_width must be an integer, not '8'$"),
+    (dict(act_signed=1), TypeError, r"^act_signed must be a bool, not 1$"),
+    (dict(weight_signed=None), TypeError, r"^weight_signed must be a bool, not None$"),
+    (dict(acc_width=15), ValueError,
+     r"^acc_width must be at least act_width \+ weight_width \(16\), not 15$"),
+    (dict(tag_width=0), ValueError, r"^tag_width must be a positive integer, not 0$"),
+    (dict(target_mhz="fast"), TypeError, r"^target_mhz must be a real number, not 'fast'$"),
+    (dict(target_mhz=0), ValueError, r"^target_mhz must be positive, not 0$"),
+    (dict(multiplier="wallace"), ValueError,
+     r"^multiplier must be one of behavioural, lut, dsp, not 'wallace'$"),
+    (dict(multiplier="dsp", max_dsp=-1), ValueError,
+     r"^max_dsp must be an integer of at least 0, not -1$"),
+    (dict(max_dsp=4), ValueError, r"^max_dsp only applies to multiplier='dsp', not 'behavioural'$"),
+    (dict(name=3), TypeError, r"^name must be a string, not 3$"),
+])
+def test_config_errors(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        TesseraConfig(**kwargs)
+
+
+def test_replace_checks_names_and_values():
+    with pytest.raises(TypeError, match=r"^TesseraConfig has no parameter 'dims'$"):
+        preset("tiny").replace(dims=3)
+    with pytest.raises(ValueError, match=r"^dim must be a positive integer, not 0$"):
+        preset("tiny").replace(dim=0)
+    assert preset("tiny").replace(dim=6).dim == 6
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match=r"^Unknown config 'huge'; presets are micro, tiny, "
+                                         r"small, large, asic$"):
+        preset("huge")
+    with pytest.raises(TypeError, match=r"^Preset name must be a string, not 4$"):
+        preset(4)
+
+
+def test_pe_outside_array():
+    with pytest.raises(ValueError, match=r"^PE \(4, 0\) is outside a 4x4 array$"):
+        preset("tiny").pe_multiplier(4, 0)

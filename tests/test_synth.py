@@ -1,0 +1,76 @@
+"""FPGA build path: PLL settings, report parsing and a small iCE40 smoke build."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from boards.ice40_pll import ice40_pll_settings
+from sw.cli import main
+from sw.synth import ROOT, parse_nextpnr_report
+from sw.toolchain import use_toolchain
+
+
+@pytest.mark.parametrize("f_out", [16.0, 30.0, 40.0, 48.0, 50.0, 66.0, 100.0])
+def test_pll_settings_match_icepll(f_out):
+    """Our divider search against the icestorm project's own icepll."""
+    use_toolchain()
+    out = subprocess.run(["yowasp-icepll", "-p", "-i", "12", "-o", str(f_out)],
+                         capture_output=True, text=True, check=True).stdout
+    want = {key: int(re.search(rf"{key}:\s+(\d+)", out).group(1))
+            for key in ("DIVR", "DIVF", "DIVQ", "FILTER_RANGE")}
+    got = ice40_pll_settings(12.0, f_out)
+    assert (got.divr, got.divf, got.divq, got.filter_range) == tuple(want.values())
+    achieved = float(re.search(r"F_PLLOUT:\s+([\d.]+) MHz \(achieved\)", out).group(1))
+    assert got.f_out_mhz == pytest.approx(achieved, abs=1e-3)  # icepll prints 3 decimals
+
+
+def test_pll_rejects_out_of_range():
+    with pytest.raises(ValueError, match=r"^iCE40 PLL output must lie in 16\.\.275 MHz, not 5$"):
+        ice40_pll_settings(12.0, 5)
+
+
+def test_parse_report(tmp_path):
+    report = {"fmax": {"clk12": {"achieved": 200.0, "constraint": 12.0},
+                       "clk": {"achieved": 41.5, "constraint": 30.0}},
+              "utilization": {"ICESTORM_LC": {"used": 10, "available": 5280}}}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(report))
+    assert parse_nextpnr_report(path) == (41.5, 30.0, {"ICESTORM_LC": [10, 5280]})
+
+
+def test_unknown_board():
+    from sw.synth import synth
+    with pytest.raises(ValueError, match=r"^Unknown board 'zedboard'; boards are icebreaker$"):
+        synth("zedboard")
+
+
+def test_icebreaker_smoke_build(capsys):
+    """The micro array on the iCEBreaker through yosys, nextpnr and icepack."""
+    code = main(["synth", "--board", "icebreaker", "--config", "micro", "--seed", "3", "--json"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("board", "config", "seed", "fmax_mhz", "target_mhz", "timing_met", "resources",
+                "bitstream"):
+        assert key in report
+    assert (report["board"], report["config"], report["seed"]) == ("icebreaker", "micro", 3)
+    assert report["target_mhz"] == 50.0
+    assert code == (0 if report["timing_met"] else 1)
+    assert report["timing_met"] == (report["fmax_mhz"] >= 50.0)
+    used, available = report["resources"]["ICESTORM_LC"]
+    assert 0 < used <= available == 5280
+    assert report["resources"]["ICESTORM_PLL"] == [1, 1]
+    # micro multiplies behaviourally; synth_ice40 -dsp maps all 4 multipliers to DSPs.
+    assert report["resources"]["ICESTORM_DSP"][0] == 4
+    bitstream = ROOT / report["bitstream"]
+    assert bitstream.stat().st_size > 100_000   # a UP5K image is ~104 kB
+
+
+@pytest.mark.slow
+def test_icebreaker_default_build_via_cli():
+    """`tessera synth` as a user runs it: default config, table output, exit status."""
+    result = subprocess.run([sys.executable, "-m", "sw.cli", "synth"], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert "ICESTORM_DSP" in result.stdout
+    assert result.returncode == (0 if re.search(r"timing_met\s+True", result.stdout) else 1)
