@@ -9,7 +9,7 @@ CONFIG     ?=
 SEED       ?= 1
 JOBS       ?= 2
 
-.PHONY: all test test-quick synth verilog clean distclean
+.PHONY: all test test-quick synth verilog lint bench clean distclean
 
 all: test
 
@@ -34,6 +34,14 @@ synth: $(STAMP)
 ## make verilog [CONFIG=tiny]: Verilog of the array under build/verilog/<config>.
 verilog: $(STAMP)
 	$(TESSERA) verilog --config $(or $(CONFIG),tiny) -o build/verilog/$(or $(CONFIG),tiny)
+
+## make lint: Verilator --lint-only -Wall and yosys check -assert on every preset's Verilog.
+lint: $(STAMP)
+	$(PY) -m sw.lint
+
+## make bench: throughput, simulation speed and full-size FPGA builds; results in build/bench/.
+bench: $(STAMP)
+	$(PY) -m bench
 
 clean:
 	rm -rf build sim_build .pytest_cache results.xml

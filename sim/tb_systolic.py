@@ -99,7 +99,7 @@ class TB:
 
 def check(results, workload, context):
     assert len(results) == len(workload.expected)
-    for i, (got, want) in enumerate(zip(results, workload.expected)):
+    for i, (got, want) in enumerate(zip(results, workload.expected, strict=True)):
         assert got == want, f"{context}: first mismatch at result row {i}: got {got}, want {want}"
 
 

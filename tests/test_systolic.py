@@ -66,7 +66,7 @@ def run_array(config, workload, *, seed, stall_in=0.0, stall_out=0.0, hold_resul
 def check_results(workload, results, context):
     assert len(results) == len(workload.expected), (
         f"{context}: got {len(results)} of {len(workload.expected)} result rows")
-    for i, (got, want) in enumerate(zip(results, workload.expected)):
+    for i, (got, want) in enumerate(zip(results, workload.expected, strict=True)):
         assert got == want, f"{context}: first mismatch at result row {i}: got {got}, want {want}"
 
 
@@ -251,32 +251,38 @@ def test_pe_timing_and_swap():
         shadow = s["w"] if s["w_en"] else shadow
 
 
+def _multiplier_mismatches(a_shape, b_shape, implementation, pairs):
+    """(a, b, got) for every operand pair (given as raw bits) where the product is wrong."""
+    a, b = Signal(a_shape), Signal(b_shape)
+    p = Signal(signed(a_shape.width + b_shape.width + 1))
+    m = Module()
+    m.d.comb += p.eq(multiply(a, b, implementation))
+    mismatches = []
+
+    async def bench(ctx):
+        for x, y in pairs:
+            ctx.set(a.as_unsigned(), x)
+            ctx.set(b.as_unsigned(), y)
+            av, bv = ctx.get(a), ctx.get(b)
+            if ctx.get(p) != av * bv:
+                mismatches.append((av, bv, ctx.get(p)))
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    return mismatches
+
+
 @pytest.mark.parametrize("a_signed", [True, False])
 @pytest.mark.parametrize("b_signed", [True, False])
 @pytest.mark.parametrize("implementation", ["lut", "behavioural"])
 def test_multiplier_exhaustive(a_signed, b_signed, implementation):
     """Every 6-bit x 5-bit operand pair, and the int8 corners, against Python's product."""
-    for wa, wb in [(6, 5), (8, 8)]:
-        a = Signal(signed(wa) if a_signed else unsigned(wa))
-        b = Signal(signed(wb) if b_signed else unsigned(wb))
-        p = Signal(signed(wa + wb + 1))
-        m = Module()
-        m.d.comb += p.eq(multiply(a, b, implementation))
-        if wa == 6:
-            pairs = [(x, y) for x in range(1 << wa) for y in range(1 << wb)]
-        else:
-            corners = edge_values(8, True) + edge_values(8, False) + [-127, 126, 2, 127]
-            pairs = [(x & 0xFF, y & 0xFF) for x in corners for y in corners]
-        mismatches = []
-
-        async def bench(ctx):
-            for x, y in pairs:
-                ctx.set(a.as_unsigned(), x)
-                ctx.set(b.as_unsigned(), y)
-                av, bv = ctx.get(a), ctx.get(b)
-                if ctx.get(p) != av * bv:
-                    mismatches.append((av, bv, ctx.get(p)))
-        sim = Simulator(m)
-        sim.add_testbench(bench)
-        sim.run()
-        assert not mismatches, f"{wa}x{wb}: first mismatch (a, b, got) = {mismatches[0]}"
+    def shape(width, is_signed):
+        return signed(width) if is_signed else unsigned(width)
+    small = [(x, y) for x in range(1 << 6) for y in range(1 << 5)]
+    bad = _multiplier_mismatches(shape(6, a_signed), shape(5, b_signed), implementation, small)
+    assert not bad, f"6x5: first mismatch (a, b, got) = {bad[0]}"
+    corners = edge_values(8, True) + edge_values(8, False) + [-127, 126, 2, 127]
+    int8 = [(x & 0xFF, y & 0xFF) for x in corners for y in corners]
+    bad = _multiplier_mismatches(shape(8, a_signed), shape(8, b_signed), implementation, int8)
+    assert not bad, f"8x8: first mismatch (a, b, got) = {bad[0]}"
