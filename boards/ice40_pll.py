@@ -2,12 +2,11 @@
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, Instance, Module
+from amaranth.hdl import Instance, Module
 from amaranth.lib import wiring
-from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import Out
 
-__all__ = ["ICE40PLL", "PLLSettings", "ice40_pll_settings", "pll_domain"]
+__all__ = ["ICE40PLL", "PLLSettings", "ice40_pll_settings"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class ICE40PLL(wiring.Component):
     """``SB_PLL40_PAD`` driving ``clk`` from the pad; ``locked`` once its output is stable.
 
     The owner of the clock domain connects ``clk`` and holds the domain in reset until
-    ``locked`` (see :func:`pll_domain`).
+    ``locked`` (see :func:`boards.clocking.pll_domain`).
 
     Members
     -------
@@ -63,9 +62,10 @@ class ICE40PLL(wiring.Component):
     clk: Out(1)
     locked: Out(1)
 
-    def __init__(self, pad, settings):
+    def __init__(self, pad, f_in_mhz, f_out_mhz):
         self.pad = pad
-        self.settings = settings
+        self.settings = ice40_pll_settings(f_in_mhz, f_out_mhz)
+        self.f_out_mhz = self.settings.f_out_mhz
         super().__init__()
 
     def elaborate(self, platform):
@@ -81,17 +81,3 @@ class ICE40PLL(wiring.Component):
             o_LOCK=self.locked,
         )
         return m
-
-
-def pll_domain(m, platform, pad, settings, domain="sync"):
-    """Define ``domain`` in ``m``, clocked by an :class:`ICE40PLL` on ``pad``.
-
-    The domain's reset is released synchronously, two PLL clocks after lock.
-    """
-    cd = ClockDomain(domain)
-    m.domains += cd
-    m.submodules[f"{domain}_pll"] = pll = ICE40PLL(pad, settings)
-    m.d.comb += cd.clk.eq(pll.clk)
-    m.submodules[f"{domain}_reset_sync"] = ResetSynchronizer(~pll.locked, domain=domain)
-    platform.add_clock_constraint(cd.clk, settings.f_out_mhz * 1e6)
-    return pll

@@ -1,47 +1,23 @@
-"""iCEBreaker (iCE40UP5K-SG48): the default board."""
+"""iCEBreaker (iCE40UP5K-SG48): the default board, with the ``tiny`` array."""
 
-from amaranth.hdl import Module
-from amaranth.lib import io, wiring
+from functools import partial
+
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
-from .ice40_pll import ice40_pll_settings, pll_domain
-from .selftest import SelfTest
+from .ice40_pll import ICE40PLL
+from .selftest import SelfTestTop
 
-__all__ = ["ICEBreakerTop", "BOARD"]
-
-
-class ICEBreakerTop(wiring.Component):
-    """PLL from the 12 MHz oscillator to ``config.target_mhz``, the self-test harness, LEDs.
-
-    Green LED: XOR of the checksum bits (flickers while the array runs); red LED: the array's
-    error flag.
-    """
-
-    def __init__(self, config):
-        self.config = config
-        super().__init__({})
-
-    def elaborate(self, platform):
-        m = Module()
-        clk12 = platform.request("clk12", dir="-")
-        settings = ice40_pll_settings(12.0, self.config.target_mhz)
-        pll_domain(m, platform, clk12, settings)
-        m.submodules.selftest = selftest = SelfTest(self.config)
-        m.submodules.led_g = led_g = io.Buffer("o", platform.request("led_g", dir="-"))
-        m.submodules.led_r = led_r = io.Buffer("o", platform.request("led_r", dir="-"))
-        m.d.comb += [
-            led_g.o.eq(selftest.checksum.xor()),
-            led_r.o.eq(selftest.error),
-        ]
-        return m
-
+__all__ = ["BOARD"]
 
 #: Build description used by :mod:`sw.synth`.
 BOARD = dict(
     name="icebreaker",
     platform=ICEBreakerPlatform,
-    top=ICEBreakerTop,
+    top=partial(SelfTestTop, clock="clk12", pll=ICE40PLL,
+                leds=lambda platform: (platform.request("led_g", dir="-"),
+                                       platform.request("led_r", dir="-"))),
     default_config="tiny",
-    family="ice40",
+    # Map `*` onto SB_MAC16; the config bounds how many PEs multiply with `*`.
     synth_opts="-dsp",
+    bitstream_ext="bin",
 )

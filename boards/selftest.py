@@ -6,12 +6,14 @@ reports an honest size and fmax for the array.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.wiring import Out
 
 from hdl.systolic import SystolicArray
 
-__all__ = ["SelfTest", "xorshift64"]
+from .clocking import pll_domain
+
+__all__ = ["SelfTest", "SelfTestTop", "xorshift64"]
 
 
 def xorshift64(state):
@@ -89,4 +91,44 @@ class SelfTest(wiring.Component):
             fold = fold ^ bits[i:i + 32]
         with m.If(array.results.valid):
             m.d.sync += self.checksum.eq(self.checksum.rotate_left(1) ^ fold)
+        return m
+
+
+class SelfTestTop(wiring.Component):
+    """A board running :class:`SelfTest` from a PLL at ``config.target_mhz``.
+
+    One LED shows the XOR of the checksum bits (it flickers while the array runs), the other
+    the array's error flag.
+
+    Parameters
+    ----------
+    config : TesseraConfig
+    clock : str
+        The board's oscillator resource; its frequency comes from the platform.
+    pll : callable
+        ``pll(port, f_in_mhz, f_out_mhz)`` returns a component with ``clk``, ``locked`` and
+        ``f_out_mhz`` (the frequency it really reaches).
+    leds : callable
+        ``leds(platform)`` requests the two LEDs and returns their ports ``(ok, error)``.
+    """
+
+    def __init__(self, config, *, clock, pll, leds):
+        self.config = config
+        self._clock, self._pll, self._leds = clock, pll, leds
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        f_in_mhz = platform.lookup(self._clock).clock.frequency / 1e6
+        pll = self._pll(platform.request(self._clock, dir="-"), f_in_mhz,
+                        self.config.target_mhz)
+        pll_domain(m, platform, pll, pll.f_out_mhz)
+        m.submodules.selftest = selftest = SelfTest(self.config)
+        ok_port, error_port = self._leds(platform)
+        m.submodules.led_ok = led_ok = io.Buffer("o", ok_port)
+        m.submodules.led_error = led_error = io.Buffer("o", error_port)
+        m.d.comb += [
+            led_ok.o.eq(selftest.checksum.xor()),
+            led_error.o.eq(selftest.error),
+        ]
         return m

@@ -119,7 +119,9 @@ class SystolicArray(wiring.Component):
         w_index = Signal(range(dim))
         w_is_last = w_index == dim - 1
         shadow_full = Signal()
-        swap_ready = ~self.acts.payload.swap | shadow_full
+        # A swap row waits for a completed tile. Gated by valid, so that `acts.ready` never
+        # depends on the payload of an empty beat (an undriven payload is X in 4-state sims).
+        swap_ready = ~(self.acts.valid & self.acts.payload.swap) | shadow_full
         in_flight = Signal(range(self.buffer_depth + 1))
         act_ready = (in_flight < self.buffer_depth) & swap_ready
         act_fire = self.acts.valid & act_ready

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Board name -> module in ``boards/`` holding its ``BOARD`` description.
 BOARDS = {
     "icebreaker": "boards.icebreaker",
+    "orangecrab-25f": "boards.orangecrab",
+    "ulx3s-85f": "boards.ulx3s",
 }
 
 

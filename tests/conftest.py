@@ -4,6 +4,7 @@ YoWASP tools cannot see absolute paths inside the system temp folder, so tool ru
 ``build/tests/<test name>`` under the repository instead of pytest's ``tmp_path``.
 """
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -20,3 +21,15 @@ def build_dir(request):
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
+
+
+#: The simulators every cocotb test runs on.
+SIMULATORS = ["verilator", "icarus"]
+
+
+def require_simulator(name):
+    """Skip (with the reason) when ``name`` is missing; under CI a missing simulator fails."""
+    if name == "icarus" and shutil.which("iverilog") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but Icarus Verilog (iverilog) is missing: .ci/run installs it")
+        pytest.skip("Icarus Verilog (iverilog) is not installed: apt-get install iverilog")

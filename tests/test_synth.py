@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from boards.ecp5_pll import ecp5_pll_settings
 from boards.ice40_pll import ice40_pll_settings
 from sw.cli import main
 from sw.synth import ROOT, parse_nextpnr_report
@@ -27,6 +28,20 @@ def test_pll_settings_match_icepll(f_out):
     assert got.f_out_mhz == pytest.approx(achieved, abs=1e-3)  # icepll prints 3 decimals
 
 
+@pytest.mark.parametrize("f_in, f_out", [(48, 80), (25, 75), (48, 50), (25, 100), (48, 64)])
+def test_ecp5_pll_settings_match_ecppll(f_in, f_out):
+    """Our divider search against prjtrellis' own ecppll."""
+    use_toolchain()
+    out = subprocess.run(["yowasp-ecppll", "-i", str(f_in), "-o", str(f_out)],
+                         capture_output=True, text=True, check=True).stdout
+    want = [int(re.search(rf"{label}:\s+(\d+)", out).group(1))
+            for label in ("Refclk divisor", "Feedback divisor", "clkout0 divisor")]
+    got = ecp5_pll_settings(f_in, f_out)
+    assert [got.clki_div, got.clkfb_div, got.clkop_div] == want
+    achieved = float(re.search(r"clkout0 frequency:\s+([\d.]+) MHz", out).group(1))
+    assert got.f_out_mhz == pytest.approx(achieved, rel=1e-4)
+
+
 def test_pll_rejects_out_of_range():
     with pytest.raises(ValueError, match=r"^iCE40 PLL output must lie in 16\.\.275 MHz, not 5$"):
         ice40_pll_settings(12.0, 5)
@@ -43,7 +58,8 @@ def test_parse_report(tmp_path):
 
 def test_unknown_board():
     from sw.synth import synth
-    with pytest.raises(ValueError, match=r"^Unknown board 'zedboard'; boards are icebreaker$"):
+    with pytest.raises(ValueError, match=r"^Unknown board 'zedboard'; boards are icebreaker, "
+                                         r"orangecrab-25f, ulx3s-85f$"):
         synth("zedboard")
 
 
@@ -65,6 +81,22 @@ def test_icebreaker_smoke_build(capsys):
     assert report["resources"]["ICESTORM_DSP"][0] == 4
     bitstream = ROOT / report["bitstream"]
     assert bitstream.stat().st_size > 100_000   # a UP5K image is ~104 kB
+
+
+@pytest.mark.parametrize("board, dsp_cell, dsps", [
+    ("orangecrab-25f", "MULT18X18D", 28),
+    # One smoke build per FPGA family in the quick subset; the second ECP5 board is slow.
+    pytest.param("ulx3s-85f", "MULT18X18D", 156, marks=pytest.mark.slow),
+])
+def test_ecp5_smoke_build(board, dsp_cell, dsps, capsys):
+    """The micro array through synth_ecp5, nextpnr-ecp5 and ecppack, with an EHXPLLL."""
+    main(["synth", "--board", board, "--config", "micro", "--json"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (report["board"], report["config"]) == (board, "micro")
+    assert report["resources"]["EHXPLLL"][0] == 1
+    assert report["resources"][dsp_cell] == [4, dsps]
+    assert report["timing_met"] == (report["fmax_mhz"] >= 50.0)
+    assert (ROOT / report["bitstream"]).stat().st_size > 100_000
 
 
 @pytest.mark.slow

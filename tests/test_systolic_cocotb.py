@@ -1,6 +1,7 @@
-"""The generated Verilog of the array under Verilator, driven by cocotb, against the model."""
+"""The generated Verilog of the array under Verilator and Icarus, driven by cocotb."""
 
 import pytest
+from conftest import SIMULATORS, require_simulator
 
 from hdl.config import TesseraConfig, preset
 from sim.cocotb_run import config_to_env, run_cocotb
@@ -16,12 +17,14 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("config, seed, stall", CASES,
                          ids=[f"{c.name}-dim{c.dim}-seed{s}-stall{p}" for c, s, p in CASES])
-def test_array_verilog_verilator(config, seed, stall, build_dir):
-    print(f"seed={seed} stall={stall} config={config}")
+def test_array_verilog(simulator, config, seed, stall, build_dir):
+    require_simulator(simulator)
+    print(f"simulator={simulator} seed={seed} stall={stall} config={config}")
     source = write_array_verilog(config, build_dir)
     run_cocotb(sources=[source], toplevel=ARRAY_TOP, test_module="sim.tb_systolic",
-               build_dir=build_dir / "sim_build",
+               build_dir=build_dir / "sim_build", simulator=simulator,
                env={"TESSERA_CONFIG": config_to_env(config), "TESSERA_SEED": str(seed),
                     "TESSERA_STALL": str(stall), "TESSERA_TILES": "8"})
