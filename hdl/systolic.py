@@ -2,11 +2,11 @@
 
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .multiplier import sum_shape
 from .pe import ProcessingElement
+from .response_buffer import ResponseBuffer
 
 __all__ = ["SystolicArray", "act_row_layout", "result_row_layout", "weight_row_layout"]
 
@@ -107,12 +107,16 @@ class SystolicArray(wiring.Component):
     @property
     def buffer_depth(self):
         """Result rows the output buffer holds: enough to run at full rate."""
-        return self.latency + 1
+        return self.latency + 1  # ResponseBuffer(latency - 1).depth
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         dim = cfg.dim
+
+        # --- Results leave through a credit-based buffer; it decides acts.ready. ---
+        m.submodules.buffer = buffer = ResponseBuffer(result_row_layout(cfg), self.latency - 1)
+        wiring.connect(m, wiring.flipped(self.results), buffer.output)
 
         # --- Weights into the shadow registers. ---
         w_fire = self.weights.valid & self.weights.ready
@@ -122,10 +126,10 @@ class SystolicArray(wiring.Component):
         # A swap row waits for a completed tile. Gated by valid, so that `acts.ready` never
         # depends on the payload of an empty beat (an undriven payload is X in 4-state sims).
         swap_ready = ~(self.acts.valid & self.acts.payload.swap) | shadow_full
-        in_flight = Signal(range(self.buffer_depth + 1))
-        act_ready = (in_flight < self.buffer_depth) & swap_ready
+        act_ready = buffer.ready & swap_ready
         act_fire = self.acts.valid & act_ready
         swap_fire = act_fire & self.acts.payload.swap
+        m.d.comb += buffer.issue.eq(act_fire)
 
         m.d.comb += [
             self.weights.ready.eq(~shadow_full | swap_fire),
@@ -177,31 +181,10 @@ class SystolicArray(wiring.Component):
             pes.append(row)
             psum_shape = out_shape
 
-        # --- De-skew the bottom row; valid and tag travel beside the array. ---
+        # --- De-skew the bottom row; the tag travels beside the array. ---
         bottom = [_delayed(m, pes[dim - 1][n].psum_out, dim - 1 - n, f"sum_c{n}")
                   for n in range(dim)]
-        to_buffer = self.latency - 1
-        out_valid = _delayed(m, act_fire, to_buffer, "valid")
-        out_tag = _delayed(m, self.acts.payload.tag, to_buffer, "tag")
-
-        result = Signal(result_row_layout(cfg))
-        m.d.comb += result.tag.eq(out_tag)
+        m.d.comb += buffer.data.tag.eq(_delayed(m, self.acts.payload.tag, buffer.latency, "tag"))
         for n in range(dim):
-            m.d.comb += result.row[n].eq(bottom[n])
-
-        m.submodules.buffer = buffer = SyncFIFO(
-            width=len(result.as_value()), depth=self.buffer_depth)
-        m.d.comb += [
-            buffer.w_en.eq(out_valid),
-            buffer.w_data.eq(result),
-            self.results.valid.eq(buffer.r_rdy),
-            self.results.payload.eq(buffer.r_data),
-            buffer.r_en.eq(self.results.ready),
-        ]
-
-        result_fire = self.results.valid & self.results.ready
-        with m.If(act_fire & ~result_fire):
-            m.d.sync += in_flight.eq(in_flight + 1)
-        with m.Elif(~act_fire & result_fire):
-            m.d.sync += in_flight.eq(in_flight - 1)
+            m.d.comb += buffer.data.row[n].eq(bottom[n])
         return m
