@@ -63,6 +63,19 @@ class TesseraConfig:
     max_dsp : int or None
         With ``multiplier="dsp"``: at most this many processing elements get a DSP multiplier;
         ``None`` means all of them.
+    sp_depth, sp_banks : int
+        Scratchpad rows (``dim`` activation lanes each) in all, and how many banks they are
+        split into (by the top address bits, so two banks are the two ping-pong halves).
+        Powers of two; at least 2 banks of at least ``dim`` rows each.
+    sp_single_port : bool
+        Scratchpad banks have one port (iCE40 SPRAM): a read and a write to the same bank in
+        one cycle conflict, and the write waits.
+    acc_depth, acc_banks : int
+        Accumulator rows (``dim`` lanes of ``acc_width``) in all, and their banks (at least 2:
+        one is accumulated into while the store path drains the other).
+    addr_width : int
+        Width of a row address in requests (an ISA field): wider than the memories need, so
+        that an out-of-range address can be detected and refused instead of wrapping.
 
     Raises
     ------
@@ -83,6 +96,12 @@ class TesseraConfig:
     target_mhz: float = 30.0
     multiplier: str = "behavioural"
     max_dsp: int | None = None
+    sp_depth: int = 1024
+    sp_banks: int = 2
+    sp_single_port: bool = False
+    acc_depth: int = 256
+    acc_banks: int = 2
+    addr_width: int = 16
 
     def __post_init__(self):
         if not isinstance(self.name, str):
@@ -110,8 +129,34 @@ class TesseraConfig:
             if self.multiplier != "dsp":
                 raise ValueError(
                     f"max_dsp only applies to multiplier='dsp', not {self.multiplier!r}")
+        _check_int("addr_width", self.addr_width, minimum=1)
+        _check_bool("sp_single_port", self.sp_single_port)
+        for memory in ("sp", "acc"):
+            depth, banks = getattr(self, f"{memory}_depth"), getattr(self, f"{memory}_banks")
+            _check_int(f"{memory}_depth", depth, minimum=1)
+            _check_int(f"{memory}_banks", banks, minimum=2)
+            if banks & (banks - 1):
+                raise ValueError(f"{memory}_banks must be a power of two, not {banks!r}")
+            if depth & (depth - 1):
+                raise ValueError(f"{memory}_depth must be a power of two, not {depth!r}")
+            # Double buffering: every bank holds at least one tile of dim rows.
+            if depth < banks * self.dim:
+                raise ValueError(f"{memory}_depth must be at least {memory}_banks * dim "
+                                 f"({banks * self.dim}), not {depth!r}")
+            if depth > 1 << self.addr_width:
+                raise ValueError(
+                    f"{memory}_depth must fit addr_width ({1 << self.addr_width} rows), "
+                    f"not {depth!r}")
 
     # Derived values: computed here once, never retyped elsewhere.
+
+    @property
+    def sp_bank_depth(self) -> int:
+        return self.sp_depth // self.sp_banks
+
+    @property
+    def acc_bank_depth(self) -> int:
+        return self.acc_depth // self.acc_banks
 
     @property
     def act_shape(self) -> Shape:
@@ -157,15 +202,20 @@ _BASE = TesseraConfig()
 #: Named presets (see the table in README.md).
 PRESETS = {
     # Tiny Tapeout on SKY130: a few hundred cells; no hard multipliers.
-    "micro": replace(_BASE, name="micro", dim=2, target_mhz=50.0),
+    "micro": replace(_BASE, name="micro", dim=2, target_mhz=50.0, sp_depth=8, acc_depth=8),
     # iCEBreaker (iCE40UP5K): 16 PEs, 8 SB_MAC16 DSPs, the other 8 multipliers in LUTs.
-    "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8),
+    # Scratchpad 512 x 32 bit (4 EBR), accumulator 2 x 128 x 128 bit (16 EBR) of 30.
+    "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
+                    sp_depth=512, acc_depth=256),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D for 64 PEs.
-    "small": replace(_BASE, name="small", dim=8, target_mhz=80.0, multiplier="dsp", max_dsp=28),
+    # Scratchpad 4096 x 64 bit, accumulator 1024 x 256 bit: 32 of 56 DP16KD.
+    "small": replace(_BASE, name="small", dim=8, target_mhz=80.0, multiplier="dsp", max_dsp=28,
+                     sp_depth=4096, acc_depth=1024),
     # ULX3S 85F (LFE5U-85F): 156 MULT18X18D for 144 PEs.
-    "large": replace(_BASE, name="large", dim=12, target_mhz=75.0, multiplier="dsp"),
+    "large": replace(_BASE, name="large", dim=12, target_mhz=75.0, multiplier="dsp",
+                     sp_depth=8192, acc_depth=2048),
     # Foundry flow: the synthesis tool maps the multipliers.
-    "asic": replace(_BASE, name="asic", dim=16, target_mhz=100.0),
+    "asic": replace(_BASE, name="asic", dim=16, target_mhz=100.0, sp_depth=4096, acc_depth=1024),
 }
 
 

@@ -1,0 +1,166 @@
+"""Accumulator: banked int32 row memory that overwrites or accumulates at full rate."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .response_buffer import ResponseBuffer
+from .sram import SRAM1R1W
+
+__all__ = ["Accumulator", "acc_read_layout", "acc_write_layout"]
+
+
+def acc_write_layout(config):
+    return data.StructLayout({
+        "addr": config.addr_width,
+        "row": data.ArrayLayout(config.acc_shape, config.dim),
+        "accumulate": 1,
+    })
+
+
+def acc_read_layout(config):
+    """A read answer; ``error`` marks a refused out-of-range address (``row`` is then zero)."""
+    return data.StructLayout({
+        "row": data.ArrayLayout(config.acc_shape, config.dim),
+        "error": 1,
+    })
+
+
+class Accumulator(wiring.Component):
+    """``config.acc_depth`` rows of ``dim`` lanes of ``acc_width`` bits in ``acc_banks`` banks.
+
+    A write overwrites its row or, with ``accumulate``, adds to it (wrapping modulo
+    ``2**acc_width``). Accumulating is a read-modify-write: the bank is read in the cycle the
+    write is accepted, the sum is formed and written in the next. The one write still in flight
+    is forwarded, so back-to-back accumulates into one row are exact at one row per cycle.
+
+    Each bank is one :class:`hdl.sram.SRAM1R1W`: its read port serves either the accumulate
+    or the store path (``read``) in a cycle. The accumulate goes first; a store read of the same
+    bank in that cycle waits, and the conflict is counted. With the store path draining one
+    bank while the array accumulates into another, both run at one row per cycle.
+
+    Timing:
+
+    - ``write``: always ready; one row per cycle; visible to reads accepted 2 or more cycles
+      later, and (through forwarding) to reads accepted the next cycle.
+    - ``read`` -> ``read_data``: one row per cycle, answer 2 cycles after the request (empty
+      response buffer). A read sees every write accepted in an earlier cycle.
+    - Back-pressure on ``read_data`` fills a 3-row buffer, then ``read.ready`` drops.
+    - An address at or above ``acc_depth`` is refused, never wrapped: a write is dropped, a
+      read answers a zero row with ``error`` set, and the sticky ``error`` output rises.
+
+    Members
+    -------
+    write : In(stream.Signature(acc_write_layout(config)))
+    read : In(stream.Signature(config.addr_width))
+    read_data : Out(stream.Signature(acc_read_layout(config)))
+    error : Out(1)
+    conflicts : Out(32)
+        Cycles a store read waited for an accumulate of the same bank.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        super().__init__({
+            "write": In(stream.Signature(acc_write_layout(config))),
+            "read": In(stream.Signature(config.addr_width)),
+            "read_data": Out(stream.Signature(acc_read_layout(config))),
+            "error": Out(1),
+            "conflicts": Out(32),
+        })
+
+    #: Cycles from an accepted read request to its answer on ``read_data``.
+    read_latency = 2
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        dim = cfg.dim
+        index_bits = (cfg.acc_bank_depth - 1).bit_length()
+        row_layout = data.ArrayLayout(cfg.acc_shape, dim)
+        banks = []
+        for b in range(cfg.acc_banks):
+            banks.append(SRAM1R1W(cfg.acc_bank_depth, dim * cfg.acc_width))
+            m.submodules[f"bank{b}"] = banks[-1]
+
+        # Stage 0: accept a write; an accumulate reads its bank.
+        w = self.write.payload
+        w_fire = self.write.valid
+        w_in_range = w.addr < cfg.acc_depth
+        w_bank = w.addr[index_bits:]
+        m.d.comb += self.write.ready.eq(1)
+
+        # Stage 1: the sum, written at the end of the cycle; `last_*` is the write before it.
+        s1_valid, s1_accumulate = Signal(), Signal()
+        s1_addr = Signal.like(w.addr)
+        s1_row = Signal(row_layout)
+        s1_bank = Signal.like(w_bank)
+        m.d.sync += [
+            s1_valid.eq(w_fire & w_in_range), s1_accumulate.eq(w.accumulate),
+            s1_addr.eq(w.addr), s1_row.eq(w.row), s1_bank.eq(w_bank),
+        ]
+        last_valid = Signal()
+        last_addr = Signal.like(w.addr)
+        last_row = Signal(row_layout)
+
+        def bank_data(bank_select):
+            """Row read from bank ``bank_select`` (the read issued in the previous cycle)."""
+            value = Signal(row_layout)
+            with m.Switch(bank_select):
+                for b, bank in enumerate(banks):
+                    with m.Case(b):
+                        m.d.comb += value.eq(bank.r_data)
+            return value
+
+        def forwarded(addr, stored):
+            """``stored``, or the row written in the previous cycle if it was ``addr``."""
+            value = Signal(row_layout)
+            m.d.comb += value.eq(stored)
+            with m.If(last_valid & (last_addr == addr)):
+                m.d.comb += value.eq(last_row)
+            return value
+
+        base = forwarded(s1_addr, bank_data(s1_bank))
+        total = Signal(row_layout)
+        for n in range(dim):
+            m.d.comb += total[n].eq(s1_row[n] + Mux(s1_accumulate, base[n], 0))
+        m.d.sync += [last_valid.eq(s1_valid), last_addr.eq(s1_addr), last_row.eq(total)]
+
+        # Store path: a read waits while an accumulate uses the same bank's read port.
+        m.submodules.response = response = ResponseBuffer(acc_read_layout(cfg), 1)
+        wiring.connect(m, wiring.flipped(self.read_data), response.output)
+        r_addr = self.read.payload
+        r_in_range = r_addr < cfg.acc_depth
+        r_bank = r_addr[index_bits:]
+        rmw_read = w_fire & w_in_range & w.accumulate
+        conflict = rmw_read & r_in_range & (r_bank == w_bank)
+        m.d.comb += self.read.ready.eq(response.ready & ~conflict)
+        r_fire = self.read.valid & self.read.ready
+        m.d.comb += response.issue.eq(r_fire)
+
+        for b, bank in enumerate(banks):
+            with m.If(rmw_read & (w_bank == b)):
+                m.d.comb += [bank.r_addr.eq(w.addr[:index_bits]), bank.r_en.eq(1)]
+            with m.Elif(r_fire & r_in_range & (r_bank == b)):
+                m.d.comb += [bank.r_addr.eq(r_addr[:index_bits]), bank.r_en.eq(1)]
+            m.d.comb += [
+                bank.w_addr.eq(s1_addr[:index_bits]),
+                bank.w_data.eq(total),
+                bank.w_en.eq(s1_valid & (s1_bank == b)),
+            ]
+
+        answer_addr = Signal.like(r_addr)
+        answer_error = Signal()
+        m.d.sync += [answer_addr.eq(r_addr), answer_error.eq(~r_in_range)]
+        # The write in stage 1 during the request lands at the end of that cycle, after the
+        # read: it is `last_*` now, so forward it.
+        answer = forwarded(answer_addr, bank_data(answer_addr[index_bits:]))
+        m.d.comb += [response.data.error.eq(answer_error)]
+        with m.If(~answer_error):
+            m.d.comb += response.data.row.eq(answer)
+
+        with m.If((r_fire & ~r_in_range) | (w_fire & ~w_in_range)):
+            m.d.sync += self.error.eq(1)
+        with m.If(self.read.valid & response.ready & conflict):
+            m.d.sync += self.conflicts.eq(self.conflicts + 1)
+        return m

@@ -1,0 +1,91 @@
+"""One SRAM bank, and the seam where a foundry flow puts a real SRAM macro.
+
+Design choice (the memory seam): every memory of Tessera is a :class:`SRAM1R1W`. For FPGAs and
+simulation it elaborates to an inline ``lib.memory.Memory``, which yosys maps to block RAM
+(iCE40 EBR, ECP5 DP16KD). Elaborated for a platform whose ``sram_macros`` attribute is true
+(the foundry handoff), it becomes an ``Instance`` of ``tessera_sram_1r1w_<depth>x<width>``:
+one module name per memory shape, however many instances share it, whose behavioural body
+:func:`sram_behavioural_verilog` emits once, separately, so that a real macro can replace that
+file without touching the rest. An ``Instance`` was chosen over renaming modules after
+elaboration because Amaranth 0.5 names an inlined memory after its place in the hierarchy, so a
+rename pass would have to find and merge identical modules, while the ``Instance`` makes the
+boundary explicit in the RTL itself.
+"""
+
+from amaranth.back import verilog
+from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SRAM1R1W", "sram_behavioural_verilog", "sram_module_name"]
+
+
+def sram_module_name(depth, width):
+    return f"tessera_sram_1r1w_{depth}x{width}"
+
+
+class SRAM1R1W(wiring.Component):
+    """Synchronous memory with one read and one write port, ``depth`` rows of ``width`` bits.
+
+    Timing: ``r_data`` is the row at ``r_addr`` one cycle after ``r_en``, and holds while
+    ``r_en`` is low. A read and a write of the same row in one cycle return the old row (not
+    transparent, like most SRAM macros); the new row is read from the next cycle on.
+    Contents are undefined after power-up (zero in simulation).
+
+    Members
+    -------
+    r_addr, r_en, r_data : read port.
+    w_addr, w_en, w_data : write port.
+    """
+
+    def __init__(self, depth, width):
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"SRAM depth must be a positive integer, not {depth!r}")
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"SRAM width must be a positive integer, not {width!r}")
+        self.depth, self.width = depth, width
+        super().__init__({
+            "r_addr": In(range(depth)),
+            "r_en": In(1),
+            "r_data": Out(width),
+            "w_addr": In(range(depth)),
+            "w_en": In(1),
+            "w_data": In(width),
+        })
+
+    @property
+    def module_name(self):
+        return sram_module_name(self.depth, self.width)
+
+    def elaborate(self, platform):
+        if getattr(platform, "sram_macros", False):
+            return Instance(
+                self.module_name,
+                i_clk=ClockSignal(),
+                i_r_addr=self.r_addr, i_r_en=self.r_en, o_r_data=self.r_data,
+                i_w_addr=self.w_addr, i_w_en=self.w_en, i_w_data=self.w_data,
+            )
+        m = Module()
+        m.submodules.memory = memory = Memory(shape=unsigned(self.width), depth=self.depth,
+                                              init=[])
+        read = memory.read_port()
+        write = memory.write_port()
+        m.d.comb += [
+            read.addr.eq(self.r_addr), read.en.eq(self.r_en), self.r_data.eq(read.data),
+            write.addr.eq(self.w_addr), write.en.eq(self.w_en), write.data.eq(self.w_data),
+        ]
+        return m
+
+
+def sram_behavioural_verilog(depth, width):
+    """Verilog of the behavioural model of one memory shape, as module ``sram_module_name``.
+
+    Its ports are exactly those of the ``Instance``: ``clk`` and the two ports, no reset (an
+    SRAM has none).
+    """
+    m = Module()
+    m.domains.sync = sync = ClockDomain("sync", reset_less=True)
+    m.submodules.sram = sram = SRAM1R1W(depth, width)
+    ports = [sync.clk, sram.r_addr, sram.r_en, sram.r_data, sram.w_addr, sram.w_en, sram.w_data]
+    return verilog.convert(m, name=sram.module_name, ports=ports, emit_src=False)

@@ -1,0 +1,203 @@
+"""Scratchpad and accumulator in the Amaranth simulator, against their golden models."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hdl.accumulator import Accumulator
+from hdl.config import TesseraConfig
+from hdl.scratchpad import Scratchpad
+from sim.memory_model import AccumulatorModel, ScratchpadModel, replay
+from sim.streams import idle_cycles, stream_get, stream_put
+from sim.workload import random_operands
+
+CLOCK = 1e-6
+
+
+def run_memory(dut, writes, reads, *, seed, stall=0.0, max_cycles=20_000, probes=()):
+    """Drive ``writes`` (payload dicts) and ``reads`` (addresses) concurrently.
+
+    ``probes`` are extra background testbenches. Returns the log of accepted requests per
+    cycle, the answers and the final error flag.
+    """
+    rng = np.random.default_rng(seed)
+    log, answers, cycle, error = [], [], [0], []
+
+    async def writer(ctx):
+        for payload in writes:
+            await stream_put(ctx, dut.write, payload, idle=idle_cycles(rng, stall))
+
+    async def reader(ctx):
+        for addr in reads:
+            await stream_put(ctx, dut.read, addr, idle=idle_cycles(rng, stall))
+
+    async def consumer(ctx):
+        for _ in reads:
+            payload = await stream_get(ctx, dut.read_data, idle=idle_cycles(rng, stall))
+            answers.append(([int(v) for v in payload.row], bool(payload.error)))
+
+    async def monitor(ctx):
+        async for _, _, wv, wr, wp, rv, rr, rp, err in ctx.tick().sample(
+                dut.write.valid, dut.write.ready, dut.write.payload,
+                dut.read.valid, dut.read.ready, dut.read.payload, dut.error):
+            if rv and rr:
+                log.append((cycle[0], "read", int(rp)))
+            if wv and wr:
+                accumulate = bool(getattr(wp, "accumulate", 0))
+                log.append((cycle[0], "write",
+                            (int(wp.addr), [int(v) for v in wp.row], accumulate)))
+            error.append(bool(err))
+            cycle[0] += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    for bench in (writer, reader, consumer):
+        sim.add_testbench(bench)
+    for bench in (monitor, *probes):
+        sim.add_testbench(bench, background=True)
+    sim.run_until(CLOCK * max_cycles)
+    return log, answers, error[-1] if error else False
+
+
+def random_addresses(rng, count, depth, addr_width, hot=None, out_of_range=0.0):
+    """Addresses in range, a share of them repeating a few hot rows, some out of range."""
+    addrs = rng.integers(0, depth, size=count)
+    if hot is not None:
+        mask = rng.random(count) < 0.4
+        addrs[mask] = rng.choice(hot, size=int(mask.sum()))
+    bad = rng.random(count) < out_of_range
+    addrs[bad] = rng.integers(depth, 1 << addr_width, size=int(bad.sum()))
+    return [int(a) for a in addrs]
+
+
+def check_answers(log, answers, model, context):
+    want = replay(model, log)
+    assert len(answers) == len(want), f"{context}: {len(answers)} answers, want {len(want)}"
+    for i, (got, expected) in enumerate(zip(answers, want, strict=True)):
+        assert got == expected, f"{context}: first mismatch at read {i}: {got} != {expected}"
+
+
+SMALL = TesseraConfig(dim=3, sp_depth=32, acc_depth=16, addr_width=8)
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.3], ids=["idle", "stalls"])
+@pytest.mark.parametrize("single_port", [False, True], ids=["1r1w", "single-port"])
+def test_scratchpad_random(stall, single_port):
+    seed = 40 + int(stall * 10) + single_port
+    config = SMALL.replace(sp_single_port=single_port)
+    print(f"seed={seed} config={config}")
+    rng = np.random.default_rng(seed)
+    hot = [0, 1, config.sp_depth - 1]
+    waddr = random_addresses(rng, 300, config.sp_depth, config.addr_width, hot, 0.03)
+    writes = [{"addr": a, "row": [int(v) for v in random_operands(rng, 3, 8, True)]}
+              for a in waddr]
+    reads = random_addresses(rng, 300, config.sp_depth, config.addr_width, hot, 0.03)
+    dut = Scratchpad(config)
+    log, answers, error = run_memory(dut, writes, reads, seed=seed, stall=stall)
+    model = ScratchpadModel(config)
+    check_answers(log, answers, model, f"seed={seed}")
+    assert error == model.error == True  # noqa: E712 (some addresses were out of range)
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.3], ids=["idle", "stalls"])
+def test_accumulator_random(stall):
+    seed = 50 + int(stall * 10)
+    config = SMALL
+    print(f"seed={seed} config={config}")
+    rng = np.random.default_rng(seed)
+    hot = [0, 5, config.acc_depth - 1]
+    waddr = random_addresses(rng, 400, config.acc_depth, config.addr_width, hot, 0.03)
+    writes = [{"addr": a, "accumulate": int(rng.random() < 0.7),
+               "row": [int(v) for v in random_operands(rng, 3, 32, True)]} for a in waddr]
+    reads = random_addresses(rng, 300, config.acc_depth, config.addr_width, hot, 0.03)
+    dut = Accumulator(config)
+    log, answers, error = run_memory(dut, writes, reads, seed=seed, stall=stall)
+    model = AccumulatorModel(config)
+    check_answers(log, answers, model, f"seed={seed}")
+    assert error == model.error == True  # noqa: E712
+
+
+def test_accumulate_same_row_every_cycle_at_full_rate():
+    """Accumulates into one row on consecutive cycles, then into two rows alternately, with
+    wrap-around; then the rows are read back."""
+    config = SMALL
+    rng = np.random.default_rng(7)
+    writes = ([{"addr": 3, "accumulate": int(i > 0),
+                "row": [int(v) for v in random_operands(rng, 3, 32, True)]} for i in range(20)]
+              + [{"addr": 3 + (i % 2), "accumulate": 1, "row": [2**31 - 1, -2**31, 1]}
+                 for i in range(10)])
+    reads = [3, 4, 3]
+    dut = Accumulator(config)
+    answers = []
+
+    async def bench(ctx):
+        for payload in writes:
+            await stream_put(ctx, dut.write, payload)
+        for addr in reads:
+            await stream_put(ctx, dut.read, addr)
+            payload = await stream_get(ctx, dut.read_data)
+            answers.append([int(v) for v in payload.row])
+    accepted = []
+
+    async def monitor(ctx):
+        count = 0
+        async for _, _, valid, ready in ctx.tick().sample(dut.write.valid, dut.write.ready):
+            if valid and ready:
+                accepted.append(count)
+            count += 1
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.add_testbench(monitor, background=True)
+    sim.run_until(CLOCK * 500)
+    assert accepted == list(range(accepted[0], accepted[0] + len(writes))), "a write stalled"
+    model = AccumulatorModel(config)
+    for payload in writes:
+        model.write(payload["addr"], payload["row"], payload["accumulate"])
+    assert answers == [model.read(a)[0] for a in reads]
+
+
+@pytest.mark.parametrize("memory", ["scratchpad", "accumulator"])
+def test_ports_run_at_full_rate_on_different_banks(memory):
+    """Writes into bank 0 and reads of bank 1, every cycle, no conflicts, no stalls."""
+    config = SMALL
+    rng = np.random.default_rng(11)
+    depth = config.sp_depth if memory == "scratchpad" else config.acc_depth
+    half = depth // 2
+    n = 40
+    if memory == "scratchpad":
+        dut = Scratchpad(config.replace(sp_single_port=True))
+        writes = [{"addr": int(a), "row": [1, 2, 3]} for a in rng.integers(0, half, n)]
+    else:
+        dut = Accumulator(config)
+        writes = [{"addr": int(a), "accumulate": 1, "row": [1, 2, 3]}
+                  for a in rng.integers(0, half, n)]
+    reads = [int(a) for a in rng.integers(half, depth, n)]
+    log, answers, _ = run_memory(dut, writes, reads, seed=11)
+    for kind in ("read", "write"):
+        cycles = [c for c, k, _ in log if k == kind]
+        assert cycles == list(range(cycles[0], cycles[0] + n)), f"{kind} port stalled"
+    assert len(answers) == n
+
+
+def test_same_bank_conflicts_are_counted_and_correct():
+    """Accumulates and store reads in one bank: reads wait, conflicts counted, data right."""
+    config = SMALL
+    rng = np.random.default_rng(12)
+    half = config.acc_depth // 2
+    writes = [{"addr": int(a), "accumulate": 1,
+               "row": [int(v) for v in random_operands(rng, 3, 32, True)]}
+              for a in rng.integers(0, half, 50)]
+    reads = [int(a) for a in rng.integers(0, half, 50)]
+    dut = Accumulator(config)
+    conflicts, waited = [], [0]
+
+    async def probe(ctx):
+        async for _, _, value, valid, ready in ctx.tick().sample(
+                dut.conflicts, dut.read.valid, dut.read.ready):
+            conflicts.append(value)
+            waited[0] += valid and not ready
+    log, answers, _ = run_memory(dut, writes, reads, seed=12, probes=[probe])
+    check_answers(log, answers, AccumulatorModel(config), "seed=12")
+    # The consumer is always ready, so every cycle a read waited was a bank conflict.
+    assert conflicts[-1] == waited[0] > 0
