@@ -17,6 +17,13 @@ def test_presets_table():
         assert config.act_signed and config.weight_signed
 
 
+def test_memory_geometry():
+    tiny = preset("tiny")
+    assert (tiny.sp_bank_depth, tiny.acc_bank_depth) == (256, 128)
+    for config in PRESETS.values():
+        assert config.sp_bank_depth >= config.dim and config.acc_bank_depth >= config.dim
+
+
 def test_dsp_budgets():
     assert preset("tiny").dsp_count == 8          # iCE40UP5K has 8 SB_MAC16
     assert preset("small").dsp_count == 28        # LFE5U-25F has 28 MULT18X18D
@@ -56,6 +63,16 @@ def test_any_positive_dim():
      r"^max_dsp must be an integer of at least 0, not -1$"),
     (dict(max_dsp=4), ValueError, r"^max_dsp only applies to multiplier='dsp', not 'behavioural'$"),
     (dict(name=3), TypeError, r"^name must be a string, not 3$"),
+    (dict(addr_width=0), ValueError, r"^addr_width must be a positive integer, not 0$"),
+    (dict(sp_single_port="yes"), TypeError, r"^sp_single_port must be a bool, not 'yes'$"),
+    (dict(sp_depth=0), ValueError, r"^sp_depth must be a positive integer, not 0$"),
+    (dict(sp_banks=1), ValueError, r"^sp_banks must be an integer of at least 2, not 1$"),
+    (dict(acc_banks=3), ValueError, r"^acc_banks must be a power of two, not 3$"),
+    (dict(acc_depth=48), ValueError, r"^acc_depth must be a power of two, not 48$"),
+    (dict(dim=8, acc_depth=8), ValueError,
+     r"^acc_depth must be at least acc_banks \* dim \(16\), not 8$"),
+    (dict(sp_depth=1 << 17), ValueError,
+     r"^sp_depth must fit addr_width \(65536 rows\), not 131072$"),
 ])
 def test_config_errors(kwargs, error, message):
     with pytest.raises(error, match=message):
