@@ -1,8 +1,18 @@
 """Formal harness: the accumulator against a reference memory, under any input sequence."""
 
 from amaranth.asserts import AnySeq, Initial
-from amaranth.hdl import Array, Assert, Assume, Cover, Elaboratable, Module, Mux, ResetSignal
-from amaranth.hdl import Signal, Value
+from amaranth.hdl import (
+    Array,
+    Assert,
+    Assume,
+    Cover,
+    Elaboratable,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+    Value,
+)
 
 from hdl.accumulator import Accumulator, acc_read_layout
 

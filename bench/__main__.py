@@ -1,0 +1,233 @@
+"""``python -m bench``: measure, print an aligned table, write ``build/bench/results.json``.
+
+1. Sustained MACs per cycle of the array while streaming (compiled Verilator harness).
+2. Simulated cycles per second of that harness (no Python in the per-cycle loop).
+3. Cycles per second of the cocotb testbench on Verilator and, if installed, Icarus.
+4. Cycles per second of the Amaranth simulator.
+5. Synthesis and place-and-route wall time per board (skip with ``--no-synth``).
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+
+from hdl.config import PRESETS, TesseraConfig
+
+from . import BUILD, ROOT
+from .simspeed import amaranth_speed, cocotb_speed, icarus_available
+from .verilator_bench import build_harness, macs_per_cycle, run_harness
+
+#: Activation rows per Verilator harness run, runs of which the fastest gives the speed.
+HARNESS_ROWS = 1_000_000
+HARNESS_REPEATS = 3
+#: Activation rows the cocotb testbench streams, cycles the Amaranth simulator runs.
+COCOTB_ROWS = 4_000
+AMARANTH_CYCLES = 4_000
+
+
+def config_for(dim):
+    """The preset with ``dim`` (tiny for 4, small for 8), else a default config of that size."""
+    return next((c for c in PRESETS.values() if c.dim == dim), None) or TesseraConfig(dim=dim)
+
+
+def label(config):
+    return f"{config.name} (dim {config.dim})"
+
+
+class Bench:
+    """Collects table rows and raw details; a failing measurement is recorded, not fatal."""
+
+    def __init__(self):
+        self.rows, self.details, self.failures, self.elapsed = [], {}, [], {}
+
+    def add(self, measurement, config, value, unit):
+        row = {"measurement": measurement, "config": config, "value": value, "unit": unit}
+        self.rows.append(row)
+        print(f"  {measurement} [{config}]: {format_value(value, unit)} {unit}",
+              file=sys.stderr, flush=True)
+
+    def attempt(self, what, config, function, *args):
+        print(f"[bench] {what} [{config}] ...", file=sys.stderr, flush=True)
+        start = time.monotonic()
+        try:
+            return function(*args)
+        except Exception as error:  # report it and go on with the next measurement
+            traceback.print_exc(file=sys.stderr)
+            self.failures.append(f"{what} [{config}]: {error}")
+            first_line = (str(error).splitlines() or [type(error).__name__])[0]
+            self.add(what, config, None, f"FAILED: {first_line[:60]}")
+            return None
+        finally:
+            self.elapsed[f"{what} [{config}]"] = round(time.monotonic() - start, 1)
+            print(f"[bench] ... {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
+
+
+def verilator_harness(bench, config):
+    dim = config.dim
+    exe = build_harness(config, BUILD / "harness" / f"{config.name}-dim{dim}")
+    tiles = HARNESS_ROWS // dim
+    runs = [run_harness(exe, tiles=tiles, rows_per_tile=dim, seed=1)
+            for _ in range(HARNESS_REPEATS)]
+    full = min(runs, key=lambda r: r["wall_s"])
+    bubble = run_harness(exe, tiles=tiles, rows_per_tile=dim, bubble=True, seed=1)
+    name = label(config)
+    overall, steady = macs_per_cycle(full, dim)
+    bubble_overall, bubble_steady = macs_per_cycle(bubble, dim)
+    bench.add("array MACs/cycle, full rate, first row to last result", name, overall, "MAC/cycle")
+    bench.add("array MACs/cycle, full rate, steady state", name, steady, "MAC/cycle")
+    bench.add("array MACs/cycle, 1 bubble per tile switch, first row to last result", name,
+              bubble_overall, "MAC/cycle")
+    bench.add("array MACs/cycle, 1 bubble per tile switch, steady state", name, bubble_steady,
+              "MAC/cycle")
+    bench.add("array latency, measured (last row to its result)", name,
+              full["last_result"] - full["last_accept"], "cycles")
+    bench.add("Verilator, compiled C++ harness (checked)", name,
+              full["cycles"] / full["wall_s"], "cycles/s")
+    bench.details[f"verilator_harness/{config.name}"] = {
+        "full_rate_runs": runs, "one_bubble": bubble, "peak_macs_per_cycle": dim * dim}
+
+
+def cocotb(bench, config, simulator):
+    report = cocotb_speed(config, BUILD / "cocotb" / f"{simulator}-{config.name}-dim{config.dim}",
+                          max(1, COCOTB_ROWS // config.dim), simulator)
+    bench.add(f"cocotb testbench on {simulator.capitalize()}", label(config),
+              report["cycles"] / report["wall_s"], "cycles/s")
+    bench.details[f"cocotb_{simulator}/{config.name}"] = report
+
+
+def amaranth(bench, config):
+    report = amaranth_speed(config, AMARANTH_CYCLES)
+    bench.add("Amaranth simulator (pysim)", label(config), report["cycles"] / report["wall_s"],
+              "cycles/s")
+    bench.details[f"amaranth/{config.name}"] = report
+
+
+def synth_board(bench, board):
+    from sw.synth import synth
+    # Its own build folder, so that it never races a `make synth` of the same board.
+    report = synth(board, None, seed=1, build_root=BUILD / "synth")
+    name = f"{board} / {report['config']}"
+    bench.add("synthesis + place and route, wall time", name, report["wall_s"], "s")
+    met = "met" if report["timing_met"] else "MISSED"
+    bench.add("fmax (nextpnr, seed 1)", name, report["fmax_mhz"],
+              f"MHz (target {report['target_mhz']:g}, {met})")
+    bench.details[f"synth/{board}"] = report
+
+
+def format_value(value, unit):
+    if value is None:
+        return "-"
+    if unit == "cycles/s":
+        return f"{value:,.0f}"
+    if unit == "MAC/cycle":
+        return f"{value:.5f}"
+    if isinstance(value, float):
+        return f"{value:.2f}" if unit.startswith("MHz") else f"{value:.1f}"
+    return str(value)
+
+
+def format_table(rows):
+    header = ("measurement", "config", "value", "unit")
+    cells = [(r["measurement"], r["config"], format_value(r["value"], r["unit"]), r["unit"])
+             for r in rows]
+    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(4)]
+
+    def line(c):
+        return " | ".join([c[0].ljust(widths[0]), c[1].ljust(widths[1]),
+                           c[2].rjust(widths[2]), c[3].ljust(widths[3])]).rstrip()
+    rule = "-+-".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(c) for c in cells)])
+
+
+def git_state():
+    """The commit measured and the files under hdl/ that differ from it."""
+    def git(*args):
+        result = subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT)
+        return result.stdout.strip() if result.returncode == 0 else None
+    dirty = git("status", "--porcelain", "--", "hdl", "bench")
+    return {"commit": git("rev-parse", "HEAD"),
+            "uncommitted": dirty.splitlines() if dirty else []}
+
+
+def parse_args(argv):
+    from sw.synth import BOARDS
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Tessera benchmarks: array throughput, simulation speed, FPGA build times.")
+    parser.add_argument("--no-synth", action="store_true",
+                        help="skip the FPGA builds (they take minutes each)")
+    parser.add_argument("--boards", default=",".join(BOARDS),
+                        help=f"comma-separated boards to build (default: all: {','.join(BOARDS)})")
+    parser.add_argument("--dims", default="4,8",
+                        help="comma-separated array sizes to simulate (default: 4,8)")
+    args = parser.parse_args(argv)
+    args.boards = [b for b in args.boards.split(",") if b]
+    unknown = [b for b in args.boards if b not in BOARDS]
+    if unknown:
+        parser.error(f"unknown board(s) {', '.join(unknown)}; boards are {', '.join(BOARDS)}")
+    try:
+        args.dims = [int(d) for d in args.dims.split(",") if d]
+    except ValueError:
+        parser.error(f"--dims takes integers, not {args.dims!r}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.monotonic()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    load_before = os.getloadavg()
+    bench = Bench()
+    configs = [config_for(d) for d in args.dims]
+    for config in configs:
+        bench.attempt("Verilator harness", label(config), verilator_harness, bench, config)
+    simulators = ["verilator"] + (["icarus"] if icarus_available() else [])
+    for simulator in simulators:
+        for config in configs:
+            bench.attempt(f"cocotb testbench on {simulator.capitalize()}", label(config),
+                          cocotb, bench, config, simulator)
+    if "icarus" not in simulators:
+        bench.add("cocotb testbench on Icarus", "-", None, "not available (no iverilog on PATH)")
+    for config in configs:
+        bench.attempt("Amaranth simulator (pysim)", label(config), amaranth, bench, config)
+    if not args.no_synth:
+        for board in args.boards:
+            bench.attempt("synthesis + place and route", board, synth_board, bench, board)
+
+    elapsed = time.monotonic() - start
+    table = format_table(bench.rows)
+    print(table)
+    load = os.getloadavg()[0]
+    print(f"\n{len(bench.rows)} measurements in {elapsed:.0f} s (load average {load:.1f} on "
+          f"{os.cpu_count()} CPUs; other jobs slow the cycles/s figures down); JSON in "
+          f"{(BUILD / 'results.json').relative_to(BUILD.parent.parent)}")
+    BUILD.mkdir(parents=True, exist_ok=True)
+    (BUILD / "results.json").write_text(json.dumps({
+        "started": started,
+        "wall_s": round(elapsed, 1),
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "git": git_state(),
+        # Other jobs on the machine slow every cycles/s figure down: the load average says.
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "loadavg_before": load_before,
+                    "loadavg_after": os.getloadavg()},
+        "elapsed_s": bench.elapsed,
+        "rows": bench.rows,
+        "table": table.splitlines(),
+        "failures": bench.failures,
+        "details": bench.details,
+    }, indent=2) + "\n")
+    if bench.failures:
+        print("\nFAILED:\n  " + "\n  ".join(bench.failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
