@@ -71,6 +71,10 @@ class SystolicArray(wiring.Component):
       ``results.ready`` is low the array keeps running, nothing is dropped or duplicated, and
       the full rate is sustained whenever ``results.ready`` stays high.
     - Bubbles (``valid`` low) are allowed on every stream at any time.
+    - Combinational paths: ``acts.ready`` depends on ``acts.valid`` and ``acts.payload.swap``,
+      ``weights.ready`` on those too (the next tile's first row may enter in the cycle a swap
+      is accepted). So a producer must not make ``acts.valid`` depend on ``weights.ready``,
+      nor ``weights.valid`` on ``acts.ready``; ``valid`` never depends on ``ready`` anyway.
 
     Parameters
     ----------
