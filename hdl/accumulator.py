@@ -72,6 +72,12 @@ class Accumulator(wiring.Component):
     #: Cycles from an accepted read request to its answer on ``read_data``.
     read_latency = 2
 
+    @property
+    def sram_shapes(self):
+        """``(depth, width)`` of each bank."""
+        return [(self.config.acc_bank_depth, self.config.dim * self.config.acc_width)] * \
+            self.config.acc_banks
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.config

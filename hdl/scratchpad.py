@@ -68,6 +68,12 @@ class Scratchpad(wiring.Component):
     #: Cycles from an accepted read request to its answer on ``read_data``.
     read_latency = 2
 
+    @property
+    def sram_shapes(self):
+        """``(depth, width)`` of each bank."""
+        return [(self.config.sp_bank_depth, self.config.dim * self.config.act_width)] * \
+            self.config.sp_banks
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.config

@@ -5,20 +5,19 @@ simulation it elaborates to an inline ``lib.memory.Memory``, which yosys maps to
 (iCE40 EBR, ECP5 DP16KD). Elaborated for a platform whose ``sram_macros`` attribute is true
 (the foundry handoff), it becomes an ``Instance`` of ``tessera_sram_1r1w_<depth>x<width>``:
 one module name per memory shape, however many instances share it, whose behavioural body
-:func:`sram_behavioural_verilog` emits once, separately, so that a real macro can replace that
+:func:`sram_behavioural_module` gives once, separately, so that a real macro can replace that
 file without touching the rest. An ``Instance`` was chosen over renaming modules after
 elaboration because Amaranth 0.5 names an inlined memory after its place in the hierarchy, so a
 rename pass would have to find and merge identical modules, while the ``Instance`` makes the
 boundary explicit in the RTL itself.
 """
 
-from amaranth.back import verilog
 from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SRAM1R1W", "sram_behavioural_verilog", "sram_module_name"]
+__all__ = ["SRAM1R1W", "sram_behavioural_module", "sram_module_name"]
 
 
 def sram_module_name(depth, width):
@@ -78,14 +77,12 @@ class SRAM1R1W(wiring.Component):
         return m
 
 
-def sram_behavioural_verilog(depth, width):
-    """Verilog of the behavioural model of one memory shape, as module ``sram_module_name``.
-
-    Its ports are exactly those of the ``Instance``: ``clk`` and the two ports, no reset (an
-    SRAM has none).
-    """
+def sram_behavioural_module(depth, width):
+    """The behavioural body of one memory shape: ``(module, ports)`` to convert as module
+    :func:`sram_module_name`, with exactly the ports of the ``Instance`` (``clk``, the two
+    ports, no reset: an SRAM has none)."""
     m = Module()
     m.domains.sync = sync = ClockDomain("sync", reset_less=True)
     m.submodules.sram = sram = SRAM1R1W(depth, width)
-    ports = [sync.clk, sram.r_addr, sram.r_en, sram.r_data, sram.w_addr, sram.w_en, sram.w_data]
-    return verilog.convert(m, name=sram.module_name, ports=ports, emit_src=False)
+    return m, [sync.clk, sram.r_addr, sram.r_en, sram.r_data, sram.w_addr, sram.w_en,
+               sram.w_data]
