@@ -1,0 +1,381 @@
+"""Post-processing of accumulator rows: per-channel bias, int8 requantization, activation."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from .multiplier import multiply
+
+__all__ = ["SHIFT_SHAPE", "PostMode", "PostProcess", "acc_row_layout", "out_row_layout",
+           "param_layout"]
+
+#: Width of the requantization arithmetic: TFLite's int32 accumulator, bias and multiplier.
+REQUANT_WIDTH = 32
+
+#: Shape of the shift parameter. The supported shifts are -31..30 (``sim.model.SHIFT_MIN`` ..
+#: ``SHIFT_MAX``, TFLite's range); the hardware uses the low 5 bits of the left (positive) or
+#: right (negative) shift amount, so -32 and 31 are not supported.
+SHIFT_SHAPE = signed(6)
+
+_INT32_MIN = -(1 << (REQUANT_WIDTH - 1))
+_INT32_MAX = (1 << (REQUANT_WIDTH - 1)) - 1
+
+
+class PostMode(enum.Enum, shape=2):
+    """What :class:`PostProcess` makes of an accumulator row.
+
+    ``REQUANT``: ``acc + bias``, requantized, offset by the zero point and clamped to the
+    activation range: int8 lanes. ``ACC``: the accumulator unchanged, int32 lanes (spilling
+    partial sums, debugging). ``ACC_BIAS``: ``acc + bias`` wrapped to int32 (int32 outputs).
+    The encoding 3 is reserved and acts as ``ACC_BIAS``.
+    """
+    REQUANT = 0
+    ACC = 1
+    ACC_BIAS = 2
+
+
+def acc_row_layout(config):
+    """One accumulator row, its mode, the swap flag and a tag returned with the output row."""
+    return data.StructLayout({
+        "row": data.ArrayLayout(config.acc_shape, config.dim),
+        "mode": PostMode,
+        "swap": 1,
+        "tag": config.tag_width,
+    })
+
+
+def out_row_layout(config):
+    """One output row: ``row.int8`` lanes (``REQUANT``; the upper bits are zero) or
+    ``row.int32`` lanes (the other modes), with the mode and the tag of its input row."""
+    return data.StructLayout({
+        "row": data.UnionLayout({
+            "int8": data.ArrayLayout(signed(8), config.dim),
+            "int32": data.ArrayLayout(signed(REQUANT_WIDTH), config.dim),
+        }),
+        "mode": PostMode,
+        "tag": config.tag_width,
+    })
+
+
+def param_layout(config):
+    """One beat of the parameter port.
+
+    Writes ``bias``, ``multiplier`` and ``shift`` of output column ``column`` into the shadow
+    set. The beat with ``last`` set also writes the per-tile ``zero_point``, ``act_min`` and
+    ``act_max`` (ignored on other beats) and completes the set. A ``column`` of ``dim`` or
+    more writes no column.
+    """
+    return data.StructLayout({
+        "column": unsigned(max(1, (config.dim - 1).bit_length())),
+        "bias": signed(REQUANT_WIDTH),
+        "multiplier": signed(REQUANT_WIDTH),
+        "shift": SHIFT_SHAPE,
+        "zero_point": signed(8),
+        "act_min": signed(8),
+        "act_max": signed(8),
+        "last": 1,
+    })
+
+
+def _channel_layout():
+    return data.StructLayout({
+        "bias": signed(REQUANT_WIDTH),
+        "multiplier": signed(REQUANT_WIDTH),
+        "shift": SHIFT_SHAPE,
+    })
+
+
+def _tile_layout():
+    return data.StructLayout({"zero_point": signed(8), "act_min": signed(8), "act_max": signed(8)})
+
+
+class PostProcess(wiring.Component):
+    """Bias, TFLite int8 requantization and activation of ``dim`` columns, one row per cycle.
+
+    For an input row in mode ``REQUANT`` every lane ``n`` computes, bit-exactly as TFLite's
+    integer kernels (LiteRT's reference int8 CONV_2D; see :func:`sim.model.requantize`)::
+
+        x = acc[n] + bias[n]                      # int32, wraps modulo 2**32
+        y = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(
+                x << max(shift[n], 0), multiplier[n]), max(-shift[n], 0))
+        out[n] = min(max(y + zero_point, act_min), act_max)
+
+    This is TFLite's *double rounding* (gemmlowp) variant, the one LiteRT builds by default
+    (``TFLITE_SINGLE_ROUNDING`` unset). The high multiply rounds ties up; the divide by
+    ``2**right`` rounds ties away from zero. (LiteRT's reference FULLY_CONNECTED is floating
+    point and differs from this, by one, at rounding ties.) Where C++ is undefined: the left
+    shift saturates to int32; ``y + zero_point`` is exact (a huge ``y`` clamps instead of
+    wrapping). Activation none / ReLU / ReLU6 is the choice of ``act_min`` / ``act_max`` (see
+    :func:`sim.model.activation_range`). Mode ``ACC`` passes the accumulator through as int32,
+    ``ACC_BIAS`` passes ``acc + bias``.
+
+    Parameters are per output column (per channel; per tensor is the same values in every
+    column) plus per tile. ``params`` beats write a shadow set; an ``acc_rows`` row with
+    ``swap`` set is the first to use the most recently completed shadow set (it waits, with
+    ``acc_rows.ready`` low, until the ``last`` beat of that set has been accepted). While a
+    completed set waits for its swap, and for :attr:`param_hold` cycles after the swap while
+    the pipeline stages pick it up, ``params.ready`` is low. After reset the active set is all
+    zeros (every int8 output is 0).
+
+    Timing:
+
+    - Latency: :attr:`latency` = 11 cycles from an accepted row to its output row (with an
+      empty output buffer): input register, bias add, saturating left shift, a 3-stage
+      32 x 32 multiply (16 x 16 partial products, their middle sum, the final sum: four
+      17 x 17-bit signed multipliers per lane, one ECP5 MULT18X18D each; of iCE40's 16 x 16
+      SB_MAC16 only the two same-signedness products map), the high-multiply rounding, the
+      rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
+      clamp into the output buffer.
+    - Throughput: one row of ``dim`` lanes per cycle, in every mode. A parameter switch costs
+      no bubble when each tile has at least :attr:`min_tile_rows` rows (and the parameter beats
+      are ready in time).
+    - Back-pressure: the pipeline never stalls; rows in flight land in an output buffer of
+      :attr:`buffer_depth` entries and ``acc_rows.ready`` is credit based (rows in flight
+      plus buffered < depth), so a low ``out_rows.ready`` drops or duplicates nothing, and
+      the full rate is sustained while ``out_rows.ready`` stays high. ``out_rows.valid`` does
+      not depend on ``out_rows.ready``.
+
+    Parameters
+    ----------
+    config : TesseraConfig
+        ``dim`` lanes of ``acc_width`` (at most 32; narrower accumulators are sign-extended).
+    multiplier : str or None
+        Implementation of the partial-product multipliers (see :data:`hdl.config.MULTIPLIERS`;
+        ``"dsp"`` means the ``*`` operator). ``None``: ``"lut"`` if ``config.multiplier`` is
+        ``"lut"``, else ``"behavioural"``.
+
+    Members
+    -------
+    acc_rows : In(stream.Signature(acc_row_layout(config)))
+    params : In(stream.Signature(param_layout(config)))
+    out_rows : Out(stream.Signature(out_row_layout(config)))
+
+    Raises
+    ------
+    ValueError
+        ``config.acc_width`` is wider than 32 bits.
+    """
+
+    #: Pipeline step (0 = the input register's output) at which each parameter is used.
+    _BIAS_STEP, _MULTIPLY_STEP, _ROUND_STEP, _ZERO_POINT_STEP = 0, 1, 6, 8
+
+    def __init__(self, config, *, multiplier=None):
+        if config.acc_width > REQUANT_WIDTH:
+            self._MustUse__silence = True  # never built: no "created but never used" warning
+            raise ValueError(
+                f"PostProcess needs acc_width of at most {REQUANT_WIDTH}, "
+                f"not {config.acc_width!r}")
+        if multiplier is None:
+            multiplier = "lut" if config.multiplier == "lut" else "behavioural"
+        self.config = config
+        self.multiplier = multiplier
+        super().__init__({
+            "acc_rows": In(stream.Signature(acc_row_layout(config))),
+            "params": In(stream.Signature(param_layout(config))),
+            "out_rows": Out(stream.Signature(out_row_layout(config))),
+        })
+
+    @property
+    def latency(self):
+        """Cycles from an accepted input row to its output row."""
+        # Input register, the nine datapath steps 0..8, the output buffer.
+        return 1 + (self._ZERO_POINT_STEP + 1) + 1
+
+    @property
+    def buffer_depth(self):
+        """Output rows the output buffer holds: enough to run at full rate."""
+        return self.latency + 1
+
+    @property
+    def param_hold(self):
+        """Cycles after a swap before ``params`` accepts the next set's first beat."""
+        return self._ZERO_POINT_STEP
+
+    @property
+    def min_tile_rows(self):
+        """Rows per parameter set for which the set switches cost no bubble."""
+        return self.param_hold + self.config.dim
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        dim = cfg.dim
+        width = REQUANT_WIDTH
+
+        # --- Parameters: a shadow set written by beats, then copied per pipeline step. ---
+        shadow = Signal(data.ArrayLayout(_channel_layout(), dim))
+        shadow_tile = Signal(_tile_layout())
+        shadow_full = Signal()
+
+        swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
+        in_flight = Signal(range(self.buffer_depth + 1))
+        row_ready = (in_flight < self.buffer_depth) & swap_ready
+        row_fire = self.acc_rows.valid & row_ready
+        swap_fire = row_fire & self.acc_rows.payload.swap
+
+        # swap_at[k] is high k cycles after a swap row was accepted: step k's copy of the
+        # parameters is loaded at the end of that cycle, just before the swap row reaches it.
+        swap_at = [swap_fire]
+        for k in range(self._ZERO_POINT_STEP):
+            pulse = Signal(name=f"swap_at_{k + 1}")
+            m.d.sync += pulse.eq(swap_at[-1])
+            swap_at.append(pulse)
+        # The shadow set must stay still until the last step has copied it.
+        copying = Cat(swap_at[1:self._ZERO_POINT_STEP]).any()
+
+        param = self.params.payload
+        param_ready = ~shadow_full & ~copying
+        m.d.comb += [
+            self.params.ready.eq(param_ready),
+            self.acc_rows.ready.eq(row_ready),
+        ]
+        with m.If(self.params.valid & param_ready):
+            for n in range(dim):
+                with m.If(param.column == n):
+                    m.d.sync += [
+                        shadow[n].bias.eq(param.bias),
+                        shadow[n].multiplier.eq(param.multiplier),
+                        shadow[n].shift.eq(param.shift),
+                    ]
+            with m.If(param.last):
+                m.d.sync += [
+                    shadow_tile.zero_point.eq(param.zero_point),
+                    shadow_tile.act_min.eq(param.act_min),
+                    shadow_tile.act_max.eq(param.act_max),
+                    shadow_full.eq(1),
+                ]
+        with m.If(swap_fire):
+            m.d.sync += shadow_full.eq(0)
+
+        def copy(step, shape, value, name):
+            """A register loaded with ``value`` (from the shadow set) for pipeline ``step``."""
+            reg = Signal(shape, name=name)
+            with m.If(swap_at[step]):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        bias = [copy(self._BIAS_STEP, signed(width), shadow[n].bias, f"bias_{n}")
+                for n in range(dim)]
+        mult = [copy(self._MULTIPLY_STEP, signed(width), shadow[n].multiplier, f"mult_{n}")
+                for n in range(dim)]
+        left = [copy(self._MULTIPLY_STEP, unsigned(5),
+                     Mux(shadow[n].shift > 0, shadow[n].shift, 0), f"left_{n}")
+                for n in range(dim)]
+        right = [copy(self._ROUND_STEP, unsigned(5),
+                      Mux(shadow[n].shift < 0, -shadow[n].shift, 0), f"right_{n}")
+                 for n in range(dim)]
+        tile = copy(self._ZERO_POINT_STEP, _tile_layout(), shadow_tile, "tile")
+
+        # --- Control travelling with the rows: valid, mode and tag of each step's row. ---
+        ctrl_layout = data.StructLayout({"valid": 1, "mode": PostMode, "tag": cfg.tag_width})
+
+        def ctrl_stage(value, name):
+            reg = Signal(ctrl_layout, name=name)
+            m.d.sync += reg.eq(value)
+            return reg
+
+        accepted = Signal(ctrl_layout)
+        m.d.comb += [
+            accepted.valid.eq(row_fire),
+            accepted.mode.eq(self.acc_rows.payload.mode),
+            accepted.tag.eq(self.acc_rows.payload.tag),
+        ]
+        ctrl = [ctrl_stage(accepted, "ctrl_0")]
+        for k in range(self._ZERO_POINT_STEP + 1):
+            ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
+
+        def passes(k):
+            """The row at step ``k`` is passed through as int32 (not requantized)."""
+            return ctrl[k].mode != PostMode.REQUANT
+
+        def stage(shape, value, name):
+            reg = Signal(shape, name=name, reset_less=True)
+            m.d.sync += reg.eq(value)
+            return reg
+
+        # The activation bounds travel beside the zero-pointed row (step 8) to the clamp.
+        act_min = stage(signed(8), tile.act_min, "act_min")
+        act_max = stage(signed(8), tile.act_max, "act_max")
+        low_bound = Mux(act_min > act_max, act_max, act_min)  # what max(z, act_min) clamps to
+        out_int8, out_int32 = [], []
+        for n in range(dim):
+            # Input register.
+            acc = stage(cfg.acc_shape, self.acc_rows.payload.row[n], f"acc_{n}")
+            # Step 0: bias (wrapping, as the accumulator does).
+            gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, bias[n])
+            x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
+
+            # Step 1: left shift, saturating where C++ would overflow; multiplier operand.
+            # It overflows iff a bit of x in [31 - shift, 31) differs from the sign bit.
+            shift = Mux(passes(1), 0, left[n])
+            sign = x[width - 1]
+            moved_out = (x ^ sign.replicate(width))[:width - 1]
+            overflow = Cat(moved_out[j] & (shift >= width - 1 - j)
+                           for j in range(width - 1)).any()
+            shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
+                          (x << shift)[:width].as_signed())
+            a = stage(signed(width), shifted, f"a_{n}")
+            b = stage(signed(width), Mux(passes(1), 1, mult[n]), f"b_{n}")
+
+            # Steps 2-4: 32 x 32 product from 16 x 16 partial products (low halves unsigned).
+            half = width // 2
+            a_lo, a_hi = a[:half], a[half:].as_signed()
+            b_lo, b_hi = b[:half], b[half:].as_signed()
+            ll = stage(unsigned(width), multiply(a_lo, b_lo, self.multiplier), f"ll_{n}")
+            lh = stage(signed(width + 1), multiply(a_lo, b_hi, self.multiplier), f"lh_{n}")
+            hl = stage(signed(width + 1), multiply(a_hi, b_lo, self.multiplier), f"hl_{n}")
+            hh = stage(signed(width), multiply(a_hi, b_hi, self.multiplier), f"hh_{n}")
+            mid = stage(signed(width + 2), lh + hl, f"mid_{n}")
+            outer = stage(signed(2 * width), Cat(ll, hh).as_signed(), f"outer_{n}")
+            product = stage(signed(2 * width), (outer + (mid << half))[:2 * width].as_signed(),
+                            f"product_{n}")
+
+            # Step 5: SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31),
+            # saturated (only INT32_MIN * INT32_MIN overflows); pass-through keeps p = x.
+            above = product[width - 2:].as_signed()  # floor(p / 2**30)
+            high = ((above + 1) >> 1)[:width + 1].as_signed()
+            high_sat = Mux(high > _INT32_MAX, _INT32_MAX, high[:width].as_signed())
+            s = stage(signed(width), Mux(passes(5), product[:width].as_signed(), high_sat),
+                      f"s_{n}")
+
+            # Steps 6-7: RoundingDivideByPOT: (s + 2**(e-1) - (s < 0)) >> e for e > 0, i.e.
+            # ties away from zero. The nudge is 2**(e-1), or 2**(e-1) - 1 for a negative s.
+            e = Mux(passes(6), 0, right[n])
+            negative = s[width - 1]
+            nudge = Cat(Mux(negative, e >= j + 2, e == j + 1) for j in range(width - 1))
+            t = stage(signed(width + 1), s + nudge, f"t_{n}")
+            e_t = stage(unsigned(5), e, f"e_{n}")
+            y = stage(signed(width), (t >> e_t)[:width].as_signed(), f"y_{n}")
+
+            # Step 8: zero point, exact; then the clamp on the way into the buffer.
+            z = stage(signed(width + 1), y + Mux(passes(8), 0, tile.zero_point), f"z_{n}")
+            out_int32.append(z[:width])
+            # min(max(z, act_min), act_max) with both comparisons of z side by side.
+            out_int8.append(Mux(z < act_min, low_bound, Mux(z > act_max, act_max, z))[:8])
+
+        done = ctrl[self._ZERO_POINT_STEP + 1]
+        out = Signal(out_row_layout(cfg))
+        m.d.comb += [
+            out.row.as_value().eq(Mux(done.mode == PostMode.REQUANT,
+                                      Cat(out_int8), Cat(out_int32))),
+            out.mode.eq(done.mode),
+            out.tag.eq(done.tag),
+        ]
+
+        m.submodules.buffer = buffer = SyncFIFO(width=len(out.as_value()),
+                                                depth=self.buffer_depth)
+        m.d.comb += [
+            buffer.w_en.eq(done.valid),
+            buffer.w_data.eq(out),
+            self.out_rows.valid.eq(buffer.r_rdy),
+            self.out_rows.payload.eq(buffer.r_data),
+            buffer.r_en.eq(self.out_rows.ready),
+        ]
+
+        out_fire = self.out_rows.valid & self.out_rows.ready
+        with m.If(row_fire & ~out_fire):
+            m.d.sync += in_flight.eq(in_flight + 1)
+        with m.Elif(~row_fire & out_fire):
+            m.d.sync += in_flight.eq(in_flight - 1)
+        return m
