@@ -11,9 +11,10 @@ from numbers import Integral, Real
 import numpy as np
 
 __all__ = [
-    "ACTIVATIONS", "INT32_MAX", "INT32_MIN", "POSTPROC_MODES", "SHIFT_MAX", "SHIFT_MIN",
-    "PostProcessModel", "RequantParams", "SystolicModel", "activation_range", "check_range",
-    "matmul", "multiply_by_quantized_multiplier", "postprocess_rows", "quantize_multiplier",
+    "ACTIVATIONS", "AccumulatorModel", "INT32_MAX", "INT32_MIN", "POSTPROC_MODES",
+    "SHIFT_MAX", "SHIFT_MIN", "PostProcessModel", "RequantParams", "ScratchpadModel",
+    "SystolicModel", "activation_range", "check_range", "matmul",
+    "multiply_by_quantized_multiplier", "postprocess_rows", "quantize_multiplier", "replay",
     "requantize", "rounding_divide_by_pot", "saturating_rounding_doubling_high_mul",
     "tflite_output_scale", "wrap_signed",
 ]
@@ -383,3 +384,63 @@ class PostProcessModel:
         values = postprocess_rows(np.asarray(acc_row, dtype=np.int64)[None, :], self.active,
                                   mode)[0]
         return [int(v) for v in values], mode, tag
+
+# --- Memories -----------------------------------------------------------------------------
+# Both memories promise the same ordering: a read accepted in cycle t sees every write
+# accepted before cycle t and none accepted in cycle t. `replay` applies that rule to a log of
+# accepted requests. Out-of-range addresses are refused (never wrapped): a write changes
+# nothing, a read answers zeros with its error flag set.
+
+
+class ScratchpadModel:
+    def __init__(self, config):
+        self.config = config
+        self.depth = config.sp_depth
+        self.rows = np.zeros((self.depth, config.dim), dtype=np.int64)
+        self.error = False
+
+    def read(self, addr):
+        """``(row, error)``."""
+        if addr >= self.depth:
+            self.error = True
+            return [0] * self.config.dim, True
+        return [int(v) for v in self.rows[addr]], False
+
+    def write(self, addr, row, accumulate=False):
+        if addr >= self.depth:
+            self.error = True
+            return
+        self.rows[addr] = row
+
+
+class AccumulatorModel(ScratchpadModel):
+    def __init__(self, config):
+        super().__init__(config)
+        self.depth = config.acc_depth
+        self.rows = np.zeros((self.depth, config.dim), dtype=np.int64)
+
+    def write(self, addr, row, accumulate=False):
+        if addr >= self.depth:
+            self.error = True
+            return
+        row = np.asarray(row, dtype=np.int64)
+        if accumulate:
+            row = row + self.rows[addr]
+        self.rows[addr] = wrap_signed(row, self.config.acc_width)
+
+
+def replay(model, log):
+    """Answers to the reads in ``log``: a list of ``(cycle, kind, request)`` in cycle order,
+    ``kind`` "read" (request: addr) or "write" (request: (addr, row, accumulate))."""
+    answers = []
+    by_cycle = {}
+    for cycle, kind, request in log:
+        by_cycle.setdefault(cycle, []).append((kind, request))
+    for cycle in sorted(by_cycle):
+        for kind, request in by_cycle[cycle]:
+            if kind == "read":
+                answers.append(model.read(request))
+        for kind, request in by_cycle[cycle]:
+            if kind == "write":
+                model.write(*request)
+    return answers

@@ -14,7 +14,7 @@ from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 from hdl.accumulator import acc_read_layout, acc_write_layout
 from hdl.scratchpad import sp_read_layout, sp_write_layout
 from sim.cocotb_run import config_from_env
-from sim.memory_model import AccumulatorModel, ScratchpadModel, replay
+from sim.model import AccumulatorModel, ScratchpadModel, replay
 from sim.workload import random_operands
 
 

@@ -7,7 +7,7 @@ from amaranth.sim import Simulator
 from hdl.accumulator import Accumulator
 from hdl.config import TesseraConfig
 from hdl.scratchpad import Scratchpad
-from sim.memory_model import AccumulatorModel, ScratchpadModel, replay
+from sim.model import AccumulatorModel, ScratchpadModel, replay
 from sim.streams import idle_cycles, stream_get, stream_put
 from sim.workload import random_operands
 
