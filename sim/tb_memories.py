@@ -8,12 +8,12 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
 from hdl.accumulator import acc_read_layout, acc_write_layout
 from hdl.scratchpad import sp_read_layout, sp_write_layout
 from sim.cocotb_run import config_from_env
+from sim.cocotb_streams import receive_beats, send_beats, start_clock_and_reset
 from sim.model import AccumulatorModel, ScratchpadModel, replay
 from sim.workload import random_operands
 
@@ -32,15 +32,8 @@ class TB:
         self.log = []
 
     async def start(self):
-        dut = self.dut
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        for name in ("write__valid", "write__payload", "read__valid", "read__payload",
-                     "read_data__ready"):
-            getattr(dut, name).value = 0
-        dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(dut.clk)
-        dut.rst.value = 0
+        await start_clock_and_reset(self.dut, ("write__valid", "write__payload", "read__valid",
+                                               "read__payload", "read_data__ready"))
         cocotb.start_soon(self._monitor())
 
     async def _monitor(self):
@@ -65,39 +58,10 @@ class TB:
             return int(self.rng.integers(1, 4))
         return 0
 
-    async def send(self, prefix, beats):
-        valid = getattr(self.dut, f"{prefix}__valid")
-        ready = getattr(self.dut, f"{prefix}__ready")
-        payload = getattr(self.dut, f"{prefix}__payload")
-        for beat in beats:
-            for _ in range(self._idle()):
-                valid.value = 0
-                await RisingEdge(self.dut.clk)
-            valid.value = 1
-            payload.value = beat
-            while True:
-                await ReadOnly()
-                fired = ready.value == 1
-                await RisingEdge(self.dut.clk)
-                if fired:
-                    break
-        valid.value = 0
-
     async def receive(self, count):
-        dut, out = self.dut, []
-        while len(out) < count:
-            idle = self._idle()
-            dut.read_data__ready.value = 0 if idle else 1
-            await ReadOnly()
-            if not idle and dut.read_data__valid.value == 1:
-                if not dut.read_data__payload.value.is_resolvable:
-                    dut._log.error(f"X at cycle {self.cycle}: {dut.read_data__payload.value} "
-                                   f"after {self.log[-6:]}")
-                beat = self.read_layout.from_bits(dut.read_data__payload.value.to_unsigned())
-                out.append(([int(v) for v in beat.row], bool(beat.error)))
-            await RisingEdge(dut.clk)
-        dut.read_data__ready.value = 0
-        return out
+        beats = await receive_beats(self.dut, "read_data", count, self._idle)
+        return [([int(v) for v in beat.row], bool(beat.error))
+                for beat in map(self.read_layout.from_bits, beats)]
 
     def addresses(self, count, hot):
         addrs = self.rng.integers(0, self.depth, size=count)
@@ -129,8 +93,8 @@ async def random_traffic_matches_model(dut):
             fields["accumulate"] = int(tb.rng.random() < 0.7)
         writes.append(tb.write_layout.const(fields).as_bits())
     reads = tb.addresses(count, hot)
-    cocotb.start_soon(tb.send("write", writes))
-    cocotb.start_soon(tb.send("read", reads))
+    cocotb.start_soon(send_beats(dut, "write", writes, tb._idle))
+    cocotb.start_soon(send_beats(dut, "read", reads, tb._idle))
     answers = await with_timeout(tb.receive(len(reads)), 40 * count * 10, "ns")
     model = (AccumulatorModel if tb.accumulator else ScratchpadModel)(config)
     want = replay(model, tb.log)

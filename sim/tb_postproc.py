@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
 from hdl.postproc import PostMode, acc_row_layout, out_row_layout, param_layout
 from sim.cocotb_run import config_from_env
+from sim.cocotb_streams import start_clock_and_reset
 from sim.model import (
     ACTIVATIONS,
     INT32_MAX,
@@ -188,16 +188,9 @@ class TB:
         self.refused = 0  # cycles in which a row was offered and not taken
 
     async def start(self):
-        dut = self.dut
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        # Every input is driven from time 0 (an undriven input is X in Icarus, 0 in Verilator).
-        for name in ("acc_rows__valid", "acc_rows__payload", "params__valid", "params__payload",
-                     "out_rows__ready"):
-            getattr(dut, name).value = 0
-        dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(dut.clk)
-        dut.rst.value = 0
+        await start_clock_and_reset(self.dut, ("acc_rows__valid", "acc_rows__payload",
+                                               "params__valid", "params__payload",
+                                               "out_rows__ready"))
 
     def pack_workload(self, workload):
         cfg = self.config

@@ -9,11 +9,11 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
 from hdl.systolic import act_row_layout, result_row_layout, weight_row_layout
 from sim.cocotb_run import config_from_env
+from sim.cocotb_streams import receive_beats, send_beats, start_clock_and_reset
 from sim.workload import make_array_workload
 
 
@@ -31,18 +31,9 @@ class TB:
         self.unresolved_payload = 0
 
     async def start(self):
-        dut = self.dut
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        await start_clock_and_reset(self.dut, ("acts__valid", "acts__payload", "weights__valid",
+                                               "weights__payload", "results__ready"))
         cocotb.start_soon(self._count())
-        # Every input is driven from time 0: an undriven input is X in a 4-state simulator
-        # (Icarus) but 0 in Verilator, which is how the two came to disagree.
-        for name in ("acts__valid", "acts__payload", "weights__valid", "weights__payload",
-                     "results__ready"):
-            getattr(dut, name).value = 0
-        dut.rst.value = 1
-        for _ in range(3):
-            await RisingEdge(dut.clk)
-        dut.rst.value = 0
 
     async def _count(self):
         """Counts cycles, records accepted activation rows and checks outputs for X/Z."""
@@ -66,46 +57,19 @@ class TB:
             return int(self.rng.integers(1, 4))
         return 0
 
-    async def send(self, prefix, beats):
-        """Drive ``beats`` (already packed) onto stream ``prefix`` with random stalls."""
-        valid = getattr(self.dut, f"{prefix}__valid")
-        ready = getattr(self.dut, f"{prefix}__ready")
-        payload = getattr(self.dut, f"{prefix}__payload")
-        for beat in beats:
-            for _ in range(self._idle()):
-                valid.value = 0
-                await RisingEdge(self.dut.clk)
-            valid.value = 1
-            payload.value = beat
-            while True:
-                await ReadOnly()
-                fired = ready.value == 1
-                await RisingEdge(self.dut.clk)
-                if fired:
-                    break
-        valid.value = 0
-
     async def receive(self, count):
         """Collect ``count`` result rows as (row, tag), with random stalls."""
-        dut, out = self.dut, []
-        while len(out) < count:
-            idle = self._idle()
-            dut.results__ready.value = 0 if idle else 1
-            await ReadOnly()
-            if not idle and dut.results__valid.value == 1:
-                beat = self.result_layout.from_bits(dut.results__payload.value.to_unsigned())
-                out.append(([int(v) for v in beat.row], int(beat.tag)))
-            await RisingEdge(dut.clk)
-        dut.results__ready.value = 0
-        return out
+        beats = await receive_beats(self.dut, "results", count, self._idle)
+        return [([int(v) for v in beat.row], int(beat.tag))
+                for beat in map(self.result_layout.from_bits, beats)]
 
     async def run(self, workload):
         weights = [self.weight_layout.const({"row": r, "last": last}).as_bits()
                    for r, last in workload.weight_rows]
         acts = [self.act_layout.const({"row": r, "swap": s, "tag": t}).as_bits()
                 for r, s, t in workload.act_rows]
-        cocotb.start_soon(self.send("weights", weights))
-        cocotb.start_soon(self.send("acts", acts))
+        cocotb.start_soon(send_beats(self.dut, "weights", weights, self._idle))
+        cocotb.start_soon(send_beats(self.dut, "acts", acts, self._idle))
         budget = 20 * (len(acts) + len(weights)) + 100
         return await with_timeout(self.receive(len(workload.expected)), budget * 10, "ns")
 
