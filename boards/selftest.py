@@ -122,7 +122,7 @@ class SelfTestTop(wiring.Component):
         f_in_mhz = platform.lookup(self._clock).clock.frequency / 1e6
         pll = self._pll(platform.request(self._clock, dir="-"), f_in_mhz,
                         self.config.target_mhz)
-        pll_domain(m, platform, pll, pll.f_out_mhz)
+        pll_domain(m, platform, pll)
         m.submodules.selftest = selftest = SelfTest(self.config)
         ok_port, error_port = self._leds(platform)
         m.submodules.led_ok = led_ok = io.Buffer("o", ok_port)
