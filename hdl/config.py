@@ -63,6 +63,9 @@ class TesseraConfig:
     max_dsp : int or None
         With ``multiplier="dsp"``: at most this many processing elements get a DSP multiplier;
         ``None`` means all of them.
+    product_stages : int
+        Registers between each PE's multiplier and its adder: 1, or 2 where routing from a
+        DSP block to the adder limits fmax (each one adds a cycle of array latency).
     sp_depth, sp_banks : int
         Scratchpad rows (``dim`` activation lanes each) in all, and how many banks they are
         split into (by the top address bits, so two banks are the two ping-pong halves).
@@ -96,6 +99,7 @@ class TesseraConfig:
     target_mhz: float = 30.0
     multiplier: str = "behavioural"
     max_dsp: int | None = None
+    product_stages: int = 1
     sp_depth: int = 1024
     sp_banks: int = 2
     sp_single_port: bool = False
@@ -129,6 +133,7 @@ class TesseraConfig:
             if self.multiplier != "dsp":
                 raise ValueError(
                     f"max_dsp only applies to multiplier='dsp', not {self.multiplier!r}")
+        _check_int("product_stages", self.product_stages, minimum=1)
         _check_int("addr_width", self.addr_width, minimum=1)
         _check_bool("sp_single_port", self.sp_single_port)
         for memory in ("sp", "acc"):
@@ -212,8 +217,9 @@ PRESETS = {
     "small": replace(_BASE, name="small", dim=8, target_mhz=80.0, multiplier="dsp", max_dsp=28,
                      sp_depth=4096, acc_depth=1024),
     # ULX3S 85F (LFE5U-85F): 156 MULT18X18D for 144 PEs.
+    # product_stages=2: with 1, the MULT18X18D-to-adder routing limited the 85F to 71 MHz.
     "large": replace(_BASE, name="large", dim=12, target_mhz=75.0, multiplier="dsp",
-                     sp_depth=8192, acc_depth=2048),
+                     product_stages=2, sp_depth=8192, acc_depth=2048),
     # Foundry flow: the synthesis tool maps the multipliers.
     "asic": replace(_BASE, name="asic", dim=16, target_mhz=100.0, sp_depth=4096, acc_depth=1024),
 }

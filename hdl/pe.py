@@ -22,9 +22,12 @@ class ProcessingElement(wiring.Component):
       the activation arriving in the *next* cycle is the first to use it (the array sends the swap
       one cycle ahead of the activation, which keeps the weight mux off the multiplier path).
     - ``w_en`` writes ``w_in`` into the shadow weight at the end of the cycle.
-    - ``psum_out = psum_in(t-1) + a_in(t-2) * active(t-2)``: the product is registered (it maps
-      onto a DSP block's output register), then added: activations take 2 cycles and partial
-      sums 1 cycle through the PE. Sums wrap to the width of ``psum_out``.
+    - ``psum_out = psum_in(t-1) + a_in(t-1-p) * active(t-1-p)`` with ``p`` =
+      ``product_stages``: the product passes ``p`` registers (the first maps onto a DSP
+      block's output register; a second lets place-and-route put one register beside the DSP
+      and one beside the adder), then is added: activations take ``1 + p`` cycles
+      (:attr:`act_latency`) and partial sums 1 cycle through the PE. Sums wrap to the width of
+      ``psum_out``.
 
     Parameters
     ----------
@@ -34,6 +37,8 @@ class ProcessingElement(wiring.Component):
         Shapes of the partial sum from above and the one passed down.
     multiplier : str
         Multiplier implementation, see :data:`hdl.config.MULTIPLIERS`.
+    product_stages : int
+        Registers between the multiplier and the adder (1 or more).
 
     Members
     -------
@@ -44,8 +49,11 @@ class ProcessingElement(wiring.Component):
     """
 
     def __init__(self, *, act_shape, weight_shape, psum_in_shape, psum_out_shape,
-                 multiplier="behavioural"):
+                 multiplier="behavioural", product_stages=1):
+        if not isinstance(product_stages, int) or product_stages < 1:
+            raise ValueError(f"product_stages must be a positive integer, not {product_stages!r}")
         self.multiplier = multiplier
+        self.product_stages = product_stages
         act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         super().__init__({
             "a_in": In(act_shape),
@@ -58,8 +66,10 @@ class ProcessingElement(wiring.Component):
             "psum_out": Out(psum_out_shape),
         })
 
-    #: Cycles from ``a_in`` to the ``psum_out`` it contributes to.
-    act_latency = 2
+    @property
+    def act_latency(self):
+        """Cycles from ``a_in`` to the ``psum_out`` it contributes to."""
+        return 1 + self.product_stages
     #: Cycles from ``psum_in`` to ``psum_out``.
     psum_latency = 1
 
@@ -69,13 +79,16 @@ class ProcessingElement(wiring.Component):
         shadow = Signal(self.w_in.shape(), name="shadow")
         product = multiply(self.a_in, active, self.multiplier)
         lowest, highest = product_range(self.a_in.shape(), self.w_in.shape())
-        product_reg = Signal(range(lowest, highest + 1), name="product")
+        for stage in range(self.product_stages):
+            product_reg = Signal(range(lowest, highest + 1),
+                                 name="product" if stage == 0 else f"product_d{stage}")
+            m.d.sync += product_reg.eq(product)
+            product = product_reg
 
         m.d.sync += [
             self.a_out.eq(self.a_in),
             self.swap_out.eq(self.swap_in),
-            product_reg.eq(product),
-            self.psum_out.eq(self.psum_in + product_reg),
+            self.psum_out.eq(self.psum_in + product),
         ]
         with m.If(self.w_en):
             m.d.sync += shadow.eq(self.w_in)

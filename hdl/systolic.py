@@ -62,8 +62,9 @@ class SystolicArray(wiring.Component):
 
     Timing:
 
-    - Latency: :attr:`latency` = ``2 * dim + 2`` cycles from an accepted activation row to its
-      result row on ``results`` (with an empty output buffer).
+    - Latency: :attr:`latency` = ``2 * dim + 1 + product_stages`` cycles (``2 * dim + 2`` by
+      default) from an accepted activation row to its result row on ``results`` (with an
+      empty output buffer).
     - Throughput: one activation row (``dim * dim`` MACs) and one weight row per cycle; tile
       switches cost no bubble when each tile gets at least ``dim`` activation rows.
     - Back-pressure: rows in flight land in an output buffer of :attr:`buffer_depth` entries;
@@ -106,7 +107,7 @@ class SystolicArray(wiring.Component):
         # Input register, row skew of the last row (matches its dim - 1 partial-sum hops),
         # the PE's product and sum registers, column hop n plus de-skew dim - 1 - n, and the
         # output buffer.
-        return 1 + (dim - 1) + ProcessingElement.act_latency + (dim - 1) + 1
+        return 1 + (dim - 1) + 1 + self.config.product_stages + (dim - 1) + 1
 
     @property
     def buffer_depth(self):
@@ -172,7 +173,7 @@ class SystolicArray(wiring.Component):
                 pe = ProcessingElement(
                     act_shape=cfg.act_shape, weight_shape=cfg.weight_shape,
                     psum_in_shape=psum_shape or out_shape, psum_out_shape=out_shape,
-                    multiplier=cfg.pe_multiplier(k, n))
+                    multiplier=cfg.pe_multiplier(k, n), product_stages=cfg.product_stages)
                 m.submodules[f"pe_{k}_{n}"] = pe
                 m.d.comb += [
                     pe.a_in.eq(row_act[k] if n == 0 else row[n - 1].a_out),

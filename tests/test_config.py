@@ -63,6 +63,7 @@ def test_any_positive_dim():
      r"^max_dsp must be an integer of at least 0, not -1$"),
     (dict(max_dsp=4), ValueError, r"^max_dsp only applies to multiplier='dsp', not 'behavioural'$"),
     (dict(name=3), TypeError, r"^name must be a string, not 3$"),
+    (dict(product_stages=0), ValueError, r"^product_stages must be a positive integer, not 0$"),
     (dict(addr_width=0), ValueError, r"^addr_width must be a positive integer, not 0$"),
     (dict(sp_single_port="yes"), TypeError, r"^sp_single_port must be a bool, not 'yes'$"),
     (dict(sp_depth=0), ValueError, r"^sp_depth must be a positive integer, not 0$"),

@@ -92,7 +92,8 @@ def test_array_matches_model(dim, stalls):
     dict(act_width=4, weight_width=6, acc_width=10),
     dict(multiplier="lut"),
     dict(multiplier="dsp", max_dsp=5),
-], ids=["u8xs8", "s8xu8", "u8xu8", "acc16", "s4xs6-acc10", "lut", "dsp5"])
+    dict(multiplier="dsp", max_dsp=5, product_stages=2),
+], ids=["u8xs8", "s8xu8", "u8xu8", "acc16", "s4xs6-acc10", "lut", "dsp5", "dsp5-2stages"])
 def test_array_variants(variant):
     seed = 77
     config = TesseraConfig(dim=4, **variant)
@@ -103,12 +104,12 @@ def test_array_variants(variant):
     check_results(workload, results, f"seed={seed} {variant}")
 
 
-@pytest.mark.parametrize("dim", [2, 3, 4])
-def test_full_rate_and_latency(dim):
+@pytest.mark.parametrize("dim, stages", [(2, 1), (3, 1), (4, 1), (3, 2)])
+def test_full_rate_and_latency(dim, stages):
     """Back-to-back tiles of exactly dim rows: one row per cycle, no bubble at tile switches."""
     seed = 2000 + dim
-    print(f"seed={seed} dim={dim}")
-    config = TesseraConfig(dim=dim)
+    print(f"seed={seed} dim={dim} product_stages={stages}")
+    config = TesseraConfig(dim=dim, product_stages=stages)
     rng = np.random.default_rng(seed)
     workload = make_array_workload(config, rng, n_tiles=8, rows_per_tile=dim)
     dut, results, accepted, _ = run_array(config, workload, seed=seed)
@@ -116,12 +117,13 @@ def test_full_rate_and_latency(dim):
     first = accepted[0]
     assert accepted == list(range(first, first + len(workload.act_rows))), (
         f"bubbles in the activation stream: accepted at {accepted}")
-    assert dut.latency == 2 * dim + 2
+    assert dut.latency == 2 * dim + 1 + stages
 
 
-def test_latency_property_is_measured():
+@pytest.mark.parametrize("stages", [1, 2])
+def test_latency_property_is_measured(stages):
     """The first result appears exactly ``latency`` cycles after its activation row."""
-    config = TesseraConfig(dim=3)
+    config = TesseraConfig(dim=3, product_stages=stages)
     dut = SystolicArray(config)
     seen = []
 
