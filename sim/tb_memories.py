@@ -5,6 +5,7 @@ accumulator), ``TESSERA_SEED``, ``TESSERA_STALL`` and ``TESSERA_COUNT`` (request
 """
 
 import os
+from functools import partial
 
 import cocotb
 import numpy as np
@@ -15,6 +16,7 @@ from hdl.scratchpad import sp_read_layout, sp_write_layout
 from sim.cocotb_run import config_from_env
 from sim.cocotb_streams import receive_beats, send_beats, start_clock_and_reset
 from sim.model import AccumulatorModel, ScratchpadModel, replay
+from sim.streams import idle_cycles
 from sim.workload import random_operands
 
 
@@ -24,6 +26,7 @@ class TB:
     def __init__(self, dut, config, memory, seed, stall):
         self.dut, self.config, self.stall = dut, config, stall
         self.rng = np.random.default_rng(seed)
+        self._idle = partial(idle_cycles, self.rng, stall)
         self.accumulator = memory == "accumulator"
         self.write_layout = (acc_write_layout if self.accumulator else sp_write_layout)(config)
         self.read_layout = (acc_read_layout if self.accumulator else sp_read_layout)(config)
@@ -52,11 +55,6 @@ class TB:
                                  (int(beat.addr), [int(v) for v in beat.row], accumulate)))
             await RisingEdge(dut.clk)
             self.cycle += 1
-
-    def _idle(self):
-        if self.stall and self.rng.random() < self.stall:
-            return int(self.rng.integers(1, 4))
-        return 0
 
     async def receive(self, count):
         beats = await receive_beats(self.dut, "read_data", count, self._idle)

@@ -6,6 +6,7 @@ stall cycle on every stream) and ``TESSERA_TILES``.
 """
 
 import os
+from functools import partial
 
 import cocotb
 import numpy as np
@@ -14,6 +15,7 @@ from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 from hdl.systolic import act_row_layout, result_row_layout, weight_row_layout
 from sim.cocotb_run import config_from_env
 from sim.cocotb_streams import receive_beats, send_beats, start_clock_and_reset
+from sim.streams import idle_cycles
 from sim.workload import make_array_workload
 
 
@@ -23,6 +25,7 @@ class TB:
     def __init__(self, dut, config, seed, stall):
         self.dut, self.config, self.stall = dut, config, stall
         self.rng = np.random.default_rng(seed)
+        self._idle = partial(idle_cycles, self.rng, stall)
         self.act_layout = act_row_layout(config)
         self.weight_layout = weight_row_layout(config)
         self.result_layout = result_row_layout(config)
@@ -51,11 +54,6 @@ class TB:
                 self.accepted.append(self.cycle)
             await RisingEdge(dut.clk)
             self.cycle += 1
-
-    def _idle(self):
-        if self.stall and self.rng.random() < self.stall:
-            return int(self.rng.integers(1, 4))
-        return 0
 
     async def receive(self, count):
         """Collect ``count`` result rows as (row, tag), with random stalls."""
