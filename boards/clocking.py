@@ -1,9 +1,35 @@
 """Clock domains driven by a board PLL."""
 
 from amaranth.hdl import ClockDomain
+from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.wiring import Out
 
-__all__ = ["pll_domain"]
+__all__ = ["BoardPLL", "pll_domain"]
+
+
+class BoardPLL(wiring.Component):
+    """A vendor PLL driving ``clk`` from the oscillator ``pad``; ``locked`` once stable.
+
+    Subclasses set :attr:`search` (``(f_in_mhz, f_out_mhz) -> settings`` with ``f_out_mhz``,
+    the frequency really reached) and elaborate the primitive. The owner of the clock domain
+    connects ``clk`` and holds the domain in reset until ``locked`` (see :func:`pll_domain`).
+
+    Members
+    -------
+    clk : Out(1)
+    locked : Out(1)
+    """
+
+    clk: Out(1)
+    locked: Out(1)
+    search = None
+
+    def __init__(self, pad, f_in_mhz, f_out_mhz):
+        self.pad = pad
+        self.settings = type(self).search(f_in_mhz, f_out_mhz)
+        self.f_out_mhz = self.settings.f_out_mhz
+        super().__init__()
 
 
 def pll_domain(m, platform, pll, domain="sync"):

@@ -3,8 +3,9 @@
 from dataclasses import dataclass
 
 from amaranth.hdl import Instance, Module
-from amaranth.lib import io, wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib import io
+
+from .clocking import BoardPLL
 
 __all__ = ["ECP5PLL", "ECP5PLLSettings", "ecp5_pll_settings"]
 
@@ -48,23 +49,10 @@ def ecp5_pll_settings(f_in_mhz, f_out_mhz):
     return best
 
 
-class ECP5PLL(wiring.Component):
-    """``EHXPLLL`` driving ``clk`` from the pad; ``locked`` once its output is stable.
+class ECP5PLL(BoardPLL):
+    """``EHXPLLL`` as a :class:`boards.clocking.BoardPLL`."""
 
-    Members
-    -------
-    clk : Out(1)
-    locked : Out(1)
-    """
-
-    clk: Out(1)
-    locked: Out(1)
-
-    def __init__(self, pad, f_in_mhz, f_out_mhz):
-        self.pad = pad
-        self.settings = ecp5_pll_settings(f_in_mhz, f_out_mhz)
-        self.f_out_mhz = self.settings.f_out_mhz
-        super().__init__()
+    search = staticmethod(ecp5_pll_settings)
 
     def elaborate(self, platform):
         m = Module()

@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 
 from amaranth.hdl import Instance, Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
+
+from .clocking import BoardPLL
 
 __all__ = ["ICE40PLL", "PLLSettings", "ice40_pll_settings"]
 
@@ -47,26 +47,10 @@ def ice40_pll_settings(f_in_mhz, f_out_mhz):
     return best
 
 
-class ICE40PLL(wiring.Component):
-    """``SB_PLL40_PAD`` driving ``clk`` from the pad; ``locked`` once its output is stable.
+class ICE40PLL(BoardPLL):
+    """``SB_PLL40_PAD`` as a :class:`boards.clocking.BoardPLL`."""
 
-    The owner of the clock domain connects ``clk`` and holds the domain in reset until
-    ``locked`` (see :func:`boards.clocking.pll_domain`).
-
-    Members
-    -------
-    clk : Out(1)
-    locked : Out(1)
-    """
-
-    clk: Out(1)
-    locked: Out(1)
-
-    def __init__(self, pad, f_in_mhz, f_out_mhz):
-        self.pad = pad
-        self.settings = ice40_pll_settings(f_in_mhz, f_out_mhz)
-        self.f_out_mhz = self.settings.f_out_mhz
-        super().__init__()
+    search = staticmethod(ice40_pll_settings)
 
     def elaborate(self, platform):
         m = Module()
