@@ -2,10 +2,10 @@
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .multiplier import multiply
+from .response_buffer import ResponseBuffer
 
 __all__ = ["SHIFT_SHAPE", "PostMode", "PostProcess", "acc_row_layout", "out_row_layout",
            "param_layout"]
@@ -185,7 +185,7 @@ class PostProcess(wiring.Component):
     @property
     def buffer_depth(self):
         """Output rows the output buffer holds: enough to run at full rate."""
-        return self.latency + 1
+        return self.latency + 1  # ResponseBuffer(latency - 1).depth
 
     @property
     def param_hold(self):
@@ -208,9 +208,12 @@ class PostProcess(wiring.Component):
         shadow_tile = Signal(_tile_layout())
         shadow_full = Signal()
 
+        # Output rows leave through a credit-based buffer; it decides acc_rows.ready.
+        m.submodules.buffer = buffer = ResponseBuffer(out_row_layout(cfg), self.latency - 1)
+        wiring.connect(m, wiring.flipped(self.out_rows), buffer.output)
+
         swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
-        in_flight = Signal(range(self.buffer_depth + 1))
-        row_ready = (in_flight < self.buffer_depth) & swap_ready
+        row_ready = buffer.ready & swap_ready
         row_fire = self.acc_rows.valid & row_ready
         swap_fire = row_fire & self.acc_rows.payload.swap
 
@@ -363,19 +366,8 @@ class PostProcess(wiring.Component):
             out.tag.eq(done.tag),
         ]
 
-        m.submodules.buffer = buffer = SyncFIFO(width=len(out.as_value()),
-                                                depth=self.buffer_depth)
-        m.d.comb += [
-            buffer.w_en.eq(done.valid),
-            buffer.w_data.eq(out),
-            self.out_rows.valid.eq(buffer.r_rdy),
-            self.out_rows.payload.eq(buffer.r_data),
-            buffer.r_en.eq(self.out_rows.ready),
-        ]
-
-        out_fire = self.out_rows.valid & self.out_rows.ready
-        with m.If(row_fire & ~out_fire):
-            m.d.sync += in_flight.eq(in_flight + 1)
-        with m.Elif(~row_fire & out_fire):
-            m.d.sync += in_flight.eq(in_flight - 1)
+        # The buffer takes `out` latency - 1 cycles after the row was accepted: the cycle in
+        # which it reaches `done` (a misalignment would put the wrong row out, which every
+        # model comparison catches).
+        m.d.comb += [buffer.issue.eq(row_fire), buffer.data.eq(out)]
         return m
