@@ -79,6 +79,18 @@ class TesseraConfig:
     addr_width : int
         Width of a row address in requests (an ISA field): wider than the memories need, so
         that an out-of-range address can be detected and refused instead of wrapping.
+    postproc_lanes : int or None
+        Lanes the post-processing computes per cycle; it divides ``dim``, and a row of ``dim``
+        lanes takes ``dim // postproc_lanes`` cycles (:attr:`postproc_row_cycles`). ``None``
+        means ``dim`` (one row per cycle).
+    bus_data_width : int
+        Data width of the AXI4 DMA master: 32, 64 or 128 bits.
+    bus_addr_width : int
+        Byte-address width of the AXI buses (12 to 64).
+    bus_id_width : int
+        AXI4 ID width of the DMA master.
+    dma_outstanding : int
+        Read bursts the DMA keeps in flight (enough to hide the memory's read latency).
 
     Raises
     ------
@@ -106,6 +118,11 @@ class TesseraConfig:
     acc_depth: int = 256
     acc_banks: int = 2
     addr_width: int = 16
+    postproc_lanes: int | None = None
+    bus_data_width: int = 32
+    bus_addr_width: int = 32
+    bus_id_width: int = 4
+    dma_outstanding: int = 4
 
     def __post_init__(self):
         if not isinstance(self.name, str):
@@ -136,6 +153,19 @@ class TesseraConfig:
         _check_int("product_stages", self.product_stages, minimum=1)
         _check_int("addr_width", self.addr_width, minimum=1)
         _check_bool("sp_single_port", self.sp_single_port)
+        if self.postproc_lanes is not None:
+            _check_int("postproc_lanes", self.postproc_lanes, minimum=1)
+            if self.dim % self.postproc_lanes:
+                raise ValueError(f"postproc_lanes must divide dim ({self.dim}), "
+                                 f"not {self.postproc_lanes!r}")
+        _check_int("bus_data_width", self.bus_data_width, minimum=1)
+        if self.bus_data_width not in (32, 64, 128):
+            raise ValueError(f"bus_data_width must be 32, 64 or 128, not {self.bus_data_width!r}")
+        _check_int("bus_addr_width", self.bus_addr_width, minimum=12)
+        if self.bus_addr_width > 64:
+            raise ValueError(f"bus_addr_width must be at most 64, not {self.bus_addr_width!r}")
+        _check_int("bus_id_width", self.bus_id_width, minimum=1)
+        _check_int("dma_outstanding", self.dma_outstanding, minimum=1)
         for memory in ("sp", "acc"):
             depth, banks = getattr(self, f"{memory}_depth"), getattr(self, f"{memory}_banks")
             _check_int(f"{memory}_depth", depth, minimum=1)
@@ -176,6 +206,15 @@ class TesseraConfig:
         return signed(self.acc_width)
 
     @property
+    def postproc_lanes_per_cycle(self) -> int:
+        return self.dim if self.postproc_lanes is None else self.postproc_lanes
+
+    @property
+    def postproc_row_cycles(self) -> int:
+        """Cycles the post-processing takes per row of ``dim`` lanes."""
+        return self.dim // self.postproc_lanes_per_cycle
+
+    @property
     def macs_per_cycle(self) -> int:
         return self.dim * self.dim
 
@@ -207,21 +246,25 @@ _BASE = TesseraConfig()
 #: Named presets (see the table in README.md).
 PRESETS = {
     # Tiny Tapeout on SKY130: a few hundred cells; no hard multipliers.
-    "micro": replace(_BASE, name="micro", dim=2, target_mhz=50.0, sp_depth=8, acc_depth=8),
+    # Post-processing one lane per cycle: one requantizer instead of two.
+    "micro": replace(_BASE, name="micro", dim=2, target_mhz=50.0, sp_depth=8, acc_depth=8,
+                     postproc_lanes=1),
     # iCEBreaker (iCE40UP5K): 16 PEs, 8 SB_MAC16 DSPs, the other 8 multipliers in LUTs.
     # Scratchpad 512 x 32 bit (4 EBR), accumulator 2 x 128 x 128 bit (16 EBR) of 30.
+    # Post-processing one lane per cycle (a row every 4): its 32-bit multiplier is in LUTs.
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
-                    sp_depth=512, acc_depth=256),
+                    sp_depth=512, acc_depth=256, postproc_lanes=1),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D for 64 PEs.
     # Scratchpad 4096 x 64 bit, accumulator 1024 x 256 bit: 32 of 56 DP16KD.
     "small": replace(_BASE, name="small", dim=8, target_mhz=80.0, multiplier="dsp", max_dsp=28,
-                     sp_depth=4096, acc_depth=1024),
+                     sp_depth=4096, acc_depth=1024, bus_data_width=64),
     # ULX3S 85F (LFE5U-85F): 156 MULT18X18D for 144 PEs.
     # product_stages=2: with 1, the MULT18X18D-to-adder routing limited the 85F to 71 MHz.
     "large": replace(_BASE, name="large", dim=12, target_mhz=75.0, multiplier="dsp",
-                     product_stages=2, sp_depth=8192, acc_depth=2048),
+                     product_stages=2, sp_depth=8192, acc_depth=2048, bus_data_width=128),
     # Foundry flow: the synthesis tool maps the multipliers.
-    "asic": replace(_BASE, name="asic", dim=16, target_mhz=100.0, sp_depth=4096, acc_depth=1024),
+    "asic": replace(_BASE, name="asic", dim=16, target_mhz=100.0, sp_depth=4096, acc_depth=1024,
+                    bus_data_width=128),
 }
 
 

@@ -34,6 +34,13 @@ def test_dsp_budgets():
     assert kinds == ["dsp"] * 8 + ["lut"] * 8
 
 
+def test_postproc_throughput():
+    """One row per cycle on the ECP5 and ASIC presets; tiny and micro time-multiplex."""
+    cycles = {name: c.postproc_row_cycles for name, c in PRESETS.items()}
+    assert cycles == {"micro": 2, "tiny": 4, "small": 1, "large": 1, "asic": 1}
+    assert TesseraConfig(dim=6, postproc_lanes=3).postproc_row_cycles == 2
+
+
 def test_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         preset("tiny").dim = 5
@@ -55,6 +62,16 @@ def test_any_positive_dim():
     (dict(acc_width=15), ValueError,
      r"^acc_width must be at least act_width \+ weight_width \(16\), not 15$"),
     (dict(tag_width=0), ValueError, r"^tag_width must be a positive integer, not 0$"),
+    (dict(postproc_lanes=3), ValueError, r"^postproc_lanes must divide dim \(4\), not 3$"),
+    (dict(postproc_lanes=0), ValueError, r"^postproc_lanes must be a positive integer, not 0$"),
+    (dict(bus_data_width=48), ValueError,
+     r"^bus_data_width must be 32, 64 or 128, not 48$"),
+    (dict(bus_addr_width=8), ValueError,
+     r"^bus_addr_width must be an integer of at least 12, not 8$"),
+    (dict(bus_addr_width=65), ValueError, r"^bus_addr_width must be at most 64, not 65$"),
+    (dict(bus_id_width=0), ValueError, r"^bus_id_width must be a positive integer, not 0$"),
+    (dict(dma_outstanding=0), ValueError,
+     r"^dma_outstanding must be a positive integer, not 0$"),
     (dict(target_mhz="fast"), TypeError, r"^target_mhz must be a real number, not 'fast'$"),
     (dict(target_mhz=0), ValueError, r"^target_mhz must be positive, not 0$"),
     (dict(multiplier="wallace"), ValueError,
