@@ -1,6 +1,6 @@
 """Post-processing of accumulator rows: per-channel bias, int8 requantization, activation."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -91,7 +91,7 @@ def _tile_layout():
 
 
 class PostProcess(wiring.Component):
-    """Bias, TFLite int8 requantization and activation of ``dim`` columns, one row per cycle.
+    """Bias, TFLite int8 requantization and activation of ``dim`` columns.
 
     For an input row in mode ``REQUANT`` every lane ``n`` computes, bit-exactly as TFLite's
     integer kernels (LiteRT's reference int8 CONV_2D; see :func:`sim.model.requantize`)::
@@ -118,18 +118,25 @@ class PostProcess(wiring.Component):
     the pipeline stages pick it up, ``params.ready`` is low. After reset the active set is all
     zeros (every int8 output is 0).
 
+    The datapath computes :attr:`lanes` = ``config.postproc_lanes`` lanes per cycle (``dim``
+    by default). With fewer, an accepted row waits in the input register while its lane groups
+    (lanes ``0..lanes-1``, then the next ``lanes``, ...) enter the datapath on consecutive
+    cycles, and the earlier groups' results wait in registers for the last group: one datapath
+    of ``lanes`` requantizers serves all ``dim`` columns.
+
     Timing:
 
-    - Latency: :attr:`latency` = 11 cycles from an accepted row to its output row (with an
-      empty output buffer): input register, bias add, saturating left shift, a 3-stage
+    - Latency: :attr:`latency` = 10 + :attr:`row_cycles` cycles from an accepted row to its
+      output row (11 at full width; with an empty output buffer): input register, one cycle
+      per further lane group, bias add, saturating left shift, a 3-stage
       32 x 32 multiply (16 x 16 partial products, their middle sum, the final sum: four
       17 x 17-bit signed multipliers per lane, one ECP5 MULT18X18D each; of iCE40's 16 x 16
       SB_MAC16 only the two same-signedness products map), the high-multiply rounding, the
       rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
       clamp into the output buffer.
-    - Throughput: one row of ``dim`` lanes per cycle, in every mode. A parameter switch costs
-      no bubble when each tile has at least :attr:`min_tile_rows` rows (and the parameter beats
-      are ready in time).
+    - Throughput: one row every :attr:`row_cycles` = ``dim / lanes`` cycles (one per cycle at
+      full width), in every mode. A parameter switch costs no bubble when each tile has at
+      least :attr:`min_tile_rows` rows (and the parameter beats are ready in time).
     - Back-pressure: the pipeline never stalls; rows in flight land in an output buffer of
       :attr:`buffer_depth` entries and ``acc_rows.ready`` is credit based (rows in flight
       plus buffered < depth), so a low ``out_rows.ready`` drops or duplicates nothing, and
@@ -139,7 +146,8 @@ class PostProcess(wiring.Component):
     Parameters
     ----------
     config : TesseraConfig
-        ``dim`` lanes of ``acc_width`` (at most 32; narrower accumulators are sign-extended).
+        ``dim`` lanes of ``acc_width`` (at most 32; narrower accumulators are sign-extended),
+        ``postproc_lanes`` of them computed per cycle.
     multiplier : str or None
         Implementation of the partial-product multipliers (see :data:`hdl.config.MULTIPLIERS`;
         ``"dsp"`` means the ``*`` operator). ``None``: ``"lut"`` if ``config.multiplier`` is
@@ -177,15 +185,26 @@ class PostProcess(wiring.Component):
         })
 
     @property
+    def lanes(self):
+        """Lanes computed per cycle (``config.postproc_lanes``, ``dim`` by default)."""
+        return self.config.postproc_lanes_per_cycle
+
+    @property
+    def row_cycles(self):
+        """Cycles per row: the throughput is one row every ``row_cycles`` cycles."""
+        return self.config.postproc_row_cycles
+
+    @property
     def latency(self):
         """Cycles from an accepted input row to its output row."""
-        # Input register, the nine datapath steps 0..8, the output buffer.
-        return 1 + (self._ZERO_POINT_STEP + 1) + 1
+        # Input register, one cycle per further lane group, the datapath steps 0..8, the
+        # output buffer.
+        return 1 + (self.row_cycles - 1) + (self._ZERO_POINT_STEP + 1) + 1
 
     @property
     def buffer_depth(self):
         """Output rows the output buffer holds: enough to run at full rate."""
-        return self.latency + 1  # ResponseBuffer(latency - 1).depth
+        return -(-self.latency // self.row_cycles) + 1
 
     @property
     def param_hold(self):
@@ -195,12 +214,12 @@ class PostProcess(wiring.Component):
     @property
     def min_tile_rows(self):
         """Rows per parameter set for which the set switches cost no bubble."""
-        return self.param_hold + self.config.dim
+        return -(-(self.param_hold + self.config.dim) // self.row_cycles)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        dim = cfg.dim
+        dim, lanes, groups = cfg.dim, self.lanes, self.row_cycles
         width = REQUANT_WIDTH
 
         # --- Parameters: a shadow set written by beats, then copied per pipeline step. ---
@@ -209,13 +228,26 @@ class PostProcess(wiring.Component):
         shadow_full = Signal()
 
         # Output rows leave through a credit-based buffer; it decides acc_rows.ready.
-        m.submodules.buffer = buffer = ResponseBuffer(out_row_layout(cfg), self.latency - 1)
+        m.submodules.buffer = buffer = ResponseBuffer(
+            out_row_layout(cfg), self.latency - 1, depth=self.buffer_depth)
         wiring.connect(m, wiring.flipped(self.out_rows), buffer.output)
 
+        # The input register holds a row while its lane groups enter the datapath, one group
+        # per cycle; the next row is accepted in the cycle its last group enters.
+        held = Signal(acc_row_layout(cfg))
+        group = Signal(range(groups))
+        active = Signal()
+        last_group = group == groups - 1
         swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
-        row_ready = buffer.ready & swap_ready
+        row_ready = buffer.ready & swap_ready & (~active | last_group)
         row_fire = self.acc_rows.valid & row_ready
         swap_fire = row_fire & self.acc_rows.payload.swap
+        with m.If(row_fire):
+            m.d.sync += [held.eq(self.acc_rows.payload), group.eq(0), active.eq(1)]
+        with m.Elif(active & last_group):
+            m.d.sync += active.eq(0)
+        with m.Elif(active):
+            m.d.sync += group.eq(group + 1)
 
         # swap_at[k] is high k cycles after a swap row was accepted: step k's copy of the
         # parameters is loaded at the end of that cycle, just before the swap row reaches it.
@@ -271,20 +303,22 @@ class PostProcess(wiring.Component):
         tile = copy(self._ZERO_POINT_STEP, _tile_layout(), shadow_tile, "tile")
 
         # --- Control travelling with the rows: valid, mode and tag of each step's row. ---
-        ctrl_layout = data.StructLayout({"valid": 1, "mode": PostMode, "tag": cfg.tag_width})
+        ctrl_layout = data.StructLayout({"valid": 1, "mode": PostMode, "tag": cfg.tag_width,
+                                         "group": range(groups)})
 
         def ctrl_stage(value, name):
             reg = Signal(ctrl_layout, name=name)
             m.d.sync += reg.eq(value)
             return reg
 
-        accepted = Signal(ctrl_layout)
+        entering = Signal(ctrl_layout)
         m.d.comb += [
-            accepted.valid.eq(row_fire),
-            accepted.mode.eq(self.acc_rows.payload.mode),
-            accepted.tag.eq(self.acc_rows.payload.tag),
+            entering.valid.eq(active),
+            entering.mode.eq(held.mode),
+            entering.tag.eq(held.tag),
+            entering.group.eq(group),
         ]
-        ctrl = [ctrl_stage(accepted, "ctrl_0")]
+        ctrl = [entering]
         for k in range(self._ZERO_POINT_STEP + 1):
             ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
 
@@ -301,17 +335,24 @@ class PostProcess(wiring.Component):
         act_min = stage(signed(8), tile.act_min, "act_min")
         act_max = stage(signed(8), tile.act_max, "act_max")
         low_bound = Mux(act_min > act_max, act_max, act_min)  # what max(z, act_min) clamps to
-        out_int8, out_int32 = [], []
-        for n in range(dim):
-            # Input register.
-            acc = stage(cfg.acc_shape, self.acc_rows.payload.row[n], f"acc_{n}")
+        def select(values, k, lane):
+            """Lane ``lane`` of the group at step ``k``: one of ``values`` (``dim`` long)."""
+            choices = values[lane::lanes]
+            if len(choices) == 1:
+                return choices[0]
+            return Array(choices)[ctrl[k].group]
+
+        lane_out = []
+        for n in range(lanes):
+            # The input register's lane of the entering group.
+            acc = select(list(held.row), 0, n)
             # Step 0: bias (wrapping, as the accumulator does).
-            gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, bias[n])
+            gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
             x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
 
             # Step 1: left shift, saturating where C++ would overflow; multiplier operand.
             # It overflows iff a bit of x in [31 - shift, 31) differs from the sign bit.
-            shift = Mux(passes(1), 0, left[n])
+            shift = Mux(passes(1), 0, select(left, 1, n))
             sign = x[width - 1]
             moved_out = (x ^ sign.replicate(width))[:width - 1]
             overflow = Cat(moved_out[j] & (shift >= width - 1 - j)
@@ -319,7 +360,7 @@ class PostProcess(wiring.Component):
             shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
                           (x << shift)[:width].as_signed())
             a = stage(signed(width), shifted, f"a_{n}")
-            b = stage(signed(width), Mux(passes(1), 1, mult[n]), f"b_{n}")
+            b = stage(signed(width), Mux(passes(1), 1, select(mult, 1, n)), f"b_{n}")
 
             # Steps 2-4: 32 x 32 product from 16 x 16 partial products (low halves unsigned).
             half = width // 2
@@ -344,7 +385,7 @@ class PostProcess(wiring.Component):
 
             # Steps 6-7: RoundingDivideByPOT: (s + 2**(e-1) - (s < 0)) >> e for e > 0, i.e.
             # ties away from zero. The nudge is 2**(e-1), or 2**(e-1) - 1 for a negative s.
-            e = Mux(passes(6), 0, right[n])
+            e = Mux(passes(6), 0, select(right, 6, n))
             negative = s[width - 1]
             nudge = Cat(Mux(negative, e >= j + 2, e == j + 1) for j in range(width - 1))
             t = stage(signed(width + 1), s + nudge, f"t_{n}")
@@ -353,15 +394,24 @@ class PostProcess(wiring.Component):
 
             # Step 8: zero point, exact; then the clamp on the way into the buffer.
             z = stage(signed(width + 1), y + Mux(passes(8), 0, tile.zero_point), f"z_{n}")
-            out_int32.append(z[:width])
             # min(max(z, act_min), act_max) with both comparisons of z side by side.
-            out_int8.append(Mux(z < act_min, low_bound, Mux(z > act_max, act_max, z))[:8])
+            clamped = Mux(z < act_min, low_bound, Mux(z > act_max, act_max, z))[:8]
+            lane_out.append(Mux(passes(9), z[:width], clamped.as_signed())[:width])
 
+        # The earlier lane groups of a row wait in registers for its last group.
         done = ctrl[self._ZERO_POINT_STEP + 1]
+        row_out = []
+        for g in range(groups - 1):
+            for n in range(lanes):
+                saved = Signal(signed(width), name=f"saved_{g}_{n}", reset_less=True)
+                with m.If(done.valid & (done.group == g)):
+                    m.d.sync += saved.eq(lane_out[n])
+                row_out.append(saved)
+        row_out += lane_out
         out = Signal(out_row_layout(cfg))
         m.d.comb += [
             out.row.as_value().eq(Mux(done.mode == PostMode.REQUANT,
-                                      Cat(out_int8), Cat(out_int32))),
+                                      Cat(v[:8] for v in row_out), Cat(row_out))),
             out.mode.eq(done.mode),
             out.tag.eq(done.tag),
         ]

@@ -13,7 +13,8 @@ class ResponseBuffer(wiring.Component):
 
     The owner accepts a request only while ``ready`` is high and pulses ``issue`` when it does;
     exactly ``latency`` cycles later it presents the answer on ``data``, which goes into a FIFO
-    of :attr:`depth` = ``latency + 2`` entries drained by ``output``. ``ready`` counts requests
+    of :attr:`depth` entries (by default ``latency + 2``, enough for one request per cycle)
+    drained by ``output``. ``ready`` counts requests
     in flight plus answers buffered, so the FIFO never overflows, the pipeline itself never
     stalls, and one request per cycle is sustained while ``output.ready`` stays high.
 
@@ -26,6 +27,9 @@ class ResponseBuffer(wiring.Component):
         Shape of an answer.
     latency : int
         Cycles from ``issue`` to ``data``.
+    depth : int or None
+        FIFO entries; an owner that issues at most one request every ``R`` cycles needs only
+        ``ceil((latency + 1) / R) + 1`` for its full rate. ``None``: ``latency + 2``.
 
     Members
     -------
@@ -35,10 +39,13 @@ class ResponseBuffer(wiring.Component):
     output : Out(stream.Signature(shape))
     """
 
-    def __init__(self, shape, latency):
+    def __init__(self, shape, latency, *, depth=None):
         if not isinstance(latency, int) or latency < 0:
             raise ValueError(f"latency must be a non-negative integer, not {latency!r}")
+        if depth is not None and (not isinstance(depth, int) or depth < 1):
+            raise ValueError(f"depth must be a positive integer, not {depth!r}")
         self.latency = latency
+        self._depth = latency + 2 if depth is None else depth
         super().__init__({
             "issue": In(1),
             "ready": Out(1),
@@ -48,7 +55,7 @@ class ResponseBuffer(wiring.Component):
 
     @property
     def depth(self):
-        return self.latency + 2
+        return self._depth
 
     def elaborate(self, platform):
         m = Module()

@@ -322,7 +322,8 @@ async def stream_matches_model(dut):
     longest = 2 * int(os.environ["TESSERA_MIN_TILE_ROWS"])
     workload = make_postproc_workload(config, tb.rng, max(1, 2 * rows // (longest + 1)),
                                       rows_per_tile=(1, longest), leading_rows=3)
-    budget = 40 * len(workload.rows) + 20 * len(workload.param_beats) + 200
+    budget = ((40 + 4 * config.postproc_row_cycles) * len(workload.rows)
+              + 20 * len(workload.param_beats) + 200)
     results = await with_timeout(tb.run(workload), budget * 10, "ns")
     check_outputs(results, workload, f"seed={seed} stall={stall}")
     dut._log.info(f"{len(results)} rows matched in {tb.cycle} cycles; a row waited for "
@@ -333,8 +334,9 @@ async def stream_matches_model(dut):
 
 @cocotb.test()
 async def full_rate_and_latency(dut):
-    """No stalls, tiles of exactly ``TESSERA_MIN_TILE_ROWS`` rows: a row accepted every cycle,
-    and the first output ``TESSERA_LATENCY`` cycles after the first row."""
+    """No stalls, tiles of exactly ``TESSERA_MIN_TILE_ROWS`` rows: a row accepted every
+    ``config.postproc_row_cycles`` cycles, and the first output ``TESSERA_LATENCY`` cycles
+    after the first row."""
     config, seed, _, _ = _settings()
     seed += 1
     latency = int(os.environ["TESSERA_LATENCY"])
@@ -343,8 +345,11 @@ async def full_rate_and_latency(dut):
     tb = TB(dut, config, seed, 0.0)
     await tb.start()
     workload = make_postproc_workload(config, tb.rng, 8, rows_per_tile=rows_per_tile)
-    results = await with_timeout(tb.run(workload), 20 * len(workload.rows) * 10 + 2000, "ns")
+    budget = (20 + config.postproc_row_cycles) * len(workload.rows) + 200
+    results = await with_timeout(tb.run(workload), budget * 10, "ns")
     check_outputs(results, workload, f"seed={seed}")
     first = tb.accepted[0]
-    assert tb.accepted == list(range(first, first + len(workload.rows))), tb.accepted
+    step = config.postproc_row_cycles
+    assert tb.accepted == list(range(first, first + step * len(workload.rows), step)), (
+        tb.accepted)
     assert tb.first_output - first == latency, (tb.first_output, first)

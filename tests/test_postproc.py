@@ -87,17 +87,22 @@ def run_postproc(config, workload, *, seed, stall_in=0.0, stall_out=0.0, hold_ou
 
 # --- The block against the golden model. ---
 
-@pytest.mark.parametrize("dim", [1, 2, 3, 4])
+#: (dim, postproc_lanes): one row per cycle, and lane groups taking 2, 3 or 4 cycles a row.
+SHAPES = [(1, None), (2, None), (3, None), (4, None), (4, 1), (4, 2), (3, 1), (6, 2)]
+
+
+@pytest.mark.parametrize("dim, lanes", SHAPES, ids=[f"dim{d}-lanes{lanes or d}"
+                                                     for d, lanes in SHAPES])
 @pytest.mark.parametrize("stalls", [0.0, 0.3], ids=["idle", "stalls"])
-def test_postproc_matches_model(dim, stalls):
-    seed = 3000 + dim + int(stalls * 10)
-    print(f"seed={seed} dim={dim} stalls={stalls}")
-    config = TesseraConfig(dim=dim)
+def test_postproc_matches_model(dim, lanes, stalls):
+    seed = 3000 + 10 * dim + (lanes or 0) + 100 * int(stalls * 10)
+    config = TesseraConfig(dim=dim, postproc_lanes=lanes)
+    print(f"seed={seed} dim={dim} postproc_lanes={lanes} stalls={stalls}")
     rng = np.random.default_rng(seed)
     workload = make_postproc_workload(config, rng, n_tiles=14, leading_rows=2)
     _, outputs, _, _, _ = run_postproc(config, workload, seed=seed, stall_in=stalls,
                                        stall_out=stalls)
-    check_outputs(outputs, workload, f"seed={seed} dim={dim} stalls={stalls}")
+    check_outputs(outputs, workload, f"seed={seed} dim={dim} lanes={lanes} stalls={stalls}")
 
 
 @pytest.mark.parametrize("variant", [
@@ -171,28 +176,32 @@ def test_postproc_edge_values():
 
 # --- Timing and flow control. ---
 
-@pytest.mark.parametrize("dim", [1, 2, 4])
-def test_full_rate_and_latency(dim):
-    """Parameter sets switched every min_tile_rows rows: one row per cycle, no bubble, and
-    the first output appears exactly ``latency`` cycles after the first row."""
-    seed = 5000 + dim
-    print(f"seed={seed} dim={dim}")
-    config = TesseraConfig(dim=dim)
+@pytest.mark.parametrize("dim, lanes, row_cycles", [
+    (1, None, 1), (2, None, 1), (4, None, 1), (4, 1, 4), (4, 2, 2), (6, 2, 3)])
+def test_full_rate_and_latency(dim, lanes, row_cycles):
+    """Parameter sets switched every min_tile_rows rows: one row every ``row_cycles`` cycles
+    (``dim / postproc_lanes``), no bubble, and the first output appears exactly ``latency``
+    = 10 + ``row_cycles`` cycles after the first row."""
+    seed = 5000 + 10 * dim + (lanes or 0)
+    print(f"seed={seed} dim={dim} postproc_lanes={lanes}")
+    config = TesseraConfig(dim=dim, postproc_lanes=lanes)
     rng = np.random.default_rng(seed)
     dut = PostProcess(config)
+    assert dut.row_cycles == row_cycles
     workload = make_postproc_workload(config, rng, n_tiles=6, rows_per_tile=dut.min_tile_rows)
     _, outputs, accepted, first_output, _ = run_postproc(config, workload, seed=seed, dut=dut)
-    check_outputs(outputs, workload, f"seed={seed} dim={dim}")
+    check_outputs(outputs, workload, f"seed={seed} dim={dim} lanes={lanes}")
     first = accepted[0]
-    assert accepted == list(range(first, first + len(workload.rows))), (
+    assert accepted == list(range(first, first + row_cycles * len(workload.rows), row_cycles)), (
         f"bubbles in the row stream: accepted at {accepted}")
-    assert first_output - first == dut.latency == 11
+    assert first_output - first == dut.latency == 10 + row_cycles
 
 
-def test_back_pressure_loses_nothing():
+@pytest.mark.parametrize("lanes", [None, 1])
+def test_back_pressure_loses_nothing(lanes):
     """Outputs held off for a long time: the block stops taking rows, then drains in order."""
     seed = 41
-    config = TesseraConfig(dim=2)
+    config = TesseraConfig(dim=2, postproc_lanes=lanes)
     rng = np.random.default_rng(seed)
     workload = make_postproc_workload(config, rng, n_tiles=8, rows_per_tile=6)
     dut, outputs, accepted, _, _ = run_postproc(config, workload, seed=seed, hold_outputs=100)
@@ -278,9 +287,12 @@ def test_inverted_bounds_follow_tflite_order():
 
 @pytest.mark.parametrize("name", ["micro", "tiny", "small", "large", "asic"])
 def test_elaborates_for_presets(name):
-    dut = PostProcess(preset(name))
+    config = preset(name)
+    dut = PostProcess(config)
     Fragment.get(dut, None)
-    assert dut.latency == 11 and dut.buffer_depth == 12
+    assert dut.row_cycles == config.dim // (config.postproc_lanes or config.dim)
+    assert dut.latency == 10 + dut.row_cycles
+    assert dut.buffer_depth == -(-dut.latency // dut.row_cycles) + 1
 
 
 def test_acc_width_too_wide():

@@ -5,13 +5,12 @@ The quick cases run the bulk of the random rows under Verilator and a smaller ru
 """
 
 import pytest
-from amaranth.back import verilog
 from conftest import SIMULATORS, require_simulator
 
 from hdl.config import TesseraConfig, preset
 from hdl.postproc import PostProcess
 from sim.cocotb_run import config_to_env, run_cocotb
-from sw.toolchain import use_toolchain
+from sw.verilog import write_component_verilog
 
 TOP = "tessera_postproc"
 
@@ -26,6 +25,7 @@ QUICK = [
 SLOW = [(simulator, config, seed, stall) for simulator in SIMULATORS
         for config, seed, stall in [
             (preset("small"), 23, 0.0),
+            (preset("small").replace(postproc_lanes=2), 27, 0.2),
             (TesseraConfig(name="dim3-acc16-lut", dim=3, acc_width=16, multiplier="lut"), 24, 0.3),
         ]] + [("verilator", preset("micro"), 25, 0.3), ("icarus", preset("tiny"), 26, 0.2)]
 CASES = [pytest.param(*case, id=f"{case[0]}-{case[1].name}-seed{case[2]}-stall{case[3]}")
@@ -36,11 +36,8 @@ CASES = [pytest.param(*case, id=f"{case[0]}-{case[1].name}-seed{case[2]}-stall{c
 
 def write_verilog(config, build_dir):
     """The block's Verilog in ``build_dir``; returns (the block, the file)."""
-    use_toolchain()
     dut = PostProcess(config)
-    path = build_dir / f"{TOP}.v"
-    path.write_text(verilog.convert(dut, name=TOP, emit_src=False))
-    return dut, path
+    return dut, write_component_verilog(dut, TOP, build_dir)
 
 
 @pytest.mark.parametrize("simulator, config, seed, stall", CASES)
