@@ -45,6 +45,67 @@ def cmd_synth(args):
     return 0
 
 
+#: Backends of ``tessera gemm``; the RTL ones need the accelerator top (issue #7, in progress).
+GEMM_BACKENDS = ("model", "verilator", "icarus")
+
+
+def gemm_report(args):
+    """Run the GEMM ``args`` describe; returns the report dict of ``tessera gemm --json``."""
+    import numpy as np
+
+    from hdl.config import preset
+    from sw.driver import Driver, ModelBackend, golden_gemm, random_gemm, random_requant_params
+    from sw.driver import run as run_driver
+
+    config = preset(args.config)
+    rng = np.random.default_rng(args.seed)
+    a, w = random_gemm(rng, args.m, args.k, args.n)
+    params = random_requant_params(rng, args.n, args.k) if args.requant else None
+    if args.backend != "model":
+        raise SystemExit(f"tessera gemm: backend {args.backend!r} needs the accelerator top, "
+                         "which is not built yet; use --backend model")
+    result = run_driver(Driver(ModelBackend(config)).gemm(a, w, params))
+    expected = golden_gemm(config, a, w, params)
+    report = {
+        "match": bool(np.array_equal(result.output, expected)),
+        "cycles": result.cycles,
+        "macs": result.macs,
+        "utilization": (None if result.cycles is None
+                        else result.macs / (result.cycles * config.dim * config.dim)),
+        "backend": args.backend,
+        "config": config.name,
+        "seed": args.seed,
+        "m": args.m, "k": args.k, "n": args.n,
+        "requant": args.requant,
+        "instructions": result.instructions,
+    }
+    if not report["match"]:
+        row, col = (int(v) for v in np.argwhere(result.output != expected)[0])
+        report["first_mismatch"] = {"row": row, "column": col,
+                                    "expected": int(expected[row, col]),
+                                    "got": int(result.output[row, col])}
+    return report
+
+
+def cmd_gemm(args):
+    report = gemm_report(args)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(_table([(key, value) for key, value in report.items()]))
+    if not report["match"]:
+        print(f"mismatch: {report['first_mismatch']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return value
+
+
 def build_parser():
     from sw.synth import BOARDS
     parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
@@ -63,6 +124,19 @@ def build_parser():
     p.add_argument("--json", action="store_true",
                    help="print one JSON object as the last line of stdout")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("gemm", help="random int8 GEMM end to end, checked against the "
+                                    "golden model")
+    for dim in ("m", "k", "n"):
+        p.add_argument(f"--{dim}", type=_positive, required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--backend", default="model", choices=GEMM_BACKENDS)
+    p.add_argument("--config", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--requant", action="store_true",
+                   help="int8 outputs through random valid post-processing parameters")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object as the last line of stdout")
+    p.set_defaults(func=cmd_gemm)
     return parser
 
 
