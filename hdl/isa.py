@@ -21,12 +21,13 @@ per column ``bias, multiplier, shift, 0``, then ``zero_point, act_min, act_max, 
 """
 
 from amaranth.hdl import unsigned
-from amaranth.lib import data, enum
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 __all__ = [
     "ADDR_BITS", "DRAM_ADDR_BITS", "INSN_WIDTH", "ErrorCause", "Opcode", "Unit", "acc_row_bytes",
     "config_layout", "end_layout", "exec_layout", "header_layout", "load_layout",
-    "param_block_bytes", "row_bytes", "store_layout", "unit_of",
+    "param_block_bytes", "row_bytes", "store_layout", "unit_of", "unit_signature",
 ]
 
 #: Bits of an instruction.
@@ -163,3 +164,25 @@ def acc_row_bytes(config):
 def param_block_bytes(config):
     """Bytes of a CONFIG parameter block: ``dim + 1`` records of four int32 words."""
     return _round_up(16 * (config.dim + 1), config.bus_data_width // 8)
+
+
+def unit_signature():
+    """The port between the dispatcher and a unit (LOAD, EXEC or STORE), seen from the unit.
+
+    ``insn``: raw instructions of the unit's own opcodes, handed over once their ``pop``
+    tokens were taken. ``done``: pulses once per completed instruction, in the order they were
+    accepted; "completed" means its effects are visible to every other unit (rows written into
+    the scratchpad or accumulator, write responses received), so the dispatcher may then push
+    the instruction's tokens. A unit may accept the next instruction before the previous one
+    is done (pipelining). ``busy``: an accepted instruction is not done yet. ``error``: sticky,
+    the first :class:`ErrorCause` the unit met (``NONE`` until then; only reset clears it).
+    An instruction that fails a check (malformed, out of range, misaligned) has no effect and
+    never pulses ``done``; after an error a unit accepts no further instruction, lets what it
+    started on a bus finish (a DMA transfer drains), and then drops ``busy``.
+    """
+    return wiring.Signature({
+        "insn": In(stream.Signature(INSN_WIDTH)),
+        "done": Out(1),
+        "busy": Out(1),
+        "error": Out(ErrorCause),
+    })

@@ -1,0 +1,150 @@
+"""LOAD unit: rows from system memory into the scratchpad, through the DMA read engine."""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .burst_splitter import dma_command_layout
+from .dma_read import read_beat_layout
+from .isa import ADDR_BITS, ErrorCause, Opcode, load_layout, row_bytes, unit_signature
+from .scratchpad import sp_write_layout
+
+__all__ = ["LoadUnit"]
+
+
+class LoadUnit(wiring.Component):
+    """Executes LOAD instructions (see :func:`hdl.isa.load_layout`).
+
+    An instruction is checked (``rows`` not zero, scratchpad rows inside ``sp_depth``,
+    ``dram_addr`` and ``dram_stride`` multiples of the bus beat) before anything happens;
+    a failing check latches its :class:`hdl.isa.ErrorCause` and the unit stops. Otherwise it
+    becomes one DMA read command of ``rows`` rows of :func:`hdl.isa.row_bytes` bytes, and
+    each row's first ``dim`` bytes are written to scratchpad row ``sp_addr + r``.
+
+    Timing:
+
+    - Two stages: the command stage checks an instruction and issues its DMA command in the
+      cycle after it was accepted; the write stage takes the returning beats. Up to
+      :attr:`depth` instructions are between the two, so the next LOAD's command goes out
+      while this one's data still arrives (the DMA's own latency is hidden).
+    - Throughput: one beat per cycle; a row per cycle when a row is one beat.
+    - ``done`` pulses in the cycle after an instruction's last row was accepted by the
+      scratchpad.
+    - Back-pressure on ``sp_write`` holds ``dma_data.ready`` low (the DMA buffers).
+    - A beat flagged ``error`` latches ``DMA_READ``. After any error nothing more is written
+      and no ``done`` pulses: the beats of commands already issued are consumed and dropped,
+      a checked instruction whose command is not out yet is dropped, and no instruction is
+      accepted.
+
+    Members
+    -------
+    ctl : Out(hdl.isa.unit_signature())
+    dma_cmd : Out(stream.Signature(dma_command_layout(config)))
+    dma_data : In(stream.Signature(read_beat_layout(config)))
+    sp_write : Out(stream.Signature(sp_write_layout(config)))
+    """
+
+    #: Instructions between the command stage and the write stage.
+    depth = 2
+
+    def __init__(self, config):
+        self.config = config
+        super().__init__({
+            "ctl": Out(unit_signature()),
+            "dma_cmd": Out(stream.Signature(dma_command_layout(config))),
+            "dma_data": In(stream.Signature(read_beat_layout(config))),
+            "sp_write": Out(stream.Signature(sp_write_layout(config))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        beat_bytes = cfg.bus_data_width // 8
+        row_beats = row_bytes(cfg) // beat_bytes
+        ctl = self.ctl
+
+        error = Signal(ErrorCause)
+        m.d.comb += ctl.error.eq(error)
+
+        # --- Command stage: check, issue the DMA command, hand the rows to the write stage.
+        pending_layout = data.StructLayout({"sp_addr": ADDR_BITS, "rows": ADDR_BITS})
+        m.submodules.pending = pending = SyncFIFOBuffered(
+            width=pending_layout.size, depth=self.depth)
+        insn = Signal(load_layout())
+        held = Signal()  # `insn` holds a checked instruction whose command is not out yet
+        align_mask = beat_bytes - 1
+        incoming = load_layout()(ctl.insn.payload)
+        check = Signal(ErrorCause)
+        with m.If((incoming.header.opcode != Opcode.LOAD) | (incoming.rows == 0)):
+            m.d.comb += check.eq(ErrorCause.MALFORMED)
+        with m.Elif(incoming.sp_addr + incoming.rows > cfg.sp_depth):
+            m.d.comb += check.eq(ErrorCause.SP_RANGE)
+        with m.Elif(((incoming.dram_addr | incoming.dram_stride) & align_mask) != 0):
+            m.d.comb += check.eq(ErrorCause.DMA_ALIGN)
+
+        m.d.comb += ctl.insn.ready.eq(~held & (error == ErrorCause.NONE))
+        with m.If(ctl.insn.valid & ctl.insn.ready):
+            with m.If(check == ErrorCause.NONE):
+                m.d.sync += [insn.eq(ctl.insn.payload), held.eq(1)]
+            with m.Else():
+                m.d.sync += error.eq(check)
+
+        # After an error (of an earlier instruction's data) a held command is dropped.
+        with m.If(error != ErrorCause.NONE):
+            m.d.sync += held.eq(0)
+        m.d.comb += [
+            self.dma_cmd.valid.eq(held & pending.w_rdy & (error == ErrorCause.NONE)),
+            self.dma_cmd.payload.addr.eq(insn.dram_addr),
+            self.dma_cmd.payload.row_beats.eq(row_beats),
+            self.dma_cmd.payload.rows.eq(insn.rows),
+            self.dma_cmd.payload.stride.eq(insn.dram_stride),
+            pending.w_en.eq(self.dma_cmd.valid & self.dma_cmd.ready),
+            pending.w_data.eq(Cat(insn.sp_addr, insn.rows)),
+        ]
+        with m.If(pending.w_en):
+            m.d.sync += held.eq(0)
+
+        # --- Write stage: assemble rows from beats, write them, count them.
+        current = pending_layout(pending.r_data)
+        row_index = Signal(ADDR_BITS)
+        beat_index = Signal(range(max(row_beats, 2)))
+        failed = Signal()  # the current instruction saw an error beat
+        row_bits = cfg.dim * cfg.act_width
+        collected = Signal((row_beats - 1) * cfg.bus_data_width)  # earlier beats of the row
+        beat = self.dma_data.payload
+        row_value = Cat(collected, beat.data)[:row_bits]
+        row_complete = beat_index == row_beats - 1
+        writes = (pending.r_rdy & row_complete & ~failed & ~beat.error
+                  & (error == ErrorCause.NONE))
+
+        m.d.comb += [
+            self.sp_write.valid.eq(self.dma_data.valid & writes),
+            self.sp_write.payload.addr.eq(current.sp_addr + row_index),
+            self.sp_write.payload.row.as_value().eq(row_value),
+            self.dma_data.ready.eq(pending.r_rdy & (~writes | self.sp_write.ready)),
+        ]
+        taken = self.dma_data.valid & self.dma_data.ready
+        last_row = row_index == current.rows - 1
+        m.d.sync += ctl.done.eq(0)
+        with m.If(taken):
+            if row_beats > 1:
+                with m.If(~row_complete):
+                    m.d.sync += collected.word_select(beat_index, cfg.bus_data_width).eq(
+                        beat.data)
+            with m.If(beat.error & ~failed):
+                m.d.sync += failed.eq(1)
+                with m.If(error == ErrorCause.NONE):
+                    m.d.sync += error.eq(ErrorCause.DMA_READ)
+            with m.If(row_complete):
+                m.d.sync += [beat_index.eq(0), row_index.eq(row_index + 1)]
+                with m.If(last_row):
+                    m.d.sync += [row_index.eq(0), failed.eq(0),
+                                 ctl.done.eq(~failed & ~beat.error
+                                             & (error == ErrorCause.NONE))]
+            with m.Else():
+                m.d.sync += beat_index.eq(beat_index + 1)
+        m.d.comb += pending.r_en.eq(taken & row_complete & last_row)
+
+        m.d.comb += ctl.busy.eq(held | pending.r_rdy)
+        return m
