@@ -1,0 +1,160 @@
+"""The dispatcher with stand-in units: program order, tokens, END and every error it raises."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hdl.dispatcher import Dispatcher
+from hdl.isa import ErrorCause, Opcode, Unit
+from sw.assembler import Instruction, decode, to_words
+
+CLOCK = 1e-6
+UNITS = ("load", "exec", "store")
+
+
+def load(**flags):
+    return Instruction(Opcode.LOAD, dict(sp_addr=0, rows=1, dram_addr=0, dram_stride=0),
+                       **flags)
+
+
+def exec_(**flags):
+    return Instruction(Opcode.EXEC, dict(weight_addr=0, act_addr=0, acc_addr=0, rows=1,
+                                         preload=0, accumulate=0), **flags)
+
+
+def store(**flags):
+    return Instruction(Opcode.STORE, dict(acc_addr=0, rows=1, dest=0, dram_stride=0, mode=1,
+                                          to_sp=0), **flags)
+
+
+END = Instruction(Opcode.END)
+
+
+def run_dispatcher(words, *, seed, latency=(1, 8), queue_depth=8, cycles=3000, run=True):
+    """Push ``words``, let stand-in units take instructions and finish them after a random
+    latency. Returns a log of (cycle, unit, event, instruction), done pulses, the error and
+    its unit."""
+    dut = Dispatcher(queue_depth=queue_depth)
+    rng = np.random.default_rng(seed)
+    log, state = [], {"done": 0, "error": ErrorCause.NONE, "unit": 0, "cycle": 0}
+
+    async def host(ctx):
+        ctx.set(dut.run, run)
+        for word in words:
+            ctx.set(dut.words.valid, 1)
+            ctx.set(dut.words.payload, word)
+            await ctx.tick()
+        ctx.set(dut.words.valid, 0)
+
+    def stand_in(name):
+        port = getattr(dut, name)
+
+        async def unit(ctx):
+            finishing = []  # cycles at which the taken instructions finish, in order
+            async for _, _, valid, ready, payload in ctx.tick().sample(
+                    port.insn.valid, port.insn.ready, port.insn.payload):
+                cycle = state["cycle"]
+                if valid and ready:
+                    insn = decode(int(payload))
+                    log.append((cycle, name, "start", insn))
+                    last = finishing[-1] if finishing else cycle
+                    finishing.append(max(last, cycle) + int(rng.integers(*latency)))
+                done = bool(finishing) and finishing[0] <= cycle
+                if done:
+                    finishing.pop(0)
+                    log.append((cycle, name, "done", None))
+                ctx.set(port.done, done)
+                ctx.set(port.busy, bool(finishing))
+                ctx.set(port.insn.ready, rng.random() < 0.7)
+        return unit
+
+    async def monitor(ctx):
+        async for _, _, done, error, unit in ctx.tick().sample(dut.done, dut.error,
+                                                                dut.error_unit):
+            state["done"] += done
+            state["error"], state["unit"] = error, unit
+            state["cycle"] += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(host)
+    for bench in [stand_in(name) for name in UNITS] + [monitor]:
+        sim.add_testbench(bench, background=True)
+    sim.run_until(CLOCK * cycles)
+    return log, state
+
+
+def words_of(program):
+    return [word for insn in program for word in to_words(insn)]
+
+
+def test_program_order_per_unit_and_end():
+    program = [load(), exec_(), store(), load(), exec_(), store(), END]
+    log, state = run_dispatcher(words_of(program), seed=1)
+    for name in UNITS:
+        started = [insn for _, unit, event, insn in log if unit == name and event == "start"]
+        assert started == [insn for insn in program if insn.unit.name.lower() == name]
+    assert state["done"] == 1 and state["error"] == ErrorCause.NONE
+    # END completes only after every unit finished everything.
+    last_done = max(cycle for cycle, _, event, _ in log if event == "done")
+    assert last_done < 3000
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tokens_order_the_units(seed):
+    """A double-buffered pattern: each EXEC starts after its LOAD is done, each LOAD after
+    the EXEC two before it is done, each STORE after its EXEC, and no token is left."""
+    groups = 6
+    program = []
+    for g in range(groups):
+        program.append(load(pop_next=g >= 2, push_next=True))
+        program.append(exec_(pop_prev=True, push_prev=g + 2 < groups, push_next=True))
+        program.append(store(pop_prev=True))
+    program.append(END)
+    log, state = run_dispatcher(words_of(program), seed=seed, queue_depth=4)
+    assert state["done"] == 1 and state["error"] == ErrorCause.NONE, state
+
+    def times(name, event):
+        return [cycle for cycle, unit, e, _ in log if unit == name and e == event]
+
+    load_start, load_done = times("load", "start"), times("load", "done")
+    exec_start, exec_done = times("exec", "start"), times("exec", "done")
+    store_start = times("store", "start")
+    for g in range(groups):
+        assert exec_start[g] > load_done[g], f"seed={seed}: EXEC {g} before its LOAD"
+        assert store_start[g] > exec_done[g], f"seed={seed}: STORE {g} before its EXEC"
+        if g >= 2:
+            assert load_start[g] > exec_done[g - 2], f"seed={seed}: LOAD {g} too early"
+
+
+def test_nothing_moves_without_run():
+    log, state = run_dispatcher(words_of([load(), END]), seed=2, run=False, cycles=200)
+    assert log == [] and state["done"] == 0
+
+
+@pytest.mark.parametrize("words, cause", [
+    ([0x5, 0, 0, 0], ErrorCause.UNDEFINED_OPCODE),
+    ([0x7 | 1 << 4, 0, 0, 0], ErrorCause.MALFORMED),  # END with pop_next
+], ids=["undefined", "end-with-flags"])
+def test_decode_errors(words, cause):
+    log, state = run_dispatcher(words + words_of([load(), END]), seed=3, cycles=300)
+    assert (state["error"], state["unit"]) == (cause, Unit.DISPATCH.value)
+    assert log == [] and state["done"] == 0
+
+
+def test_queue_full():
+    """More instructions than the queue holds, with run low: the first extra word latches
+    QUEUE_FULL."""
+    program = [load()] * 5
+    log, state = run_dispatcher(words_of(program), seed=4, queue_depth=4, run=False,
+                                cycles=200)
+    assert state["error"] == ErrorCause.QUEUE_FULL
+
+
+def test_token_underflow_at_end():
+    """An EXEC that waits for a token no LOAD gives: at END it is an error, not a hang."""
+    program = [load(), exec_(pop_prev=True), END]
+    log, state = run_dispatcher(words_of(program), seed=5, cycles=300)
+    assert (state["error"], state["unit"]) == (ErrorCause.TOKEN_UNDERFLOW,
+                                               Unit.DISPATCH.value)
+    assert state["done"] == 0
