@@ -1,0 +1,284 @@
+"""AXI4-Lite: the bus signature, response codes, and a register-bank slave."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from .registers import Access, RegisterMap
+
+__all__ = ["AXI4LiteRegisterBank", "AXI4LiteSignature", "AXIResp"]
+
+
+class AXIResp(enum.Enum, shape=2):
+    """``BRESP`` / ``RRESP`` codes."""
+    OKAY = 0
+    EXOKAY = 1
+    SLVERR = 2
+    DECERR = 3
+
+
+class AXI4LiteSignature(wiring.Signature):
+    """An AXI4-Lite interface, from the master's side, with the specification's signal names.
+
+    Members ``awaddr awprot awvalid awready wdata wstrb wvalid wready bresp bvalid bready
+    araddr arprot arvalid arready rdata rresp rvalid rready``: a slave port is
+    ``In(AXI4LiteSignature(...))``. In generated Verilog a port ``bus`` flattens to
+    ``bus__awaddr`` etc., which cocotbext-axi binds with
+    ``AxiLiteBus.from_prefix(dut, "bus", bus_separator="__")``.
+
+    Parameters
+    ----------
+    addr_width : int
+        Byte-address width.
+    data_width : int
+        32 or 64.
+    """
+
+    def __init__(self, *, addr_width, data_width=32):
+        for name, value in (("addr_width", addr_width), ("data_width", data_width)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"AXI4-Lite {name} must be an integer, not {value!r}")
+        if addr_width < 1:
+            raise ValueError(f"AXI4-Lite addr_width must be a positive integer, not "
+                             f"{addr_width!r}")
+        if data_width not in (32, 64):
+            raise ValueError(f"AXI4-Lite data_width must be 32 or 64, not {data_width!r}")
+        self._addr_width = addr_width
+        self._data_width = data_width
+        super().__init__({
+            "awaddr": Out(addr_width), "awprot": Out(3), "awvalid": Out(1), "awready": In(1),
+            "wdata": Out(data_width), "wstrb": Out(data_width // 8), "wvalid": Out(1),
+            "wready": In(1),
+            "bresp": In(AXIResp), "bvalid": In(1), "bready": Out(1),
+            "araddr": Out(addr_width), "arprot": Out(3), "arvalid": Out(1), "arready": In(1),
+            "rdata": In(data_width), "rresp": In(AXIResp), "rvalid": In(1), "rready": Out(1),
+        })
+
+    @property
+    def addr_width(self):
+        return self._addr_width
+
+    @property
+    def data_width(self):
+        return self._data_width
+
+    def __eq__(self, other):
+        return (type(other) is AXI4LiteSignature and self.addr_width == other.addr_width
+                and self.data_width == other.data_width)
+
+    def __hash__(self):
+        return hash((AXI4LiteSignature, self.addr_width, self.data_width))
+
+    def __repr__(self):
+        return f"AXI4LiteSignature(addr_width={self.addr_width}, data_width={self.data_width})"
+
+
+class AXI4LiteRegisterBank(wiring.Component):
+    """AXI4-Lite slave holding the registers of a :class:`~hdl.registers.RegisterMap`.
+
+    The five channels are independent. AW and W each have a one-entry holding register: either
+    may arrive first (or both together); a write executes in the cycle both are present and
+    the B channel is free (``BVALID`` low, or ``BREADY`` high so the pending response leaves
+    in that cycle). A read executes in the cycle an address is present and R is free. Reads
+    and writes proceed in parallel; a read executing in the cycle a write to the same register
+    executes returns the value from before the write.
+
+    Responses:
+
+    - Unmapped address (any bit of the ``addr_width``-bit address outside the map's words;
+      the low ``log2(data_width / 8)`` bits select a byte and are ignored): DECERR for reads
+      and writes, nothing changes, read data 0.
+    - Write to a RO or CONST register: SLVERR, nothing changes (so a driver bug shows up
+      instead of being silently ignored). Read of a WO register: SLVERR, data 0.
+    - WO write: the data go out with a one-cycle ``strobe`` and OKAY, unless the hardware's
+      ``full`` is high in that cycle or the write does not strobe every byte lane holding an
+      implemented bit (half an instruction word is never pushed): then SLVERR, no strobe.
+    - Otherwise OKAY. ``AWPROT``/``ARPROT`` are ignored.
+
+    ``WSTRB``: an RW register changes only in strobed byte lanes; a W1C register clears only
+    bits of strobed lanes (``WSTRB`` 0 writes nothing and answers OKAY). W1C: a hardware ``set``
+    wins over a host clear of the same bit in the same cycle. Only field bits are implemented
+    in a register with fields (the rest read 0). RO values are sampled in the cycle the read
+    executes.
+
+    Timing:
+
+    - Write latency :attr:`write_latency` = 1: when the later of the AW and W handshakes is in
+      cycle t (and B is free), the register holds the new value and ``BVALID`` is high in
+      cycle t + 1. A WO ``strobe`` is in cycle t itself, combinational from the bus handshake,
+      so ``full`` is sampled in the same cycle as the push it refuses.
+    - Read latency :attr:`read_latency` = 1: AR handshake in cycle t, ``RVALID`` with the data
+      of cycle t in cycle t + 1.
+    - Throughput: one write per cycle (AW and W presented together) and, in parallel, one read
+      per cycle, while ``BREADY`` / ``RREADY`` stay high.
+    - Back-pressure: B and R stay valid with stable payload until their READY. While B waits,
+      one more AW and one more W are accepted into the holding registers, then
+      ``AWREADY``/``WREADY`` stay low until the response leaves (likewise one AR while R waits):
+      nothing is dropped and at most one write and one read wait behind a response.
+    - Every bus output (READYs, VALIDs, payloads) comes from a register: no combinational path
+      from a bus input to a bus output. ``irq`` is registered: high the cycle after
+      ``status & enable`` becomes non-zero.
+
+    Parameters
+    ----------
+    register_map : RegisterMap
+        Data width (32 or 64) and registers of the bank.
+    addr_width : int
+        Byte-address width of the bus, at least ``register_map.addr_bits``; all of it is
+        decoded (no aliases).
+
+    Members
+    -------
+    bus : In(AXI4LiteSignature(addr_width=addr_width, data_width=register_map.data_width))
+    regs : Out(register_map.signature)
+        One port per register named in lower case (see :attr:`RegisterMap.signature`): RW
+        ``Out`` value; RO ``In`` value; W1C ``value`` out, ``set`` pulses in; WO ``data`` and
+        ``strobe`` out, ``full`` in.
+    irq : Out(1)
+        Only with ``register_map.irq``: OR of the status register's bits and the enable's.
+
+    Raises
+    ------
+    TypeError
+        ``register_map`` is not a RegisterMap, ``addr_width`` not an integer.
+    ValueError
+        ``addr_width`` is too narrow for the map (or wider than 64).
+    """
+
+    write_latency = 1
+    read_latency = 1
+
+    def __init__(self, register_map, *, addr_width=12):
+        try:
+            self._check(register_map, addr_width)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # never built: no "created but never used" warning
+            raise
+        self.register_map = register_map
+        self.addr_width = addr_width
+        members = {
+            "bus": In(AXI4LiteSignature(addr_width=addr_width,
+                                        data_width=register_map.data_width)),
+            "regs": Out(register_map.signature),
+        }
+        if register_map.irq is not None:
+            members["irq"] = Out(1)
+        super().__init__(members)
+
+    @staticmethod
+    def _check(register_map, addr_width):
+        if not isinstance(register_map, RegisterMap):
+            raise TypeError(f"register_map must be a RegisterMap, not {register_map!r}")
+        if not isinstance(addr_width, int) or isinstance(addr_width, bool):
+            raise TypeError(f"addr_width must be an integer, not {addr_width!r}")
+        needed = max(register_map.addr_bits, (register_map.word_bytes - 1).bit_length() + 1)
+        if not needed <= addr_width <= 64:
+            raise ValueError(f"addr_width must be {needed} to 64 for register map "
+                             f"{register_map.name}, not {addr_width!r}")
+
+    def elaborate(self, platform):
+        m = Module()
+        bus, rmap = self.bus, self.register_map
+        lanes = rmap.word_bytes
+        lsb = (lanes - 1).bit_length()
+        word_of = {reg.name: reg.offset >> lsb for reg in rmap}
+
+        def port(reg):
+            return getattr(self.regs, reg.hw_name)
+
+        def value_of(reg):
+            """The register's state (RW, W1C), hardware input (RO) or constant, as a Value."""
+            if reg.access is Access.CONST:
+                return Const(reg.reset, rmap.data_width)
+            if reg.access is Access.W1C:
+                return Value.cast(port(reg).value)
+            return Value.cast(port(reg))
+
+        # Write: AW and W holding registers, bypassed when the write executes at once.
+        aw_held, aw_addr_q = Signal(), Signal(self.addr_width)
+        w_held, w_data_q, w_strb_q = Signal(), Signal(rmap.data_width), Signal(lanes)
+        m.d.comb += [bus.awready.eq(~aw_held), bus.wready.eq(~w_held)]
+        aw_addr = Mux(aw_held, aw_addr_q, bus.awaddr)
+        w_data = Mux(w_held, w_data_q, bus.wdata)
+        w_strb = Mux(w_held, w_strb_q, bus.wstrb)
+        write = Signal()
+        m.d.comb += write.eq((aw_held | bus.awvalid) & (w_held | bus.wvalid)
+                             & (~bus.bvalid | bus.bready))
+        with m.If(write):
+            m.d.sync += [aw_held.eq(0), w_held.eq(0), bus.bvalid.eq(1)]
+        with m.Else():
+            with m.If(bus.bready):
+                m.d.sync += bus.bvalid.eq(0)
+            with m.If(bus.awvalid & ~aw_held):
+                m.d.sync += [aw_held.eq(1), aw_addr_q.eq(bus.awaddr)]
+            with m.If(bus.wvalid & ~w_held):
+                m.d.sync += [w_held.eq(1), w_data_q.eq(bus.wdata), w_strb_q.eq(bus.wstrb)]
+
+        lane_mask = Cat(strobe.replicate(8) for strobe in w_strb)
+        bresp = Signal(AXIResp)
+        clears = {}
+        m.d.comb += bresp.eq(AXIResp.DECERR)
+        with m.Switch(aw_addr[lsb:]):
+            for reg in rmap:
+                mask = rmap.mask(reg)
+                width = rmap.width(reg)
+                with m.Case(word_of[reg.name]):
+                    if reg.access is Access.RW:
+                        m.d.comb += bresp.eq(AXIResp.OKAY)
+                        value = value_of(reg)
+                        enable = (lane_mask & mask)[:width]
+                        with m.If(write):
+                            m.d.sync += value.eq((value & ~enable) | (w_data[:width] & enable))
+                    elif reg.access is Access.W1C:
+                        m.d.comb += bresp.eq(AXIResp.OKAY)
+                        clears[reg.name] = clear = Signal(width, name=f"{reg.hw_name}_clear")
+                        m.d.comb += clear.eq(Mux(write, w_data & lane_mask & mask, 0))
+                    elif reg.access is Access.WO:
+                        needed = sum(1 << lane for lane in range(lanes) if mask >> 8 * lane & 0xff)
+                        accept = ((w_strb & needed) == needed) & ~port(reg).full
+                        m.d.comb += [
+                            bresp.eq(Mux(accept, AXIResp.OKAY, AXIResp.SLVERR)),
+                            port(reg).strobe.eq(write & accept),
+                        ]
+                    else:
+                        m.d.comb += bresp.eq(AXIResp.SLVERR)
+        with m.If(write):
+            m.d.sync += bus.bresp.eq(bresp)
+
+        for reg in rmap:
+            if reg.access is Access.WO:
+                m.d.comb += Value.cast(port(reg).data).eq(w_data)
+            elif reg.access is Access.W1C:
+                value = value_of(reg)
+                clear = clears[reg.name]
+                m.d.sync += value.eq((value & ~clear) | Value.cast(port(reg).set))
+
+        # Read: an AR holding register, bypassed when the read executes at once.
+        ar_held, ar_addr_q = Signal(), Signal(self.addr_width)
+        m.d.comb += bus.arready.eq(~ar_held)
+        ar_addr = Mux(ar_held, ar_addr_q, bus.araddr)
+        read = Signal()
+        m.d.comb += read.eq((ar_held | bus.arvalid) & (~bus.rvalid | bus.rready))
+        rdata, rresp = Signal(rmap.data_width), Signal(AXIResp)
+        m.d.comb += rresp.eq(AXIResp.DECERR)
+        with m.Switch(ar_addr[lsb:]):
+            for reg in rmap:
+                with m.Case(word_of[reg.name]):
+                    if reg.access.readable:
+                        m.d.comb += [rdata.eq(value_of(reg) & rmap.mask(reg)),
+                                     rresp.eq(AXIResp.OKAY)]
+                    else:
+                        m.d.comb += rresp.eq(AXIResp.SLVERR)
+        with m.If(read):
+            m.d.sync += [ar_held.eq(0), bus.rvalid.eq(1), bus.rdata.eq(rdata),
+                         bus.rresp.eq(rresp)]
+        with m.Else():
+            with m.If(bus.rready):
+                m.d.sync += bus.rvalid.eq(0)
+            with m.If(bus.arvalid & ~ar_held):
+                m.d.sync += [ar_held.eq(1), ar_addr_q.eq(bus.araddr)]
+
+        if rmap.irq is not None:
+            status, enable = (value_of(rmap[name]) for name in rmap.irq)
+            m.d.sync += self.irq.eq((status & enable).any())
+        return m
