@@ -4,7 +4,10 @@
 2. Simulated cycles per second of that harness (no Python in the per-cycle loop).
 3. Cycles per second of the cocotb testbench on Verilator and, if installed, Icarus.
 4. Cycles per second of the Amaranth simulator.
-5. Synthesis and place-and-route wall time per board (skip with ``--no-synth``).
+5. DMA beats per cycle against cocotbext-axi's AxiRam (long contiguous transfers, short
+   strided rows; with and without memory back-pressure), and the DMA engines' LUT/FF cost
+   after yosys ``synth_ecp5`` (skip with ``--no-dma``).
+6. Synthesis and place-and-route wall time per board (skip with ``--no-synth``).
 """
 
 import argparse
@@ -20,6 +23,7 @@ from datetime import UTC, datetime
 from hdl.config import PRESETS, TesseraConfig
 
 from . import BUILD, ROOT
+from .dma_bench import CONDITIONS, dma_cost, dma_throughput, lut_ff
 from .simspeed import amaranth_speed, cocotb_speed, icarus_available
 from .verilator_bench import build_harness, macs_per_cycle, run_harness
 
@@ -108,6 +112,26 @@ def amaranth(bench, config):
     bench.details[f"amaranth/{config.name}"] = report
 
 
+def dma(bench, config, condition, stall, latency):
+    name = f"{config.name} ({config.bus_data_width}-bit bus)"
+    results = dma_throughput(config, BUILD / "dma" / f"{config.name}-stall{stall}-lat{latency}",
+                             stall=stall, latency=latency)
+    for scenario, result in results.items():
+        bench.add(f"DMA {scenario}, {condition}", name, result["beats_per_cycle"],
+                  "beats/cycle")
+    bench.details[f"dma/{config.name}/{condition}"] = results
+
+
+def dma_resources(bench, config):
+    name = f"{config.name} ({config.bus_data_width}-bit bus)"
+    cost = dma_cost(config, BUILD / "dma" / f"{config.name}-synth_ecp5")
+    for block, cells in cost.items():
+        luts, flops, brams, lutrams = lut_ff(cells)
+        bench.add(f"DMA {block}, yosys synth_ecp5", name, luts,
+                  f"LUT4 ({flops} FF, {brams} DP16KD, {lutrams} DPR16X4)")
+    bench.details[f"dma_cost/{config.name}"] = cost
+
+
 def synth_board(bench, board):
     from sw.synth import synth
     # Its own build folder, so that it never races a `make synth` of the same board.
@@ -127,6 +151,8 @@ def format_value(value, unit):
         return f"{value:,.0f}"
     if unit == "MAC/cycle":
         return f"{value:.5f}"
+    if unit == "beats/cycle":
+        return f"{value:.3f}"
     if isinstance(value, float):
         return f"{value:.2f}" if unit.startswith("MHz") else f"{value:.1f}"
     return str(value)
@@ -159,13 +185,18 @@ def parse_args(argv):
     from sw.synth import BOARDS
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Tessera benchmarks: array throughput, simulation speed, FPGA build times.")
+        description="Tessera benchmarks: array throughput, simulation speed, DMA throughput "
+                    "and cost, FPGA build times.")
     parser.add_argument("--no-synth", action="store_true",
                         help="skip the FPGA builds (they take minutes each)")
     parser.add_argument("--boards", default=",".join(BOARDS),
                         help=f"comma-separated boards to build (default: all: {','.join(BOARDS)})")
     parser.add_argument("--dims", default="4,8",
                         help="comma-separated array sizes to simulate (default: 4,8)")
+    parser.add_argument("--no-dma", action="store_true",
+                        help="skip the DMA throughput and cost measurements")
+    parser.add_argument("--dma-config", default="small", choices=list(PRESETS),
+                        help="preset whose bus width the DMA benchmark uses (default: small)")
     args = parser.parse_args(argv)
     args.boards = [b for b in args.boards.split(",") if b]
     unknown = [b for b in args.boards if b not in BOARDS]
@@ -196,6 +227,13 @@ def main(argv=None):
         bench.add("cocotb testbench on Icarus", "-", None, "not available (no iverilog on PATH)")
     for config in configs:
         bench.attempt("Amaranth simulator (pysim)", label(config), amaranth, bench, config)
+    if not args.no_dma:
+        dma_config = PRESETS[args.dma_config]
+        for condition, stall, latency in CONDITIONS:
+            bench.attempt(f"DMA beats/cycle, {condition}", dma_config.name, dma, bench,
+                          dma_config, condition, stall, latency)
+        bench.attempt("DMA cost, yosys synth_ecp5", dma_config.name, dma_resources, bench,
+                      dma_config)
     if not args.no_synth:
         for board in args.boards:
             bench.attempt("synthesis + place and route", board, synth_board, bench, board)

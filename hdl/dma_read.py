@@ -1,0 +1,216 @@
+"""DMA read engine: 2-D transfers from memory over AXI4 into a stream of bus beats."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .axi4 import MAX_BURST_BEATS, incr_burst_fields
+from .burst_splitter import (
+    BurstSplitter,
+    check_engine_parameters,
+    dma_axi_signature,
+    dma_command_layout,
+    dma_status_signature,
+    latch_first_error,
+    response_error,
+)
+
+__all__ = ["DMAReader", "read_beat_layout"]
+
+
+def read_beat_layout(config):
+    """One beat of read data: ``data`` (``bus_data_width`` bits), ``row_last`` on the last
+    beat of each row, ``last`` on the last beat of the command, ``error`` on every beat from
+    the first failing one to the end of its command (see :class:`DMAReader`)."""
+    return data.StructLayout({
+        "data": config.bus_data_width,
+        "row_last": 1,
+        "last": 1,
+        "error": 1,
+    })
+
+
+def _order_layout():
+    """A burst on its way to the output: its length, end flags, and whether it was issued."""
+    return data.StructLayout({"len": 8, "row_last": 1, "last": 1, "skip": 1})
+
+
+class DMAReader(wiring.Component):
+    """Reads 2-D transfers (:func:`hdl.burst_splitter.dma_command_layout`) over AXI4.
+
+    Each command is split into INCR bursts (:class:`hdl.burst_splitter.BurstSplitter`: at
+    most ``max_burst`` beats, never across 4 KiB or a row end; ARSIZE the full beat, ARBURST
+    INCR, ARID ``axi_id`` for all bursts, so the memory answers them in order). The beats
+    come out on ``data`` in address order, row after row, with ``row_last`` and ``last``.
+
+    Flow control: an AR is issued only when :attr:`buffer_depth` minus the beats already
+    reserved leaves room for the whole burst in the data buffer, so ``rready`` is always
+    high: the engine never back-pressures R. A stalled consumer fills the buffer and then
+    stops AR issue. At most ``config.dma_outstanding`` bursts are in flight (AR accepted or
+    waiting on AR, R not yet complete).
+
+    Errors: an SLVERR or DECERR beat latches the sticky error (cause, and the address of its
+    burst). From then on no new AR is issued (a burst already on AR stays there until
+    accepted), and every R beat still due is accepted. Every command still delivers all its
+    beats, so the consumer never hangs: the beats before the failing one normally, the
+    failing beat and the rest of its command with ``error`` set. Bursts that were not issued
+    (those taken while the error is latched) deliver their beats flagged, with unspecified
+    ``data``; so while the error is latched later commands deliver flagged beats without
+    reading memory (their bursts issued before the error was latched deliver normally).
+    After ``status.error_clear`` new bursts are issued again. A refused command (see
+    :class:`hdl.burst_splitter.DMAError`) delivers its beats flagged as well, except an
+    ``EMPTY`` one, which delivers nothing and does not pulse ``done``.
+
+    Timing:
+
+    - Latency: ARVALID is high 3 cycles after the cycle the command was accepted in (the
+      splitter's state, its output, the AR register); a beat is on ``data`` 2 cycles after
+      its R handshake.
+    - Throughput: one beat per cycle while the memory answers one per cycle, provided the
+      memory's AR-to-R latency is covered by the outstanding bursts (``dma_outstanding``
+      bursts of the row length, and at most one ``max_burst`` burst plus the buffer).
+      One AR per cycle, so rows of one beat run at one beat per cycle given enough
+      outstanding bursts.
+    - Back-pressure: ``data.ready`` low stops delivery; R keeps being accepted into the
+      reserved buffer space. ``data.valid`` does not depend on ``data.ready``.
+    - ``status.done`` pulses one cycle after the ``last`` beat of a command was delivered;
+      ``status.busy`` is high from the command's acceptance until its last beat is delivered.
+
+    Parameters
+    ----------
+    config : TesseraConfig
+        ``bus_data_width``, ``bus_addr_width``, ``bus_id_width``, ``dma_outstanding``.
+    max_burst : int
+        Longest burst in beats: a power of two, 1 to 256.
+    axi_id : int
+        ARID of every burst.
+
+    Members
+    -------
+    cmd : In(stream.Signature(dma_command_layout(config)))
+    data : Out(stream.Signature(read_beat_layout(config)))
+    status : Out(dma_status_signature(config))
+    axi : Out(dma_axi_signature(config, write=False))
+        The read half of an AXI4 manager port.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``max_burst`` is not a power of two from 1 to 256, or ``axi_id`` does not fit.
+    """
+
+    def __init__(self, config, *, max_burst=MAX_BURST_BEATS, axi_id=0):
+        check_engine_parameters(self, config, max_burst=max_burst, axi_id=axi_id)
+        self.config = config
+        self.max_burst = max_burst
+        self.axi_id = axi_id
+        super().__init__({
+            "cmd": In(stream.Signature(dma_command_layout(config))),
+            "data": Out(stream.Signature(read_beat_layout(config))),
+            "status": Out(dma_status_signature(config)),
+            "axi": Out(dma_axi_signature(config, write=False)),
+        })
+
+    @property
+    def buffer_depth(self):
+        """Beats the data buffer holds: two longest bursts (the buffer's memory is
+        ``2 * max_burst`` entries, plus its output register)."""
+        return 2 * self.max_burst + 1
+
+    @property
+    def outstanding(self):
+        """Bursts in flight at most."""
+        return self.config.dma_outstanding
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        axi = self.axi
+        status = self.status
+
+        m.submodules.splitter = splitter = BurstSplitter(cfg, max_burst=self.max_burst)
+        wiring.connect(m, wiring.flipped(self.cmd), splitter.cmd)
+        burst = splitter.bursts.payload
+
+        # Every burst, issued or not, in order: what the output stage delivers.
+        order_layout = _order_layout()
+        m.submodules.order = order = SyncFIFO(width=order_layout.size,
+                                              depth=2 * self.outstanding)
+        # Addresses of the issued bursts whose R beats are still due (for error reports).
+        m.submodules.pending = pending = SyncFIFO(width=cfg.bus_addr_width,
+                                                  depth=self.outstanding)
+        # R beats with their error bit; space for every issued beat is reserved.
+        m.submodules.buffer = buffer = SyncFIFOBuffered(width=cfg.bus_data_width + 1,
+                                                        depth=self.buffer_depth)
+        credits = Signal(range(self.buffer_depth + 1), init=self.buffer_depth)
+
+        # --- AR: one burst per cycle into the AR register, unless it is skipped. ---
+        ar_valid = Signal()
+        skip = burst.refused | status.error
+        beats = burst.len + 1
+        ar_free = ~ar_valid | axi.arready
+        room = order.w_rdy & (skip | (ar_free & pending.w_rdy & (credits >= beats)))
+        take = splitter.bursts.valid & room
+        issue = take & ~skip
+        record_in = Signal(order_layout)
+        m.d.comb += [
+            splitter.bursts.ready.eq(room),
+            record_in.len.eq(burst.len),
+            record_in.row_last.eq(burst.row_last),
+            record_in.last.eq(burst.last),
+            record_in.skip.eq(skip),
+            order.w_en.eq(take),
+            order.w_data.eq(record_in),
+            pending.w_en.eq(issue),
+            pending.w_data.eq(burst.addr),
+        ]
+        with m.If(axi.arready):
+            m.d.sync += ar_valid.eq(0)
+        with m.If(issue):
+            m.d.sync += [ar_valid.eq(1), axi.araddr.eq(burst.addr), axi.arlen.eq(burst.len)]
+        m.d.comb += [
+            axi.arvalid.eq(ar_valid),
+            *incr_burst_fields(axi, "ar", axi_id=self.axi_id),
+        ]
+
+        # --- R: always accepted into reserved space. ---
+        r_error = axi.rresp.as_value()[1]  # SLVERR or DECERR
+        m.d.comb += [
+            axi.rready.eq(1),
+            buffer.w_en.eq(axi.rvalid),
+            buffer.w_data.eq(Cat(axi.rdata, r_error)),
+            pending.r_en.eq(axi.rvalid & axi.rlast),
+        ]
+        bus_error = response_error(m, cfg, axi.rvalid, axi.rresp, pending.r_data)
+        latch_first_error(m, status, [bus_error, splitter.error])
+
+        # --- Output: the bursts in order, their beats from the buffer or made up. ---
+        record = order_layout(order.r_data)
+        beat = Signal(8)
+        poisoned = Signal()  # a beat of this command failed: flag the rest of it
+        burst_end = beat == record.len
+        out = self.data
+        beat_error = record.skip | buffer.r_data[-1] | poisoned
+        m.d.comb += [
+            out.valid.eq(order.r_rdy & (record.skip | buffer.r_rdy)),
+            out.payload.data.eq(buffer.r_data[:cfg.bus_data_width]),
+            out.payload.row_last.eq(burst_end & record.row_last),
+            out.payload.last.eq(burst_end & record.last),
+            out.payload.error.eq(beat_error),
+        ]
+        delivered = out.valid & out.ready
+        popped = delivered & ~record.skip
+        m.d.comb += [buffer.r_en.eq(popped), order.r_en.eq(delivered & burst_end)]
+        with m.If(delivered):
+            m.d.sync += beat.eq(Mux(burst_end, 0, beat + 1))
+            with m.If(out.payload.last):
+                m.d.sync += poisoned.eq(0)
+            with m.Elif(beat_error):
+                m.d.sync += poisoned.eq(1)
+        m.d.sync += [
+            credits.eq(credits - Mux(issue, beats, 0) + popped),
+            status.done.eq(delivered & out.payload.last),
+        ]
+        m.d.comb += status.busy.eq(splitter.busy | ar_valid | order.r_rdy)
+        return m
