@@ -46,7 +46,8 @@ class Dispatcher(wiring.Component):
         Instructions the queue can still take.
     run : In(1)
     busy : Out(1)
-        An instruction is queued anywhere or executing.
+        An instruction is executing, or queued and not stopped by an error (after an error,
+        ``busy`` falls once the units have drained).
     done : Out(1)
         Pulses when END completes.
     error : Out(hdl.isa.ErrorCause)
@@ -169,7 +170,9 @@ class Dispatcher(wiring.Component):
             if nxt is not None:
                 takes[(nxt, name)].append(fifo.r_en & head.pop_next)
                 gives[(name, nxt)].append(unit.done & finished.push_next)
-            idle[name] = ~fifo.r_rdy & ~unit.busy & ~pushes.r_rdy
+            # After an error, instructions still queued or never done no longer count.
+            idle[name] = ~unit.busy & ((~fifo.r_rdy & ~pushes.r_rdy)
+                                       | (error != ErrorCause.NONE))
             raise_error.append((unit.error != ErrorCause.NONE, unit.error, Unit(i)))
         for key, counter in tokens.items():
             give, take = Cat(gives[key]).any(), Cat(takes[key]).any()
@@ -180,7 +183,7 @@ class Dispatcher(wiring.Component):
 
         # --- END: wait until every unit is idle; a wait that cannot end is an error. ---
         all_idle = idle["load"] & idle["exec"] & idle["store"]
-        m.d.comb += self.busy.eq(queue.r_rdy | ~all_idle)
+        m.d.comb += self.busy.eq((queue.r_rdy & (error == ErrorCause.NONE)) | ~all_idle)
         at_end = go & ~undefined & is_end
         underflow = Cat(waiting & idle[giver] for (giver, _), waiting in missing.items()).any()
         raise_error.append((at_end & underflow, ErrorCause.TOKEN_UNDERFLOW, Unit.DISPATCH))

@@ -1,0 +1,555 @@
+"""STORE unit: accumulator rows through the post-processing to memory; CONFIG parameters."""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from sim.model import INT8_MAX, INT8_MIN, SHIFT_MAX, SHIFT_MIN
+
+from .accumulator import Accumulator, acc_read_layout
+from .burst_splitter import ROWS_WIDTH, dma_command_layout, dma_status_signature
+from .dma_read import read_beat_layout
+from .dma_write import write_beat_layout
+from .isa import (
+    INSN_WIDTH,
+    ErrorCause,
+    Opcode,
+    acc_row_bytes,
+    config_layout,
+    header_layout,
+    param_block_bytes,
+    row_bytes,
+    store_layout,
+    unit_signature,
+)
+from .postproc import PostMode, PostProcess
+from .scratchpad import sp_write_layout
+
+__all__ = ["StoreUnit"]
+
+
+class _Sink(enum.Enum, shape=2):
+    """Where the output rows of an instruction go (CONFIG: none; it only retires in order)."""
+    SP = 0
+    DRAM = 1
+    CONFIG = 2
+
+
+def _feed_layout():
+    """An instruction's rows on their way from the accumulator into the post-processing."""
+    return data.StructLayout({"last_row": ROWS_WIDTH, "mode": PostMode, "swap": 1, "dummy": 1})
+
+
+def _sink_layout(config):
+    """An instruction's rows on their way out of the post-processing."""
+    return data.StructLayout({"last_row": ROWS_WIDTH, "dest": config.addr_width, "kind": _Sink})
+
+
+#: Bit of the post-processing tag that marks a dummy row (a forced swap; its output is dropped).
+_DUMMY_TAG_BIT = 0
+
+
+class StoreUnit(wiring.Component):
+    """The STORE unit: runs STORE and CONFIG instructions (:mod:`hdl.isa`) exactly as
+    :class:`sim.functional.AcceleratorModel` does, with one :class:`hdl.postproc.PostProcess`.
+
+    STORE reads accumulator rows ``acc_addr + r`` (``r < rows``), passes them through the
+    post-processing in ``mode`` (the reserved mode 3 runs as ``ACC_BIAS``) and writes the
+    output rows either into scratchpad rows ``dest + r`` (``to_sp``, int8 rows) or to system
+    memory with one DMA write command (``addr = dest``, ``rows``, ``stride = dram_stride``,
+    ``row_beats`` = :func:`hdl.isa.row_bytes` (int8 rows) or :func:`hdl.isa.acc_row_bytes`
+    (int32 rows) divided by the beat size). Each row goes out as whole beats, lane 0 in the
+    lowest byte (little endian), zero padded.
+
+    CONFIG reads the parameter block (:func:`hdl.isa.param_block_bytes`, one DMA read command
+    of one row) and writes it into the post-processing's shadow set as it arrives: one
+    ``params`` beat per column; column ``dim - 1`` waits, and goes (with ``last`` and the
+    tile's zero point and activation bounds) only once the whole block arrived without a bus
+    error and every value checked out. The first row of the next STORE carries ``swap``, so
+    the new set becomes active exactly there. A CONFIG that finds a completed set still
+    waiting for its swap (CONFIG, CONFIG without a STORE in between) first sends a dummy row
+    with ``swap`` through the post-processing (its output is dropped): a set is only ever
+    swapped in once complete, and the shadow set is free for the new block.
+
+    Checks, all before any effect, in the model's order: a ``pop_next``/``push_next`` flag or
+    an opcode other than STORE/CONFIG is ``MALFORMED``; STORE: zero rows, ``to_sp`` with a
+    mode other than ``REQUANT`` (``MALFORMED``), ``acc_addr + rows > acc_depth``
+    (``ACC_RANGE``), then with ``to_sp`` ``dest + rows > sp_depth`` (``SP_RANGE``), else
+    ``dest`` or ``dram_stride`` not a multiple of the beat size (``DMA_ALIGN``); CONFIG:
+    ``dram_addr`` alignment (``DMA_ALIGN``), then after the read a flagged beat
+    (``DMA_READ``), then a shift outside ``[SHIFT_MIN, SHIFT_MAX]``, a zero point or bound
+    outside int8 or ``act_min > act_max`` (``MALFORMED``). A failed check is reported once
+    every earlier instruction has retired (so the cause is that of the first failing
+    instruction in program order, as in the model); ``dma_write_status.error`` is reported
+    at once as ``DMA_WRITE`` (it can only concern an earlier STORE). After an error, no
+    instruction is accepted and no ``done`` pulses; what was started drains (acc reads,
+    post-processing, sp writes, every beat of an issued DMA write command, every beat of a
+    CONFIG read), then ``busy`` drops. ``dest``/``dram_addr`` are truncated to
+    ``bus_addr_width`` (32 in every preset).
+
+    Pipelining: one instruction waits in a decode register while the previous one issues its
+    reads; the reads (one per cycle), the post-processing feed, the output (scratchpad writes
+    or DMA beats) and the retirement (``done``) are decoupled by in-order queues of
+    :attr:`queue_depth` instructions, so back-to-back STOREs flow without a gap and the next
+    STORE's reads start while the previous one still drains. A CONFIG runs in the issue
+    stage (the instructions after it wait until its last parameter beat was accepted; those
+    before it keep draining), and its ``done`` comes in order after theirs.
+
+    Timing (``row_cycles`` = :attr:`row_cycles`, ``postproc_latency`` = that of
+    :class:`hdl.postproc.PostProcess`):
+
+    - Latency: a STORE accepted on ``ctl.insn`` in cycle 0 by an idle unit issues its first
+      accumulator read in cycle 2; with the accumulator's 2-cycle answer, the first row
+      enters the post-processing in cycle 4 and its output is on ``sp_write`` in cycle
+      :attr:`latency` = ``4 + postproc_latency`` (15 at full width), on ``dma_write_data``
+      one cycle later (beats leave through a register). ``done`` pulses in the cycle after
+      the last scratchpad write was accepted, or in the cycle after
+      ``dma_write_status.done`` of its command. CONFIG: its DMA read command is valid in
+      cycle 2; ``done`` pulses 3 cycles after its last parameter beat was accepted. (Each
+      ``done`` also waits for those of the instructions before it.)
+    - Throughput: one row per ``row_cycles`` cycles through the whole path, also across
+      back-to-back STOREs, while the DMA (one beat per cycle) and the scratchpad keep up;
+      rows of more beats than ``row_cycles`` (int32 rows on a narrow bus) go at one beat
+      per cycle. An instruction enters at most every 2 cycles (``ctl.insn.ready`` is the
+      emptiness of the decode register). A CONFIG holds the issue stage for about its
+      DMA read latency plus its :func:`hdl.isa.param_block_bytes` / beat beats (and, after
+      a STORE with a swap, at least ``PostProcess.param_hold`` cycles): a STORE before it
+      with fewer rows than that leaves a gap in the output.
+    - Back-pressure: ``sp_write.ready`` or ``dma_write_data.ready`` low holds the output row
+      in the post-processing's buffer; its credit-based ``acc_rows.ready`` then stalls the
+      accumulator's answers, whose own credit-based buffer stalls the reads. Nothing is lost
+      or duplicated. ``dma_read_data.ready`` is low while a parameter beat waits for
+      ``params.ready``, and outside a CONFIG.
+    - Combinational paths between ports: ``sp_write`` is driven from the post-processing's
+      output buffer, and ``sp_write.ready`` pops it; ``acc_read_data.ready`` depends on
+      ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
+      the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers.
+
+    Parameters
+    ----------
+    config : TesseraConfig
+    multiplier : str or None
+        Passed to :class:`hdl.postproc.PostProcess`.
+
+    Members
+    -------
+    ctl : Out(unit_signature())
+        Instructions in (STORE and CONFIG), ``done``/``busy``/``error`` out.
+    acc_read : Out(stream.Signature(config.addr_width))
+    acc_read_data : In(stream.Signature(acc_read_layout(config)))
+        The accumulator's store read port (its ``error`` flag is ignored: addresses are
+        range-checked before any read).
+    sp_write : Out(stream.Signature(sp_write_layout(config)))
+        Driven combinationally from the post-processing's output buffer.
+    dma_read_cmd : Out(stream.Signature(dma_command_layout(config)))
+    dma_read_data : In(stream.Signature(read_beat_layout(config)))
+    dma_write_cmd : Out(stream.Signature(dma_command_layout(config)))
+    dma_write_data : Out(stream.Signature(write_beat_layout(config)))
+    dma_write_status : In(dma_status_signature(config))
+        The write engine's status; only ``done`` and ``error`` are used, ``error_clear`` is
+        driven 0 (the engine is the unit's own).
+    """
+
+    #: Instructions each in-order queue between the stages holds.
+    queue_depth = 4
+
+    def __init__(self, config, *, multiplier=None):
+        self.config = config
+        self.postproc = PostProcess(config, multiplier=multiplier)
+        super().__init__({
+            "ctl": Out(unit_signature()),
+            "acc_read": Out(stream.Signature(config.addr_width)),
+            "acc_read_data": In(stream.Signature(acc_read_layout(config))),
+            "sp_write": Out(stream.Signature(sp_write_layout(config))),
+            "dma_read_cmd": Out(stream.Signature(dma_command_layout(config))),
+            "dma_read_data": In(stream.Signature(read_beat_layout(config))),
+            "dma_write_cmd": Out(stream.Signature(dma_command_layout(config))),
+            "dma_write_data": Out(stream.Signature(write_beat_layout(config))),
+            "dma_write_status": In(dma_status_signature(config)),
+        })
+
+    @property
+    def beat_bytes(self):
+        return self.config.bus_data_width // 8
+
+    @property
+    def latency(self):
+        """Cycles from a STORE accepted on ``ctl.insn`` by an idle unit to its first row on
+        ``sp_write`` (one more to ``dma_write_data``), with an accumulator answering in
+        :attr:`hdl.accumulator.Accumulator.read_latency` cycles."""
+        return 2 + Accumulator.read_latency + self.postproc.latency
+
+    @property
+    def row_cycles(self):
+        """Cycles per row through the post-processing (its throughput)."""
+        return self.postproc.row_cycles
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        dim = cfg.dim
+        beat_bytes, beat_bits = self.beat_bytes, cfg.bus_data_width
+        align_bits = (beat_bytes - 1).bit_length()
+        int8_beats = row_bytes(cfg) // beat_bytes
+        int32_beats = acc_row_bytes(cfg) // beat_bytes
+        block_beats = param_block_bytes(cfg) // beat_bytes
+        ctl = self.ctl
+        failed = ctl.error != ErrorCause.NONE
+
+        m.submodules.postproc = pp = self.postproc
+        depth = self.queue_depth
+        feed_layout, sink_layout = _feed_layout(), _sink_layout(cfg)
+        m.submodules.feed_queue = feed_queue = SyncFIFO(width=feed_layout.size, depth=depth)
+        m.submodules.sink_queue = sink_queue = SyncFIFO(width=sink_layout.size, depth=depth)
+        m.submodules.retire_queue = retire_queue = SyncFIFO(width=1, depth=depth)
+
+        # --- Decode register: one instruction waits here; checks are computed from it. ---
+        insn = Signal(INSN_WIDTH)
+        insn_valid = Signal()
+        header = header_layout()(insn[:header_layout().size])
+        store = store_layout()(insn)
+        config_insn = config_layout()(insn)
+        with m.If(ctl.insn.valid & ctl.insn.ready):
+            m.d.sync += [insn.eq(ctl.insn.payload), insn_valid.eq(1)]
+
+        def misaligned(value):
+            return value[:align_bits].any() if align_bits else Const(0)
+
+        is_store = header.opcode == Opcode.STORE
+        is_config = header.opcode == Opcode.CONFIG
+        store_cause = Signal(ErrorCause)
+        with m.If(header.pop_next | header.push_next | ~(is_store | is_config)):
+            m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
+        with m.Elif(store.rows == 0):
+            m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
+        with m.Elif(store.to_sp & (store.mode != PostMode.REQUANT)):
+            m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
+        with m.Elif(store.acc_addr + store.rows > cfg.acc_depth):
+            m.d.comb += store_cause.eq(ErrorCause.ACC_RANGE)
+        with m.Elif(store.to_sp & (store.dest + store.rows > cfg.sp_depth)):
+            m.d.comb += store_cause.eq(ErrorCause.SP_RANGE)
+        with m.Elif(~store.to_sp & (misaligned(store.dest) | misaligned(store.dram_stride))):
+            m.d.comb += store_cause.eq(ErrorCause.DMA_ALIGN)
+        config_cause = Signal(ErrorCause)
+        with m.If(header.pop_next | header.push_next):
+            m.d.comb += config_cause.eq(ErrorCause.MALFORMED)
+        with m.Elif(misaligned(config_insn.dram_addr)):
+            m.d.comb += config_cause.eq(ErrorCause.DMA_ALIGN)
+        # The reserved mode 3 runs as ACC_BIAS (PostProcess treats it so; this keeps out_rows
+        # mode a defined value).
+        mode = Signal(PostMode)
+        m.d.comb += mode.eq(Mux(store.mode == 3, PostMode.ACC_BIAS, store.mode))
+
+        # --- Accumulator reads: one per cycle for the instruction being issued. ---
+        rd_active = Signal()
+        rd_addr = Signal(cfg.addr_width)
+        rd_left = Signal(ROWS_WIDTH)
+        rd_fire = self.acc_read.valid & self.acc_read.ready
+        rd_last = rd_left == 1
+        m.d.comb += [self.acc_read.valid.eq(rd_active), self.acc_read.payload.eq(rd_addr)]
+        with m.If(rd_fire):
+            m.d.sync += [rd_addr.eq(rd_addr + 1), rd_left.eq(rd_left - 1)]
+            with m.If(rd_last):
+                m.d.sync += rd_active.eq(0)
+        reader_free = ~rd_active | (rd_fire & rd_last)
+
+        # --- DMA command registers. ---
+        wcmd_valid, rcmd_valid = Signal(), Signal()
+        wcmd = Signal(dma_command_layout(cfg))
+        rcmd = Signal(dma_command_layout(cfg))
+        m.d.comb += [
+            self.dma_write_cmd.valid.eq(wcmd_valid), self.dma_write_cmd.payload.eq(wcmd),
+            self.dma_read_cmd.valid.eq(rcmd_valid), self.dma_read_cmd.payload.eq(rcmd),
+            self.dma_write_status.error_clear.eq(0),
+        ]
+        with m.If(self.dma_write_cmd.ready):
+            m.d.sync += wcmd_valid.eq(0)
+        with m.If(self.dma_read_cmd.ready):
+            m.d.sync += rcmd_valid.eq(0)
+
+        # --- Parameter beats to the post-processing (CONFIG). ---
+        param_valid = Signal()
+        param = Signal.like(pp.params.payload)
+        m.d.comb += [pp.params.valid.eq(param_valid), pp.params.payload.eq(param)]
+        with m.If(pp.params.ready):
+            m.d.sync += param_valid.eq(0)
+        param_free = ~param_valid | pp.params.ready
+
+        # Parsing the parameter block: records of 4 words (bias, multiplier, shift, 0 for each
+        # column; then zero_point, act_min, act_max, 0), each one or more whole beats.
+        words_per_beat = beat_bits // 32
+        beats_per_record = 4 // words_per_beat
+        beat_index = Signal(range(block_beats))
+        record = beat_index // beats_per_record
+        position = beat_index % beats_per_record  # which beat of its record
+        fields = [Signal(32, name=f"field_{f}") for f in range(3)]
+        held = Signal(data.StructLayout({"bias": 32, "multiplier": 32, "shift": 6}))
+        bad_values = Signal()
+        read_error = Signal()
+        beat = self.dma_read_data.payload
+        words = [beat.data[32 * j:32 * (j + 1)] for j in range(words_per_beat)]
+        first_in_last_beat = (beats_per_record - 1) * words_per_beat
+        # The record's fields in the beat that completes it: earlier beats' words are held.
+        value = [(words[f - first_in_last_beat] if f >= first_in_last_beat else fields[f])
+                 .as_signed() for f in range(3)]
+        record_end = position == beats_per_record - 1
+        shift_bad = (value[2] < SHIFT_MIN) | (value[2] > SHIFT_MAX)
+
+        def int8_bad(v):
+            return (v < INT8_MIN) | (v > INT8_MAX)
+        tile_bad = int8_bad(value[0]) | int8_bad(value[1]) | int8_bad(value[2]) | (
+            value[1] > value[2])
+
+        # --- The issue stage. ---
+        pending_swap = Signal()  # a completed parameter set waits for its swap
+        pending_cause = Signal(ErrorCause)
+        take = Signal()
+        feed_in = Signal(feed_layout)
+        sink_in = Signal(sink_layout)
+        m.d.comb += [feed_queue.w_data.eq(feed_in), sink_queue.w_data.eq(sink_in)]
+        all_retired = (sink_queue.level == 0) & (retire_queue.level == 0)
+        read_fire = self.dma_read_data.valid & self.dma_read_data.ready
+
+        with m.FSM(name="issue") as fsm:
+            with m.State("IDLE"):
+                with m.If(failed):
+                    m.next = "STOP"
+                with m.Elif(insn_valid & is_store):
+                    with m.If(store_cause != ErrorCause.NONE):
+                        m.d.comb += take.eq(1)
+                        m.d.sync += pending_cause.eq(store_cause)
+                        m.next = "ERROR"
+                    with m.Elif(reader_free & feed_queue.w_rdy & sink_queue.w_rdy
+                                & (store.to_sp | ~wcmd_valid)):
+                        m.d.comb += [
+                            take.eq(1),
+                            feed_in.last_row.eq(store.rows - 1),
+                            feed_in.mode.eq(mode),
+                            feed_in.swap.eq(pending_swap),
+                            feed_queue.w_en.eq(1),
+                            sink_in.last_row.eq(store.rows - 1),
+                            sink_in.dest.eq(store.dest),
+                            sink_in.kind.eq(Mux(store.to_sp, _Sink.SP, _Sink.DRAM)),
+                            sink_queue.w_en.eq(1),
+                        ]
+                        m.d.sync += [
+                            pending_swap.eq(0),
+                            rd_active.eq(1),
+                            rd_addr.eq(store.acc_addr),
+                            rd_left.eq(store.rows),
+                        ]
+                        with m.If(~store.to_sp):
+                            m.d.sync += [
+                                wcmd_valid.eq(1),
+                                wcmd.addr.eq(store.dest),
+                                wcmd.rows.eq(store.rows),
+                                wcmd.stride.eq(store.dram_stride),
+                                wcmd.row_beats.eq(Mux(mode == PostMode.REQUANT, int8_beats,
+                                                      int32_beats)),
+                            ]
+                with m.Elif(insn_valid):  # CONFIG, or an opcode that is not this unit's
+                    with m.If(~is_config | (config_cause != ErrorCause.NONE)):
+                        m.d.comb += take.eq(1)
+                        m.d.sync += pending_cause.eq(Mux(is_config, config_cause,
+                                                         ErrorCause.MALFORMED))
+                        m.next = "ERROR"
+                    with m.Elif(~pending_swap | feed_queue.w_rdy):
+                        m.d.comb += [
+                            take.eq(1),
+                            feed_in.last_row.eq(0),
+                            feed_in.mode.eq(PostMode.ACC),
+                            feed_in.swap.eq(1),
+                            feed_in.dummy.eq(1),
+                            feed_queue.w_en.eq(pending_swap),
+                        ]
+                        m.d.sync += [
+                            pending_swap.eq(0),
+                            rcmd_valid.eq(1),
+                            rcmd.addr.eq(config_insn.dram_addr),
+                            rcmd.rows.eq(1),
+                            rcmd.row_beats.eq(block_beats),
+                            rcmd.stride.eq(0),
+                            beat_index.eq(0),
+                            bad_values.eq(0),
+                            read_error.eq(0),
+                        ]
+                        m.next = "CONFIG"
+
+            with m.State("CONFIG"):
+                m.d.comb += self.dma_read_data.ready.eq(param_free)
+                with m.If(read_fire):
+                    m.d.sync += beat_index.eq(beat_index + 1)
+                    error = read_error | beat.error
+                    m.d.sync += read_error.eq(error)
+                    for p in range(beats_per_record - 1):
+                        with m.If(position == p):
+                            for j in range(words_per_beat):
+                                m.d.sync += fields[p * words_per_beat + j].eq(words[j])
+                    with m.If(record_end & (record < dim)):
+                        with m.If(shift_bad):
+                            m.d.sync += bad_values.eq(1)
+                        with m.If(record == dim - 1):
+                            m.d.sync += [held.bias.eq(value[0]), held.multiplier.eq(value[1]),
+                                         held.shift.eq(value[2])]
+                        with m.Elif(~error):
+                            m.d.sync += [
+                                param_valid.eq(1),
+                                param.column.eq(record),
+                                param.bias.eq(value[0]),
+                                param.multiplier.eq(value[1]),
+                                param.shift.eq(value[2]),
+                                param.last.eq(0),
+                            ]
+                    with m.If(beat_index == block_beats - 1):
+                        with m.If(failed):
+                            m.next = "STOP"
+                        with m.Elif(error):
+                            m.d.sync += pending_cause.eq(ErrorCause.DMA_READ)
+                            m.next = "ERROR"
+                        with m.Elif(bad_values | tile_bad):
+                            m.d.sync += pending_cause.eq(ErrorCause.MALFORMED)
+                            m.next = "ERROR"
+                        with m.Else():
+                            m.d.sync += [
+                                param_valid.eq(1),
+                                param.column.eq(dim - 1),
+                                param.bias.eq(held.bias),
+                                param.multiplier.eq(held.multiplier),
+                                param.shift.eq(held.shift),
+                                param.zero_point.eq(value[0]),
+                                param.act_min.eq(value[1]),
+                                param.act_max.eq(value[2]),
+                                param.last.eq(1),
+                            ]
+                            m.next = "CONFIG_END"
+
+            with m.State("CONFIG_END"):
+                # Retires in order once the set is complete (its last beat accepted).
+                with m.If(failed):
+                    with m.If(~param_valid):
+                        m.next = "STOP"
+                with m.Elif(~param_valid & sink_queue.w_rdy):
+                    m.d.comb += [sink_in.kind.eq(_Sink.CONFIG), sink_queue.w_en.eq(1)]
+                    m.d.sync += pending_swap.eq(1)
+                    m.next = "IDLE"
+
+            with m.State("ERROR"):
+                # The error is reported once every earlier instruction retired.
+                with m.If(failed):
+                    m.next = "STOP"
+                with m.Elif(all_retired):
+                    m.d.sync += ctl.error.eq(pending_cause)
+                    m.next = "STOP"
+
+            with m.State("STOP"):
+                pass
+
+        with m.If(take):
+            m.d.sync += insn_valid.eq(0)
+        with m.If(failed):
+            m.d.sync += insn_valid.eq(0)
+        stopping = fsm.ongoing("ERROR") | fsm.ongoing("STOP")
+        m.d.comb += ctl.insn.ready.eq(~insn_valid & ~failed & ~stopping)
+
+        # --- Feed: accumulator answers (or a dummy row) into the post-processing. ---
+        feed = feed_layout(feed_queue.r_data)
+        feed_count = Signal(ROWS_WIDTH)
+        rows = pp.acc_rows
+        m.d.comb += [
+            rows.valid.eq(feed_queue.r_rdy & (feed.dummy | self.acc_read_data.valid)),
+            rows.payload.row.eq(self.acc_read_data.payload.row),
+            rows.payload.mode.eq(feed.mode),
+            rows.payload.swap.eq(feed.swap & (feed_count == 0)),
+            rows.payload.tag.eq(feed.dummy << _DUMMY_TAG_BIT),
+            self.acc_read_data.ready.eq(feed_queue.r_rdy & ~feed.dummy & rows.ready),
+        ]
+        rows_fire = rows.valid & rows.ready
+        with m.If(rows_fire):
+            with m.If(feed_count == feed.last_row):
+                m.d.sync += feed_count.eq(0)
+                m.d.comb += feed_queue.r_en.eq(1)
+            with m.Else():
+                m.d.sync += feed_count.eq(feed_count + 1)
+
+        # --- Sink: output rows to the scratchpad or as beats to the DMA. ---
+        out = pp.out_rows
+        head = sink_layout(sink_queue.r_data)
+        sink_count = Signal(ROWS_WIDTH)
+        dummy_row = out.payload.tag[_DUMMY_TAG_BIT]
+        row_valid = out.valid & ~dummy_row
+        consumed = Signal()  # the head output row is used up this cycle
+        m.d.comb += out.ready.eq(dummy_row | consumed)
+
+        beat_count = Signal(range(max(int8_beats, int32_beats)))
+        requant = out.payload.mode == PostMode.REQUANT
+        beat_valid = Signal()
+        beat_data = Signal(beat_bits)
+        m.d.comb += [self.dma_write_data.valid.eq(beat_valid),
+                     self.dma_write_data.payload.data.eq(beat_data)]
+        with m.If(self.dma_write_data.ready):
+            m.d.sync += beat_valid.eq(0)
+        beat_free = ~beat_valid | self.dma_write_data.ready
+
+        def beats_of(value, count):
+            pad = count * beat_bits - len(value)
+            padded = Cat(value, Const(0, pad)) if pad else value
+            slices = [padded[b * beat_bits:(b + 1) * beat_bits] for b in range(count)]
+            return slices[0] if count == 1 else Array(slices)[beat_count]
+        int8_row, int32_row = out.payload.row.int8.as_value(), out.payload.row.int32.as_value()
+        beat_select = Mux(requant, beats_of(int8_row, int8_beats),
+                          beats_of(int32_row, int32_beats))
+        row_end = beat_count == Mux(requant, int8_beats - 1, int32_beats - 1)
+
+        retire_push = Signal()
+        retire_wait = Signal()
+        m.d.comb += [retire_queue.w_en.eq(retire_push), retire_queue.w_data.eq(retire_wait)]
+        row_done = Signal()  # an output row of the head instruction went out
+        last_of_head = sink_count == head.last_row
+        with m.If(sink_queue.r_rdy & retire_queue.w_rdy):
+            with m.Switch(head.kind):
+                with m.Case(_Sink.CONFIG):
+                    m.d.comb += [sink_queue.r_en.eq(1), retire_push.eq(1)]
+                with m.Case(_Sink.SP):
+                    m.d.comb += [
+                        self.sp_write.valid.eq(row_valid),
+                        self.sp_write.payload.addr.eq(head.dest + sink_count),
+                        self.sp_write.payload.row.eq(out.payload.row.int8),
+                    ]
+                    with m.If(self.sp_write.valid & self.sp_write.ready):
+                        m.d.comb += [consumed.eq(1), row_done.eq(1)]
+                with m.Case(_Sink.DRAM):
+                    with m.If(row_valid & beat_free):
+                        m.d.sync += [beat_valid.eq(1), beat_data.eq(beat_select)]
+                        with m.If(row_end):
+                            m.d.sync += beat_count.eq(0)
+                            m.d.comb += [consumed.eq(1), row_done.eq(1),
+                                         retire_wait.eq(1)]
+                        with m.Else():
+                            m.d.sync += beat_count.eq(beat_count + 1)
+        with m.If(row_done):
+            with m.If(last_of_head):
+                m.d.sync += sink_count.eq(0)
+                m.d.comb += [sink_queue.r_en.eq(1), retire_push.eq(1)]
+            with m.Else():
+                m.d.sync += sink_count.eq(sink_count + 1)
+
+        # --- Retire: done in order; a DMA STORE waits for its command's status.done. ---
+        credits = Signal(range(3 * depth + 2))  # status.done pulses not yet matched
+        head_waits = retire_queue.r_data[0]
+        retire = retire_queue.r_rdy & (~head_waits | (credits != 0))
+        m.d.comb += [retire_queue.r_en.eq(retire), ctl.done.eq(retire & ~failed)]
+        m.d.sync += credits.eq(credits + self.dma_write_status.done - (retire & head_waits))
+
+        with m.If(self.dma_write_status.error & ~failed):
+            m.d.sync += ctl.error.eq(ErrorCause.DMA_WRITE)
+
+        # Rows inside the post-processing (for busy).
+        in_flight = Signal(range(pp.latency + pp.buffer_depth + 2))
+        m.d.sync += in_flight.eq(in_flight + rows_fire - (out.valid & out.ready))
+
+        m.d.comb += ctl.busy.eq(
+            insn_valid | ~(fsm.ongoing("IDLE") | fsm.ongoing("STOP")) | rd_active
+            | feed_queue.r_rdy | sink_queue.r_rdy | retire_queue.r_rdy | (in_flight != 0)
+            | wcmd_valid | rcmd_valid | beat_valid | param_valid)
+        return m

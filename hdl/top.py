@@ -1,0 +1,211 @@
+"""The whole accelerator: CSRs on AXI4-Lite, the units and memories, the DMA on AXI4."""
+
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .accumulator import Accumulator
+from .axi4 import AXI4Signature
+from .axi_lite import AXI4LiteRegisterBank, AXI4LiteSignature
+from .dispatcher import Dispatcher
+from .dma import DMA
+from .exec_unit import ExecUnit
+from .isa import ErrorCause
+from .load_unit import LoadUnit
+from .read_arbiter import ReadArbiter
+from .registers import tessera_register_map
+from .scratchpad import Scratchpad
+from .store_unit import StoreUnit
+
+__all__ = ["CSR_ADDR_WIDTH", "Accelerator"]
+
+#: Byte-address width of the CSR bus.
+CSR_ADDR_WIDTH = 12
+
+
+class _Core(wiring.Component):
+    """Everything but the register bank (so that SOFT_RESET can reset it)."""
+
+    def __init__(self, config, insn_queue_depth):
+        self.config = config
+        self.insn_queue_depth = insn_queue_depth
+        self.map = tessera_register_map(config)
+        super().__init__({
+            "regs": In(self.map.signature),
+            "mem": Out(AXI4Signature(addr_width=config.bus_addr_width,
+                                     data_width=config.bus_data_width,
+                                     id_width=config.bus_id_width)),
+            "dma_busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        regs = self.regs
+
+        m.submodules.dispatcher = dispatcher = Dispatcher(queue_depth=self.insn_queue_depth)
+        m.submodules.load = load = LoadUnit(cfg)
+        m.submodules.exec = exec_ = ExecUnit(cfg)
+        m.submodules.store = store = StoreUnit(cfg)
+        m.submodules.scratchpad = scratchpad = Scratchpad(cfg)
+        m.submodules.accumulator = accumulator = Accumulator(cfg)
+        m.submodules.dma = dma = DMA(cfg)
+        m.submodules.reads = reads = ReadArbiter(cfg, clients=2)
+
+        wiring.connect(m, dispatcher.load, load.ctl)
+        wiring.connect(m, dispatcher.exec, exec_.ctl)
+        wiring.connect(m, dispatcher.store, store.ctl)
+
+        # DMA reads: LOAD (client 0) and CONFIG (client 1); writes: STORE only.
+        wiring.connect(m, load.dma_cmd, reads.cmd_0)
+        wiring.connect(m, reads.data_0, load.dma_data)
+        wiring.connect(m, store.dma_read_cmd, reads.cmd_1)
+        wiring.connect(m, reads.data_1, store.dma_read_data)
+        wiring.connect(m, reads.dma_cmd, dma.read_cmd)
+        wiring.connect(m, dma.read_data, reads.dma_data)
+        wiring.connect(m, store.dma_write_cmd, dma.write_cmd)
+        wiring.connect(m, store.dma_write_data, dma.write_data)
+        wiring.connect(m, dma.write_status, store.dma_write_status)
+        wiring.connect(m, dma.axi, wiring.flipped(self.mem))
+        m.d.comb += self.dma_busy.eq(dma.read_status.busy | dma.write_status.busy)
+
+        # Memories: EXEC reads the scratchpad and writes the accumulator; STORE reads the
+        # accumulator; LOAD and STORE (to_sp) share the scratchpad write port, LOAD first.
+        wiring.connect(m, exec_.sp_read, scratchpad.read)
+        wiring.connect(m, scratchpad.read_data, exec_.sp_read_data)
+        wiring.connect(m, exec_.acc_write, accumulator.write)
+        wiring.connect(m, store.acc_read, accumulator.read)
+        wiring.connect(m, accumulator.read_data, store.acc_read_data)
+        sp_write = scratchpad.write
+        with m.If(load.sp_write.valid):
+            m.d.comb += [sp_write.valid.eq(1), sp_write.payload.eq(load.sp_write.payload),
+                         load.sp_write.ready.eq(sp_write.ready)]
+        with m.Else():
+            m.d.comb += [sp_write.valid.eq(store.sp_write.valid),
+                         sp_write.payload.eq(store.sp_write.payload),
+                         store.sp_write.ready.eq(sp_write.ready)]
+
+        # --- Control and status registers. ---
+        control = regs.control
+        m.d.comb += [
+            dispatcher.words.valid.eq(regs.insn.strobe),
+            dispatcher.words.payload.eq(regs.insn.data),
+            # A push into a full queue is dropped and latches QUEUE_FULL in the dispatcher
+            # (a sticky error the host sees), so the bank always answers OKAY.
+            regs.insn.full.eq(0),
+            regs.insn_free.eq(dispatcher.free),
+            dispatcher.run.eq(control.run),
+        ]
+        error = dispatcher.error
+        done = Signal()  # sticky: END completed, nothing pushed since
+        with m.If(dispatcher.done):
+            m.d.sync += done.eq(1)
+        with m.If(regs.insn.strobe):
+            m.d.sync += done.eq(0)
+        failed = error != ErrorCause.NONE
+        m.d.comb += [
+            regs.status.busy.eq(dispatcher.busy),
+            regs.status.done.eq(done),
+            regs.status.error.eq(failed),
+            regs.status.insn_full.eq(dispatcher.free == 0),
+            regs.status.insn_empty.eq(dispatcher.free == self.insn_queue_depth),
+            regs.error_cause.code.eq(error),
+            regs.error_cause.unit.eq(dispatcher.error_unit),
+            regs.irq_status.set.done.eq(dispatcher.done),
+        ]
+        was_failed = Signal()
+        m.d.sync += was_failed.eq(failed)
+        m.d.comb += regs.irq_status.set.error.eq(failed & ~was_failed)
+        # The address of the first DMA error (read engine first).
+        with m.If(dma.read_status.error):
+            m.d.comb += regs.error_addr.eq(dma.read_status.error_addr)
+        with m.Else():
+            m.d.comb += regs.error_addr.eq(dma.write_status.error_addr)
+        if hasattr(regs, "error_addr_hi"):
+            m.d.comb += regs.error_addr_hi.eq(regs.error_addr >> 32)
+
+        # --- Performance counters (held at 0 while PERF_CLEAR). ---
+        def counter(name, increment, width=32):
+            value = Signal(width, name=f"perf_{name}")
+            with m.If(control.perf_clear):
+                m.d.sync += value.eq(0)
+            with m.Else():
+                m.d.sync += value.eq(value + increment)
+            return value
+
+        cycles = counter("cycles", control.run & dispatcher.busy, 64)
+        m.d.comb += [regs.cycles_lo.eq(cycles[:32]), regs.cycles_hi.eq(cycles[32:])]
+        retired = load.ctl.done + exec_.ctl.done + store.ctl.done + dispatcher.done
+        m.d.comb += [
+            regs.insn_count.eq(counter("insn_count", retired)),
+            regs.exec_cycles.eq(counter("exec_cycles", exec_.computing)),
+            regs.dma_read_beats.eq(counter(
+                "dma_read_beats", dma.read_data.valid & dma.read_data.ready)),
+            regs.dma_write_beats.eq(counter(
+                "dma_write_beats", dma.write_data.valid & dma.write_data.ready)),
+            regs.load_busy.eq(counter("load_busy", load.ctl.busy)),
+            regs.exec_busy.eq(counter("exec_busy", exec_.ctl.busy)),
+            regs.store_busy.eq(counter("store_busy", store.ctl.busy)),
+            regs.stall_dependency.eq(counter(
+                "stall_dependency",
+                dispatcher.waiting[0] + dispatcher.waiting[1] + dispatcher.waiting[2])),
+            regs.stall_memory.eq(counter(
+                "stall_memory",
+                (load.ctl.busy & ~(load.dma_data.valid & load.dma_data.ready))
+                | (store.ctl.busy & ~(store.dma_read_data.valid | store.dma_write_data.valid)))),
+        ]
+        conflicts = Signal(32)
+        m.d.comb += conflicts.eq(scratchpad.conflicts + accumulator.conflicts)
+        m.d.comb += regs.bank_conflicts.eq(conflicts)
+        return m
+
+
+class Accelerator(wiring.Component):
+    """A Tessera accelerator built from ``config``.
+
+    The host programs it over ``csr`` (AXI4-Lite, the registers of
+    :func:`hdl.registers.tessera_register_map`): it pushes instructions (:mod:`hdl.isa`) as
+    32-bit words into INSN, sets CONTROL.RUN, and waits for STATUS.DONE or the interrupt. The
+    accelerator moves its operands and results over ``mem`` (AXI4 manager) with its DMA.
+    CONTROL.SOFT_RESET resets everything but the registers, once the DMA is idle (an AXI
+    transfer is never cut short).
+
+    Parameters
+    ----------
+    config : TesseraConfig
+    insn_queue_depth : int
+        Instructions the queue holds.
+
+    Members
+    -------
+    csr : In(AXI4LiteSignature(addr_width=CSR_ADDR_WIDTH))
+    mem : Out(AXI4Signature(...))
+    irq : Out(1)
+    """
+
+    def __init__(self, config, *, insn_queue_depth=64):
+        self.config = config
+        self.insn_queue_depth = insn_queue_depth
+        self.register_map = tessera_register_map(config)
+        super().__init__({
+            "csr": In(AXI4LiteSignature(addr_width=CSR_ADDR_WIDTH)),
+            "mem": Out(AXI4Signature(addr_width=config.bus_addr_width,
+                                     data_width=config.bus_data_width,
+                                     id_width=config.bus_id_width)),
+            "irq": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bank = bank = AXI4LiteRegisterBank(self.register_map,
+                                                        addr_width=CSR_ADDR_WIDTH)
+        core = _Core(self.config, self.insn_queue_depth)
+        reset = Signal()
+        m.submodules.core = ResetInserter(reset)(core)
+        wiring.connect(m, wiring.flipped(self.csr), bank.bus)
+        wiring.connect(m, bank.regs, core.regs)
+        wiring.connect(m, core.mem, wiring.flipped(self.mem))
+        m.d.comb += self.irq.eq(bank.irq)
+        # Never reset the DMA in the middle of an AXI transfer.
+        m.d.comb += reset.eq(bank.regs.control.soft_reset & ~core.dma_busy)
+        return m
