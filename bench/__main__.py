@@ -24,6 +24,7 @@ from hdl.config import PRESETS, TesseraConfig
 
 from . import BUILD, ROOT
 from .dma_bench import CONDITIONS, dma_cost, dma_throughput, lut_ff
+from .gemm_bench import gemm_utilization
 from .simspeed import amaranth_speed, cocotb_speed, icarus_available
 from .verilator_bench import build_harness, macs_per_cycle, run_harness
 
@@ -132,6 +133,16 @@ def dma_resources(bench, config):
     bench.details[f"dma_cost/{config.name}"] = cost
 
 
+def gemm(bench, config):
+    for report in gemm_utilization(config, BUILD / "gemm" / config.name):
+        shape = f"{config.name}, {report['m']}x{report['k']}x{report['n']}"
+        bench.add("GEMM utilization, end to end", shape, report["utilization"], "of peak")
+        bench.add("GEMM compute phase (EXEC_CYCLES / EXEC_BUSY)", shape,
+                  report["exec_cycles"] / report["exec_busy"], "of cycles")
+        bench.add("GEMM cocotb wall time (Verilator)", shape, report["wall_s"], "s")
+        bench.details[f"gemm/{shape}"] = report
+
+
 def synth_board(bench, board):
     from sw.synth import synth
     # Its own build folder, so that it never races a `make synth` of the same board.
@@ -151,7 +162,7 @@ def format_value(value, unit):
         return f"{value:,.0f}"
     if unit == "MAC/cycle":
         return f"{value:.5f}"
-    if unit == "beats/cycle":
+    if unit in ("beats/cycle", "of peak", "of cycles"):
         return f"{value:.3f}"
     if isinstance(value, float):
         return f"{value:.2f}" if unit.startswith("MHz") else f"{value:.1f}"
@@ -193,6 +204,9 @@ def parse_args(argv):
                         help=f"comma-separated boards to build (default: all: {','.join(BOARDS)})")
     parser.add_argument("--dims", default="4,8",
                         help="comma-separated array sizes to simulate (default: 4,8)")
+    parser.add_argument("--gemm-configs", default="small",
+                        help="comma-separated presets for the GEMM utilization table "
+                             "(default: small; empty skips it)")
     parser.add_argument("--no-dma", action="store_true",
                         help="skip the DMA throughput and cost measurements")
     parser.add_argument("--dma-config", default="small", choices=list(PRESETS),
@@ -227,6 +241,8 @@ def main(argv=None):
         bench.add("cocotb testbench on Icarus", "-", None, "not available (no iverilog on PATH)")
     for config in configs:
         bench.attempt("Amaranth simulator (pysim)", label(config), amaranth, bench, config)
+    for name in [n for n in args.gemm_configs.split(",") if n]:
+        bench.attempt("GEMM utilization", name, gemm, bench, PRESETS[name])
     if not args.no_dma:
         dma_config = PRESETS[args.dma_config]
         for condition, stall, latency in CONDITIONS:

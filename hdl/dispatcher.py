@@ -170,8 +170,15 @@ class Dispatcher(wiring.Component):
             if nxt is not None:
                 takes[(nxt, name)].append(fifo.r_en & head.pop_next)
                 gives[(name, nxt)].append(unit.done & finished.push_next)
-            # After an error, instructions still queued or never done no longer count.
-            idle[name] = ~unit.busy & ((~fifo.r_rdy & ~pushes.r_rdy)
+            # Instructions handed over and not done (a counter: the flags FIFO shows a new
+            # entry only cycles later). After an error, instructions still queued or never
+            # done no longer count.
+            outstanding = Signal(range(9), name=f"{name}_outstanding")
+            with m.If(fifo.r_en & ~unit.done):
+                m.d.sync += outstanding.eq(outstanding + 1)
+            with m.Elif(unit.done & ~fifo.r_en):
+                m.d.sync += outstanding.eq(outstanding - 1)
+            idle[name] = ~unit.busy & ((~fifo.r_rdy & (outstanding == 0))
                                        | (error != ErrorCause.NONE))
             raise_error.append((unit.error != ErrorCause.NONE, unit.error, Unit(i)))
         for key, counter in tokens.items():

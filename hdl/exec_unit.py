@@ -1,6 +1,6 @@
 """EXEC unit: scratchpad rows through the systolic array into the accumulator."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -24,29 +24,33 @@ class ExecUnit(wiring.Component):
 
     An instruction is checked first (``rows`` not zero; weight, activation and accumulator
     rows inside their memories); a failing check latches its :class:`hdl.isa.ErrorCause`
-    and the unit stops. Then the unit reads, through the scratchpad read port, the ``dim``
-    weight rows (with ``preload``) and the ``rows`` activation rows, in that order; weight
-    rows go to the array's shadow tile, activation rows (the first one with ``swap`` after a
-    preload) into the array with a tag naming their accumulator row; each result row is
-    written (or, with ``accumulate``, added) to that row.
+    and the unit stops. Then two readers work side by side: the weight reader reads, with
+    ``preload``, the ``dim`` weight rows through ``sp_weight_read`` into the array's shadow
+    tile; the activation reader reads the ``rows`` activation rows through ``sp_read`` into
+    the array (the first one with ``swap`` after a preload), each tagged with its accumulator
+    row; each result row is written (or, with ``accumulate``, added) to that row. The array
+    itself keeps the two in step: the next tile's weights wait for the swap of this one, a
+    swap waits for its tile.
 
     Timing:
 
-    - One scratchpad read per cycle: an instruction occupies the read port for
-      ``rows`` cycles, plus ``dim`` with ``preload`` (the weight rows of the next instruction
-      are read right behind this one's activation rows and go to the shadow tile while this
-      tile computes, so only the reads themselves cost cycles).
-    - The next instruction is accepted while this one's rows are still in the array.
+    - Activation rows enter the array one per cycle, instruction after instruction with no
+      bubble: the next tile's weights are read from the other ping-pong half of the
+      scratchpad while this tile's activation rows stream (a tile switch is free when a
+      tile has at least ``dim`` rows, the array's own condition). When both readers want the
+      same scratchpad bank, the activation reader goes first.
+    - Up to :attr:`queue_depth` instructions wait per reader, so the next ones are accepted
+      while this one computes.
     - ``done`` pulses in the cycle after an instruction's last result row was written to
       the accumulator (about ``array.latency + 3`` cycles after its last read).
     - Back-pressure: none from the accumulator (its writes are always ready); the array's
-      credit-based ``acts.ready`` holds the reads.
+      credit-based ``acts.ready`` and its full shadow tile hold the readers.
 
     Members
     -------
     ctl : Out(hdl.isa.unit_signature())
-    sp_read : Out(stream.Signature(config.addr_width))
-    sp_read_data : In(stream.Signature(sp_read_layout(config)))
+    sp_read, sp_weight_read : Out(stream.Signature(config.addr_width))
+    sp_read_data, sp_weight_read_data : In(stream.Signature(sp_read_layout(config)))
     acc_write : Out(stream.Signature(acc_write_layout(config)))
     computing : Out(1)
         An activation row entered the array in this cycle (``dim * dim`` MACs).
@@ -57,8 +61,9 @@ class ExecUnit(wiring.Component):
         The tag (``exec_tag_layout``) does not fit ``config.tag_width``.
     """
 
-    #: Reads in flight between the scratchpad and the array; instructions in flight.
-    route_depth, inflight_depth = 8, 4
+    #: Reads in flight between the scratchpad and the array; instructions queued per reader;
+    #: instructions in flight.
+    route_depth, queue_depth, inflight_depth = 8, 2, 4
 
     def __init__(self, config):
         if exec_tag_layout(config).size > config.tag_width:
@@ -70,6 +75,8 @@ class ExecUnit(wiring.Component):
             "ctl": Out(unit_signature()),
             "sp_read": Out(stream.Signature(config.addr_width)),
             "sp_read_data": In(stream.Signature(sp_read_layout(config))),
+            "sp_weight_read": Out(stream.Signature(config.addr_width)),
+            "sp_weight_read_data": In(stream.Signature(sp_read_layout(config))),
             "acc_write": Out(stream.Signature(acc_write_layout(config))),
             "computing": Out(1),
         })
@@ -83,7 +90,7 @@ class ExecUnit(wiring.Component):
         error = Signal(ErrorCause)
         m.d.comb += ctl.error.eq(error)
 
-        # --- Issue: check an instruction, then one scratchpad read per cycle. ---
+        # --- Accept: check an instruction, queue its weight and activation halves. ---
         incoming = exec_layout()(ctl.insn.payload)
         check = Signal(ErrorCause)
         with m.If((incoming.header.opcode != Opcode.EXEC) | (incoming.rows == 0)):
@@ -94,71 +101,82 @@ class ExecUnit(wiring.Component):
         with m.Elif(incoming.acc_addr + incoming.rows > cfg.acc_depth):
             m.d.comb += check.eq(ErrorCause.ACC_RANGE)
 
-        insn = Signal(exec_layout())
-        issuing = Signal()
-        in_weights = Signal()          # reading the weight rows (else activation rows)
-        index = Signal(ADDR_BITS)      # weight row k or activation row r
-        first_act = Signal()           # the next activation row is the first one
-
-        route_layout = data.StructLayout({
-            "weight": 1, "last": 1, "swap": 1, "tag": exec_tag_layout(cfg)})
-        m.submodules.route = route = SyncFIFOBuffered(width=route_layout.size,
-                                                      depth=self.route_depth)
+        act_job = data.StructLayout({"act_addr": ADDR_BITS, "acc_addr": ADDR_BITS,
+                                     "rows": ADDR_BITS, "accumulate": 1, "preload": 1})
+        m.submodules.weight_jobs = weight_jobs = SyncFIFOBuffered(width=ADDR_BITS,
+                                                                  depth=self.queue_depth)
+        m.submodules.act_jobs = act_jobs = SyncFIFOBuffered(width=act_job.size,
+                                                            depth=self.queue_depth)
         m.submodules.inflight = inflight = SyncFIFOBuffered(width=ADDR_BITS,
                                                             depth=self.inflight_depth)
-        entry = Signal(route_layout)
-        m.d.comb += [
-            entry.weight.eq(in_weights),
-            entry.last.eq(index == dim - 1),
-            entry.swap.eq(~in_weights & first_act),
-            entry.tag.acc_addr.eq(insn.acc_addr + index),
-            entry.tag.accumulate.eq(insn.accumulate),
-            self.sp_read.valid.eq(issuing & route.w_rdy),
-            self.sp_read.payload.eq(Cat(insn.weight_addr, insn.act_addr).word_select(
-                ~in_weights, ADDR_BITS) + index),
-            route.w_en.eq(self.sp_read.valid & self.sp_read.ready),
-            route.w_data.eq(entry),
-        ]
-        with m.If(route.w_en):
-            m.d.sync += index.eq(index + 1)
-            with m.If(in_weights):
-                with m.If(index == dim - 1):
-                    m.d.sync += [in_weights.eq(0), index.eq(0)]
-            with m.Else():
-                m.d.sync += first_act.eq(0)
-                with m.If(index == insn.rows - 1):
-                    m.d.sync += issuing.eq(0)
-
-        # The next instruction is taken in the cycle of this one's last read: no bubble.
-        last_read = route.w_en & ~in_weights & (index == insn.rows - 1)
         stopped = error != ErrorCause.NONE
-        m.d.comb += ctl.insn.ready.eq((~issuing | last_read) & inflight.w_rdy & ~stopped)
-        with m.If(ctl.insn.valid & ctl.insn.ready):
-            with m.If(check == ErrorCause.NONE):
-                m.d.sync += [insn.eq(ctl.insn.payload), issuing.eq(1), index.eq(0),
-                             in_weights.eq(incoming.preload),
-                             first_act.eq(incoming.preload)]
-            with m.Else():
-                m.d.sync += error.eq(check)
+        m.d.comb += ctl.insn.ready.eq(weight_jobs.w_rdy & act_jobs.w_rdy & inflight.w_rdy
+                                      & ~stopped)
+        accept = ctl.insn.valid & ctl.insn.ready & (check == ErrorCause.NONE)
+        with m.If(ctl.insn.valid & ctl.insn.ready & (check != ErrorCause.NONE)):
+            m.d.sync += error.eq(check)
+        job = Signal(act_job)
         m.d.comb += [
-            inflight.w_en.eq(ctl.insn.valid & ctl.insn.ready & (check == ErrorCause.NONE)),
+            job.act_addr.eq(incoming.act_addr), job.acc_addr.eq(incoming.acc_addr),
+            job.rows.eq(incoming.rows), job.accumulate.eq(incoming.accumulate),
+            job.preload.eq(incoming.preload),
+            weight_jobs.w_en.eq(accept & incoming.preload),
+            weight_jobs.w_data.eq(incoming.weight_addr),
+            act_jobs.w_en.eq(accept),
+            act_jobs.w_data.eq(job),
+            inflight.w_en.eq(accept),
             inflight.w_data.eq(incoming.rows),
         ]
 
-        # --- Route: each answer to the weight or the activation input of the array. ---
-        head = route_layout(route.r_data)
-        answer = self.sp_read_data.payload.row.as_value()
-        to_weights = route.r_rdy & head.weight
+        # --- Weight rows: their own read port, into the array's shadow tile. ---
+        w_index = Signal(range(dim))
+        w_route = SyncFIFOBuffered(width=1, depth=self.route_depth)  # `last` of each read
+        m.submodules.weight_route = w_route
         m.d.comb += [
-            array.weights.valid.eq(self.sp_read_data.valid & to_weights),
-            array.weights.payload.row.as_value().eq(answer),
-            array.weights.payload.last.eq(head.last),
-            array.acts.valid.eq(self.sp_read_data.valid & route.r_rdy & ~head.weight),
-            array.acts.payload.row.as_value().eq(answer),
+            self.sp_weight_read.valid.eq(weight_jobs.r_rdy & w_route.w_rdy),
+            self.sp_weight_read.payload.eq(weight_jobs.r_data + w_index),
+            w_route.w_en.eq(self.sp_weight_read.valid & self.sp_weight_read.ready),
+            w_route.w_data.eq(w_index == dim - 1),
+            weight_jobs.r_en.eq(w_route.w_en & (w_index == dim - 1)),
+        ]
+        with m.If(w_route.w_en):
+            m.d.sync += w_index.eq(Mux(w_index == dim - 1, 0, w_index + 1))
+        m.d.comb += [
+            array.weights.valid.eq(self.sp_weight_read_data.valid & w_route.r_rdy),
+            array.weights.payload.row.as_value().eq(
+                self.sp_weight_read_data.payload.row.as_value()),
+            array.weights.payload.last.eq(w_route.r_data),
+            self.sp_weight_read_data.ready.eq(w_route.r_rdy & array.weights.ready),
+            w_route.r_en.eq(self.sp_weight_read_data.valid & self.sp_weight_read_data.ready),
+        ]
+
+        # --- Activation rows: one read per cycle, tagged with their accumulator row. ---
+        current = act_job(act_jobs.r_data)
+        a_index = Signal(ADDR_BITS)
+        route_layout = data.StructLayout({"swap": 1, "tag": exec_tag_layout(cfg)})
+        m.submodules.route = route = SyncFIFOBuffered(width=route_layout.size,
+                                                      depth=self.route_depth)
+        entry = Signal(route_layout)
+        last_row = a_index == current.rows - 1
+        m.d.comb += [
+            entry.swap.eq(current.preload & (a_index == 0)),
+            entry.tag.acc_addr.eq(current.acc_addr + a_index),
+            entry.tag.accumulate.eq(current.accumulate),
+            self.sp_read.valid.eq(act_jobs.r_rdy & route.w_rdy),
+            self.sp_read.payload.eq(current.act_addr + a_index),
+            route.w_en.eq(self.sp_read.valid & self.sp_read.ready),
+            route.w_data.eq(entry),
+            act_jobs.r_en.eq(route.w_en & last_row),
+        ]
+        with m.If(route.w_en):
+            m.d.sync += a_index.eq(Mux(last_row, 0, a_index + 1))
+        head = route_layout(route.r_data)
+        m.d.comb += [
+            array.acts.valid.eq(self.sp_read_data.valid & route.r_rdy),
+            array.acts.payload.row.as_value().eq(self.sp_read_data.payload.row.as_value()),
             array.acts.payload.swap.eq(head.swap),
             array.acts.payload.tag.eq(head.tag),
-            self.sp_read_data.ready.eq(route.r_rdy & Mux(head.weight, array.weights.ready,
-                                                         array.acts.ready)),
+            self.sp_read_data.ready.eq(route.r_rdy & array.acts.ready),
             route.r_en.eq(self.sp_read_data.valid & self.sp_read_data.ready),
             self.computing.eq(array.acts.valid & array.acts.ready),
         ]
@@ -180,5 +198,5 @@ class ExecUnit(wiring.Component):
         with m.If(wrote):
             m.d.sync += written.eq(Mux(finished, 0, written + 1))
 
-        m.d.comb += ctl.busy.eq(issuing | inflight.r_rdy)
+        m.d.comb += ctl.busy.eq(inflight.r_rdy)
         return m

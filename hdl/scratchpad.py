@@ -1,6 +1,6 @@
 """Scratchpad: banked int8 row memory between the loads and the systolic array."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -37,6 +37,11 @@ class Scratchpad(wiring.Component):
     - ``read`` -> ``read_data``: one row per cycle; an answer appears 2 cycles after its request
       is accepted (with an empty response buffer). A read sees every write accepted in an
       earlier cycle, not one accepted in the same cycle.
+    - ``read_b`` -> ``read_b_data``: a second read port with the same timing, for another
+      bank: a bank has one read port, so when both ports want the same bank in a cycle,
+      ``read`` goes first, ``read_b`` waits and the conflict is counted. (The EXEC unit reads
+      the next tile's weights from one ping-pong half while activation rows stream from the
+      other.)
     - Back-pressure: ``read_data`` not ready fills a 3-row response buffer, then ``read.ready``
       drops; nothing is lost. ``write.ready`` stays high, except with
       ``config.sp_single_port`` banks, where a write to the bank being read in the same cycle
@@ -49,10 +54,13 @@ class Scratchpad(wiring.Component):
     write : In(stream.Signature(sp_write_layout(config)))
     read : In(stream.Signature(config.addr_width))
     read_data : Out(stream.Signature(sp_read_layout(config)))
+    read_b : In(stream.Signature(config.addr_width))
+    read_b_data : Out(stream.Signature(sp_read_layout(config)))
     error : Out(1)
         Sticky: an out-of-range address was refused.
     conflicts : Out(32)
-        Cycles a write waited for a same-bank read (single-ported banks only).
+        Cycles a write waited for a same-bank read (single-ported banks only), or ``read_b``
+        for a same-bank ``read``.
     """
 
     def __init__(self, config):
@@ -61,6 +69,8 @@ class Scratchpad(wiring.Component):
             "write": In(stream.Signature(sp_write_layout(config))),
             "read": In(stream.Signature(config.addr_width)),
             "read_data": Out(stream.Signature(sp_read_layout(config))),
+            "read_b": In(stream.Signature(config.addr_width)),
+            "read_b_data": Out(stream.Signature(sp_read_layout(config))),
             "error": Out(1),
             "conflicts": Out(32),
         })
@@ -85,47 +95,62 @@ class Scratchpad(wiring.Component):
             banks.append(SRAM1R1W(bank_depth, width))
             m.submodules[f"bank{b}"] = banks[-1]
 
-        m.submodules.response = response = ResponseBuffer(sp_read_layout(cfg), 1)
-        wiring.connect(m, wiring.flipped(self.read_data), response.output)
+        def read_port(name, stream_in, stream_out):
+            """Request side of a read port: (address, in range, bank, accepted, buffer)."""
+            response = ResponseBuffer(sp_read_layout(cfg), 1)
+            m.submodules[name] = response
+            wiring.connect(m, wiring.flipped(stream_out), response.output)
+            addr = stream_in.payload
+            return addr, addr < cfg.sp_depth, addr[index_bits:], response
 
-        r_addr = self.read.payload
-        r_in_range = r_addr < cfg.sp_depth
-        r_bank = r_addr[index_bits:]
+        r_addr, r_in_range, r_bank, response = read_port("response", self.read, self.read_data)
         r_fire = self.read.valid & response.ready
         m.d.comb += [self.read.ready.eq(response.ready), response.issue.eq(r_fire)]
+        # Port b waits when port a reads the same bank in this cycle.
+        b_addr, b_in_range, b_bank, response_b = read_port("response_b", self.read_b,
+                                                           self.read_b_data)
+        b_conflict = r_fire & r_in_range & b_in_range & (r_bank == b_bank)
+        b_fire = self.read_b.valid & response_b.ready & ~b_conflict
+        m.d.comb += [self.read_b.ready.eq(response_b.ready & ~b_conflict),
+                     response_b.issue.eq(b_fire)]
 
         w_addr = self.write.payload.addr
         w_in_range = w_addr < cfg.sp_depth
         w_bank = w_addr[index_bits:]
         conflict = Signal()
         if cfg.sp_single_port:
-            m.d.comb += conflict.eq(r_fire & r_in_range & w_in_range & (r_bank == w_bank))
+            m.d.comb += conflict.eq(w_in_range & (
+                (r_fire & r_in_range & (r_bank == w_bank))
+                | (b_fire & b_in_range & (b_bank == w_bank))))
         m.d.comb += self.write.ready.eq(~conflict)
         w_fire = self.write.valid & self.write.ready
 
         for b, bank in enumerate(banks):
+            a_here = r_fire & r_in_range & (r_bank == b)
             m.d.comb += [
-                bank.r_addr.eq(r_addr[:index_bits]),
-                bank.r_en.eq(r_fire & r_in_range & (r_bank == b)),
+                bank.r_addr.eq(Mux(a_here, r_addr[:index_bits], b_addr[:index_bits])),
+                bank.r_en.eq(a_here | (b_fire & b_in_range & (b_bank == b))),
                 bank.w_addr.eq(w_addr[:index_bits]),
                 bank.w_data.eq(self.write.payload.row),
                 bank.w_en.eq(w_fire & w_in_range & (w_bank == b)),
             ]
 
-        # The answer arrives one cycle after the request: pick the bank read then.
-        answer_bank = Signal.like(r_bank)
-        answer_error = Signal()
-        m.d.sync += [answer_bank.eq(r_bank), answer_error.eq(~r_in_range)]
-        with m.Switch(answer_bank):
-            for b, bank in enumerate(banks):
-                with m.Case(b):
-                    m.d.comb += response.data.row.eq(bank.r_data)
-        with m.If(answer_error):
-            m.d.comb += response.data.row.eq(0)
-        m.d.comb += response.data.error.eq(answer_error)
+        # The answers arrive one cycle after the requests: pick the banks read then.
+        for port_bank, in_range, buffer in [(r_bank, r_in_range, response),
+                                            (b_bank, b_in_range, response_b)]:
+            answer_bank = Signal.like(port_bank)
+            answer_error = Signal()
+            m.d.sync += [answer_bank.eq(port_bank), answer_error.eq(~in_range)]
+            with m.Switch(answer_bank):
+                for b, bank in enumerate(banks):
+                    with m.Case(b):
+                        m.d.comb += buffer.data.row.eq(bank.r_data)
+            with m.If(answer_error):
+                m.d.comb += buffer.data.row.eq(0)
+            m.d.comb += buffer.data.error.eq(answer_error)
 
-        with m.If((r_fire & ~r_in_range) | (w_fire & ~w_in_range)):
+        with m.If((r_fire & ~r_in_range) | (b_fire & ~b_in_range) | (w_fire & ~w_in_range)):
             m.d.sync += self.error.eq(1)
-        with m.If(self.write.valid & conflict):
+        with m.If((self.write.valid & conflict) | (self.read_b.valid & b_conflict)):
             m.d.sync += self.conflicts.eq(self.conflicts + 1)
         return m

@@ -73,6 +73,8 @@ class _Core(wiring.Component):
         # accumulator; LOAD and STORE (to_sp) share the scratchpad write port, LOAD first.
         wiring.connect(m, exec_.sp_read, scratchpad.read)
         wiring.connect(m, scratchpad.read_data, exec_.sp_read_data)
+        wiring.connect(m, exec_.sp_weight_read, scratchpad.read_b)
+        wiring.connect(m, scratchpad.read_b_data, exec_.sp_weight_read_data)
         wiring.connect(m, exec_.acc_write, accumulator.write)
         wiring.connect(m, store.acc_read, accumulator.read)
         wiring.connect(m, accumulator.read_data, store.acc_read_data)

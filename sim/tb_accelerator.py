@@ -15,6 +15,7 @@ list of results goes.
 import json
 import os
 import random
+import time
 
 import numpy as np
 
@@ -205,14 +206,18 @@ if cocotb is not None:
             a, w = random_gemm(rng, gemm["m"], gemm["k"], gemm["n"])
             params = (random_requant_params(rng, gemm["n"], gemm["k"]) if gemm["requant"]
                       else None)
+            started = time.monotonic()
             result = await driver.gemm(a, w, params)
+            wall_s = time.monotonic() - started
             want = golden_gemm(config, a, w, params)
             report = dict(gemm, match=bool(np.array_equal(result.output, want)),
                           cycles=result.cycles, macs=result.macs,
                           utilization=result.macs / (result.cycles * config.dim ** 2),
                           exec_cycles=await device.counter("EXEC_CYCLES"),
+                          exec_busy=await device.counter("EXEC_BUSY"),
                           stall_dependency=await device.counter("STALL_DEPENDENCY"),
-                          stall_memory=await device.counter("STALL_MEMORY"))
+                          stall_memory=await device.counter("STALL_MEMORY"),
+                          wall_s=wall_s)
             if not report["match"]:
                 row, col = (int(v) for v in np.argwhere(result.output != want)[0])
                 report["first_mismatch"] = {"row": row, "column": col,

@@ -51,6 +51,7 @@ def run_dispatcher(words, *, seed, latency=(1, 8), queue_depth=8, cycles=3000, r
 
         async def unit(ctx):
             finishing = []  # cycles at which the taken instructions finish, in order
+            taken = []      # cycles at which they were taken
             async for _, _, valid, ready, payload in ctx.tick().sample(
                     port.insn.valid, port.insn.ready, port.insn.payload):
                 cycle = state["cycle"]
@@ -59,12 +60,16 @@ def run_dispatcher(words, *, seed, latency=(1, 8), queue_depth=8, cycles=3000, r
                     log.append((cycle, name, "start", insn))
                     last = finishing[-1] if finishing else cycle
                     finishing.append(max(last, cycle) + int(rng.integers(*latency)))
+                    taken.append(cycle)
                 done = bool(finishing) and finishing[0] <= cycle
                 if done:
                     finishing.pop(0)
+                    taken.pop(0)
                     log.append((cycle, name, "done", None))
                 ctx.set(port.done, done)
-                ctx.set(port.busy, bool(finishing))
+                # `busy` rises a cycle late (as behind a unit's input FIFO): the dispatcher
+                # must not take the unit for idle in between.
+                ctx.set(port.busy, any(t < cycle for t in taken))
                 ctx.set(port.insn.ready, rng.random() < 0.7)
         return unit
 

@@ -36,6 +36,8 @@ class ExecHarness(wiring.Component):
         m.submodules.accumulator = acc = self.accumulator
         wiring.connect(m, unit.sp_read, sp.read)
         wiring.connect(m, sp.read_data, unit.sp_read_data)
+        wiring.connect(m, unit.sp_weight_read, sp.read_b)
+        wiring.connect(m, sp.read_b_data, unit.sp_weight_read_data)
         wiring.connect(m, unit.acc_write, acc.write)
         return m
 
@@ -159,18 +161,23 @@ def test_execs_match_model(config, stall):
     assert not bad.size, f"seed={seed}: accumulator row {bad[0][0]} lane {bad[0][1]}"
 
 
-def test_full_rate_back_to_back():
-    """EXECs back to back: the read port is busy every cycle, so the 48 activation rows
-    enter the array within 48 + dim (the second preload's weight reads) cycles."""
+@pytest.mark.parametrize("weights_bank, bubble", [(1, 0), (0, 4)], ids=["other-bank",
+                                                                          "same-bank"])
+def test_full_rate_back_to_back(weights_bank, bubble):
+    """EXECs back to back, the second with a new weight tile: its weights are read while
+    the first tile's 16 activation rows stream, so the 48 rows enter the array in 48
+    consecutive cycles, unless the weights sit in the bank the activations are read from
+    (then the activation reader goes first and the swap waits ``dim`` cycles)."""
     config = preset("tiny").replace(sp_depth=64, acc_depth=32)
     rng = np.random.default_rng(9)
     sp_rows = random_sp(config, rng)
-    program = [exec_insn(0, 8, 0, 16), exec_insn(4, 24, 16, 16, accumulate=1),
+    second = 32 * weights_bank + 4
+    program = [exec_insn(0, 8, 0, 16), exec_insn(second, 24, 16, 16, accumulate=1),
                exec_insn(0, 8, 0, 16, preload=0, accumulate=1)]
     acc, done, cause, computing, (first, last) = run_exec(config, sp_rows, program, seed=9)
     model, _ = model_exec(config, sp_rows, program)
     assert np.array_equal(acc, model.acc) and done == 3 and computing == 48
-    assert last - first + 1 == 48 + config.dim, (first, last)
+    assert last - first + 1 == 48 + bubble, (first, last)
 
 
 @pytest.mark.parametrize("insn, cause", [
