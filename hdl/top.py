@@ -5,8 +5,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .accumulator import Accumulator
-from .axi4 import AXI4Signature
 from .axi_lite import AXI4LiteRegisterBank, AXI4LiteSignature
+from .burst_splitter import dma_axi_signature
 from .dispatcher import Dispatcher
 from .dma import DMA
 from .exec_unit import ExecUnit
@@ -32,9 +32,7 @@ class _Core(wiring.Component):
         self.map = tessera_register_map(config)
         super().__init__({
             "regs": In(self.map.signature),
-            "mem": Out(AXI4Signature(addr_width=config.bus_addr_width,
-                                     data_width=config.bus_data_width,
-                                     id_width=config.bus_id_width)),
+            "mem": Out(dma_axi_signature(config)),
             "dma_busy": Out(1),
         })
 
@@ -181,7 +179,7 @@ class Accelerator(wiring.Component):
     Members
     -------
     csr : In(AXI4LiteSignature(addr_width=CSR_ADDR_WIDTH))
-    mem : Out(AXI4Signature(...))
+    mem : Out(dma_axi_signature(config))
     irq : Out(1)
     """
 
@@ -191,9 +189,7 @@ class Accelerator(wiring.Component):
         self.register_map = tessera_register_map(config)
         super().__init__({
             "csr": In(AXI4LiteSignature(addr_width=CSR_ADDR_WIDTH)),
-            "mem": Out(AXI4Signature(addr_width=config.bus_addr_width,
-                                     data_width=config.bus_data_width,
-                                     id_width=config.bus_id_width)),
+            "mem": Out(dma_axi_signature(config)),
             "irq": Out(1),
         })
 

@@ -161,6 +161,17 @@ class AcceleratorModel:
                 tokens[(unit, _NEXT[unit])] += 1
         self.tokens_left = {f"{a.name}->{b.name}": n for (a, b), n in tokens.items() if n}
 
+    def execute_program(self, program):
+        """Execute ``program``'s instructions one after another, in program order (no tokens,
+        no END needed), up to the first error. Returns ``(cause, completed)``: the
+        :class:`ErrorCause` (``NONE`` without one) and how many instructions completed."""
+        for index, insn in enumerate(program):
+            try:
+                self.execute(insn, index)
+            except AcceleratorError as error:
+                return error.cause, index
+        return ErrorCause.NONE, len(program)
+
     def execute(self, insn, index=0):
         """The effect of one instruction (every check before any effect)."""
         handler = {Opcode.LOAD: self._load, Opcode.EXEC: self._exec,

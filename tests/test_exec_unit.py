@@ -11,7 +11,7 @@ from hdl.config import TesseraConfig, preset
 from hdl.exec_unit import ExecUnit
 from hdl.isa import ErrorCause, Opcode
 from hdl.scratchpad import Scratchpad
-from sim.functional import AcceleratorError, AcceleratorModel, SystemMemory
+from sim.functional import AcceleratorModel, SystemMemory
 from sim.streams import idle_cycles, stream_get, stream_put
 from sw.assembler import Instruction, encode
 
@@ -111,13 +111,7 @@ def run_exec(config, sp_rows, program, *, seed, stall=0.0, cycles=None):
 def model_exec(config, sp_rows, program):
     model = AcceleratorModel(config, SystemMemory(16))
     model.sp[:len(sp_rows)] = np.asarray(sp_rows, dtype=np.int64) & 0xFF
-    cause = ErrorCause.NONE
-    for index, insn in enumerate(program):
-        try:
-            model.execute(insn, index)
-        except AcceleratorError as error:
-            cause = error.cause
-            break
+    cause, _ = model.execute_program(program)
     return model, cause
 
 

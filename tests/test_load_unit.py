@@ -7,7 +7,7 @@ from amaranth.sim import Simulator
 from hdl.config import TesseraConfig, preset
 from hdl.isa import ErrorCause, Opcode, row_bytes
 from hdl.load_unit import LoadUnit
-from sim.functional import AcceleratorError, AcceleratorModel, SystemMemory
+from sim.functional import AcceleratorModel, SystemMemory
 from sim.streams import idle_cycles
 from sw.assembler import Instruction, encode
 
@@ -90,13 +90,7 @@ def run_load_unit(config, program, memory, *, seed, stall=0.0, error_addr=None,
 
 def model_rows(config, program, memory):
     model = AcceleratorModel(config, memory)
-    cause = ErrorCause.NONE
-    for index, insn in enumerate(program):
-        try:
-            model.execute(insn, index)
-        except AcceleratorError as error:
-            cause = error.cause
-            break
+    cause, _ = model.execute_program(program)
     return model, cause
 
 

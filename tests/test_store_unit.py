@@ -21,7 +21,7 @@ from hdl.config import TesseraConfig, preset
 from hdl.isa import ErrorCause, Opcode, acc_row_bytes, param_block_bytes, row_bytes
 from hdl.postproc import PostMode
 from hdl.store_unit import StoreUnit
-from sim.functional import AcceleratorError, AcceleratorModel, SystemMemory
+from sim.functional import AcceleratorModel, SystemMemory
 from sim.streams import idle_cycles, stream_put
 from sim.tb_postproc import random_accumulators, random_requant_params
 from sw.assembler import Instruction, encode
@@ -278,12 +278,8 @@ def model_run(config, program, memory, acc_init):
     model = AcceleratorModel(config, SystemMemory(len(memory)))
     model.memory.data[:] = memory
     model.acc[:len(acc_init)] = acc_init
-    for index, insn in enumerate(program):
-        try:
-            model.execute(insn, index)
-        except AcceleratorError as error:
-            return model, error.cause, index
-    return model, ErrorCause.NONE, len(program)
+    cause, completed = model.execute_program(program)
+    return model, cause, completed
 
 
 def check(config, program, memory, acc_init, *, seed, **kwargs):
