@@ -24,7 +24,7 @@ from hdl.config import PRESETS, TesseraConfig
 
 from . import BUILD, ROOT
 from .dma_bench import CONDITIONS, dma_cost, dma_throughput, lut_ff
-from .gemm_bench import gemm_utilization
+from .gemm_bench import compute_phase, gemm_utilization
 from .simspeed import amaranth_speed, cocotb_speed, icarus_available
 from .verilator_bench import build_harness, macs_per_cycle, run_harness
 
@@ -141,6 +141,11 @@ def gemm(bench, config):
                   report["exec_cycles"] / report["exec_busy"], "of cycles")
         bench.add("GEMM cocotb wall time (Verilator)", shape, report["wall_s"], "s")
         bench.details[f"gemm/{shape}"] = report
+    utilization, report = compute_phase(config, BUILD / "gemm" / config.name)
+    bench.add("compute phase, operands on chip (EXEC_CYCLES / EXEC_BUSY)",
+              f"{config.name}, {report['tiles']} tiles x {report['rows']} rows", utilization,
+              "of cycles")
+    bench.details[f"compute_phase/{config.name}"] = report
 
 
 def synth_board(bench, board):

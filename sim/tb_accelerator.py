@@ -328,3 +328,48 @@ if cocotb is not None:
         a, w = random_gemm(rng, 9, 13, 6)
         result = await Driver(device).gemm(a, w)
         assert np.array_equal(result.output, golden_gemm(config, a, w)), "no recovery"
+
+
+def compute_phase_program(config, tiles, rows):
+    """Operands on chip: a weight tile and ``rows`` activation rows loaded into each
+    scratchpad half once, then ``tiles`` EXECs alternating between the halves (each with a
+    preload), accumulating into one block of accumulator rows, then END. The EXEC unit never
+    waits for memory: EXEC_CYCLES / EXEC_BUSY is the array's utilization while computing."""
+    from hdl.isa import Opcode, row_bytes
+    from sw.assembler import Instruction
+
+    dim, half = config.dim, config.sp_depth // 2
+    size = row_bytes(config)
+    program = []
+    for h in range(2):
+        program.append(Instruction(Opcode.LOAD, dict(
+            sp_addr=h * half, rows=dim + rows, dram_addr=0, dram_stride=size),
+            push_next=h == 1))
+    for t in range(tiles):
+        base = (t % 2) * half
+        program.append(Instruction(Opcode.EXEC, dict(
+            weight_addr=base, act_addr=base + dim, acc_addr=0, rows=rows, preload=1,
+            accumulate=int(t > 0)), pop_prev=t == 0))
+    program.append(Instruction(Opcode.END))
+    return program
+
+
+if cocotb is not None:
+    @cocotb.test()
+    async def compute_phase(dut):
+        """Runs :func:`compute_phase_program` when TESSERA_COMPUTE ("tiles,rows") is set and
+        reports EXEC_CYCLES and EXEC_BUSY."""
+        if not os.environ.get("TESSERA_COMPUTE"):
+            return
+        config, _, _, _ = _settings()
+        tiles, rows = (int(v) for v in os.environ["TESSERA_COMPUTE"].split(","))
+        device = CocotbDevice(dut, config, memory_size=1 << 16)
+        await device.start()
+        cycles = await device.run(compute_phase_program(config, tiles, rows))
+        report = {"tiles": tiles, "rows": rows, "cycles": cycles,
+                  "exec_cycles": await device.counter("EXEC_CYCLES"),
+                  "exec_busy": await device.counter("EXEC_BUSY")}
+        assert report["exec_cycles"] == tiles * rows, report
+        dut._log.info(f"{report}")
+        with open(os.environ["TESSERA_REPORT"], "w") as file:
+            json.dump(report, file)

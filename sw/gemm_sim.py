@@ -8,7 +8,7 @@ from hdl.top import Accelerator
 from sim.cocotb_run import config_to_env, run_cocotb
 from sw.verilog import write_component_verilog
 
-__all__ = ["TOP", "run_error_checks", "run_gemms"]
+__all__ = ["TOP", "run_compute_phase", "run_error_checks", "run_gemms"]
 
 TOP = "tessera_top"
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +47,19 @@ def run_error_checks(config, *, simulator="verilator", stall=0.0, latency=0, bui
     run_cocotb(sources=[source], toplevel=TOP, test_module="sim.tb_accelerator",
                build_dir=build_dir / "sim_build", simulator=simulator,
                env=dict(env, TESSERA_ERRORS="1"), testcase="errors_stop_cleanly")
+
+
+def run_compute_phase(config, tiles, rows, *, simulator="verilator", build_dir=None):
+    """The testbench's ``compute_phase`` (operands on chip); returns its report."""
+    build_dir = _build_dir(config, simulator, build_dir)
+    source = _verilog(config, build_dir)
+    report = build_dir / "compute.json"
+    report.unlink(missing_ok=True)
+    env = _env(config, [], 0.0, 0, report)
+    run_cocotb(sources=[source], toplevel=TOP, test_module="sim.tb_accelerator",
+               build_dir=build_dir / "sim_build", simulator=simulator,
+               env=dict(env, TESSERA_COMPUTE=f"{tiles},{rows}"), testcase="compute_phase")
+    return json.loads(report.read_text())
 
 
 def run_gemms(config, gemms, *, simulator="verilator", stall=0.0, latency=0, build_dir=None):
