@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from hdl.config import PRESETS, TesseraConfig
 
 from . import BUILD, ROOT
+from .cost_bench import BLOCKS, block_cost
 from .dma_bench import CONDITIONS, dma_cost, dma_throughput, lut_ff
 from .gemm_bench import compute_phase, gemm_utilization
 from .simspeed import amaranth_speed, cocotb_speed, icarus_available
@@ -148,6 +149,14 @@ def gemm(bench, config):
     bench.details[f"compute_phase/{config.name}"] = report
 
 
+def cost(bench, name, config, family):
+    folder = BUILD / "cost" / f"{config.name}-{family}" / name.split()[0].lower()
+    result = block_cost(name, config, family, folder)
+    bench.add(f"{name}, yosys synth_{family}", config.name, result["LUT4"],
+              f"LUT4 ({result['FF']} FF, {result['DSP']} DSP, {result['BRAM']} BRAM)")
+    bench.details[f"cost/{config.name}/{family}/{name}"] = result
+
+
 def synth_board(bench, board):
     from sw.synth import synth
     # Its own build folder, so that it never races a `make synth` of the same board.
@@ -212,6 +221,8 @@ def parse_args(argv):
     parser.add_argument("--gemm-configs", default="small",
                         help="comma-separated presets for the GEMM utilization table "
                              "(default: small; empty skips it)")
+    parser.add_argument("--no-cost", action="store_true",
+                        help="skip the per-block cost (yosys synthesis of each block)")
     parser.add_argument("--no-dma", action="store_true",
                         help="skip the DMA throughput and cost measurements")
     parser.add_argument("--dma-config", default="small", choices=list(PRESETS),
@@ -248,6 +259,11 @@ def main(argv=None):
         bench.attempt("Amaranth simulator (pysim)", label(config), amaranth, bench, config)
     for name in [n for n in args.gemm_configs.split(",") if n]:
         bench.attempt("GEMM utilization", name, gemm, bench, PRESETS[name])
+    if not args.no_cost:
+        for name in BLOCKS:
+            for config_name, family in [("tiny", "ice40"), ("small", "ecp5")]:
+                bench.attempt(f"cost of {name}", config_name, cost, bench, name,
+                              PRESETS[config_name], family)
     if not args.no_dma:
         dma_config = PRESETS[args.dma_config]
         for condition, stall, latency in CONDITIONS:

@@ -45,7 +45,7 @@ def dma_throughput(config, build_dir, *, stall, latency, seed=1):
 def dma_cost(config, build_dir, family="ecp5"):
     """{block: cell counts} of the read engine, the write engine and both, after yosys
     ``synth_<family>`` (no place and route)."""
-    from tests.test_memory_synth import synth_cells
+    from sw.synth import synth_cells
     cost = {}
     for name, block in [("read engine", DMAReader(config)), ("write engine", DMAWriter(config)),
                         ("read + write engines", DMA(config))]:

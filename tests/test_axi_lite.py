@@ -690,7 +690,7 @@ def test_random_orderings_against_model():
 def test_tessera_bank_cost(family, luts, flops, build_dir):
     """The Tessera map's bank (``small``) stays small: its flip-flops are the holding and
     response registers plus the RW and W1C bits; LUTs mostly the read multiplexer."""
-    from test_memory_synth import synth_cells
+    from sw.synth import synth_cells
 
     rmap = tessera_register_map(preset("small"))
     cells = synth_cells(AXI4LiteRegisterBank(rmap, addr_width=12), family, build_dir)

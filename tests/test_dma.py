@@ -673,7 +673,7 @@ def test_writer_full_rate_on_long_writes(config):
 def test_dma_cost_on_ecp5(build_dir):
     """The read buffer (512 x 65 bits for a 64-bit bus) maps to two DP16KD block RAMs, not to
     flip-flops; the LUT and flip-flop counts stay near what they were measured at."""
-    from test_memory_synth import synth_cells
+    from sw.synth import synth_cells
     cells = synth_cells(DMA(preset("small")), "ecp5", build_dir)
     flops = sum(n for name, n in cells.items() if name.startswith("TRELLIS_FF"))
     print(f"DMA, small, synth_ecp5: {cells.get('LUT4')} LUT4, {flops} FF, {cells}")

