@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from hdl.config import PRESETS, TesseraConfig
 
 from . import BUILD, ROOT
+from .accel_harness import build_accel_harness, run_accel_gemm
 from .cost_bench import BLOCKS, block_cost
 from .dma_bench import CONDITIONS, dma_cost, dma_throughput, lut_ff
 from .gemm_bench import compute_phase, gemm_utilization
@@ -149,6 +150,20 @@ def gemm(bench, config):
     bench.details[f"compute_phase/{config.name}"] = report
 
 
+def accel_harness(bench, config):
+    folder = BUILD / "accel" / config.name
+    exe = build_accel_harness(config, folder)
+    for shape in [(64, 64, 64), (256, 256, 256)]:
+        report = run_accel_gemm(exe, config, *shape, work_dir=folder / "run")
+        if not report["match"]:
+            raise RuntimeError(f"the harness GEMM {shape} does not match the golden model")
+        name = f"{config.name}, {'x'.join(map(str, shape))}"
+        bench.add("whole accelerator, compiled Verilator harness", name,
+                  report["cycles_per_s"], "cycles/s")
+        bench.add("GEMM utilization in the harness", name, report["utilization"], "of peak")
+        bench.details[f"accel_harness/{name}"] = report
+
+
 def cost(bench, name, config, family):
     folder = BUILD / "cost" / f"{config.name}-{family}" / name.split()[0].lower()
     result = block_cost(name, config, family, folder)
@@ -257,6 +272,9 @@ def main(argv=None):
         bench.add("cocotb testbench on Icarus", "-", None, "not available (no iverilog on PATH)")
     for config in configs:
         bench.attempt("Amaranth simulator (pysim)", label(config), amaranth, bench, config)
+    for name in ("tiny", "small"):
+        bench.attempt("whole accelerator, compiled Verilator harness", name, accel_harness,
+                      bench, PRESETS[name])
     for name in [n for n in args.gemm_configs.split(",") if n]:
         bench.attempt("GEMM utilization", name, gemm, bench, PRESETS[name])
     if not args.no_cost:

@@ -1,5 +1,7 @@
 """The benchmark's compiled Verilator harness measures what it claims (fast: dim 2)."""
 
+import pytest
+
 from bench.__main__ import format_table
 from bench.verilator_bench import build_harness, macs_per_cycle, run_harness
 from hdl.config import preset
@@ -35,3 +37,17 @@ def test_table_is_aligned():
     assert len(lines) == 5
     assert len({line.index("|") for line in lines if "|" in line}) == 1
     assert "1,234,568" in lines[3] and "16.00000" in lines[2] and " - " in lines[4]
+
+
+@pytest.mark.slow
+def test_accelerator_harness_matches_golden(build_dir):
+    """The compiled harness (host and memory in C++) runs GEMMs on the whole accelerator and
+    they match the golden model."""
+    from bench.accel_harness import build_accel_harness, run_accel_gemm
+    config = preset("tiny")
+    exe = build_accel_harness(config, build_dir)
+    for i, shape in enumerate([(1, 1, 1), (17, 33, 9), (40, 64, 24)]):
+        report = run_accel_gemm(exe, config, *shape, seed=i, work_dir=build_dir / "run")
+        print(report)
+        assert report["match"] and report["error_cause"] == 0, report
+        assert report["busy_cycles"] > 0
