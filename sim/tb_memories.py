@@ -35,8 +35,11 @@ class TB:
         self.log = []
 
     async def start(self):
-        await start_clock_and_reset(self.dut, ("write__valid", "write__payload", "read__valid",
-                                               "read__payload", "read_data__ready"))
+        inputs = ["write__valid", "write__payload", "read__valid", "read__payload",
+                  "read_data__ready"]
+        if not self.accumulator:  # the scratchpad's second read port stays idle here
+            inputs += ["read_b__valid", "read_b__payload", "read_b_data__ready"]
+        await start_clock_and_reset(self.dut, inputs)
         cocotb.start_soon(self._monitor())
 
     async def _monitor(self):
