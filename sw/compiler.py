@@ -48,6 +48,14 @@ class GemmPlan:
     block_rows: int
 
     @property
+    def a_resident(self):
+        """A stays on chip: all M rows of every depth tile fit half the scratchpad (and one
+        block of the accumulator), so A is loaded once and only weight tiles move."""
+        cfg = self.config
+        return (self.m == self.block_rows and self.m * self.k_tiles <= cfg.sp_depth // 2
+                and cfg.sp_depth // 2 >= 2 * cfg.dim)
+
+    @property
     def k_tiles(self):
         return _tiles(self.k, self.config.dim)
 
@@ -160,22 +168,35 @@ def compile_gemm(plan):
               for j in range(plan.n_tiles) for m0 in range(0, plan.m, plan.block_rows)]
     groups = len(blocks) * plan.k_tiles
     program, group = [], 0
+    if plan.a_resident:
+        # A is loaded once into the first half, row block i at i * M; only weight tiles
+        # move per group, into two slots of the second half.
+        for i in range(plan.k_tiles):
+            program.append(Instruction(Opcode.LOAD, dict(
+                sp_addr=i * plan.m, rows=plan.m, dram_addr=plan.a_addr + i * row_bytes(cfg),
+                dram_stride=plan.a_stride)))
     for b, (j, m0, rows) in enumerate(blocks):
         if plan.requant and (b == 0 or blocks[b - 1][0] != j):
             program.append(Instruction(Opcode.CONFIG, dict(
                 dram_addr=plan.params_addr + j * param_block_bytes(cfg))))
         acc_addr = (b % 2) * acc_half
         for i in range(plan.k_tiles):
-            sp = (group % 2) * sp_half
+            if plan.a_resident:
+                weights, acts = sp_half + (group % 2) * dim, i * plan.m
+            else:
+                weights = (group % 2) * sp_half
+                acts = weights + dim
             program.append(Instruction(Opcode.LOAD, dict(
-                sp_addr=sp, rows=dim, dram_addr=plan.w_addr + i * dim * plan.w_stride
-                + j * row_bytes(cfg), dram_stride=plan.w_stride), pop_next=group >= 2))
-            program.append(Instruction(Opcode.LOAD, dict(
-                sp_addr=sp + dim, rows=rows, dram_addr=plan.a_addr + m0 * plan.a_stride
-                + i * row_bytes(cfg), dram_stride=plan.a_stride), push_next=True))
+                sp_addr=weights, rows=dim, dram_addr=plan.w_addr + i * dim * plan.w_stride
+                + j * row_bytes(cfg), dram_stride=plan.w_stride),
+                pop_next=group >= 2, push_next=plan.a_resident))
+            if not plan.a_resident:
+                program.append(Instruction(Opcode.LOAD, dict(
+                    sp_addr=acts, rows=rows, dram_addr=plan.a_addr + m0 * plan.a_stride
+                    + i * row_bytes(cfg), dram_stride=plan.a_stride), push_next=True))
             last = i == plan.k_tiles - 1
             program.append(Instruction(Opcode.EXEC, dict(
-                weight_addr=sp, act_addr=sp + dim, acc_addr=acc_addr, rows=rows, preload=1,
+                weight_addr=weights, act_addr=acts, acc_addr=acc_addr, rows=rows, preload=1,
                 accumulate=int(i > 0)),
                 pop_prev=True, push_prev=group + 2 < groups,
                 pop_next=i == 0 and b >= 2, push_next=last))

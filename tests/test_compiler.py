@@ -237,3 +237,16 @@ def test_cli_gemm_mismatch_exits_nonzero(capsys, monkeypatch):
     mismatch = report["first_mismatch"]
     assert (mismatch["row"], mismatch["column"]) == (1, 2)
     assert mismatch["expected"] == mismatch["got"] + 1
+
+
+def test_both_schedules_are_covered():
+    """The shapes above run both schedules on tiny: A resident (loaded once, only weight
+    tiles move) and A streamed with the weights; resident moves fewer bytes."""
+    config = preset("tiny")
+    modes = {plan_gemm(config, *shape).a_resident for shape in SHAPES}
+    assert modes == {True, False}
+    resident = compile_gemm(plan_gemm(config, 16, 64, 64))
+    assert plan_gemm(config, 16, 64, 64).a_resident
+    loads = [insn for insn in resident if insn.opcode == Opcode.LOAD]
+    # 16 A loads once, then one weight tile per (depth tile, column tile) group.
+    assert len(loads) == 16 + 16 * 16
