@@ -1,7 +1,6 @@
 """The whole accelerator in the compiled Verilator harness (``harness/accel_bench.cpp``):
 build it, run a GEMM through it, check the result against the golden model."""
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -12,8 +11,9 @@ from hdl.registers import tessera_register_map
 from sw.assembler import to_words
 from sw.compiler import compile_gemm, plan_gemm
 from sw.driver import golden_gemm, random_gemm
-from sw.gemm_sim import TOP, _verilog
-from sw.toolchain import use_toolchain
+from sw.gemm_sim import TOP, write_accelerator_verilog
+
+from .verilator_bench import verilate_harness
 
 __all__ = ["build_accel_harness", "run_accel_gemm"]
 
@@ -36,29 +36,10 @@ def _defines(config):
 def build_accel_harness(config, build_dir):
     """Verilate the accelerator of ``config`` with the harness; returns the binary. Skips the
     build when nothing changed since the last one."""
-    use_toolchain()
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    source = _verilog(config, build_dir)
-    obj = build_dir / "obj"
-    exe = obj / "accel_bench"
-    cflags = "-O2 " + " ".join(f"-D{k}={v}" for k, v in _defines(config).items())
-    command = ["verilator", "--cc", "--exe", "--build", "-O3", "-Wno-fatal", "-Wno-WIDTH",
-               "--top-module", TOP, "--Mdir", str(obj), "-o", exe.name, "-j", "2",
-               "-CFLAGS", cflags, str(HARNESS), str(source)]
-    digest = hashlib.sha256("\0".join(
-        [*command, source.read_text(), HARNESS.read_text()]).encode()).hexdigest()
-    stamp = obj / "bench.stamp"
-    if exe.is_file() and stamp.is_file() and stamp.read_text() == digest:
-        return exe
-    log = build_dir / "build.log"
-    with open(log, "w") as out:
-        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=build_dir)
-    if result.returncode != 0:
-        raise RuntimeError(f"Verilator build failed (log in {log}):\n"
-                           f"{log.read_text(errors='replace')[-3000:]}")
-    stamp.write_text(digest)
-    return exe
+    source = write_accelerator_verilog(config, build_dir)
+    return verilate_harness(source, TOP, HARNESS, _defines(config), build_dir, "accel_bench")
 
 
 def run_accel_gemm(exe, config, m, k, n, *, seed=1, work_dir):

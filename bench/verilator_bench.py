@@ -8,7 +8,7 @@ from pathlib import Path
 from sw.toolchain import use_toolchain
 from sw.verilog import ARRAY_TOP, write_array_verilog
 
-__all__ = ["build_harness", "macs_per_cycle", "run_harness"]
+__all__ = ["build_harness", "macs_per_cycle", "run_harness", "verilate_harness"]
 
 HARNESS = Path(__file__).resolve().parent / "harness" / "array_bench.cpp"
 
@@ -19,22 +19,20 @@ def _defines(config):
             "ACC_W": config.acc_width, "TAG_W": config.tag_width}
 
 
-def build_harness(config, build_dir) -> Path:
-    """Verilate the array of ``config`` with the harness into ``build_dir``; returns the binary.
-
-    Skips the build when the Verilog, the harness and the flags are those of the last build.
-    """
+def verilate_harness(source, top, harness, defines, build_dir, exe_name) -> Path:
+    """Verilate ``source`` (top module ``top``) with the C++ ``harness`` compiled with
+    ``defines``; returns the binary. Skips the build when the Verilog, the harness and the
+    flags are those of the last build."""
     use_toolchain()
     build_dir = Path(build_dir).resolve()
-    source = write_array_verilog(config, build_dir)
     obj = build_dir / "obj"
-    exe = obj / "array_bench"
-    cflags = "-O2 " + " ".join(f"-D{k}={v}" for k, v in _defines(config).items())
+    exe = obj / exe_name
+    cflags = "-O2 " + " ".join(f"-D{k}={v}" for k, v in defines.items())
     command = ["verilator", "--cc", "--exe", "--build", "-O3", "-Wno-fatal", "-Wno-WIDTH",
-               "--top-module", ARRAY_TOP, "--Mdir", str(obj), "-o", exe.name, "-j", "2",
-               "-CFLAGS", cflags, str(HARNESS), str(source)]
+               "--top-module", top, "--Mdir", str(obj), "-o", exe.name, "-j", "2",
+               "-CFLAGS", cflags, str(harness), str(source)]
     digest = hashlib.sha256("\0".join(
-        [*command, source.read_text(), HARNESS.read_text()]).encode()).hexdigest()
+        [*command, Path(source).read_text(), Path(harness).read_text()]).encode()).hexdigest()
     stamp = obj / "bench.stamp"
     if exe.is_file() and stamp.is_file() and stamp.read_text() == digest:
         return exe
@@ -46,6 +44,18 @@ def build_harness(config, build_dir) -> Path:
         raise RuntimeError(f"Verilator build failed (log in {log}):\n{tail}")
     stamp.write_text(digest)
     return exe
+
+
+def build_harness(config, build_dir) -> Path:
+    """Verilate the array of ``config`` with the harness into ``build_dir``; returns the binary.
+
+    Skips the build when the Verilog, the harness and the flags are those of the last build.
+    """
+    use_toolchain()
+    build_dir = Path(build_dir).resolve()
+    source = write_array_verilog(config, build_dir)
+    return verilate_harness(source, ARRAY_TOP, HARNESS, _defines(config), build_dir,
+                            "array_bench")
 
 
 def run_harness(exe, *, tiles, rows_per_tile, bubble=False, seed=1) -> dict:

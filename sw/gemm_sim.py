@@ -8,13 +8,14 @@ from hdl.top import Accelerator
 from sim.cocotb_run import config_to_env, run_cocotb
 from sw.verilog import write_component_verilog
 
-__all__ = ["TOP", "run_compute_phase", "run_error_checks", "run_gemms"]
+__all__ = ["TOP", "run_compute_phase", "run_error_checks", "run_gemms",
+           "write_accelerator_verilog"]
 
 TOP = "tessera_top"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _verilog(config, build_dir):
+def write_accelerator_verilog(config, build_dir):
     """The accelerator's Verilog in ``build_dir``; rewritten only when it changed, so that a
     simulator build of the same design is reused."""
     fresh = write_component_verilog(Accelerator(config), TOP, build_dir / "fresh")
@@ -42,7 +43,7 @@ def run_error_checks(config, *, simulator="verilator", stall=0.0, latency=0, bui
     """The testbench's ``errors_stop_cleanly``: every error cause, then a GEMM after
     SOFT_RESET. Raises :class:`sim.cocotb_run.CocotbFailure` on a failure."""
     build_dir = _build_dir(config, simulator, build_dir)
-    source = _verilog(config, build_dir)
+    source = write_accelerator_verilog(config, build_dir)
     env = _env(config, [], stall, latency, build_dir / "report.json")
     run_cocotb(sources=[source], toplevel=TOP, test_module="sim.tb_accelerator",
                build_dir=build_dir / "sim_build", simulator=simulator,
@@ -52,7 +53,7 @@ def run_error_checks(config, *, simulator="verilator", stall=0.0, latency=0, bui
 def run_compute_phase(config, tiles, rows, *, simulator="verilator", build_dir=None):
     """The testbench's ``compute_phase`` (operands on chip); returns its report."""
     build_dir = _build_dir(config, simulator, build_dir)
-    source = _verilog(config, build_dir)
+    source = write_accelerator_verilog(config, build_dir)
     report = build_dir / "compute.json"
     report.unlink(missing_ok=True)
     env = _env(config, [], 0.0, 0, report)
@@ -66,7 +67,7 @@ def run_gemms(config, gemms, *, simulator="verilator", stall=0.0, latency=0, bui
     """Run ``gemms`` (dicts with m, k, n, seed, requant) one after another on one simulated
     accelerator; returns one report dict per GEMM (see :mod:`sim.tb_accelerator`)."""
     build_dir = _build_dir(config, simulator, build_dir)
-    source = _verilog(config, build_dir)
+    source = write_accelerator_verilog(config, build_dir)
     report = build_dir / "report.json"
     report.unlink(missing_ok=True)
     run_cocotb(sources=[source], toplevel=TOP, test_module="sim.tb_accelerator",
