@@ -27,7 +27,8 @@ from amaranth.lib.wiring import In, Out
 __all__ = [
     "ADDR_BITS", "DRAM_ADDR_BITS", "INSN_WIDTH", "ErrorCause", "Opcode", "Unit", "acc_row_bytes",
     "config_layout", "end_layout", "exec_layout", "header_layout", "load_layout",
-    "param_block_bytes", "row_bytes", "store_layout", "unit_of", "unit_signature",
+    "check_dma_addresses", "param_block_bytes", "row_bytes", "store_layout", "unit_of",
+    "unit_signature",
 ]
 
 #: Bits of an instruction.
@@ -149,6 +150,20 @@ def end_layout():
 
 def _round_up(value, step):
     return -(-value // step) * step
+
+
+def check_dma_addresses(config):
+    """The units hand the ISA's 32-bit byte addresses to the DMA: a narrower bus would cut
+    them (an address would wrap silently), so ``bus_addr_width`` must hold them.
+
+    Raises
+    ------
+    ValueError
+        ``config.bus_addr_width`` is below :data:`DRAM_ADDR_BITS`.
+    """
+    if config.bus_addr_width < DRAM_ADDR_BITS:
+        raise ValueError(f"bus_addr_width must be at least {DRAM_ADDR_BITS} (the ISA's byte "
+                         f"addresses) for the accelerator, not {config.bus_addr_width!r}")
 
 
 def row_bytes(config):

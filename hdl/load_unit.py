@@ -7,7 +7,15 @@ from amaranth.lib.wiring import In, Out
 
 from .burst_splitter import dma_command_layout
 from .dma_read import read_beat_layout
-from .isa import ADDR_BITS, ErrorCause, Opcode, load_layout, row_bytes, unit_signature
+from .isa import (
+    ADDR_BITS,
+    ErrorCause,
+    Opcode,
+    check_dma_addresses,
+    load_layout,
+    row_bytes,
+    unit_signature,
+)
 from .scratchpad import sp_write_layout
 
 __all__ = ["LoadUnit"]
@@ -49,6 +57,11 @@ class LoadUnit(wiring.Component):
     depth = 2
 
     def __init__(self, config):
+        try:
+            check_dma_addresses(config)
+        except ValueError:
+            self._MustUse__silence = True  # never built: no "created but never used" warning
+            raise
         self.config = config
         super().__init__({
             "ctl": Out(unit_signature()),

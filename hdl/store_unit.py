@@ -16,6 +16,7 @@ from .isa import (
     ErrorCause,
     Opcode,
     acc_row_bytes,
+    check_dma_addresses,
     config_layout,
     header_layout,
     param_block_bytes,
@@ -85,8 +86,8 @@ class StoreUnit(wiring.Component):
     at once as ``DMA_WRITE`` (it can only concern an earlier STORE). After an error, no
     instruction is accepted and no ``done`` pulses; what was started drains (acc reads,
     post-processing, sp writes, every beat of an issued DMA write command, every beat of a
-    CONFIG read), then ``busy`` drops. ``dest``/``dram_addr`` are truncated to
-    ``bus_addr_width`` (32 in every preset).
+    CONFIG read), then ``busy`` drops. ``bus_addr_width`` holds the ISA's 32-bit addresses
+    (checked at construction), so none is cut.
 
     Pipelining: one instruction waits in a decode register while the previous one issues its
     reads; the reads (one per cycle), the post-processing feed, the output (scratchpad writes
@@ -155,6 +156,11 @@ class StoreUnit(wiring.Component):
     queue_depth = 4
 
     def __init__(self, config, *, multiplier=None):
+        try:
+            check_dma_addresses(config)
+        except ValueError:
+            self._MustUse__silence = True  # never built: no "created but never used" warning
+            raise
         self.config = config
         self.postproc = PostProcess(config, multiplier=multiplier)
         super().__init__({
