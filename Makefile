@@ -31,11 +31,12 @@ test-quick: $(STAMP)
 synth: $(STAMP)
 	$(TESSERA) synth --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) --seed $(SEED)
 
-## make verilog [CONFIG=tiny]: Verilog of the array under build/verilog/<config>.
+## make verilog [CONFIG=asic]: the foundry handoff bundle under build/verilog/<config>.
 verilog: $(STAMP)
-	$(TESSERA) verilog --config $(or $(CONFIG),tiny) -o build/verilog/$(or $(CONFIG),tiny)
+	$(TESSERA) verilog --config $(or $(CONFIG),asic) -o build/verilog/$(or $(CONFIG),asic)
 
-## make lint: Verilator --lint-only -Wall and yosys check -assert on every preset's Verilog.
+## make lint: Verilator --lint-only -Wall and yosys check -assert on every preset's array and
+## handoff bundle (as shipped).
 lint: $(STAMP)
 	$(PY) -m sw.lint
 

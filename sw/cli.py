@@ -25,9 +25,10 @@ def _synth_table(report):
 
 def cmd_verilog(args):
     from hdl.config import preset
-    from sw.verilog import write_array_verilog
-    path = write_array_verilog(preset(args.config), args.output)
-    print(path)
+    from sw.bundle import write_bundle
+    bundle = write_bundle(preset(args.config), args.output)
+    for path in sorted(bundle.folder.iterdir()):
+        print(path)
     return 0
 
 
@@ -115,9 +116,11 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("verilog", help="write the array's Verilog")
-    p.add_argument("--config", default="tiny", choices=sorted(PRESETS))
-    p.add_argument("-o", "--output", default="build/verilog")
+    p = sub.add_parser("verilog", help="write the foundry handoff bundle (Verilog, SDC, "
+                       "LibreLane config.json, C header, README)")
+    p.add_argument("--config", default="asic", choices=sorted(PRESETS))
+    p.add_argument("-o", "--output", default=None,
+                   help="bundle folder (default: build/verilog/<config>)")
     p.set_defaults(func=cmd_verilog)
 
     p = sub.add_parser("synth", help="FPGA bitstream plus utilization/fmax report")

@@ -63,14 +63,20 @@ def run_compute_phase(config, tiles, rows, *, simulator="verilator", build_dir=N
     return json.loads(report.read_text())
 
 
-def run_gemms(config, gemms, *, simulator="verilator", stall=0.0, latency=0, build_dir=None):
+def run_gemms(config, gemms, *, simulator="verilator", stall=0.0, latency=0, build_dir=None,
+              sources=None):
     """Run ``gemms`` (dicts with m, k, n, seed, requant) one after another on one simulated
-    accelerator; returns one report dict per GEMM (see :mod:`sim.tb_accelerator`)."""
+    accelerator; returns one report dict per GEMM (see :mod:`sim.tb_accelerator`).
+
+    ``sources`` (default: the accelerator's Verilog, written here) are the Verilog files of a
+    ``tessera_top`` to run instead: the foundry bundle, or its gate-level netlist with the cell
+    models."""
     build_dir = _build_dir(config, simulator, build_dir)
-    source = write_accelerator_verilog(config, build_dir)
+    if sources is None:
+        sources = [write_accelerator_verilog(config, build_dir)]
     report = build_dir / "report.json"
     report.unlink(missing_ok=True)
-    run_cocotb(sources=[source], toplevel=TOP, test_module="sim.tb_accelerator",
+    run_cocotb(sources=sources, toplevel=TOP, test_module="sim.tb_accelerator",
                build_dir=build_dir / "sim_build", simulator=simulator,
                env=_env(config, gemms, stall, latency, report), testcase="gemms_match_golden")
     return json.loads(report.read_text())

