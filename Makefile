@@ -9,7 +9,7 @@ CONFIG     ?=
 SEED       ?= 1
 JOBS       ?= 2
 
-.PHONY: all test test-quick synth verilog lint bench clean distclean
+.PHONY: all test test-quick synth verilog tinytapeout area lint bench clean distclean
 
 all: test
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 ## make test: the whole suite (Amaranth simulator, cocotb + Verilator, synthesis smoke).
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) tests
+	$(PY) -m pytest -n $(JOBS) --durations=25 tests
 
 ## make test-quick: everything not marked slow.
 test-quick: $(STAMP)
@@ -34,6 +34,14 @@ synth: $(STAMP)
 ## make verilog [CONFIG=asic]: the foundry handoff bundle under build/verilog/<config>.
 verilog: $(STAMP)
 	$(TESSERA) verilog --config $(or $(CONFIG),asic) -o build/verilog/$(or $(CONFIG),asic)
+
+## make tinytapeout: the Tiny Tapeout project of the micro preset under build/tinytapeout.
+tinytapeout: $(STAMP)
+	$(TESSERA) tinytapeout -o build/tinytapeout
+
+## make area [CONFIG=asic]: sky130_fd_sc_hd area estimate of the bundle, per block.
+area: $(STAMP)
+	$(PY) -m sw.asic_area --config $(or $(CONFIG),asic)
 
 ## make lint: Verilator --lint-only -Wall and yosys check -assert on every preset's array and
 ## handoff bundle (as shipped).

@@ -91,6 +91,11 @@ class TesseraConfig:
         AXI4 ID width of the DMA master.
     dma_outstanding : int
         Read bursts the DMA keeps in flight (enough to hide the memory's read latency).
+    dma_max_burst : int
+        Longest AXI burst the DMA issues (a power of two, 1 to 256 beats); its read buffer
+        holds two of them, in flip-flops on an ASIC.
+    insn_queue_depth : int
+        Instructions (128 bits each) the instruction queue holds.
 
     Raises
     ------
@@ -123,6 +128,8 @@ class TesseraConfig:
     bus_addr_width: int = 32
     bus_id_width: int = 4
     dma_outstanding: int = 4
+    dma_max_burst: int = 256
+    insn_queue_depth: int = 64
 
     def __post_init__(self):
         if not isinstance(self.name, str):
@@ -166,6 +173,11 @@ class TesseraConfig:
             raise ValueError(f"bus_addr_width must be at most 64, not {self.bus_addr_width!r}")
         _check_int("bus_id_width", self.bus_id_width, minimum=1)
         _check_int("dma_outstanding", self.dma_outstanding, minimum=1)
+        _check_int("dma_max_burst", self.dma_max_burst, minimum=1)
+        if self.dma_max_burst > 256 or self.dma_max_burst & (self.dma_max_burst - 1):
+            raise ValueError(f"dma_max_burst must be a power of two from 1 to 256, "
+                             f"not {self.dma_max_burst!r}")
+        _check_int("insn_queue_depth", self.insn_queue_depth, minimum=2)
         for memory in ("sp", "acc"):
             depth, banks = getattr(self, f"{memory}_depth"), getattr(self, f"{memory}_banks")
             _check_int(f"{memory}_depth", depth, minimum=1)
@@ -245,10 +257,12 @@ _BASE = TesseraConfig()
 
 #: Named presets (see the table in README.md).
 PRESETS = {
-    # Tiny Tapeout on SKY130: a few hundred cells; no hard multipliers.
-    # Post-processing one lane per cycle: one requantizer instead of two.
+    # Tiny Tapeout on SKY130: every memory is flip-flops; no hard multipliers.
+    # Post-processing one lane per cycle: one requantizer instead of two. Bursts of at most 8
+    # beats and 4 queued instructions keep the DMA buffer and the queue small (they were 65 %
+    # of micro's cells with 256 and 64).
     "micro": replace(_BASE, name="micro", dim=2, target_mhz=50.0, sp_depth=8, acc_depth=8,
-                     postproc_lanes=1),
+                     postproc_lanes=1, dma_max_burst=8, insn_queue_depth=4),
     # iCEBreaker (iCE40UP5K): 16 PEs, 8 SB_MAC16 DSPs, the other 8 multipliers in LUTs.
     # Scratchpad 512 x 32 bit (4 EBR), accumulator 2 x 128 x 128 bit (16 EBR) of 30.
     # Post-processing one lane per cycle (a row every 4): its 32-bit multiplier is in LUTs.
@@ -262,9 +276,10 @@ PRESETS = {
     # product_stages=2: with 1, the MULT18X18D-to-adder routing limited the 85F to 71 MHz.
     "large": replace(_BASE, name="large", dim=12, target_mhz=75.0, multiplier="dsp",
                      product_stages=2, sp_depth=8192, acc_depth=2048, bus_data_width=128),
-    # Foundry flow: the synthesis tool maps the multipliers.
+    # Foundry flow: the synthesis tool maps the multipliers. Bursts of 64 beats (1 KiB): the
+    # DMA read buffer (2 bursts, flip-flops) is a quarter of the 256-beat one's 66k flops.
     "asic": replace(_BASE, name="asic", dim=16, target_mhz=100.0, sp_depth=4096, acc_depth=1024,
-                    bus_data_width=128),
+                    bus_data_width=128, dma_max_burst=64),
 }
 
 

@@ -47,7 +47,7 @@ class _Core(wiring.Component):
         m.submodules.store = store = StoreUnit(cfg)
         m.submodules.scratchpad = scratchpad = Scratchpad(cfg)
         m.submodules.accumulator = accumulator = Accumulator(cfg)
-        m.submodules.dma = dma = DMA(cfg)
+        m.submodules.dma = dma = DMA(cfg, max_burst=cfg.dma_max_burst)
         m.submodules.reads = reads = ReadArbiter(cfg, clients=2)
 
         wiring.connect(m, dispatcher.load, load.ctl)
@@ -173,8 +173,8 @@ class Accelerator(wiring.Component):
     Parameters
     ----------
     config : TesseraConfig
-    insn_queue_depth : int
-        Instructions the queue holds.
+    insn_queue_depth : int or None
+        Instructions the queue holds (default ``config.insn_queue_depth``).
 
     Members
     -------
@@ -183,9 +183,10 @@ class Accelerator(wiring.Component):
     irq : Out(1)
     """
 
-    def __init__(self, config, *, insn_queue_depth=64):
+    def __init__(self, config, *, insn_queue_depth=None):
         self.config = config
-        self.insn_queue_depth = insn_queue_depth
+        self.insn_queue_depth = (config.insn_queue_depth if insn_queue_depth is None
+                                 else insn_queue_depth)
         self.register_map = tessera_register_map(config)
         super().__init__({
             "csr": In(AXI4LiteSignature(addr_width=CSR_ADDR_WIDTH)),

@@ -33,7 +33,7 @@ from .regmap import c_header, markdown_table
 from .verilog import SRAMMacros, write_component_verilog, write_sram_verilog
 
 __all__ = ["BUNDLE_TOP", "FLOP_MEMORY_BITS", "Bundle", "MemoryShape", "memory_shapes",
-           "read_bundle", "write_bundle"]
+           "read_bundle", "write_bundle", "write_tinytapeout"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -182,10 +182,10 @@ dim {config.dim} ({config.dim * config.dim} int8 MACs per cycle), target {config
 |---|---|
 | {" ".join(f"`{name}`" for name in verilog_files)} | RTL, `VERILOG_FILES` |
 | `tessera_srams_bb.v` | SRAM seam modules as black boxes |
-| `constraints.sdc` | clock `clk`, I/O delays ({IO_DELAY_SHARE:.0%} of the period), synchronous `rst` |
+| `constraints.sdc` | clock `clk`, I/O delays ({IO_DELAY_SHARE:.0%} of the period), `rst` |
 | `config.json` | LibreLane configuration (`librelane config.json`) |
 | `tessera_regs.h` | register map for C |
-| `lint_waivers.vlt` | Verilator waivers (`verilator --lint-only -Wall lint_waivers.vlt ...`), each with its reason |
+| `lint_waivers.vlt` | Verilator waivers (`verilator --lint-only -Wall lint_waivers.vlt`) |
 
 Top module `{BUNDLE_TOP}`. Clock `clk` (rising edge), reset `rst` (active high, synchronous:
 hold it for at least 2 cycles after power-up). Every register that matters is reset; there are
@@ -247,3 +247,20 @@ def read_bundle(folder):
     data = json.loads((folder / "config.json").read_text())
     names = data["VERILOG_FILES"] + data.get("EXTRA_VERILOG_MODELS", [])
     return data, [folder / name.removeprefix("dir::") for name in names]
+
+
+def write_tinytapeout(folder=None) -> Path:
+    """The Tiny Tapeout project of the ``micro`` preset (``build/tinytapeout``):
+    ``src/tt_um_tessera.v`` (plain Verilog as in the bundle, memories as flip-flops),
+    ``info.yaml`` and ``docs/info.md`` from ``tt/``. Returns the Verilog's path."""
+    from hdl.tt_um_tessera import TOP_MODULE, TinyTapeoutTop
+
+    folder = Path(folder or ROOT / "build" / "tinytapeout")
+    (folder / "docs").mkdir(parents=True, exist_ok=True)
+    verilog = write_component_verilog(TinyTapeoutTop(), TOP_MODULE, folder / "src",
+                                      handoff=True)
+    for scratch in (".il", ".yosys.log"):
+        verilog.with_suffix(scratch).unlink(missing_ok=True)
+    (folder / "info.yaml").write_text((ROOT / "tt" / "info.yaml").read_text())
+    (folder / "docs" / "info.md").write_text((ROOT / "tt" / "docs" / "info.md").read_text())
+    return verilog

@@ -32,6 +32,12 @@ def cmd_verilog(args):
     return 0
 
 
+def cmd_tinytapeout(args):
+    from sw.bundle import write_tinytapeout
+    print(write_tinytapeout(args.output))
+    return 0
+
+
 def cmd_synth(args):
     from sw.synth import synth
     report = synth(args.board, args.config, args.seed)
@@ -122,6 +128,11 @@ def build_parser():
     p.add_argument("-o", "--output", default=None,
                    help="bundle folder (default: build/verilog/<config>)")
     p.set_defaults(func=cmd_verilog)
+
+    p = sub.add_parser("tinytapeout", help="the Tiny Tapeout project of the micro preset "
+                       "(src/tt_um_tessera.v, info.yaml, docs/info.md)")
+    p.add_argument("-o", "--output", default=None, help="default build/tinytapeout")
+    p.set_defaults(func=cmd_tinytapeout)
 
     p = sub.add_parser("synth", help="FPGA bitstream plus utilization/fmax report")
     p.add_argument("--board", default="icebreaker", choices=sorted(BOARDS))

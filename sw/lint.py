@@ -37,8 +37,8 @@ from pathlib import Path
 
 from hdl.config import PRESETS
 
-from .toolchain import use_toolchain
 from .bundle import BUNDLE_TOP, read_bundle, write_bundle
+from .toolchain import use_toolchain
 from .verilog import ARRAY_TOP, write_array_verilog
 
 __all__ = [

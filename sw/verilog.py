@@ -72,8 +72,8 @@ def drop_zero_memory_init(text):
     return _MEMORY_INIT.sub(drop, text)
 
 
-_MEMORY_INIT = re.compile(r"^  initial begin\n(?:    \w+\[\d+\] = \d+'[hdb][0-9a-fA-F]+;\n)+  end\n",
-                          re.M)
+_MEMORY_INIT = re.compile(
+    r"^  initial begin\n(?:    \w+\[\d+\] = \d+'[hdb][0-9a-fA-F]+;\n)+  end\n", re.M)
 _INIT_VALUE = re.compile(r"'[hdb]([0-9a-fA-F]+);")
 _RTLIL_NAME = re.compile(r"(?<![^\s])\\([^\s\"]+)")
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -1,0 +1,181 @@
+"""On-chip system memory: an AXI4 subordinate for the DMA plus a byte port for the host link."""
+
+from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .axi4 import AXI4Signature, AXIBurst, AXIResp
+
+__all__ = ["AXI4RAM", "RAMPortSignature"]
+
+
+class RAMPortSignature(wiring.Signature):
+    """A byte-wide memory port, from the initiator's side.
+
+    ``addr`` selects a byte; ``w_en`` writes ``w_data`` there in this cycle; ``r_data`` is the
+    byte at the ``addr`` of the previous cycle (read latency 1, every cycle).
+
+    Members
+    -------
+    addr : Out(addr_width)
+    w_data : Out(8)
+    w_en : Out(1)
+    r_data : In(8)
+    """
+
+    def __init__(self, addr_width):
+        if not isinstance(addr_width, int) or isinstance(addr_width, bool):
+            raise TypeError(f"addr_width must be an integer, not {addr_width!r}")
+        if addr_width < 1:
+            raise ValueError(f"addr_width must be a positive integer, not {addr_width!r}")
+        self.addr_width = addr_width
+        super().__init__({"addr": Out(addr_width), "w_data": Out(8), "w_en": Out(1),
+                          "r_data": In(8)})
+
+    def __eq__(self, other):
+        return type(other) is RAMPortSignature and other.addr_width == self.addr_width
+
+    def __hash__(self):
+        return hash((RAMPortSignature, self.addr_width))
+
+    def __repr__(self):
+        return f"RAMPortSignature({self.addr_width})"
+
+
+class AXI4RAM(wiring.Component):
+    """``size`` bytes of memory at address 0, for the accelerator's DMA and the host link.
+
+    The AXI4 side serves one read burst and one write burst at a time, in parallel. Bursts are
+    INCR (or FIXED: the address stays); WRAP is treated as INCR, which the DMA never issues.
+    The address advances by ``2**AxSIZE`` per beat; narrow beats are placed by ``WSTRB`` and
+    picked from the read word by the manager, as AXI4 has it. A beat inside the memory
+    answers OKAY (writes honour ``WSTRB``); a beat at or past ``size`` changes nothing, reads
+    0 and answers DECERR (a write burst's B response is DECERR if any of its beats was
+    outside). ``*LAST``, ``*LOCK``, ``*CACHE`` and ``*PROT`` are ignored (the burst length
+    comes from ``AxLEN``); IDs are echoed.
+
+    Timing: ``ARREADY`` is high when no read burst is in progress; the first R beat follows
+    the AR handshake by one cycle, then one beat per cycle while ``RREADY`` is high (R is
+    registered and holds under back-pressure). ``AWREADY`` is high when no write burst or B
+    response is pending; W beats are taken one per cycle; B is valid the cycle after the last
+    W beat and holds until ``BREADY``.
+
+    The host port (:class:`RAMPortSignature`) has priority: in a cycle where it writes,
+    ``WREADY`` is low. Its reads never wait. The memory is a :class:`Memory` with synchronous
+    read ports; on Tiny Tapeout (no SRAM macros) it becomes flip-flops, so keep ``size`` small.
+
+    Parameters
+    ----------
+    size : int
+        Bytes; a positive multiple of the data width in bytes.
+    signature : AXI4Signature
+        The manager's port (with read and write halves), e.g. ``dma_axi_signature(config)``.
+
+    Members
+    -------
+    axi : In(signature)
+    host : In(RAMPortSignature(ceil(log2(size))))
+
+    Raises
+    ------
+    TypeError
+        ``size`` is not an integer, ``signature`` not an AXI4Signature.
+    ValueError
+        ``size`` is not a positive multiple of the beat size; the port lacks a half.
+    """
+
+    def __init__(self, size, signature):
+        try:
+            self._check(size, signature)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True
+            raise
+        self.size = size
+        self.beat_bytes = signature.beat_bytes
+        super().__init__({
+            "axi": In(signature),
+            "host": In(RAMPortSignature(max(1, (size - 1).bit_length()))),
+        })
+
+    @staticmethod
+    def _check(size, signature):
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise TypeError(f"RAM size must be an integer, not {size!r}")
+        if not isinstance(signature, AXI4Signature):
+            raise TypeError(f"signature must be an AXI4Signature, not {signature!r}")
+        if not (signature.read and signature.write):
+            raise ValueError(f"signature must have read and write halves, not {signature!r}")
+        if size < 1 or size % signature.beat_bytes:
+            raise ValueError(f"RAM size must be a positive multiple of {signature.beat_bytes} "
+                             f"bytes, not {size!r}")
+
+    def elaborate(self, platform):
+        m = Module()
+        axi, host = self.axi, self.host
+        lanes = self.beat_bytes
+        lsb = (lanes - 1).bit_length()
+        depth = self.size // lanes
+        m.submodules.memory = memory = Memory(shape=8 * lanes, depth=depth, init=[])
+        write = memory.write_port(granularity=8)
+        read = memory.read_port()
+        host_read = memory.read_port()
+
+        def word(addr):
+            return addr[lsb:][:max(1, (depth - 1).bit_length())]
+
+        def step(size, burst):
+            return Mux(burst == AXIBurst.FIXED, 0, Const(1, 8) << size)
+
+        # Host port: writes have priority over W beats; reads every cycle.
+        host_lane = Signal(max(1, lsb))
+        m.d.sync += host_lane.eq(host.addr)
+        m.d.comb += [host_read.addr.eq(word(host.addr)),
+                     host.r_data.eq(host_read.data.word_select(host_lane[:lsb], 8)
+                                    if lsb else host_read.data)]
+
+        # Read bursts: ``left`` beats still to fetch from ``r_addr``.
+        r_addr, r_left = Signal.like(axi.araddr), Signal(9)
+        r_size, r_burst, r_id = Signal(3), Signal(AXIBurst), Signal.like(axi.arid)
+        r_outside = Signal()
+        m.d.comb += axi.arready.eq(r_left == 0)
+        with m.If(axi.arvalid & axi.arready):
+            m.d.sync += [r_addr.eq(axi.araddr), r_left.eq(axi.arlen + 1), r_size.eq(axi.arsize),
+                         r_burst.eq(axi.arburst), r_id.eq(axi.arid)]
+        fetch = (r_left != 0) & (~axi.rvalid | axi.rready)
+        m.d.comb += [read.addr.eq(word(r_addr)), read.en.eq(fetch),
+                     axi.rdata.eq(Mux(r_outside, 0, read.data))]
+        with m.If(fetch):
+            outside = r_addr >= self.size
+            m.d.sync += [
+                axi.rvalid.eq(1), axi.rlast.eq(r_left == 1), axi.rid.eq(r_id),
+                axi.rresp.eq(Mux(outside, AXIResp.DECERR, AXIResp.OKAY)), r_outside.eq(outside),
+                r_addr.eq(r_addr + step(r_size, r_burst)), r_left.eq(r_left - 1),
+            ]
+        with m.Elif(axi.rready):
+            m.d.sync += axi.rvalid.eq(0)
+
+        # Write bursts.
+        w_addr, w_left = Signal.like(axi.awaddr), Signal(9)
+        w_size, w_burst, w_failed = Signal(3), Signal(AXIBurst), Signal()
+        m.d.comb += [axi.awready.eq((w_left == 0) & ~axi.bvalid),
+                     axi.wready.eq((w_left != 0) & ~host.w_en)]
+        with m.If(axi.awvalid & axi.awready):
+            m.d.sync += [w_addr.eq(axi.awaddr), w_left.eq(axi.awlen + 1), w_size.eq(axi.awsize),
+                         w_burst.eq(axi.awburst), axi.bid.eq(axi.awid), w_failed.eq(0)]
+        with m.If(host.w_en):
+            lane_enable = (Const(1, lanes) << host.addr[:lsb]) if lsb else 1
+            m.d.comb += [write.addr.eq(word(host.addr)),
+                         write.data.eq(host.w_data.replicate(lanes)), write.en.eq(lane_enable)]
+        with m.Elif(axi.wvalid & axi.wready):
+            outside = w_addr >= self.size
+            m.d.comb += [write.addr.eq(word(w_addr)), write.data.eq(axi.wdata),
+                         write.en.eq(Mux(outside, 0, axi.wstrb))]
+            m.d.sync += [w_addr.eq(w_addr + step(w_size, w_burst)), w_left.eq(w_left - 1),
+                         w_failed.eq(w_failed | outside)]
+            with m.If(w_left == 1):
+                m.d.sync += [axi.bvalid.eq(1), axi.bresp.eq(
+                    Mux(w_failed | outside, AXIResp.DECERR, AXIResp.OKAY))]
+        with m.If(axi.bvalid & axi.bready):
+            m.d.sync += axi.bvalid.eq(0)
+        return m
