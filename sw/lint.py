@@ -37,7 +37,7 @@ from pathlib import Path
 
 from hdl.config import PRESETS
 
-from .bundle import BUNDLE_TOP, read_bundle, write_bundle
+from .bundle import BUNDLE_TOP, read_bundle, write_bundle, write_tinytapeout
 from .toolchain import use_toolchain
 from .verilog import ARRAY_TOP, write_array_verilog
 
@@ -54,6 +54,9 @@ WAIVER_FILE = ROOT / "lint" / "verilator.vlt"
 
 #: The waivers of the whole accelerator's bundle (copied into each bundle).
 BUNDLE_WAIVER_FILE = ROOT / "lint" / "bundle.vlt"
+
+#: The Tiny Tapeout top's own waivers, applied with those of the bundle.
+TT_WAIVER_FILE = ROOT / "lint" / "tinytapeout.vlt"
 
 #: ``make lint`` writes ``<preset>/`` folders here (the YoWASP tools cannot see the system temp
 #: folder, so everything stays under the repository).
@@ -338,6 +341,25 @@ def lint_bundle(config, out_dir=None) -> LintResult:
     return result
 
 
+def lint_tinytapeout(out_dir=None) -> LintResult:
+    """Write the Tiny Tapeout project (:func:`sw.bundle.write_tinytapeout`, default
+    ``build/tinytapeout``) and lint ``src/tt_um_tessera.v`` with the bundle's waivers (the
+    same accelerator inside; ``-file`` patterns moved to that file) and its own."""
+    from hdl.tt_um_tessera import TOP_MODULE
+
+    start = time.monotonic()
+    verilog = write_tinytapeout(out_dir)
+    generate = time.monotonic() - start
+    waivers = verilog.parent / "lint_waivers.vlt"
+    waivers.write_text(
+        BUNDLE_WAIVER_FILE.read_text().replace('-file "*tessera_top.v"',
+                                               f'-file "*{TOP_MODULE}.v"')
+        + TT_WAIVER_FILE.read_text().replace("`verilator_config", ""))
+    result = lint_verilog([verilog], TOP_MODULE, waivers, "tinytapeout", coarse=True)
+    result.seconds = {"generate": generate, **result.seconds}
+    return result
+
+
 def format_result(result) -> str:
     """A preset's report: verdict, times, per-rule counts and whatever fails."""
     status = "PASS" if result.passed else "FAIL"
@@ -377,7 +399,7 @@ def main(argv=None):
     names = args.presets or list(PRESETS)
 
     failed = []
-    for waiver_file in (WAIVER_FILE, BUNDLE_WAIVER_FILE):
+    for waiver_file in (WAIVER_FILE, BUNDLE_WAIVER_FILE, TT_WAIVER_FILE):
         problems = waiver_file_problems(waiver_file)
         if problems:
             print(f"{waiver_file.relative_to(ROOT)}:\n" + "\n".join(f"  {p}" for p in problems),
@@ -392,6 +414,11 @@ def main(argv=None):
             print(format_result(result), flush=True)
             if not result.passed:
                 failed.append(result.name)
+    if "micro" in names:
+        result = lint_tinytapeout()
+        print(format_result(result), flush=True)
+        if not result.passed:
+            failed.append(result.name)
     if set(names) == set(PRESETS):
         for results, waiver_file in ((arrays, WAIVER_FILE), (bundles, BUNDLE_WAIVER_FILE)):
             for waiver in unused_waivers(results, read_waivers(waiver_file)):

@@ -18,7 +18,7 @@ from hdl.scratchpad import Scratchpad
 from sw.bundle import BUNDLE_TOP, read_bundle, write_bundle
 from sw.cli import main
 from sw.gemm_sim import run_gemms
-from sw.lint import format_result, lint_bundle
+from sw.lint import format_result, lint_bundle, lint_tinytapeout
 from sw.regmap import c_header
 
 _MODULE = re.compile(r"^module (\S+?)\(", re.M)
@@ -103,6 +103,13 @@ def test_bundle_lints_clean(name, build_dir):
     result = lint_bundle(PRESETS[name], build_dir)
     assert result.passed, format_result(result)
     assert sum(result.waived_by_rule.values()) > 0, "Verilator did not really run"
+
+
+def test_tinytapeout_lints_clean(build_dir):
+    result = lint_tinytapeout(build_dir)
+    assert result.passed, format_result(result)
+    assert result.waived_by_rule["UNUSEDSIGNAL"] > 0, "Verilator did not really run"
+    assert not (build_dir / "src" / "tt_um_tessera.v").read_text().count("\\")
 
 
 def test_bundle_lint_catches_a_latch(build_dir):
