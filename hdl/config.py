@@ -19,7 +19,9 @@ __all__ = ["MULTIPLIERS", "PRESETS", "TesseraConfig", "preset"]
 #: ``"lut"``: a structural shift-and-add multiplier built from muxes and adders, which yosys
 #: cannot turn back into a DSP block, so a design can bound how many DSPs it asks for.
 #: ``"dsp"``: the ``*`` operator, meant to become a hard DSP block; with ``max_dsp`` set, only the
-#: first ``max_dsp`` processing elements (row-major) get one and the rest use ``"lut"``.
+#: first ``max_dsp * dsp_products`` processing elements (row-major) get one and the rest use
+#: ``"lut"``. With ``dsp_products=2`` consecutive DSP PEs share one block (two 8x8 products in
+#: an iCE40UP SB_MAC16, :class:`hdl.ice40_dual_mult.ICE40DualMultiplier`).
 MULTIPLIERS = ("behavioural", "lut", "dsp")
 
 
@@ -61,8 +63,11 @@ class TesseraConfig:
     multiplier : str
         One of :data:`MULTIPLIERS`.
     max_dsp : int or None
-        With ``multiplier="dsp"``: at most this many processing elements get a DSP multiplier;
-        ``None`` means all of them.
+        With ``multiplier="dsp"``: at most this many DSP blocks; ``None`` means a DSP
+        multiplier for every processing element.
+    dsp_products : int
+        Products one DSP block computes: 1, or 2 for the iCE40UP's SB_MAC16 in its 8x8 mode
+        (signed 8-bit activations and weights only).
     product_stages : int
         Registers between each PE's multiplier and its adder: 1, or 2 where routing from a
         DSP block to the adder limits fmax (each one adds a cycle of array latency).
@@ -116,6 +121,7 @@ class TesseraConfig:
     target_mhz: float = 30.0
     multiplier: str = "behavioural"
     max_dsp: int | None = None
+    dsp_products: int = 1
     product_stages: int = 1
     sp_depth: int = 1024
     sp_banks: int = 2
@@ -157,6 +163,13 @@ class TesseraConfig:
             if self.multiplier != "dsp":
                 raise ValueError(
                     f"max_dsp only applies to multiplier='dsp', not {self.multiplier!r}")
+        if self.dsp_products not in (1, 2) or isinstance(self.dsp_products, bool):
+            raise ValueError(f"dsp_products must be 1 or 2, not {self.dsp_products!r}")
+        if self.dsp_products == 2 and (
+                self.multiplier != "dsp" or (self.act_width, self.weight_width) != (8, 8)
+                or not (self.act_signed and self.weight_signed)):
+            raise ValueError("dsp_products=2 (two 8x8 products per SB_MAC16) needs "
+                             "multiplier='dsp' and signed 8-bit activations and weights")
         _check_int("product_stages", self.product_stages, minimum=1)
         _check_int("addr_width", self.addr_width, minimum=1)
         _check_bool("sp_single_port", self.sp_single_port)
@@ -235,14 +248,15 @@ class TesseraConfig:
         if not (0 <= row < self.dim and 0 <= col < self.dim):
             raise ValueError(f"PE ({row}, {col}) is outside a {self.dim}x{self.dim} array")
         if self.multiplier == "dsp" and self.max_dsp is not None:
-            return "dsp" if row * self.dim + col < self.max_dsp else "lut"
+            return "dsp" if row * self.dim + col < self.max_dsp * self.dsp_products else "lut"
         return self.multiplier
 
     @property
     def dsp_count(self) -> int:
-        """How many processing elements ask for a DSP multiplier."""
-        return sum(self.pe_multiplier(r, c) == "dsp"
-                   for r in range(self.dim) for c in range(self.dim))
+        """How many DSP blocks the processing elements ask for."""
+        pes = sum(self.pe_multiplier(r, c) == "dsp"
+                  for r in range(self.dim) for c in range(self.dim))
+        return -(-pes // self.dsp_products)
 
     def replace(self, **changes) -> "TesseraConfig":
         """A copy with ``changes`` applied (and checked)."""
@@ -263,10 +277,11 @@ PRESETS = {
     # of micro's cells with 256 and 64).
     "micro": replace(_BASE, name="micro", dim=2, target_mhz=50.0, sp_depth=8, acc_depth=8,
                      postproc_lanes=1, dma_max_burst=8, insn_queue_depth=4),
-    # iCEBreaker (iCE40UP5K): 16 PEs, 8 SB_MAC16 DSPs, the other 8 multipliers in LUTs.
+    # iCEBreaker (iCE40UP5K): 16 PEs, two per SB_MAC16 (8x8 mode): all 8 DSPs, no LUT multiplier.
     # Scratchpad 512 x 32 bit (4 EBR), accumulator 2 x 128 x 128 bit (16 EBR) of 30.
     # Post-processing one lane per cycle (a row every 4): its 32-bit multiplier is in LUTs.
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
+                    dsp_products=2,
                     sp_depth=512, acc_depth=256, postproc_lanes=1),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D for 64 PEs.
     # Scratchpad 4096 x 64 bit, accumulator 1024 x 256 bit: 32 of 56 DP16KD.

@@ -46,6 +46,10 @@ class ProcessingElement(wiring.Component):
     swap_in, swap_out : make the shadow weight active.
     w_in, w_en : shadow weight write.
     psum_in, psum_out : partial sum in from above, out downwards.
+    mul_a, mul_b, mul_p : only with ``multiplier="external"``: the factors (the activation and
+        the active weight) go out to a shared multiplier outside the PE, and its product comes
+        back one cycle later in ``mul_p``, in place of the first product register (a DSP
+        block's output register).
     """
 
     def __init__(self, *, act_shape, weight_shape, psum_in_shape, psum_out_shape,
@@ -55,7 +59,13 @@ class ProcessingElement(wiring.Component):
         self.multiplier = multiplier
         self.product_stages = product_stages
         act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
+        external = {}
+        if multiplier == "external":
+            lowest, highest = product_range(act_shape, weight_shape)
+            external = {"mul_a": Out(act_shape), "mul_b": Out(weight_shape),
+                        "mul_p": In(range(lowest, highest + 1))}
         super().__init__({
+            **external,
             "a_in": In(act_shape),
             "a_out": Out(act_shape),
             "swap_in": In(1),
@@ -77,9 +87,14 @@ class ProcessingElement(wiring.Component):
         m = Module()
         active = Signal(self.w_in.shape(), name="active")
         shadow = Signal(self.w_in.shape(), name="shadow")
-        product = multiply(self.a_in, active, self.multiplier)
         lowest, highest = product_range(self.a_in.shape(), self.w_in.shape())
-        for stage in range(self.product_stages):
+        stages = range(self.product_stages)
+        if self.multiplier == "external":
+            m.d.comb += [self.mul_a.eq(self.a_in), self.mul_b.eq(active)]
+            product, stages = self.mul_p, stages[1:]
+        else:
+            product = multiply(self.a_in, active, self.multiplier)
+        for stage in stages:
             product_reg = Signal(range(lowest, highest + 1),
                                  name="product" if stage == 0 else f"product_d{stage}")
             m.d.sync += product_reg.eq(product)

@@ -4,6 +4,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .ice40_dual_mult import ICE40DualMultiplier
 from .multiplier import sum_shape
 from .pe import ProcessingElement
 from .response_buffer import ResponseBuffer
@@ -166,14 +167,20 @@ class SystolicArray(wiring.Component):
         # --- The PE grid. ---
         pes = []
         psum_shape = None
+        shared = []     # PEs whose product comes from a shared two-product DSP block
         for k in range(dim):
             out_shape = sum_shape(cfg.act_shape, cfg.weight_shape, k + 1, cfg.acc_width)
             row = []
             for n in range(dim):
+                multiplier = cfg.pe_multiplier(k, n)
+                if multiplier == "dsp" and cfg.dsp_products == 2:
+                    multiplier = "external"
                 pe = ProcessingElement(
                     act_shape=cfg.act_shape, weight_shape=cfg.weight_shape,
                     psum_in_shape=psum_shape or out_shape, psum_out_shape=out_shape,
-                    multiplier=cfg.pe_multiplier(k, n), product_stages=cfg.product_stages)
+                    multiplier=multiplier, product_stages=cfg.product_stages)
+                if multiplier == "external":
+                    shared.append(pe)
                 m.submodules[f"pe_{k}_{n}"] = pe
                 m.d.comb += [
                     pe.a_in.eq(row_act[k] if n == 0 else row[n - 1].a_out),
@@ -185,6 +192,14 @@ class SystolicArray(wiring.Component):
                 row.append(pe)
             pes.append(row)
             psum_shape = out_shape
+
+        # --- Consecutive DSP PEs (row-major) in pairs, one SB_MAC16 (8x8 mode) each. ---
+        for i in range(0, len(shared), 2):
+            pair = shared[i:i + 2]
+            dsp = m.submodules[f"dsp_{i // 2}"] = ICE40DualMultiplier(latency=1)
+            ports = [(dsp.a0, dsp.b0, dsp.p0), (dsp.a1, dsp.b1, dsp.p1)][:len(pair)]
+            for pe, (a, b, p) in zip(pair, ports, strict=True):
+                m.d.comb += [a.eq(pe.mul_a), b.eq(pe.mul_b), pe.mul_p.eq(p)]
 
         # --- De-skew the bottom row; the tag travels beside the array. ---
         bottom = [_delayed(m, pes[dim - 1][n].psum_out, dim - 1 - n, f"sum_c{n}")

@@ -31,7 +31,11 @@ def test_dsp_budgets():
     assert preset("asic").dsp_count == 0
     tiny = preset("tiny")
     kinds = [tiny.pe_multiplier(r, c) for r in range(4) for c in range(4)]
-    assert kinds == ["dsp"] * 8 + ["lut"] * 8
+    assert kinds == ["dsp"] * 16                  # two 8x8 products per SB_MAC16
+    assert tiny.replace(max_dsp=5).dsp_count == 5
+    assert [tiny.replace(max_dsp=5).pe_multiplier(r, c) for r in range(4) for c in range(4)] \
+        == ["dsp"] * 10 + ["lut"] * 6
+    assert tiny.replace(dsp_products=1).dsp_count == 8
 
 
 def test_postproc_throughput():
@@ -72,6 +76,11 @@ def test_any_positive_dim():
     (dict(bus_id_width=0), ValueError, r"^bus_id_width must be a positive integer, not 0$"),
     (dict(dma_outstanding=0), ValueError,
      r"^dma_outstanding must be a positive integer, not 0$"),
+    (dict(multiplier="dsp", dsp_products=3), ValueError, r"^dsp_products must be 1 or 2, not 3$"),
+    (dict(multiplier="lut", dsp_products=2), ValueError,
+     r"^dsp_products=2 \(two 8x8 products per SB_MAC16\) needs multiplier='dsp'"),
+    (dict(multiplier="dsp", dsp_products=2, act_signed=False), ValueError,
+     r"^dsp_products=2 \(two 8x8 products per SB_MAC16\) needs"),
     (dict(dma_max_burst=48), ValueError,
      r"^dma_max_burst must be a power of two from 1 to 256, not 48$"),
     (dict(dma_max_burst=512), ValueError,

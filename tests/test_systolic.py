@@ -93,10 +93,16 @@ def test_array_matches_model(dim, stalls):
     dict(multiplier="lut"),
     dict(multiplier="dsp", max_dsp=5),
     dict(multiplier="dsp", max_dsp=5, product_stages=2),
-], ids=["u8xs8", "s8xu8", "u8xu8", "acc16", "s4xs6-acc10", "lut", "dsp5", "dsp5-2stages"])
+    dict(multiplier="dsp", dsp_products=2),
+    dict(multiplier="dsp", max_dsp=3, dsp_products=2, product_stages=2),
+    dict(dim=3, multiplier="dsp", dsp_products=2),
+], ids=["u8xs8", "s8xu8", "u8xu8", "acc16", "s4xs6-acc10", "lut", "dsp5", "dsp5-2stages",
+        "dsp-pairs", "dsp-pairs3-2stages", "dsp-pairs-odd"])
 def test_array_variants(variant):
+    """Operand kinds, widths and multiplier implementations (``dsp_products=2``: PEs share
+    two-product DSP blocks; an odd count leaves one block half used)."""
     seed = 77
-    config = TesseraConfig(dim=4, **variant)
+    config = TesseraConfig(**{"dim": 4, **variant})
     print(f"seed={seed} config={config}")
     rng = np.random.default_rng(seed)
     workload = make_array_workload(config, rng, n_tiles=5)
