@@ -280,8 +280,10 @@ PRESETS = {
     # iCEBreaker (iCE40UP5K): 16 PEs, two per SB_MAC16 (8x8 mode): all 8 DSPs, no LUT multiplier.
     # Scratchpad 512 x 32 bit (4 EBR), accumulator 2 x 128 x 128 bit (16 EBR) of 30.
     # Post-processing one lane per cycle (a row every 4): its 32-bit multiplier is in LUTs.
+    # Bursts of 16 beats and 16 queued instructions: the DMA buffer and the queue are a
+    # sixteenth and a quarter of the defaults (the UP5K has 30 EBR and 5,280 LCs).
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
-                    dsp_products=2,
+                    dsp_products=2, dma_max_burst=16, insn_queue_depth=16,
                     sp_depth=512, acc_depth=256, postproc_lanes=1),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D for 64 PEs.
     # Scratchpad 4096 x 64 bit, accumulator 1024 x 256 bit: 32 of 56 DP16KD.

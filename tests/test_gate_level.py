@@ -32,10 +32,13 @@ def test_gate_level_gemms_match_golden(name, build_dir):
                                  build_dir / "gates", macros=macros)
     assert "sky130_fd_sc_hd__dfxtp_1" in netlist.read_text()
     sources = [netlist, *cell_models()] + ([srams] if macros else [])
-    gemms = [dict(m=2, k=3, n=2, seed=21, requant=False),
-             dict(m=config.dim + 1, k=2 * config.dim + 1, n=config.dim + 1, seed=22,
+    # An int32 GEMM and a requantized one, each crossing a tile edge in every dimension;
+    # tiny (a minute of synthesis and a large netlist) runs the requantized one only.
+    gemms = [dict(m=config.dim + 1, k=2 * config.dim + 1, n=config.dim + 1, seed=22,
                   requant=True)]
+    if name == "micro":
+        gemms.insert(0, dict(m=3, k=5, n=3, seed=21, requant=False))
     print(f"gate-level {name}: GEMMs {gemms}")
     reports = run_gemms(config, gemms, simulator="icarus", build_dir=build_dir / "sim",
                         sources=sources)
-    assert [r["match"] for r in reports] == [True, True], json.dumps(reports)[:2000]
+    assert [r["match"] for r in reports] == [True] * len(gemms), json.dumps(reports)[:2000]
