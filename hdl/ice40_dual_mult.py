@@ -72,12 +72,16 @@ class ICE40DualMultiplier(wiring.Component):
     p1: Out(signed(16))
 
     def __init__(self, *, latency=1, domain="sync"):
-        if not isinstance(latency, int) or isinstance(latency, bool):
-            raise TypeError(f"latency must be an integer, not {latency!r}")
-        if latency not in (1, 2):
-            raise ValueError(f"latency must be 1 or 2, not {latency!r}")
-        if not isinstance(domain, str):
-            raise TypeError(f"domain must be a string, not {domain!r}")
+        try:
+            if not isinstance(latency, int) or isinstance(latency, bool):
+                raise TypeError(f"latency must be an integer, not {latency!r}")
+            if latency not in (1, 2):
+                raise ValueError(f"latency must be 1 or 2, not {latency!r}")
+            if not isinstance(domain, str):
+                raise TypeError(f"domain must be a string, not {domain!r}")
+        except (TypeError, ValueError):
+            self._MustUse__silence = True   # never built: no "created but never used" warning
+            raise
         self._latency = latency
         self._domain = domain
         super().__init__()

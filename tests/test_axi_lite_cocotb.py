@@ -13,7 +13,7 @@ from sw.verilog import write_component_verilog
 TOP = "tessera_csr"
 
 #: Random bus operations per run (cocotb's Python, not the simulator, sets the pace here).
-OPS = 10_000
+OPS = 5_000
 
 QUICK = [
     # (simulator, config, address bits, seed, pause probability)
