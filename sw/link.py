@@ -393,6 +393,14 @@ class LinkBackend:
             data += await self.request(Command.MEM_READ, addr + i, min(step, size - i))
         return bytes(data)
 
+    async def _raise_on_error(self, status):
+        """Raise :class:`AcceleratorError` when ``status`` (STATUS fields) shows a latched
+        error, with its cause, unit and address."""
+        if status["error"]:
+            cause = await self.fields("ERROR_CAUSE")
+            raise AcceleratorError(ErrorCause(cause["code"]), cause["unit"],
+                                   await self.read_register("ERROR_ADDR"))
+
     async def push(self, program):
         """Push ``program``'s words into INSN, at most INSN_FREE instructions at a time,
         several words per frame."""
@@ -402,9 +410,15 @@ class LinkBackend:
         polls = 0
         while insns:
             free = await self.read_register("INSN_FREE")
-            polls += 1
-            if polls > self.max_polls:
-                raise TimeoutError(f"INSN_FREE stayed 0 for {self.max_polls} reads")
+            if not free:
+                # A full queue that stays full: the accelerator may have stopped on an error
+                # (it then takes no more instructions): report that, not a timeout.
+                await self._raise_on_error(await self.fields("STATUS"))
+                polls += 1
+                if polls > self.max_polls:
+                    raise TimeoutError(f"INSN_FREE stayed 0 for {self.max_polls} reads")
+                continue
+            polls = 0
             words = [word for insn in insns[:free] for word in insn]
             insns = insns[free:]
             for i in range(0, len(words), per_frame):
@@ -421,10 +435,7 @@ class LinkBackend:
         await self.push(program)
         for _ in range(self.max_polls):
             status = await self.fields("STATUS")
-            if status["error"]:
-                cause = await self.fields("ERROR_CAUSE")
-                raise AcceleratorError(ErrorCause(cause["code"]), cause["unit"],
-                                       await self.read_register("ERROR_ADDR"))
+            await self._raise_on_error(status)
             if status["done"] and not status["busy"]:
                 break
         else:

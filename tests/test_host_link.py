@@ -14,19 +14,22 @@ from hdl.axi4 import AXI4Signature, AXIBurst, AXIResp
 from hdl.axi_lite import AXI4LiteRegisterBank
 from hdl.axi_ram import AXI4RAM, RAMPortSignature
 from hdl.config import PRESETS
-from hdl.host_link import FILL, Command, HostLink, Status, crc16_step
+from hdl.host_link import FILL, PROTOCOL_VERSION, Command, HostLink, Status, crc16_step
+from hdl.isa import ErrorCause, Opcode, Unit
 from hdl.registers import TESSERA_ID, Access, Register, RegisterMap, tessera_register_map
 from hdl.spi_target import SPITarget
 from hdl.tt_um_tessera import TinyTapeoutTop
 from sim.functional import AcceleratorModel, SystemMemory
 from sim.streams import idle_cycles, stream_put
 from sim.tb_axi_lite import RegisterBankModel
-from sw.assembler import from_words
+from sw.assembler import Instruction, from_words
 from sw.driver import Driver, golden_gemm, random_gemm, random_requant_params
 from sw.link import (
+    AcceleratorError,
     BridgeModel,
     LinkBackend,
     LinkError,
+    LinkInfo,
     ModelTransport,
     crc16,
     encode_reply,
@@ -614,6 +617,31 @@ def test_link_backend_gives_up():
                                         r"\(last: BAD_CRC\)$"):
         asyncio.run(backend.connect())
     assert backend.stats["retries"] == 2
+
+
+def test_push_reports_an_error_instead_of_waiting_on_a_full_queue():
+    """A stopped accelerator takes no more instructions: a push that finds the queue full
+    reads STATUS and raises the latched error at once, rather than polling INSN_FREE until
+    its timeout (100k frames)."""
+    registers = {reg.name: reg for reg in tessera_register_map(PRESETS["micro"])}
+    values = {"INSN_FREE": 0,
+              "STATUS": registers["STATUS"].encode(ERROR=1),
+              "ERROR_CAUSE": registers["ERROR_CAUSE"].encode(CODE=ErrorCause.DMA_READ.value,
+                                                             UNIT=Unit.LOAD.value),
+              "ERROR_ADDR": 0x1000}
+    reads = []
+
+    class StoppedDevice(LinkBackend):
+        async def read_register(self, name):
+            reads.append(name)
+            return values[name]
+
+    backend = StoppedDevice(PRESETS["micro"], transport=None, max_polls=50)
+    backend.info = LinkInfo(PROTOCOL_VERSION, MAX_PAYLOAD, RAM_BYTES)   # as after a PING
+    with pytest.raises(AcceleratorError) as error:
+        asyncio.run(backend.push([Instruction(Opcode.END)]))
+    assert "DMA_READ" in str(error.value) and "0x1000" in str(error.value), str(error.value)
+    assert reads == ["INSN_FREE", "STATUS", "ERROR_CAUSE", "ERROR_ADDR"]
 
 
 # --- Parameter checks. ---

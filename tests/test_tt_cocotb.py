@@ -58,6 +58,8 @@ def test_info_yaml_matches_the_design():
     text = (ROOT / "tt" / "info.yaml").read_text()
     assert re.search(rf'^\s*top_module:\s*"{TOP_MODULE}"', text, re.M)
     assert re.search(r"^yaml_version: 6$", text, re.M)
+    clock_hz = int(re.search(r"^\s*clock_hz:\s*(\d+)", text, re.M)[1])
+    assert clock_hz == round(PRESETS["micro"].target_mhz * 1e6)     # the config's clock
     pins = dict(re.findall(r'^\s*(u\w+\[\d\]):\s*"([^"]*)"', text, re.M))
     for bus, names in PINS.items():
         for bit, name in enumerate(names):
