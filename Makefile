@@ -27,9 +27,11 @@ test: $(STAMP)
 test-quick: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
 
-## make synth [BOARD=icebreaker] [CONFIG=tiny] [SEED=1]: bitstream and report under build/synth.
+## make synth [BOARD=icebreaker|orangecrab-25f|ulx3s-85f] [CONFIG=tiny] [SEED=1] [TOP=system]:
+## bitstream and report under build/synth (TOP=selftest: the array alone).
 synth: $(STAMP)
-	$(TESSERA) synth --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) --seed $(SEED)
+	$(TESSERA) synth --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) --seed $(SEED) \
+		$(if $(TOP),--top $(TOP))
 
 ## make verilog [CONFIG=asic]: the foundry handoff bundle under build/verilog/<config>.
 verilog: $(STAMP)

@@ -181,6 +181,12 @@ def synth_board(bench, board):
     met = "met" if report["timing_met"] else "MISSED"
     bench.add("fmax (nextpnr, seed 1)", name, report["fmax_mhz"],
               f"MHz (target {report['target_mhz']:g}, {met})")
+    bench.add("array size", name, PRESETS[report["config"]].macs_per_cycle, "MACs per cycle, peak")
+    for cell in ("ICESTORM_LC", "TRELLIS_COMB", "ICESTORM_DSP", "MULT18X18D", "ICESTORM_RAM",
+                 "ICESTORM_SPRAM", "DP16KD"):
+        if cell in report["resources"]:
+            used, available = report["resources"][cell]
+            bench.add(f"{cell} used", name, used, f"of {available}")
     bench.details[f"synth/{board}"] = report
 
 

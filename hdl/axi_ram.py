@@ -6,6 +6,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .axi4 import AXI4Signature, AXIBurst, AXIResp
+from .single_port_ram import SinglePortRAM
 
 __all__ = ["AXI4RAM", "RAMPortSignature"]
 
@@ -13,14 +14,16 @@ __all__ = ["AXI4RAM", "RAMPortSignature"]
 class RAMPortSignature(wiring.Signature):
     """A byte-wide memory port, from the initiator's side.
 
-    ``addr`` selects a byte; ``w_en`` writes ``w_data`` there in this cycle; ``r_data`` is the
-    byte at the ``addr`` of the previous cycle (read latency 1, every cycle).
+    ``addr`` selects a byte; ``w_en`` writes ``w_data`` there in this cycle; ``r_en`` reads
+    it: ``r_data`` is the byte at ``addr`` in the cycle after one with ``r_en`` (read latency
+    1), undefined after a cycle without (a single-ported memory serves others then).
 
     Members
     -------
     addr : Out(addr_width)
     w_data : Out(8)
     w_en : Out(1)
+    r_en : Out(1)
     r_data : In(8)
     """
 
@@ -31,7 +34,7 @@ class RAMPortSignature(wiring.Signature):
             raise ValueError(f"addr_width must be a positive integer, not {addr_width!r}")
         self.addr_width = addr_width
         super().__init__({"addr": Out(addr_width), "w_data": Out(8), "w_en": Out(1),
-                          "r_data": In(8)})
+                          "r_en": Out(1), "r_data": In(8)})
 
     def __eq__(self, other):
         return type(other) is RAMPortSignature and other.addr_width == self.addr_width
@@ -65,12 +68,19 @@ class AXI4RAM(wiring.Component):
     ``WREADY`` is low. Its reads never wait. The memory is a :class:`Memory` with synchronous
     read ports; on Tiny Tapeout (no SRAM macros) it becomes flip-flops, so keep ``size`` small.
 
+    With ``single_port`` the memory is a :class:`hdl.single_port_ram.SinglePortRAM` (iCE40
+    SPRAM, or one block RAM copy instead of two on ECP5): one access per cycle, the host's
+    (reads only with ``r_en``) first, then a W beat or an R fetch, taking turns when both
+    wait; each burst then moves at least one beat every other cycle.
+
     Parameters
     ----------
     size : int
         Bytes; a positive multiple of the data width in bytes.
     signature : AXI4Signature
         The manager's port (with read and write halves), e.g. ``dma_axi_signature(config)``.
+    single_port : bool
+        One port shared by the host and both bursts (``size`` / beat bytes a power of two).
 
     Members
     -------
@@ -80,18 +90,26 @@ class AXI4RAM(wiring.Component):
     Raises
     ------
     TypeError
-        ``size`` is not an integer, ``signature`` not an AXI4Signature.
+        ``size`` is not an integer, ``signature`` not an AXI4Signature, ``single_port`` not
+        a bool.
     ValueError
-        ``size`` is not a positive multiple of the beat size; the port lacks a half.
+        ``size`` is not a positive multiple of the beat size (a power of two of at least two
+        beats with ``single_port``); the port lacks a half.
     """
 
-    def __init__(self, size, signature):
+    def __init__(self, size, signature, *, single_port=False):
         try:
             self._check(size, signature)
+            if not isinstance(single_port, bool):
+                raise TypeError(f"single_port must be a bool, not {single_port!r}")
+            words = size // signature.beat_bytes
+            if single_port and (words < 2 or words & (words - 1)):
+                raise ValueError(f"a single-port RAM size must be a power of two of at least "
+                                 f"{2 * signature.beat_bytes} bytes, not {size!r}")
         except (TypeError, ValueError):
             self._MustUse__silence = True
             raise
-        self.size = size
+        self.size, self.single_port = size, single_port
         self.beat_bytes = signature.beat_bytes
         super().__init__({
             "axi": In(signature),
@@ -116,10 +134,6 @@ class AXI4RAM(wiring.Component):
         lanes = self.beat_bytes
         lsb = (lanes - 1).bit_length()
         depth = self.size // lanes
-        m.submodules.memory = memory = Memory(shape=8 * lanes, depth=depth, init=[])
-        write = memory.write_port(granularity=8)
-        read = memory.read_port()
-        host_read = memory.read_port()
 
         def word(addr):
             return addr[lsb:][:max(1, (depth - 1).bit_length())]
@@ -127,12 +141,42 @@ class AXI4RAM(wiring.Component):
         def step(size, burst):
             return Mux(burst == AXIBurst.FIXED, 0, Const(1, 8) << size)
 
-        # Host port: writes have priority over W beats; reads every cycle.
+        # The storage: ``write`` (addr, data, en) and the AXI and host reads (addr, en, data).
+        if self.single_port:
+            m.submodules.memory = memory = SinglePortRAM(width=8 * lanes, depth=depth)
+            write_addr, write_data, write_en = Signal.like(memory.addr), \
+                Signal.like(memory.w_data), Signal.like(memory.w_en)
+            read_addr, read_en = Signal.like(memory.addr), Signal()
+            host_busy = host.w_en | host.r_en
+            m.d.comb += [
+                memory.addr.eq(Mux(write_en.any(), write_addr,
+                                   Mux(host.r_en, word(host.addr), read_addr))),
+                memory.w_data.eq(write_data), memory.w_en.eq(write_en),
+                memory.r_en.eq(host.r_en | read_en),
+            ]
+            # The port serves others after an AXI read: R holds its beat in a register.
+            fresh, held = Signal(), Signal.like(memory.r_data)
+            m.d.sync += fresh.eq(read_en & ~host.r_en)
+            with m.If(fresh):
+                m.d.sync += held.eq(memory.r_data)
+            read_data = Mux(fresh, memory.r_data, held)
+            host_data = memory.r_data
+        else:
+            m.submodules.memory = memory = Memory(shape=8 * lanes, depth=depth, init=[])
+            write = memory.write_port(granularity=8)
+            read = memory.read_port()
+            host_read = memory.read_port()
+            write_addr, write_data, write_en = write.addr, write.data, write.en
+            read_addr, read_en, read_data = read.addr, read.en, read.data
+            host_busy = host.w_en
+            m.d.comb += host_read.addr.eq(word(host.addr))
+            host_data = host_read.data
+
+        # Host port: it has priority over the bursts.
         host_lane = Signal(max(1, lsb))
         m.d.sync += host_lane.eq(host.addr)
-        m.d.comb += [host_read.addr.eq(word(host.addr)),
-                     host.r_data.eq(host_read.data.word_select(host_lane[:lsb], 8)
-                                    if lsb else host_read.data)]
+        m.d.comb += host.r_data.eq(host_data.word_select(host_lane[:lsb], 8) if lsb
+                                   else host_data)
 
         # Read bursts: ``left`` beats still to fetch from ``r_addr``.
         r_addr, r_left = Signal.like(axi.araddr), Signal(9)
@@ -142,9 +186,10 @@ class AXI4RAM(wiring.Component):
         with m.If(axi.arvalid & axi.arready):
             m.d.sync += [r_addr.eq(axi.araddr), r_left.eq(axi.arlen + 1), r_size.eq(axi.arsize),
                          r_burst.eq(axi.arburst), r_id.eq(axi.arid)]
-        fetch = (r_left != 0) & (~axi.rvalid | axi.rready)
-        m.d.comb += [read.addr.eq(word(r_addr)), read.en.eq(fetch),
-                     axi.rdata.eq(Mux(r_outside, 0, read.data))]
+        fetch = Signal()
+        fetch_wanted = (r_left != 0) & (~axi.rvalid | axi.rready)
+        m.d.comb += [read_addr.eq(word(r_addr)), read_en.eq(fetch),
+                     axi.rdata.eq(Mux(r_outside, 0, read_data))]
         with m.If(fetch):
             outside = r_addr >= self.size
             m.d.sync += [
@@ -158,19 +203,32 @@ class AXI4RAM(wiring.Component):
         # Write bursts.
         w_addr, w_left = Signal.like(axi.awaddr), Signal(9)
         w_size, w_burst, w_failed = Signal(3), Signal(AXIBurst), Signal()
-        m.d.comb += [axi.awready.eq((w_left == 0) & ~axi.bvalid),
-                     axi.wready.eq((w_left != 0) & ~host.w_en)]
+        m.d.comb += axi.awready.eq((w_left == 0) & ~axi.bvalid)
+        w_beat = axi.wvalid & axi.wready
+        if self.single_port:
+            # One access per cycle: the host, else W and R beats in turn when both wait.
+            read_turn = Signal()
+            m.d.comb += [
+                axi.wready.eq((w_left != 0) & ~host_busy & ~(fetch_wanted & read_turn)),
+                fetch.eq(fetch_wanted & ~host_busy & ~w_beat),
+            ]
+            with m.If(w_beat):
+                m.d.sync += read_turn.eq(1)
+            with m.Elif(fetch):
+                m.d.sync += read_turn.eq(0)
+        else:
+            m.d.comb += [axi.wready.eq((w_left != 0) & ~host_busy), fetch.eq(fetch_wanted)]
         with m.If(axi.awvalid & axi.awready):
             m.d.sync += [w_addr.eq(axi.awaddr), w_left.eq(axi.awlen + 1), w_size.eq(axi.awsize),
                          w_burst.eq(axi.awburst), axi.bid.eq(axi.awid), w_failed.eq(0)]
         with m.If(host.w_en):
             lane_enable = (Const(1, lanes) << host.addr[:lsb]) if lsb else 1
-            m.d.comb += [write.addr.eq(word(host.addr)),
-                         write.data.eq(host.w_data.replicate(lanes)), write.en.eq(lane_enable)]
-        with m.Elif(axi.wvalid & axi.wready):
+            m.d.comb += [write_addr.eq(word(host.addr)),
+                         write_data.eq(host.w_data.replicate(lanes)), write_en.eq(lane_enable)]
+        with m.Elif(w_beat):
             outside = w_addr >= self.size
-            m.d.comb += [write.addr.eq(word(w_addr)), write.data.eq(axi.wdata),
-                         write.en.eq(Mux(outside, 0, axi.wstrb))]
+            m.d.comb += [write_addr.eq(word(w_addr)), write_data.eq(axi.wdata),
+                         write_en.eq(Mux(outside, 0, axi.wstrb))]
             m.d.sync += [w_addr.eq(w_addr + step(w_size, w_burst)), w_left.eq(w_left - 1),
                          w_failed.eq(w_failed | outside)]
             with m.If(w_left == 1):

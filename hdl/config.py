@@ -285,14 +285,18 @@ PRESETS = {
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
                     dsp_products=2, dma_max_burst=16, insn_queue_depth=16,
                     sp_depth=512, acc_depth=256, postproc_lanes=1),
-    # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D for 64 PEs.
-    # Scratchpad 4096 x 64 bit, accumulator 1024 x 256 bit: 32 of 56 DP16KD.
-    "small": replace(_BASE, name="small", dim=8, target_mhz=80.0, multiplier="dsp", max_dsp=28,
-                     sp_depth=4096, acc_depth=1024, bus_data_width=64),
-    # ULX3S 85F (LFE5U-85F): 156 MULT18X18D for 144 PEs.
+    # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D, 24 for PEs and 4 for the post-processing's
+    # partial products (one lane per cycle: a row every 8 cycles, enough for K >= 64; eight
+    # lanes took 32 MULT18X18D). Scratchpad 4096 x 64 bit, accumulator 1024 x 256 bit: 32 of
+    # 56 DP16KD.
+    "small": replace(_BASE, name="small", dim=8, target_mhz=80.0, multiplier="dsp", max_dsp=24,
+                     sp_depth=4096, acc_depth=1024, bus_data_width=64, postproc_lanes=1),
+    # ULX3S 85F (LFE5U-85F): 156 MULT18X18D, 144 for the PEs and 12 for post-processing
+    # (3 lanes per cycle, 4 partial products each; a row every 4 cycles).
     # product_stages=2: with 1, the MULT18X18D-to-adder routing limited the 85F to 71 MHz.
     "large": replace(_BASE, name="large", dim=12, target_mhz=75.0, multiplier="dsp",
-                     product_stages=2, sp_depth=8192, acc_depth=2048, bus_data_width=128),
+                     product_stages=2, sp_depth=8192, acc_depth=2048, bus_data_width=128,
+                     postproc_lanes=3),
     # Foundry flow: the synthesis tool maps the multipliers. Bursts of 64 beats (1 KiB): the
     # DMA read buffer (2 bursts, flip-flops) is a quarter of the 256-beat one's 66k flops.
     "asic": replace(_BASE, name="asic", dim=16, target_mhz=100.0, sp_depth=4096, acc_depth=1024,

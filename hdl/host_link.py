@@ -83,9 +83,11 @@ class HostLink(wiring.Component):
 
     Timing: ``rx.ready`` is high while a request is received (one byte per cycle) and low
     while it executes and its reply is sent (back-pressure; the SPI target then drops the
-    host's fill bytes). The frame is checked the cycle after its last byte; a CSR word takes
-    3 cycles or more (AW and W together, then B; AR, then R), a RAM byte 1 cycle to write
-    and 2 to read. The reply goes out at one byte per cycle while ``tx.ready`` is high.
+    host's fill bytes). The frame is checked the cycle after its last byte. The buffer is a
+    byte-wide block RAM, so a CSR word takes 5 cycles or more: 3 to fetch its bytes, AW and
+    W together, then B; or AR, then R, then 3 to store its bytes. A RAM byte takes 1 cycle
+    to write (``w_en``) and 2 to read (``r_en``, then ``r_data``); ``r_en`` is high only
+    then. The reply goes out at one byte per cycle while ``tx.ready`` is high.
 
     Framing: a ``frame_end`` pulse in the middle of a request drops it and answers TRUNCATED
     (it is ignored between frames, while a frame executes and while its reply is sent: a
@@ -155,60 +157,78 @@ class HostLink(wiring.Component):
         rx, tx, csr, ram = self.rx, self.tx, self.csr, self.ram
 
         command, tag, length = Signal(8), Signal(8), Signal(8)
-        addr = Signal(32)
-        count = Signal(9)  # byte index in the current phase
+        # The address bits any access uses; ``addr_high``: a bit above them is set.
+        addr_width = max(len(ram.addr), self.csr_addr_width)
+        addr, addr_high = Signal(addr_width), Signal()
+        count = Signal(8)  # byte index in the current phase
         crc = Signal(16, init=CRC_INIT)
         status = Signal(Status, init=Status.OK)
-        data_bytes = Signal(9)  # data bytes of an OK reply
+        data_bytes = Signal(8)  # data bytes of the reply if it is OK
         last_tag, last_write = Signal(8), Signal()
-        last_status = Signal(Status, init=Status.OK)
+        last_status = Signal(Status, init=Status.OK)  # of the last frame executed (replays)
         aw_done, w_done = Signal(), Signal()
         drop = Signal()  # aborted: no reply for the frame executing
+        # Bytes 0-2 of the CSR word in flight; byte 3 goes straight between the bus and the
+        # buffer (a write's sits on the buffer's read port, which holds it while not enabled).
+        word = Signal(24)
 
-        m.submodules.buffer = buffer = Memory(shape=32, depth=self.max_payload // 4, init=[])
-        buf_w = buffer.write_port(granularity=8)
-        buf_r = buffer.read_port(domain="comb")
-        buf_byte = buf_r.data.word_select(count[:2], 8)
-        index_bits = (self.max_payload // 4 - 1).bit_length()
+        # Byte-wide with a synchronous read port: one block RAM (512x8 on iCE40, 2048x9 on
+        # ECP5). It is written at ``count`` and read one byte ahead, at ``count + 1``.
+        m.submodules.buffer = buffer = Memory(shape=8, depth=self.max_payload, init=[])
+        buf_w = buffer.write_port()
+        buf_r = buffer.read_port()
+        m.d.comb += [buf_w.addr.eq(count), buf_r.addr.eq(count + 1), buf_r.en.eq(0),
+                     ram.addr.eq(addr), ram.w_data.eq(buf_r.data),
+                     csr.awaddr.eq(addr), csr.araddr.eq(addr),
+                     csr.wdata.eq(Cat(word, buf_r.data)), csr.wstrb.eq(0b1111)]
 
-        def buffer_at(index):
-            return index[2:][:max(1, index_bits)]
-
-        crc_byte = Signal(8)
-        crc_next = crc16_step(crc, crc_byte)
+        addr_step = Signal(3)  # the accesses advance the address by this
+        with m.If(addr_step.any()):
+            m.d.sync += addr.eq(addr + addr_step)
+        # The CRC starts from CRC_INIT at a request's and a reply's first byte (cheaper than
+        # resetting ``crc`` on every way out of a frame).
+        crc_byte, crc_first = Signal(8), Signal()
+        crc_next = crc16_step(Mux(crc_first, CRC_INIT, crc), crc_byte)
         has_payload = command[0]
         fixed = command == Command.CSR_WRITE_FIXED
 
-        def finish(value, executed=True):
-            m.d.sync += [status.eq(value), count.eq(0), crc.eq(CRC_INIT), self.error.eq(
-                value != Status.OK)]
-            if executed:
-                m.d.sync += last_status.eq(value)
-            m.next = "REPLY"
+        def finish(value):
+            m.d.sync += [status.eq(value), count.eq(0)]
+            m.next = "REPLY_STATUS"
 
-        def advance(step, stop):
-            """Next element of a multi-element access; ``stop``: the last one is done."""
-            m.d.sync += count.eq(count + step)
+        def send(byte, checked=True):
+            """Offers ``byte`` on ``tx`` (unless dropped); returns the handshake. ``checked``:
+            the CRC covers it."""
+            m.d.comb += [tx.payload.eq(byte), tx.valid.eq(~drop & ~self.abort)]
+            with m.If(drop | self.abort):
+                m.d.sync += drop.eq(0)
+                m.next = "IDLE"
+            if checked:
+                m.d.comb += crc_byte.eq(byte)
+                with m.If(tx.ready & tx.valid):
+                    m.d.sync += crc.eq(crc_next)
+            return tx.ready & tx.valid
+
+        def end_early(frame_end, abort):
+            with m.If(abort):
+                m.next = "IDLE"
+            with m.Elif(frame_end):
+                finish(Status.TRUNCATED)
+
+        def advance(stop):
+            """Next byte of a multi-byte access; ``stop``: the last one is done."""
+            m.d.sync += count.eq(count + 1)
             with m.If(stop):
                 finish(Status.OK)
-
-        def word_done(resp, again, addr_step):
-            """A CSR word's response: stop at an error, else the next word (from ``again``)."""
-            m.d.sync += addr.eq(addr + addr_step)
-            with m.If(resp != AXIResp.OKAY):
-                finish(Status.BUS_ERROR)
-            with m.Else():
-                m.next = again
-                advance(4, count + 4 == length)
 
         m.d.comb += crc_byte.eq(rx.payload)
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += rx.ready.eq(1)
+                m.d.comb += [rx.ready.eq(1), crc_first.eq(1)]
                 m.d.sync += drop.eq(0)
                 with m.If(rx.valid & (rx.payload != FILL)):
-                    m.d.sync += [command.eq(rx.payload), count.eq(0),
-                                 crc.eq(crc16_step(Const(CRC_INIT, 16), rx.payload))]
+                    m.d.sync += [command.eq(rx.payload), count.eq(0), addr_high.eq(0),
+                                 crc.eq(crc_next)]
                     m.next = "HEADER"
 
             with m.State("HEADER"):
@@ -220,27 +240,30 @@ class HostLink(wiring.Component):
                             m.d.sync += tag.eq(rx.payload)
                         for i in range(4):
                             with m.Case(1 + i):
-                                m.d.sync += addr.word_select(i, 8).eq(rx.payload)
+                                inside = min(8, max(0, addr_width - 8 * i))
+                                if inside:
+                                    m.d.sync += addr[8 * i:][:inside].eq(rx.payload)
+                                if inside < 8:
+                                    with m.If(rx.payload[inside:].any()):
+                                        m.d.sync += addr_high.eq(1)
                         with m.Case(5):
                             m.d.sync += [length.eq(rx.payload), count.eq(0)]
                             with m.If(has_payload & (rx.payload != 0)):
                                 m.next = "PAYLOAD"
                             with m.Else():
                                 m.next = "CRC"
-                self._end_early(m, self.frame_end, self.abort, finish)
+                end_early(self.frame_end, self.abort)
 
             with m.State("PAYLOAD"):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(rx.valid):
                     m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
-                    m.d.comb += [buf_w.addr.eq(buffer_at(count)),
-                                 buf_w.data.eq(rx.payload.replicate(4)),
-                                 buf_w.en.eq(Mux(count < self.max_payload,
-                                                 Const(1, 4) << count[:2], 0))]
-                    with m.If(count == length - 1):
+                    m.d.comb += [buf_w.data.eq(rx.payload),
+                                 buf_w.en.eq(count < self.max_payload)]
+                    with m.If(count + 1 == length):
                         m.d.sync += count.eq(0)
                         m.next = "CRC"
-                self._end_early(m, self.frame_end, self.abort, finish)
+                end_early(self.frame_end, self.abort)
 
             with m.State("CRC"):
                 m.d.comb += rx.ready.eq(1)
@@ -251,18 +274,21 @@ class HostLink(wiring.Component):
                         m.next = "CHECK"
                 with m.If(complete):
                     m.d.sync += drop.eq(self.abort)
-                self._end_early(m, self.frame_end & ~complete, self.abort & ~complete, finish)
+                end_early(self.frame_end & ~complete, self.abort & ~complete)
 
             with m.State("CHECK"):
-                self._check(m, command, tag, addr, length, count, crc, data_bytes, last_tag,
-                            last_write, last_status, finish)
+                m.d.comb += [buf_r.addr.eq(0), buf_r.en.eq(1)]  # a write's first byte
+                self._check(m, command, tag, addr, addr_high, length, count, crc, data_bytes,
+                            last_tag, last_write, last_status, finish)
+
+            with m.State("CSR_WRITE_FETCH"):  # bytes 0-2 of the word into ``word``
+                m.d.comb += buf_r.en.eq(1)
+                m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), count.eq(count + 1)]
+                with m.If(count[:2] == 2):
+                    m.next = "CSR_WRITE"
 
             with m.State("CSR_WRITE"):
-                m.d.comb += [
-                    csr.awaddr.eq(addr), csr.awvalid.eq(~aw_done),
-                    buf_r.addr.eq(buffer_at(count)), csr.wdata.eq(buf_r.data),
-                    csr.wstrb.eq(0b1111), csr.wvalid.eq(~w_done),
-                ]
+                m.d.comb += [csr.awvalid.eq(~aw_done), csr.wvalid.eq(~w_done)]
                 aw = aw_done | csr.awready
                 w = w_done | csr.wready
                 m.d.sync += [aw_done.eq(aw), w_done.eq(w)]
@@ -273,79 +299,94 @@ class HostLink(wiring.Component):
             with m.State("CSR_WRITE_RESPONSE"):
                 m.d.comb += csr.bready.eq(1)
                 with m.If(csr.bvalid):
-                    word_done(csr.bresp, "CSR_WRITE", Mux(fixed, 0, 4))
+                    m.d.comb += buf_r.en.eq(1)  # the next word's byte 0
+                    m.d.comb += addr_step.eq(Mux(fixed, 0, 4))
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(csr.bresp != AXIResp.OKAY):
+                        finish(Status.BUS_ERROR)
+                    with m.Elif(count + 1 == length):
+                        finish(Status.OK)
+                    with m.Else():
+                        m.next = "CSR_WRITE_FETCH"
 
             with m.State("CSR_READ"):
-                m.d.comb += [csr.araddr.eq(addr), csr.arvalid.eq(1)]
+                m.d.comb += csr.arvalid.eq(1)
                 with m.If(csr.arready):
                     m.next = "CSR_READ_RESPONSE"
 
             with m.State("CSR_READ_RESPONSE"):
-                m.d.comb += [csr.rready.eq(1), buf_w.addr.eq(buffer_at(count)),
-                             buf_w.data.eq(csr.rdata), buf_w.en.eq(Mux(csr.rvalid, 0b1111, 0))]
+                m.d.comb += [csr.rready.eq(1), buf_w.data.eq(csr.rdata[:8]),
+                             buf_w.en.eq(csr.rvalid)]
                 with m.If(csr.rvalid):
-                    word_done(csr.rresp, "CSR_READ", 4)
+                    m.d.comb += addr_step.eq(4)
+                    m.d.sync += [word.eq(csr.rdata[8:]), count.eq(count + 1)]
+                    with m.If(csr.rresp != AXIResp.OKAY):
+                        finish(Status.BUS_ERROR)
+                    with m.Else():
+                        m.next = "CSR_READ_STORE"
+
+            with m.State("CSR_READ_STORE"):  # bytes 1-3 of the word from ``word``
+                m.d.comb += [buf_w.data.eq(word[:8]), buf_w.en.eq(1)]
+                m.d.sync += word.eq(word[8:])
+                with m.If(count[:2] == 3):
+                    m.next = "CSR_READ"
+                advance(count + 1 == length)
 
             with m.State("MEM_WRITE"):
-                m.d.comb += [ram.addr.eq(addr), buf_r.addr.eq(buffer_at(count)),
-                             ram.w_data.eq(buf_byte), ram.w_en.eq(1)]
-                m.d.sync += addr.eq(addr + 1)
-                advance(1, count + 1 == length)
+                m.d.comb += [ram.w_en.eq(1), buf_r.en.eq(1)]
+                m.d.comb += addr_step.eq(1)
+                advance(count + 1 == length)
 
             with m.State("MEM_READ"):
-                m.d.comb += ram.addr.eq(addr)
+                m.d.comb += ram.r_en.eq(1)
                 m.next = "MEM_READ_DATA"
 
             with m.State("MEM_READ_DATA"):  # r_data is the byte at addr
-                m.d.comb += [ram.addr.eq(addr), buf_w.addr.eq(buffer_at(count)),
-                             buf_w.data.eq(ram.r_data.replicate(4)),
-                             buf_w.en.eq(Const(1, 4) << count[:2])]
-                m.d.sync += addr.eq(addr + 1)
+                m.d.comb += [buf_w.data.eq(ram.r_data), buf_w.en.eq(1)]
+                m.d.comb += addr_step.eq(1)
                 m.next = "MEM_READ"
-                advance(1, count + 1 == length)
+                advance(count + 1 == length)
 
-            with m.State("REPLY"):
-                with m.If(drop | self.abort):
-                    m.d.sync += drop.eq(0)
-                    m.next = "IDLE"
-                data = Mux(status == Status.OK, data_bytes, 0)
-                index = Signal(9)
-                m.d.comb += [index.eq(count - 2), buf_r.addr.eq(buffer_at(index)),
-                             tx.valid.eq(~drop & ~self.abort)]
+            # The reply's bytes, one state each; the CRC covers those before it.
+            with m.State("REPLY_STATUS"):
+                m.d.comb += [buf_r.addr.eq(0), buf_r.en.eq(1),  # the first data byte
+                             crc_first.eq(1)]
+                # A frame not executed: BAD_CRC, TRUNCATED (a replay's status is last_status).
+                with m.If((status != Status.BAD_CRC) & (status != Status.TRUNCATED)):
+                    m.d.sync += last_status.eq(status)
+                with m.If(send(status)):
+                    m.next = "REPLY_TAG"
+
+            with m.State("REPLY_TAG"):
+                m.d.comb += [buf_r.addr.eq(0), buf_r.en.eq(1)]
+                with m.If(send(tag)):
+                    m.next = "REPLY_DATA"
+                    with m.If((data_bytes == 0) | (status != Status.OK)):
+                        m.next = "REPLY_CRC_HIGH"
+
+            with m.State("REPLY_DATA"):
                 ping = Const(int.from_bytes(self.ping_data, "little"), 8 * PING_BYTES)
-                data_byte = Mux(command == Command.PING, ping.word_select(index[:3], 8),
-                                buf_r.data.word_select(index[:2], 8))
-                with m.If(count == 0):
-                    m.d.comb += tx.payload.eq(status)
-                with m.Elif(count == 1):
-                    m.d.comb += tx.payload.eq(tag)
-                with m.Elif(count < data + 2):
-                    m.d.comb += tx.payload.eq(data_byte)
-                with m.Elif(count == data + 2):
-                    m.d.comb += tx.payload.eq(crc[8:])
-                with m.Else():
-                    m.d.comb += tx.payload.eq(crc[:8])
-                m.d.comb += crc_byte.eq(tx.payload)
-                with m.If(tx.valid & tx.ready):
+                with m.If(send(Mux(command == Command.PING, ping.word_select(count[:3], 8),
+                                   buf_r.data))):
+                    m.d.comb += buf_r.en.eq(1)
                     m.d.sync += count.eq(count + 1)
-                    with m.If(count < data + 2):
-                        m.d.sync += crc.eq(crc_next)
-                    with m.If(count == data + 3):
-                        m.next = "IDLE"
+                    with m.If(count + 1 == data_bytes):
+                        m.next = "REPLY_CRC_HIGH"
+
+            with m.State("REPLY_CRC_HIGH"):
+                with m.If(send(crc[8:], checked=False)):
+                    m.next = "REPLY_CRC_LOW"
+
+            with m.State("REPLY_CRC_LOW"):
+                with m.If(send(crc[:8], checked=False)):
+                    m.next = "IDLE"
 
         with m.If(self.abort & ~rx.ready):  # CHECK and the accesses
             m.d.sync += drop.eq(1)
-        m.d.comb += self.busy.eq(~rx.ready)
+        m.d.comb += [self.busy.eq(~rx.ready), self.error.eq(status != Status.OK)]
         return m
 
-    @staticmethod
-    def _end_early(m, frame_end, abort, finish):
-        with m.If(abort):
-            m.next = "IDLE"
-        with m.Elif(frame_end):
-            finish(Status.TRUNCATED, executed=False)
-
-    def _check(self, m, command, tag, addr, length, count, crc, data_bytes, last_tag,
+    def _check(self, m, command, tag, addr, addr_high, length, count, crc, data_bytes, last_tag,
                last_write, last_status, finish):
         """The CHECK state: the frame's status, or the access to start."""
         is_csr = Cat(command == c for c in (Command.CSR_READ, Command.CSR_WRITE,
@@ -355,16 +396,20 @@ class HostLink(wiring.Component):
         fits = (length != 0) & (length <= self.max_payload)
         good_length = Mux(command == Command.PING, length == 0,
                           fits & Mux(is_csr, length[:2] == 0, 1))
-        csr_span = Mux(command == Command.CSR_WRITE_FIXED, 4, length)
-        end = Signal(34)
-        m.d.comb += end.eq(addr + Mux(is_csr, csr_span, length))
-        good_addr = Mux(is_csr, (addr[:2] == 0) & (end <= 1 << self.csr_addr_width),
-                        ~is_mem | (end <= self.ram_bytes))
+        last = Signal(len(addr) + 1)  # the last byte's address
+        m.d.comb += last.eq(addr + Mux(command == Command.CSR_WRITE_FIXED, 3, length - 1))
+
+        def below(limit):
+            if limit & (limit - 1) == 0:
+                return ~last[limit.bit_length() - 1:].any()
+            return last < limit
+        good_addr = Mux(is_csr, ~addr_high & (addr[:2] == 0) & below(1 << self.csr_addr_width),
+                        ~is_mem | ~addr_high & below(self.ram_bytes))
         write = command[0]
         replay = write & last_write & (tag == last_tag)
         m.d.sync += count.eq(0)
         with m.If(crc != 0):
-            finish(Status.BAD_CRC, executed=False)
+            finish(Status.BAD_CRC)
         with m.Else():
             m.d.sync += [last_tag.eq(tag), last_write.eq(write)]
             with m.If(~known):
@@ -374,7 +419,7 @@ class HostLink(wiring.Component):
             with m.Elif(~good_addr):
                 finish(Status.BAD_ADDRESS)
             with m.Elif(replay):
-                finish(last_status, executed=False)
+                finish(last_status)
             with m.Else():
                 m.d.sync += data_bytes.eq(Mux(command == Command.PING, PING_BYTES,
                                               Mux(write, 0, length)))
@@ -384,7 +429,7 @@ class HostLink(wiring.Component):
                     with m.Case(Command.CSR_READ):
                         m.next = "CSR_READ"
                     with m.Case(Command.CSR_WRITE, Command.CSR_WRITE_FIXED):
-                        m.next = "CSR_WRITE"
+                        m.next = "CSR_WRITE_FETCH"
                     with m.Case(Command.MEM_READ):
                         m.next = "MEM_READ"
                     with m.Case(Command.MEM_WRITE):

@@ -25,8 +25,9 @@ def config_from_env():
 
 
 def run_cocotb(*, sources, toplevel, test_module, build_dir, env=None, simulator="verilator",
-               testcase=None):
-    """Compile ``sources`` and run ``test_module`` against ``toplevel``.
+               testcase=None, defines=None, build_args=()):
+    """Compile ``sources`` (with the preprocessor ``defines``, a dict, and the simulator's
+    ``build_args`` after the defaults) and run ``test_module`` against ``toplevel``.
 
     Each parametrized build gets its own ``build_dir``. Raises :class:`CocotbFailure` unless
     every test in the module passed; returns the number of tests run.
@@ -39,13 +40,14 @@ def run_cocotb(*, sources, toplevel, test_module, build_dir, env=None, simulator
     use_toolchain()
     build_dir = Path(build_dir).resolve()
     runner = get_runner(simulator)
-    build_args = []
+    defaults = []
     if simulator == "verilator":
         # Amaranth's Verilog trips WIDTH warnings; lint is a separate, deliberate step.
-        build_args = ["-Wno-fatal", "-Wno-WIDTH", "-O2"]
+        defaults = ["-Wno-fatal", "-Wno-WIDTH", "-O2"]
+    build_args = defaults + list(build_args)
     runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel,
-                 build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"),
-                 log_file=build_dir / "build.log")
+                 defines=dict(defines or {}), build_dir=build_dir, build_args=build_args,
+                 timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
     results = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
                           test_dir=ROOT, extra_env=dict(env or {}), testcase=testcase,
                           results_xml=str(build_dir / "results.xml"),

@@ -20,9 +20,10 @@ from cocotb.triggers import ClockCycles
 
 from hdl.host_link import FILL, Command
 from hdl.tt_um_tessera import PINS
+from sim.corrupting_transport import CorruptingTransport
 from sw.link import AcceleratorError, LinkBackend, Transport
 
-__all__ = ["CorruptingTransport", "SpiTransport"]
+__all__ = ["SpiTransport"]
 
 CLOCK_NS = 10
 _UI = {name: bit for bit, name in enumerate(PINS["ui"]) if name}
@@ -72,55 +73,6 @@ class SpiTransport(Transport):
         await self._wait()
         self._set("SPI_CS_N", 1)
         await self._wait(2)
-
-
-class CorruptingTransport(Transport):
-    """Flips one bit of the requests and of the reply bytes chosen by ``request_faults`` and
-    ``reply_faults``: ``(first transaction, predicate(request) -> bool)`` pairs; a fault fires
-    at the first transaction from that number on whose request the predicate accepts (at most
-    one fault per transaction, request faults first)."""
-
-    def __init__(self, inner, rng, request_faults=(), reply_faults=()):
-        self.inner, self.rng = inner, rng
-        self.request_faults, self.reply_faults = list(request_faults), list(reply_faults)
-        self.frames, self.request, self.fired = 0, b"", []
-
-    def _due(self, faults):
-        for i, (start, accept) in enumerate(faults):
-            if self.frames >= start and accept(self.request):
-                del faults[i]
-                return True
-        return False
-
-    async def begin(self):
-        self.frames += 1
-        self.reply_fault = None
-        await self.inner.begin()
-
-    async def send(self, data):
-        self.request = bytes(data)
-        if self._due(self.request_faults):
-            data = bytearray(data)
-            bit = self.rng.randrange(8 * len(data))
-            data[bit // 8] ^= 1 << bit % 8
-            self.fired.append(("request", Command(self.request[0]).name, bit))
-        elif self._due(self.reply_faults):  # one fault per transaction
-            self.reply_fault = self.rng.randrange(4)  # a reply byte (every reply has 4+)
-        self.replied = -1
-        await self.inner.send(data)
-
-    async def receive(self):
-        byte = await self.inner.receive()
-        if self.replied >= 0 or byte != FILL:
-            self.replied += 1
-        if self.reply_fault is not None and self.replied == self.reply_fault:
-            byte ^= 1 << self.rng.randrange(8)
-            self.fired.append(("reply", Command(self.request[0]).name, self.replied))
-            self.reply_fault = None
-        return byte
-
-    async def end(self):
-        await self.inner.end()
 
 
 async def start(dut):

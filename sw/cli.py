@@ -1,6 +1,7 @@
 """The ``tessera`` command line **(contract)**: parses, calls library functions, prints."""
 
 import argparse
+import functools
 import json
 import sys
 
@@ -16,8 +17,8 @@ def _table(rows):
 
 def _synth_table(report):
     rows = [(key, report[key]) for key in
-            ("board", "config", "seed", "fmax_mhz", "target_mhz", "clock_mhz", "timing_met",
-             "bitstream", "wall_s")]
+            ("board", "config", "top", "seed", "fmax_mhz", "target_mhz", "clock_mhz",
+             "timing_met", "bitstream", "wall_s")]
     used = [(f"  {cell}", f"{u:>6} / {a:<6} ({100 * u / a:5.1f} %)")
             for cell, (u, a) in sorted(report["resources"].items()) if a]
     return _table(rows + [("resources", "")] + used)
@@ -40,7 +41,7 @@ def cmd_tinytapeout(args):
 
 def cmd_synth(args):
     from sw.synth import synth
-    report = synth(args.board, args.config, args.seed)
+    report = synth(args.board, args.config, args.seed, top=args.top)
     if args.json:
         print(json.dumps(report))
     else:
@@ -52,8 +53,11 @@ def cmd_synth(args):
     return 0
 
 
-#: Backends of ``tessera gemm``: the functional model, or the accelerator's Verilog.
-GEMM_BACKENDS = ("model", "verilator", "icarus")
+#: Backends of ``tessera gemm``: the functional model; the accelerator's Verilog; a board's
+#: system simulated at its UART pins (``board-sim``); a board over a serial port (``board``).
+GEMM_BACKENDS = ("model", "verilator", "icarus", "board-sim", "board")
+#: The backends that run a board's system (``--board``).
+BOARD_BACKENDS = ("board-sim", "board")
 
 
 def gemm_report(args):
@@ -61,17 +65,33 @@ def gemm_report(args):
     import numpy as np
 
     from hdl.config import preset
-    from sw.driver import Driver, ModelBackend, golden_gemm, random_gemm, random_requant_params
+    from sw.driver import (
+        Driver,
+        ModelBackend,
+        first_mismatch,
+        golden_gemm,
+        random_gemm,
+        random_requant_params,
+    )
     from sw.driver import run as run_driver
 
+    gemm = {"m": args.m, "k": args.k, "n": args.n, "seed": args.seed, "requant": args.requant}
+    if args.backend in BOARD_BACKENDS:
+        if args.backend == "board":
+            from sw.board import run_gemms_on_board
+            (report,) = run_gemms_on_board(args.board, args.port, [gemm], config=args.config)
+        else:
+            from sw.board_sim import run_board_gemms
+            (report,) = run_board_gemms(args.board, [gemm], config=args.config,
+                                        faults=args.faults)
+        report.update(backend=args.backend)
+        return report
     config = preset(args.config)
     rng = np.random.default_rng(args.seed)
     a, w = random_gemm(rng, args.m, args.k, args.n)
     params = random_requant_params(rng, args.n, args.k) if args.requant else None
     if args.backend != "model":
         from sw.gemm_sim import run_gemms
-        gemm = {"m": args.m, "k": args.k, "n": args.n, "seed": args.seed,
-                "requant": args.requant}
         (report,) = run_gemms(config, [gemm], simulator=args.backend)
         report.update(backend=args.backend, config=config.name)
         return report
@@ -91,15 +111,19 @@ def gemm_report(args):
         "instructions": result.instructions,
     }
     if not report["match"]:
-        row, col = (int(v) for v in np.argwhere(result.output != expected)[0])
-        report["first_mismatch"] = {"row": row, "column": col,
-                                    "expected": int(expected[row, col]),
-                                    "got": int(result.output[row, col])}
+        report["first_mismatch"] = first_mismatch(result.output, expected)
     return report
 
 
 def cmd_gemm(args):
-    report = gemm_report(args)
+    from sw.link import LinkError
+    try:
+        report = gemm_report(args)
+    except (OSError, LinkError) as error:  # no such serial port; no good reply from it
+        if args.backend != "board":
+            raise
+        print(f"tessera gemm: {args.port}: {error}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(report))
     else:
@@ -118,7 +142,7 @@ def _positive(text):
 
 
 def build_parser():
-    from sw.synth import BOARDS
+    from sw.synth import BOARDS, TOPS
     parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -139,6 +163,9 @@ def build_parser():
     p.add_argument("--config", default=None, choices=sorted(PRESETS),
                    help="preset (default: the board's own)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--top", default="system", choices=TOPS,
+                   help="system: the accelerator on its UART host link (default); selftest: "
+                        "the array alone under a pseudo-random self-test")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object as the last line of stdout")
     p.set_defaults(func=cmd_synth)
@@ -149,17 +176,46 @@ def build_parser():
         p.add_argument(f"--{dim}", type=_positive, required=True)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--backend", default="model", choices=GEMM_BACKENDS)
-    p.add_argument("--config", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--config", default=None, choices=sorted(PRESETS),
+                   help="preset (default: tiny; with --board, the board's own)")
+    p.add_argument("--board", default=None, choices=sorted(BOARDS),
+                   help="with --backend board-sim or board (default icebreaker)")
+    p.add_argument("--port", default=None,
+                   help="serial port of the board's host link (--backend board only)")
+    p.add_argument("--faults", type=int, default=None, metavar="SEED",
+                   help="--backend board-sim: damage the serial line on purpose (bit flips, "
+                        "dropped bytes) to exercise the link's recovery")
     p.add_argument("--requant", action="store_true",
                    help="int8 outputs through random valid post-processing parameters")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object as the last line of stdout")
-    p.set_defaults(func=cmd_gemm)
+    p.set_defaults(func=cmd_gemm, check=functools.partial(_check_gemm_args, p))
     return parser
+
+
+def _check_gemm_args(parser, args):
+    """The option combinations of ``tessera gemm`` that argparse cannot express (an error
+    exits with status 2, as argparse does); fills in the defaults that depend on others."""
+    board = args.backend in BOARD_BACKENDS
+    if args.port is not None and args.backend != "board":
+        parser.error("--port needs --backend board")
+    if args.backend == "board" and args.port is None:
+        parser.error("--backend board needs --port (the board's serial port, e.g. "
+                     "/dev/ttyUSB1)")
+    if args.board is not None and not board:
+        parser.error(f"--board needs --backend {' or '.join(BOARD_BACKENDS)}")
+    if args.faults is not None and args.backend != "board-sim":
+        parser.error("--faults needs --backend board-sim")
+    if board:
+        args.board = args.board or "icebreaker"
+    else:
+        args.config = args.config or "tiny"
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if hasattr(args, "check"):
+        args.check(args)
     return args.func(args)
 
 

@@ -24,8 +24,8 @@ from sim.model import (
 
 from .compiler import compile_gemm, plan_gemm
 
-__all__ = ["Driver", "GemmResult", "ModelBackend", "golden_gemm", "random_gemm",
-           "random_requant_params", "run"]
+__all__ = ["Driver", "GemmResult", "ModelBackend", "first_mismatch", "golden_gemm",
+           "random_gemm", "random_requant_params", "run"]
 
 
 @dataclass
@@ -96,6 +96,17 @@ def golden_gemm(config, a, w, params=None):
     if params is None:
         return acc
     return postprocess_rows(wrap_signed(acc, 32), params)
+
+
+def first_mismatch(output, want):
+    """``{"row", "column", "expected", "got"}`` of the first element where ``output`` differs
+    from ``want`` (row-major order), or None when they are equal."""
+    differ = np.argwhere(np.asarray(output) != np.asarray(want))
+    if not len(differ):
+        return None
+    row, col = (int(v) for v in differ[0])
+    return {"row": row, "column": col, "expected": int(want[row, col]),
+            "got": int(output[row, col])}
 
 
 def random_gemm(rng, m, k, n):

@@ -10,7 +10,9 @@ A transaction: the host sends the request, then reads bytes, skipping :data:`FIL
 status byte; then the tag, the data (for an OK read) and the CRC. A reply that is garbled
 (bad CRC, not a status, none within ``poll_limit`` bytes, a wrong tag) or says BAD_CRC or
 TRUNCATED is retried with the same tag, so the bridge answers a repeated write without
-executing it again (an instruction is never pushed twice).
+executing it again (an instruction is never pushed twice). Before a retry the transport
+resynchronises (:meth:`Transport.resync`): over a UART the line stays idle until the link's
+idle-gap framing has dropped whatever was left of the failed exchange.
 """
 
 import time
@@ -194,10 +196,16 @@ class BridgeModel:
 class Transport:
     """Moves bytes between the host and a host link. A transaction is ``begin``, ``send``
     (the request), ``receive`` (one byte at a time: :data:`FILL` while the device has nothing
-    to say; ``None`` when nothing arrives in time), ``end``."""
+    to say; ``None`` when nothing arrives in time), ``end``. :meth:`resync` runs after a
+    failed transaction, before its retry."""
 
     async def begin(self):
         pass
+
+    async def resync(self):
+        """Bring the link back to a frame boundary after a failed transaction (garbled or
+        missing reply). Nothing to do where a transaction has its own framing (SPI chip
+        select); a UART waits for the link's idle gap and drops what arrived meanwhile."""
 
     async def send(self, data):
         raise NotImplementedError
@@ -234,7 +242,13 @@ class ModelTransport(Transport):
 
 
 class SerialTransport(Transport):
-    """A serial port (pyserial) to a UART host link: ``gap_s`` of silence ends a frame."""
+    """A serial port (pyserial) to a UART host link.
+
+    A good reply leaves the link at a frame boundary, so the next request follows at once;
+    after a failed transaction :meth:`resync` keeps the line silent for ``gap_s`` (longer than
+    the link's idle gap, :data:`hdl.board_system.GAP_SECONDS`, plus a reply to a truncated
+    frame) and drops what arrived meanwhile. ``timeout_s`` bounds the wait for each byte.
+    """
 
     def __init__(self, port, baudrate=115200, *, timeout_s=0.5, gap_s=0.01):
         import serial  # only boards need pyserial
@@ -252,8 +266,13 @@ class SerialTransport(Transport):
         byte = self.port.read(1)
         return byte[0] if byte else None
 
-    async def end(self):
+    async def resync(self):
+        self.port.flush()  # the silence starts after the last byte is out
         time.sleep(self.gap_s)
+        self.port.reset_input_buffer()
+
+    def close(self):
+        self.port.close()
 
 
 class _Garbled(Exception):
@@ -324,6 +343,7 @@ class LinkBackend:
         problem = None
         for attempt in range(self.retries + 1):
             if attempt:
+                await self.transport.resync()
                 self.stats["retries"] += 1
                 self.problems.append((Command(command).name, attempt, problem))
             try:

@@ -12,7 +12,7 @@ from hdl.config import preset
 
 from .toolchain import use_toolchain
 
-__all__ = ["BOARDS", "SynthError", "synth"]
+__all__ = ["BOARDS", "TOPS", "SynthError", "synth"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +40,59 @@ def _stdout_to_stderr():
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def _progress(build_dir, name, every_s=30.0):
+    """Every ``every_s`` seconds, print the elapsed time and the last line the tools logged
+    (yosys' ``.rpt``, then nextpnr's ``.tim``) to stderr: long place-and-route runs show that
+    they are alive and where they are."""
+    import threading
+
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def last_line():
+        for suffix in (".tim", ".rpt"):
+            path = Path(build_dir) / f"{name}{suffix}"
+            if path.is_file():
+                with open(path, "rb") as log:
+                    log.seek(max(0, path.stat().st_size - 4096))
+                    lines = [line for line in log.read().decode(errors="replace").splitlines()
+                             if line.strip()]
+                if lines:
+                    return f"{'nextpnr' if suffix == '.tim' else 'yosys'}: {lines[-1].strip()}"
+        return "starting"
+
+    def report():
+        while not stop.wait(every_s):
+            elapsed = int(time.monotonic() - start)
+            print(f"[tessera synth] {elapsed // 60}m{elapsed % 60:02d}s {last_line()[:160]}",
+                  file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _diagnosis(build_dir, name):
+    """The tool's ERROR lines and the resources used beyond 100 %, from nextpnr's log."""
+    import re
+
+    log = Path(build_dir) / f"{name}.tim"
+    if not log.is_file():
+        return ""
+    text = log.read_text(errors="replace")
+    over = [f"{cell} {used}/{available}" for cell, used, available
+            in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", text)
+            if int(used) > int(available)]
+    errors = [line.strip() for line in text.splitlines() if line.startswith("ERROR")]
+    parts = ([f"does not fit: {', '.join(over)}"] if over else []) + errors[:2]
+    return "".join(f"\n  {part}" for part in parts)
 
 
 def synth_cells(component, family, build_dir):
@@ -87,34 +140,47 @@ def parse_nextpnr_report(path):
     return main["achieved"], main["constraint"], resources
 
 
-def synth(board="icebreaker", config_name=None, seed=1, build_root=None):
-    """Build ``board`` with ``config_name`` (the board's default preset if None).
+#: What ``synth`` builds: the accelerator system on its UART (the board's ``top``), or the
+#: array alone under a pseudo-random self-test (``selftest``).
+TOPS = ("system", "selftest")
+
+
+def synth(board="icebreaker", config_name=None, seed=1, build_root=None, top="system"):
+    """Build ``board`` with ``config_name`` (the board's default preset if None); ``top`` is
+    one of :data:`TOPS`.
 
     Runs yosys and nextpnr with ``--timing-allow-fail`` so that a report always exists, and
     returns it as a dict (see the CLI contract in ARCHITECTURE.md).
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+    if top not in TOPS:
+        raise ValueError(f"top must be one of {', '.join(TOPS)}, not {top!r}")
     use_toolchain()
     desc = board_description(board)
     config = preset(config_name or desc["default_config"])
-    name = f"tessera_{board}_{config.name}".replace("-", "_")
-    build_dir = Path(build_root or ROOT / "build" / "synth") / board / config.name
+    suffix = "" if top == "system" else f"_{top}"
+    name = f"tessera_{board}_{config.name}{suffix}".replace("-", "_")
+    build_dir = Path(build_root or ROOT / "build" / "synth") / board / f"{config.name}{suffix}"
     report_file = f"{name}.report.json"
     platform = desc["platform"]()
     print(f"[tessera synth] {board} / {config.name}: yosys + nextpnr in {build_dir}",
           file=sys.stderr, flush=True)
+    for stale in (f"{name}.rpt", f"{name}.tim", report_file):  # never report an old build
+        (build_dir / stale).unlink(missing_ok=True)
     start = time.monotonic()
-    with _stdout_to_stderr():
+    with _stdout_to_stderr(), _progress(build_dir, name):
         try:
             platform.build(
-                desc["top"](config), name=name, build_dir=str(build_dir), do_program=False,
+                desc["top" if top == "system" else top](config), name=name,
+                build_dir=str(build_dir), do_program=False,
                 synth_opts=desc.get("synth_opts", ""),
                 script_after_synth=f"tee -q -o {name}.stat.txt stat",
                 nextpnr_opts=f"--timing-allow-fail --seed {seed} --report {report_file}",
             )
         except Exception as error:  # subprocess failures surface with the tool's log
-            raise SynthError(f"{board} build failed: {error}; logs in {build_dir}") from error
+            raise SynthError(f"{board} build failed: {error}{_diagnosis(build_dir, name)}; "
+                             f"logs in {build_dir}") from error
     wall = time.monotonic() - start
     fmax, constraint, resources = parse_nextpnr_report(build_dir / report_file)
     bitstream = build_dir / f"{name}.{desc.get('bitstream_ext', 'bin')}"
@@ -123,6 +189,7 @@ def synth(board="icebreaker", config_name=None, seed=1, build_root=None):
     return {
         "board": board,
         "config": config.name,
+        "top": top,
         "seed": seed,
         "fmax_mhz": round(fmax, 2),
         "target_mhz": config.target_mhz,

@@ -20,3 +20,27 @@ def test_unknown_config_is_rejected(capsys):
         main(["verilog", "--config", "huge"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "/dev/ttyUSB1"], "--port needs --backend board"),
+    (["--backend", "board-sim", "--port", "/dev/ttyUSB1"], "--port needs --backend board"),
+    (["--backend", "board"], "--backend board needs --port (the board's serial port, e.g. "
+                             "/dev/ttyUSB1)"),
+    (["--backend", "board", "--board", "icebreaker"], "--backend board needs --port"),
+    (["--backend", "verilator", "--board", "icebreaker"],
+     "--board needs --backend board-sim or board"),
+    (["--faults", "3"], "--faults needs --backend board-sim"),
+])
+def test_gemm_board_options_are_checked(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gemm", "--m", "1", "--k", "1", "--n", "1", *args])
+    assert exit_info.value.code == 2
+    assert f"tessera gemm: error: {message}" in capsys.readouterr().err
+
+
+def test_gemm_on_a_missing_serial_port_fails_cleanly(capsys):
+    port = "/dev/tessera-no-such-port"
+    assert main(["gemm", "--m", "1", "--k", "1", "--n", "1", "--backend", "board",
+                 "--port", port]) == 1
+    assert capsys.readouterr().err.startswith(f"tessera gemm: {port}: ")

@@ -26,8 +26,10 @@ def test_memory_geometry():
 
 def test_dsp_budgets():
     assert preset("tiny").dsp_count == 8          # iCE40UP5K has 8 SB_MAC16
-    assert preset("small").dsp_count == 28        # LFE5U-25F has 28 MULT18X18D
-    assert preset("large").dsp_count == 144       # LFE5U-85F has 156
+    # ECP5: the post-processing's lanes take 4 MULT18X18D each (16 x 16 partial products).
+    small, large = preset("small"), preset("large")
+    assert small.dsp_count + 4 * small.postproc_lanes_per_cycle == 28  # LFE5U-25F has 28
+    assert large.dsp_count + 4 * large.postproc_lanes_per_cycle == 156  # LFE5U-85F has 156
     assert preset("asic").dsp_count == 0
     tiny = preset("tiny")
     kinds = [tiny.pe_multiplier(r, c) for r in range(4) for c in range(4)]
@@ -39,9 +41,10 @@ def test_dsp_budgets():
 
 
 def test_postproc_throughput():
-    """One row per cycle on the ECP5 and ASIC presets; tiny and micro time-multiplex."""
+    """One row per cycle on the ASIC preset; the FPGA presets and micro time-multiplex (the
+    DSP blocks are the PEs')."""
     cycles = {name: c.postproc_row_cycles for name, c in PRESETS.items()}
-    assert cycles == {"micro": 2, "tiny": 4, "small": 1, "large": 1, "asic": 1}
+    assert cycles == {"micro": 2, "tiny": 4, "small": 8, "large": 4, "asic": 1}
     assert TesseraConfig(dim=6, postproc_lanes=3).postproc_row_cycles == 2
 
 

@@ -6,11 +6,12 @@ import asyncio
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from hdl.axi4 import AXI4Signature, AXIBurst, AXIResp
+from hdl.axi4 import AXI4Signature
 from hdl.axi_lite import AXI4LiteRegisterBank
 from hdl.axi_ram import AXI4RAM, RAMPortSignature
 from hdl.config import PRESETS
@@ -51,37 +52,73 @@ CSR_MAP = RegisterMap("LINKTEST", [
 ])
 
 
+class ReadEnableGate(wiring.Component):
+    """Between the bridge and the RAM's host port: ``r_data`` is the RAM's in the cycle after
+    one with ``r_en`` and the inverted byte otherwise, so that a bridge relying on ``r_data``
+    without ``r_en`` (which a single-ported RAM allows) reads wrong bytes."""
+
+    def __init__(self, addr_width):
+        super().__init__({"host": In(RAMPortSignature(addr_width)),
+                          "ram": Out(RAMPortSignature(addr_width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        host, ram = self.host, self.ram
+        read = Signal()
+        m.d.sync += read.eq(host.r_en)
+        m.d.comb += [ram.addr.eq(host.addr), ram.w_data.eq(host.w_data), ram.w_en.eq(host.w_en),
+                     ram.r_en.eq(host.r_en), host.r_data.eq(Mux(read, ram.r_data, ~ram.r_data))]
+        return m
+
+
 class LinkBench(Elaboratable):
-    """HostLink + RAM + register bank; ``link.rx``, ``link.tx`` and ``link.frame_end`` are
-    the testbench's."""
+    """HostLink + RAM (behind a :class:`ReadEnableGate`) + register bank; ``link.rx``,
+    ``link.tx`` and ``link.frame_end`` are the testbench's."""
 
     def __init__(self, ram_bytes=RAM_BYTES, max_payload=MAX_PAYLOAD):
         self.link = HostLink(ram_bytes=ram_bytes, max_payload=max_payload)
         self.ram = AXI4RAM(ram_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4))
+        self.gate = ReadEnableGate(self.link.ram.signature.addr_width)
         self.bank = AXI4LiteRegisterBank(CSR_MAP, addr_width=12)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.link, m.submodules.ram, m.submodules.bank = self.link, self.ram, self.bank
+        m.submodules.gate = self.gate
         wiring.connect(m, self.link.csr, self.bank.bus)
-        wiring.connect(m, self.link.ram, self.ram.host)
+        wiring.connect(m, self.link.ram, self.gate.host)
+        wiring.connect(m, self.gate.ram, self.ram.host)
         return m
+
+
+class LoggedRAM(bytearray):
+    """The model's RAM: logs the addresses of the slices read from it (its MEM_READs)."""
+
+    def __init__(self, size):
+        super().__init__(size)
+        self.reads = []
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            self.reads += range(*key.indices(len(self)))
+        return super().__getitem__(key)
 
 
 def reference(ram_bytes=RAM_BYTES, max_payload=MAX_PAYLOAD):
     csr = RegisterBankModel(CSR_MAP, 12)
-    return BridgeModel(ram=bytearray(ram_bytes), csr=csr, max_payload=max_payload)
+    return BridgeModel(ram=LoggedRAM(ram_bytes), csr=csr, max_payload=max_payload)
 
 
 def run_bench(events, *, seed, stall=0.0, ram_bytes=RAM_BYTES, max_payload=MAX_PAYLOAD,
               max_cycles=200_000):
     """Feed ``events`` to the bridge: bytes, ``"END"`` (a frame_end pulse) or ``("ABORT",
-    cycles)`` (an abort pulse after that many idle cycles); returns the reply bytes and the
-    words pushed into PUSH. Fails if the bridge hangs."""
+    cycles)`` (an abort pulse after that many idle cycles); returns the reply bytes, the
+    words pushed into PUSH and the RAM addresses read (cycles with ``r_en``). Fails if the
+    bridge hangs, or reads and writes the RAM in one cycle."""
     bench = LinkBench(ram_bytes, max_payload)
     link = bench.link
     rng = np.random.default_rng(seed)
-    replies, pushed = bytearray(), []
+    replies, pushed, reads = bytearray(), [], []
 
     async def producer(ctx):
         for event in events:
@@ -113,18 +150,27 @@ def run_bench(events, *, seed, stall=0.0, ram_bytes=RAM_BYTES, max_payload=MAX_P
             if strobe:
                 pushed.append(data)
 
+    async def ram_port(ctx):
+        port = link.ram
+        while True:
+            _, _, r_en, w_en, addr = await ctx.tick().sample(port.r_en, port.w_en, port.addr)
+            assert not (r_en and w_en), f"seed={seed}: r_en and w_en together at {addr}"
+            if r_en:
+                reads.append(addr)
+
     sim = Simulator(bench)
     sim.add_clock(CLOCK)
     sim.add_testbench(producer)
     sim.add_process(consumer)
     sim.add_process(pushes)
+    sim.add_process(ram_port)
 
     async def watchdog(ctx):
         await ctx.delay(max_cycles * CLOCK)
         raise AssertionError(f"seed={seed}: the bridge hung (not done in {max_cycles} cycles)")
     sim.add_process(watchdog)
     sim.run()
-    return bytes(replies), pushed
+    return bytes(replies), pushed, reads
 
 
 def dump_frames(tag, ram_bytes=RAM_BYTES, max_payload=MAX_PAYLOAD):
@@ -141,7 +187,8 @@ def first_difference(got, want):
 
 
 def check(events, *, seed, stall=0.0):
-    """Run ``events`` on the bridge and on the model; the replies and pushes must agree.
+    """Run ``events`` on the bridge and on the model; the replies, the pushes and the RAM
+    addresses read (the bridge's ``r_en`` cycles, the model's MEM_READs) must agree.
     Returns the model (its RAM and registers are what the bridge's must be: the events end
     with reads of all of them)."""
     model = reference()
@@ -153,12 +200,14 @@ def check(events, *, seed, stall=0.0):
             model.abort()
         else:
             want += model.feed(event)
-    got, pushed = run_bench(events, seed=seed, stall=stall)
+    got, pushed, reads = run_bench(events, seed=seed, stall=stall)
     print(f"seed={seed} stall={stall}: {len(got)} reply bytes")
     assert got == bytes(want), (f"seed={seed}: replies differ at byte "
                                 f"{first_difference(got, want)}: got {got.hex()}, "
                                 f"want {bytes(want).hex()}")
     assert pushed == model.csr.pushed["PUSH"], f"seed={seed}: pushed {pushed}"
+    assert reads == model.ram.reads, (f"seed={seed}: r_en at {reads}, "
+                                      f"want {model.ram.reads}")
     return model, got
 
 
@@ -218,6 +267,8 @@ def good_frames():
         encode_request(Command.PING, 22, 0, 4),                               # ping: length 0
         bytes([0x42, 23, 0, 0, 0, 0, 0]) + crc16(bytes([0x42, 23] + [0] * 5)).to_bytes(2, "big"),
         bytes([0x43, 24, 0, 0, 0, 0, 2, 9, 9, 1, 2]),  # unknown, with payload, bad CRC
+        encode_request(Command.PING, 25, 1 << 31),                            # address unused
+        encode_request(Command.CSR_READ, 26, 1 << 16, 4),                     # far past 4 KiB
     ]
 
 
@@ -231,7 +282,7 @@ def test_bridge_good_and_refused_frames():
     assert statuses[10:] == ["BUS_ERROR", "BUS_ERROR", "BUS_ERROR", "BAD_ADDRESS",
                              "BAD_ADDRESS", "BAD_ADDRESS", "BAD_ADDRESS", "BUS_ERROR",
                              "BAD_LENGTH", "BAD_LENGTH", "BAD_LENGTH", "BAD_LENGTH",
-                             "BAD_COMMAND", "BAD_CRC"], statuses
+                             "BAD_COMMAND", "BAD_CRC", "OK", "BAD_ADDRESS"], statuses
     assert model.ram[:16] == bytes(range(1, 17)) and model.ram[-1] == 0xAA
 
 
@@ -284,12 +335,30 @@ def test_bridge_abort_drops_requests_and_replies():
     ping = encode_request(Command.PING, 3, 0)
     events = [write[:5], ("ABORT", 0), write[:-1], ("ABORT", 3), ping]
     check(events, seed=12)
-    got, _ = run_bench([write, ("ABORT", 0), read, ("ABORT", 40), ping], seed=12)
+    got, _, _ = run_bench([write, ("ABORT", 0), read, ("ABORT", 40), ping], seed=12)
     full = encode_reply(Status.OK, 2, bytes(4) + b"\x11\x22" + bytes(10))
     ping_reply = reference().feed(ping)
     assert got.endswith(ping_reply), got.hex()
     assert 0 < len(got) - len(ping_reply) < len(full), got.hex()
     assert full.startswith(got[:-len(ping_reply)]), got.hex()  # the write was done
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.5])
+def test_bridge_reads_ram_only_with_r_en(stall):
+    """``r_en`` is high once per byte of a good MEM_READ, at its address, and never otherwise
+    (writes, CSR accesses, refused reads); the bytes come back right from a RAM whose
+    ``r_data`` is wrong after a cycle without ``r_en`` (:class:`ReadEnableGate`)."""
+    data = bytes(range(0x90, 0xA0))
+    events = [encode_request(Command.MEM_WRITE, 1, 0x40, payload=data),
+              encode_request(Command.MEM_READ, 2, 0x40, 16),
+              encode_request(Command.CSR_READ, 3, 0x00, 8),
+              encode_request(Command.MEM_READ, 4, RAM_BYTES - 2, 3),   # past the end: refused
+              encode_request(Command.MEM_WRITE, 5, RAM_BYTES - 1, payload=b"\x5A"),
+              encode_request(Command.MEM_READ, 6, RAM_BYTES - 1, 1),
+              encode_request(Command.MEM_READ, 7, 0x4E, 2)]
+    model, got = check(events, seed=13, stall=stall)
+    assert model.ram.reads == [*range(0x40, 0x50), RAM_BYTES - 1, 0x4E, 0x4F]
+    assert encode_reply(Status.OK, 2, data) in got and encode_reply(Status.OK, 7, data[-2:]) in got
 
 
 def test_bridge_too_long_write_is_consumed_and_refused():
@@ -323,134 +392,6 @@ def test_bridge_random_bytes_never_hang(seed):
                                              dtype=np.uint8)))
     events += ["END", encode_request(Command.PING, 50, 0)] + dump_frames(60)
     check(events, seed=seed, stall=0.2)
-
-
-# --- The RAM. ---
-
-async def axi_write(ctx, axi, addr, beats, *, size=2, burst=AXIBurst.INCR, rng, stall):
-    for name, value in dict(awaddr=addr, awlen=len(beats) - 1, awsize=size, awburst=burst,
-                            awid=int(rng.integers(16)), awvalid=1).items():
-        ctx.set(getattr(axi, name), value)
-    await ctx.tick().until(axi.awready)
-    ctx.set(axi.awvalid, 0)
-    for i, (data, strb) in enumerate(beats):
-        idle = idle_cycles(rng, stall)
-        if idle:
-            await ctx.tick().repeat(idle)
-        ctx.set(axi.wdata, data)
-        ctx.set(axi.wstrb, strb)
-        ctx.set(axi.wlast, i == len(beats) - 1)
-        ctx.set(axi.wvalid, 1)
-        await ctx.tick().until(axi.wready)
-        ctx.set(axi.wvalid, 0)
-    ctx.set(axi.bready, 1)
-    resp, = await ctx.tick().sample(axi.bresp).until(axi.bvalid)
-    ctx.set(axi.bready, 0)
-    return AXIResp(resp)
-
-
-async def axi_read(ctx, axi, addr, length, *, size=2, burst=AXIBurst.INCR, rng, stall):
-    for name, value in dict(araddr=addr, arlen=length - 1, arsize=size, arburst=burst,
-                            arid=int(rng.integers(16)), arvalid=1).items():
-        ctx.set(getattr(axi, name), value)
-    await ctx.tick().until(axi.arready)
-    ctx.set(axi.arvalid, 0)
-    beats = []
-    while len(beats) < length:
-        ready = not (stall and rng.random() < stall)
-        ctx.set(axi.rready, ready)
-        _, _, valid, data, resp, last = await ctx.tick().sample(axi.rvalid, axi.rdata, axi.rresp,
-                                                          axi.rlast)
-        if valid and ready:
-            beats.append((data, AXIResp(resp), bool(last)))
-    ctx.set(axi.rready, 0)
-    return beats
-
-
-def burst_addresses(addr, length, size, burst):
-    step = 0 if burst == AXIBurst.FIXED else 1 << size
-    return [addr + i * step for i in range(length)]
-
-
-@pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_ram_bursts_match_model(stall):
-    """Random bursts (INCR and FIXED, full and narrow beats, random strobes, outside the
-    memory) while the host port writes its own region; then bursts across the end."""
-    seed = 8
-    size_bytes = 128
-    host_top = 96  # the host port writes [96, 128) while bursts stay below or outside
-    rng = np.random.default_rng(seed)
-    print(f"seed={seed} stall={stall}")
-    dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4))
-    memory = bytearray(size_bytes)
-    host_done, failures = [], []
-
-    async def burst(ctx, addr, length, size, burst):
-        addrs = burst_addresses(addr, length, size, burst)
-        if rng.random() < 0.5:
-            beats = [(int(rng.integers(1 << 32)), int(rng.integers(16))) for _ in addrs]
-            resp = await axi_write(ctx, dut.axi, addr, beats, size=size, burst=burst, rng=rng,
-                                   stall=stall)
-            for a, (data, strb) in zip(addrs, beats, strict=True):
-                for lane in range(4):
-                    if a < size_bytes and strb >> lane & 1:
-                        memory[(a & ~3) + lane] = data >> 8 * lane & 0xFF
-            want = AXIResp.DECERR if max(addrs) >= size_bytes else AXIResp.OKAY
-            if resp != want:
-                failures.append(f"write {addr:#x} x{length}: {resp}, want {want}")
-            return
-        beats = await axi_read(ctx, dut.axi, addr, length, size=size, burst=burst, rng=rng,
-                               stall=stall)
-        for i, (a, (data, resp, last)) in enumerate(zip(addrs, beats, strict=True)):
-            want = ((0, AXIResp.DECERR) if a >= size_bytes else
-                    (int.from_bytes(memory[a & ~3:(a & ~3) + 4], "little"), AXIResp.OKAY))
-            if (data, resp) != want or last != (i == length - 1):
-                failures.append(f"read {addr:#x} beat {i}: {data:#x} {resp} {last}, "
-                                f"want {want}")
-
-    async def bus(ctx):
-        for n in range(60):
-            length = int(rng.integers(1, 9))
-            size = int(rng.choice([2, 2, 2, 1, 0]))
-            kind = AXIBurst.FIXED if rng.random() < 0.15 else AXIBurst.INCR
-            span = (1 << size) * length
-            if n % 6 == 0:
-                addr = int(rng.choice([size_bytes, 0x1000, 0xFFFF_FF00]))  # all outside
-            else:
-                addr = int(rng.integers(0, (host_top - span) // 4 + 1)) * 4
-            await burst(ctx, addr, length, size, kind)
-        while not host_done:
-            await ctx.tick()
-        for addr in (size_bytes - 8, size_bytes - 4, size_bytes - 12):  # across the end
-            for _ in range(2):
-                await burst(ctx, addr, 4, 2, AXIBurst.INCR)
-        for addr in range(0, size_bytes, 32):
-            await burst(ctx, addr, 8, 2, AXIBurst.INCR)
-        for addr in range(size_bytes):
-            ctx.set(dut.host.addr, addr)
-            await ctx.tick()
-            if ctx.get(dut.host.r_data) != memory[addr]:
-                failures.append(f"host read {addr}: {ctx.get(dut.host.r_data)}, "
-                                f"want {memory[addr]}")
-
-    async def host(ctx):
-        for _ in range(60):
-            addr, value = int(rng.integers(host_top, size_bytes)), int(rng.integers(256))
-            await ctx.tick().repeat(int(rng.integers(1, 6)))
-            ctx.set(dut.host.addr, addr)
-            ctx.set(dut.host.w_data, value)
-            ctx.set(dut.host.w_en, 1)
-            await ctx.tick()
-            ctx.set(dut.host.w_en, 0)
-            memory[addr] = value
-        host_done.append(True)
-
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK)
-    sim.add_testbench(bus)
-    sim.add_testbench(host)
-    sim.run()
-    assert not failures, f"seed={seed}: {failures[:5]}"
 
 
 # --- The SPI target. ---

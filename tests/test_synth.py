@@ -64,21 +64,23 @@ def test_unknown_board():
 
 
 def test_icebreaker_smoke_build(capsys):
-    """The micro array on the iCEBreaker through yosys, nextpnr and icepack."""
-    code = main(["synth", "--board", "icebreaker", "--config", "micro", "--seed", "3", "--json"])
+    """The micro array (self-test top) on the iCEBreaker through yosys, nextpnr and icepack."""
+    code = main(["synth", "--board", "icebreaker", "--config", "micro", "--seed", "3",
+                 "--top", "selftest", "--json"])
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("board", "config", "seed", "fmax_mhz", "target_mhz", "timing_met", "resources",
                 "bitstream"):
         assert key in report
-    assert (report["board"], report["config"], report["seed"]) == ("icebreaker", "micro", 3)
+    assert (report["board"], report["config"], report["seed"], report["top"]) == \
+        ("icebreaker", "micro", 3, "selftest")
     assert report["target_mhz"] == 50.0
     assert code == (0 if report["timing_met"] else 1)
     assert report["timing_met"] == (report["fmax_mhz"] >= 50.0)
     used, available = report["resources"]["ICESTORM_LC"]
     assert 0 < used <= available == 5280
     assert report["resources"]["ICESTORM_PLL"] == [1, 1]
-    # micro multiplies behaviourally; synth_ice40 -dsp maps all 4 multipliers to DSPs.
-    assert report["resources"]["ICESTORM_DSP"][0] == 4
+    # micro multiplies behaviourally, and the iCEBreaker build infers no SB_MAC16.
+    assert report["resources"]["ICESTORM_DSP"][0] == 0
     bitstream = ROOT / report["bitstream"]
     assert bitstream.stat().st_size > 100_000   # a UP5K image is ~104 kB
 
@@ -89,8 +91,9 @@ def test_icebreaker_smoke_build(capsys):
     pytest.param("ulx3s-85f", "MULT18X18D", 156, marks=pytest.mark.slow),
 ])
 def test_ecp5_smoke_build(board, dsp_cell, dsps, capsys):
-    """The micro array through synth_ecp5, nextpnr-ecp5 and ecppack, with an EHXPLLL."""
-    main(["synth", "--board", board, "--config", "micro", "--json"])
+    """The micro array (self-test top) through synth_ecp5, nextpnr-ecp5 and ecppack, with an
+    EHXPLLL."""
+    main(["synth", "--board", board, "--config", "micro", "--top", "selftest", "--json"])
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (report["board"], report["config"]) == (board, "micro")
     assert report["resources"]["EHXPLLL"][0] == 1

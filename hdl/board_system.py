@@ -1,0 +1,109 @@
+"""The accelerator, its system memory and a UART host link: what an FPGA board top wraps."""
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
+
+from .axi_ram import AXI4RAM
+from .burst_splitter import dma_axi_signature
+from .config import TesseraConfig
+from .host_link import HostLink
+from .top import CSR_ADDR_WIDTH, Accelerator
+from .uart import UART
+
+__all__ = ["DEFAULT_BAUD", "DEFAULT_RAM_BYTES", "MAX_PAYLOAD", "BoardSystem"]
+
+#: 3 Mbaud: the FTDI FT2232H (iCEBreaker) and FT231X (ULX3S) rate limit.
+DEFAULT_BAUD = 3_000_000
+#: System memory: 64 KiB (two iCE40UP SPRAM tiles at 32 bits, 32 ECP5 DP16KD).
+DEFAULT_RAM_BYTES = 1 << 16
+#: Longest host-link transfer: the link buffers it in one block RAM.
+MAX_PAYLOAD = 252
+#: Idle line that ends a frame: 1 ms, longer than a USB-serial bridge's pause between USB
+#: packets (125 us microframes) and shorter than the host's pause after a request.
+GAP_SECONDS = 1e-3
+
+
+class BoardSystem(wiring.Component):
+    """A Tessera accelerator behind a UART host link, with on-chip system memory.
+
+    The host sends frames of :mod:`hdl.host_link` over ``uart_rx`` (8N1 at ``baud``); the
+    link reaches the accelerator's CSRs and the host port of the system memory
+    (:class:`hdl.axi_ram.AXI4RAM`, single-ported: iCE40 SPRAM or one block-RAM copy), which
+    the accelerator's DMA reaches at address 0. An idle line of :data:`GAP_SECONDS` in the
+    middle of a request truncates it (TRUNCATED reply); a corrupted request gets BAD_CRC;
+    neither changes anything (:class:`hdl.host_link.HostLink`).
+
+    Everything is in the ``sync`` domain, which the board top drives (PLL, reset
+    synchroniser). Vendor primitives come from the platform: SB_MAC16 and SPRAM on an
+    iCE40 UltraPlus, inferred multipliers and block RAM elsewhere.
+
+    Parameters
+    ----------
+    config : TesseraConfig
+    clk_hz : float
+        The ``sync`` clock frequency (the UART's divisor comes from it).
+    baud : int
+    ram_bytes : int
+        System memory size, a power of two.
+
+    Members
+    -------
+    uart_rx : In(1)
+    uart_tx : Out(1)
+    irq, link_busy, link_error, dma_active : Out(1)
+        Status for the board's LEDs.
+    """
+
+    def __init__(self, config, *, clk_hz, baud=DEFAULT_BAUD, ram_bytes=DEFAULT_RAM_BYTES):
+        if not isinstance(config, TesseraConfig):
+            self._MustUse__silence = True
+            raise TypeError(f"config must be a TesseraConfig, not {config!r}")
+        self.config, self.clk_hz, self.baud, self.ram_bytes = config, clk_hz, baud, ram_bytes
+        # Checked now, not at elaboration.
+        self._uart = UART(clk_hz, baud, gap_bits=max(20, round(baud * GAP_SECONDS)))
+        self._ram = AXI4RAM(ram_bytes, dma_axi_signature(config), single_port=True)
+        super().__init__({
+            "uart_rx": wiring.In(1, init=1),
+            "uart_tx": Out(1, init=1),
+            "irq": Out(1),
+            "link_busy": Out(1),
+            "link_error": Out(1),
+            "dma_active": Out(1),
+        })
+
+    @property
+    def divisor(self):
+        """Clock cycles per UART bit."""
+        return self._uart.divisor
+
+    @property
+    def gap_bits(self):
+        """Idle bit times that end a frame."""
+        return self._uart.gap_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.accelerator = accelerator = Accelerator(self.config)
+        m.submodules.ram = ram = self._ram
+        m.submodules.link = link = HostLink(ram_bytes=self.ram_bytes, max_payload=MAX_PAYLOAD,
+                                            csr_addr_width=CSR_ADDR_WIDTH)
+        m.submodules.uart = uart = self._uart
+        wiring.connect(m, accelerator.mem, ram.axi)
+        wiring.connect(m, link.csr, accelerator.csr)
+        wiring.connect(m, link.ram, ram.host)
+        wiring.connect(m, uart.rx, link.rx)
+        wiring.connect(m, link.tx, uart.tx)
+
+        mem = accelerator.mem
+        m.d.comb += [
+            link.frame_end.eq(uart.idle_gap),
+            uart.rx_pin.eq(self.uart_rx),
+            self.uart_tx.eq(uart.tx_pin),
+            self.irq.eq(accelerator.irq),
+            self.link_busy.eq(link.busy),
+            self.link_error.eq(link.error),
+            self.dma_active.eq(mem.arvalid | mem.rvalid | mem.awvalid | mem.wvalid
+                               | mem.bvalid),
+        ]
+        return m

@@ -1,0 +1,305 @@
+"""The system RAM (``AXI4RAM``) in both modes, and ``SinglePortRAM``: AXI bursts and the host
+port at the same time, checked against a byte array."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hdl.axi4 import AXI4Signature, AXIBurst, AXIResp
+from hdl.axi_ram import AXI4RAM
+from hdl.single_port_ram import SinglePortRAM
+from sim.streams import idle_cycles
+
+CLOCK = 1e-6
+
+
+async def axi_write(ctx, axi, addr, beats, *, size=2, burst=AXIBurst.INCR, rng, stall):
+    for name, value in dict(awaddr=addr, awlen=len(beats) - 1, awsize=size, awburst=burst,
+                            awid=int(rng.integers(16)), awvalid=1).items():
+        ctx.set(getattr(axi, name), value)
+    await ctx.tick().until(axi.awready)
+    ctx.set(axi.awvalid, 0)
+    for i, (data, strb) in enumerate(beats):
+        idle = idle_cycles(rng, stall)
+        if idle:
+            await ctx.tick().repeat(idle)
+        ctx.set(axi.wdata, data)
+        ctx.set(axi.wstrb, strb)
+        ctx.set(axi.wlast, i == len(beats) - 1)
+        ctx.set(axi.wvalid, 1)
+        await ctx.tick().until(axi.wready)
+        ctx.set(axi.wvalid, 0)
+    ctx.set(axi.bready, 1)
+    resp, = await ctx.tick().sample(axi.bresp).until(axi.bvalid)
+    ctx.set(axi.bready, 0)
+    return AXIResp(resp)
+
+
+async def axi_read(ctx, axi, addr, length, *, size=2, burst=AXIBurst.INCR, rng, stall):
+    for name, value in dict(araddr=addr, arlen=length - 1, arsize=size, arburst=burst,
+                            arid=int(rng.integers(16)), arvalid=1).items():
+        ctx.set(getattr(axi, name), value)
+    await ctx.tick().until(axi.arready)
+    ctx.set(axi.arvalid, 0)
+    beats = []
+    while len(beats) < length:
+        ready = not (stall and rng.random() < stall)
+        ctx.set(axi.rready, ready)
+        _, _, valid, data, resp, last = await ctx.tick().sample(axi.rvalid, axi.rdata, axi.rresp,
+                                                          axi.rlast)
+        if valid and ready:
+            beats.append((data, AXIResp(resp), bool(last)))
+    ctx.set(axi.rready, 0)
+    return beats
+
+
+def burst_addresses(addr, length, size, burst):
+    step = 0 if burst == AXIBurst.FIXED else 1 << size
+    return [addr + i * step for i in range(length)]
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.4])
+def test_ram_bursts_match_model(stall):
+    """Random bursts (INCR and FIXED, full and narrow beats, random strobes, outside the
+    memory) while the host port writes its own region; then bursts across the end."""
+    seed = 8
+    size_bytes = 128
+    host_top = 96  # the host port writes [96, 128) while bursts stay below or outside
+    rng = np.random.default_rng(seed)
+    print(f"seed={seed} stall={stall}")
+    dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4))
+    memory = bytearray(size_bytes)
+    host_done, failures = [], []
+
+    async def burst(ctx, addr, length, size, burst):
+        addrs = burst_addresses(addr, length, size, burst)
+        if rng.random() < 0.5:
+            beats = [(int(rng.integers(1 << 32)), int(rng.integers(16))) for _ in addrs]
+            resp = await axi_write(ctx, dut.axi, addr, beats, size=size, burst=burst, rng=rng,
+                                   stall=stall)
+            for a, (data, strb) in zip(addrs, beats, strict=True):
+                for lane in range(4):
+                    if a < size_bytes and strb >> lane & 1:
+                        memory[(a & ~3) + lane] = data >> 8 * lane & 0xFF
+            want = AXIResp.DECERR if max(addrs) >= size_bytes else AXIResp.OKAY
+            if resp != want:
+                failures.append(f"write {addr:#x} x{length}: {resp}, want {want}")
+            return
+        beats = await axi_read(ctx, dut.axi, addr, length, size=size, burst=burst, rng=rng,
+                               stall=stall)
+        for i, (a, (data, resp, last)) in enumerate(zip(addrs, beats, strict=True)):
+            want = ((0, AXIResp.DECERR) if a >= size_bytes else
+                    (int.from_bytes(memory[a & ~3:(a & ~3) + 4], "little"), AXIResp.OKAY))
+            if (data, resp) != want or last != (i == length - 1):
+                failures.append(f"read {addr:#x} beat {i}: {data:#x} {resp} {last}, "
+                                f"want {want}")
+
+    async def bus(ctx):
+        for n in range(60):
+            length = int(rng.integers(1, 9))
+            size = int(rng.choice([2, 2, 2, 1, 0]))
+            kind = AXIBurst.FIXED if rng.random() < 0.15 else AXIBurst.INCR
+            span = (1 << size) * length
+            if n % 6 == 0:
+                addr = int(rng.choice([size_bytes, 0x1000, 0xFFFF_FF00]))  # all outside
+            else:
+                addr = int(rng.integers(0, (host_top - span) // 4 + 1)) * 4
+            await burst(ctx, addr, length, size, kind)
+        while not host_done:
+            await ctx.tick()
+        for addr in (size_bytes - 8, size_bytes - 4, size_bytes - 12):  # across the end
+            for _ in range(2):
+                await burst(ctx, addr, 4, 2, AXIBurst.INCR)
+        for addr in range(0, size_bytes, 32):
+            await burst(ctx, addr, 8, 2, AXIBurst.INCR)
+        ctx.set(dut.host.r_en, 1)
+        for addr in range(size_bytes):
+            ctx.set(dut.host.addr, addr)
+            await ctx.tick()
+            if ctx.get(dut.host.r_data) != memory[addr]:
+                failures.append(f"host read {addr}: {ctx.get(dut.host.r_data)}, "
+                                f"want {memory[addr]}")
+
+    async def host(ctx):
+        for _ in range(60):
+            addr, value = int(rng.integers(host_top, size_bytes)), int(rng.integers(256))
+            await ctx.tick().repeat(int(rng.integers(1, 6)))
+            ctx.set(dut.host.addr, addr)
+            ctx.set(dut.host.w_data, value)
+            ctx.set(dut.host.w_en, 1)
+            await ctx.tick()
+            ctx.set(dut.host.w_en, 0)
+            memory[addr] = value
+        host_done.append(True)
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bus)
+    sim.add_testbench(host)
+    sim.run()
+    assert not failures, f"seed={seed}: {failures[:5]}"
+
+
+@pytest.mark.parametrize("single_port", [False, True])
+@pytest.mark.parametrize("stall", [0.0, 0.4])
+def test_bursts_and_host_port_match_model(single_port, stall):
+    """Random read and write bursts from two concurrent managers (edge data: 0, all-ones,
+    0x80 bytes) while the host port reads and writes its own region; host reads take ``r_en``
+    and check ``r_data`` the next cycle; then every byte is read back over AXI."""
+    seed = 21
+    size_bytes = 256
+    host_base = 192  # the host owns [192, 256); the bursts stay below it or go outside
+    rng = np.random.default_rng(seed)
+    print(f"seed={seed} single_port={single_port} stall={stall}")
+    dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                  single_port=single_port)
+    memory = bytearray(size_bytes)
+    failures, done = [], []
+    edge_words = [0, 0xFFFF_FFFF, 0x8080_8080, 0x7F7F_7F7F]
+
+    def random_burst(region_words):
+        length = int(rng.integers(1, 9))
+        size = int(rng.choice([2, 2, 1, 0]))
+        kind = AXIBurst.FIXED if rng.random() < 0.15 else AXIBurst.INCR
+        if rng.random() < 0.1:
+            return int(rng.choice([size_bytes, 0x1000])), length, size, kind
+        first = int(rng.integers(region_words[0], region_words[1] - length + 1))
+        return first * 4, length, size, kind
+
+    async def writer(ctx):
+        for n in range(40):
+            addr, length, size, kind = random_burst((0, 24))
+            addrs = burst_addresses(addr, length, size, kind)
+            beats = [(edge_words[n % 4] if n % 3 == 0 else int(rng.integers(1 << 32)),
+                      int(rng.integers(16))) for _ in addrs]
+            resp = await axi_write(ctx, dut.axi, addr, beats, size=size, burst=kind, rng=rng,
+                                   stall=stall)
+            for a, (data, strb) in zip(addrs, beats, strict=True):
+                for lane in range(4):
+                    if a < size_bytes and strb >> lane & 1:
+                        memory[(a & ~3) + lane] = data >> 8 * lane & 0xFF
+            want = AXIResp.DECERR if max(addrs) >= size_bytes else AXIResp.OKAY
+            if resp != want:
+                failures.append(f"write {addr:#x} x{length}: {resp}, want {want}")
+        done.append("writer")
+
+    async def reader(ctx):
+        # Reads [96, 192) once ``fill`` has written it; the writer stays below it.
+        while "filled" not in done:
+            await ctx.tick()
+        for _ in range(40):
+            addr, length, size, kind = random_burst((24, 48))
+            addrs = burst_addresses(addr, length, size, kind)
+            beats = await axi_read(ctx, dut.axi, addr, length, size=size, burst=kind, rng=rng,
+                                   stall=stall)
+            for i, (a, (data, resp, last)) in enumerate(zip(addrs, beats, strict=True)):
+                want = ((0, AXIResp.DECERR) if a >= size_bytes else
+                        (int.from_bytes(memory[a & ~3:(a & ~3) + 4], "little"), AXIResp.OKAY))
+                if (data, resp) != want or last != (i == length - 1):
+                    failures.append(f"read {addr:#x} beat {i}: {data:#x}, want {want}")
+        done.append("reader")
+
+    async def host(ctx):
+        for _ in range(120):
+            addr = int(rng.integers(host_base, size_bytes))
+            await ctx.tick().repeat(int(rng.integers(1, 4)))
+            ctx.set(dut.host.addr, addr)
+            if rng.random() < 0.5:
+                value = int(rng.choice([0, 0xFF, 0x80, 0x7F, int(rng.integers(256))]))
+                ctx.set(dut.host.w_data, value)
+                ctx.set(dut.host.w_en, 1)
+                await ctx.tick()
+                ctx.set(dut.host.w_en, 0)
+                memory[addr] = value
+            else:
+                ctx.set(dut.host.r_en, 1)
+                await ctx.tick()
+                ctx.set(dut.host.r_en, 0)
+                ctx.set(dut.host.addr, int(rng.integers(size_bytes)))  # must not matter
+                if ctx.get(dut.host.r_data) != memory[addr]:
+                    failures.append(f"host read {addr}: {ctx.get(dut.host.r_data)}, "
+                                    f"want {memory[addr]}")
+        done.append("host")
+
+    async def check_all(ctx):
+        while len(done) < 4:
+            await ctx.tick()
+        beats = await axi_read(ctx, dut.axi, 0, 64, rng=rng, stall=stall)
+        got = b"".join(data.to_bytes(4, "little") for data, _, _ in beats)
+        if got != bytes(memory):
+            failures.append(f"final contents differ at byte "
+                            f"{next(i for i in range(size_bytes) if got[i] != memory[i])}")
+
+    # The reader's region is first filled over AXI, so that it holds known non-zero data.
+    async def fill(ctx):
+        words = [int(rng.integers(1 << 32)) for _ in range(24)]
+        await axi_write(ctx, dut.axi, 96, [(w, 0xF) for w in words], rng=rng, stall=stall)
+        memory[96:192] = b"".join(w.to_bytes(4, "little") for w in words)
+        done.append("filled")
+        await writer(ctx)
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(fill)
+    sim.add_testbench(reader)
+    sim.add_testbench(host)
+    sim.add_testbench(check_all)
+    sim.run()
+    assert not failures, f"seed={seed}: {failures[:5]}"
+
+
+def test_single_port_ram_bytes_and_read_latency():
+    """Byte-enabled writes and reads one cycle later, edge values, back to back."""
+    seed = 5
+    rng = np.random.default_rng(seed)
+    print(f"seed={seed}")
+    dut = SinglePortRAM(width=32, depth=16)
+    model = [0] * 16
+
+    async def bench(ctx):
+        for n in range(200):
+            addr = int(rng.integers(16))
+            ctx.set(dut.addr, addr)
+            if n % 2 == 0 or rng.random() < 0.3:
+                data = int(rng.choice([0, 0xFFFF_FFFF, 0x8000_0080, int(rng.integers(1 << 32))]))
+                enables = int(rng.integers(16))
+                ctx.set(dut.w_data, data)
+                ctx.set(dut.w_en, enables)
+                ctx.set(dut.r_en, 0)
+                await ctx.tick()
+                ctx.set(dut.w_en, 0)
+                for lane in range(4):
+                    if enables >> lane & 1:
+                        mask = 0xFF << 8 * lane
+                        model[addr] = model[addr] & ~mask | data & mask
+            else:
+                ctx.set(dut.r_en, 1)
+                await ctx.tick()
+                ctx.set(dut.r_en, 0)
+                assert ctx.get(dut.r_data) == model[addr], f"seed={seed} read {addr}"
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def _unused(elaboratable):
+    elaboratable._MustUse__silence = True
+    return elaboratable
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: SinglePortRAM(width=12, depth=16), ValueError, r"^width must be a positive"),
+    (lambda: SinglePortRAM(width=32, depth=12), ValueError, r"^depth must be a power of two"),
+    (lambda: SinglePortRAM(width="32", depth=16), TypeError, r"^width must be an integer"),
+    (lambda: AXI4RAM(96, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                     single_port=True), ValueError, r"^a single-port RAM size must be"),
+    (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                     single_port=1), TypeError, r"^single_port must be a bool"),
+    (lambda: _unused(SinglePortRAM(width=32, depth=1 << 16)).spram_tiles(), ValueError,
+     r"needs 8 SPRAM tiles; an iCE40UP5K has 4$"),
+])
+def test_parameter_errors(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
