@@ -58,41 +58,56 @@ def burst_addresses(addr, length, size, burst):
     return [addr + i * step for i in range(length)]
 
 
+async def checked_write(ctx, dut, memory, failures, addr, beats, *, size, kind, rng, stall):
+    """A write burst, applied to ``memory`` (a bytearray: the expected contents); a wrong
+    response goes to ``failures``."""
+    addrs = burst_addresses(addr, len(beats), size, kind)
+    resp = await axi_write(ctx, dut.axi, addr, beats, size=size, burst=kind, rng=rng,
+                           stall=stall)
+    for a, (data, strb) in zip(addrs, beats, strict=True):
+        for lane in range(4):
+            if a < len(memory) and strb >> lane & 1:
+                memory[(a & ~3) + lane] = data >> 8 * lane & 0xFF
+    want = AXIResp.DECERR if max(addrs) >= len(memory) else AXIResp.OKAY
+    if resp != want:
+        failures.append(f"write {addr:#x} x{len(beats)}: {resp}, want {want}")
+
+
+async def checked_read(ctx, dut, memory, failures, addr, length, *, size, kind, rng, stall):
+    """A read burst, compared with ``memory`` (DECERR and 0 past its end)."""
+    addrs = burst_addresses(addr, length, size, kind)
+    beats = await axi_read(ctx, dut.axi, addr, length, size=size, burst=kind, rng=rng,
+                           stall=stall)
+    for i, (a, (data, resp, last)) in enumerate(zip(addrs, beats, strict=True)):
+        want = ((0, AXIResp.DECERR) if a >= len(memory) else
+                (int.from_bytes(memory[a & ~3:(a & ~3) + 4], "little"), AXIResp.OKAY))
+        if (data, resp) != want or last != (i == length - 1):
+            failures.append(f"read {addr:#x} beat {i}: {data:#x} {resp} {last}, want {want}")
+
+
+@pytest.mark.parametrize("single_port", [False, True])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_ram_bursts_match_model(stall):
+def test_ram_bursts_match_model(single_port, stall):
     """Random bursts (INCR and FIXED, full and narrow beats, random strobes, outside the
     memory) while the host port writes its own region; then bursts across the end."""
     seed = 8
     size_bytes = 128
     host_top = 96  # the host port writes [96, 128) while bursts stay below or outside
     rng = np.random.default_rng(seed)
-    print(f"seed={seed} stall={stall}")
-    dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4))
+    print(f"seed={seed} single_port={single_port} stall={stall}")
+    dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                  single_port=single_port)
     memory = bytearray(size_bytes)
     host_done, failures = [], []
 
-    async def burst(ctx, addr, length, size, burst):
-        addrs = burst_addresses(addr, length, size, burst)
+    async def burst(ctx, addr, length, size, kind):
         if rng.random() < 0.5:
-            beats = [(int(rng.integers(1 << 32)), int(rng.integers(16))) for _ in addrs]
-            resp = await axi_write(ctx, dut.axi, addr, beats, size=size, burst=burst, rng=rng,
-                                   stall=stall)
-            for a, (data, strb) in zip(addrs, beats, strict=True):
-                for lane in range(4):
-                    if a < size_bytes and strb >> lane & 1:
-                        memory[(a & ~3) + lane] = data >> 8 * lane & 0xFF
-            want = AXIResp.DECERR if max(addrs) >= size_bytes else AXIResp.OKAY
-            if resp != want:
-                failures.append(f"write {addr:#x} x{length}: {resp}, want {want}")
-            return
-        beats = await axi_read(ctx, dut.axi, addr, length, size=size, burst=burst, rng=rng,
-                               stall=stall)
-        for i, (a, (data, resp, last)) in enumerate(zip(addrs, beats, strict=True)):
-            want = ((0, AXIResp.DECERR) if a >= size_bytes else
-                    (int.from_bytes(memory[a & ~3:(a & ~3) + 4], "little"), AXIResp.OKAY))
-            if (data, resp) != want or last != (i == length - 1):
-                failures.append(f"read {addr:#x} beat {i}: {data:#x} {resp} {last}, "
-                                f"want {want}")
+            beats = [(int(rng.integers(1 << 32)), int(rng.integers(16))) for _ in range(length)]
+            await checked_write(ctx, dut, memory, failures, addr, beats, size=size, kind=kind,
+                                rng=rng, stall=stall)
+        else:
+            await checked_read(ctx, dut, memory, failures, addr, length, size=size, kind=kind,
+                               rng=rng, stall=stall)
 
     async def bus(ctx):
         for n in range(60):
@@ -169,18 +184,10 @@ def test_bursts_and_host_port_match_model(single_port, stall):
     async def writer(ctx):
         for n in range(40):
             addr, length, size, kind = random_burst((0, 24))
-            addrs = burst_addresses(addr, length, size, kind)
             beats = [(edge_words[n % 4] if n % 3 == 0 else int(rng.integers(1 << 32)),
-                      int(rng.integers(16))) for _ in addrs]
-            resp = await axi_write(ctx, dut.axi, addr, beats, size=size, burst=kind, rng=rng,
-                                   stall=stall)
-            for a, (data, strb) in zip(addrs, beats, strict=True):
-                for lane in range(4):
-                    if a < size_bytes and strb >> lane & 1:
-                        memory[(a & ~3) + lane] = data >> 8 * lane & 0xFF
-            want = AXIResp.DECERR if max(addrs) >= size_bytes else AXIResp.OKAY
-            if resp != want:
-                failures.append(f"write {addr:#x} x{length}: {resp}, want {want}")
+                      int(rng.integers(16))) for _ in range(length)]
+            await checked_write(ctx, dut, memory, failures, addr, beats, size=size, kind=kind,
+                                rng=rng, stall=stall)
         done.append("writer")
 
     async def reader(ctx):
@@ -189,14 +196,8 @@ def test_bursts_and_host_port_match_model(single_port, stall):
             await ctx.tick()
         for _ in range(40):
             addr, length, size, kind = random_burst((24, 48))
-            addrs = burst_addresses(addr, length, size, kind)
-            beats = await axi_read(ctx, dut.axi, addr, length, size=size, burst=kind, rng=rng,
-                                   stall=stall)
-            for i, (a, (data, resp, last)) in enumerate(zip(addrs, beats, strict=True)):
-                want = ((0, AXIResp.DECERR) if a >= size_bytes else
-                        (int.from_bytes(memory[a & ~3:(a & ~3) + 4], "little"), AXIResp.OKAY))
-                if (data, resp) != want or last != (i == length - 1):
-                    failures.append(f"read {addr:#x} beat {i}: {data:#x}, want {want}")
+            await checked_read(ctx, dut, memory, failures, addr, length, size=size, kind=kind,
+                               rng=rng, stall=stall)
         done.append("reader")
 
     async def host(ctx):
