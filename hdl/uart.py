@@ -55,8 +55,9 @@ class UART(wiring.Component):
     the end of a character's stop bit (measured from the synchronised line, so the pulse
     comes 2 to 3 cycles later), if a start bit was seen since the last pulse: not when the
     line is idle from reset. It is the host link's ``frame_end``; ``gap_bits`` must exceed
-    any pause the host's USB-serial bridge makes inside one write, and stay below the host's
-    own pause after a request (:class:`sw.link.SerialTransport`'s ``gap_s``).
+    any pause the host's USB-serial bridge makes inside one write, and stay below the silence
+    the host keeps before retrying a failed request (:class:`sw.link.SerialTransport`'s
+    ``gap_s``).
 
     Transmitter: ``tx.ready`` is high while nothing is sent and in the last cycle of a stop
     bit; the start bit begins the cycle after the handshake, so while ``tx.valid`` stays
