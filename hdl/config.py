@@ -101,6 +101,10 @@ class TesseraConfig:
         holds two of them, in flip-flops on an ASIC.
     insn_queue_depth : int
         Instructions (128 bits each) the instruction queue holds.
+    unit_queue_depth : int
+        Instructions each of the dispatcher's LOAD, EXEC and STORE queues holds (flip-flops,
+        up to 107 bits an instruction): how far the dispatcher can run ahead of a unit that
+        waits for a token.
 
     Raises
     ------
@@ -136,6 +140,7 @@ class TesseraConfig:
     dma_outstanding: int = 4
     dma_max_burst: int = 256
     insn_queue_depth: int = 64
+    unit_queue_depth: int = 4
 
     def __post_init__(self):
         if not isinstance(self.name, str):
@@ -191,6 +196,7 @@ class TesseraConfig:
             raise ValueError(f"dma_max_burst must be a power of two from 1 to 256, "
                              f"not {self.dma_max_burst!r}")
         _check_int("insn_queue_depth", self.insn_queue_depth, minimum=2)
+        _check_int("unit_queue_depth", self.unit_queue_depth, minimum=1)
         for memory in ("sp", "acc"):
             depth, banks = getattr(self, f"{memory}_depth"), getattr(self, f"{memory}_banks")
             _check_int(f"{memory}_depth", depth, minimum=1)
@@ -282,9 +288,10 @@ PRESETS = {
     # Post-processing one lane per cycle (a row every 4): its 32-bit multiplier is in LUTs.
     # Bursts of 16 beats and 16 queued instructions: the DMA buffer and the queue are a
     # sixteenth and a quarter of the defaults (the UP5K has 30 EBR and 5,280 LCs).
+    # Unit queues of 2 instructions: the dispatcher's queues are flip-flops.
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
                     dsp_products=2, dma_max_burst=16, insn_queue_depth=16,
-                    sp_depth=512, acc_depth=256, postproc_lanes=1),
+                    sp_depth=512, acc_depth=256, postproc_lanes=1, unit_queue_depth=2),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D for 64 PEs.
     # Scratchpad 4096 x 64 bit, accumulator 1024 x 256 bit: 32 of 56 DP16KD.
     "small": replace(_BASE, name="small", dim=8, target_mhz=80.0, multiplier="dsp", max_dsp=28,

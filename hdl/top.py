@@ -41,7 +41,8 @@ class _Core(wiring.Component):
         cfg = self.config
         regs = self.regs
 
-        m.submodules.dispatcher = dispatcher = Dispatcher(queue_depth=self.insn_queue_depth)
+        m.submodules.dispatcher = dispatcher = Dispatcher(
+            queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth)
         m.submodules.load = load = LoadUnit(cfg)
         m.submodules.exec = exec_ = ExecUnit(cfg)
         m.submodules.store = store = StoreUnit(cfg)
