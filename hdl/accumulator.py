@@ -76,8 +76,9 @@ class Accumulator(wiring.Component):
     @property
     def read_buffer_depth(self):
         """Rows the read answer buffer holds: 3, one read per cycle; fewer when the only
-        reader, the post-processing, takes a row every ``config.postproc_row_cycles``."""
-        return -(-self.read_latency // self.config.postproc_row_cycles) + 1
+        reader, the post-processing, takes a row every ``config.postproc_row_cycles`` (a
+        buffer entry is free again ``read_latency + 1`` cycles after its request)."""
+        return -(-(self.read_latency + 1) // self.config.postproc_row_cycles)
 
     @property
     def sram_shapes(self):
