@@ -290,11 +290,13 @@ PRESETS = {
     # sixteenth and a quarter of the defaults (the UP5K has 30 EBR and 5,280 LCs).
     # Unit queues of 2 instructions: the dispatcher's queues are flip-flops. Tags of 9 bits:
     # an accumulator row and the accumulate flag, all EXEC needs (the array and the
-    # post-processing carry the tag beside every row in flight).
+    # post-processing carry the tag beside every row in flight). Two DMA bursts in flight
+    # cover the on-chip system memory's (SPRAM) latency; the DMA's per-burst queues are
+    # flip-flops.
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
                     dsp_products=2, dma_max_burst=16, insn_queue_depth=16,
                     sp_depth=512, acc_depth=256, postproc_lanes=1, unit_queue_depth=2,
-                    tag_width=9),
+                    tag_width=9, dma_outstanding=2),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D for 64 PEs.
     # Scratchpad 4096 x 64 bit, accumulator 1024 x 256 bit: 32 of 56 DP16KD.
     "small": replace(_BASE, name="small", dim=8, target_mhz=80.0, multiplier="dsp", max_dsp=28,
