@@ -101,6 +101,9 @@ class TesseraConfig:
         holds two of them, in flip-flops on an ASIC.
     insn_queue_depth : int
         Instructions (128 bits each) the instruction queue holds.
+    perf_counter_width : int
+        Bits of each performance counter (1 to 32; CYCLES has twice as many): a counter
+        wraps modulo ``2**perf_counter_width`` and reads zero-extended to its 32-bit register.
     unit_queue_depth : int
         Instructions each of the dispatcher's LOAD, EXEC and STORE queues holds (flip-flops,
         up to 107 bits an instruction): how far the dispatcher can run ahead of a unit that
@@ -141,6 +144,7 @@ class TesseraConfig:
     dma_max_burst: int = 256
     insn_queue_depth: int = 64
     unit_queue_depth: int = 4
+    perf_counter_width: int = 32
 
     def __post_init__(self):
         if not isinstance(self.name, str):
@@ -197,6 +201,10 @@ class TesseraConfig:
                              f"not {self.dma_max_burst!r}")
         _check_int("insn_queue_depth", self.insn_queue_depth, minimum=2)
         _check_int("unit_queue_depth", self.unit_queue_depth, minimum=1)
+        _check_int("perf_counter_width", self.perf_counter_width, minimum=1)
+        if self.perf_counter_width > 32:
+            raise ValueError(f"perf_counter_width must be at most 32, "
+                             f"not {self.perf_counter_width!r}")
         for memory in ("sp", "acc"):
             depth, banks = getattr(self, f"{memory}_depth"), getattr(self, f"{memory}_banks")
             _check_int(f"{memory}_depth", depth, minimum=1)
@@ -292,11 +300,11 @@ PRESETS = {
     # an accumulator row and the accumulate flag, all EXEC needs (the array and the
     # post-processing carry the tag beside every row in flight). Two DMA bursts in flight
     # cover the on-chip system memory's (SPRAM) latency; the DMA's per-burst queues are
-    # flip-flops.
+    # flip-flops. Performance counters of 24 bits (CYCLES 48): each wraps after 0.5 s.
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
                     dsp_products=2, dma_max_burst=16, insn_queue_depth=16,
                     sp_depth=512, acc_depth=256, postproc_lanes=1, unit_queue_depth=2,
-                    tag_width=9, dma_outstanding=2),
+                    tag_width=9, dma_outstanding=2, perf_counter_width=24),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D for 64 PEs.
     # Scratchpad 4096 x 64 bit, accumulator 1024 x 256 bit: 32 of 56 DP16KD.
     "small": replace(_BASE, name="small", dim=8, target_mhz=80.0, multiplier="dsp", max_dsp=28,

@@ -125,8 +125,9 @@ class _Core(wiring.Component):
         if hasattr(regs, "error_addr_hi"):
             m.d.comb += regs.error_addr_hi.eq(regs.error_addr >> 32)
 
-        # --- Performance counters (held at 0 while PERF_CLEAR). ---
-        def counter(name, increment, width=32):
+        # --- Performance counters (held at 0 while PERF_CLEAR; config.perf_counter_width
+        # bits, CYCLES twice as many, read zero-extended). ---
+        def counter(name, increment, width=cfg.perf_counter_width):
             value = Signal(width, name=f"perf_{name}")
             with m.If(control.perf_clear):
                 m.d.sync += value.eq(0)
@@ -134,7 +135,7 @@ class _Core(wiring.Component):
                 m.d.sync += value.eq(value + increment)
             return value
 
-        cycles = counter("cycles", control.run & dispatcher.busy, 64)
+        cycles = counter("cycles", control.run & dispatcher.busy, 2 * cfg.perf_counter_width)
         m.d.comb += [regs.cycles_lo.eq(cycles[:32]), regs.cycles_hi.eq(cycles[32:])]
         retired = load.ctl.done + exec_.ctl.done + store.ctl.done + dispatcher.done
         m.d.comb += [
