@@ -94,7 +94,9 @@ class Accumulator(wiring.Component):
         row_layout = data.ArrayLayout(cfg.acc_shape, dim)
         banks = []
         for b in range(cfg.acc_banks):
-            banks.append(SRAM1R1W(cfg.acc_bank_depth, dim * cfg.acc_width))
+            # The row written in a cycle is forwarded to the reads of that cycle (`last_*`),
+            # so what the bank itself answers then does not matter.
+            banks.append(SRAM1R1W(cfg.acc_bank_depth, dim * cfg.acc_width, collision="any"))
             m.submodules[f"bank{b}"] = banks[-1]
 
         # Stage 0: accept a write; an accumulate reads its bank.

@@ -7,6 +7,7 @@ from amaranth.sim import Simulator
 from hdl.accumulator import Accumulator
 from hdl.config import TesseraConfig
 from hdl.scratchpad import Scratchpad
+from hdl.sram import SRAM1R1W
 from sim.model import AccumulatorModel, ScratchpadModel, replay
 from sim.streams import idle_cycles, stream_get, stream_put
 from sim.workload import random_operands
@@ -277,3 +278,35 @@ def test_scratchpad_second_port_full_rate_on_the_other_bank():
     sim.run()
     assert accepted["a"] == [1] * 20
     assert accepted["b"] == [1] * 10 + [0] * 10  # the same bank as port a: waits
+
+
+@pytest.mark.parametrize("collision, expected", [("old", 5), ("any", 7)])
+def test_sram_read_during_write(collision, expected):
+    """A read of the row written in the same cycle: the old row, or (``collision="any"``,
+    inline a transparent port) the new one; the next read sees the new row either way."""
+    dut = SRAM1R1W(4, 8, collision=collision)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.w_addr, 2)
+        ctx.set(dut.w_data, 5)
+        ctx.set(dut.w_en, 1)
+        await ctx.tick()
+        ctx.set(dut.w_data, 7)
+        ctx.set(dut.r_addr, 2)
+        ctx.set(dut.r_en, 1)
+        await ctx.tick()
+        ctx.set(dut.w_en, 0)
+        got.append(ctx.get(dut.r_data))
+        await ctx.tick()
+        got.append(ctx.get(dut.r_data))
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [expected, 7]
+
+
+def test_sram_collision_checked():
+    with pytest.raises(ValueError, match=r"^SRAM collision must be 'old' or 'any', not 'new'$"):
+        SRAM1R1W(4, 8, collision="new")
