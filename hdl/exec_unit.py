@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .accumulator import acc_write_layout
 from .isa import ADDR_BITS, ErrorCause, Opcode, exec_layout, unit_signature
-from .scratchpad import sp_read_layout
+from .scratchpad import Scratchpad, sp_read_layout
 from .systolic import SystolicArray
 
 __all__ = ["ExecUnit", "exec_tag_layout"]
@@ -64,9 +64,10 @@ class ExecUnit(wiring.Component):
         The tag (``exec_tag_layout``) does not fit ``config.tag_width``.
     """
 
-    #: Reads in flight between the scratchpad and the array; instructions queued per reader;
+    #: Reads in flight between the scratchpad and the array (no more than the scratchpad's
+    #: answer buffer holds: ``read_latency + 1``); instructions queued per reader;
     #: instructions in flight.
-    route_depth, queue_depth, inflight_depth = 8, 2, 4
+    route_depth, queue_depth, inflight_depth = Scratchpad.read_latency + 1, 2, 4
 
     def __init__(self, config):
         if exec_tag_layout(config).size > config.tag_width:
