@@ -102,6 +102,7 @@ class SystolicArray(wiring.Component):
 
     def __init__(self, config, *, result_buffer=True):
         if not isinstance(result_buffer, bool):
+            self._MustUse__silence = True  # never built: no "created but never used" warning
             raise TypeError(f"result_buffer must be a bool, not {result_buffer!r}")
         self.config = config
         self.result_buffer = result_buffer
