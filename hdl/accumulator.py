@@ -45,7 +45,8 @@ class Accumulator(wiring.Component):
       later, and (through forwarding) to reads accepted the next cycle.
     - ``read`` -> ``read_data``: one row per cycle, answer 2 cycles after the request (empty
       response buffer). A read sees every write accepted in an earlier cycle.
-    - Back-pressure on ``read_data`` fills a 3-row buffer, then ``read.ready`` drops.
+    - Back-pressure on ``read_data`` fills a buffer of :attr:`read_buffer_depth` rows, then
+      ``read.ready`` drops.
     - An address at or above ``acc_depth`` is refused, never wrapped: a write is dropped, a
       read answers a zero row with ``error`` set, and the sticky ``error`` output rises.
 
@@ -73,6 +74,13 @@ class Accumulator(wiring.Component):
     read_latency = 2
 
     @property
+    def read_buffer_depth(self):
+        """Rows the read answer buffer holds: 3, one read per cycle; fewer when the only
+        reader, the post-processing, takes a row every ``config.postproc_row_cycles`` (a
+        buffer entry is free again ``read_latency + 1`` cycles after its request)."""
+        return -(-(self.read_latency + 1) // self.config.postproc_row_cycles)
+
+    @property
     def sram_shapes(self):
         """``(depth, width)`` of each bank."""
         return [(self.config.acc_bank_depth, self.config.dim * self.config.acc_width)] * \
@@ -86,7 +94,9 @@ class Accumulator(wiring.Component):
         row_layout = data.ArrayLayout(cfg.acc_shape, dim)
         banks = []
         for b in range(cfg.acc_banks):
-            banks.append(SRAM1R1W(cfg.acc_bank_depth, dim * cfg.acc_width))
+            # The row written in a cycle is forwarded to the reads of that cycle (`last_*`),
+            # so what the bank itself answers then does not matter.
+            banks.append(SRAM1R1W(cfg.acc_bank_depth, dim * cfg.acc_width, collision="any"))
             m.submodules[f"bank{b}"] = banks[-1]
 
         # Stage 0: accept a write; an accumulate reads its bank.
@@ -133,7 +143,8 @@ class Accumulator(wiring.Component):
         m.d.sync += [last_valid.eq(s1_valid), last_addr.eq(s1_addr), last_row.eq(total)]
 
         # Store path: a read waits while an accumulate uses the same bank's read port.
-        m.submodules.response = response = ResponseBuffer(acc_read_layout(cfg), 1)
+        m.submodules.response = response = ResponseBuffer(
+            acc_read_layout(cfg), self.read_latency - 1, depth=self.read_buffer_depth)
         wiring.connect(m, wiring.flipped(self.read_data), response.output)
         r_addr = self.read.payload
         r_in_range = r_addr < cfg.acc_depth

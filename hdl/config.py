@@ -101,6 +101,13 @@ class TesseraConfig:
         holds two of them, in flip-flops on an ASIC.
     insn_queue_depth : int
         Instructions (128 bits each) the instruction queue holds.
+    perf_counter_width : int
+        Bits of each performance counter (1 to 32; CYCLES has twice as many): a counter
+        wraps modulo ``2**perf_counter_width`` and reads zero-extended to its 32-bit register.
+    unit_queue_depth : int
+        Instructions each of the dispatcher's LOAD, EXEC and STORE queues holds (flip-flops,
+        up to 107 bits an instruction): how far the dispatcher can run ahead of a unit that
+        waits for a token.
 
     Raises
     ------
@@ -136,6 +143,8 @@ class TesseraConfig:
     dma_outstanding: int = 4
     dma_max_burst: int = 256
     insn_queue_depth: int = 64
+    unit_queue_depth: int = 4
+    perf_counter_width: int = 32
 
     def __post_init__(self):
         if not isinstance(self.name, str):
@@ -191,6 +200,11 @@ class TesseraConfig:
             raise ValueError(f"dma_max_burst must be a power of two from 1 to 256, "
                              f"not {self.dma_max_burst!r}")
         _check_int("insn_queue_depth", self.insn_queue_depth, minimum=2)
+        _check_int("unit_queue_depth", self.unit_queue_depth, minimum=1)
+        _check_int("perf_counter_width", self.perf_counter_width, minimum=1)
+        if self.perf_counter_width > 32:
+            raise ValueError(f"perf_counter_width must be at most 32, "
+                             f"not {self.perf_counter_width!r}")
         for memory in ("sp", "acc"):
             depth, banks = getattr(self, f"{memory}_depth"), getattr(self, f"{memory}_banks")
             _check_int(f"{memory}_depth", depth, minimum=1)
@@ -282,9 +296,15 @@ PRESETS = {
     # Post-processing one lane per cycle (a row every 4): its 32-bit multiplier is in LUTs.
     # Bursts of 16 beats and 16 queued instructions: the DMA buffer and the queue are a
     # sixteenth and a quarter of the defaults (the UP5K has 30 EBR and 5,280 LCs).
+    # Unit queues of 2 instructions: the dispatcher's queues are flip-flops. Tags of 9 bits:
+    # an accumulator row and the accumulate flag, all EXEC needs (the array and the
+    # post-processing carry the tag beside every row in flight). Two DMA bursts in flight
+    # cover the on-chip system memory's (SPRAM) latency; the DMA's per-burst queues are
+    # flip-flops. Performance counters of 24 bits (CYCLES 48): each wraps after 0.5 s.
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
                     dsp_products=2, dma_max_burst=16, insn_queue_depth=16,
-                    sp_depth=512, acc_depth=256, postproc_lanes=1),
+                    sp_depth=512, acc_depth=256, postproc_lanes=1, unit_queue_depth=2,
+                    tag_width=9, dma_outstanding=2, perf_counter_width=24),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D, 24 for PEs and 4 for the post-processing's
     # partial products (one lane per cycle: a row every 8 cycles, enough for K >= 64; eight
     # lanes took 32 MULT18X18D). Scratchpad 4096 x 64 bit, accumulator 1024 x 256 bit: 32 of

@@ -5,7 +5,18 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .isa import INSN_WIDTH, ErrorCause, Opcode, Unit, header_layout, unit_signature
+from .isa import (
+    INSN_WIDTH,
+    ErrorCause,
+    Opcode,
+    Unit,
+    config_layout,
+    exec_layout,
+    header_layout,
+    load_layout,
+    store_layout,
+    unit_signature,
+)
 
 __all__ = ["Dispatcher"]
 
@@ -14,18 +25,33 @@ _UNITS = ("load", "exec", "store")
 _NEIGHBOURS = {"load": (None, "exec"), "exec": ("load", "store"), "store": ("exec", None)}
 
 
+def _fields_width(*layouts):
+    """Bits of an instruction below its ``reserved`` padding: all its unit reads."""
+    return max(layout["reserved"].offset for layout in layouts)
+
+
+#: Width of each unit queue: the low bits of an instruction that hold its unit's fields.
+_UNIT_WIDTHS = {"load": _fields_width(load_layout()), "exec": _fields_width(exec_layout()),
+                "store": _fields_width(store_layout(), config_layout())}
+
+
 class Dispatcher(wiring.Component):
     """Takes 32-bit instruction words from the host, queues whole instructions, hands them to
     the LOAD, EXEC and STORE units in program order and keeps the tokens between them.
 
     - ``words``: four words (least significant first) make an instruction, queued in an
-      instruction queue of ``queue_depth`` entries. A word pushed while the queue is full is
-      dropped and latches ``QUEUE_FULL`` (the host reads ``free`` before pushing).
+      instruction queue of ``queue_depth`` instructions. It holds them as 32-bit words
+      (``4 * queue_depth`` entries, block RAM on an FPGA: a 128-bit-wide queue would take
+      eight iCE40 EBR whatever its depth) and gathers the head instruction's four words
+      again before decoding it. A word pushed while the queue is full is dropped and latches
+      ``QUEUE_FULL`` (the host reads ``free`` before pushing).
     - While ``run`` is high (and no error is latched) the head instruction is decoded:
       an undefined opcode latches ``UNDEFINED_OPCODE``, a dependency flag its unit cannot
       have ``MALFORMED``; LOAD, EXEC, STORE and CONFIG move to their unit's queue
-      (``unit_queue_depth`` entries); END waits until every unit has finished everything,
-      then pulses ``done``. Lowering ``run`` pauses after the instructions already moved.
+      (``unit_queue_depth`` entries, each only as wide as the fields of its unit's opcodes:
+      the reserved bits above them read as 0 at the unit); END waits until every unit has
+      finished everything, then pulses ``done``. Lowering ``run`` pauses after the
+      instructions already moved.
     - A unit's head instruction is handed over once its ``pop_prev``/``pop_next`` tokens are
       there (they are taken at the handover); its ``push_prev``/``push_next`` tokens are
       given when the unit reports it done. Token counters are 16 bits.
@@ -35,9 +61,9 @@ class Dispatcher(wiring.Component):
       handing out instructions; the units finish what is on a bus.
       Only reset clears the error.
 
-    Timing: one instruction per cycle from the instruction queue into the unit queues, and
-    one per cycle per unit out of them; a token given in one cycle lets a waiting
-    instruction go in the next.
+    Timing: one instruction every four cycles from the instruction queue into the unit
+    queues (as fast as the host can push words), and one per cycle per unit out of them; a
+    token given in one cycle lets a waiting instruction go in the next.
 
     Members
     -------
@@ -60,6 +86,10 @@ class Dispatcher(wiring.Component):
     """
 
     def __init__(self, *, queue_depth=64, unit_queue_depth=4):
+        for name, value in (("queue_depth", queue_depth), ("unit_queue_depth", unit_queue_depth)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                self._MustUse__silence = True  # never built: no "created but never used"
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
         self.queue_depth, self.unit_queue_depth = queue_depth, unit_queue_depth
         super().__init__({
             "words": In(stream.Signature(32)),
@@ -81,34 +111,48 @@ class Dispatcher(wiring.Component):
         error_unit = Signal(2)
         raise_error = []  # (condition, cause, unit), in priority order
 
-        # --- Words into instructions into the instruction queue. ---
-        m.submodules.queue = queue = SyncFIFOBuffered(width=INSN_WIDTH,
-                                                      depth=self.queue_depth)
-        partial = Signal(INSN_WIDTH - 32)
+        # --- Words into the instruction queue, gathered into the head instruction. ---
+        words_per_insn = INSN_WIDTH // 32
+        m.submodules.queue = queue = SyncFIFOBuffered(width=32,
+                                                      depth=words_per_insn * self.queue_depth)
         word_index = Signal(2)
-        count = Signal(range(self.queue_depth + 1))  # instructions queued (or in its output)
+        # Instructions complete in the queue or at its head. A word is pushed only while
+        # fewer than queue_depth are, so the words never overflow the queue.
+        count = Signal(range(self.queue_depth + 1))
         m.d.comb += [
             self.words.ready.eq(1),
-            queue.w_data.eq(Cat(partial, self.words.payload)),
+            queue.w_data.eq(self.words.payload),
         ]
         full = count == self.queue_depth
+        completes = Signal()  # the word that completes an instruction is pushed
         with m.If(self.words.valid & ~full):
+            m.d.comb += [queue.w_en.eq(1), completes.eq(word_index == words_per_insn - 1)]
             m.d.sync += word_index.eq(word_index + 1)
-            with m.If(word_index == 3):
-                m.d.comb += queue.w_en.eq(1)
-            with m.Else():
-                m.d.sync += partial.word_select(word_index, 32).eq(self.words.payload)
         raise_error.append((self.words.valid & full, ErrorCause.QUEUE_FULL, Unit.DISPATCH))
         m.d.comb += self.free.eq(self.queue_depth - count)
 
+        # The head gathers words (each shifted in from the top) until it holds four.
+        insn = Signal(INSN_WIDTH)
+        gathered = Signal(range(words_per_insn + 1))
+        insn_valid = gathered == words_per_insn
+        leaves = Signal()  # the head instruction moves to its unit queue, or END finishes
+        take = queue.r_rdy & (~insn_valid | leaves)
+        m.d.comb += queue.r_en.eq(take)
+        with m.If(take):
+            m.d.sync += insn.eq(Cat(insn[32:], queue.r_data))
+        with m.If(leaves):
+            m.d.sync += gathered.eq(take)
+        with m.Elif(take):
+            m.d.sync += gathered.eq(gathered + 1)
+
         # --- Decode the head instruction into a unit queue. ---
-        header = header_layout()(queue.r_data[:header_layout().size])
+        header = header_layout()(insn[:header_layout().size])
         unit_queues = {}
         for name in _UNITS:
-            unit_queues[name] = fifo = SyncFIFOBuffered(width=INSN_WIDTH,
-                                                        depth=self.unit_queue_depth)
+            width = _UNIT_WIDTHS[name]
+            unit_queues[name] = fifo = SyncFIFOBuffered(width=width, depth=self.unit_queue_depth)
             m.submodules[f"{name}_queue"] = fifo
-            m.d.comb += fifo.w_data.eq(queue.r_data)
+            m.d.comb += fifo.w_data.eq(insn[:width])
         opcode = header.opcode
         target = {
             "load": opcode == Opcode.LOAD,
@@ -120,7 +164,7 @@ class Dispatcher(wiring.Component):
         bad_flags = ((target["load"] | is_end) & (header.pop_prev | header.push_prev)) | (
             (target["store"] | is_end) & (header.pop_next | header.push_next))
 
-        go = self.run & (error == ErrorCause.NONE) & queue.r_rdy
+        go = self.run & (error == ErrorCause.NONE) & insn_valid
         raise_error.append((go & undefined, ErrorCause.UNDEFINED_OPCODE, Unit.DISPATCH))
         raise_error.append((go & ~undefined & bad_flags, ErrorCause.MALFORMED, Unit.DISPATCH))
         ok = go & ~undefined & ~bad_flags
@@ -156,7 +200,7 @@ class Dispatcher(wiring.Component):
             m.submodules[f"{name}_flags"] = pushes = SyncFIFOBuffered(width=2, depth=8)
             m.d.comb += [
                 unit.insn.valid.eq(fifo.r_rdy & may_go & pushes.w_rdy),
-                unit.insn.payload.eq(fifo.r_data),
+                unit.insn.payload.eq(fifo.r_data),  # zero-extended
                 fifo.r_en.eq(unit.insn.valid & unit.insn.ready),
                 pushes.w_en.eq(fifo.r_en),
                 pushes.w_data.eq(Cat(head.push_prev, head.push_next)),
@@ -190,18 +234,18 @@ class Dispatcher(wiring.Component):
 
         # --- END: wait until every unit is idle; a wait that cannot end is an error. ---
         all_idle = idle["load"] & idle["exec"] & idle["store"]
-        m.d.comb += self.busy.eq((queue.r_rdy & (error == ErrorCause.NONE)) | ~all_idle)
+        m.d.comb += self.busy.eq(((count != 0) & (error == ErrorCause.NONE)) | ~all_idle)
         at_end = go & ~undefined & is_end
         underflow = Cat(waiting & idle[giver] for (giver, _), waiting in missing.items()).any()
         raise_error.append((at_end & underflow, ErrorCause.TOKEN_UNDERFLOW, Unit.DISPATCH))
         finish = at_end & all_idle & ~bad_flags
-        m.d.comb += queue.r_en.eq(moved | finish)
+        m.d.comb += leaves.eq(moved | finish)
         m.d.sync += self.done.eq(finish)
 
         # Instructions counted from the word that completes one to the one leaving.
-        with m.If(queue.w_en & ~queue.r_en):
+        with m.If(completes & ~leaves):
             m.d.sync += count.eq(count + 1)
-        with m.Elif(queue.r_en & ~queue.w_en):
+        with m.Elif(leaves & ~completes):
             m.d.sync += count.eq(count - 1)
 
         # --- The first error wins. ---

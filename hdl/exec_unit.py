@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .accumulator import acc_write_layout
 from .isa import ADDR_BITS, ErrorCause, Opcode, exec_layout, unit_signature
-from .scratchpad import sp_read_layout
+from .scratchpad import Scratchpad, sp_read_layout
 from .systolic import SystolicArray
 
 __all__ = ["ExecUnit", "exec_tag_layout"]
@@ -43,8 +43,10 @@ class ExecUnit(wiring.Component):
       while this one computes.
     - ``done`` pulses in the cycle after an instruction's last result row was written to
       the accumulator (about ``array.latency + 3`` cycles after its last read).
-    - Back-pressure: none from the accumulator (its writes are always ready); the array's
-      credit-based ``acts.ready`` and its full shadow tile hold the readers.
+    - Back-pressure: none from the accumulator: ``acc_write.ready`` must be high whenever
+      ``acc_write.valid`` is (the accumulator's write port always is), so the array runs
+      without an output buffer (``result_buffer=False``); its full shadow tile holds the
+      readers.
 
     Members
     -------
@@ -52,6 +54,7 @@ class ExecUnit(wiring.Component):
     sp_read, sp_weight_read : Out(stream.Signature(config.addr_width))
     sp_read_data, sp_weight_read_data : In(stream.Signature(sp_read_layout(config)))
     acc_write : Out(stream.Signature(acc_write_layout(config)))
+        Always ready in the cycles it is valid.
     computing : Out(1)
         An activation row entered the array in this cycle (``dim * dim`` MACs).
 
@@ -61,9 +64,10 @@ class ExecUnit(wiring.Component):
         The tag (``exec_tag_layout``) does not fit ``config.tag_width``.
     """
 
-    #: Reads in flight between the scratchpad and the array; instructions queued per reader;
+    #: Reads in flight between the scratchpad and the array (no more than the scratchpad's
+    #: answer buffer holds: ``read_latency + 1``); instructions queued per reader;
     #: instructions in flight.
-    route_depth, queue_depth, inflight_depth = 8, 2, 4
+    route_depth, queue_depth, inflight_depth = Scratchpad.read_latency + 1, 2, 4
 
     def __init__(self, config):
         if exec_tag_layout(config).size > config.tag_width:
@@ -85,7 +89,7 @@ class ExecUnit(wiring.Component):
         m = Module()
         cfg, dim = self.config, self.config.dim
         ctl = self.ctl
-        m.submodules.array = array = SystolicArray(cfg)
+        m.submodules.array = array = SystolicArray(cfg, result_buffer=False)
 
         error = Signal(ErrorCause)
         m.d.comb += ctl.error.eq(error)
@@ -188,7 +192,6 @@ class ExecUnit(wiring.Component):
             self.acc_write.payload.addr.eq(result_tag.acc_addr),
             self.acc_write.payload.row.eq(array.results.payload.row),
             self.acc_write.payload.accumulate.eq(result_tag.accumulate),
-            array.results.ready.eq(self.acc_write.ready),
         ]
         written = Signal(ADDR_BITS)
         wrote = self.acc_write.valid & self.acc_write.ready

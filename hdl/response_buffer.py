@@ -28,8 +28,10 @@ class ResponseBuffer(wiring.Component):
     latency : int
         Cycles from ``issue`` to ``data``.
     depth : int or None
-        FIFO entries; an owner that issues at most one request every ``R`` cycles needs only
-        ``ceil((latency + 1) / R) + 1`` for its full rate. ``None``: ``latency + 2``.
+        FIFO entries; an entry is free again ``latency + 2`` cycles after its request (when
+        ``output`` takes the answer at once), so an owner that issues at most one request
+        every ``R`` cycles needs only ``ceil((latency + 2) / R)`` for its full rate.
+        ``None``: ``latency + 2``.
 
     Members
     -------

@@ -30,7 +30,18 @@ class SRAM1R1W(wiring.Component):
     Timing: ``r_data`` is the row at ``r_addr`` one cycle after ``r_en``, and holds while
     ``r_en`` is low. A read and a write of the same row in one cycle return the old row (not
     transparent, like most SRAM macros); the new row is read from the next cycle on.
+    With ``collision="any"`` the owner promises never to use the data of such a read (it
+    forwards the written row itself), and the read may return the old or the new row: inline,
+    the read port is then transparent, which FPGAs build more cheaply (yosys gives an iCE40
+    EBR old-data reads with a delayed write plus transparency logic: ``2 * width`` flip-flops
+    instead of ``width``); a macro keeps returning the old row.
     Contents are undefined after power-up (zero in simulation).
+
+    Parameters
+    ----------
+    depth, width : int
+    collision : "old" or "any"
+        What a read of the row written in the same cycle returns: the old row, or either.
 
     Members
     -------
@@ -38,12 +49,15 @@ class SRAM1R1W(wiring.Component):
     w_addr, w_en, w_data : write port.
     """
 
-    def __init__(self, depth, width):
+    def __init__(self, depth, width, *, collision="old"):
+        if collision not in ("old", "any"):
+            self._MustUse__silence = True  # never built: no "created but never used" warning
+            raise ValueError(f"SRAM collision must be 'old' or 'any', not {collision!r}")
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"SRAM depth must be a positive integer, not {depth!r}")
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"SRAM width must be a positive integer, not {width!r}")
-        self.depth, self.width = depth, width
+        self.depth, self.width, self.collision = depth, width, collision
         super().__init__({
             "r_addr": In(range(depth)),
             "r_en": In(1),
@@ -68,8 +82,8 @@ class SRAM1R1W(wiring.Component):
         m = Module()
         m.submodules.memory = memory = Memory(shape=unsigned(self.width), depth=self.depth,
                                               init=[])
-        read = memory.read_port()
         write = memory.write_port()
+        read = memory.read_port(transparent_for=(write,) if self.collision == "any" else ())
         m.d.comb += [
             read.addr.eq(self.r_addr), read.en.eq(self.r_en), self.r_data.eq(read.data),
             write.addr.eq(self.w_addr), write.en.eq(self.w_en), write.data.eq(self.w_data),

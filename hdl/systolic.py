@@ -72,6 +72,11 @@ class SystolicArray(wiring.Component):
       ``acts.ready`` is credit based (rows in flight plus buffered < depth), so when
       ``results.ready`` is low the array keeps running, nothing is dropped or duplicated, and
       the full rate is sustained whenever ``results.ready`` stays high.
+      With ``result_buffer=False`` there is no buffer (:attr:`buffer_depth` is 0) and
+      ``results`` is always ready: a result row is on ``results`` for exactly the one cycle
+      :attr:`latency` cycles after its activation row (one cycle less than with the buffer),
+      for a consumer that takes a row every cycle (the accumulator's write port). That saves
+      the buffer's ``latency + 1`` result rows of flip-flops.
     - Bubbles (``valid`` low) are allowed on every stream at any time.
     - Combinational paths: ``acts.ready`` depends on ``acts.valid`` and ``acts.payload.swap``,
       ``weights.ready`` on those too (the next tile's first row may enter in the cycle a swap
@@ -81,23 +86,31 @@ class SystolicArray(wiring.Component):
     Parameters
     ----------
     config : TesseraConfig
+    result_buffer : bool
+        Whether results leave through the credit-based output buffer (the default), or
+        unbuffered on an always-ready ``results`` stream.
 
     Members
     -------
     weights : In(stream.Signature(weight_row_layout(config)))
     acts : In(stream.Signature(act_row_layout(config)))
-    results : Out(stream.Signature(result_row_layout(config)))
+    results : Out(stream.Signature(result_row_layout(config), always_ready=not result_buffer))
     error : Out(1)
         Sticky: a weight row had ``last`` set where it should not, or missed it on row dim-1.
         The array still counts rows by position; only reset clears the flag.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, result_buffer=True):
+        if not isinstance(result_buffer, bool):
+            self._MustUse__silence = True  # never built: no "created but never used" warning
+            raise TypeError(f"result_buffer must be a bool, not {result_buffer!r}")
         self.config = config
+        self.result_buffer = result_buffer
         super().__init__({
             "weights": In(stream.Signature(weight_row_layout(config))),
             "acts": In(stream.Signature(act_row_layout(config))),
-            "results": Out(stream.Signature(result_row_layout(config))),
+            "results": Out(stream.Signature(result_row_layout(config),
+                                            always_ready=not result_buffer)),
             "error": Out(1),
         })
 
@@ -107,22 +120,28 @@ class SystolicArray(wiring.Component):
         dim = self.config.dim
         # Input register, row skew of the last row (matches its dim - 1 partial-sum hops),
         # the PE's product and sum registers, column hop n plus de-skew dim - 1 - n, and the
-        # output buffer.
-        return 1 + (dim - 1) + 1 + self.config.product_stages + (dim - 1) + 1
+        # output buffer (if there is one).
+        return 1 + (dim - 1) + 1 + self.config.product_stages + (dim - 1) + self.result_buffer
 
     @property
     def buffer_depth(self):
-        """Result rows the output buffer holds: enough to run at full rate."""
-        return self.latency + 1  # ResponseBuffer(latency - 1).depth
+        """Result rows the output buffer holds: enough to run at full rate (0: no buffer)."""
+        return self.latency + 1 if self.result_buffer else 0  # ResponseBuffer(latency - 1)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         dim = cfg.dim
 
-        # --- Results leave through a credit-based buffer; it decides acts.ready. ---
-        m.submodules.buffer = buffer = ResponseBuffer(result_row_layout(cfg), self.latency - 1)
-        wiring.connect(m, wiring.flipped(self.results), buffer.output)
+        # --- Results leave through a credit-based buffer; it decides acts.ready. Without
+        # one, they leave as they come (the consumer is always ready). ---
+        if self.result_buffer:
+            m.submodules.buffer = buffer = ResponseBuffer(result_row_layout(cfg),
+                                                          self.latency - 1)
+            wiring.connect(m, wiring.flipped(self.results), buffer.output)
+            results_ready, result, result_latency = buffer.ready, buffer.data, buffer.latency
+        else:
+            results_ready, result, result_latency = 1, self.results.payload, self.latency
 
         # --- Weights into the shadow registers. ---
         w_fire = self.weights.valid & self.weights.ready
@@ -132,10 +151,13 @@ class SystolicArray(wiring.Component):
         # A swap row waits for a completed tile. Gated by valid, so that `acts.ready` never
         # depends on the payload of an empty beat (an undriven payload is X in 4-state sims).
         swap_ready = ~(self.acts.valid & self.acts.payload.swap) | shadow_full
-        act_ready = buffer.ready & swap_ready
+        act_ready = results_ready & swap_ready
         act_fire = self.acts.valid & act_ready
         swap_fire = act_fire & self.acts.payload.swap
-        m.d.comb += buffer.issue.eq(act_fire)
+        if self.result_buffer:
+            m.d.comb += buffer.issue.eq(act_fire)
+        else:
+            m.d.comb += self.results.valid.eq(_delayed(m, act_fire, result_latency, "fired"))
 
         m.d.comb += [
             self.weights.ready.eq(~shadow_full | swap_fire),
@@ -204,7 +226,7 @@ class SystolicArray(wiring.Component):
         # --- De-skew the bottom row; the tag travels beside the array. ---
         bottom = [_delayed(m, pes[dim - 1][n].psum_out, dim - 1 - n, f"sum_c{n}")
                   for n in range(dim)]
-        m.d.comb += buffer.data.tag.eq(_delayed(m, self.acts.payload.tag, buffer.latency, "tag"))
+        m.d.comb += result.tag.eq(_delayed(m, self.acts.payload.tag, result_latency, "tag"))
         for n in range(dim):
-            m.d.comb += buffer.data.row[n].eq(bottom[n])
+            m.d.comb += result.row[n].eq(bottom[n])
         return m

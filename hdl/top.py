@@ -41,7 +41,8 @@ class _Core(wiring.Component):
         cfg = self.config
         regs = self.regs
 
-        m.submodules.dispatcher = dispatcher = Dispatcher(queue_depth=self.insn_queue_depth)
+        m.submodules.dispatcher = dispatcher = Dispatcher(
+            queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth)
         m.submodules.load = load = LoadUnit(cfg)
         m.submodules.exec = exec_ = ExecUnit(cfg)
         m.submodules.store = store = StoreUnit(cfg)
@@ -124,8 +125,9 @@ class _Core(wiring.Component):
         if hasattr(regs, "error_addr_hi"):
             m.d.comb += regs.error_addr_hi.eq(regs.error_addr >> 32)
 
-        # --- Performance counters (held at 0 while PERF_CLEAR). ---
-        def counter(name, increment, width=32):
+        # --- Performance counters (held at 0 while PERF_CLEAR; config.perf_counter_width
+        # bits, CYCLES twice as many, read zero-extended). ---
+        def counter(name, increment, width=cfg.perf_counter_width):
             value = Signal(width, name=f"perf_{name}")
             with m.If(control.perf_clear):
                 m.d.sync += value.eq(0)
@@ -133,7 +135,7 @@ class _Core(wiring.Component):
                 m.d.sync += value.eq(value + increment)
             return value
 
-        cycles = counter("cycles", control.run & dispatcher.busy, 64)
+        cycles = counter("cycles", control.run & dispatcher.busy, 2 * cfg.perf_counter_width)
         m.d.comb += [regs.cycles_lo.eq(cycles[:32]), regs.cycles_hi.eq(cycles[32:])]
         retired = load.ctl.done + exec_.ctl.done + store.ctl.done + dispatcher.done
         m.d.comb += [

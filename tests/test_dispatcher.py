@@ -30,11 +30,12 @@ def store(**flags):
 END = Instruction(Opcode.END)
 
 
-def run_dispatcher(words, *, seed, latency=(1, 8), queue_depth=8, cycles=3000, run=True):
+def run_dispatcher(words, *, seed, latency=(1, 8), queue_depth=8, unit_queue_depth=4,
+                   cycles=3000, run=True):
     """Push ``words``, let stand-in units take instructions and finish them after a random
     latency. Returns a log of (cycle, unit, event, instruction), done pulses, the error and
     its unit."""
-    dut = Dispatcher(queue_depth=queue_depth)
+    dut = Dispatcher(queue_depth=queue_depth, unit_queue_depth=unit_queue_depth)
     rng = np.random.default_rng(seed)
     log, state = [], {"done": 0, "error": ErrorCause.NONE, "unit": 0, "cycle": 0}
 
@@ -105,8 +106,9 @@ def test_program_order_per_unit_and_end():
     assert last_done < 3000
 
 
+@pytest.mark.parametrize("unit_queue_depth", [1, 4])
 @pytest.mark.parametrize("seed", range(5))
-def test_tokens_order_the_units(seed):
+def test_tokens_order_the_units(seed, unit_queue_depth):
     """A double-buffered pattern: each EXEC starts after its LOAD is done, each LOAD after
     the EXEC two before it is done, each STORE after its EXEC, and no token is left."""
     groups = 6
@@ -116,7 +118,8 @@ def test_tokens_order_the_units(seed):
         program.append(exec_(pop_prev=True, push_prev=g + 2 < groups, push_next=True))
         program.append(store(pop_prev=True))
     program.append(END)
-    log, state = run_dispatcher(words_of(program), seed=seed, queue_depth=4)
+    log, state = run_dispatcher(words_of(program), seed=seed, queue_depth=4,
+                                unit_queue_depth=unit_queue_depth)
     assert state["done"] == 1 and state["error"] == ErrorCause.NONE, state
 
     def times(name, event):
@@ -130,6 +133,12 @@ def test_tokens_order_the_units(seed):
         assert store_start[g] > exec_done[g], f"seed={seed}: STORE {g} before its EXEC"
         if g >= 2:
             assert load_start[g] > exec_done[g - 2], f"seed={seed}: LOAD {g} too early"
+
+
+@pytest.mark.parametrize("name", ["queue_depth", "unit_queue_depth"])
+def test_queue_depths_checked(name):
+    with pytest.raises(ValueError, match=rf"^{name} must be a positive integer, not 0$"):
+        Dispatcher(**{name: 0})
 
 
 def test_nothing_moves_without_run():

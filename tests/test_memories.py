@@ -7,6 +7,7 @@ from amaranth.sim import Simulator
 from hdl.accumulator import Accumulator
 from hdl.config import TesseraConfig
 from hdl.scratchpad import Scratchpad
+from hdl.sram import SRAM1R1W
 from sim.model import AccumulatorModel, ScratchpadModel, replay
 from sim.streams import idle_cycles, stream_get, stream_put
 from sim.workload import random_operands
@@ -100,9 +101,11 @@ def test_scratchpad_random(stall, single_port):
 
 
 @pytest.mark.parametrize("stall", [0.0, 0.3], ids=["idle", "stalls"])
-def test_accumulator_random(stall):
+@pytest.mark.parametrize("postproc_lanes", [None, 1], ids=["3-deep", "1-deep"])
+def test_accumulator_random(stall, postproc_lanes):
+    """With one post-processing lane (a row every 3 cycles) the read buffer is 1 deep."""
     seed = 50 + int(stall * 10)
-    config = SMALL
+    config = SMALL.replace(postproc_lanes=postproc_lanes)
     print(f"seed={seed} config={config}")
     rng = np.random.default_rng(seed)
     hot = [0, 5, config.acc_depth - 1]
@@ -111,6 +114,7 @@ def test_accumulator_random(stall):
                "row": [int(v) for v in random_operands(rng, 3, 32, True)]} for a in waddr]
     reads = random_addresses(rng, 300, config.acc_depth, config.addr_width, hot, 0.03)
     dut = Accumulator(config)
+    assert dut.read_buffer_depth == (3 if postproc_lanes is None else 1)
     log, answers, error = run_memory(dut, writes, reads, seed=seed, stall=stall)
     model = AccumulatorModel(config)
     check_answers(log, answers, model, f"seed={seed}")
@@ -274,3 +278,35 @@ def test_scratchpad_second_port_full_rate_on_the_other_bank():
     sim.run()
     assert accepted["a"] == [1] * 20
     assert accepted["b"] == [1] * 10 + [0] * 10  # the same bank as port a: waits
+
+
+@pytest.mark.parametrize("collision, expected", [("old", 5), ("any", 7)])
+def test_sram_read_during_write(collision, expected):
+    """A read of the row written in the same cycle: the old row, or (``collision="any"``,
+    inline a transparent port) the new one; the next read sees the new row either way."""
+    dut = SRAM1R1W(4, 8, collision=collision)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.w_addr, 2)
+        ctx.set(dut.w_data, 5)
+        ctx.set(dut.w_en, 1)
+        await ctx.tick()
+        ctx.set(dut.w_data, 7)
+        ctx.set(dut.r_addr, 2)
+        ctx.set(dut.r_en, 1)
+        await ctx.tick()
+        ctx.set(dut.w_en, 0)
+        got.append(ctx.get(dut.r_data))
+        await ctx.tick()
+        got.append(ctx.get(dut.r_data))
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [expected, 7]
+
+
+def test_sram_collision_checked():
+    with pytest.raises(ValueError, match=r"^SRAM collision must be 'old' or 'any', not 'new'$"):
+        SRAM1R1W(4, 8, collision="new")

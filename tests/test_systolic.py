@@ -17,9 +17,9 @@ CLOCK = 1e-6
 
 
 def run_array(config, workload, *, seed, stall_in=0.0, stall_out=0.0, hold_results=0,
-              max_cycles=20_000):
+              max_cycles=20_000, result_buffer=True):
     """Stream ``workload`` through an array; returns (results, accept cycles, error flag)."""
-    dut = SystolicArray(config)
+    dut = SystolicArray(config, result_buffer=result_buffer)
     rng = np.random.default_rng(seed)
     results, accepted, cycle = [], [], [0]
 
@@ -34,6 +34,13 @@ def run_array(config, workload, *, seed, stall_in=0.0, stall_out=0.0, hold_resul
                              idle=idle_cycles(rng, stall_in))
 
     async def consumer(ctx):
+        if not result_buffer:  # always ready: every valid cycle is a row
+            async for _, _, valid, payload in ctx.tick().sample(dut.results.valid,
+                                                                 dut.results.payload):
+                if valid:
+                    results.append(([int(v) for v in payload.row], int(payload.tag)))
+                    if len(results) == len(workload.expected):
+                        return
         for _ in range(hold_results):
             await ctx.tick()
         for _ in workload.expected:
@@ -126,15 +133,47 @@ def test_full_rate_and_latency(dim, stages):
     assert dut.latency == 2 * dim + 1 + stages
 
 
+@pytest.mark.parametrize("dim, stalls", [(1, 0.0), (4, 0.3)])
+def test_unbuffered_array_matches_model(dim, stalls):
+    """``result_buffer=False``: every row comes out once, in order, on an always-ready stream."""
+    seed = 1100 + dim
+    print(f"seed={seed} dim={dim} stalls={stalls}")
+    config = TesseraConfig(dim=dim, multiplier="dsp", dsp_products=2)
+    rng = np.random.default_rng(seed)
+    workload = make_array_workload(config, rng, n_tiles=6, leading_rows=2)
+    _, results, _, error = run_array(config, workload, seed=seed, stall_in=stalls,
+                                     result_buffer=False)
+    check_results(workload, results, f"seed={seed} dim={dim} unbuffered")
+    assert not error
+
+
+def test_unbuffered_array_full_rate():
+    seed = 2104
+    config = TesseraConfig(dim=4)
+    workload = make_array_workload(config, np.random.default_rng(seed), n_tiles=8,
+                                   rows_per_tile=4)
+    dut, results, accepted, _ = run_array(config, workload, seed=seed, result_buffer=False)
+    check_results(workload, results, f"seed={seed} unbuffered")
+    assert accepted == list(range(accepted[0], accepted[0] + len(workload.act_rows)))
+    assert dut.latency == 2 * 4 + 1 and dut.buffer_depth == 0
+
+
+def test_result_buffer_must_be_bool():
+    with pytest.raises(TypeError, match=r"^result_buffer must be a bool, not 1$"):
+        SystolicArray(TesseraConfig(), result_buffer=1)
+
+
 @pytest.mark.parametrize("stages", [1, 2])
-def test_latency_property_is_measured(stages):
+@pytest.mark.parametrize("result_buffer", [True, False])
+def test_latency_property_is_measured(stages, result_buffer):
     """The first result appears exactly ``latency`` cycles after its activation row."""
     config = TesseraConfig(dim=3, product_stages=stages)
-    dut = SystolicArray(config)
+    dut = SystolicArray(config, result_buffer=result_buffer)
     seen = []
 
     async def bench(ctx):
-        ctx.set(dut.results.ready, 1)
+        if result_buffer:
+            ctx.set(dut.results.ready, 1)
         ctx.set(dut.acts.payload, {"row": [1, 2, 3], "swap": 0, "tag": 5})
         ctx.set(dut.acts.valid, 1)
         await ctx.tick().until(dut.acts.ready)

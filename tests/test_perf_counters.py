@@ -1,0 +1,45 @@
+"""The accelerator's performance counters: ``config.perf_counter_width`` bits (CYCLES twice as
+many), wrapping, read zero-extended through the register bank."""
+
+from amaranth.sim import Simulator
+from test_axi_lite import axi_read, axi_write
+
+from hdl.config import preset
+from hdl.isa import Opcode
+from hdl.top import Accelerator
+from sw.assembler import Instruction, to_words
+
+CLOCK = 1e-6
+
+
+def counters_after_a_stall(width, cycles=100):
+    """CYCLES and STALL_DEPENDENCY after ``cycles`` of RUN with an EXEC that waits for a
+    token that never comes (both count every cycle of it)."""
+    dut = Accelerator(preset("micro").replace(perf_counter_width=width))
+    offsets = {reg.name: reg.offset for reg in dut.register_map.registers}
+    waiting = Instruction(Opcode.EXEC, dict(weight_addr=0, act_addr=0, acc_addr=0, rows=1,
+                                            preload=0, accumulate=0), pop_prev=True)
+    seen = {}
+
+    async def bench(ctx):
+        for word in to_words(waiting):
+            await axi_write(ctx, dut.csr, offsets["INSN"], word)
+        await axi_write(ctx, dut.csr, offsets["CONTROL"], 1)  # RUN
+        for _ in range(cycles):
+            await ctx.tick()
+        await axi_write(ctx, dut.csr, offsets["CONTROL"], 0)  # counting stops
+        for name in ("CYCLES_LO", "CYCLES_HI", "STALL_DEPENDENCY"):
+            seen[name], _ = await axi_read(ctx, dut.csr, offsets[name])
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+    return seen["CYCLES_LO"] | seen["CYCLES_HI"] << 32, seen["STALL_DEPENDENCY"]
+
+
+def test_counters_wrap_at_their_width():
+    wide_cycles, wide_stalls = counters_after_a_stall(32)
+    assert 100 <= wide_cycles < 110 and 90 <= wide_stalls < 120
+    narrow_cycles, narrow_stalls = counters_after_a_stall(3)
+    assert (narrow_cycles, narrow_stalls) == (wide_cycles % (1 << 6), wide_stalls % (1 << 3))
