@@ -548,9 +548,10 @@ def test_flags_of_no_unit_are_malformed():
     ("tiny", 1, REQUANT), ("tiny", 0, REQUANT), ("tiny", 0, ACC), ("large", 0, ACC_BIAS)])
 def test_throughput(name, to_sp, mode):
     """Back-to-back STOREs with a memory that keeps up: one row per row_cycles (or one beat
-    per cycle when a row has more beats) from the first output to the last, across the
-    instruction boundaries; the first output ``4 + postproc latency`` cycles after the
-    first instruction was accepted (plus the beat register on the DMA path)."""
+    per cycle when a row has more beats; a row's beats back to back) from the first output to
+    the last, across the instruction boundaries; the first output ``4 + postproc latency``
+    cycles after the first instruction was accepted (plus the beat register on the DMA
+    path)."""
     config = preset(name)
     seed = 1200
     s = Setup(config, seed, n_params=1, memory_size=1 << 14)
@@ -563,9 +564,10 @@ def test_throughput(name, to_sp, mode):
     run, _ = check(config, program, s.memory, s.acc, seed=seed, b_latency=(3, 3))
     outputs = run.sp_writes if to_sp else run.beats
     beats = size // (config.bus_data_width // 8) if not to_sp else 1
-    per_output = max(1, unit.row_cycles // beats)
-    total = rows_per_store * stores * beats
-    assert len(outputs) == total
-    assert outputs[-1] - outputs[0] == (total - 1) * per_output, outputs
+    rows = rows_per_store * stores
+    assert len(outputs) == rows * beats
+    # A row's beats go out back to back, one row per max(row_cycles, beats) cycles.
+    assert outputs[-1] - outputs[0] == (rows - 1) * max(unit.row_cycles, beats) + beats - 1, \
+        outputs
     assert outputs[0] - run.accepted[0] == unit.latency + (not to_sp) == (
         4 + unit.postproc.latency + (not to_sp))
