@@ -169,7 +169,7 @@ class AXI4RAM(wiring.Component):
             write_addr, write_data, write_en = write.addr, write.data, write.en
             read_addr, read_en, read_data = read.addr, read.en, read.data
             host_busy = host.w_en
-            m.d.comb += host_read.addr.eq(word(host.addr))
+            m.d.comb += [host_read.addr.eq(word(host.addr)), host_read.en.eq(host.r_en)]
             host_data = host_read.data
 
         # Host port: it has priority over the bursts.
