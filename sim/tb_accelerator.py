@@ -198,7 +198,7 @@ if cocotb is not None:
     @cocotb.test()
     async def gemms_match_golden(dut):
         """Every GEMM of TESSERA_GEMMS end to end, compared with the golden model."""
-        from sw.driver import Driver, golden_gemm, random_gemm, random_requant_params
+        from sw.driver import Driver, gemm_operands, golden_gemm
 
         config, gemms, stall, latency = _settings()
         seed = gemms[0]["seed"] if gemms else 0
@@ -208,17 +208,14 @@ if cocotb is not None:
         driver = Driver(device)
         results = []
         for gemm in gemms:
-            rng = np.random.default_rng(gemm["seed"])
-            a, w = random_gemm(rng, gemm["m"], gemm["k"], gemm["n"])
-            params = (random_requant_params(rng, gemm["n"], gemm["k"]) if gemm["requant"]
-                      else None)
+            a, w, params = gemm_operands(gemm)
             started = time.monotonic()
             result = await driver.gemm(a, w, params)
             wall_s = time.monotonic() - started
             want = golden_gemm(config, a, w, params)
             report = dict(gemm, match=bool(np.array_equal(result.output, want)),
                           cycles=result.cycles, macs=result.macs,
-                          utilization=result.macs / (result.cycles * config.dim ** 2),
+                          utilization=result.utilization(config),
                           exec_cycles=await device.counter("EXEC_CYCLES"),
                           exec_busy=await device.counter("EXEC_BUSY"),
                           stall_dependency=await device.counter("STALL_DEPENDENCY"),

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .driver import Driver, first_mismatch, golden_gemm, random_gemm, random_requant_params
+from .driver import Driver, first_mismatch, gemm_operands, golden_gemm
 from .driver import run as run_driver
 from .link import LinkBackend, SerialTransport
 from .synth import board_description
@@ -40,16 +40,14 @@ async def link_gemm(driver, gemm):
     the report of ``tessera gemm --json`` (``match``, ``cycles``, ...) with the performance
     :data:`COUNTERS`, the link's ``retries`` and ``requests`` and the host's ``wall_s``."""
     backend, config = driver.backend, driver.config
-    rng = np.random.default_rng(gemm["seed"])
-    a, w = random_gemm(rng, gemm["m"], gemm["k"], gemm["n"])
-    params = random_requant_params(rng, gemm["n"], gemm["k"]) if gemm["requant"] else None
+    a, w, params = gemm_operands(gemm)
     stats, started = dict(backend.stats), time.monotonic()
     result = await driver.gemm(a, w, params)
     wall_s = time.monotonic() - started
     want = golden_gemm(config, a, w, params)
     report = dict(gemm, match=bool(np.array_equal(result.output, want)), cycles=result.cycles,
                   macs=result.macs,
-                  utilization=result.macs / (result.cycles * config.dim ** 2),
+                  utilization=result.utilization(config),
                   instructions=result.instructions)
     for name in COUNTERS:
         report[name.lower()] = await backend.read_register(name)

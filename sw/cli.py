@@ -69,9 +69,8 @@ def gemm_report(args):
         Driver,
         ModelBackend,
         first_mismatch,
+        gemm_operands,
         golden_gemm,
-        random_gemm,
-        random_requant_params,
     )
     from sw.driver import run as run_driver
 
@@ -87,22 +86,19 @@ def gemm_report(args):
         report.update(backend=args.backend)
         return report
     config = preset(args.config)
-    rng = np.random.default_rng(args.seed)
-    a, w = random_gemm(rng, args.m, args.k, args.n)
-    params = random_requant_params(rng, args.n, args.k) if args.requant else None
     if args.backend != "model":
         from sw.gemm_sim import run_gemms
         (report,) = run_gemms(config, [gemm], simulator=args.backend)
         report.update(backend=args.backend, config=config.name)
         return report
+    a, w, params = gemm_operands(gemm)
     result = run_driver(Driver(ModelBackend(config)).gemm(a, w, params))
     expected = golden_gemm(config, a, w, params)
     report = {
         "match": bool(np.array_equal(result.output, expected)),
         "cycles": result.cycles,
         "macs": result.macs,
-        "utilization": (None if result.cycles is None
-                        else result.macs / (result.cycles * config.dim * config.dim)),
+        "utilization": result.utilization(config),
         "backend": args.backend,
         "config": config.name,
         "seed": args.seed,

@@ -24,7 +24,7 @@ from sim.model import (
 
 from .compiler import compile_gemm, plan_gemm
 
-__all__ = ["Driver", "GemmResult", "ModelBackend", "first_mismatch", "golden_gemm",
+__all__ = ["Driver", "GemmResult", "ModelBackend", "first_mismatch", "gemm_operands", "golden_gemm",
            "random_gemm", "random_requant_params", "run"]
 
 
@@ -36,6 +36,11 @@ class GemmResult:
     cycles: int | None
     macs: int
     instructions: int
+
+    def utilization(self, config):
+        """Useful MACs over the array's ``dim * dim`` MACs per cycle of the run (None without
+        a cycle count)."""
+        return None if self.cycles is None else self.macs / (self.cycles * config.dim ** 2)
 
 
 class ModelBackend:
@@ -119,6 +124,16 @@ def random_gemm(rng, m, k, n):
         mask = rng.random(matrix.shape) < 0.1
         matrix[mask] = rng.choice(edges, size=int(mask.sum()))
     return a, w
+
+
+def gemm_operands(gemm):
+    """``(a, w, params)`` of ``gemm``, a dict with ``m``, ``k``, ``n``, ``seed`` and
+    ``requant``: random operands (and post-processing parameters when ``requant``) drawn from
+    the seed, the same on every backend."""
+    rng = np.random.default_rng(gemm["seed"])
+    a, w = random_gemm(rng, gemm["m"], gemm["k"], gemm["n"])
+    params = random_requant_params(rng, gemm["n"], gemm["k"]) if gemm["requant"] else None
+    return a, w, params
 
 
 def random_requant_params(rng, n, k):
