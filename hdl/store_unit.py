@@ -107,7 +107,7 @@ class StoreUnit(wiring.Component):
       one cycle later (beats leave through a register). ``done`` pulses in the cycle after
       the last scratchpad write was accepted, or in the cycle after
       ``dma_write_status.done`` of its command. CONFIG: its DMA read command is valid in
-      cycle 2; ``done`` pulses 3 cycles after its last parameter beat was accepted. (Each
+      cycle 2; ``done`` pulses 4 cycles after its last parameter beat was accepted. (Each
       ``done`` also waits for those of the instructions before it.)
     - Throughput: one row per ``row_cycles`` cycles through the whole path, also across
       back-to-back STOREs, while the DMA (one beat per cycle) and the scratchpad keep up;
@@ -120,8 +120,9 @@ class StoreUnit(wiring.Component):
     - Back-pressure: ``sp_write.ready`` or ``dma_write_data.ready`` low holds the output row
       in the post-processing's buffer; its credit-based ``acc_rows.ready`` then stalls the
       accumulator's answers, whose own credit-based buffer stalls the reads. Nothing is lost
-      or duplicated. ``dma_read_data.ready`` is low while a parameter beat waits for
-      ``params.ready``, and outside a CONFIG.
+      or duplicated. ``dma_read_data.ready`` is low outside a CONFIG and while the previous
+      parameter beat waits in its register (for ``params.ready``): a CONFIG takes at most one
+      beat every 2 cycles.
     - Combinational paths between ports: ``sp_write`` is driven from the post-processing's
       output buffer, and ``sp_write.ready`` pops it; ``acc_read_data.ready`` depends on
       ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
@@ -293,7 +294,11 @@ class StoreUnit(wiring.Component):
         held = Signal(data.StructLayout({"bias": 32, "multiplier": 32, "shift": 6}))
         bad_values = Signal()
         read_error = Signal()
-        beat = self.dma_read_data.payload
+        # Each parameter beat is registered before the checks: the DMA read buffer's block RAM
+        # output then ends in a flip-flop instead of feeding the 32-bit range comparisons (the
+        # critical path of small on ECP5). A beat takes 2 cycles; CONFIG is rare and short.
+        beat = Signal(read_beat_layout(cfg))
+        staged = Signal()
         words = [beat.data[32 * j:32 * (j + 1)] for j in range(words_per_beat)]
         first_in_last_beat = (beats_per_record - 1) * words_per_beat
         # The record's fields in the beat that completes it: earlier beats' words are held.
@@ -315,7 +320,11 @@ class StoreUnit(wiring.Component):
         sink_in = Signal(sink_layout)
         m.d.comb += [feed_queue.w_data.eq(feed_in), sink_queue.w_data.eq(sink_in)]
         all_retired = (sink_queue.level == 0) & (retire_queue.level == 0)
-        read_fire = self.dma_read_data.valid & self.dma_read_data.ready
+        read_fire = staged & param_free  # the staged beat is checked and used
+        with m.If(self.dma_read_data.valid & self.dma_read_data.ready):
+            m.d.sync += [beat.eq(self.dma_read_data.payload), staged.eq(1)]
+        with m.Elif(read_fire):
+            m.d.sync += staged.eq(0)
 
         with m.FSM(name="issue") as fsm:
             with m.State("IDLE"):
@@ -383,7 +392,7 @@ class StoreUnit(wiring.Component):
                         m.next = "CONFIG"
 
             with m.State("CONFIG"):
-                m.d.comb += self.dma_read_data.ready.eq(param_free)
+                m.d.comb += self.dma_read_data.ready.eq(~staged)
                 with m.If(read_fire):
                     m.d.sync += beat_index.eq(beat_index + 1)
                     error = read_error | beat.error
