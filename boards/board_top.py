@@ -41,10 +41,12 @@ class BoardTop(wiring.Component):
         self.baud, self.ram_bytes = baud, ram_bytes
         super().__init__({})
 
+    def _f_in_mhz(self, platform):
+        return platform.lookup(self._clock).clock.frequency / 1e6
+
     def clock_hz(self, platform):
         """The frequency the PLL reaches on ``platform``."""
-        f_in_mhz = platform.lookup(self._clock).clock.frequency / 1e6
-        return self._pll.search(f_in_mhz, self.config.target_mhz).f_out_mhz * 1e6
+        return self._pll.search(self._f_in_mhz(platform), self.config.target_mhz).f_out_mhz * 1e6
 
     def system(self, platform):
         """The :class:`BoardSystem` this top wraps on ``platform`` (also what ``board-sim``
@@ -54,8 +56,7 @@ class BoardTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        f_in_mhz = platform.lookup(self._clock).clock.frequency / 1e6
-        pll = self._pll(platform.request(self._clock, dir="-"), f_in_mhz,
+        pll = self._pll(platform.request(self._clock, dir="-"), self._f_in_mhz(platform),
                         self.config.target_mhz)
         pll_domain(m, platform, pll)
         m.submodules.system = system = self.system(platform)
