@@ -65,15 +65,16 @@ class DMAReader(wiring.Component):
     Timing:
 
     - Latency: ARVALID is high 3 cycles after the cycle the command was accepted in (the
-      splitter's state, its output, the AR register); a beat is on ``data`` 2 cycles after
-      its R handshake.
+      splitter's state, its output, the AR register); a beat is on ``data`` 3 cycles after
+      its R handshake (the buffer's read, then the output register).
     - Throughput: one beat per cycle while the memory answers one per cycle, provided the
       memory's AR-to-R latency is covered by the outstanding bursts (``dma_outstanding``
       bursts of the row length, and at most one ``max_burst`` burst plus the buffer).
       One AR per cycle, so rows of one beat run at one beat per cycle given enough
       outstanding bursts.
     - Back-pressure: ``data.ready`` low stops delivery; R keeps being accepted into the
-      reserved buffer space. ``data.valid`` does not depend on ``data.ready``.
+      reserved buffer space. ``data`` comes from a register;
+      ``data.valid`` does not depend on ``data.ready``.
     - ``status.done`` pulses one cycle after the ``last`` beat of a command was delivered;
       ``status.busy`` is high from the command's acceptance until its last beat is delivered.
 
@@ -185,32 +186,36 @@ class DMAReader(wiring.Component):
         bus_error = response_error(m, cfg, axi.rvalid, axi.rresp, pending.r_data)
         latch_first_error(m, status, [bus_error, splitter.error])
 
-        # --- Output: the bursts in order, their beats from the buffer or made up. ---
+        # --- Output: the bursts in order, their beats from the buffer or made up, through an
+        # output register (the buffer's block RAM output feeds only flip-flops). ---
         record = order_layout(order.r_data)
         beat = Signal(8)
         poisoned = Signal()  # a beat of this command failed: flag the rest of it
         burst_end = beat == record.len
         out = self.data
         beat_error = record.skip | buffer.r_data[-1] | poisoned
+        next_beat = Signal.like(out.payload)
         m.d.comb += [
-            out.valid.eq(order.r_rdy & (record.skip | buffer.r_rdy)),
-            out.payload.data.eq(buffer.r_data[:cfg.bus_data_width]),
-            out.payload.row_last.eq(burst_end & record.row_last),
-            out.payload.last.eq(burst_end & record.last),
-            out.payload.error.eq(beat_error),
+            next_beat.data.eq(buffer.r_data[:cfg.bus_data_width]),
+            next_beat.row_last.eq(burst_end & record.row_last),
+            next_beat.last.eq(burst_end & record.last),
+            next_beat.error.eq(beat_error),
         ]
-        delivered = out.valid & out.ready
-        popped = delivered & ~record.skip
-        m.d.comb += [buffer.r_en.eq(popped), order.r_en.eq(delivered & burst_end)]
-        with m.If(delivered):
+        advance = ~out.valid | out.ready  # the output register takes the next beat
+        staged = advance & order.r_rdy & (record.skip | buffer.r_rdy)
+        popped = staged & ~record.skip
+        m.d.comb += [buffer.r_en.eq(popped), order.r_en.eq(staged & burst_end)]
+        with m.If(advance):
+            m.d.sync += [out.valid.eq(staged), out.payload.eq(next_beat)]
+        with m.If(staged):
             m.d.sync += beat.eq(Mux(burst_end, 0, beat + 1))
-            with m.If(out.payload.last):
+            with m.If(next_beat.last):
                 m.d.sync += poisoned.eq(0)
             with m.Elif(beat_error):
                 m.d.sync += poisoned.eq(1)
         m.d.sync += [
             credits.eq(credits - Mux(issue, beats, 0) + popped),
-            status.done.eq(delivered & out.payload.last),
+            status.done.eq(out.valid & out.ready & out.payload.last),
         ]
-        m.d.comb += status.busy.eq(splitter.busy | ar_valid | order.r_rdy)
+        m.d.comb += status.busy.eq(splitter.busy | ar_valid | order.r_rdy | out.valid)
         return m
