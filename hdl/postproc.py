@@ -468,13 +468,12 @@ class PostProcess(wiring.Component):
                      f"product_{n}")
 
     def _serial_multiply(self, m, a, multiplier, ctrl, stage, n):
-        """Step 2, once per digit: ``a * multiplier`` (step 1 values, still for all the
-        lane group's cycles) accumulated from ``d = 32 / multiply_cycles``-bit digits of
-        ``multiplier``, lowest first, the 64-bit product registered at step 3 after the
-        group's last digit.
+        """``a * multiplier`` (step 1 values, steady for all the lane group's cycles)
+        accumulated from ``d = 32 / multiply_cycles``-bit digits of ``multiplier``, lowest
+        first: the 64-bit product is registered at step 3 after the group's last digit.
 
-        Digit ``k`` (unsigned; the top one signed) is picked in the group's ``k``-th cycle.
-        Step 2 adds ``a * digit`` to the sum so far shifted right by ``d`` bits, and shifts
+        Step 1 picks digit ``k`` (unsigned; the top one signed) in the group's ``k``-th
+        cycle. Step 2 adds ``a * digit`` to the sum so far shifted right by ``d`` bits, and shifts
         that sum's low ``d`` bits, final bits of the product, into a register of its low
         bits. Every sum fits ``32 + d`` bits: the sums before the top digit are at most
         ``2**31 * 2**d`` in magnitude, the last one ``2**(30 + d) + 2**31``.
