@@ -85,9 +85,13 @@ class TesseraConfig:
         Width of a row address in requests (an ISA field): wider than the memories need, so
         that an out-of-range address can be detected and refused instead of wrapping.
     postproc_lanes : int or None
-        Lanes the post-processing computes per cycle; it divides ``dim``, and a row of ``dim``
-        lanes takes ``dim // postproc_lanes`` cycles (:attr:`postproc_row_cycles`). ``None``
-        means ``dim`` (one row per cycle).
+        Lanes the post-processing computes at a time; it divides ``dim``, and a row of ``dim``
+        lanes takes ``dim // postproc_lanes * postproc_multiply_cycles`` cycles
+        (:attr:`postproc_row_cycles`). ``None`` means ``dim`` (one row per multiply).
+    postproc_multiply_cycles : int
+        Cycles the post-processing's 32 x 32 multiply takes per lane: 1 (pipelined, one lane
+        group per cycle), or 2, 4, 8, 16 or 32 (digit-serial: a 32 x ``32 / cycles`` partial
+        product per cycle, one lane group every ``postproc_multiply_cycles`` cycles).
     bus_data_width : int
         Data width of the AXI4 DMA master: 32, 64 or 128 bits.
     bus_addr_width : int
@@ -137,6 +141,7 @@ class TesseraConfig:
     acc_banks: int = 2
     addr_width: int = 16
     postproc_lanes: int | None = None
+    postproc_multiply_cycles: int = 1
     bus_data_width: int = 32
     bus_addr_width: int = 32
     bus_id_width: int = 4
@@ -187,6 +192,10 @@ class TesseraConfig:
             if self.dim % self.postproc_lanes:
                 raise ValueError(f"postproc_lanes must divide dim ({self.dim}), "
                                  f"not {self.postproc_lanes!r}")
+        _check_int("postproc_multiply_cycles", self.postproc_multiply_cycles, minimum=1)
+        if 32 % self.postproc_multiply_cycles:
+            raise ValueError(f"postproc_multiply_cycles must be 1, 2, 4, 8, 16 or 32, "
+                             f"not {self.postproc_multiply_cycles!r}")
         _check_int("bus_data_width", self.bus_data_width, minimum=1)
         if self.bus_data_width not in (32, 64, 128):
             raise ValueError(f"bus_data_width must be 32, 64 or 128, not {self.bus_data_width!r}")
@@ -250,8 +259,9 @@ class TesseraConfig:
 
     @property
     def postproc_row_cycles(self) -> int:
-        """Cycles the post-processing takes per row of ``dim`` lanes."""
-        return self.dim // self.postproc_lanes_per_cycle
+        """Cycles the post-processing takes per row of ``dim`` lanes: one multiply of
+        ``postproc_multiply_cycles`` cycles per group of ``postproc_lanes`` lanes."""
+        return self.dim // self.postproc_lanes_per_cycle * self.postproc_multiply_cycles
 
     @property
     def macs_per_cycle(self) -> int:
@@ -293,7 +303,9 @@ PRESETS = {
                      postproc_lanes=1, dma_max_burst=8, insn_queue_depth=4),
     # iCEBreaker (iCE40UP5K): 16 PEs, two per SB_MAC16 (8x8 mode): all 8 DSPs, no LUT multiplier.
     # Scratchpad 512 x 32 bit (4 EBR), accumulator 2 x 128 x 128 bit (16 EBR) of 30.
-    # Post-processing one lane per cycle (a row every 4): its 32-bit multiplier is in LUTs.
+    # Post-processing one lane at a time with a digit-serial multiply (32 x 8 bits a cycle,
+    # 4 cycles a lane: a row every 16 cycles, enough for K >= 64): its multiplier is in LUTs,
+    # and the pipelined 32 x 32 one cost 2.9k of the UP5K's 5,280 LCs.
     # Bursts of 16 beats and 16 queued instructions: the DMA buffer and the queue are a
     # sixteenth and a quarter of the defaults (the UP5K has 30 EBR and 5,280 LCs).
     # Unit queues of 2 instructions: the dispatcher's queues are flip-flops. Tags of 9 bits:
@@ -303,7 +315,8 @@ PRESETS = {
     # flip-flops. Performance counters of 24 bits (CYCLES 48): each wraps after 0.5 s.
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
                     dsp_products=2, dma_max_burst=16, insn_queue_depth=16,
-                    sp_depth=512, acc_depth=256, postproc_lanes=1, unit_queue_depth=2,
+                    sp_depth=512, acc_depth=256, postproc_lanes=1, postproc_multiply_cycles=4,
+                    unit_queue_depth=2,
                     tag_width=9, dma_outstanding=2, perf_counter_width=24),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D, 24 for PEs and 4 for the post-processing's
     # partial products (one lane per cycle: a row every 8 cycles, enough for K >= 64; eight

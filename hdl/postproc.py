@@ -118,11 +118,15 @@ class PostProcess(wiring.Component):
     the pipeline stages pick it up, ``params.ready`` is low. After reset the active set is all
     zeros (every int8 output is 0).
 
-    The datapath computes :attr:`lanes` = ``config.postproc_lanes`` lanes per cycle (``dim``
+    The datapath computes :attr:`lanes` = ``config.postproc_lanes`` lanes at a time (``dim``
     by default). With fewer, an accepted row waits in the input register while its lane groups
-    (lanes ``0..lanes-1``, then the next ``lanes``, ...) enter the datapath on consecutive
-    cycles, and the earlier groups' results wait in registers for the last group: one datapath
-    of ``lanes`` requantizers serves all ``dim`` columns.
+    (lanes ``0..lanes-1``, then the next ``lanes``, ...) enter the datapath one after the
+    other, and the earlier groups' results wait in registers for the last group: one datapath
+    of ``lanes`` requantizers serves all ``dim`` columns. With :attr:`multiply_cycles` =
+    ``config.postproc_multiply_cycles`` above 1 the 32 x 32 multiply is digit-serial: a group
+    stays at the datapath's input for ``multiply_cycles`` cycles, and one stage accumulates
+    a 32 x ``32 / multiply_cycles``-bit partial product per cycle (lowest digit first)
+    instead of the three-stage pipelined multiply.
 
     Timing:
 
@@ -133,10 +137,12 @@ class PostProcess(wiring.Component):
       17 x 17-bit signed multipliers per lane, one ECP5 MULT18X18D each; of iCE40's 16 x 16
       SB_MAC16 only the two same-signedness products map), the high-multiply rounding, the
       rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
-      clamp into the output buffer.
-    - Throughput: one row every :attr:`row_cycles` = ``dim / lanes`` cycles (one per cycle at
-      full width), in every mode. A parameter switch costs no bubble when each tile has at
-      least :attr:`min_tile_rows` rows (and the parameter beats are ready in time).
+      clamp into the output buffer. With the serial multiply it is 8 + :attr:`row_cycles`:
+      the multiply is one stage, and :attr:`row_cycles` counts its cycles.
+    - Throughput: one row every :attr:`row_cycles` = ``dim / lanes * multiply_cycles``
+      cycles (one per cycle at full width with the pipelined multiply), in every mode. A
+      parameter switch costs no bubble when each tile has at least :attr:`min_tile_rows` rows
+      (and the parameter beats are ready in time).
     - Back-pressure: the pipeline never stalls; rows in flight land in an output buffer of
       :attr:`buffer_depth` entries and ``acc_rows.ready`` is credit based (rows in flight
       plus buffered < depth), so a low ``out_rows.ready`` drops or duplicates nothing, and
@@ -147,11 +153,12 @@ class PostProcess(wiring.Component):
     ----------
     config : TesseraConfig
         ``dim`` lanes of ``acc_width`` (at most 32; narrower accumulators are sign-extended),
-        ``postproc_lanes`` of them computed per cycle.
+        ``postproc_lanes`` of them computed at a time, each multiply taking
+        ``postproc_multiply_cycles`` cycles.
     multiplier : str or None
-        Implementation of the partial-product multipliers (see :data:`hdl.config.MULTIPLIERS`;
-        ``"dsp"`` means the ``*`` operator). ``None``: ``"lut"`` if ``config.multiplier`` is
-        ``"lut"``, else ``"behavioural"``.
+        Implementation of the partial-product (or digit-product) multipliers (see
+        :data:`hdl.config.MULTIPLIERS`; ``"dsp"`` means the ``*`` operator). ``None``:
+        ``"lut"`` if ``config.multiplier`` is ``"lut"``, else ``"behavioural"``.
 
     Members
     -------
@@ -165,8 +172,9 @@ class PostProcess(wiring.Component):
         ``config.acc_width`` is wider than 32 bits.
     """
 
-    #: Pipeline step (0 = the input register's output) at which each parameter is used.
-    _BIAS_STEP, _MULTIPLY_STEP, _ROUND_STEP, _ZERO_POINT_STEP = 0, 1, 6, 8
+    #: Pipeline step (0 = the input register's output) at which the bias and the multiplier
+    #: operands are used; the later steps depend on how long the multiply takes.
+    _BIAS_STEP, _MULTIPLY_STEP = 0, 1
 
     def __init__(self, config, *, multiplier=None):
         if config.acc_width > REQUANT_WIDTH:
@@ -186,8 +194,29 @@ class PostProcess(wiring.Component):
 
     @property
     def lanes(self):
-        """Lanes computed per cycle (``config.postproc_lanes``, ``dim`` by default)."""
+        """Lanes computed at a time (``config.postproc_lanes``, ``dim`` by default)."""
         return self.config.postproc_lanes_per_cycle
+
+    @property
+    def multiply_cycles(self):
+        """Cycles the multiply takes per lane group (``config.postproc_multiply_cycles``)."""
+        return self.config.postproc_multiply_cycles
+
+    @property
+    def _product_step(self):
+        """Step at which the 64-bit product is in a register: after 3 pipeline stages, or
+        after the one stage that accumulates the serial multiply's partial products."""
+        return self._MULTIPLY_STEP + 1 + (3 if self.multiply_cycles == 1 else 1)
+
+    @property
+    def _round_step(self):
+        """Step of the rounding right shift's first stage (uses the right shift)."""
+        return self._product_step + 1
+
+    @property
+    def _zero_point_step(self):
+        """Step at which the zero point and the activation bounds are used."""
+        return self._round_step + 2
 
     @property
     def row_cycles(self):
@@ -197,9 +226,9 @@ class PostProcess(wiring.Component):
     @property
     def latency(self):
         """Cycles from an accepted input row to its output row."""
-        # Input register, one cycle per further lane group, the datapath steps 0..8, the
-        # output buffer.
-        return 1 + (self.row_cycles - 1) + (self._ZERO_POINT_STEP + 1) + 1
+        # Input register, one cycle per further lane group and multiply cycle, the datapath
+        # steps 0.._zero_point_step, the output buffer.
+        return 1 + (self.row_cycles - 1) + (self._zero_point_step + 1) + 1
 
     @property
     def buffer_depth(self):
@@ -209,7 +238,7 @@ class PostProcess(wiring.Component):
     @property
     def param_hold(self):
         """Cycles after a swap before ``params`` accepts the next set's first beat."""
-        return self._ZERO_POINT_STEP
+        return self._zero_point_step
 
     @property
     def min_tile_rows(self):
@@ -219,8 +248,10 @@ class PostProcess(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        dim, lanes, groups = cfg.dim, self.lanes, self.row_cycles
+        dim, lanes, digits = cfg.dim, self.lanes, self.multiply_cycles
+        groups = dim // lanes
         width = REQUANT_WIDTH
+        round_step, zero_point_step = self._round_step, self._zero_point_step
 
         # --- Parameters: a shadow set written by beats, then copied per pipeline step. ---
         shadow = Signal(data.ArrayLayout(_channel_layout(), dim))
@@ -233,31 +264,34 @@ class PostProcess(wiring.Component):
         wiring.connect(m, wiring.flipped(self.out_rows), buffer.output)
 
         # The input register holds a row while its lane groups enter the datapath, one group
-        # per cycle; the next row is accepted in the cycle its last group enters.
+        # per multiply (each for `digits` cycles, digit 0 first); the next row is accepted in
+        # the cycle its last group's last digit enters.
         held = Signal(acc_row_layout(cfg))
-        group = Signal(range(groups))
+        row_cycle = Signal(range(self.row_cycles))  # the group, then the digit in the low bits
+        digit_bits = (digits - 1).bit_length()
+        group, digit = row_cycle[digit_bits:], row_cycle[:digit_bits]
         active = Signal()
-        last_group = group == groups - 1
+        last_cycle = row_cycle == self.row_cycles - 1
         swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
-        row_ready = buffer.ready & swap_ready & (~active | last_group)
+        row_ready = buffer.ready & swap_ready & (~active | last_cycle)
         row_fire = self.acc_rows.valid & row_ready
         swap_fire = row_fire & self.acc_rows.payload.swap
         with m.If(row_fire):
-            m.d.sync += [held.eq(self.acc_rows.payload), group.eq(0), active.eq(1)]
-        with m.Elif(active & last_group):
+            m.d.sync += [held.eq(self.acc_rows.payload), row_cycle.eq(0), active.eq(1)]
+        with m.Elif(active & last_cycle):
             m.d.sync += active.eq(0)
         with m.Elif(active):
-            m.d.sync += group.eq(group + 1)
+            m.d.sync += row_cycle.eq(row_cycle + 1)
 
         # swap_at[k] is high k cycles after a swap row was accepted: step k's copy of the
         # parameters is loaded at the end of that cycle, just before the swap row reaches it.
         swap_at = [swap_fire]
-        for k in range(self._ZERO_POINT_STEP):
+        for k in range(zero_point_step):
             pulse = Signal(name=f"swap_at_{k + 1}")
             m.d.sync += pulse.eq(swap_at[-1])
             swap_at.append(pulse)
         # The shadow set must stay still until the last step has copied it.
-        copying = Cat(swap_at[1:self._ZERO_POINT_STEP]).any()
+        copying = Cat(swap_at[1:zero_point_step]).any()
 
         param = self.params.payload
         param_ready = ~shadow_full & ~copying
@@ -297,14 +331,14 @@ class PostProcess(wiring.Component):
         left = [copy(self._MULTIPLY_STEP, unsigned(5),
                      Mux(shadow[n].shift > 0, shadow[n].shift, 0), f"left_{n}")
                 for n in range(dim)]
-        right = [copy(self._ROUND_STEP, unsigned(5),
+        right = [copy(round_step, unsigned(5),
                       Mux(shadow[n].shift < 0, -shadow[n].shift, 0), f"right_{n}")
                  for n in range(dim)]
-        tile = copy(self._ZERO_POINT_STEP, _tile_layout(), shadow_tile, "tile")
+        tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
 
         # --- Control travelling with the rows: valid, mode and tag of each step's row. ---
         ctrl_layout = data.StructLayout({"valid": 1, "mode": PostMode, "tag": cfg.tag_width,
-                                         "group": range(groups)})
+                                         "group": range(groups), "digit": range(digits)})
 
         def ctrl_stage(value, name):
             reg = Signal(ctrl_layout, name=name)
@@ -317,9 +351,10 @@ class PostProcess(wiring.Component):
             entering.mode.eq(held.mode),
             entering.tag.eq(held.tag),
             entering.group.eq(group),
+            entering.digit.eq(digit),
         ]
         ctrl = [entering]
-        for k in range(self._ZERO_POINT_STEP + 1):
+        for k in range(zero_point_step + 1):
             ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
 
         def passes(k):
@@ -331,7 +366,7 @@ class PostProcess(wiring.Component):
             m.d.sync += reg.eq(value)
             return reg
 
-        # The activation bounds travel beside the zero-pointed row (step 8) to the clamp.
+        # The activation bounds travel beside the zero-pointed row to the clamp.
         act_min = stage(signed(8), tile.act_min, "act_min")
         act_max = stage(signed(8), tile.act_max, "act_max")
         low_bound = Mux(act_min > act_max, act_max, act_min)  # what max(z, act_min) clamps to
@@ -360,46 +395,40 @@ class PostProcess(wiring.Component):
             shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
                           (x << shift)[:width].as_signed())
             a = stage(signed(width), shifted, f"a_{n}")
-            b = stage(signed(width), Mux(passes(1), 1, select(mult, 1, n)), f"b_{n}")
+            multiplier = Mux(passes(1), 1, select(mult, 1, n))
+            if digits == 1:
+                product = self._pipelined_multiply(a, multiplier, stage, n)
+            else:
+                product = self._serial_multiply(m, a, multiplier, ctrl, stage, n)
 
-            # Steps 2-4: 32 x 32 product from 16 x 16 partial products (low halves unsigned).
-            half = width // 2
-            a_lo, a_hi = a[:half], a[half:].as_signed()
-            b_lo, b_hi = b[:half], b[half:].as_signed()
-            ll = stage(unsigned(width), multiply(a_lo, b_lo, self.multiplier), f"ll_{n}")
-            lh = stage(signed(width + 1), multiply(a_lo, b_hi, self.multiplier), f"lh_{n}")
-            hl = stage(signed(width + 1), multiply(a_hi, b_lo, self.multiplier), f"hl_{n}")
-            hh = stage(signed(width), multiply(a_hi, b_hi, self.multiplier), f"hh_{n}")
-            mid = stage(signed(width + 2), lh + hl, f"mid_{n}")
-            outer = stage(signed(2 * width), Cat(ll, hh).as_signed(), f"outer_{n}")
-            product = stage(signed(2 * width), (outer + (mid << half))[:2 * width].as_signed(),
-                            f"product_{n}")
-
-            # Step 5: SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31),
-            # saturated (only INT32_MIN * INT32_MIN overflows); pass-through keeps p = x.
+            # SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31), saturated (only
+            # INT32_MIN * INT32_MIN overflows); pass-through keeps p = x.
             above = product[width - 2:].as_signed()  # floor(p / 2**30)
             high = ((above + 1) >> 1)[:width + 1].as_signed()
             high_sat = Mux(high > _INT32_MAX, _INT32_MAX, high[:width].as_signed())
-            s = stage(signed(width), Mux(passes(5), product[:width].as_signed(), high_sat),
-                      f"s_{n}")
+            s = stage(signed(width), Mux(passes(round_step - 1), product[:width].as_signed(),
+                                         high_sat), f"s_{n}")
 
-            # Steps 6-7: RoundingDivideByPOT: (s + 2**(e-1) - (s < 0)) >> e for e > 0, i.e.
+            # RoundingDivideByPOT in 2 steps: (s + 2**(e-1) - (s < 0)) >> e for e > 0, i.e.
             # ties away from zero. The nudge is 2**(e-1), or 2**(e-1) - 1 for a negative s.
-            e = Mux(passes(6), 0, select(right, 6, n))
+            e = Mux(passes(round_step), 0, select(right, round_step, n))
             negative = s[width - 1]
             nudge = Cat(Mux(negative, e >= j + 2, e == j + 1) for j in range(width - 1))
             t = stage(signed(width + 1), s + nudge, f"t_{n}")
             e_t = stage(unsigned(5), e, f"e_{n}")
             y = stage(signed(width), (t >> e_t)[:width].as_signed(), f"y_{n}")
 
-            # Step 8: zero point, exact; then the clamp on the way into the buffer.
-            z = stage(signed(width + 1), y + Mux(passes(8), 0, tile.zero_point), f"z_{n}")
+            # Zero point, exact; then the clamp on the way into the buffer.
+            z = stage(signed(width + 1), y + Mux(passes(zero_point_step), 0, tile.zero_point),
+                      f"z_{n}")
             # min(max(z, act_min), act_max) with both comparisons of z side by side.
             clamped = Mux(z < act_min, low_bound, Mux(z > act_max, act_max, z))[:8]
-            lane_out.append(Mux(passes(9), z[:width], clamped.as_signed())[:width])
+            lane_out.append(Mux(passes(zero_point_step + 1), z[:width],
+                                clamped.as_signed())[:width])
 
-        # The earlier lane groups of a row wait in registers for its last group.
-        done = ctrl[self._ZERO_POINT_STEP + 1]
+        # The earlier lane groups of a row wait in registers for its last group. (A serial
+        # multiply's earlier digits put partial results there first; the last digit's stays.)
+        done = ctrl[zero_point_step + 1]
         row_out = []
         for g in range(groups - 1):
             for n in range(lanes):
@@ -421,3 +450,45 @@ class PostProcess(wiring.Component):
         # model comparison catches).
         m.d.comb += [buffer.issue.eq(row_fire), buffer.data.eq(out)]
         return m
+
+    def _pipelined_multiply(self, a, multiplier, stage, n):
+        """Steps 2-4: ``a * multiplier`` (step 1 values) from 16 x 16 partial products (low
+        halves unsigned), the 64-bit product registered at step 5."""
+        width, half = REQUANT_WIDTH, REQUANT_WIDTH // 2
+        b = stage(signed(width), multiplier, f"b_{n}")
+        a_lo, a_hi = a[:half], a[half:].as_signed()
+        b_lo, b_hi = b[:half], b[half:].as_signed()
+        ll = stage(unsigned(width), multiply(a_lo, b_lo, self.multiplier), f"ll_{n}")
+        lh = stage(signed(width + 1), multiply(a_lo, b_hi, self.multiplier), f"lh_{n}")
+        hl = stage(signed(width + 1), multiply(a_hi, b_lo, self.multiplier), f"hl_{n}")
+        hh = stage(signed(width), multiply(a_hi, b_hi, self.multiplier), f"hh_{n}")
+        mid = stage(signed(width + 2), lh + hl, f"mid_{n}")
+        outer = stage(signed(2 * width), Cat(ll, hh).as_signed(), f"outer_{n}")
+        return stage(signed(2 * width), (outer + (mid << half))[:2 * width].as_signed(),
+                     f"product_{n}")
+
+    def _serial_multiply(self, m, a, multiplier, ctrl, stage, n):
+        """``a * multiplier`` (step 1 values, steady for all the lane group's cycles)
+        accumulated from ``d = 32 / multiply_cycles``-bit digits of ``multiplier``, lowest
+        first: the 64-bit product is registered at step 3 after the group's last digit.
+
+        Step 1 picks digit ``k`` (unsigned; the top one signed) in the group's ``k``-th
+        cycle. Step 2 adds ``a * digit`` to the sum so far shifted right by ``d`` bits, and shifts
+        that sum's low ``d`` bits, final bits of the product, into a register of its low
+        bits. Every sum fits ``32 + d`` bits: the sums before the top digit are at most
+        ``2**31 * 2**d`` in magnitude, the last one ``2**(30 + d) + 2**31``.
+        """
+        width, digits = REQUANT_WIDTH, self.multiply_cycles
+        d = width // digits
+        choices = [Cat(multiplier[k * d:(k + 1) * d], 0) for k in range(digits - 1)]
+        choices.append(Cat(multiplier[width - d:], multiplier[width - 1]))
+        b = stage(signed(d + 1), Array(choices)[ctrl[1].digit], f"b_{n}")
+
+        high = Signal(signed(width + d), name=f"product_high_{n}", reset_less=True)
+        low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
+        carried = Mux(ctrl[2].digit == 0, 0, high >> d)
+        m.d.sync += [
+            high.eq((carried + multiply(a, b, self.multiplier))[:width + d]),
+            low.eq(Cat(low[d:], high[:d])),
+        ]
+        return Cat(low, high).as_signed()

@@ -359,7 +359,7 @@ TESSERA_ID = int.from_bytes(b"TSRA", "big")
 
 #: (major, minor) of the register map; the major changes when a register moves or changes
 #: meaning, the minor when one is added.
-REGMAP_VERSION = (0, 1)
+REGMAP_VERSION = (0, 2)
 
 
 def _log2(value):
@@ -416,9 +416,14 @@ def tessera_register_map(config):
             Field("BUS_DATA_WIDTH", 0, 8, "Bits of a DMA data beat (32, 64 or 128)."),
             Field("BUS_ADDR_WIDTH", 8, 8, "Bits of a DMA byte address."),
             Field("ROW_ADDR_WIDTH", 16, 8, "Bits of a row address in instructions."),
-            Field("POSTPROC_LANES", 24, 8, "Lanes the post-processing computes per cycle."),
+            Field("POSTPROC_LANES", 24, 8, "Lanes the post-processing computes at a time."),
         ), BUS_DATA_WIDTH=config.bus_data_width, BUS_ADDR_WIDTH=config.bus_addr_width,
             ROW_ADDR_WIDTH=config.addr_width, POSTPROC_LANES=config.postproc_lanes_per_cycle),
+        const("CONFIG3", 0x14, "Post-processing throughput.", (
+            Field("POSTPROC_MULTIPLY_CYCLES", 0, 8, "Cycles each group of POSTPROC_LANES lanes "
+                  "takes (its multiply): a row takes DIM / POSTPROC_LANES * "
+                  "POSTPROC_MULTIPLY_CYCLES cycles."),
+        ), POSTPROC_MULTIPLY_CYCLES=config.postproc_multiply_cycles),
         Register("CONTROL", 0x20, Access.RW, 0, "Run control (levels, not pulses).", (
             Field("RUN", 0, 1, "While 1, the dispatcher issues instructions from the queue; "
                   "0 pauses it after the instructions already issued."),

@@ -148,7 +148,7 @@ def test_tessera_map_describes_config(name):
     assert rmap["VERSION"].decode(rmap["VERSION"].reset) == dict(
         MAJOR=REGMAP_VERSION[0], MINOR=REGMAP_VERSION[1])
     fields = {}
-    for reg in ("CONFIG0", "CONFIG1", "CONFIG2"):
+    for reg in ("CONFIG0", "CONFIG1", "CONFIG2", "CONFIG3"):
         fields |= rmap[reg].decode(rmap[reg].reset)
     assert fields == {
         "DIM": config.dim, "ACT_WIDTH": config.act_width, "ACT_SIGNED": config.act_signed,
@@ -160,6 +160,7 @@ def test_tessera_map_describes_config(name):
         "ACC_BANKS_LOG2": config.acc_banks.bit_length() - 1,
         "BUS_DATA_WIDTH": config.bus_data_width, "BUS_ADDR_WIDTH": config.bus_addr_width,
         "ROW_ADDR_WIDTH": config.addr_width, "POSTPROC_LANES": config.postproc_lanes_per_cycle,
+        "POSTPROC_MULTIPLY_CYCLES": config.postproc_multiply_cycles,
     }
     assert {reg.access for reg in rmap} == set(Access)
     assert rmap.irq == ("IRQ_STATUS", "IRQ_ENABLE")

@@ -42,10 +42,15 @@ def test_dsp_budgets():
 
 def test_postproc_throughput():
     """One row per cycle on the ASIC preset; the FPGA presets and micro time-multiplex (the
-    DSP blocks are the PEs')."""
+    DSP blocks are the PEs'), tiny also multiplies digit-serially."""
     cycles = {name: c.postproc_row_cycles for name, c in PRESETS.items()}
-    assert cycles == {"micro": 2, "tiny": 4, "small": 8, "large": 4, "asic": 1}
+    assert cycles == {"micro": 2, "tiny": 16, "small": 8, "large": 4, "asic": 1}
     assert TesseraConfig(dim=6, postproc_lanes=3).postproc_row_cycles == 2
+    assert TesseraConfig(dim=6, postproc_lanes=3,
+                         postproc_multiply_cycles=8).postproc_row_cycles == 16
+    assert TesseraConfig(dim=3, postproc_multiply_cycles=32).postproc_row_cycles == 32
+    assert {name: c.postproc_multiply_cycles for name, c in PRESETS.items()} == {
+        "micro": 1, "tiny": 4, "small": 1, "large": 1, "asic": 1}
 
 
 def test_frozen():
@@ -71,6 +76,14 @@ def test_any_positive_dim():
     (dict(tag_width=0), ValueError, r"^tag_width must be a positive integer, not 0$"),
     (dict(postproc_lanes=3), ValueError, r"^postproc_lanes must divide dim \(4\), not 3$"),
     (dict(postproc_lanes=0), ValueError, r"^postproc_lanes must be a positive integer, not 0$"),
+    (dict(postproc_multiply_cycles=0), ValueError,
+     r"^postproc_multiply_cycles must be a positive integer, not 0$"),
+    (dict(postproc_multiply_cycles=3), ValueError,
+     r"^postproc_multiply_cycles must be 1, 2, 4, 8, 16 or 32, not 3$"),
+    (dict(postproc_multiply_cycles=64), ValueError,
+     r"^postproc_multiply_cycles must be 1, 2, 4, 8, 16 or 32, not 64$"),
+    (dict(postproc_multiply_cycles=4.0), TypeError,
+     r"^postproc_multiply_cycles must be an integer, not 4\.0$"),
     (dict(bus_data_width=48), ValueError,
      r"^bus_data_width must be 32, 64 or 128, not 48$"),
     (dict(bus_addr_width=8), ValueError,

@@ -80,36 +80,49 @@ def run_postproc(config, workload, *, seed, stall_in=0.0, stall_out=0.0, hold_ou
     sim.add_testbench(consumer)
     sim.add_testbench(monitor, background=True)
     if max_cycles is None:
-        max_cycles = hold_outputs + 8 * (len(workload.rows) + len(workload.param_beats)) + 200
+        max_cycles = (hold_outputs + max(8, 2 * config.postproc_row_cycles) * len(workload.rows)
+                      + 8 * len(workload.param_beats) + 200)
     sim.run_until(CLOCK * max_cycles)
     return dut, outputs, accepted, (first_output or [None])[0], params_ready
 
 
 # --- The block against the golden model. ---
 
-#: (dim, postproc_lanes): one row per cycle, and lane groups taking 2, 3 or 4 cycles a row.
-SHAPES = [(1, None), (2, None), (3, None), (4, None), (4, 1), (4, 2), (3, 1), (6, 2)]
+#: (dim, postproc_lanes, postproc_multiply_cycles): one row per cycle, lane groups taking 2,
+#: 3 or 4 cycles a row, and serial multiplies of 16-, 8- and 1-bit digits.
+SHAPES = [(1, None, 1), (2, None, 1), (3, None, 1), (4, None, 1), (4, 1, 1), (4, 2, 1),
+          (3, 1, 1), (6, 2, 1), (2, None, 2), (4, 1, 4), (3, 1, 32)]
 
 
-@pytest.mark.parametrize("dim, lanes", SHAPES, ids=[f"dim{d}-lanes{lanes or d}"
-                                                     for d, lanes in SHAPES])
+def _shape_id(dim, lanes, multiply_cycles):
+    serial = f"-serial{multiply_cycles}" if multiply_cycles > 1 else ""
+    return f"dim{dim}-lanes{lanes or dim}{serial}"
+
+
+@pytest.mark.parametrize("dim, lanes, multiply_cycles", SHAPES,
+                         ids=[_shape_id(*shape) for shape in SHAPES])
 @pytest.mark.parametrize("stalls", [0.0, 0.3], ids=["idle", "stalls"])
-def test_postproc_matches_model(dim, lanes, stalls):
-    seed = 3000 + 10 * dim + (lanes or 0) + 100 * int(stalls * 10)
-    config = TesseraConfig(dim=dim, postproc_lanes=lanes)
-    print(f"seed={seed} dim={dim} postproc_lanes={lanes} stalls={stalls}")
+def test_postproc_matches_model(dim, lanes, multiply_cycles, stalls):
+    seed = 3000 + 10 * dim + (lanes or 0) + 100 * int(stalls * 10) + 1000 * (multiply_cycles > 1)
+    config = TesseraConfig(dim=dim, postproc_lanes=lanes,
+                           postproc_multiply_cycles=multiply_cycles)
+    print(f"seed={seed} dim={dim} postproc_lanes={lanes} "
+          f"postproc_multiply_cycles={multiply_cycles} stalls={stalls}")
     rng = np.random.default_rng(seed)
     workload = make_postproc_workload(config, rng, n_tiles=14, leading_rows=2)
     _, outputs, _, _, _ = run_postproc(config, workload, seed=seed, stall_in=stalls,
                                        stall_out=stalls)
-    check_outputs(outputs, workload, f"seed={seed} dim={dim} lanes={lanes} stalls={stalls}")
+    check_outputs(outputs, workload, f"seed={seed} dim={dim} lanes={lanes} "
+                                     f"multiply_cycles={multiply_cycles} stalls={stalls}")
 
 
 @pytest.mark.parametrize("variant", [
     dict(acc_width=16),  # narrower accumulators are sign-extended
     dict(multiplier="lut"),  # shift-and-add partial products instead of `*`
     dict(multiplier="dsp", max_dsp=3),
-], ids=["acc16", "lut", "dsp"])
+    dict(acc_width=16, postproc_multiply_cycles=4),
+    dict(multiplier="lut", postproc_multiply_cycles=8),  # shift-and-add digit products
+], ids=["acc16", "lut", "dsp", "acc16-serial4", "lut-serial8"])
 def test_postproc_variants(variant):
     seed = 88
     config = TesseraConfig(dim=3, **variant)
@@ -163,28 +176,35 @@ def _edge_workload(config):
     return PostProcWorkload(beats, rows, expected)
 
 
-def test_postproc_edge_values():
+@pytest.mark.parametrize("lanes, multiply_cycles", [(None, 1), (1, 4), (None, 2), (None, 8)],
+                         ids=["pipelined", "serial4-lanes1", "serial2", "serial8"])
+def test_postproc_edge_values(lanes, multiply_cycles):
     """INT32_MIN/MAX accumulators and biases, multipliers at 0, 2**30 and 2**31 - 1 (and
     INT32_MIN, the high multiply's one saturating case), shifts at both ends, zero points
-    and activation bounds at the int8 ends."""
-    config = TesseraConfig(dim=4)
+    and activation bounds at the int8 ends; with the pipelined and serial multiplies."""
+    config = TesseraConfig(dim=4, postproc_lanes=lanes, postproc_multiply_cycles=multiply_cycles)
     workload = _edge_workload(config)
-    print(f"{len(workload.rows)} edge rows")
+    print(f"{len(workload.rows)} edge rows, postproc_lanes={lanes} "
+          f"postproc_multiply_cycles={multiply_cycles}")
     _, outputs, _, _, _ = run_postproc(config, workload, seed=0)
-    check_outputs(outputs, workload, "edge values")
+    check_outputs(outputs, workload, f"edge values, multiply_cycles={multiply_cycles}")
 
 
 # --- Timing and flow control. ---
 
-@pytest.mark.parametrize("dim, lanes, row_cycles", [
-    (1, None, 1), (2, None, 1), (4, None, 1), (4, 1, 4), (4, 2, 2), (6, 2, 3)])
-def test_full_rate_and_latency(dim, lanes, row_cycles):
+@pytest.mark.parametrize("dim, lanes, multiply_cycles, row_cycles", [
+    (1, None, 1, 1), (2, None, 1, 1), (4, None, 1, 1), (4, 1, 1, 4), (4, 2, 1, 2), (6, 2, 1, 3),
+    (2, None, 2, 2), (4, 1, 4, 16), (3, 1, 8, 24)])
+def test_full_rate_and_latency(dim, lanes, multiply_cycles, row_cycles):
     """Parameter sets switched every min_tile_rows rows: one row every ``row_cycles`` cycles
-    (``dim / postproc_lanes``), no bubble, and the first output appears exactly ``latency``
-    = 10 + ``row_cycles`` cycles after the first row."""
-    seed = 5000 + 10 * dim + (lanes or 0)
-    print(f"seed={seed} dim={dim} postproc_lanes={lanes}")
-    config = TesseraConfig(dim=dim, postproc_lanes=lanes)
+    (``dim / postproc_lanes * postproc_multiply_cycles``), no bubble, and the first output
+    appears exactly ``latency`` = 10 + ``row_cycles`` cycles after the first row (8 +
+    ``row_cycles`` with a serial multiply)."""
+    seed = 5000 + 10 * dim + (lanes or 0) + 100 * (multiply_cycles - 1)
+    print(f"seed={seed} dim={dim} postproc_lanes={lanes} "
+          f"postproc_multiply_cycles={multiply_cycles}")
+    config = TesseraConfig(dim=dim, postproc_lanes=lanes,
+                           postproc_multiply_cycles=multiply_cycles)
     rng = np.random.default_rng(seed)
     dut = PostProcess(config)
     assert dut.row_cycles == row_cycles
@@ -194,14 +214,14 @@ def test_full_rate_and_latency(dim, lanes, row_cycles):
     first = accepted[0]
     assert accepted == list(range(first, first + row_cycles * len(workload.rows), row_cycles)), (
         f"bubbles in the row stream: accepted at {accepted}")
-    assert first_output - first == dut.latency == 10 + row_cycles
+    assert first_output - first == dut.latency == (10 if multiply_cycles == 1 else 8) + row_cycles
 
 
-@pytest.mark.parametrize("lanes", [None, 1])
-def test_back_pressure_loses_nothing(lanes):
+@pytest.mark.parametrize("lanes, multiply_cycles", [(None, 1), (1, 1), (1, 4)])
+def test_back_pressure_loses_nothing(lanes, multiply_cycles):
     """Outputs held off for a long time: the block stops taking rows, then drains in order."""
     seed = 41
-    config = TesseraConfig(dim=2, postproc_lanes=lanes)
+    config = TesseraConfig(dim=2, postproc_lanes=lanes, postproc_multiply_cycles=multiply_cycles)
     rng = np.random.default_rng(seed)
     workload = make_postproc_workload(config, rng, n_tiles=8, rows_per_tile=6)
     dut, outputs, accepted, _, _ = run_postproc(config, workload, seed=seed, hold_outputs=100)
@@ -210,10 +230,11 @@ def test_back_pressure_loses_nothing(lanes):
     assert accepted_while_held == dut.buffer_depth, f"accepted {accepted_while_held} rows"
 
 
-def test_params_wait_for_swap_and_pipeline():
+@pytest.mark.parametrize("multiply_cycles", [1, 4])
+def test_params_wait_for_swap_and_pipeline(multiply_cycles):
     """A completed set holds ``params.ready`` low until its swap row, and for param_hold
     cycles after it; a swap row waits for a completed set."""
-    config = TesseraConfig(dim=2)
+    config = TesseraConfig(dim=2, postproc_multiply_cycles=multiply_cycles)
     dut = PostProcess(config)
     log = []
 
@@ -246,9 +267,10 @@ def test_params_wait_for_swap_and_pipeline():
     assert log == [0] * (dut.param_hold - 1) + [1, 1, 1]
 
 
-def test_reset_parameters_give_zero():
+@pytest.mark.parametrize("multiply_cycles", [1, 4])
+def test_reset_parameters_give_zero(multiply_cycles):
     """Rows before the first swap use the all-zero reset parameters: int8 zero, int32 raw."""
-    config = TesseraConfig(dim=3)
+    config = TesseraConfig(dim=3, postproc_multiply_cycles=multiply_cycles)
     rows = [([INT32_MAX, -5, 12345], "requant"), ([INT32_MIN, 7, 0], "acc"),
             ([9, -9, 1], "acc_bias")]
     workload = PostProcWorkload(
@@ -290,8 +312,9 @@ def test_elaborates_for_presets(name):
     config = preset(name)
     dut = PostProcess(config)
     Fragment.get(dut, None)
-    assert dut.row_cycles == config.dim // (config.postproc_lanes or config.dim)
-    assert dut.latency == 10 + dut.row_cycles
+    assert dut.row_cycles == (config.dim // (config.postproc_lanes or config.dim)
+                              * config.postproc_multiply_cycles)
+    assert dut.latency == (10 if config.postproc_multiply_cycles == 1 else 8) + dut.row_cycles
     assert dut.buffer_depth == -(-dut.latency // dut.row_cycles) + 1
 
 
