@@ -130,14 +130,15 @@ class PostProcess(wiring.Component):
 
     Timing:
 
-    - Latency: :attr:`latency` = 10 + :attr:`row_cycles` cycles from an accepted row to its
-      output row (11 at full width; with an empty output buffer): input register, one cycle
-      per further lane group, bias add, saturating left shift, a 3-stage
+    - Latency: :attr:`latency` = 11 + :attr:`row_cycles` cycles from an accepted row to its
+      output row (12 at full width; with an empty output buffer): input register, one cycle
+      per further lane group, bias add, saturating left shift in 2 stages (the lane's shift
+      and the bits it moves out, then the shift or saturation), a 3-stage
       32 x 32 multiply (16 x 16 partial products, their middle sum, the final sum: four
       17 x 17-bit signed multipliers per lane, one ECP5 MULT18X18D each; of iCE40's 16 x 16
       SB_MAC16 only the two same-signedness products map), the high-multiply rounding, the
       rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
-      clamp into the output buffer. With the serial multiply it is 8 + :attr:`row_cycles`:
+      clamp into the output buffer. With the serial multiply it is 9 + :attr:`row_cycles`:
       the multiply is one stage, and :attr:`row_cycles` counts its cycles.
     - Throughput: one row every :attr:`row_cycles` = ``dim / lanes * multiply_cycles``
       cycles (one per cycle at full width with the pipelined multiply), in every mode. A
@@ -172,9 +173,9 @@ class PostProcess(wiring.Component):
         ``config.acc_width`` is wider than 32 bits.
     """
 
-    #: Pipeline step (0 = the input register's output) at which the bias and the multiplier
-    #: operands are used; the later steps depend on how long the multiply takes.
-    _BIAS_STEP, _MULTIPLY_STEP = 0, 1
+    #: Pipeline step (0 = the input register's output) at which the bias, the left shift and
+    #: the multiplier operands are used; the later steps depend on how long the multiply takes.
+    _BIAS_STEP, _SHIFT_STEP, _MULTIPLY_STEP = 0, 1, 2
 
     def __init__(self, config, *, multiplier=None):
         if config.acc_width > REQUANT_WIDTH:
@@ -328,7 +329,7 @@ class PostProcess(wiring.Component):
                 for n in range(dim)]
         mult = [copy(self._MULTIPLY_STEP, signed(width), shadow[n].multiplier, f"mult_{n}")
                 for n in range(dim)]
-        left = [copy(self._MULTIPLY_STEP, unsigned(5),
+        left = [copy(self._SHIFT_STEP, unsigned(5),
                      Mux(shadow[n].shift > 0, shadow[n].shift, 0), f"left_{n}")
                 for n in range(dim)]
         right = [copy(round_step, unsigned(5),
@@ -385,17 +386,23 @@ class PostProcess(wiring.Component):
             gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
             x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
 
-            # Step 1: left shift, saturating where C++ would overflow; multiplier operand.
-            # It overflows iff a bit of x in [31 - shift, 31) differs from the sign bit.
-            shift = Mux(passes(1), 0, select(left, 1, n))
+            # Steps 1-2: left shift, saturating where C++ would overflow. It overflows iff a
+            # bit of x in [31 - shift, 31) differs from the sign bit: step 1 picks the lane's
+            # shift and marks those bits (``reach``), step 2 shifts or saturates.
+            shift_in = Mux(passes(self._SHIFT_STEP), 0, select(left, self._SHIFT_STEP, n))
+            shift = stage(unsigned(5), shift_in, f"shift_{n}")
+            reach = stage(width - 1, Cat(shift_in >= width - 1 - j for j in range(width - 1)),
+                          f"reach_{n}")
+            x = stage(signed(width), x, f"x_shift_{n}")
             sign = x[width - 1]
             moved_out = (x ^ sign.replicate(width))[:width - 1]
-            overflow = Cat(moved_out[j] & (shift >= width - 1 - j)
-                           for j in range(width - 1)).any()
+            overflow = (moved_out & reach).any()
             shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
                           (x << shift)[:width].as_signed())
+            # Step 2 also picks the multiplier operand.
             a = stage(signed(width), shifted, f"a_{n}")
-            multiplier = Mux(passes(1), 1, select(mult, 1, n))
+            multiplier = Mux(passes(self._MULTIPLY_STEP), 1,
+                             select(mult, self._MULTIPLY_STEP, n))
             if digits == 1:
                 product = self._pipelined_multiply(a, multiplier, stage, n)
             else:
@@ -468,25 +475,26 @@ class PostProcess(wiring.Component):
                      f"product_{n}")
 
     def _serial_multiply(self, m, a, multiplier, ctrl, stage, n):
-        """``a * multiplier`` (step 1 values, steady for all the lane group's cycles)
-        accumulated from ``d = 32 / multiply_cycles``-bit digits of ``multiplier``, lowest
-        first: the 64-bit product is registered at step 3 after the group's last digit.
+        """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
+        group's cycles) accumulated from ``d = 32 / multiply_cycles``-bit digits of
+        ``multiplier``, lowest first: the 64-bit product is registered at step ``M + 2``
+        after the group's last digit.
 
-        Step 1 picks digit ``k`` (unsigned; the top one signed) in the group's ``k``-th
-        cycle. Step 2 adds ``a * digit`` to the sum so far shifted right by ``d`` bits, and shifts
-        that sum's low ``d`` bits, final bits of the product, into a register of its low
-        bits. Every sum fits ``32 + d`` bits: the sums before the top digit are at most
+        Step ``M`` picks digit ``k`` (unsigned; the top one signed) in the group's ``k``-th
+        cycle. Step ``M + 1`` adds ``a * digit`` to the sum so far shifted right by ``d`` bits,
+        and shifts that sum's low ``d`` bits, final bits of the product, into a register of
+        its low bits. Every sum fits ``32 + d`` bits: the sums before the top digit are at most
         ``2**31 * 2**d`` in magnitude, the last one ``2**(30 + d) + 2**31``.
         """
         width, digits = REQUANT_WIDTH, self.multiply_cycles
         d = width // digits
         choices = [Cat(multiplier[k * d:(k + 1) * d], 0) for k in range(digits - 1)]
         choices.append(Cat(multiplier[width - d:], multiplier[width - 1]))
-        b = stage(signed(d + 1), Array(choices)[ctrl[1].digit], f"b_{n}")
+        b = stage(signed(d + 1), Array(choices)[ctrl[self._MULTIPLY_STEP].digit], f"b_{n}")
 
         high = Signal(signed(width + d), name=f"product_high_{n}", reset_less=True)
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
-        carried = Mux(ctrl[2].digit == 0, 0, high >> d)
+        carried = Mux(ctrl[self._MULTIPLY_STEP + 1].digit == 0, 0, high >> d)
         m.d.sync += [
             high.eq((carried + multiply(a, b, self.multiplier))[:width + d]),
             low.eq(Cat(low[d:], high[:d])),

@@ -103,7 +103,7 @@ class StoreUnit(wiring.Component):
     - Latency: a STORE accepted on ``ctl.insn`` in cycle 0 by an idle unit issues its first
       accumulator read in cycle 2; with the accumulator's 2-cycle answer, the first row
       enters the post-processing in cycle 4 and its output is on ``sp_write`` in cycle
-      :attr:`latency` = ``4 + postproc_latency`` (15 at full width), on ``dma_write_data``
+      :attr:`latency` = ``4 + postproc_latency`` (16 at full width), on ``dma_write_data``
       one cycle later (beats leave through a register). ``done`` pulses in the cycle after
       the last scratchpad write was accepted, or in the cycle after
       ``dma_write_status.done`` of its command. CONFIG: its DMA read command is valid in
