@@ -43,8 +43,10 @@ def write_verilog(config, build_dir):
 @pytest.mark.parametrize("simulator, config, seed, stall", CASES)
 def test_postproc_verilog(simulator, config, seed, stall, build_dir):
     require_simulator(simulator)
-    # The same number of lanes for every width: wider rows take fewer of them.
-    rows = min(ROWS[simulator], ROWS[simulator] * 4 // config.dim)
+    # The same number of lanes for every width (wider rows take fewer of them), and about the
+    # same number of cycles for a serial multiply (a row takes multiply_cycles times longer).
+    rows = min(ROWS[simulator], ROWS[simulator] * 4 // config.dim) // (
+        config.postproc_multiply_cycles)
     print(f"simulator={simulator} seed={seed} stall={stall} rows={rows} config={config}")
     dut, source = write_verilog(config, build_dir)
     run_cocotb(sources=[source], toplevel=TOP, test_module="sim.tb_postproc",
