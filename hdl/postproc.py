@@ -459,8 +459,9 @@ class PostProcess(wiring.Component):
         return m
 
     def _pipelined_multiply(self, a, multiplier, stage, n):
-        """Steps 2-4: ``a * multiplier`` (step 1 values) from 16 x 16 partial products (low
-        halves unsigned), the 64-bit product registered at step 5."""
+        """Steps ``M + 1`` to ``M + 3`` (``M`` = ``_MULTIPLY_STEP``): ``a * multiplier`` (step
+        ``M`` values) from 16 x 16 partial products (low halves unsigned), the 64-bit product
+        registered at step ``M + 4``."""
         width, half = REQUANT_WIDTH, REQUANT_WIDTH // 2
         b = stage(signed(width), multiplier, f"b_{n}")
         a_lo, a_hi = a[:half], a[half:].as_signed()
