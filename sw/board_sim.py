@@ -16,7 +16,7 @@ values included; its warnings are not fatal). A GEMM is mostly the UART shifting
 clock cycles per byte at 3 Mbaud from 30 MHz) with the whole system clocked, some 50k to 500k
 cycles, and the model runs them at about 90k cycles/s under cocotb, against 4.5k for Icarus
 (measured on the iCEBreaker system: 62k cycles in 0.8 s against 16 s). Icarus compiles in
-seconds where Verilator takes about half a minute (:data:`VERILATOR_ARGS` keep that short):
+seconds where Verilator takes about half a minute (:data:`sim.cocotb_run.FAST_BUILD`):
 even for one small GEMM the two are about even, and several GEMMs or the line-fault run
 (400k cycles) are many times faster on Verilator. ``simulator="icarus"`` works too, for
 cross-checks: it gives the same results, with no X (Icarus once showed X on Amaranth's
@@ -47,12 +47,6 @@ __all__ = ["TOP", "board_system", "cell_models", "run_board_gemms", "write_board
 
 #: Module name of the simulated system.
 TOP = "tessera_board"
-#: Verilator options after cocotb's: only the top level's ports are reachable from Python
-#: (cocotb asks for every signal, ``--public-flat-rw``, which makes the model several times
-#: slower and its C++ twice as long to compile), and the C++ unoptimised (``-O0`` comes after
-#: the makefile's ``-Os``: a third of the compile time; the simulation barely slows down, as
-#: most of its time goes to the testbench's UART in Python).
-VERILATOR_ARGS = ["--no-public-flat-rw", "--public-depth", "1", "-CFLAGS", "-O0"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -133,8 +127,6 @@ def run_board_gemms(board, gemms, *, config=None, faults=None, simulator="verila
     if simulator == "icarus":
         # Icarus cannot parse the iCE40 models' port default values (every port is driven).
         defines["NO_ICE40_DEFAULT_ASSIGNMENTS"] = 1
-    elif simulator == "verilator":
-        build_args += VERILATOR_ARGS
     # One run at a time per build folder (parallel test workers, two CLIs): they share the
     # simulator build and the report file.
     with open(build_dir / ".lock", "w") as lock:

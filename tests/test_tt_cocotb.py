@@ -11,7 +11,6 @@ from conftest import require_simulator
 from hdl.config import PRESETS
 from hdl.tt_um_tessera import PINS, RAM_BYTES, TOP_MODULE
 from sim.cocotb_run import config_to_env, run_cocotb
-from sw.board_sim import VERILATOR_ARGS
 from sw.bundle import write_tinytapeout
 from sw.compiler import plan_gemm
 
@@ -93,8 +92,5 @@ def test_tt_top_end_to_end(simulator, gemms, faults, errors):
         env["TT_FAULTS"] = "1"
     if errors:
         env["TT_ERRORS"] = "1"
-    # Only the pins are read: Verilator's ports-only, unoptimised build (as board-sim's).
-    build_args = VERILATOR_ARGS if simulator == "verilator" else ()
     run_cocotb(sources=[source], toplevel=TOP_MODULE, test_module="sim.tb_tt",
-               build_dir=build_dir / "sim_build", simulator=simulator, env=env,
-               build_args=build_args)
+               build_dir=build_dir / "sim_build", simulator=simulator, env=env)
