@@ -12,12 +12,20 @@ rename pass would have to find and merge identical modules, while the ``Instance
 boundary explicit in the RTL itself.
 """
 
-from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, unsigned
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SRAM1R1W", "sram_behavioural_module", "sram_module_name"]
+__all__ = ["SRAM1R1W", "has_ice40_ebr", "sram_behavioural_module", "sram_module_name"]
+
+#: One SB_RAM40_4K in its 256 x 16 mode (the only one used here: plain bit order).
+EBR_DEPTH, EBR_WIDTH = 256, 16
+
+
+def has_ice40_ebr(platform):
+    """Whether ``platform`` (an Amaranth platform, or None) is an iCE40 (SB_RAM40_4K)."""
+    return str(getattr(platform, "device", "")).startswith(("iCE40", "iCE5LP"))
 
 
 def sram_module_name(depth, width):
@@ -34,7 +42,10 @@ class SRAM1R1W(wiring.Component):
     forwards the written row itself), and the read may return the old or the new row: inline,
     the read port is then transparent, which FPGAs build more cheaply (yosys gives an iCE40
     EBR old-data reads with a delayed write plus transparency logic: ``2 * width`` flip-flops
-    instead of ``width``); a macro keeps returning the old row.
+    instead of ``width``); a macro keeps returning the old row. On an iCE40
+    (:func:`has_ice40_ebr`) a ``collision="any"`` bank of a width that is a multiple of 16 is
+    built from ``SB_RAM40_4K`` instances directly (256 x 16 each), whose same-row read is
+    simply undefined: no flip-flops, no logic besides a row select for depths over 256.
     Contents are undefined after power-up (zero in simulation).
 
     Parameters
@@ -79,8 +90,11 @@ class SRAM1R1W(wiring.Component):
                 i_r_addr=self.r_addr, i_r_en=self.r_en, o_r_data=self.r_data,
                 i_w_addr=self.w_addr, i_w_en=self.w_en, i_w_data=self.w_data,
             )
+        if (self.collision == "any" and self.width % EBR_WIDTH == 0
+                and has_ice40_ebr(platform)):
+            return self._ice40_ebr()
         m = Module()
-        m.submodules.memory = memory = Memory(shape=unsigned(self.width), depth=self.depth,
+        m.submodules.memory = memory = Memory(shape=self.width, depth=self.depth,
                                               init=[])
         write = memory.write_port()
         read = memory.read_port(transparent_for=(write,) if self.collision == "any" else ())
@@ -88,6 +102,40 @@ class SRAM1R1W(wiring.Component):
             read.addr.eq(self.r_addr), read.en.eq(self.r_en), self.r_data.eq(read.data),
             write.addr.eq(self.w_addr), write.en.eq(self.w_en), write.data.eq(self.w_data),
         ]
+        return m
+
+    def _ice40_ebr(self):
+        """``SB_RAM40_4K`` tiles, ``width / 16`` wide and ``ceil(depth / 256)`` deep; the
+        output holds while ``r_en`` is low (the tiles' RE), so does the registered row select."""
+        m = Module()
+        rows = -(-self.depth // EBR_DEPTH)
+        r_row, w_row = self.r_addr[8:], self.w_addr[8:]
+        read_row = Signal(range(rows))
+        if rows > 1:
+            with m.If(self.r_en):
+                m.d.sync += read_row.eq(r_row)
+        outputs = []
+        for r in range(rows):
+            words = []
+            for c in range(self.width // EBR_WIDTH):
+                out = Signal(EBR_WIDTH, name=f"ebr_{r}_{c}_out")
+                m.submodules[f"ebr_{r}_{c}"] = Instance(
+                    "SB_RAM40_4K",
+                    p_READ_MODE=Const(0, 2), p_WRITE_MODE=Const(0, 2),
+                    i_RCLK=ClockSignal(), i_RCLKE=Const(1, 1),
+                    i_RE=self.r_en & (r_row == r) if rows > 1 else self.r_en,
+                    i_RADDR=Cat(self.r_addr[:8], Const(0, 11 - min(8, len(self.r_addr)))),
+                    i_WCLK=ClockSignal(), i_WCLKE=Const(1, 1),
+                    i_WE=self.w_en & (w_row == r) if rows > 1 else self.w_en,
+                    i_WADDR=Cat(self.w_addr[:8], Const(0, 11 - min(8, len(self.w_addr)))),
+                    i_MASK=Const(0, 16), i_WDATA=self.w_data[EBR_WIDTH * c:EBR_WIDTH * (c + 1)],
+                    o_RDATA=out)
+                words.append(out)
+            outputs.append(Cat(*words))
+        data = outputs[0]
+        for r in range(1, rows):
+            data = Mux(read_row == r, outputs[r], data)
+        m.d.comb += self.r_data.eq(data)
         return m
 
 
