@@ -1,12 +1,12 @@
 """EXEC unit: scratchpad rows through the systolic array into the accumulator."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .accumulator import acc_write_layout
-from .isa import ADDR_BITS, ErrorCause, Opcode, exec_layout, unit_signature
+from .isa import ErrorCause, Opcode, exec_layout, unit_signature
 from .scratchpad import Scratchpad, sp_read_layout
 from .systolic import SystolicArray
 
@@ -105,14 +105,19 @@ class ExecUnit(wiring.Component):
         with m.Elif(incoming.acc_addr + incoming.rows > cfg.acc_depth):
             m.d.comb += check.eq(ErrorCause.ACC_RANGE)
 
-        act_job = data.StructLayout({"act_addr": ADDR_BITS, "acc_addr": ADDR_BITS,
-                                     "rows": ADDR_BITS, "accumulate": 1, "preload": 1})
-        m.submodules.weight_jobs = weight_jobs = SyncFIFOBuffered(width=ADDR_BITS,
+        # An accepted instruction passed its checks, so its fields fit their memories:
+        # addresses below the depths, row counts up to the scratchpad's depth.
+        sp_addr, acc_addr, rows_shape = range(cfg.sp_depth), range(cfg.acc_depth), \
+            range(cfg.sp_depth + 1)
+        act_job = data.StructLayout({"act_addr": sp_addr, "acc_addr": acc_addr,
+                                     "rows": rows_shape, "accumulate": 1, "preload": 1})
+        weight_addr_width = Shape.cast(sp_addr).width
+        m.submodules.weight_jobs = weight_jobs = SyncFIFOBuffered(width=weight_addr_width,
                                                                   depth=self.queue_depth)
         m.submodules.act_jobs = act_jobs = SyncFIFOBuffered(width=act_job.size,
                                                             depth=self.queue_depth)
-        m.submodules.inflight = inflight = SyncFIFOBuffered(width=ADDR_BITS,
-                                                            depth=self.inflight_depth)
+        m.submodules.inflight = inflight = SyncFIFOBuffered(
+            width=Shape.cast(rows_shape).width, depth=self.inflight_depth)
         stopped = error != ErrorCause.NONE
         m.d.comb += ctl.insn.ready.eq(weight_jobs.w_rdy & act_jobs.w_rdy & inflight.w_rdy
                                       & ~stopped)
@@ -156,7 +161,7 @@ class ExecUnit(wiring.Component):
 
         # --- Activation rows: one read per cycle, tagged with their accumulator row. ---
         current = act_job(act_jobs.r_data)
-        a_index = Signal(ADDR_BITS)
+        a_index = Signal(rows_shape)
         route_layout = data.StructLayout({"swap": 1, "tag": exec_tag_layout(cfg)})
         m.submodules.route = route = SyncFIFOBuffered(width=route_layout.size,
                                                       depth=self.route_depth)
@@ -193,7 +198,7 @@ class ExecUnit(wiring.Component):
             self.acc_write.payload.row.eq(array.results.payload.row),
             self.acc_write.payload.accumulate.eq(result_tag.accumulate),
         ]
-        written = Signal(ADDR_BITS)
+        written = Signal(rows_shape)
         wrote = self.acc_write.valid & self.acc_write.ready
         finished = wrote & inflight.r_rdy & (written == inflight.r_data - 1)
         m.d.sync += ctl.done.eq(finished)
