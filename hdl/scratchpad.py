@@ -43,9 +43,9 @@ class Scratchpad(wiring.Component):
       the next tile's weights from one ping-pong half while activation rows stream from the
       other.)
     - Back-pressure: ``read_data`` not ready fills a 3-row response buffer, then ``read.ready``
-      drops; nothing is lost. ``write.ready`` stays high, except with
-      ``config.sp_single_port`` banks, where a write to the bank being read in the same cycle
-      waits (the read, which feeds the array, goes first) and the conflict is counted.
+      drops; nothing is lost. ``write.ready`` stays high, except that a write waits while
+      a read of the same row is accepted (with ``config.sp_single_port`` banks: of the same
+      bank): the read, which feeds the array, goes first, and the conflict is counted.
     - An address at or above ``sp_depth`` is refused, never wrapped: a write is dropped, a
       read answers a zero row with ``error`` set, and the sticky ``error`` output rises.
 
@@ -59,8 +59,8 @@ class Scratchpad(wiring.Component):
     error : Out(1)
         Sticky: an out-of-range address was refused.
     conflicts : Out(32)
-        Cycles a write waited for a same-bank read (single-ported banks only), or ``read_b``
-        for a same-bank ``read``.
+        Cycles a write waited for a same-row read (same-bank with single-ported banks), or
+        ``read_b`` for a same-bank ``read``.
     """
 
     def __init__(self, config):
@@ -92,7 +92,8 @@ class Scratchpad(wiring.Component):
         width = cfg.dim * cfg.act_width
         banks = []
         for b in range(cfg.sp_banks):
-            banks.append(SRAM1R1W(bank_depth, width))
+            # A row is never read and written in one cycle (the write waits, see below).
+            banks.append(SRAM1R1W(bank_depth, width, collision="any"))
             m.submodules[f"bank{b}"] = banks[-1]
 
         def read_port(name, stream_in, stream_out):
@@ -117,11 +118,16 @@ class Scratchpad(wiring.Component):
         w_addr = self.write.payload.addr
         w_in_range = w_addr < cfg.sp_depth
         w_bank = w_addr[index_bits:]
+        # A write waits for a read of the same row (of the same bank, if single-ported), so
+        # that the read returns the old row without the memory having to order the two.
         conflict = Signal()
         if cfg.sp_single_port:
             m.d.comb += conflict.eq(w_in_range & (
                 (r_fire & r_in_range & (r_bank == w_bank))
                 | (b_fire & b_in_range & (b_bank == w_bank))))
+        else:
+            m.d.comb += conflict.eq(w_in_range & ((r_fire & (r_addr == w_addr))
+                                                  | (b_fire & (b_addr == w_addr))))
         m.d.comb += self.write.ready.eq(~conflict)
         w_fire = self.write.valid & self.write.ready
 
