@@ -27,7 +27,8 @@ class ProcessingElement(wiring.Component):
       block's output register; a second lets place-and-route put one register beside the DSP
       and one beside the adder), then is added: activations take ``1 + p`` cycles
       (:attr:`act_latency`) and partial sums 1 cycle through the PE. Sums wrap to the width of
-      ``psum_out``.
+      ``psum_out``. A ``top`` PE (first row: ``psum_in`` is always zero) has no sum register:
+      ``psum_out`` is the last product register, ``p`` cycles after ``a_in``.
 
     Parameters
     ----------
@@ -39,6 +40,8 @@ class ProcessingElement(wiring.Component):
         Multiplier implementation, see :data:`hdl.config.MULTIPLIERS`.
     product_stages : int
         Registers between the multiplier and the adder (1 or more).
+    top : bool
+        Whether ``psum_in`` is always zero (ignored): no adder, no sum register.
 
     Members
     -------
@@ -53,11 +56,12 @@ class ProcessingElement(wiring.Component):
     """
 
     def __init__(self, *, act_shape, weight_shape, psum_in_shape, psum_out_shape,
-                 multiplier="behavioural", product_stages=1):
+                 multiplier="behavioural", product_stages=1, top=False):
         if not isinstance(product_stages, int) or product_stages < 1:
             raise ValueError(f"product_stages must be a positive integer, not {product_stages!r}")
         self.multiplier = multiplier
         self.product_stages = product_stages
+        self.top = bool(top)
         act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         external = {}
         if multiplier == "external":
@@ -79,7 +83,7 @@ class ProcessingElement(wiring.Component):
     @property
     def act_latency(self):
         """Cycles from ``a_in`` to the ``psum_out`` it contributes to."""
-        return 1 + self.product_stages
+        return self.product_stages + (not self.top)
     #: Cycles from ``psum_in`` to ``psum_out``.
     psum_latency = 1
 
@@ -100,11 +104,11 @@ class ProcessingElement(wiring.Component):
             m.d.sync += product_reg.eq(product)
             product = product_reg
 
-        m.d.sync += [
-            self.a_out.eq(self.a_in),
-            self.swap_out.eq(self.swap_in),
-            self.psum_out.eq(self.psum_in + product),
-        ]
+        m.d.sync += [self.a_out.eq(self.a_in), self.swap_out.eq(self.swap_in)]
+        if self.top:
+            m.d.comb += self.psum_out.eq(product)
+        else:
+            m.d.sync += self.psum_out.eq(self.psum_in + product)
         with m.If(self.w_en):
             m.d.sync += shadow.eq(self.w_in)
         with m.If(self.swap_in):

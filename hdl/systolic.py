@@ -63,7 +63,7 @@ class SystolicArray(wiring.Component):
 
     Timing:
 
-    - Latency: :attr:`latency` = ``2 * dim + 1 + product_stages`` cycles (``2 * dim + 2`` by
+    - Latency: :attr:`latency` = ``2 * dim + product_stages`` cycles (``2 * dim + 1`` by
       default) from an accepted activation row to its result row on ``results`` (with an
       empty output buffer).
     - Throughput: one activation row (``dim * dim`` MACs) and one weight row per cycle; tile
@@ -118,10 +118,10 @@ class SystolicArray(wiring.Component):
     def latency(self):
         """Cycles from an accepted activation row to its result row."""
         dim = self.config.dim
-        # Input register, row skew of the last row (matches its dim - 1 partial-sum hops),
-        # the PE's product and sum registers, column hop n plus de-skew dim - 1 - n, and the
-        # output buffer (if there is one).
-        return 1 + (dim - 1) + 1 + self.config.product_stages + (dim - 1) + self.result_buffer
+        # Input register and row skew of the last row (rows 0 and 1 enter together: the top
+        # row has no sum register), its product registers and sum register (none if it is
+        # the top row), column hop n plus de-skew dim - 1 - n, and the output buffer (if any).
+        return 2 * dim - 1 + self.config.product_stages + self.result_buffer
 
     @property
     def buffer_depth(self):
@@ -180,11 +180,13 @@ class SystolicArray(wiring.Component):
         col_select = [_delayed(m, w_select, n, f"w_select_c{n}") for n in range(dim)]
         col_weight = [_delayed(m, self.weights.payload.row[n], n, f"w_c{n}") for n in range(dim)]
 
-        # --- Activations: row k skewed by 1 + k cycles, its swap pulse one cycle earlier. ---
-        row_act = [_delayed(m, self.acts.payload.row[k], 1 + k, f"a_r{k}") for k in range(dim)]
+        # --- Activations: row k skewed by max(1, k) cycles (row 0's partial sum is its
+        # product register, no sum register), its swap pulse one cycle earlier. ---
+        row_act = [_delayed(m, self.acts.payload.row[k], max(1, k), f"a_r{k}")
+                   for k in range(dim)]
         swap_pulse = Signal()
         m.d.comb += swap_pulse.eq(swap_fire)
-        row_swap = [_delayed(m, swap_pulse, k, f"swap_r{k}") for k in range(dim)]
+        row_swap = [_delayed(m, swap_pulse, max(1, k) - 1, f"swap_r{k}") for k in range(dim)]
 
         # --- The PE grid. ---
         pes = []
@@ -200,7 +202,7 @@ class SystolicArray(wiring.Component):
                 pe = ProcessingElement(
                     act_shape=cfg.act_shape, weight_shape=cfg.weight_shape,
                     psum_in_shape=psum_shape or out_shape, psum_out_shape=out_shape,
-                    multiplier=multiplier, product_stages=cfg.product_stages)
+                    multiplier=multiplier, product_stages=cfg.product_stages, top=k == 0)
                 if multiplier == "external":
                     shared.append(pe)
                 m.submodules[f"pe_{k}_{n}"] = pe
