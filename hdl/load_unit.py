@@ -8,7 +8,6 @@ from amaranth.lib.wiring import In, Out
 from .burst_splitter import dma_command_layout
 from .dma_read import read_beat_layout
 from .isa import (
-    ADDR_BITS,
     ErrorCause,
     Opcode,
     check_dma_addresses,
@@ -32,18 +31,20 @@ class LoadUnit(wiring.Component):
 
     Timing:
 
-    - Two stages: the command stage checks an instruction and issues its DMA command in the
-      cycle after it was accepted; the write stage takes the returning beats. Up to
+    - Two stages: the command stage checks an offered instruction in the cycle it is
+      offered and issues its DMA command from the next cycle on, taking the instruction
+      (``ctl.insn.ready``) with the command; the write stage takes the returning beats. Up to
       :attr:`depth` instructions are between the two, so the next LOAD's command goes out
-      while this one's data still arrives (the DMA's own latency is hidden).
+      while this one's data still arrives (the DMA's own latency is hidden). The unit keeps
+      no copy of an instruction: ``ctl.insn`` must hold it (valid and stable) until taken.
     - Throughput: one beat per cycle; a row per cycle when a row is one beat.
     - ``done`` pulses in the cycle after an instruction's last row was accepted by the
       scratchpad.
     - Back-pressure on ``sp_write`` holds ``dma_data.ready`` low (the DMA buffers).
     - A beat flagged ``error`` latches ``DMA_READ``. After any error nothing more is written
       and no ``done`` pulses: the beats of commands already issued are consumed and dropped,
-      a checked instruction whose command is not out yet is dropped, and no instruction is
-      accepted.
+      and no instruction is accepted. A failing check latches its cause as soon as the
+      instruction is offered (it is never taken).
 
     Members
     -------
@@ -80,12 +81,15 @@ class LoadUnit(wiring.Component):
         error = Signal(ErrorCause)
         m.d.comb += ctl.error.eq(error)
 
-        # --- Command stage: check, issue the DMA command, hand the rows to the write stage.
-        pending_layout = data.StructLayout({"sp_addr": ADDR_BITS, "rows": ADDR_BITS})
+        # --- Command stage: check the offered instruction, issue its DMA command, hand the
+        # rows to the write stage. The instruction stays in the dispatcher's queue until its
+        # command goes out (it is taken then): only its check result is registered here.
+        # Past the checks, sp_addr < sp_depth and rows <= sp_depth: the write stage keeps
+        # only those bits.
+        sp_bits, rows_bits = (cfg.sp_depth - 1).bit_length(), cfg.sp_depth.bit_length()
+        pending_layout = data.StructLayout({"sp_addr": sp_bits, "rows": rows_bits})
         m.submodules.pending = pending = SyncFIFOBuffered(
             width=pending_layout.size, depth=self.depth)
-        insn = Signal(load_layout())
-        held = Signal()  # `insn` holds a checked instruction whose command is not out yet
         align_mask = beat_bytes - 1
         incoming = load_layout()(ctl.insn.payload)
         check = Signal(ErrorCause)
@@ -96,31 +100,25 @@ class LoadUnit(wiring.Component):
         with m.Elif(((incoming.dram_addr | incoming.dram_stride) & align_mask) != 0):
             m.d.comb += check.eq(ErrorCause.DMA_ALIGN)
 
-        m.d.comb += ctl.insn.ready.eq(~held & (error == ErrorCause.NONE))
-        with m.If(ctl.insn.valid & ctl.insn.ready):
-            with m.If(check == ErrorCause.NONE):
-                m.d.sync += [insn.eq(ctl.insn.payload), held.eq(1)]
-            with m.Else():
-                m.d.sync += error.eq(check)
-
-        # After an error (of an earlier instruction's data) a held command is dropped.
-        with m.If(error != ErrorCause.NONE):
-            m.d.sync += held.eq(0)
+        checked = Signal()  # the instruction offered since the last cycle passed its checks
+        with m.If(ctl.insn.valid & (check != ErrorCause.NONE) & (error == ErrorCause.NONE)):
+            m.d.sync += error.eq(check)
         m.d.comb += [
-            self.dma_cmd.valid.eq(held & pending.w_rdy & (error == ErrorCause.NONE)),
-            self.dma_cmd.payload.addr.eq(insn.dram_addr),
+            self.dma_cmd.valid.eq(ctl.insn.valid & checked & pending.w_rdy
+                                  & (error == ErrorCause.NONE)),
+            self.dma_cmd.payload.addr.eq(incoming.dram_addr),
             self.dma_cmd.payload.row_beats.eq(row_beats),
-            self.dma_cmd.payload.rows.eq(insn.rows),
-            self.dma_cmd.payload.stride.eq(insn.dram_stride),
-            pending.w_en.eq(self.dma_cmd.valid & self.dma_cmd.ready),
-            pending.w_data.eq(Cat(insn.sp_addr, insn.rows)),
+            self.dma_cmd.payload.rows.eq(incoming.rows),
+            self.dma_cmd.payload.stride.eq(incoming.dram_stride),
+            ctl.insn.ready.eq(self.dma_cmd.valid & self.dma_cmd.ready),
+            pending.w_en.eq(ctl.insn.ready),
+            pending.w_data.eq(Cat(incoming.sp_addr[:sp_bits], incoming.rows[:rows_bits])),
         ]
-        with m.If(pending.w_en):
-            m.d.sync += held.eq(0)
+        m.d.sync += checked.eq(ctl.insn.valid & (check == ErrorCause.NONE) & ~ctl.insn.ready)
 
         # --- Write stage: assemble rows from beats, write them, count them.
         current = pending_layout(pending.r_data)
-        row_index = Signal(ADDR_BITS)
+        row_index = Signal(rows_bits)
         beat_index = Signal(range(max(row_beats, 2)))
         failed = Signal()  # the current instruction saw an error beat
         row_bits = cfg.dim * cfg.act_width
@@ -159,5 +157,5 @@ class LoadUnit(wiring.Component):
                 m.d.sync += beat_index.eq(beat_index + 1)
         m.d.comb += pending.r_en.eq(taken & row_complete & last_row)
 
-        m.d.comb += ctl.busy.eq(held | pending.r_rdy)
+        m.d.comb += ctl.busy.eq(pending.level != 0)
         return m

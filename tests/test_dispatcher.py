@@ -106,7 +106,7 @@ def test_program_order_per_unit_and_end():
     assert last_done < 3000
 
 
-@pytest.mark.parametrize("unit_queue_depth", [1, 4])
+@pytest.mark.parametrize("unit_queue_depth", [1, 2, 4])
 @pytest.mark.parametrize("seed", range(5))
 def test_tokens_order_the_units(seed, unit_queue_depth):
     """A double-buffered pattern: each EXEC starts after its LOAD is done, each LOAD after
