@@ -60,19 +60,22 @@ class Dispatcher(wiring.Component):
     - ``words``: four words (least significant first) make an instruction, queued in an
       instruction queue of ``queue_depth`` instructions. It holds them as 32-bit words
       (``4 * queue_depth`` entries, block RAM on an FPGA: a 128-bit-wide queue would take
-      eight iCE40 EBR whatever its depth) and gathers the head instruction's four words
-      again before decoding it. A word pushed while the queue is full is dropped and latches
-      ``QUEUE_FULL`` (the host reads ``free`` before pushing).
-    - While ``run`` is high (and no error is latched) the head instruction is decoded:
-      an undefined opcode latches ``UNDEFINED_OPCODE``, a dependency flag its unit cannot
-      have ``MALFORMED``; LOAD, EXEC, STORE and CONFIG move to their unit's queue
-      (``unit_queue_depth`` entries, each only as wide as the fields of its unit's opcodes:
-      the reserved bits above them read as 0 at the unit); END waits until every unit has
-      finished everything, then pulses ``done``. Lowering ``run`` pauses after the
-      instructions already moved.
+      eight iCE40 EBR whatever its depth). A word pushed while the queue is full is dropped
+      and latches ``QUEUE_FULL`` (the host reads ``free`` before pushing).
+    - While ``run`` is high (and no error is latched) the first word of the next instruction
+      is decoded: an undefined opcode latches ``UNDEFINED_OPCODE``, a dependency flag its
+      unit cannot have ``MALFORMED``. LOAD, EXEC and STORE/CONFIG wait for the tail of
+      their unit's queue to be free, then their four words move into it one per cycle;
+      END's words are dropped, its last one once every unit has finished everything, which
+      pulses ``done``. Lowering ``run`` pauses after the instructions already moving.
+    - A unit queue is ``unit_queue_depth`` stages of flip-flops (the tail is filled, and an
+      instruction moves on towards the head when the stage ahead of it is empty), each only
+      as wide as what its unit's opcodes use: the reserved bits above their fields, the
+      header's ``reserved`` bit and the flags the unit cannot have read as 0 at the unit.
     - A unit's head instruction is handed over once its ``pop_prev``/``pop_next`` tokens are
       there (they are taken at the handover); its ``push_prev``/``push_next`` tokens are
-      given when the unit reports it done. Token counters are 16 bits.
+      given when the unit reports it done (at most 8 instructions a unit has taken may be
+      unfinished). Token counters are 16 bits.
     - At END, a unit whose head waits for a token that its neighbour can no longer give (the
       neighbour idle, its queue empty) latches ``TOKEN_UNDERFLOW``.
     - ``error`` is the first cause, from here or a unit. On an error the dispatcher stops
@@ -80,8 +83,11 @@ class Dispatcher(wiring.Component):
       Only reset clears the error.
 
     Timing: one instruction every four cycles from the instruction queue into the unit
-    queues (as fast as the host can push words), and one per cycle per unit out of them; a
-    token given in one cycle lets a waiting instruction go in the next.
+    queues (as fast as the host can push words; a fifth cycle when the next one goes to the
+    same unit and its tail has not moved on yet). An instruction reaches the head of an
+    empty unit queue ``unit_queue_depth`` cycles after its last word was read, and a unit
+    can take one every two cycles from a full queue. A token given in one cycle lets a
+    waiting instruction go in the next.
 
     Members
     -------

@@ -31,20 +31,22 @@ class LoadUnit(wiring.Component):
 
     Timing:
 
-    - Two stages: the command stage checks an offered instruction in the cycle it is
-      offered and issues its DMA command from the next cycle on, taking the instruction
-      (``ctl.insn.ready``) with the command; the write stage takes the returning beats. Up to
-      :attr:`depth` instructions are between the two, so the next LOAD's command goes out
-      while this one's data still arrives (the DMA's own latency is hidden). The unit keeps
-      no copy of an instruction: ``ctl.insn`` must hold it (valid and stable) until taken.
+    - Two stages: the command stage checks an instruction and issues its DMA command in the
+      next cycle; the write stage takes the returning beats. Up to :attr:`depth`
+      instructions are between the two, so the next LOAD's command goes out while this one's
+      data still arrives (the DMA's own latency is hidden). With :attr:`holds_instruction`
+      (``target_mhz`` above :attr:`holding_above_mhz`) the command stage checks an instruction
+      as it takes it into a register; otherwise it checks the instruction while it is
+      offered and takes it (``ctl.insn.ready``) with its command: ``ctl.insn`` must then
+      keep it valid and stable until taken, as a stream does.
     - Throughput: one beat per cycle; a row per cycle when a row is one beat.
     - ``done`` pulses in the cycle after an instruction's last row was accepted by the
       scratchpad.
     - Back-pressure on ``sp_write`` holds ``dma_data.ready`` low (the DMA buffers).
     - A beat flagged ``error`` latches ``DMA_READ``. After any error nothing more is written
       and no ``done`` pulses: the beats of commands already issued are consumed and dropped,
-      and no instruction is accepted. A failing check latches its cause as soon as the
-      instruction is offered (it is never taken).
+      a checked instruction whose command is not out yet is dropped, and no instruction is
+      accepted.
 
     Members
     -------
@@ -56,6 +58,10 @@ class LoadUnit(wiring.Component):
 
     #: Instructions between the command stage and the write stage.
     depth = 2
+    #: Above this target clock the command stage copies an instruction into a register
+    #: (a shorter path from the dispatcher to the DMA); at or below it, it issues the
+    #: command from the dispatcher's queue stage (about a hundred flip-flops fewer).
+    holding_above_mhz = 50
 
     def __init__(self, config):
         try:
@@ -64,6 +70,7 @@ class LoadUnit(wiring.Component):
             self._MustUse__silence = True  # never built: no "created but never used" warning
             raise
         self.config = config
+        self.holds_instruction = config.target_mhz > self.holding_above_mhz
         super().__init__({
             "ctl": Out(unit_signature()),
             "dma_cmd": Out(stream.Signature(dma_command_layout(config))),
@@ -82,10 +89,8 @@ class LoadUnit(wiring.Component):
         m.d.comb += ctl.error.eq(error)
 
         # --- Command stage: check the offered instruction, issue its DMA command, hand the
-        # rows to the write stage. The instruction stays in the dispatcher's queue until its
-        # command goes out (it is taken then): only its check result is registered here.
-        # Past the checks, sp_addr < sp_depth and rows <= sp_depth: the write stage keeps
-        # only those bits.
+        # rows to the write stage. Past the checks, sp_addr < sp_depth and rows <= sp_depth:
+        # the write stage keeps only those bits.
         sp_bits, rows_bits = (cfg.sp_depth - 1).bit_length(), cfg.sp_depth.bit_length()
         pending_layout = data.StructLayout({"sp_addr": sp_bits, "rows": rows_bits})
         m.submodules.pending = pending = SyncFIFOBuffered(
@@ -100,21 +105,41 @@ class LoadUnit(wiring.Component):
         with m.Elif(((incoming.dram_addr | incoming.dram_stride) & align_mask) != 0):
             m.d.comb += check.eq(ErrorCause.DMA_ALIGN)
 
-        checked = Signal()  # the instruction offered since the last cycle passed its checks
-        with m.If(ctl.insn.valid & (check != ErrorCause.NONE) & (error == ErrorCause.NONE)):
+        cmd = self.dma_cmd
+        if self.holds_instruction:
+            source = Signal(load_layout())
+            held = Signal()  # `source` holds a checked instruction whose command is not out
+            m.d.comb += ctl.insn.ready.eq(~held & (error == ErrorCause.NONE))
+            with m.If(ctl.insn.valid & ctl.insn.ready & (check == ErrorCause.NONE)):
+                m.d.sync += [source.eq(ctl.insn.payload), held.eq(1)]
+            # After an error (of an earlier instruction's data) a held command is dropped.
+            with m.If((error != ErrorCause.NONE) | pending.w_en):
+                m.d.sync += held.eq(0)
+            m.d.comb += [cmd.valid.eq(held & pending.w_rdy & (error == ErrorCause.NONE)),
+                         ctl.busy.eq(held | (pending.level != 0))]
+        else:
+            source = incoming
+            checked = Signal()  # the instruction offered in the last cycle passed its checks
+            m.d.comb += [
+                cmd.valid.eq(ctl.insn.valid & checked & pending.w_rdy
+                             & (error == ErrorCause.NONE)),
+                ctl.insn.ready.eq(cmd.valid & cmd.ready),
+                ctl.busy.eq(pending.level != 0),
+            ]
+            m.d.sync += checked.eq(ctl.insn.valid & (check == ErrorCause.NONE)
+                                   & ~ctl.insn.ready)
+        # A failing check latches its cause (the registered stage takes the instruction).
+        examined = ctl.insn.ready if self.holds_instruction else error == ErrorCause.NONE
+        with m.If(ctl.insn.valid & examined & (check != ErrorCause.NONE)):
             m.d.sync += error.eq(check)
         m.d.comb += [
-            self.dma_cmd.valid.eq(ctl.insn.valid & checked & pending.w_rdy
-                                  & (error == ErrorCause.NONE)),
-            self.dma_cmd.payload.addr.eq(incoming.dram_addr),
-            self.dma_cmd.payload.row_beats.eq(row_beats),
-            self.dma_cmd.payload.rows.eq(incoming.rows),
-            self.dma_cmd.payload.stride.eq(incoming.dram_stride),
-            ctl.insn.ready.eq(self.dma_cmd.valid & self.dma_cmd.ready),
-            pending.w_en.eq(ctl.insn.ready),
-            pending.w_data.eq(Cat(incoming.sp_addr[:sp_bits], incoming.rows[:rows_bits])),
+            cmd.payload.addr.eq(source.dram_addr),
+            cmd.payload.row_beats.eq(row_beats),
+            cmd.payload.rows.eq(source.rows),
+            cmd.payload.stride.eq(source.dram_stride),
+            pending.w_en.eq(cmd.valid & cmd.ready),
+            pending.w_data.eq(Cat(source.sp_addr[:sp_bits], source.rows[:rows_bits])),
         ]
-        m.d.sync += checked.eq(ctl.insn.valid & (check == ErrorCause.NONE) & ~ctl.insn.ready)
 
         # --- Write stage: assemble rows from beats, write them, count them.
         current = pending_layout(pending.r_data)
@@ -157,5 +182,4 @@ class LoadUnit(wiring.Component):
                 m.d.sync += beat_index.eq(beat_index + 1)
         m.d.comb += pending.r_en.eq(taken & row_complete & last_row)
 
-        m.d.comb += ctl.busy.eq(pending.level != 0)
         return m
