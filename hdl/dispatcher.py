@@ -6,6 +6,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .isa import (
+    ADDR_BITS,
     INSN_WIDTH,
     ErrorCause,
     Opcode,
@@ -33,10 +34,38 @@ def _fields_width(*layouts):
 #: Width of each unit queue: the low bits of an instruction that hold its unit's fields.
 _UNIT_WIDTHS = {"load": _fields_width(load_layout()), "exec": _fields_width(exec_layout()),
                 "store": _fields_width(store_layout(), config_layout())}
+#: The layout whose on-chip row fields (``ADDR_BITS`` wide: scratchpad and accumulator rows,
+#: row counts) a unit queue may keep narrower. STORE's are not: CONFIG's address overlaps.
+_ROW_LAYOUTS = {"load": load_layout, "exec": exec_layout, "store": None}
 #: Each unit's opcodes.
 _OPCODES = {"load": (Opcode.LOAD,), "exec": (Opcode.EXEC,), "store": (Opcode.STORE, Opcode.CONFIG)}
 #: Instructions a unit may have taken and not finished (their push flags are kept).
 _OUTSTANDING = 8
+
+
+def _segments(name, row_bits):
+    """How a unit queue stage holds the low ``_UNIT_WIDTHS[name]`` bits of an instruction:
+    ``(start, stop, kind)`` ranges of instruction bits, in stage order, each kept as is
+    (``kind="bits"``) or folded into one bit, their OR (``kind="any"``). A row field keeps
+    its low ``row_bits`` bits and the OR of the others."""
+    width, layout = _UNIT_WIDTHS[name], _ROW_LAYOUTS[name]
+    cuts = []
+    if layout is not None and row_bits < ADDR_BITS:
+        for field_name, field in layout():
+            if field_name not in ("header", "reserved") and field.width == ADDR_BITS:
+                cuts.append((field.offset + row_bits, field.offset + ADDR_BITS))
+    segments, start = [], 0
+    for cut_start, cut_stop in cuts:
+        segments += [(start, cut_start, "bits"), (cut_start, cut_stop, "any")]
+        start = cut_stop
+    return segments + [(start, width, "bits")]
+
+
+def _up_down(m, counter, up, down):
+    """Count ``up`` and ``down`` events (both in one cycle cancel) with one adder: adding
+    1 or all ones (-1), rather than an incrementer, a decrementer and a multiplexer."""
+    with m.If(up ^ down):
+        m.d.sync += counter.eq(counter + Cat(C(1, 1), down.replicate(len(counter) - 1)))
 
 
 def _unit_payload(name, stored, head):
@@ -72,6 +101,12 @@ class Dispatcher(wiring.Component):
       instruction moves on towards the head when the stage ahead of it is empty), each only
       as wide as what its unit's opcodes use: the reserved bits above their fields, the
       header's ``reserved`` bit and the flags the unit cannot have read as 0 at the unit.
+    - ``row_bits``: in a unit queue, a LOAD's or EXEC's on-chip row fields (scratchpad and
+      accumulator rows, row counts: ``ADDR_BITS`` wide) keep their low ``row_bits`` bits and
+      one bit for "any higher bit set", which all their higher bits read as at the unit. With
+      ``2 ** row_bits`` above every memory's depth, a field with a higher bit set fails its
+      unit's range check either way, with the same cause (and an instruction that fails a
+      check has no effect).
     - A unit's head instruction is handed over once its ``pop_prev``/``pop_next`` tokens are
       there (they are taken at the handover); its ``push_prev``/``push_next`` tokens are
       given when the unit reports it done (at most 8 instructions a unit has taken may be
@@ -109,12 +144,13 @@ class Dispatcher(wiring.Component):
         Per unit (load, exec, store): its head instruction waits for a token this cycle.
     """
 
-    def __init__(self, *, queue_depth=64, unit_queue_depth=4):
+    def __init__(self, *, queue_depth=64, unit_queue_depth=4, row_bits=ADDR_BITS):
         for name, value in (("queue_depth", queue_depth), ("unit_queue_depth", unit_queue_depth)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 self._MustUse__silence = True  # never built: no "created but never used"
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         self.queue_depth, self.unit_queue_depth = queue_depth, unit_queue_depth
+        self.row_bits = row_bits
         super().__init__({
             "words": In(stream.Signature(32)),
             "free": Out(range(queue_depth + 1)),
@@ -199,7 +235,8 @@ class Dispatcher(wiring.Component):
         depth = self.unit_queue_depth
         heads, head_valid, stage_valid, pops = {}, {}, {}, {}
         for i, name in enumerate(_UNITS):
-            width = _UNIT_WIDTHS[name]
+            segments = _segments(name, self.row_bits)
+            width = sum(stop - start if kind == "bits" else 1 for start, stop, kind in segments)
             stages = [Signal(width, name=f"{name}_stage{k}") for k in range(depth)]
             valid = [Signal(name=f"{name}_stage{k}_valid") for k in range(depth)]
             pops[name] = pop = Signal(name=f"{name}_pop")
@@ -210,10 +247,18 @@ class Dispatcher(wiring.Component):
                 m.d.comb += take.eq(1)
                 m.d.sync += target_unit.eq(i)
             for k in range(words_per_insn):
-                if 32 * k < width:
-                    ours = target[name] if k == 0 else target_unit == i
-                    with m.If(take & (read_word == k) & ours):
-                        m.d.sync += tail[32 * k:32 * (k + 1)].eq(word)
+                ours = target[name] if k == 0 else target_unit == i
+                with m.If(take & (read_word == k) & ours):
+                    at = 0  # where a segment starts in the stage
+                    for start, stop, kind in segments:
+                        lo, hi = max(start, 32 * k), min(stop, 32 * (k + 1))
+                        part = word[lo - 32 * k:hi - 32 * k]
+                        if lo < hi and kind == "bits":
+                            m.d.sync += tail[at + lo - start:at + hi - start].eq(part)
+                        elif lo < hi:  # the OR of the bits in this word and earlier ones
+                            m.d.sync += tail[at].eq(
+                                part.any() | (tail[at] if lo > start else 0))
+                        at += stop - start if kind == "bits" else 1
             with m.If(last & (target_unit == i)):
                 m.d.comb += take.eq(1)
                 m.d.sync += tail_valid.eq(1)
@@ -223,7 +268,16 @@ class Dispatcher(wiring.Component):
                     m.d.sync += valid[k + 1].eq(0)
             with m.If(pop):
                 m.d.sync += valid[0].eq(0)
-            heads[name], head_valid[name], stage_valid[name] = stages[0], valid[0], valid
+            # The head as the instruction's low bits (an OR bit stands for all its bits).
+            head_bits, at = [], 0
+            for start, stop, kind in segments:
+                if kind == "bits":
+                    head_bits.append(stages[0][at:at + stop - start])
+                    at += stop - start
+                else:
+                    head_bits.append(stages[0][at].replicate(stop - start))
+                    at += 1
+            heads[name], head_valid[name], stage_valid[name] = Cat(head_bits), valid[0], valid
 
         # --- Tokens, and handing instructions to the units. ---
         tokens = {}  # (giver, taker) -> counter
@@ -272,19 +326,13 @@ class Dispatcher(wiring.Component):
                 takes[(nxt, name)].append(pop & head.pop_next)
                 gives[(name, nxt)].append(unit.done & finished[1])
             # After an error, instructions still queued or never done no longer count.
-            with m.If(pop & ~unit.done):
-                m.d.sync += outstanding.eq(outstanding + 1)
-            with m.Elif(unit.done & ~pop):
-                m.d.sync += outstanding.eq(outstanding - 1)
+            _up_down(m, outstanding, pop, unit.done)
             idle[name] = ~unit.busy & ((~queued & (outstanding == 0))
                                        | (error != ErrorCause.NONE))
             raise_error.append((unit.error != ErrorCause.NONE, unit.error, Unit(i)))
         for key, counter in tokens.items():
             give, take_token = Cat(gives[key]).any(), Cat(takes[key]).any()
-            with m.If(give & ~take_token):
-                m.d.sync += counter.eq(counter + 1)
-            with m.Elif(take_token & ~give):
-                m.d.sync += counter.eq(counter - 1)
+            _up_down(m, counter, give, take_token)
 
         # --- END (its last word): wait until every unit is idle; a wait that cannot end is
         # an error. ---
@@ -300,10 +348,7 @@ class Dispatcher(wiring.Component):
         m.d.sync += self.done.eq(finish)
 
         # Instructions counted from the word that completes one to its last word read.
-        with m.If(completes & ~leaves):
-            m.d.sync += count.eq(count + 1)
-        with m.Elif(leaves & ~completes):
-            m.d.sync += count.eq(count - 1)
+        _up_down(m, count, completes, leaves)
 
         # --- The first error wins. ---
         with m.If(error == ErrorCause.NONE):

@@ -41,8 +41,10 @@ class _Core(wiring.Component):
         cfg = self.config
         regs = self.regs
 
+        # A row field with a bit at or above the deepest memory's is out of range anyway.
         m.submodules.dispatcher = dispatcher = Dispatcher(
-            queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth)
+            queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth,
+            row_bits=max(cfg.sp_depth, cfg.acc_depth).bit_length())
         m.submodules.load = load = LoadUnit(cfg)
         m.submodules.exec = exec_ = ExecUnit(cfg)
         m.submodules.store = store = StoreUnit(cfg)

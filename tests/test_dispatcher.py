@@ -31,11 +31,12 @@ END = Instruction(Opcode.END)
 
 
 def run_dispatcher(words, *, seed, latency=(1, 8), queue_depth=8, unit_queue_depth=4,
-                   cycles=3000, run=True):
+                   cycles=3000, run=True, row_bits=16):
     """Push ``words``, let stand-in units take instructions and finish them after a random
     latency. Returns a log of (cycle, unit, event, instruction), done pulses, the error and
     its unit."""
-    dut = Dispatcher(queue_depth=queue_depth, unit_queue_depth=unit_queue_depth)
+    dut = Dispatcher(queue_depth=queue_depth, unit_queue_depth=unit_queue_depth,
+                     row_bits=row_bits)
     rng = np.random.default_rng(seed)
     log, state = [], {"done": 0, "error": ErrorCause.NONE, "unit": 0, "cycle": 0}
 
@@ -172,3 +173,17 @@ def test_token_underflow_at_end():
     assert (state["error"], state["unit"]) == (ErrorCause.TOKEN_UNDERFLOW,
                                                Unit.DISPATCH.value)
     assert state["done"] == 0
+
+
+def test_narrow_row_fields():
+    """With row_bits, a row field below 2**row_bits reaches its unit unchanged; one above
+    keeps its low bits and reads all ones above them (out of range, as it was)."""
+    exec_fields = dict(weight_addr=5, act_addr=0x1234, acc_addr=31, rows=32, preload=1,
+                       accumulate=0)
+    load_fields = dict(sp_addr=0x123, rows=7, dram_addr=0x40, dram_stride=0x1004)
+    program = [Instruction(Opcode.EXEC, exec_fields), Instruction(Opcode.LOAD, load_fields),
+               END]
+    log, _ = run_dispatcher(words_of(program), seed=6, row_bits=5, cycles=300)
+    started = {unit: insn.operands for _, unit, event, insn in log if event == "start"}
+    assert started["exec"] == dict(exec_fields, act_addr=0xfff4, rows=0xffe0)
+    assert started["load"] == dict(load_fields, sp_addr=0xffe3)
