@@ -118,10 +118,10 @@ class Dispatcher(wiring.Component):
       Only reset clears the error.
 
     Timing: one instruction every four cycles from the instruction queue into the unit
-    queues (as fast as the host can push words; a fifth cycle when the next one goes to the
-    same unit and its tail has not moved on yet). An instruction reaches the head of an
-    empty unit queue ``unit_queue_depth`` cycles after its last word was read, and a unit
-    can take one every two cycles from a full queue. A token given in one cycle lets a
+    queues (as fast as the host can push words, while the unit queue has room). An
+    instruction reaches the head of an empty unit queue ``unit_queue_depth`` cycles after its
+    last word was read, and a unit can take one every two cycles from a full queue (with a
+    depth of 1, once the next one's four words are in). A token given in one cycle lets a
     waiting instruction go in the next.
 
     Members
