@@ -1,8 +1,8 @@
 """Dispatcher: the instruction queue, per-unit queues and the dependency tokens."""
 
-from amaranth.hdl import Array, C, Cat, Module, Signal
+from amaranth.hdl import Array, C, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .isa import (
@@ -80,6 +80,55 @@ def _unit_payload(name, stored, head):
     flags = Cat(head.pop_prev if prev else zero, head.pop_next if nxt else zero,
                 head.push_prev if prev else zero, head.push_next if nxt else zero, zero)
     return Cat(opcode, flags, stored[header_layout().size:])
+
+
+class _WordQueue(wiring.Component):
+    """The instruction queue's words: a first-word-fall-through FIFO of ``depth`` 32-bit
+    words in one memory (block RAM), whose registered read port is the head word. The owner
+    never writes while ``depth`` words are in it.
+
+    Timing: a word written in cycle 0 is at the head (``r_rdy``) from cycle 2 on, when the
+    queue was empty; a word read makes way for the next in the following cycle.
+    """
+
+    w_en: In(1)
+    w_data: In(32)
+    r_en: In(1)
+    r_rdy: Out(1)
+    r_data: Out(32)
+
+    def __init__(self, depth):
+        self.depth = depth
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.memory = memory = Memory(shape=32, depth=self.depth, init=[])
+        write = memory.write_port()
+        read = memory.read_port(transparent_for=(write,))  # never the row being written
+
+        def advance(pointer):
+            if self.depth & (self.depth - 1) == 0:
+                return pointer + 1
+            return Mux(pointer == self.depth - 1, 0, pointer + 1)
+
+        w_ptr, r_ptr = Signal(range(self.depth)), Signal(range(self.depth))
+        stored = Signal(range(self.depth + 1))  # in the memory, not yet at the read port
+        fetch = (~self.r_rdy | self.r_en) & (stored != 0)
+        m.d.comb += [
+            write.addr.eq(w_ptr), write.data.eq(self.w_data), write.en.eq(self.w_en),
+            read.addr.eq(r_ptr), read.en.eq(fetch), self.r_data.eq(read.data),
+        ]
+        with m.If(self.w_en):
+            m.d.sync += w_ptr.eq(advance(w_ptr))
+        with m.If(fetch):
+            m.d.sync += r_ptr.eq(advance(r_ptr))
+        _up_down(m, stored, self.w_en, fetch)
+        with m.If(fetch):
+            m.d.sync += self.r_rdy.eq(1)
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        return m
 
 
 class Dispatcher(wiring.Component):
@@ -173,8 +222,7 @@ class Dispatcher(wiring.Component):
 
         # --- Words into the instruction queue. ---
         words_per_insn = INSN_WIDTH // 32
-        m.submodules.queue = queue = SyncFIFOBuffered(width=32,
-                                                      depth=words_per_insn * self.queue_depth)
+        m.submodules.queue = queue = _WordQueue(words_per_insn * self.queue_depth)
         push_word = Signal(2)  # which word of its instruction the next pushed word is
         # Instructions complete in the queue and not yet read out. A word is pushed only
         # while fewer than queue_depth are, so the words never overflow the queue.
