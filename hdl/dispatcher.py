@@ -2,6 +2,7 @@
 
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -138,7 +139,9 @@ class Dispatcher(wiring.Component):
     - ``words``: four words (least significant first) make an instruction, queued in an
       instruction queue of ``queue_depth`` instructions. It holds them as 32-bit words
       (``4 * queue_depth`` entries, block RAM on an FPGA: a 128-bit-wide queue would take
-      eight iCE40 EBR whatever its depth). A word pushed while the queue is full is dropped
+      eight iCE40 EBR whatever its depth). With ``registered_head`` the word at its head is
+      in a flip-flop register (a shorter path from it for fast clocks); without, it is the
+      block RAM's read port (32 flip-flops fewer). A word pushed while the queue is full is dropped
       and latches ``QUEUE_FULL`` (the host reads ``free`` before pushing).
     - While ``run`` is high (and no error is latched) the first word of the next instruction
       is decoded: an undefined opcode latches ``UNDEFINED_OPCODE``, a dependency flag its
@@ -193,13 +196,14 @@ class Dispatcher(wiring.Component):
         Per unit (load, exec, store): its head instruction waits for a token this cycle.
     """
 
-    def __init__(self, *, queue_depth=64, unit_queue_depth=4, row_bits=ADDR_BITS):
+    def __init__(self, *, queue_depth=64, unit_queue_depth=4, row_bits=ADDR_BITS,
+                 registered_head=True):
         for name, value in (("queue_depth", queue_depth), ("unit_queue_depth", unit_queue_depth)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 self._MustUse__silence = True  # never built: no "created but never used"
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         self.queue_depth, self.unit_queue_depth = queue_depth, unit_queue_depth
-        self.row_bits = row_bits
+        self.row_bits, self.registered_head = row_bits, registered_head
         super().__init__({
             "words": In(stream.Signature(32)),
             "free": Out(range(queue_depth + 1)),
@@ -222,7 +226,11 @@ class Dispatcher(wiring.Component):
 
         # --- Words into the instruction queue. ---
         words_per_insn = INSN_WIDTH // 32
-        m.submodules.queue = queue = _WordQueue(words_per_insn * self.queue_depth)
+        words = words_per_insn * self.queue_depth
+        if self.registered_head:
+            m.submodules.queue = queue = SyncFIFOBuffered(width=32, depth=words)
+        else:
+            m.submodules.queue = queue = _WordQueue(words)
         push_word = Signal(2)  # which word of its instruction the next pushed word is
         # Instructions complete in the queue and not yet read out. A word is pushed only
         # while fewer than queue_depth are, so the words never overflow the queue.
