@@ -1,11 +1,13 @@
 """Dispatcher: the instruction queue, per-unit queues and the dependency tokens."""
 
-from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Array, C, Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .isa import (
+    ADDR_BITS,
     INSN_WIDTH,
     ErrorCause,
     Opcode,
@@ -33,6 +35,101 @@ def _fields_width(*layouts):
 #: Width of each unit queue: the low bits of an instruction that hold its unit's fields.
 _UNIT_WIDTHS = {"load": _fields_width(load_layout()), "exec": _fields_width(exec_layout()),
                 "store": _fields_width(store_layout(), config_layout())}
+#: The layout whose on-chip row fields (``ADDR_BITS`` wide: scratchpad and accumulator rows,
+#: row counts) a unit queue may keep narrower. STORE's are not: CONFIG's address overlaps.
+_ROW_LAYOUTS = {"load": load_layout, "exec": exec_layout, "store": None}
+#: Each unit's opcodes.
+_OPCODES = {"load": (Opcode.LOAD,), "exec": (Opcode.EXEC,), "store": (Opcode.STORE, Opcode.CONFIG)}
+#: Instructions a unit may have taken and not finished (their push flags are kept).
+_OUTSTANDING = 8
+
+
+def _segments(name, row_bits):
+    """How a unit queue stage holds the low ``_UNIT_WIDTHS[name]`` bits of an instruction:
+    ``(start, stop, kind)`` ranges of instruction bits, in stage order, each kept as is
+    (``kind="bits"``) or folded into one bit, their OR (``kind="any"``). A row field keeps
+    its low ``row_bits`` bits and the OR of the others."""
+    width, layout = _UNIT_WIDTHS[name], _ROW_LAYOUTS[name]
+    cuts = []
+    if layout is not None and row_bits < ADDR_BITS:
+        for field_name, field in layout():
+            if field_name not in ("header", "reserved") and field.width == ADDR_BITS:
+                cuts.append((field.offset + row_bits, field.offset + ADDR_BITS))
+    segments, start = [], 0
+    for cut_start, cut_stop in cuts:
+        segments += [(start, cut_start, "bits"), (cut_start, cut_stop, "any")]
+        start = cut_stop
+    return segments + [(start, width, "bits")]
+
+
+def _up_down(m, counter, up, down):
+    """Count ``up`` and ``down`` events (both in one cycle cancel) with one adder: adding
+    1 or all ones (-1), rather than an incrementer, a decrementer and a multiplexer."""
+    with m.If(up ^ down):
+        m.d.sync += counter.eq(counter + Cat(C(1, 1), down.replicate(len(counter) - 1)))
+
+
+def _unit_payload(name, stored, head):
+    """The instruction a unit queue stage holds, as the unit sees it: opcode bits that all the
+    unit's opcodes share and flags the unit cannot have are constants (not stored), and so is
+    the header's ``reserved`` bit (0)."""
+    opcodes = [op.value for op in _OPCODES[name]]
+    opcode = Cat(stored[b] if len({op >> b & 1 for op in opcodes}) > 1
+                 else C(opcodes[0] >> b & 1, 1) for b in range(3))
+    prev, nxt = _NEIGHBOURS[name]
+    zero = C(0, 1)
+    flags = Cat(head.pop_prev if prev else zero, head.pop_next if nxt else zero,
+                head.push_prev if prev else zero, head.push_next if nxt else zero, zero)
+    return Cat(opcode, flags, stored[header_layout().size:])
+
+
+class _WordQueue(wiring.Component):
+    """The instruction queue's words: a first-word-fall-through FIFO of ``depth`` 32-bit
+    words in one memory (block RAM), whose registered read port is the head word. The owner
+    never writes while ``depth`` words are in it.
+
+    Timing: a word written in cycle 0 is at the head (``r_rdy``) from cycle 2 on, when the
+    queue was empty; a word read makes way for the next in the following cycle.
+    """
+
+    w_en: In(1)
+    w_data: In(32)
+    r_en: In(1)
+    r_rdy: Out(1)
+    r_data: Out(32)
+
+    def __init__(self, depth):
+        self.depth = depth
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.memory = memory = Memory(shape=32, depth=self.depth, init=[])
+        write = memory.write_port()
+        read = memory.read_port(transparent_for=(write,))  # never the row being written
+
+        def advance(pointer):
+            if self.depth & (self.depth - 1) == 0:
+                return pointer + 1
+            return Mux(pointer == self.depth - 1, 0, pointer + 1)
+
+        w_ptr, r_ptr = Signal(range(self.depth)), Signal(range(self.depth))
+        stored = Signal(range(self.depth + 1))  # in the memory, not yet at the read port
+        fetch = (~self.r_rdy | self.r_en) & (stored != 0)
+        m.d.comb += [
+            write.addr.eq(w_ptr), write.data.eq(self.w_data), write.en.eq(self.w_en),
+            read.addr.eq(r_ptr), read.en.eq(fetch), self.r_data.eq(read.data),
+        ]
+        with m.If(self.w_en):
+            m.d.sync += w_ptr.eq(advance(w_ptr))
+        with m.If(fetch):
+            m.d.sync += r_ptr.eq(advance(r_ptr))
+        _up_down(m, stored, self.w_en, fetch)
+        with m.If(fetch):
+            m.d.sync += self.r_rdy.eq(1)
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        return m
 
 
 class Dispatcher(wiring.Component):
@@ -42,19 +139,30 @@ class Dispatcher(wiring.Component):
     - ``words``: four words (least significant first) make an instruction, queued in an
       instruction queue of ``queue_depth`` instructions. It holds them as 32-bit words
       (``4 * queue_depth`` entries, block RAM on an FPGA: a 128-bit-wide queue would take
-      eight iCE40 EBR whatever its depth) and gathers the head instruction's four words
-      again before decoding it. A word pushed while the queue is full is dropped and latches
-      ``QUEUE_FULL`` (the host reads ``free`` before pushing).
-    - While ``run`` is high (and no error is latched) the head instruction is decoded:
-      an undefined opcode latches ``UNDEFINED_OPCODE``, a dependency flag its unit cannot
-      have ``MALFORMED``; LOAD, EXEC, STORE and CONFIG move to their unit's queue
-      (``unit_queue_depth`` entries, each only as wide as the fields of its unit's opcodes:
-      the reserved bits above them read as 0 at the unit); END waits until every unit has
-      finished everything, then pulses ``done``. Lowering ``run`` pauses after the
-      instructions already moved.
+      eight iCE40 EBR whatever its depth). With ``registered_head`` the word at its head is
+      in a flip-flop register (a shorter path from it for fast clocks); without, it is the
+      block RAM's read port (32 flip-flops fewer). A word pushed while the queue is full is dropped
+      and latches ``QUEUE_FULL`` (the host reads ``free`` before pushing).
+    - While ``run`` is high (and no error is latched) the first word of the next instruction
+      is decoded: an undefined opcode latches ``UNDEFINED_OPCODE``, a dependency flag its
+      unit cannot have ``MALFORMED``. LOAD, EXEC and STORE/CONFIG wait for the tail of
+      their unit's queue to be free, then their four words move into it one per cycle;
+      END's words are dropped, its last one once every unit has finished everything, which
+      pulses ``done``. Lowering ``run`` pauses after the instructions already moving.
+    - A unit queue is ``unit_queue_depth`` stages of flip-flops (the tail is filled, and an
+      instruction moves on towards the head when the stage ahead of it is empty), each only
+      as wide as what its unit's opcodes use: the reserved bits above their fields, the
+      header's ``reserved`` bit and the flags the unit cannot have read as 0 at the unit.
+    - ``row_bits``: in a unit queue, a LOAD's or EXEC's on-chip row fields (scratchpad and
+      accumulator rows, row counts: ``ADDR_BITS`` wide) keep their low ``row_bits`` bits and
+      one bit for "any higher bit set", which all their higher bits read as at the unit. With
+      ``2 ** row_bits`` above every memory's depth, a field with a higher bit set fails its
+      unit's range check either way, with the same cause (and an instruction that fails a
+      check has no effect).
     - A unit's head instruction is handed over once its ``pop_prev``/``pop_next`` tokens are
       there (they are taken at the handover); its ``push_prev``/``push_next`` tokens are
-      given when the unit reports it done. Token counters are 16 bits.
+      given when the unit reports it done (at most 8 instructions a unit has taken may be
+      unfinished). Token counters are 16 bits.
     - At END, a unit whose head waits for a token that its neighbour can no longer give (the
       neighbour idle, its queue empty) latches ``TOKEN_UNDERFLOW``.
     - ``error`` is the first cause, from here or a unit. On an error the dispatcher stops
@@ -62,8 +170,11 @@ class Dispatcher(wiring.Component):
       Only reset clears the error.
 
     Timing: one instruction every four cycles from the instruction queue into the unit
-    queues (as fast as the host can push words), and one per cycle per unit out of them; a
-    token given in one cycle lets a waiting instruction go in the next.
+    queues (as fast as the host can push words, while the unit queue has room). An
+    instruction reaches the head of an empty unit queue ``unit_queue_depth`` cycles after its
+    last word was read, and a unit can take one every two cycles from a full queue (with a
+    depth of 1, once the next one's four words are in). A token given in one cycle lets a
+    waiting instruction go in the next.
 
     Members
     -------
@@ -85,12 +196,14 @@ class Dispatcher(wiring.Component):
         Per unit (load, exec, store): its head instruction waits for a token this cycle.
     """
 
-    def __init__(self, *, queue_depth=64, unit_queue_depth=4):
+    def __init__(self, *, queue_depth=64, unit_queue_depth=4, row_bits=ADDR_BITS,
+                 registered_head=True):
         for name, value in (("queue_depth", queue_depth), ("unit_queue_depth", unit_queue_depth)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 self._MustUse__silence = True  # never built: no "created but never used"
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         self.queue_depth, self.unit_queue_depth = queue_depth, unit_queue_depth
+        self.row_bits, self.registered_head = row_bits, registered_head
         super().__init__({
             "words": In(stream.Signature(32)),
             "free": Out(range(queue_depth + 1)),
@@ -111,13 +224,16 @@ class Dispatcher(wiring.Component):
         error_unit = Signal(2)
         raise_error = []  # (condition, cause, unit), in priority order
 
-        # --- Words into the instruction queue, gathered into the head instruction. ---
+        # --- Words into the instruction queue. ---
         words_per_insn = INSN_WIDTH // 32
-        m.submodules.queue = queue = SyncFIFOBuffered(width=32,
-                                                      depth=words_per_insn * self.queue_depth)
-        word_index = Signal(2)
-        # Instructions complete in the queue or at its head. A word is pushed only while
-        # fewer than queue_depth are, so the words never overflow the queue.
+        words = words_per_insn * self.queue_depth
+        if self.registered_head:
+            m.submodules.queue = queue = SyncFIFOBuffered(width=32, depth=words)
+        else:
+            m.submodules.queue = queue = _WordQueue(words)
+        push_word = Signal(2)  # which word of its instruction the next pushed word is
+        # Instructions complete in the queue and not yet read out. A word is pushed only
+        # while fewer than queue_depth are, so the words never overflow the queue.
         count = Signal(range(self.queue_depth + 1))
         m.d.comb += [
             self.words.ready.eq(1),
@@ -126,33 +242,27 @@ class Dispatcher(wiring.Component):
         full = count == self.queue_depth
         completes = Signal()  # the word that completes an instruction is pushed
         with m.If(self.words.valid & ~full):
-            m.d.comb += [queue.w_en.eq(1), completes.eq(word_index == words_per_insn - 1)]
-            m.d.sync += word_index.eq(word_index + 1)
+            m.d.comb += [queue.w_en.eq(1), completes.eq(push_word == words_per_insn - 1)]
+            m.d.sync += push_word.eq(push_word + 1)
         raise_error.append((self.words.valid & full, ErrorCause.QUEUE_FULL, Unit.DISPATCH))
         m.d.comb += self.free.eq(self.queue_depth - count)
 
-        # The head gathers words (each shifted in from the top) until it holds four.
-        insn = Signal(INSN_WIDTH)
-        gathered = Signal(range(words_per_insn + 1))
-        insn_valid = gathered == words_per_insn
-        leaves = Signal()  # the head instruction moves to its unit queue, or END finishes
-        take = queue.r_rdy & (~insn_valid | leaves)
-        m.d.comb += queue.r_en.eq(take)
+        # --- Words out of the queue, straight into the tail of their unit's queue. ---
+        # The first word holds the header: it is decoded, and reserves the tail of its
+        # unit's queue; the other three follow it there. `target` remembers the unit
+        # (DISPATCH for END, whose other words are dropped).
+        read_word = Signal(2)  # which word of its instruction the queue's head word is
+        target_unit = Signal(2)
+        word = queue.r_data
+        first = queue.r_rdy & (read_word == 0)
+        last = queue.r_rdy & (read_word == words_per_insn - 1)
+        take = Signal()  # the head word is read
+        leaves = Signal()  # an instruction's last word is read
+        m.d.comb += [queue.r_en.eq(take), leaves.eq(take & (read_word == words_per_insn - 1))]
         with m.If(take):
-            m.d.sync += insn.eq(Cat(insn[32:], queue.r_data))
-        with m.If(leaves):
-            m.d.sync += gathered.eq(take)
-        with m.Elif(take):
-            m.d.sync += gathered.eq(gathered + 1)
+            m.d.sync += read_word.eq(read_word + 1)
 
-        # --- Decode the head instruction into a unit queue. ---
-        header = header_layout()(insn[:header_layout().size])
-        unit_queues = {}
-        for name in _UNITS:
-            width = _UNIT_WIDTHS[name]
-            unit_queues[name] = fifo = SyncFIFOBuffered(width=width, depth=self.unit_queue_depth)
-            m.submodules[f"{name}_queue"] = fifo
-            m.d.comb += fifo.w_data.eq(insn[:width])
+        header = header_layout()(word[:header_layout().size])
         opcode = header.opcode
         target = {
             "load": opcode == Opcode.LOAD,
@@ -164,14 +274,66 @@ class Dispatcher(wiring.Component):
         bad_flags = ((target["load"] | is_end) & (header.pop_prev | header.push_prev)) | (
             (target["store"] | is_end) & (header.pop_next | header.push_next))
 
-        go = self.run & (error == ErrorCause.NONE) & insn_valid
+        go = self.run & (error == ErrorCause.NONE) & first
         raise_error.append((go & undefined, ErrorCause.UNDEFINED_OPCODE, Unit.DISPATCH))
         raise_error.append((go & ~undefined & bad_flags, ErrorCause.MALFORMED, Unit.DISPATCH))
         ok = go & ~undefined & ~bad_flags
-        moved = Signal()
-        for name in _UNITS:
-            with m.If(ok & target[name] & unit_queues[name].w_rdy):
-                m.d.comb += [unit_queues[name].w_en.eq(1), moved.eq(1)]
+        with m.If(ok & is_end):
+            m.d.comb += take.eq(1)
+            m.d.sync += target_unit.eq(Unit.DISPATCH.value)
+        with m.If(queue.r_rdy & (read_word != 0) & (read_word != words_per_insn - 1)):
+            m.d.comb += take.eq(1)
+
+        # --- Unit queues: `unit_queue_depth` stages of flip-flops, filled at the tail word
+        # by word, each moving on towards the head when the one ahead is empty. A stage holds
+        # only what its unit's opcodes use (the flags it can have, the fields below
+        # `reserved`); the other bits read as 0 at the unit. ---
+        depth = self.unit_queue_depth
+        heads, head_valid, stage_valid, pops = {}, {}, {}, {}
+        for i, name in enumerate(_UNITS):
+            segments = _segments(name, self.row_bits)
+            width = sum(stop - start if kind == "bits" else 1 for start, stop, kind in segments)
+            stages = [Signal(width, name=f"{name}_stage{k}") for k in range(depth)]
+            valid = [Signal(name=f"{name}_stage{k}_valid") for k in range(depth)]
+            pops[name] = pop = Signal(name=f"{name}_pop")
+            tail, tail_valid = stages[-1], valid[-1]
+            # The tail takes a new instruction when empty or moving on in this cycle.
+            tail_free = ~tail_valid if depth == 1 else ~tail_valid | ~valid[-2]
+            with m.If(ok & target[name] & tail_free):
+                m.d.comb += take.eq(1)
+                m.d.sync += target_unit.eq(i)
+            for k in range(words_per_insn):
+                ours = target[name] if k == 0 else target_unit == i
+                with m.If(take & (read_word == k) & ours):
+                    at = 0  # where a segment starts in the stage
+                    for start, stop, kind in segments:
+                        lo, hi = max(start, 32 * k), min(stop, 32 * (k + 1))
+                        part = word[lo - 32 * k:hi - 32 * k]
+                        if lo < hi and kind == "bits":
+                            m.d.sync += tail[at + lo - start:at + hi - start].eq(part)
+                        elif lo < hi:  # the OR of the bits in this word and earlier ones
+                            m.d.sync += tail[at].eq(
+                                part.any() | (tail[at] if lo > start else 0))
+                        at += stop - start if kind == "bits" else 1
+            with m.If(last & (target_unit == i)):
+                m.d.comb += take.eq(1)
+                m.d.sync += tail_valid.eq(1)
+            for k in range(depth - 1):
+                with m.If(valid[k + 1] & ~valid[k]):
+                    m.d.sync += [stages[k].eq(stages[k + 1]), valid[k].eq(1)]
+                    m.d.sync += valid[k + 1].eq(0)
+            with m.If(pop):
+                m.d.sync += valid[0].eq(0)
+            # The head as the instruction's low bits (an OR bit stands for all its bits).
+            head_bits, at = [], 0
+            for start, stop, kind in segments:
+                if kind == "bits":
+                    head_bits.append(stages[0][at:at + stop - start])
+                    at += stop - start
+                else:
+                    head_bits.append(stages[0][at].replicate(stop - start))
+                    at += 1
+            heads[name], head_valid[name], stage_valid[name] = Cat(head_bits), valid[0], valid
 
         # --- Tokens, and handing instructions to the units. ---
         tokens = {}  # (giver, taker) -> counter
@@ -184,69 +346,65 @@ class Dispatcher(wiring.Component):
         takes = {key: [] for key in tokens}
         idle, waits, missing = {}, {}, {}
         for i, name in enumerate(_UNITS):
-            unit, fifo = getattr(self, name), unit_queues[name]
+            unit, pop, queued = getattr(self, name), pops[name], Cat(stage_valid[name]).any()
             prev, nxt = _NEIGHBOURS[name]
-            head = header_layout()(fifo.r_data[:header_layout().size])
+            stored = heads[name]
+            head = header_layout()(stored[:header_layout().size])
+            ready = head_valid[name]
             have_prev = 1 if prev is None else (tokens[(prev, name)] != 0) | ~head.pop_prev
             have_next = 1 if nxt is None else (tokens[(nxt, name)] != 0) | ~head.pop_next
             may_go = (error == ErrorCause.NONE) & have_prev & have_next
-            waits[name] = fifo.r_rdy & ~(have_prev & have_next)
+            waits[name] = ready & ~(have_prev & have_next)
             if prev is not None:
-                missing[(prev, name)] = fifo.r_rdy & head.pop_prev & (tokens[(prev, name)] == 0)
+                missing[(prev, name)] = ready & head.pop_prev & (tokens[(prev, name)] == 0)
             if nxt is not None:
-                missing[(nxt, name)] = fifo.r_rdy & head.pop_next & (tokens[(nxt, name)] == 0)
-            # Push flags of the instructions a unit has taken and not finished.
-            flags = data.StructLayout({"push_prev": 1, "push_next": 1})
-            m.submodules[f"{name}_flags"] = pushes = SyncFIFOBuffered(width=2, depth=8)
+                missing[(nxt, name)] = ready & head.pop_next & (tokens[(nxt, name)] == 0)
+            # Instructions handed over and not done, and the push flags of each, oldest first.
+            outstanding = Signal(range(_OUTSTANDING + 1), name=f"{name}_outstanding")
+            push_flags = Cat(head.push_prev if prev is not None else C(0, 1),
+                             head.push_next if nxt is not None else C(0, 1))
+            pending = [Signal(2, name=f"{name}_pushes{k}") for k in range(_OUTSTANDING)]
             m.d.comb += [
-                unit.insn.valid.eq(fifo.r_rdy & may_go & pushes.w_rdy),
-                unit.insn.payload.eq(fifo.r_data),  # zero-extended
-                fifo.r_en.eq(unit.insn.valid & unit.insn.ready),
-                pushes.w_en.eq(fifo.r_en),
-                pushes.w_data.eq(Cat(head.push_prev, head.push_next)),
-                pushes.r_en.eq(unit.done),
+                unit.insn.valid.eq(ready & may_go & (outstanding != _OUTSTANDING)),
+                unit.insn.payload.eq(_unit_payload(name, stored, head)),  # zero-extended
+                pop.eq(unit.insn.valid & unit.insn.ready),
                 self.waiting[i].eq(waits[name]),
             ]
-            finished = flags(pushes.r_data)
+            with m.If(unit.done):
+                m.d.sync += [pending[k].eq(pending[k + 1]) for k in range(_OUTSTANDING - 1)]
+            with m.If(pop):
+                m.d.sync += Array(pending)[(outstanding - unit.done)[:3]].eq(push_flags)
+            finished = pending[0]
             if prev is not None:
-                takes[(prev, name)].append(fifo.r_en & head.pop_prev)
-                gives[(name, prev)].append(unit.done & finished.push_prev)
+                takes[(prev, name)].append(pop & head.pop_prev)
+                gives[(name, prev)].append(unit.done & finished[0])
             if nxt is not None:
-                takes[(nxt, name)].append(fifo.r_en & head.pop_next)
-                gives[(name, nxt)].append(unit.done & finished.push_next)
-            # Instructions handed over and not done (a counter: the flags FIFO shows a new
-            # entry only cycles later). After an error, instructions still queued or never
-            # done no longer count.
-            outstanding = Signal(range(9), name=f"{name}_outstanding")
-            with m.If(fifo.r_en & ~unit.done):
-                m.d.sync += outstanding.eq(outstanding + 1)
-            with m.Elif(unit.done & ~fifo.r_en):
-                m.d.sync += outstanding.eq(outstanding - 1)
-            idle[name] = ~unit.busy & ((~fifo.r_rdy & (outstanding == 0))
+                takes[(nxt, name)].append(pop & head.pop_next)
+                gives[(name, nxt)].append(unit.done & finished[1])
+            # After an error, instructions still queued or never done no longer count.
+            _up_down(m, outstanding, pop, unit.done)
+            idle[name] = ~unit.busy & ((~queued & (outstanding == 0))
                                        | (error != ErrorCause.NONE))
             raise_error.append((unit.error != ErrorCause.NONE, unit.error, Unit(i)))
         for key, counter in tokens.items():
-            give, take = Cat(gives[key]).any(), Cat(takes[key]).any()
-            with m.If(give & ~take):
-                m.d.sync += counter.eq(counter + 1)
-            with m.Elif(take & ~give):
-                m.d.sync += counter.eq(counter - 1)
+            give, take_token = Cat(gives[key]).any(), Cat(takes[key]).any()
+            _up_down(m, counter, give, take_token)
 
-        # --- END: wait until every unit is idle; a wait that cannot end is an error. ---
+        # --- END (its last word): wait until every unit is idle; a wait that cannot end is
+        # an error. ---
         all_idle = idle["load"] & idle["exec"] & idle["store"]
         m.d.comb += self.busy.eq(((count != 0) & (error == ErrorCause.NONE)) | ~all_idle)
-        at_end = go & ~undefined & is_end
+        at_end = self.run & (error == ErrorCause.NONE) & last & (
+            target_unit == Unit.DISPATCH.value)
         underflow = Cat(waiting & idle[giver] for (giver, _), waiting in missing.items()).any()
         raise_error.append((at_end & underflow, ErrorCause.TOKEN_UNDERFLOW, Unit.DISPATCH))
-        finish = at_end & all_idle & ~bad_flags
-        m.d.comb += leaves.eq(moved | finish)
+        finish = at_end & all_idle
+        with m.If(finish):
+            m.d.comb += take.eq(1)
         m.d.sync += self.done.eq(finish)
 
-        # Instructions counted from the word that completes one to the one leaving.
-        with m.If(completes & ~leaves):
-            m.d.sync += count.eq(count + 1)
-        with m.Elif(leaves & ~completes):
-            m.d.sync += count.eq(count - 1)
+        # Instructions counted from the word that completes one to its last word read.
+        _up_down(m, count, completes, leaves)
 
         # --- The first error wins. ---
         with m.If(error == ErrorCause.NONE):

@@ -8,7 +8,6 @@ from amaranth.lib.wiring import In, Out
 from .burst_splitter import dma_command_layout
 from .dma_read import read_beat_layout
 from .isa import (
-    ADDR_BITS,
     ErrorCause,
     Opcode,
     check_dma_addresses,
@@ -33,9 +32,13 @@ class LoadUnit(wiring.Component):
     Timing:
 
     - Two stages: the command stage checks an instruction and issues its DMA command in the
-      cycle after it was accepted; the write stage takes the returning beats. Up to
-      :attr:`depth` instructions are between the two, so the next LOAD's command goes out
-      while this one's data still arrives (the DMA's own latency is hidden).
+      next cycle; the write stage takes the returning beats. Up to :attr:`depth`
+      instructions are between the two, so the next LOAD's command goes out while this one's
+      data still arrives (the DMA's own latency is hidden). With :attr:`holds_instruction`
+      (``target_mhz`` above :attr:`holding_above_mhz`) the command stage checks an instruction
+      as it takes it into a register; otherwise it checks the instruction while it is
+      offered and takes it (``ctl.insn.ready``) with its command: ``ctl.insn`` must then
+      keep it valid and stable until taken, as a stream does.
     - Throughput: one beat per cycle; a row per cycle when a row is one beat.
     - ``done`` pulses in the cycle after an instruction's last row was accepted by the
       scratchpad.
@@ -55,6 +58,10 @@ class LoadUnit(wiring.Component):
 
     #: Instructions between the command stage and the write stage.
     depth = 2
+    #: Above this target clock the command stage copies an instruction into a register
+    #: (a shorter path from the dispatcher to the DMA); at or below it, it issues the
+    #: command from the dispatcher's queue stage (about a hundred flip-flops fewer).
+    holding_above_mhz = 50
 
     def __init__(self, config):
         try:
@@ -63,6 +70,7 @@ class LoadUnit(wiring.Component):
             self._MustUse__silence = True  # never built: no "created but never used" warning
             raise
         self.config = config
+        self.holds_instruction = config.target_mhz > self.holding_above_mhz
         super().__init__({
             "ctl": Out(unit_signature()),
             "dma_cmd": Out(stream.Signature(dma_command_layout(config))),
@@ -80,12 +88,13 @@ class LoadUnit(wiring.Component):
         error = Signal(ErrorCause)
         m.d.comb += ctl.error.eq(error)
 
-        # --- Command stage: check, issue the DMA command, hand the rows to the write stage.
-        pending_layout = data.StructLayout({"sp_addr": ADDR_BITS, "rows": ADDR_BITS})
+        # --- Command stage: check the offered instruction, issue its DMA command, hand the
+        # rows to the write stage. Past the checks, sp_addr < sp_depth and rows <= sp_depth:
+        # the write stage keeps only those bits.
+        sp_bits, rows_bits = (cfg.sp_depth - 1).bit_length(), cfg.sp_depth.bit_length()
+        pending_layout = data.StructLayout({"sp_addr": sp_bits, "rows": rows_bits})
         m.submodules.pending = pending = SyncFIFOBuffered(
             width=pending_layout.size, depth=self.depth)
-        insn = Signal(load_layout())
-        held = Signal()  # `insn` holds a checked instruction whose command is not out yet
         align_mask = beat_bytes - 1
         incoming = load_layout()(ctl.insn.payload)
         check = Signal(ErrorCause)
@@ -96,31 +105,45 @@ class LoadUnit(wiring.Component):
         with m.Elif(((incoming.dram_addr | incoming.dram_stride) & align_mask) != 0):
             m.d.comb += check.eq(ErrorCause.DMA_ALIGN)
 
-        m.d.comb += ctl.insn.ready.eq(~held & (error == ErrorCause.NONE))
-        with m.If(ctl.insn.valid & ctl.insn.ready):
-            with m.If(check == ErrorCause.NONE):
-                m.d.sync += [insn.eq(ctl.insn.payload), held.eq(1)]
-            with m.Else():
-                m.d.sync += error.eq(check)
-
-        # After an error (of an earlier instruction's data) a held command is dropped.
-        with m.If(error != ErrorCause.NONE):
-            m.d.sync += held.eq(0)
+        cmd = self.dma_cmd
+        if self.holds_instruction:
+            source = Signal(load_layout())
+            held = Signal()  # `source` holds a checked instruction whose command is not out
+            m.d.comb += ctl.insn.ready.eq(~held & (error == ErrorCause.NONE))
+            with m.If(ctl.insn.valid & ctl.insn.ready & (check == ErrorCause.NONE)):
+                m.d.sync += [source.eq(ctl.insn.payload), held.eq(1)]
+            # After an error (of an earlier instruction's data) a held command is dropped.
+            with m.If((error != ErrorCause.NONE) | pending.w_en):
+                m.d.sync += held.eq(0)
+            m.d.comb += [cmd.valid.eq(held & pending.w_rdy & (error == ErrorCause.NONE)),
+                         ctl.busy.eq(held | (pending.level != 0))]
+        else:
+            source = incoming
+            checked = Signal()  # the instruction offered in the last cycle passed its checks
+            m.d.comb += [
+                cmd.valid.eq(ctl.insn.valid & checked & pending.w_rdy
+                             & (error == ErrorCause.NONE)),
+                ctl.insn.ready.eq(cmd.valid & cmd.ready),
+                ctl.busy.eq(pending.level != 0),
+            ]
+            m.d.sync += checked.eq(ctl.insn.valid & (check == ErrorCause.NONE)
+                                   & ~ctl.insn.ready)
+        # A failing check latches its cause (the registered stage takes the instruction).
+        examined = ctl.insn.ready if self.holds_instruction else error == ErrorCause.NONE
+        with m.If(ctl.insn.valid & examined & (check != ErrorCause.NONE)):
+            m.d.sync += error.eq(check)
         m.d.comb += [
-            self.dma_cmd.valid.eq(held & pending.w_rdy & (error == ErrorCause.NONE)),
-            self.dma_cmd.payload.addr.eq(insn.dram_addr),
-            self.dma_cmd.payload.row_beats.eq(row_beats),
-            self.dma_cmd.payload.rows.eq(insn.rows),
-            self.dma_cmd.payload.stride.eq(insn.dram_stride),
-            pending.w_en.eq(self.dma_cmd.valid & self.dma_cmd.ready),
-            pending.w_data.eq(Cat(insn.sp_addr, insn.rows)),
+            cmd.payload.addr.eq(source.dram_addr),
+            cmd.payload.row_beats.eq(row_beats),
+            cmd.payload.rows.eq(source.rows),
+            cmd.payload.stride.eq(source.dram_stride),
+            pending.w_en.eq(cmd.valid & cmd.ready),
+            pending.w_data.eq(Cat(source.sp_addr[:sp_bits], source.rows[:rows_bits])),
         ]
-        with m.If(pending.w_en):
-            m.d.sync += held.eq(0)
 
         # --- Write stage: assemble rows from beats, write them, count them.
         current = pending_layout(pending.r_data)
-        row_index = Signal(ADDR_BITS)
+        row_index = Signal(rows_bits)
         beat_index = Signal(range(max(row_beats, 2)))
         failed = Signal()  # the current instruction saw an error beat
         row_bits = cfg.dim * cfg.act_width
@@ -159,5 +182,4 @@ class LoadUnit(wiring.Component):
                 m.d.sync += beat_index.eq(beat_index + 1)
         m.d.comb += pending.r_en.eq(taken & row_complete & last_row)
 
-        m.d.comb += ctl.busy.eq(held | pending.r_rdy)
         return m

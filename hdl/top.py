@@ -41,8 +41,13 @@ class _Core(wiring.Component):
         cfg = self.config
         regs = self.regs
 
+        # A row field with a bit at or above the deepest memory's is out of range anyway.
+        # The instruction queue's head word is registered where the clock is fast (as the
+        # LOAD unit's command stage is: see LoadUnit.holding_above_mhz).
         m.submodules.dispatcher = dispatcher = Dispatcher(
-            queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth)
+            queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth,
+            row_bits=max(cfg.sp_depth, cfg.acc_depth).bit_length(),
+            registered_head=cfg.target_mhz > LoadUnit.holding_above_mhz)
         m.submodules.load = load = LoadUnit(cfg)
         m.submodules.exec = exec_ = ExecUnit(cfg)
         m.submodules.store = store = StoreUnit(cfg)

@@ -31,11 +31,12 @@ END = Instruction(Opcode.END)
 
 
 def run_dispatcher(words, *, seed, latency=(1, 8), queue_depth=8, unit_queue_depth=4,
-                   cycles=3000, run=True):
+                   cycles=3000, run=True, row_bits=16, registered_head=True):
     """Push ``words``, let stand-in units take instructions and finish them after a random
     latency. Returns a log of (cycle, unit, event, instruction), done pulses, the error and
     its unit."""
-    dut = Dispatcher(queue_depth=queue_depth, unit_queue_depth=unit_queue_depth)
+    dut = Dispatcher(queue_depth=queue_depth, unit_queue_depth=unit_queue_depth,
+                     row_bits=row_bits, registered_head=registered_head)
     rng = np.random.default_rng(seed)
     log, state = [], {"done": 0, "error": ErrorCause.NONE, "unit": 0, "cycle": 0}
 
@@ -94,9 +95,11 @@ def words_of(program):
     return [word for insn in program for word in to_words(insn)]
 
 
-def test_program_order_per_unit_and_end():
+@pytest.mark.parametrize("registered_head, queue_depth", [(True, 8), (False, 8), (False, 3)])
+def test_program_order_per_unit_and_end(registered_head, queue_depth):
     program = [load(), exec_(), store(), load(), exec_(), store(), END]
-    log, state = run_dispatcher(words_of(program), seed=1)
+    log, state = run_dispatcher(words_of(program), seed=1, queue_depth=queue_depth,
+                                registered_head=registered_head)
     for name in UNITS:
         started = [insn for _, unit, event, insn in log if unit == name and event == "start"]
         assert started == [insn for insn in program if insn.unit.name.lower() == name]
@@ -106,9 +109,10 @@ def test_program_order_per_unit_and_end():
     assert last_done < 3000
 
 
-@pytest.mark.parametrize("unit_queue_depth", [1, 4])
-@pytest.mark.parametrize("seed", range(5))
-def test_tokens_order_the_units(seed, unit_queue_depth):
+@pytest.mark.parametrize("registered_head", [False, True])
+@pytest.mark.parametrize("unit_queue_depth", [1, 2, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_tokens_order_the_units(seed, unit_queue_depth, registered_head):
     """A double-buffered pattern: each EXEC starts after its LOAD is done, each LOAD after
     the EXEC two before it is done, each STORE after its EXEC, and no token is left."""
     groups = 6
@@ -119,7 +123,8 @@ def test_tokens_order_the_units(seed, unit_queue_depth):
         program.append(store(pop_prev=True))
     program.append(END)
     log, state = run_dispatcher(words_of(program), seed=seed, queue_depth=4,
-                                unit_queue_depth=unit_queue_depth)
+                                unit_queue_depth=unit_queue_depth,
+                                registered_head=registered_head)
     assert state["done"] == 1 and state["error"] == ErrorCause.NONE, state
 
     def times(name, event):
@@ -156,12 +161,13 @@ def test_decode_errors(words, cause):
     assert log == [] and state["done"] == 0
 
 
-def test_queue_full():
+@pytest.mark.parametrize("registered_head", [False, True])
+def test_queue_full(registered_head):
     """More instructions than the queue holds, with run low: the first extra word latches
     QUEUE_FULL."""
     program = [load()] * 5
     log, state = run_dispatcher(words_of(program), seed=4, queue_depth=4, run=False,
-                                cycles=200)
+                                cycles=200, registered_head=registered_head)
     assert state["error"] == ErrorCause.QUEUE_FULL
 
 
@@ -172,3 +178,17 @@ def test_token_underflow_at_end():
     assert (state["error"], state["unit"]) == (ErrorCause.TOKEN_UNDERFLOW,
                                                Unit.DISPATCH.value)
     assert state["done"] == 0
+
+
+def test_narrow_row_fields():
+    """With row_bits, a row field below 2**row_bits reaches its unit unchanged; one above
+    keeps its low bits and reads all ones above them (out of range, as it was)."""
+    exec_fields = dict(weight_addr=5, act_addr=0x1234, acc_addr=31, rows=32, preload=1,
+                       accumulate=0)
+    load_fields = dict(sp_addr=0x123, rows=7, dram_addr=0x40, dram_stride=0x1004)
+    program = [Instruction(Opcode.EXEC, exec_fields), Instruction(Opcode.LOAD, load_fields),
+               END]
+    log, _ = run_dispatcher(words_of(program), seed=6, row_bits=5, cycles=300)
+    started = {unit: insn.operands for _, unit, event, insn in log if event == "start"}
+    assert started["exec"] == dict(exec_fields, act_addr=0xfff4, rows=0xffe0)
+    assert started["load"] == dict(load_fields, sp_addr=0xffe3)
