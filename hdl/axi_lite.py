@@ -76,12 +76,12 @@ class AXI4LiteSignature(wiring.Signature):
 class AXI4LiteRegisterBank(wiring.Component):
     """AXI4-Lite slave holding the registers of a :class:`~hdl.registers.RegisterMap`.
 
-    The five channels are independent. AW and W each have a one-entry holding register: either
-    may arrive first (or both together); a write executes in the cycle both are present and
-    the B channel is free (``BVALID`` low, or ``BREADY`` high so the pending response leaves
-    in that cycle). A read executes in the cycle an address is present and R is free. Reads
-    and writes proceed in parallel; a read executing in the cycle a write to the same register
-    executes returns the value from before the write.
+    No holding registers: the payloads are used while the master holds them valid (AXI:
+    VALID, once high, stays with a stable payload until READY). A write executes in its AW/W
+    handshake cycle, which comes when AW and W are both valid and B is free; a read executes
+    in its AR handshake cycle, when R is empty. Reads and writes proceed in parallel; a read
+    executing in the cycle a write to the same register executes returns the value from
+    before the write.
 
     Responses:
 
@@ -103,21 +103,23 @@ class AXI4LiteRegisterBank(wiring.Component):
 
     Timing:
 
-    - Write latency :attr:`write_latency` = 1: when the later of the AW and W handshakes is in
-      cycle t (and B is free), the register holds the new value and ``BVALID`` is high in
-      cycle t + 1. A WO ``strobe`` is in cycle t itself, combinational from the bus handshake,
-      so ``full`` is sampled in the same cycle as the push it refuses.
+    - Handshakes: ``AWREADY`` and ``WREADY`` rise together (one register) in the cycle after
+      one where AW and W are both valid and B is free or leaving (``BVALID`` low or
+      ``BREADY`` high): a write whose AW and W are valid in cycle t is handshaken in t + 1
+      (no earlier than its later channel arrives plus 1). ``ARREADY`` is ``~RVALID``.
+    - Write latency :attr:`write_latency` = 1: AW/W handshake in cycle t, the register holds
+      the new value and ``BVALID`` is high in cycle t + 1. A WO ``strobe`` is in cycle t
+      itself, combinational from the bus handshake, so ``full`` is sampled in the same cycle
+      as the push it refuses.
     - Read latency :attr:`read_latency` = 1: AR handshake in cycle t, ``RVALID`` with the data
       of cycle t in cycle t + 1.
-    - Throughput: one write per cycle (AW and W presented together) and, in parallel, one read
-      per cycle, while ``BREADY`` / ``RREADY`` stay high.
-    - Back-pressure: B and R stay valid with stable payload until their READY. While B waits,
-      one more AW and one more W are accepted into the holding registers, then
-      ``AWREADY``/``WREADY`` stay low until the response leaves (likewise one AR while R waits):
-      nothing is dropped and at most one write and one read wait behind a response.
-    - Every bus output (READYs, VALIDs, payloads) comes from a register: no combinational path
-      from a bus input to a bus output. ``irq`` is registered: high the cycle after
-      ``status & enable`` becomes non-zero.
+    - Throughput: one write every 2 cycles and, in parallel, one read every 2 cycles, while
+      ``BREADY`` / ``RREADY`` stay high (the host link issues one CSR word per 5 or more).
+    - Back-pressure: B and R stay valid with stable payload until their READY; meanwhile no
+      other write (read) is accepted: at most one response of each kind is owed.
+    - Every bus output (READYs, VALIDs, payloads) comes from a register (``ARREADY`` through
+      an inverter): no combinational path from a bus input to a bus output. ``irq`` is
+      registered: high the cycle after ``status & enable`` becomes non-zero.
 
     Parameters
     ----------
@@ -194,25 +196,20 @@ class AXI4LiteRegisterBank(wiring.Component):
                 return Value.cast(port(reg).value)
             return Value.cast(port(reg))
 
-        # Write: AW and W holding registers, bypassed when the write executes at once.
-        aw_held, aw_addr_q = Signal(), Signal(self.addr_width)
-        w_held, w_data_q, w_strb_q = Signal(), Signal(rmap.data_width), Signal(lanes)
-        m.d.comb += [bus.awready.eq(~aw_held), bus.wready.eq(~w_held)]
-        aw_addr = Mux(aw_held, aw_addr_q, bus.awaddr)
-        w_data = Mux(w_held, w_data_q, bus.wdata)
-        w_strb = Mux(w_held, w_strb_q, bus.wstrb)
+        # Write: AWREADY and WREADY rise together, the cycle after both AW and W are valid
+        # with B free in that next cycle (no holding registers: the payloads are used as the
+        # master holds them).
+        write_go = Signal()
+        m.d.comb += [bus.awready.eq(write_go), bus.wready.eq(write_go)]
+        aw_addr, w_data, w_strb = bus.awaddr, bus.wdata, bus.wstrb
         write = Signal()
-        m.d.comb += write.eq((aw_held | bus.awvalid) & (w_held | bus.wvalid)
-                             & (~bus.bvalid | bus.bready))
+        m.d.comb += write.eq(write_go & bus.awvalid & bus.wvalid)
+        m.d.sync += write_go.eq(bus.awvalid & bus.wvalid & ~write_go
+                                & ~(bus.bvalid & ~bus.bready))
         with m.If(write):
-            m.d.sync += [aw_held.eq(0), w_held.eq(0), bus.bvalid.eq(1)]
-        with m.Else():
-            with m.If(bus.bready):
-                m.d.sync += bus.bvalid.eq(0)
-            with m.If(bus.awvalid & ~aw_held):
-                m.d.sync += [aw_held.eq(1), aw_addr_q.eq(bus.awaddr)]
-            with m.If(bus.wvalid & ~w_held):
-                m.d.sync += [w_held.eq(1), w_data_q.eq(bus.wdata), w_strb_q.eq(bus.wstrb)]
+            m.d.sync += bus.bvalid.eq(1)
+        with m.Elif(bus.bready):
+            m.d.sync += bus.bvalid.eq(0)
 
         lane_mask = Cat(strobe.replicate(8) for strobe in w_strb)
         bresp = Signal(AXIResp)
@@ -253,12 +250,11 @@ class AXI4LiteRegisterBank(wiring.Component):
                 clear = clears[reg.name]
                 m.d.sync += value.eq((value & ~clear) | Value.cast(port(reg).set))
 
-        # Read: an AR holding register, bypassed when the read executes at once.
-        ar_held, ar_addr_q = Signal(), Signal(self.addr_width)
-        m.d.comb += bus.arready.eq(~ar_held)
-        ar_addr = Mux(ar_held, ar_addr_q, bus.araddr)
+        # Read: ARREADY while R is empty; the address is used as the master holds it.
+        m.d.comb += bus.arready.eq(~bus.rvalid)
+        ar_addr = bus.araddr
         read = Signal()
-        m.d.comb += read.eq((ar_held | bus.arvalid) & (~bus.rvalid | bus.rready))
+        m.d.comb += read.eq(bus.arvalid & ~bus.rvalid)
         rdata, rresp = Signal(rmap.data_width), Signal(AXIResp)
         m.d.comb += rresp.eq(AXIResp.DECERR)
         with m.Switch(ar_addr[lsb:]):
@@ -270,13 +266,9 @@ class AXI4LiteRegisterBank(wiring.Component):
                     else:
                         m.d.comb += rresp.eq(AXIResp.SLVERR)
         with m.If(read):
-            m.d.sync += [ar_held.eq(0), bus.rvalid.eq(1), bus.rdata.eq(rdata),
-                         bus.rresp.eq(rresp)]
-        with m.Else():
-            with m.If(bus.rready):
-                m.d.sync += bus.rvalid.eq(0)
-            with m.If(bus.arvalid & ~ar_held):
-                m.d.sync += [ar_held.eq(1), ar_addr_q.eq(bus.araddr)]
+            m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(rdata), bus.rresp.eq(rresp)]
+        with m.Elif(bus.rready):
+            m.d.sync += bus.rvalid.eq(0)
 
         if rmap.irq is not None:
             status, enable = (value_of(rmap[name]) for name in rmap.irq)
