@@ -163,13 +163,12 @@ class HostLink(wiring.Component):
         count = Signal(8)  # byte index in the current phase
         crc = Signal(16, init=CRC_INIT)
         status = Signal(Status, init=Status.OK)
-        data_bytes = Signal(8)  # data bytes of the reply if it is OK
         last_tag, last_write = Signal(8), Signal()
         last_status = Signal(Status, init=Status.OK)  # of the last frame executed (replays)
         aw_done, w_done = Signal(), Signal()
         drop = Signal()  # aborted: no reply for the frame executing
-        # Bytes 0-2 of the CSR word in flight; byte 3 goes straight between the bus and the
-        # buffer (a write's sits on the buffer's read port, which holds it while not enabled).
+        # Bytes 0-2 of a CSR word to write; byte 3 sits on the buffer's read port, which holds
+        # it while not enabled. A read's word stays on ``csr.rdata`` (R holds until RREADY).
         word = Signal(24)
 
         # Byte-wide with a synchronous read port: one block RAM (512x8 on iCE40, 2048x9 on
@@ -191,6 +190,8 @@ class HostLink(wiring.Component):
         crc_next = crc16_step(Mux(crc_first, CRC_INIT, crc), crc_byte)
         has_payload = command[0]
         fixed = command == Command.CSR_WRITE_FIXED
+        # Data bytes of the reply if it is OK (a replay's command is a write: none).
+        data_bytes = Mux(command == Command.PING, PING_BYTES, Mux(has_payload, 0, length))
 
         def finish(value):
             m.d.sync += [status.eq(value), count.eq(0)]
@@ -278,8 +279,9 @@ class HostLink(wiring.Component):
 
             with m.State("CHECK"):
                 m.d.comb += [buf_r.addr.eq(0), buf_r.en.eq(1)]  # a write's first byte
-                self._check(m, command, tag, addr, addr_high, length, count, crc, data_bytes,
-                            last_tag, last_write, last_status, finish)
+                m.d.sync += count.eq(0)
+                self._check(m, command, tag, addr, addr_high, length, crc, last_tag, last_write,
+                            last_status, finish)
 
             with m.State("CSR_WRITE_FETCH"):  # bytes 0-2 of the word into ``word``
                 m.d.comb += buf_r.en.eq(1)
@@ -314,20 +316,20 @@ class HostLink(wiring.Component):
                 with m.If(csr.arready):
                     m.next = "CSR_READ_RESPONSE"
 
-            with m.State("CSR_READ_RESPONSE"):
-                m.d.comb += [csr.rready.eq(1), buf_w.data.eq(csr.rdata[:8]),
-                             buf_w.en.eq(csr.rvalid)]
+            with m.State("CSR_READ_RESPONSE"):  # byte 0 of the word; R stays for the others
+                m.d.comb += [buf_w.data.eq(csr.rdata[:8]), buf_w.en.eq(csr.rvalid)]
                 with m.If(csr.rvalid):
                     m.d.comb += addr_step.eq(4)
-                    m.d.sync += [word.eq(csr.rdata[8:]), count.eq(count + 1)]
+                    m.d.sync += count.eq(count + 1)
                     with m.If(csr.rresp != AXIResp.OKAY):
+                        m.d.comb += csr.rready.eq(1)
                         finish(Status.BUS_ERROR)
                     with m.Else():
                         m.next = "CSR_READ_STORE"
 
-            with m.State("CSR_READ_STORE"):  # bytes 1-3 of the word from ``word``
-                m.d.comb += [buf_w.data.eq(word[:8]), buf_w.en.eq(1)]
-                m.d.sync += word.eq(word[8:])
+            with m.State("CSR_READ_STORE"):  # bytes 1-3 of the word, from R; then RREADY
+                m.d.comb += [buf_w.data.eq(csr.rdata.word_select(count[:2], 8)),
+                             buf_w.en.eq(1), csr.rready.eq(count[:2] == 3)]
                 with m.If(count[:2] == 3):
                     m.next = "CSR_READ"
                 advance(count + 1 == length)
@@ -386,8 +388,8 @@ class HostLink(wiring.Component):
         m.d.comb += [self.busy.eq(~rx.ready), self.error.eq(status != Status.OK)]
         return m
 
-    def _check(self, m, command, tag, addr, addr_high, length, count, crc, data_bytes, last_tag,
-               last_write, last_status, finish):
+    def _check(self, m, command, tag, addr, addr_high, length, crc, last_tag, last_write,
+               last_status, finish):
         """The CHECK state: the frame's status, or the access to start."""
         is_csr = Cat(command == c for c in (Command.CSR_READ, Command.CSR_WRITE,
                                             Command.CSR_WRITE_FIXED)).any()
@@ -407,7 +409,6 @@ class HostLink(wiring.Component):
                         ~is_mem | ~addr_high & below(self.ram_bytes))
         write = command[0]
         replay = write & last_write & (tag == last_tag)
-        m.d.sync += count.eq(0)
         with m.If(crc != 0):
             finish(Status.BAD_CRC)
         with m.Else():
@@ -421,8 +422,6 @@ class HostLink(wiring.Component):
             with m.Elif(replay):
                 finish(last_status)
             with m.Else():
-                m.d.sync += data_bytes.eq(Mux(command == Command.PING, PING_BYTES,
-                                              Mux(write, 0, length)))
                 with m.Switch(command):
                     with m.Case(Command.PING):
                         finish(Status.OK)
