@@ -79,9 +79,9 @@ class AXI4LiteRegisterBank(wiring.Component):
     No holding registers: the payloads are used while the master holds them valid (AXI:
     VALID, once high, stays with a stable payload until READY). A write executes in its AW/W
     handshake cycle, which comes when AW and W are both valid and B is free; a read executes
-    in its AR handshake cycle, when R is empty. Reads and writes proceed in parallel; a read
-    executing in the cycle a write to the same register executes returns the value from
-    before the write.
+    in the cycle after its AR handshake (which comes when R is empty). Reads and writes
+    proceed in parallel; a read executing in the cycle a write to the same register executes
+    returns the value from before the write.
 
     Responses:
 
@@ -99,26 +99,27 @@ class AXI4LiteRegisterBank(wiring.Component):
     bits of strobed lanes (``WSTRB`` 0 writes nothing and answers OKAY). W1C: a hardware ``set``
     wins over a host clear of the same bit in the same cycle. Only field bits are implemented
     in a register with fields (the rest read 0). RO values are sampled in the cycle the read
-    executes.
+    executes, the cycle after the AR handshake.
 
     Timing:
 
     - Handshakes: ``AWREADY`` and ``WREADY`` rise together (one register) in the cycle after
       one where AW and W are both valid and B is free or leaving (``BVALID`` low or
       ``BREADY`` high): a write whose AW and W are valid in cycle t is handshaken in t + 1
-      (no earlier than its later channel arrives plus 1). ``ARREADY`` is ``~RVALID``.
+      (no earlier than its later channel arrives plus 1). ``ARREADY`` is high while no read
+      is in progress (from its AR handshake to its R handshake), from registers.
     - Write latency :attr:`write_latency` = 1: AW/W handshake in cycle t, the register holds
       the new value and ``BVALID`` is high in cycle t + 1. A WO ``strobe`` is in cycle t
       itself, combinational from the bus handshake, so ``full`` is sampled in the same cycle
       as the push it refuses.
-    - Read latency :attr:`read_latency` = 1: AR handshake in cycle t, ``RVALID`` with the data
-      of cycle t in cycle t + 1.
-    - Throughput: one write every 2 cycles and, in parallel, one read every 2 cycles, while
-      ``BREADY`` / ``RREADY`` stay high (the host link issues one CSR word per 5 or more).
+    - Read latency :attr:`read_latency` = 2: AR handshake in cycle t, the read executes in
+      t + 1 and ``RVALID`` with its data is high in t + 2.
+    - Throughput: one write every 2 cycles and, in parallel, one read every 3 cycles, while
+      ``BREADY`` / ``RREADY`` stay high (the host link issues one CSR word per 6 or more).
     - Back-pressure: B and R stay valid with stable payload until their READY; meanwhile no
       other write (read) is accepted: at most one response of each kind is owed.
-    - Every bus output (READYs, VALIDs, payloads) comes from a register (``ARREADY`` through
-      an inverter): no combinational path from a bus input to a bus output. ``irq`` is
+    - Every bus output (READYs, VALIDs, payloads) comes from registers (``ARREADY`` through
+      a NOR): no combinational path from a bus input to a bus output. ``irq`` is
       registered: high the cycle after ``status & enable`` becomes non-zero.
 
     Parameters
@@ -148,7 +149,7 @@ class AXI4LiteRegisterBank(wiring.Component):
     """
 
     write_latency = 1
-    read_latency = 1
+    read_latency = 2
 
     def __init__(self, register_map, *, addr_width=12):
         try:
@@ -250,23 +251,34 @@ class AXI4LiteRegisterBank(wiring.Component):
                 clear = clears[reg.name]
                 m.d.sync += value.eq((value & ~clear) | Value.cast(port(reg).set))
 
-        # Read: ARREADY while R is empty; the address is used as the master holds it.
-        m.d.comb += bus.arready.eq(~bus.rvalid)
-        ar_addr = bus.araddr
+        # Read: the AR handshake in cycle t decodes the address into one select flip-flop per
+        # readable register (all low if unmapped) and sets RRESP; in t + 1 RDATA takes the
+        # OR of the values ANDed with their selects (two values per LUT4, then an OR tree:
+        # cheaper than a multiplexer on the address) and RVALID rises.
+        pending = Signal()  # the read executes
+        m.d.comb += bus.arready.eq(~bus.rvalid & ~pending)
         read = Signal()
-        m.d.comb += read.eq(bus.arvalid & ~bus.rvalid)
-        rdata, rresp = Signal(rmap.data_width), Signal(AXIResp)
+        m.d.comb += read.eq(bus.arvalid & bus.arready)
+        readable = [reg for reg in rmap if reg.access.readable]
+        select = Signal(len(readable))
+        rresp = Signal(AXIResp)
         m.d.comb += rresp.eq(AXIResp.DECERR)
-        with m.Switch(ar_addr[lsb:]):
+        with m.Switch(bus.araddr[lsb:]):
             for reg in rmap:
                 with m.Case(word_of[reg.name]):
                     if reg.access.readable:
-                        m.d.comb += [rdata.eq(value_of(reg) & rmap.mask(reg)),
-                                     rresp.eq(AXIResp.OKAY)]
+                        m.d.comb += rresp.eq(AXIResp.OKAY)
                     else:
                         m.d.comb += rresp.eq(AXIResp.SLVERR)
+        m.d.sync += pending.eq(read)
         with m.If(read):
-            m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(rdata), bus.rresp.eq(rresp)]
+            m.d.sync += [bus.rresp.eq(rresp),
+                         select.eq(Cat(bus.araddr[lsb:] == word_of[reg.name] for reg in readable))]
+        rdata = 0
+        for i, reg in enumerate(readable):
+            rdata = rdata | (value_of(reg) & rmap.mask(reg) & select[i].replicate(rmap.data_width))
+        with m.If(pending):
+            m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(rdata)]
         with m.Elif(bus.rready):
             m.d.sync += bus.rvalid.eq(0)
 

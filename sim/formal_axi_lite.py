@@ -45,13 +45,14 @@ class AXI4LiteProof(Elaboratable):
       complete pair owed implies BVALID (so every pair gets exactly one B); RVALID exactly
       when an AR is owed. At most one of each is owed; AW and W are handshaken together.
     - No deadlock: AWREADY and WREADY are high in the cycle after one where AW and W are both
-      valid, not handshaken, and B is free or leaving; ARREADY is low only while R waits.
+      valid, not handshaken, and B is free or leaving; ARREADY is low only while a read is
+      owed, and its R comes two cycles after the AR handshake.
     - Each response is the right one for its request's address: DECERR unmapped, SLVERR on
       a write to RO/CONST or a read of WO, OKAY otherwise (a WO write: OKAY or SLVERR), and
       a CONST read returns the constant.
 
     Covered: OKAY, SLVERR and DECERR write responses, a DECERR read, a CONST read, B and R
-    handshakes 2 cycles apart (full rate), a write waiting behind a stalled B, a WO push,
+    handshakes 2 and 3 cycles apart (full rate), a write waiting behind a stalled B, a WO push,
     ``irq``.
     """
 
@@ -144,6 +145,8 @@ class AXI4LiteProof(Elaboratable):
 
         # A write the bank must accept in this cycle: both valid last cycle, not handshaken,
         # and B free or leaving then.
+        ar_last = Signal()   # an AR handshake in the previous cycle (its R is not yet due)
+        m.d.sync += ar_last.eq(ar_fire)
         write_due = Signal()
         m.d.sync += write_due.eq(bus.awvalid & bus.wvalid & ~aw_fire & ~w_fire & ~reset
                                  & ~(bus.bvalid & ~bus.bready))
@@ -154,9 +157,10 @@ class AXI4LiteProof(Elaboratable):
                 Assert(aw_fire == w_fire),
                 Assert(~bus.bvalid | ((aw_out >= 1) & (w_out >= 1))),
                 Assert(~((aw_out >= 1) & (w_out >= 1)) | bus.bvalid),
-                Assert(bus.rvalid == (ar_out >= 1)),
+                Assert(~bus.rvalid | (ar_out >= 1)),
+                Assert(bus.rvalid == ((ar_out >= 1) & ~ar_last)),
                 Assert(~write_due | (bus.awready & bus.wready)),
-                Assert(bus.arready | bus.rvalid),
+                Assert(bus.arready == (ar_out == 0)),
             ]
             with m.If(b_waited):
                 m.d.comb += [Assert(bus.bvalid), Assert(bus.bresp == b_held)]
@@ -173,7 +177,7 @@ class AXI4LiteProof(Elaboratable):
                              Assert(~known | (bus.rdata == data))]
 
         # Covers: every kind of answer, full rate, back-pressure, pushes, the interrupt.
-        last_b, last_r = Signal(2), Signal(2)   # the previous two cycles' handshakes
+        last_b, last_r = Signal(2), Signal(3)   # the previous cycles' handshakes
         m.d.sync += [last_b.eq(Cat(b_fire, last_b)), last_r.eq(Cat(r_fire, last_r))]
         queue = dut.regs.queue
         m.d.comb += [
@@ -183,7 +187,7 @@ class AXI4LiteProof(Elaboratable):
             Cover(r_fire & (bus.rresp == AXIResp.DECERR)),
             Cover(r_fire & (bus.rdata == Const(rmap["MAGIC"].reset, rmap.data_width))),
             Cover(b_fire & last_b[1]),
-            Cover(r_fire & last_r[1]),
+            Cover(r_fire & last_r[2]),
             Cover(bus.bvalid & ~bus.bready & bus.awvalid & bus.wvalid),
             Cover(queue.strobe),
             Cover(dut.irq),
