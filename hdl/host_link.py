@@ -171,15 +171,22 @@ class HostLink(wiring.Component):
         # it while not enabled. A read's word stays on ``csr.rdata`` (R holds until RREADY).
         word = Signal(24)
 
-        # Byte-wide with a synchronous read port: one block RAM (512x8 on iCE40, 2048x9 on
-        # ECP5). It is written at ``count`` and read one byte ahead, at ``count + 1``.
-        m.submodules.buffer = buffer = Memory(shape=8, depth=self.max_payload, init=[])
+        # Byte-wide with a synchronous read: one block RAM (512x8 on iCE40, 2048x9 on ECP5).
+        # It is written at ``count`` and read one byte ahead, at ``count + 1``, never in the
+        # same cycle: an asynchronous port and its register (``buf_r_data``, enabled by
+        # ``buf_r_en``), which yosys merges with ``no_rw_check``, so that it adds no logic
+        # for a collision (a synchronous port would get a read-before-write emulation).
+        m.submodules.buffer = buffer = Memory(shape=8, depth=self.max_payload, init=[],
+                                              attrs={"no_rw_check": 1})
         buf_w = buffer.write_port()
-        buf_r = buffer.read_port()
-        m.d.comb += [buf_w.addr.eq(count), buf_r.addr.eq(count + 1), buf_r.en.eq(0),
-                     ram.addr.eq(addr), ram.w_data.eq(buf_r.data),
+        buf_r = buffer.read_port(domain="comb")
+        buf_r_en, buf_r_data = Signal(), Signal(8)
+        with m.If(buf_r_en):
+            m.d.sync += buf_r_data.eq(buf_r.data)
+        m.d.comb += [buf_w.addr.eq(count), buf_r.addr.eq(count + 1), buf_r_en.eq(0),
+                     ram.addr.eq(addr), ram.w_data.eq(buf_r_data),
                      csr.awaddr.eq(addr), csr.araddr.eq(addr),
-                     csr.wdata.eq(Cat(word, buf_r.data)), csr.wstrb.eq(0b1111)]
+                     csr.wdata.eq(Cat(word, buf_r_data)), csr.wstrb.eq(0b1111)]
 
         addr_step = Signal(3)  # the accesses advance the address by this
         with m.If(addr_step.any()):
@@ -278,14 +285,14 @@ class HostLink(wiring.Component):
                 end_early(self.frame_end & ~complete, self.abort & ~complete)
 
             with m.State("CHECK"):
-                m.d.comb += [buf_r.addr.eq(0), buf_r.en.eq(1)]  # a write's first byte
+                m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1)]  # a write's first byte
                 m.d.sync += count.eq(0)
                 self._check(m, command, tag, addr, addr_high, length, crc, last_tag, last_write,
                             last_status, finish)
 
             with m.State("CSR_WRITE_FETCH"):  # bytes 0-2 of the word into ``word``
-                m.d.comb += buf_r.en.eq(1)
-                m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), count.eq(count + 1)]
+                m.d.comb += buf_r_en.eq(1)
+                m.d.sync += [word.eq(Cat(word[8:], buf_r_data)), count.eq(count + 1)]
                 with m.If(count[:2] == 2):
                     m.next = "CSR_WRITE"
 
@@ -301,7 +308,7 @@ class HostLink(wiring.Component):
             with m.State("CSR_WRITE_RESPONSE"):
                 m.d.comb += csr.bready.eq(1)
                 with m.If(csr.bvalid):
-                    m.d.comb += buf_r.en.eq(1)  # the next word's byte 0
+                    m.d.comb += buf_r_en.eq(1)  # the next word's byte 0
                     m.d.comb += addr_step.eq(Mux(fixed, 0, 4))
                     m.d.sync += count.eq(count + 1)
                     with m.If(csr.bresp != AXIResp.OKAY):
@@ -335,7 +342,7 @@ class HostLink(wiring.Component):
                 advance(count + 1 == length)
 
             with m.State("MEM_WRITE"):
-                m.d.comb += [ram.w_en.eq(1), buf_r.en.eq(1)]
+                m.d.comb += [ram.w_en.eq(1), buf_r_en.eq(1)]
                 m.d.comb += addr_step.eq(1)
                 advance(count + 1 == length)
 
@@ -351,7 +358,7 @@ class HostLink(wiring.Component):
 
             # The reply's bytes, one state each; the CRC covers those before it.
             with m.State("REPLY_STATUS"):
-                m.d.comb += [buf_r.addr.eq(0), buf_r.en.eq(1),  # the first data byte
+                m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1),  # the first data byte
                              crc_first.eq(1)]
                 # A frame not executed: BAD_CRC, TRUNCATED (a replay's status is last_status).
                 with m.If((status != Status.BAD_CRC) & (status != Status.TRUNCATED)):
@@ -360,7 +367,7 @@ class HostLink(wiring.Component):
                     m.next = "REPLY_TAG"
 
             with m.State("REPLY_TAG"):
-                m.d.comb += [buf_r.addr.eq(0), buf_r.en.eq(1)]
+                m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1)]
                 with m.If(send(tag)):
                     m.next = "REPLY_DATA"
                     with m.If((data_bytes == 0) | (status != Status.OK)):
@@ -369,8 +376,8 @@ class HostLink(wiring.Component):
             with m.State("REPLY_DATA"):
                 ping = Const(int.from_bytes(self.ping_data, "little"), 8 * PING_BYTES)
                 with m.If(send(Mux(command == Command.PING, ping.word_select(count[:3], 8),
-                                   buf_r.data))):
-                    m.d.comb += buf_r.en.eq(1)
+                                   buf_r_data))):
+                    m.d.comb += buf_r_en.eq(1)
                     m.d.sync += count.eq(count + 1)
                     with m.If(count + 1 == data_bytes):
                         m.next = "REPLY_CRC_HIGH"
