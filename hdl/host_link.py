@@ -74,6 +74,15 @@ def crc16_step(crc, byte):
     return crc
 
 
+_STATUS_BASE = 0x50
+assert all(status.value >> 3 == _STATUS_BASE >> 3 for status in Status)
+
+
+def _code(status):
+    """The low 3 bits of a Status (a constant), or a code (a Value) as it is."""
+    return status.value & 7 if isinstance(status, Status) else status
+
+
 class HostLink(wiring.Component):
     """Executes request frames from ``rx`` on the CSR bus and the RAM; replies on ``tx``.
 
@@ -162,9 +171,10 @@ class HostLink(wiring.Component):
         addr, addr_high = Signal(addr_width), Signal()
         count = Signal(8)  # byte index in the current phase
         crc = Signal(16, init=CRC_INIT)
-        status = Signal(Status, init=Status.OK)
+        # A status as its low 3 bits (every Status is 0x50 to 0x57).
+        status = Signal(3)
         last_tag, last_write = Signal(8), Signal()
-        last_status = Signal(Status, init=Status.OK)  # of the last frame executed (replays)
+        last_status = Signal(3)  # of the last frame executed (replays)
         aw_done, w_done = Signal(), Signal()
         drop = Signal()  # aborted: no reply for the frame executing
         # Bytes 0-2 of a CSR word to write; byte 3 sits on the buffer's read port, which holds
@@ -201,7 +211,7 @@ class HostLink(wiring.Component):
         data_bytes = Mux(command == Command.PING, PING_BYTES, Mux(has_payload, 0, length))
 
         def finish(value):
-            m.d.sync += [status.eq(value), count.eq(0)]
+            m.d.sync += [status.eq(_code(value)), count.eq(0)]
             m.next = "REPLY_STATUS"
 
         def send(byte, checked=True):
@@ -361,16 +371,17 @@ class HostLink(wiring.Component):
                 m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1),  # the first data byte
                              crc_first.eq(1)]
                 # A frame not executed: BAD_CRC, TRUNCATED (a replay's status is last_status).
-                with m.If((status != Status.BAD_CRC) & (status != Status.TRUNCATED)):
+                with m.If((status != _code(Status.BAD_CRC))
+                          & (status != _code(Status.TRUNCATED))):
                     m.d.sync += last_status.eq(status)
-                with m.If(send(status)):
+                with m.If(send(Cat(status, Const(_STATUS_BASE >> 3, 5)))):
                     m.next = "REPLY_TAG"
 
             with m.State("REPLY_TAG"):
                 m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1)]
                 with m.If(send(tag)):
                     m.next = "REPLY_DATA"
-                    with m.If((data_bytes == 0) | (status != Status.OK)):
+                    with m.If((data_bytes == 0) | (status != _code(Status.OK))):
                         m.next = "REPLY_CRC_HIGH"
 
             with m.State("REPLY_DATA"):
@@ -392,7 +403,7 @@ class HostLink(wiring.Component):
 
         with m.If(self.abort & ~rx.ready):  # CHECK and the accesses
             m.d.sync += drop.eq(1)
-        m.d.comb += [self.busy.eq(~rx.ready), self.error.eq(status != Status.OK)]
+        m.d.comb += [self.busy.eq(~rx.ready), self.error.eq(status != _code(Status.OK))]
         return m
 
     def _check(self, m, command, tag, addr, addr_high, length, crc, last_tag, last_write,
