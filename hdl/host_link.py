@@ -78,6 +78,16 @@ _STATUS_BASE = 0x50
 assert all(status.value >> 3 == _STATUS_BASE >> 3 for status in Status)
 
 
+def _compact(command):
+    """Bits 0, 1, 4 and 5 of a command byte (a Value or an int)."""
+    if isinstance(command, int):
+        return (command & 3) | (command >> 2 & 0b1100)
+    return Cat(command[:2], command[4:6])
+
+
+assert len({_compact(c.value) for c in Command}) == len(Command)
+
+
 def _code(status):
     """The low 3 bits of a Status (a constant), or a code (a Value) as it is."""
     return status.value & 7 if isinstance(status, Status) else status
@@ -165,7 +175,9 @@ class HostLink(wiring.Component):
         m = Module()
         rx, tx, csr, ram = self.rx, self.tx, self.csr, self.ram
 
-        command, tag, length = Signal(8), Signal(8), Signal(8)
+        # The command as bits 0, 1, 4 and 5 of its byte (which tell the known ones apart)
+        # and whether it is known.
+        command, known, tag, length = Signal(4), Signal(), Signal(8), Signal(8)
         # The address bits any access uses; ``addr_high``: a bit above them is set.
         addr_width = max(len(ram.addr), self.csr_addr_width)
         addr, addr_high = Signal(addr_width), Signal()
@@ -206,9 +218,10 @@ class HostLink(wiring.Component):
         crc_byte, crc_first = Signal(8), Signal()
         crc_next = crc16_step(Mux(crc_first, CRC_INIT, crc), crc_byte)
         has_payload = command[0]
-        fixed = command == Command.CSR_WRITE_FIXED
+        is_ping, is_csr, is_mem = (command[2:] == group for group in (1, 2, 3))
+        fixed = command[1]  # of a known CSR command: CSR_WRITE_FIXED
         # Data bytes of the reply if it is OK (a replay's command is a write: none).
-        data_bytes = Mux(command == Command.PING, PING_BYTES, Mux(has_payload, 0, length))
+        data_bytes = Mux(is_ping, PING_BYTES, Mux(has_payload, 0, length))
 
         def finish(value):
             m.d.sync += [status.eq(_code(value)), count.eq(0)]
@@ -245,7 +258,9 @@ class HostLink(wiring.Component):
                 m.d.comb += [rx.ready.eq(1), crc_first.eq(1)]
                 m.d.sync += drop.eq(0)
                 with m.If(rx.valid & (rx.payload != FILL)):
-                    m.d.sync += [command.eq(rx.payload), count.eq(0), addr_high.eq(0),
+                    m.d.sync += [command.eq(_compact(rx.payload)),
+                                 known.eq(Cat(rx.payload == c for c in Command).any()),
+                                 count.eq(0), addr_high.eq(0),
                                  crc.eq(crc_next)]
                     m.next = "HEADER"
 
@@ -297,8 +312,8 @@ class HostLink(wiring.Component):
             with m.State("CHECK"):
                 m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1)]  # a write's first byte
                 m.d.sync += count.eq(0)
-                self._check(m, command, tag, addr, addr_high, length, crc, last_tag, last_write,
-                            last_status, finish)
+                self._check(m, command, known, tag, addr, addr_high, length, crc, last_tag,
+                            last_write, last_status, finish)
 
             with m.State("CSR_WRITE_FETCH"):  # bytes 0-2 of the word into ``word``
                 m.d.comb += buf_r_en.eq(1)
@@ -386,7 +401,7 @@ class HostLink(wiring.Component):
 
             with m.State("REPLY_DATA"):
                 ping = Const(int.from_bytes(self.ping_data, "little"), 8 * PING_BYTES)
-                with m.If(send(Mux(command == Command.PING, ping.word_select(count[:3], 8),
+                with m.If(send(Mux(is_ping, ping.word_select(count[:3], 8),
                                    buf_r_data))):
                     m.d.comb += buf_r_en.eq(1)
                     m.d.sync += count.eq(count + 1)
@@ -406,18 +421,15 @@ class HostLink(wiring.Component):
         m.d.comb += [self.busy.eq(~rx.ready), self.error.eq(status != _code(Status.OK))]
         return m
 
-    def _check(self, m, command, tag, addr, addr_high, length, crc, last_tag, last_write,
-               last_status, finish):
+    def _check(self, m, command, known, tag, addr, addr_high, length, crc, last_tag,
+               last_write, last_status, finish):
         """The CHECK state: the frame's status, or the access to start."""
-        is_csr = Cat(command == c for c in (Command.CSR_READ, Command.CSR_WRITE,
-                                            Command.CSR_WRITE_FIXED)).any()
-        is_mem = (command == Command.MEM_READ) | (command == Command.MEM_WRITE)
-        known = is_csr | is_mem | (command == Command.PING)
+        is_ping, is_csr, is_mem = (known & (command[2:] == group) for group in (1, 2, 3))
+        fixed = is_csr & command[1]
         fits = (length != 0) & (length <= self.max_payload)
-        good_length = Mux(command == Command.PING, length == 0,
-                          fits & Mux(is_csr, length[:2] == 0, 1))
+        good_length = Mux(is_ping, length == 0, fits & Mux(is_csr, length[:2] == 0, 1))
         last = Signal(len(addr) + 1)  # the last byte's address
-        m.d.comb += last.eq(addr + Mux(command == Command.CSR_WRITE_FIXED, 3, length - 1))
+        m.d.comb += last.eq(addr + Mux(fixed, 3, length - 1))
 
         def below(limit):
             if limit & (limit - 1) == 0:
@@ -441,13 +453,12 @@ class HostLink(wiring.Component):
                 finish(last_status)
             with m.Else():
                 with m.Switch(command):
-                    with m.Case(Command.PING):
-                        finish(Status.OK)
-                    with m.Case(Command.CSR_READ):
-                        m.next = "CSR_READ"
-                    with m.Case(Command.CSR_WRITE, Command.CSR_WRITE_FIXED):
-                        m.next = "CSR_WRITE_FETCH"
-                    with m.Case(Command.MEM_READ):
-                        m.next = "MEM_READ"
-                    with m.Case(Command.MEM_WRITE):
-                        m.next = "MEM_WRITE"
+                    for c in Command:
+                        with m.Case(_compact(c.value)):
+                            if c is Command.PING:
+                                finish(Status.OK)
+                            else:
+                                m.next = {Command.CSR_READ: "CSR_READ",
+                                          Command.MEM_READ: "MEM_READ",
+                                          Command.MEM_WRITE: "MEM_WRITE"}.get(
+                                              c, "CSR_WRITE_FETCH")
