@@ -162,9 +162,11 @@ class AXI4RAM(wiring.Component):
                 Signal.like(memory.w_data), Signal.like(memory.w_en)
             read_addr, read_en = Signal.like(memory.addr), Signal()
             host_busy = host.w_en | host.r_en
+            # The host's address, else a W beat's (its write_addr), else the R fetch's.
+            w_turn = Signal()
             m.d.comb += [
-                memory.addr.eq(Mux(write_en.any(), write_addr,
-                                   Mux(host.r_en, word(host.addr), read_addr))),
+                memory.addr.eq(Mux(host_busy, word(host.addr),
+                                   Mux(w_turn, write_addr, read_addr))),
                 memory.w_data.eq(write_data), memory.w_en.eq(write_en),
                 memory.r_en.eq(host.r_en | read_en),
             ]
@@ -221,6 +223,8 @@ class AXI4RAM(wiring.Component):
         w_size, w_burst, w_failed = Signal(3), Signal(AXIBurst), Signal()
         m.d.comb += axi.awready.eq(~w_busy & ~axi.bvalid)
         w_beat = axi.wvalid & axi.wready
+        if self.single_port:
+            m.d.comb += w_turn.eq(w_beat)
         if self.single_port:
             # One access per cycle: the host, else W and R beats in turn when both wait.
             read_turn = Signal()
