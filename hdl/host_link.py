@@ -103,8 +103,10 @@ class HostLink(wiring.Component):
     Timing: ``rx.ready`` is high while a request is received (one byte per cycle) and low
     while it executes and its reply is sent (back-pressure; the SPI target then drops the
     host's fill bytes). The frame is checked the cycle after its last byte. The buffer is a
-    byte-wide block RAM, so a CSR word takes 5 cycles or more: 3 to fetch its bytes, AW and
-    W together, then B; or AR, then R, then 3 to store its bytes. A RAM byte takes 1 cycle
+    byte-wide block RAM, so a CSR word takes 5 cycles or more (6 with
+    :class:`hdl.axi_lite.AXI4LiteRegisterBank`): 3 to fetch its bytes, AW and W together,
+    then B; or AR, then R and its byte 0, then 3 to store bytes 1-3 from R, whose RREADY
+    comes with the last (the bank holds R until then). A RAM byte takes 1 cycle
     to write (``w_en``) and 2 to read (``r_en``, then ``r_data``); ``r_en`` is high only
     then. The reply goes out at one byte per cycle while ``tx.ready`` is high.
 
