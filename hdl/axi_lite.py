@@ -76,12 +76,12 @@ class AXI4LiteSignature(wiring.Signature):
 class AXI4LiteRegisterBank(wiring.Component):
     """AXI4-Lite slave holding the registers of a :class:`~hdl.registers.RegisterMap`.
 
-    The five channels are independent. AW and W each have a one-entry holding register: either
-    may arrive first (or both together); a write executes in the cycle both are present and
-    the B channel is free (``BVALID`` low, or ``BREADY`` high so the pending response leaves
-    in that cycle). A read executes in the cycle an address is present and R is free. Reads
-    and writes proceed in parallel; a read executing in the cycle a write to the same register
-    executes returns the value from before the write.
+    No holding registers: the payloads are used while the master holds them valid (AXI:
+    VALID, once high, stays with a stable payload until READY). A write executes in its AW/W
+    handshake cycle, which comes when AW and W are both valid and B is free; a read executes
+    in the cycle after its AR handshake (which comes when R is empty). Reads and writes
+    proceed in parallel; a read executing in the cycle a write to the same register executes
+    returns the value from before the write.
 
     Responses:
 
@@ -99,25 +99,28 @@ class AXI4LiteRegisterBank(wiring.Component):
     bits of strobed lanes (``WSTRB`` 0 writes nothing and answers OKAY). W1C: a hardware ``set``
     wins over a host clear of the same bit in the same cycle. Only field bits are implemented
     in a register with fields (the rest read 0). RO values are sampled in the cycle the read
-    executes.
+    executes, the cycle after the AR handshake.
 
     Timing:
 
-    - Write latency :attr:`write_latency` = 1: when the later of the AW and W handshakes is in
-      cycle t (and B is free), the register holds the new value and ``BVALID`` is high in
-      cycle t + 1. A WO ``strobe`` is in cycle t itself, combinational from the bus handshake,
-      so ``full`` is sampled in the same cycle as the push it refuses.
-    - Read latency :attr:`read_latency` = 1: AR handshake in cycle t, ``RVALID`` with the data
-      of cycle t in cycle t + 1.
-    - Throughput: one write per cycle (AW and W presented together) and, in parallel, one read
-      per cycle, while ``BREADY`` / ``RREADY`` stay high.
-    - Back-pressure: B and R stay valid with stable payload until their READY. While B waits,
-      one more AW and one more W are accepted into the holding registers, then
-      ``AWREADY``/``WREADY`` stay low until the response leaves (likewise one AR while R waits):
-      nothing is dropped and at most one write and one read wait behind a response.
-    - Every bus output (READYs, VALIDs, payloads) comes from a register: no combinational path
-      from a bus input to a bus output. ``irq`` is registered: high the cycle after
-      ``status & enable`` becomes non-zero.
+    - Handshakes: ``AWREADY`` and ``WREADY`` rise together (one register) in the cycle after
+      one where AW and W are both valid and B is free or leaving (``BVALID`` low or
+      ``BREADY`` high): a write whose AW and W are valid in cycle t is handshaken in t + 1
+      (no earlier than its later channel arrives plus 1). ``ARREADY`` is high while no read
+      is in progress (from its AR handshake to its R handshake), from registers.
+    - Write latency :attr:`write_latency` = 1: AW/W handshake in cycle t, the register holds
+      the new value and ``BVALID`` is high in cycle t + 1. A WO ``strobe`` is in cycle t
+      itself, combinational from the bus handshake, so ``full`` is sampled in the same cycle
+      as the push it refuses.
+    - Read latency :attr:`read_latency` = 2: AR handshake in cycle t, the read executes in
+      t + 1 and ``RVALID`` with its data is high in t + 2.
+    - Throughput: one write every 2 cycles and, in parallel, one read every 3 cycles, while
+      ``BREADY`` / ``RREADY`` stay high (the host link issues one CSR word per 6 or more).
+    - Back-pressure: B and R stay valid with stable payload until their READY; meanwhile no
+      other write (read) is accepted: at most one response of each kind is owed.
+    - Every bus output (READYs, VALIDs, payloads) comes from registers (``ARREADY`` through
+      a NOR): no combinational path from a bus input to a bus output. ``irq`` is
+      registered: high the cycle after ``status & enable`` becomes non-zero.
 
     Parameters
     ----------
@@ -146,7 +149,7 @@ class AXI4LiteRegisterBank(wiring.Component):
     """
 
     write_latency = 1
-    read_latency = 1
+    read_latency = 2
 
     def __init__(self, register_map, *, addr_width=12):
         try:
@@ -194,25 +197,20 @@ class AXI4LiteRegisterBank(wiring.Component):
                 return Value.cast(port(reg).value)
             return Value.cast(port(reg))
 
-        # Write: AW and W holding registers, bypassed when the write executes at once.
-        aw_held, aw_addr_q = Signal(), Signal(self.addr_width)
-        w_held, w_data_q, w_strb_q = Signal(), Signal(rmap.data_width), Signal(lanes)
-        m.d.comb += [bus.awready.eq(~aw_held), bus.wready.eq(~w_held)]
-        aw_addr = Mux(aw_held, aw_addr_q, bus.awaddr)
-        w_data = Mux(w_held, w_data_q, bus.wdata)
-        w_strb = Mux(w_held, w_strb_q, bus.wstrb)
+        # Write: AWREADY and WREADY rise together, the cycle after both AW and W are valid
+        # with B free in that next cycle (no holding registers: the payloads are used as the
+        # master holds them).
+        write_go = Signal()
+        m.d.comb += [bus.awready.eq(write_go), bus.wready.eq(write_go)]
+        aw_addr, w_data, w_strb = bus.awaddr, bus.wdata, bus.wstrb
         write = Signal()
-        m.d.comb += write.eq((aw_held | bus.awvalid) & (w_held | bus.wvalid)
-                             & (~bus.bvalid | bus.bready))
+        m.d.comb += write.eq(write_go & bus.awvalid & bus.wvalid)
+        m.d.sync += write_go.eq(bus.awvalid & bus.wvalid & ~write_go
+                                & ~(bus.bvalid & ~bus.bready))
         with m.If(write):
-            m.d.sync += [aw_held.eq(0), w_held.eq(0), bus.bvalid.eq(1)]
-        with m.Else():
-            with m.If(bus.bready):
-                m.d.sync += bus.bvalid.eq(0)
-            with m.If(bus.awvalid & ~aw_held):
-                m.d.sync += [aw_held.eq(1), aw_addr_q.eq(bus.awaddr)]
-            with m.If(bus.wvalid & ~w_held):
-                m.d.sync += [w_held.eq(1), w_data_q.eq(bus.wdata), w_strb_q.eq(bus.wstrb)]
+            m.d.sync += bus.bvalid.eq(1)
+        with m.Elif(bus.bready):
+            m.d.sync += bus.bvalid.eq(0)
 
         lane_mask = Cat(strobe.replicate(8) for strobe in w_strb)
         bresp = Signal(AXIResp)
@@ -253,30 +251,36 @@ class AXI4LiteRegisterBank(wiring.Component):
                 clear = clears[reg.name]
                 m.d.sync += value.eq((value & ~clear) | Value.cast(port(reg).set))
 
-        # Read: an AR holding register, bypassed when the read executes at once.
-        ar_held, ar_addr_q = Signal(), Signal(self.addr_width)
-        m.d.comb += bus.arready.eq(~ar_held)
-        ar_addr = Mux(ar_held, ar_addr_q, bus.araddr)
+        # Read: the AR handshake in cycle t decodes the address into one select flip-flop per
+        # readable register (all low if unmapped) and sets RRESP; in t + 1 RDATA takes the
+        # OR of the values ANDed with their selects (two values per LUT4, then an OR tree:
+        # cheaper than a multiplexer on the address) and RVALID rises.
+        pending = Signal()  # the read executes
+        m.d.comb += bus.arready.eq(~bus.rvalid & ~pending)
         read = Signal()
-        m.d.comb += read.eq((ar_held | bus.arvalid) & (~bus.rvalid | bus.rready))
-        rdata, rresp = Signal(rmap.data_width), Signal(AXIResp)
+        m.d.comb += read.eq(bus.arvalid & bus.arready)
+        readable = [reg for reg in rmap if reg.access.readable]
+        select = Signal(len(readable))
+        rresp = Signal(AXIResp)
         m.d.comb += rresp.eq(AXIResp.DECERR)
-        with m.Switch(ar_addr[lsb:]):
+        with m.Switch(bus.araddr[lsb:]):
             for reg in rmap:
                 with m.Case(word_of[reg.name]):
                     if reg.access.readable:
-                        m.d.comb += [rdata.eq(value_of(reg) & rmap.mask(reg)),
-                                     rresp.eq(AXIResp.OKAY)]
+                        m.d.comb += rresp.eq(AXIResp.OKAY)
                     else:
                         m.d.comb += rresp.eq(AXIResp.SLVERR)
+        m.d.sync += pending.eq(read)
         with m.If(read):
-            m.d.sync += [ar_held.eq(0), bus.rvalid.eq(1), bus.rdata.eq(rdata),
-                         bus.rresp.eq(rresp)]
-        with m.Else():
-            with m.If(bus.rready):
-                m.d.sync += bus.rvalid.eq(0)
-            with m.If(bus.arvalid & ~ar_held):
-                m.d.sync += [ar_held.eq(1), ar_addr_q.eq(bus.araddr)]
+            m.d.sync += [bus.rresp.eq(rresp),
+                         select.eq(Cat(bus.araddr[lsb:] == word_of[reg.name] for reg in readable))]
+        rdata = 0
+        for i, reg in enumerate(readable):
+            rdata = rdata | (value_of(reg) & rmap.mask(reg) & select[i].replicate(rmap.data_width))
+        with m.If(pending):
+            m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(rdata)]
+        with m.Elif(bus.rready):
+            m.d.sync += bus.rvalid.eq(0)
 
         if rmap.irq is not None:
             status, enable = (value_of(rmap[name]) for name in rmap.irq)

@@ -55,6 +55,7 @@ class AXI4RAM(wiring.Component):
     picked from the read word by the manager, as AXI4 has it. A beat inside the memory
     answers OKAY (writes honour ``WSTRB``); a beat at or past ``size`` changes nothing, reads
     0 and answers DECERR (a write burst's B response is DECERR if any of its beats was
+    outside; a burst that wraps past the top of the address space, which AXI forbids, stays
     outside). ``*LAST``, ``*LOCK``, ``*CACHE`` and ``*PROT`` are ignored (the burst length
     comes from ``AxLEN``); IDs are echoed.
 
@@ -138,8 +139,21 @@ class AXI4RAM(wiring.Component):
         def word(addr):
             return addr[lsb:][:max(1, (depth - 1).bit_length())]
 
-        def step(size, burst):
-            return Mux(burst == AXIBurst.FIXED, 0, Const(1, 8) << size)
+        # A burst's address: its low ``inside`` bits (the memory's), advanced per beat, and a
+        # sticky flag for the bits above (set at the start, or by a carry out of the low bits).
+        inside = max(1, (self.size - 1).bit_length())
+
+        def start(addr, high, axaddr):
+            return [addr.eq(axaddr[:inside]), high.eq(axaddr[inside:].any())]
+
+        def advance(addr, high, size, burst):
+            step = Mux(burst == AXIBurst.FIXED, 0, Const(1, 8) << size)
+            total = Signal(max(inside, 8) + 1)
+            m.d.comb += total.eq(addr + step)
+            return [addr.eq(total[:inside]), high.eq(high | total[inside:].any())]
+
+        def outside(addr, high):
+            return high if self.size == 1 << inside else high | (addr >= self.size)
 
         # The storage: ``write`` (addr, data, en) and the AXI and host reads (addr, en, data).
         if self.single_port:
@@ -148,9 +162,11 @@ class AXI4RAM(wiring.Component):
                 Signal.like(memory.w_data), Signal.like(memory.w_en)
             read_addr, read_en = Signal.like(memory.addr), Signal()
             host_busy = host.w_en | host.r_en
+            # The host's address, else a W beat's (its write_addr), else the R fetch's.
+            w_turn = Signal()
             m.d.comb += [
-                memory.addr.eq(Mux(write_en.any(), write_addr,
-                                   Mux(host.r_en, word(host.addr), read_addr))),
+                memory.addr.eq(Mux(host_busy, word(host.addr),
+                                   Mux(w_turn, write_addr, read_addr))),
                 memory.w_data.eq(write_data), memory.w_en.eq(write_en),
                 memory.r_en.eq(host.r_en | read_en),
             ]
@@ -178,38 +194,42 @@ class AXI4RAM(wiring.Component):
         m.d.comb += host.r_data.eq(host_data.word_select(host_lane[:lsb], 8) if lsb
                                    else host_data)
 
-        # Read bursts: ``left`` beats still to fetch from ``r_addr``.
-        r_addr, r_left = Signal.like(axi.araddr), Signal(9)
+        # Read bursts: while ``r_busy``, ``r_left`` + 1 beats still to fetch from ``r_addr``.
+        r_addr, r_high, r_left, r_busy = Signal(inside), Signal(), Signal(8), Signal()
         r_size, r_burst, r_id = Signal(3), Signal(AXIBurst), Signal.like(axi.arid)
         r_outside = Signal()
-        m.d.comb += axi.arready.eq(r_left == 0)
+        m.d.comb += axi.arready.eq(~r_busy)
         with m.If(axi.arvalid & axi.arready):
-            m.d.sync += [r_addr.eq(axi.araddr), r_left.eq(axi.arlen + 1), r_size.eq(axi.arsize),
-                         r_burst.eq(axi.arburst), r_id.eq(axi.arid)]
+            m.d.sync += [*start(r_addr, r_high, axi.araddr), r_left.eq(axi.arlen), r_busy.eq(1),
+                         r_size.eq(axi.arsize), r_burst.eq(axi.arburst), r_id.eq(axi.arid)]
         fetch = Signal()
-        fetch_wanted = (r_left != 0) & (~axi.rvalid | axi.rready)
+        fetch_wanted = r_busy & (~axi.rvalid | axi.rready)
         m.d.comb += [read_addr.eq(word(r_addr)), read_en.eq(fetch),
                      axi.rdata.eq(Mux(r_outside, 0, read_data))]
         with m.If(fetch):
-            outside = r_addr >= self.size
+            r_out = outside(r_addr, r_high)
             m.d.sync += [
-                axi.rvalid.eq(1), axi.rlast.eq(r_left == 1), axi.rid.eq(r_id),
-                axi.rresp.eq(Mux(outside, AXIResp.DECERR, AXIResp.OKAY)), r_outside.eq(outside),
-                r_addr.eq(r_addr + step(r_size, r_burst)), r_left.eq(r_left - 1),
+                axi.rvalid.eq(1), axi.rlast.eq(r_left == 0), axi.rid.eq(r_id),
+                axi.rresp.eq(Mux(r_out, AXIResp.DECERR, AXIResp.OKAY)), r_outside.eq(r_out),
+                *advance(r_addr, r_high, r_size, r_burst), r_left.eq(r_left - 1),
             ]
+            with m.If(r_left == 0):
+                m.d.sync += r_busy.eq(0)
         with m.Elif(axi.rready):
             m.d.sync += axi.rvalid.eq(0)
 
         # Write bursts.
-        w_addr, w_left = Signal.like(axi.awaddr), Signal(9)
+        w_addr, w_high, w_left, w_busy = Signal(inside), Signal(), Signal(8), Signal()
         w_size, w_burst, w_failed = Signal(3), Signal(AXIBurst), Signal()
-        m.d.comb += axi.awready.eq((w_left == 0) & ~axi.bvalid)
+        m.d.comb += axi.awready.eq(~w_busy & ~axi.bvalid)
         w_beat = axi.wvalid & axi.wready
+        if self.single_port:
+            m.d.comb += w_turn.eq(w_beat)
         if self.single_port:
             # One access per cycle: the host, else W and R beats in turn when both wait.
             read_turn = Signal()
             m.d.comb += [
-                axi.wready.eq((w_left != 0) & ~host_busy & ~(fetch_wanted & read_turn)),
+                axi.wready.eq(w_busy & ~host_busy & ~(fetch_wanted & read_turn)),
                 fetch.eq(fetch_wanted & ~host_busy & ~w_beat),
             ]
             with m.If(w_beat):
@@ -217,23 +237,24 @@ class AXI4RAM(wiring.Component):
             with m.Elif(fetch):
                 m.d.sync += read_turn.eq(0)
         else:
-            m.d.comb += [axi.wready.eq((w_left != 0) & ~host_busy), fetch.eq(fetch_wanted)]
+            m.d.comb += [axi.wready.eq(w_busy & ~host_busy), fetch.eq(fetch_wanted)]
         with m.If(axi.awvalid & axi.awready):
-            m.d.sync += [w_addr.eq(axi.awaddr), w_left.eq(axi.awlen + 1), w_size.eq(axi.awsize),
-                         w_burst.eq(axi.awburst), axi.bid.eq(axi.awid), w_failed.eq(0)]
+            m.d.sync += [*start(w_addr, w_high, axi.awaddr), w_left.eq(axi.awlen), w_busy.eq(1),
+                         w_size.eq(axi.awsize), w_burst.eq(axi.awburst), axi.bid.eq(axi.awid),
+                         w_failed.eq(0)]
         with m.If(host.w_en):
             lane_enable = (Const(1, lanes) << host.addr[:lsb]) if lsb else 1
             m.d.comb += [write_addr.eq(word(host.addr)),
                          write_data.eq(host.w_data.replicate(lanes)), write_en.eq(lane_enable)]
         with m.Elif(w_beat):
-            outside = w_addr >= self.size
+            w_out = outside(w_addr, w_high)
             m.d.comb += [write_addr.eq(word(w_addr)), write_data.eq(axi.wdata),
-                         write_en.eq(Mux(outside, 0, axi.wstrb))]
-            m.d.sync += [w_addr.eq(w_addr + step(w_size, w_burst)), w_left.eq(w_left - 1),
-                         w_failed.eq(w_failed | outside)]
-            with m.If(w_left == 1):
-                m.d.sync += [axi.bvalid.eq(1), axi.bresp.eq(
-                    Mux(w_failed | outside, AXIResp.DECERR, AXIResp.OKAY))]
+                         write_en.eq(Mux(w_out, 0, axi.wstrb))]
+            m.d.sync += [*advance(w_addr, w_high, w_size, w_burst), w_left.eq(w_left - 1),
+                         w_failed.eq(w_failed | w_out)]
+            with m.If(w_left == 0):
+                m.d.sync += [w_busy.eq(0), axi.bvalid.eq(1), axi.bresp.eq(
+                    Mux(w_failed | w_out, AXIResp.DECERR, AXIResp.OKAY))]
         with m.If(axi.bvalid & axi.bready):
             m.d.sync += axi.bvalid.eq(0)
         return m

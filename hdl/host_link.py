@@ -74,6 +74,25 @@ def crc16_step(crc, byte):
     return crc
 
 
+_STATUS_BASE = 0x50
+assert all(status.value >> 3 == _STATUS_BASE >> 3 for status in Status)
+
+
+def _compact(command):
+    """Bits 0, 1, 4 and 5 of a command byte (a Value or an int)."""
+    if isinstance(command, int):
+        return (command & 3) | (command >> 2 & 0b1100)
+    return Cat(command[:2], command[4:6])
+
+
+assert len({_compact(c.value) for c in Command}) == len(Command)
+
+
+def _code(status):
+    """The low 3 bits of a Status (a constant), or a code (a Value) as it is."""
+    return status.value & 7 if isinstance(status, Status) else status
+
+
 class HostLink(wiring.Component):
     """Executes request frames from ``rx`` on the CSR bus and the RAM; replies on ``tx``.
 
@@ -84,8 +103,10 @@ class HostLink(wiring.Component):
     Timing: ``rx.ready`` is high while a request is received (one byte per cycle) and low
     while it executes and its reply is sent (back-pressure; the SPI target then drops the
     host's fill bytes). The frame is checked the cycle after its last byte. The buffer is a
-    byte-wide block RAM, so a CSR word takes 5 cycles or more: 3 to fetch its bytes, AW and
-    W together, then B; or AR, then R, then 3 to store its bytes. A RAM byte takes 1 cycle
+    byte-wide block RAM, so a CSR word takes 5 cycles or more (6 with
+    :class:`hdl.axi_lite.AXI4LiteRegisterBank`): 3 to fetch its bytes, AW and W together,
+    then B; or AR, then R and its byte 0, then 3 to store bytes 1-3 from R, whose RREADY
+    comes with the last (the bank holds R until then). A RAM byte takes 1 cycle
     to write (``w_en``) and 2 to read (``r_en``, then ``r_data``); ``r_en`` is high only
     then. The reply goes out at one byte per cycle while ``tx.ready`` is high.
 
@@ -156,31 +177,40 @@ class HostLink(wiring.Component):
         m = Module()
         rx, tx, csr, ram = self.rx, self.tx, self.csr, self.ram
 
-        command, tag, length = Signal(8), Signal(8), Signal(8)
+        # The command as bits 0, 1, 4 and 5 of its byte (which tell the known ones apart)
+        # and whether it is known.
+        command, known, tag, length = Signal(4), Signal(), Signal(8), Signal(8)
         # The address bits any access uses; ``addr_high``: a bit above them is set.
         addr_width = max(len(ram.addr), self.csr_addr_width)
         addr, addr_high = Signal(addr_width), Signal()
         count = Signal(8)  # byte index in the current phase
         crc = Signal(16, init=CRC_INIT)
-        status = Signal(Status, init=Status.OK)
-        data_bytes = Signal(8)  # data bytes of the reply if it is OK
+        # A status as its low 3 bits (every Status is 0x50 to 0x57).
+        status = Signal(3)
         last_tag, last_write = Signal(8), Signal()
-        last_status = Signal(Status, init=Status.OK)  # of the last frame executed (replays)
+        last_status = Signal(3)  # of the last frame executed (replays)
         aw_done, w_done = Signal(), Signal()
         drop = Signal()  # aborted: no reply for the frame executing
-        # Bytes 0-2 of the CSR word in flight; byte 3 goes straight between the bus and the
-        # buffer (a write's sits on the buffer's read port, which holds it while not enabled).
+        # Bytes 0-2 of a CSR word to write; byte 3 sits on the buffer's read port, which holds
+        # it while not enabled. A read's word stays on ``csr.rdata`` (R holds until RREADY).
         word = Signal(24)
 
-        # Byte-wide with a synchronous read port: one block RAM (512x8 on iCE40, 2048x9 on
-        # ECP5). It is written at ``count`` and read one byte ahead, at ``count + 1``.
-        m.submodules.buffer = buffer = Memory(shape=8, depth=self.max_payload, init=[])
+        # Byte-wide with a synchronous read: one block RAM (512x8 on iCE40, 2048x9 on ECP5).
+        # It is written at ``count`` and read one byte ahead, at ``count + 1``, never in the
+        # same cycle: an asynchronous port and its register (``buf_r_data``, enabled by
+        # ``buf_r_en``), which yosys merges with ``no_rw_check``, so that it adds no logic
+        # for a collision (a synchronous port would get a read-before-write emulation).
+        m.submodules.buffer = buffer = Memory(shape=8, depth=self.max_payload, init=[],
+                                              attrs={"no_rw_check": 1})
         buf_w = buffer.write_port()
-        buf_r = buffer.read_port()
-        m.d.comb += [buf_w.addr.eq(count), buf_r.addr.eq(count + 1), buf_r.en.eq(0),
-                     ram.addr.eq(addr), ram.w_data.eq(buf_r.data),
+        buf_r = buffer.read_port(domain="comb")
+        buf_r_en, buf_r_data = Signal(), Signal(8)
+        with m.If(buf_r_en):
+            m.d.sync += buf_r_data.eq(buf_r.data)
+        m.d.comb += [buf_w.addr.eq(count), buf_r.addr.eq(count + 1), buf_r_en.eq(0),
+                     ram.addr.eq(addr), ram.w_data.eq(buf_r_data),
                      csr.awaddr.eq(addr), csr.araddr.eq(addr),
-                     csr.wdata.eq(Cat(word, buf_r.data)), csr.wstrb.eq(0b1111)]
+                     csr.wdata.eq(Cat(word, buf_r_data)), csr.wstrb.eq(0b1111)]
 
         addr_step = Signal(3)  # the accesses advance the address by this
         with m.If(addr_step.any()):
@@ -190,10 +220,13 @@ class HostLink(wiring.Component):
         crc_byte, crc_first = Signal(8), Signal()
         crc_next = crc16_step(Mux(crc_first, CRC_INIT, crc), crc_byte)
         has_payload = command[0]
-        fixed = command == Command.CSR_WRITE_FIXED
+        is_ping, is_csr, is_mem = (command[2:] == group for group in (1, 2, 3))
+        fixed = command[1]  # of a known CSR command: CSR_WRITE_FIXED
+        # Data bytes of the reply if it is OK (a replay's command is a write: none).
+        data_bytes = Mux(is_ping, PING_BYTES, Mux(has_payload, 0, length))
 
         def finish(value):
-            m.d.sync += [status.eq(value), count.eq(0)]
+            m.d.sync += [status.eq(_code(value)), count.eq(0)]
             m.next = "REPLY_STATUS"
 
         def send(byte, checked=True):
@@ -227,7 +260,9 @@ class HostLink(wiring.Component):
                 m.d.comb += [rx.ready.eq(1), crc_first.eq(1)]
                 m.d.sync += drop.eq(0)
                 with m.If(rx.valid & (rx.payload != FILL)):
-                    m.d.sync += [command.eq(rx.payload), count.eq(0), addr_high.eq(0),
+                    m.d.sync += [command.eq(_compact(rx.payload)),
+                                 known.eq(Cat(rx.payload == c for c in Command).any()),
+                                 count.eq(0), addr_high.eq(0),
                                  crc.eq(crc_next)]
                     m.next = "HEADER"
 
@@ -277,13 +312,14 @@ class HostLink(wiring.Component):
                 end_early(self.frame_end & ~complete, self.abort & ~complete)
 
             with m.State("CHECK"):
-                m.d.comb += [buf_r.addr.eq(0), buf_r.en.eq(1)]  # a write's first byte
-                self._check(m, command, tag, addr, addr_high, length, count, crc, data_bytes,
-                            last_tag, last_write, last_status, finish)
+                m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1)]  # a write's first byte
+                m.d.sync += count.eq(0)
+                self._check(m, command, known, tag, addr, addr_high, length, crc, last_tag,
+                            last_write, last_status, finish)
 
             with m.State("CSR_WRITE_FETCH"):  # bytes 0-2 of the word into ``word``
-                m.d.comb += buf_r.en.eq(1)
-                m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), count.eq(count + 1)]
+                m.d.comb += buf_r_en.eq(1)
+                m.d.sync += [word.eq(Cat(word[8:], buf_r_data)), count.eq(count + 1)]
                 with m.If(count[:2] == 2):
                     m.next = "CSR_WRITE"
 
@@ -299,7 +335,7 @@ class HostLink(wiring.Component):
             with m.State("CSR_WRITE_RESPONSE"):
                 m.d.comb += csr.bready.eq(1)
                 with m.If(csr.bvalid):
-                    m.d.comb += buf_r.en.eq(1)  # the next word's byte 0
+                    m.d.comb += buf_r_en.eq(1)  # the next word's byte 0
                     m.d.comb += addr_step.eq(Mux(fixed, 0, 4))
                     m.d.sync += count.eq(count + 1)
                     with m.If(csr.bresp != AXIResp.OKAY):
@@ -314,26 +350,26 @@ class HostLink(wiring.Component):
                 with m.If(csr.arready):
                     m.next = "CSR_READ_RESPONSE"
 
-            with m.State("CSR_READ_RESPONSE"):
-                m.d.comb += [csr.rready.eq(1), buf_w.data.eq(csr.rdata[:8]),
-                             buf_w.en.eq(csr.rvalid)]
+            with m.State("CSR_READ_RESPONSE"):  # byte 0 of the word; R stays for the others
+                m.d.comb += [buf_w.data.eq(csr.rdata[:8]), buf_w.en.eq(csr.rvalid)]
                 with m.If(csr.rvalid):
                     m.d.comb += addr_step.eq(4)
-                    m.d.sync += [word.eq(csr.rdata[8:]), count.eq(count + 1)]
+                    m.d.sync += count.eq(count + 1)
                     with m.If(csr.rresp != AXIResp.OKAY):
+                        m.d.comb += csr.rready.eq(1)
                         finish(Status.BUS_ERROR)
                     with m.Else():
                         m.next = "CSR_READ_STORE"
 
-            with m.State("CSR_READ_STORE"):  # bytes 1-3 of the word from ``word``
-                m.d.comb += [buf_w.data.eq(word[:8]), buf_w.en.eq(1)]
-                m.d.sync += word.eq(word[8:])
+            with m.State("CSR_READ_STORE"):  # bytes 1-3 of the word, from R; then RREADY
+                m.d.comb += [buf_w.data.eq(csr.rdata.word_select(count[:2], 8)),
+                             buf_w.en.eq(1), csr.rready.eq(count[:2] == 3)]
                 with m.If(count[:2] == 3):
                     m.next = "CSR_READ"
                 advance(count + 1 == length)
 
             with m.State("MEM_WRITE"):
-                m.d.comb += [ram.w_en.eq(1), buf_r.en.eq(1)]
+                m.d.comb += [ram.w_en.eq(1), buf_r_en.eq(1)]
                 m.d.comb += addr_step.eq(1)
                 advance(count + 1 == length)
 
@@ -349,26 +385,27 @@ class HostLink(wiring.Component):
 
             # The reply's bytes, one state each; the CRC covers those before it.
             with m.State("REPLY_STATUS"):
-                m.d.comb += [buf_r.addr.eq(0), buf_r.en.eq(1),  # the first data byte
+                m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1),  # the first data byte
                              crc_first.eq(1)]
                 # A frame not executed: BAD_CRC, TRUNCATED (a replay's status is last_status).
-                with m.If((status != Status.BAD_CRC) & (status != Status.TRUNCATED)):
+                with m.If((status != _code(Status.BAD_CRC))
+                          & (status != _code(Status.TRUNCATED))):
                     m.d.sync += last_status.eq(status)
-                with m.If(send(status)):
+                with m.If(send(Cat(status, Const(_STATUS_BASE >> 3, 5)))):
                     m.next = "REPLY_TAG"
 
             with m.State("REPLY_TAG"):
-                m.d.comb += [buf_r.addr.eq(0), buf_r.en.eq(1)]
+                m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1)]
                 with m.If(send(tag)):
                     m.next = "REPLY_DATA"
-                    with m.If((data_bytes == 0) | (status != Status.OK)):
+                    with m.If((data_bytes == 0) | (status != _code(Status.OK))):
                         m.next = "REPLY_CRC_HIGH"
 
             with m.State("REPLY_DATA"):
                 ping = Const(int.from_bytes(self.ping_data, "little"), 8 * PING_BYTES)
-                with m.If(send(Mux(command == Command.PING, ping.word_select(count[:3], 8),
-                                   buf_r.data))):
-                    m.d.comb += buf_r.en.eq(1)
+                with m.If(send(Mux(is_ping, ping.word_select(count[:3], 8),
+                                   buf_r_data))):
+                    m.d.comb += buf_r_en.eq(1)
                     m.d.sync += count.eq(count + 1)
                     with m.If(count + 1 == data_bytes):
                         m.next = "REPLY_CRC_HIGH"
@@ -383,21 +420,18 @@ class HostLink(wiring.Component):
 
         with m.If(self.abort & ~rx.ready):  # CHECK and the accesses
             m.d.sync += drop.eq(1)
-        m.d.comb += [self.busy.eq(~rx.ready), self.error.eq(status != Status.OK)]
+        m.d.comb += [self.busy.eq(~rx.ready), self.error.eq(status != _code(Status.OK))]
         return m
 
-    def _check(self, m, command, tag, addr, addr_high, length, count, crc, data_bytes, last_tag,
+    def _check(self, m, command, known, tag, addr, addr_high, length, crc, last_tag,
                last_write, last_status, finish):
         """The CHECK state: the frame's status, or the access to start."""
-        is_csr = Cat(command == c for c in (Command.CSR_READ, Command.CSR_WRITE,
-                                            Command.CSR_WRITE_FIXED)).any()
-        is_mem = (command == Command.MEM_READ) | (command == Command.MEM_WRITE)
-        known = is_csr | is_mem | (command == Command.PING)
+        is_ping, is_csr, is_mem = (known & (command[2:] == group) for group in (1, 2, 3))
+        fixed = is_csr & command[1]
         fits = (length != 0) & (length <= self.max_payload)
-        good_length = Mux(command == Command.PING, length == 0,
-                          fits & Mux(is_csr, length[:2] == 0, 1))
+        good_length = Mux(is_ping, length == 0, fits & Mux(is_csr, length[:2] == 0, 1))
         last = Signal(len(addr) + 1)  # the last byte's address
-        m.d.comb += last.eq(addr + Mux(command == Command.CSR_WRITE_FIXED, 3, length - 1))
+        m.d.comb += last.eq(addr + Mux(fixed, 3, length - 1))
 
         def below(limit):
             if limit & (limit - 1) == 0:
@@ -407,7 +441,6 @@ class HostLink(wiring.Component):
                         ~is_mem | ~addr_high & below(self.ram_bytes))
         write = command[0]
         replay = write & last_write & (tag == last_tag)
-        m.d.sync += count.eq(0)
         with m.If(crc != 0):
             finish(Status.BAD_CRC)
         with m.Else():
@@ -421,16 +454,13 @@ class HostLink(wiring.Component):
             with m.Elif(replay):
                 finish(last_status)
             with m.Else():
-                m.d.sync += data_bytes.eq(Mux(command == Command.PING, PING_BYTES,
-                                              Mux(write, 0, length)))
                 with m.Switch(command):
-                    with m.Case(Command.PING):
-                        finish(Status.OK)
-                    with m.Case(Command.CSR_READ):
-                        m.next = "CSR_READ"
-                    with m.Case(Command.CSR_WRITE, Command.CSR_WRITE_FIXED):
-                        m.next = "CSR_WRITE_FETCH"
-                    with m.Case(Command.MEM_READ):
-                        m.next = "MEM_READ"
-                    with m.Case(Command.MEM_WRITE):
-                        m.next = "MEM_WRITE"
+                    for c in Command:
+                        with m.Case(_compact(c.value)):
+                            if c is Command.PING:
+                                finish(Status.OK)
+                            else:
+                                m.next = {Command.CSR_READ: "CSR_READ",
+                                          Command.MEM_READ: "MEM_READ",
+                                          Command.MEM_WRITE: "MEM_WRITE"}.get(
+                                              c, "CSR_WRITE_FETCH")

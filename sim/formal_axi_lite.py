@@ -43,16 +43,17 @@ class AXI4LiteProof(Elaboratable):
     - B and R, once valid, hold with a stable payload until READY.
     - No response without a request, none dropped: BVALID implies an owed AW and W, and a
       complete pair owed implies BVALID (so every pair gets exactly one B); RVALID exactly
-      when an AR is owed. At most two of each are owed (one answered, one held).
-    - No deadlock: AWREADY is low only while the master owes W or B waits for BREADY (and
-      symmetrically for WREADY); ARREADY only while R waits. With BREADY/RREADY high a
-      response therefore leaves in the cycle after its request is complete.
+      when an AR is owed. At most one of each is owed; AW and W are handshaken together.
+    - No deadlock: AWREADY and WREADY are high in the cycle after one where AW and W are both
+      valid, not handshaken, and B is free or leaving; ARREADY is low only while a read is
+      owed, and its R comes two cycles after the AR handshake.
     - Each response is the right one for its request's address: DECERR unmapped, SLVERR on
       a write to RO/CONST or a read of WO, OKAY otherwise (a WO write: OKAY or SLVERR), and
       a CONST read returns the constant.
 
     Covered: OKAY, SLVERR and DECERR write responses, a DECERR read, a CONST read, B and R
-    handshakes in consecutive cycles, a write held behind a stalled B, a WO push, ``irq``.
+    handshakes 2 and 3 cycles apart (full rate), a write waiting behind a stalled B, a WO push,
+    ``irq``.
     """
 
     def __init__(self, register_map=PROOF_MAP, addr_width=PROOF_ADDR_WIDTH):
@@ -142,15 +143,24 @@ class AXI4LiteProof(Elaboratable):
         m.d.sync += [b_waited.eq(bus.bvalid & ~bus.bready), b_held.eq(bus.bresp),
                      r_waited.eq(bus.rvalid & ~bus.rready), r_held.eq(Cat(bus.rdata, bus.rresp))]
 
+        # A write the bank must accept in this cycle: both valid last cycle, not handshaken,
+        # and B free or leaving then.
+        ar_last = Signal()   # an AR handshake in the previous cycle (its R is not yet due)
+        m.d.sync += ar_last.eq(ar_fire)
+        write_due = Signal()
+        m.d.sync += write_due.eq(bus.awvalid & bus.wvalid & ~aw_fire & ~w_fire & ~reset
+                                 & ~(bus.bvalid & ~bus.bready))
+
         with m.If(~Initial() & ~reset):
             m.d.comb += [
-                Assert(aw_out <= 2), Assert(w_out <= 2), Assert(ar_out <= 2),
+                Assert(aw_out <= 1), Assert(w_out <= 1), Assert(ar_out <= 1),
+                Assert(aw_fire == w_fire),
                 Assert(~bus.bvalid | ((aw_out >= 1) & (w_out >= 1))),
                 Assert(~((aw_out >= 1) & (w_out >= 1)) | bus.bvalid),
-                Assert(bus.rvalid == (ar_out >= 1)),
-                Assert(bus.awready | (aw_out > w_out) | bus.bvalid),
-                Assert(bus.wready | (w_out > aw_out) | bus.bvalid),
-                Assert(bus.arready | bus.rvalid),
+                Assert(~bus.rvalid | (ar_out >= 1)),
+                Assert(bus.rvalid == ((ar_out >= 1) & ~ar_last)),
+                Assert(~write_due | (bus.awready & bus.wready)),
+                Assert(bus.arready == (ar_out == 0)),
             ]
             with m.If(b_waited):
                 m.d.comb += [Assert(bus.bvalid), Assert(bus.bresp == b_held)]
@@ -167,8 +177,8 @@ class AXI4LiteProof(Elaboratable):
                              Assert(~known | (bus.rdata == data))]
 
         # Covers: every kind of answer, full rate, back-pressure, pushes, the interrupt.
-        last_b, last_r = Signal(), Signal()
-        m.d.sync += [last_b.eq(b_fire), last_r.eq(r_fire)]
+        last_b, last_r = Signal(2), Signal(3)   # the previous cycles' handshakes
+        m.d.sync += [last_b.eq(Cat(b_fire, last_b)), last_r.eq(Cat(r_fire, last_r))]
         queue = dut.regs.queue
         m.d.comb += [
             Cover(b_fire & (bus.bresp == AXIResp.OKAY)),
@@ -176,9 +186,9 @@ class AXI4LiteProof(Elaboratable):
             Cover(b_fire & (bus.bresp == AXIResp.DECERR)),
             Cover(r_fire & (bus.rresp == AXIResp.DECERR)),
             Cover(r_fire & (bus.rdata == Const(rmap["MAGIC"].reset, rmap.data_width))),
-            Cover(b_fire & last_b),
-            Cover(r_fire & last_r),
-            Cover(bus.bvalid & ~bus.bready & (aw_out == 2) & (w_out == 2)),
+            Cover(b_fire & last_b[1]),
+            Cover(r_fire & last_r[2]),
+            Cover(bus.bvalid & ~bus.bready & bus.awvalid & bus.wvalid),
             Cover(queue.strobe),
             Cover(dut.irq),
         ]

@@ -121,8 +121,9 @@ class TB:
         self.cycle = 0
         self.full_toggles = False
         #: Cycles of each situation worth covering (logged; checked under back-pressure).
-        self.coverage = dict.fromkeys(("aw_alone", "w_alone", "aw_with_w", "b_stalled",
-                                       "r_stalled", "aw_refused", "ar_refused", "irq"), 0)
+        self.coverage = dict.fromkeys(("aw_waits_for_w", "w_waits_for_aw", "aw_with_w",
+                                       "b_stalled", "r_stalled", "aw_refused", "ar_refused",
+                                       "irq"), 0)
         self.seen_pushes = {name: [] for name in self.model.pushed}
         self.bus = AxiLiteBus.from_prefix(dut, "bus", bus_separator="__")
         self.master = AxiLiteMaster(self.bus, dut.clk, dut.rst)
@@ -182,10 +183,12 @@ class TB:
                 fired[channel] = valid and ready
                 if channel != "w" and valid and not ready:
                     self.coverage[f"{channel}_refused"] += 1
-            together = fired["aw"] and fired["w"]
-            self.coverage["aw_with_w"] += together
-            self.coverage["aw_alone"] += fired["aw"] and not together
-            self.coverage["w_alone"] += fired["w"] and not together
+            assert fired["aw"] == fired["w"], f"cycle {self.cycle}: AW and W handshaken apart"
+            self.coverage["aw_with_w"] += fired["aw"]
+            aw_valid = dut.bus__awvalid.value == 1
+            w_valid = dut.bus__wvalid.value == 1
+            self.coverage["aw_waits_for_w"] += aw_valid and not w_valid
+            self.coverage["w_waits_for_aw"] += w_valid and not aw_valid
             self.coverage["b_stalled"] += "b" in held
             self.coverage["r_stalled"] += "r" in held
             self.coverage["irq"] += dut.irq.value == 1

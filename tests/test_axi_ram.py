@@ -85,16 +85,16 @@ async def checked_read(ctx, dut, memory, failures, addr, length, *, size, kind, 
             failures.append(f"read {addr:#x} beat {i}: {data:#x} {resp} {last}, want {want}")
 
 
-@pytest.mark.parametrize("single_port", [False, True])
+@pytest.mark.parametrize("single_port, size_bytes", [(False, 128), (True, 128), (False, 120)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_ram_bursts_match_model(single_port, stall):
+def test_ram_bursts_match_model(single_port, size_bytes, stall):
     """Random bursts (INCR and FIXED, full and narrow beats, random strobes, outside the
-    memory) while the host port writes its own region; then bursts across the end."""
+    memory) while the host port writes its own region; then bursts across the end (also of
+    a memory whose size is not a power of two)."""
     seed = 8
-    size_bytes = 128
     host_top = 96  # the host port writes [96, 128) while bursts stay below or outside
     rng = np.random.default_rng(seed)
-    print(f"seed={seed} single_port={single_port} stall={stall}")
+    print(f"seed={seed} single_port={single_port} size_bytes={size_bytes} stall={stall}")
     dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
                   single_port=single_port)
     memory = bytearray(size_bytes)
