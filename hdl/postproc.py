@@ -175,7 +175,7 @@ class PostProcess(wiring.Component):
 
     #: Pipeline step (0 = the input register's output) at which the bias, the left shift and
     #: the multiplier operands are used; the later steps depend on how long the multiply takes.
-    _BIAS_STEP, _SHIFT_STEP, _MULTIPLY_STEP = 0, 1, 2
+    _BIAS_STEP, _SHIFT_STEP, _MULTIPLY_STEP = 0, 0, 1
 
     def __init__(self, config, *, multiplier=None):
         if config.acc_width > REQUANT_WIDTH:
@@ -234,7 +234,8 @@ class PostProcess(wiring.Component):
     @property
     def buffer_depth(self):
         """Output rows the output buffer holds: enough to run at full rate."""
-        return -(-self.latency // self.row_cycles) + 1
+        # An entry is free again latency + 1 cycles after its row was accepted.
+        return -(-(self.latency + 1) // self.row_cycles)
 
     @property
     def param_hold(self):
@@ -259,10 +260,14 @@ class PostProcess(wiring.Component):
         shadow_tile = Signal(_tile_layout())
         shadow_full = Signal()
 
-        # Output rows leave through a credit-based buffer; it decides acc_rows.ready.
-        m.submodules.buffer = buffer = ResponseBuffer(
-            out_row_layout(cfg), self.latency - 1, depth=self.buffer_depth)
-        wiring.connect(m, wiring.flipped(self.out_rows), buffer.output)
+        # Output rows leave through a credit-based buffer (whole rows) or row slots (lane
+        # groups); its credit decides acc_rows.ready.
+        credit = Signal()
+        if groups == 1:
+            m.submodules.buffer = buffer = ResponseBuffer(
+                out_row_layout(cfg), self.latency - 1, depth=self.buffer_depth)
+            wiring.connect(m, wiring.flipped(self.out_rows), buffer.output)
+            m.d.comb += credit.eq(buffer.ready)
 
         # The input register holds a row while its lane groups enter the datapath, one group
         # per multiply (each for `digits` cycles, digit 0 first); the next row is accepted in
@@ -274,7 +279,7 @@ class PostProcess(wiring.Component):
         active = Signal()
         last_cycle = row_cycle == self.row_cycles - 1
         swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
-        row_ready = buffer.ready & swap_ready & (~active | last_cycle)
+        row_ready = credit & swap_ready & (~active | last_cycle)
         row_fire = self.acc_rows.valid & row_ready
         swap_fire = row_fire & self.acc_rows.payload.swap
         with m.If(row_fire):
@@ -337,9 +342,14 @@ class PostProcess(wiring.Component):
                  for n in range(dim)]
         tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
 
-        # --- Control travelling with the rows: valid, mode and tag of each step's row. ---
-        ctrl_layout = data.StructLayout({"valid": 1, "mode": PostMode, "tag": cfg.tag_width,
-                                         "group": range(groups), "digit": range(digits)})
+        # --- Control travelling with the rows: valid, mode (and tag) of each step's row. ---
+        # With lane groups the tag waits in the output slot instead (written on acceptance).
+        in_slots = groups > 1
+        ctrl_fields = {"valid": 1, "mode": PostMode, "group": range(groups),
+                       "digit": range(digits), "last": 1}
+        if not in_slots:
+            ctrl_fields["tag"] = cfg.tag_width
+        ctrl_layout = data.StructLayout(ctrl_fields)
 
         def ctrl_stage(value, name):
             reg = Signal(ctrl_layout, name=name)
@@ -350,10 +360,12 @@ class PostProcess(wiring.Component):
         m.d.comb += [
             entering.valid.eq(active),
             entering.mode.eq(held.mode),
-            entering.tag.eq(held.tag),
             entering.group.eq(group),
             entering.digit.eq(digit),
+            entering.last.eq(last_cycle),
         ]
+        if not in_slots:
+            m.d.comb += entering.tag.eq(held.tag)
         ctrl = [entering]
         for k in range(zero_point_step + 1):
             ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
@@ -378,28 +390,26 @@ class PostProcess(wiring.Component):
                 return choices[0]
             return Array(choices)[ctrl[k].group]
 
-        lane_out = []
+        lane_z, lane_int8 = [], []
         for n in range(lanes):
-            # The input register's lane of the entering group.
+            # Step 0: bias (wrapping, as the accumulator does) on the input register's lane of
+            # the entering group; beside it the lane's left shift and the bits it moves out.
             acc = select(list(held.row), 0, n)
-            # Step 0: bias (wrapping, as the accumulator does).
             gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
             x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
-
-            # Steps 1-2: left shift, saturating where C++ would overflow. It overflows iff a
-            # bit of x in [31 - shift, 31) differs from the sign bit: step 1 picks the lane's
-            # shift and marks those bits (``reach``), step 2 shifts or saturates.
+            # The left shift saturates where C++ would overflow: iff a bit of x in
+            # [31 - shift, 31) differs from the sign bit (``reach`` marks those bits).
             shift_in = Mux(passes(self._SHIFT_STEP), 0, select(left, self._SHIFT_STEP, n))
             shift = stage(unsigned(5), shift_in, f"shift_{n}")
             reach = stage(width - 1, Cat(shift_in >= width - 1 - j for j in range(width - 1)),
                           f"reach_{n}")
-            x = stage(signed(width), x, f"x_shift_{n}")
+
+            # Step 1: shift or saturate; it also picks the multiplier operand.
             sign = x[width - 1]
             moved_out = (x ^ sign.replicate(width))[:width - 1]
             overflow = (moved_out & reach).any()
             shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
                           (x << shift)[:width].as_signed())
-            # Step 2 also picks the multiplier operand.
             a = stage(signed(width), shifted, f"a_{n}")
             multiplier = Mux(passes(self._MULTIPLY_STEP), 1,
                              select(mult, self._MULTIPLY_STEP, n))
@@ -425,38 +435,84 @@ class PostProcess(wiring.Component):
             e_t = stage(unsigned(5), e, f"e_{n}")
             y = stage(signed(width), (t >> e_t)[:width].as_signed(), f"y_{n}")
 
-            # Zero point, exact; then the clamp on the way into the buffer.
+            # Zero point, exact; then the clamp on the way out.
             z = stage(signed(width + 1), y + Mux(passes(zero_point_step), 0, tile.zero_point),
                       f"z_{n}")
             # min(max(z, act_min), act_max) with both comparisons of z side by side.
-            clamped = Mux(z < act_min, low_bound, Mux(z > act_max, act_max, z))[:8]
-            lane_out.append(Mux(passes(zero_point_step + 1), z[:width],
-                                clamped.as_signed())[:width])
+            lane_z.append(z[:width])
+            lane_int8.append(Mux(z < act_min, low_bound, Mux(z > act_max, act_max, z))[:8])
 
-        # The earlier lane groups of a row wait in registers for its last group. (A serial
-        # multiply's earlier digits put partial results there first; the last digit's stays.)
         done = ctrl[zero_point_step + 1]
-        row_out = []
-        for g in range(groups - 1):
-            for n in range(lanes):
-                saved = Signal(signed(width), name=f"saved_{g}_{n}", reset_less=True)
-                with m.If(done.valid & (done.group == g)):
-                    m.d.sync += saved.eq(lane_out[n])
-                row_out.append(saved)
-        row_out += lane_out
-        out = Signal(out_row_layout(cfg))
-        m.d.comb += [
-            out.row.as_value().eq(Mux(done.mode == PostMode.REQUANT,
-                                      Cat(v[:8] for v in row_out), Cat(row_out))),
-            out.mode.eq(done.mode),
-            out.tag.eq(done.tag),
-        ]
-
-        # The buffer takes `out` latency - 1 cycles after the row was accepted: the cycle in
-        # which it reaches `done` (a misalignment would put the wrong row out, which every
-        # model comparison catches).
-        m.d.comb += [buffer.issue.eq(row_fire), buffer.data.eq(out)]
+        if in_slots:
+            self._slot_output(m, done, lane_z, lane_int8, row_fire, credit)
+        else:
+            # One lane group: whole rows into the output buffer, `latency - 1` cycles after
+            # the row was accepted (the cycle in which it reaches `done`; a misalignment would
+            # put the wrong row out, which every model comparison catches).
+            out = Signal(out_row_layout(cfg))
+            m.d.comb += [
+                out.row.as_value().eq(Mux(done.mode == PostMode.REQUANT, Cat(lane_int8),
+                                          Cat(lane_z))),
+                out.mode.eq(done.mode),
+                out.tag.eq(done.tag),
+                buffer.issue.eq(row_fire),
+                buffer.data.eq(out),
+            ]
         return m
+
+    def _slot_output(self, m, done, lane_z, lane_int8, row_fire, credit):
+        """Output rows of lane groups: :attr:`buffer_depth` row slots, used in turn. A row's
+        mode and tag enter its slot when the row is accepted, each lane's result when it
+        leaves the clamp (int32 lane ``p`` in bytes ``4p..4p+3``, int8 lane ``p`` in byte
+        ``p``), and the slot goes out once the row's last group is in. ``credit`` is high
+        while fewer than :attr:`buffer_depth` rows are accepted and not yet out, so the slot
+        of an accepted row is free."""
+        cfg, dim, lanes, depth = self.config, self.config.dim, self.lanes, self.buffer_depth
+        slots = [Signal(out_row_layout(cfg), name=f"slot_{i}", reset_less=True)
+                 for i in range(depth)]
+        full = Signal(depth)
+
+        def pointer(name, step):
+            ptr = Signal(range(depth), name=name)
+            with m.If(step):
+                m.d.sync += ptr.eq(Mux(ptr == depth - 1, 0, ptr + 1))
+            return ptr
+
+        popped = self.out_rows.valid & self.out_rows.ready
+        completed = done.valid & done.last
+        accept_ptr = pointer("accept_ptr", row_fire)
+        write_ptr = pointer("write_ptr", completed)
+        read_ptr = pointer("read_ptr", popped)
+        in_flight = Signal(range(depth + 1))
+        m.d.sync += in_flight.eq(in_flight + row_fire - popped)
+        m.d.comb += credit.eq(in_flight < depth)
+
+        requant = done.mode == PostMode.REQUANT
+        for i, slot in enumerate(slots):
+            with m.If(row_fire & (accept_ptr == i)):
+                m.d.sync += [slot.mode.eq(self.acc_rows.payload.mode),
+                             slot.tag.eq(self.acc_rows.payload.tag)]
+            bits = slot.row.as_value()
+            for byte in range(4 * dim):
+                group32, n32 = divmod(byte // 4, lanes)
+                value32 = lane_z[n32].word_select(byte % 4, 8)
+                hit32 = done.group == group32
+                if byte < dim:
+                    group8, n8 = divmod(byte, lanes)
+                    value = Mux(requant, lane_int8[n8], value32)
+                    hit = Mux(requant, done.group == group8, hit32)
+                else:
+                    value, hit = value32, ~requant & hit32
+                with m.If(done.valid & (write_ptr == i) & hit):
+                    m.d.sync += bits.word_select(byte, 8).eq(value)
+        with m.If(completed):
+            m.d.sync += full.bit_select(write_ptr, 1).eq(1)
+        with m.If(popped):
+            m.d.sync += full.bit_select(read_ptr, 1).eq(0)
+        m.d.comb += [
+            self.out_rows.valid.eq(full.bit_select(read_ptr, 1)),
+            self.out_rows.payload.eq(Array(slots)[read_ptr]),
+        ]
 
     def _pipelined_multiply(self, a, multiplier, stage, n):
         """Steps ``M + 1`` to ``M + 3`` (``M`` = ``_MULTIPLY_STEP``): ``a * multiplier`` (step
