@@ -177,7 +177,7 @@ class PostProcess(wiring.Component):
     #: the multiplier operands are used; the later steps depend on how long the multiply takes.
     _BIAS_STEP, _SHIFT_STEP, _MULTIPLY_STEP = 0, 0, 1
 
-    def __init__(self, config, *, multiplier=None):
+    def __init__(self, config, *, multiplier=None, output_cycles=1):
         if config.acc_width > REQUANT_WIDTH:
             self._MustUse__silence = True  # never built: no "created but never used" warning
             raise ValueError(
@@ -187,6 +187,7 @@ class PostProcess(wiring.Component):
             multiplier = "lut" if config.multiplier == "lut" else "behavioural"
         self.config = config
         self.multiplier = multiplier
+        self.output_cycles = output_cycles
         super().__init__({
             "acc_rows": In(stream.Signature(acc_row_layout(config))),
             "params": In(stream.Signature(param_layout(config))),
@@ -234,8 +235,10 @@ class PostProcess(wiring.Component):
     @property
     def buffer_depth(self):
         """Output rows the output buffer holds: enough to run at full rate."""
-        # An entry is free again latency + 1 cycles after its row was accepted.
-        return -(-(self.latency + 1) // self.row_cycles)
+        # An entry is free again latency + output_cycles cycles after its row was accepted (a
+        # consumer slower than a row every row_cycles is the bottleneck: the depth is enough).
+        hold = min(self.output_cycles, self.row_cycles)
+        return -(-(self.latency + hold) // self.row_cycles)
 
     @property
     def param_hold(self):

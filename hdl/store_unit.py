@@ -163,7 +163,9 @@ class StoreUnit(wiring.Component):
             self._MustUse__silence = True  # never built: no "created but never used" warning
             raise
         self.config = config
-        self.postproc = PostProcess(config, multiplier=multiplier)
+        # An output row takes up to one cycle per DMA beat (int32 rows: acc_row_bytes).
+        self.postproc = PostProcess(config, multiplier=multiplier, output_cycles=max(
+            1, acc_row_bytes(config) // (config.bus_data_width // 8)))
         super().__init__({
             "ctl": Out(unit_signature()),
             "acc_read": Out(stream.Signature(config.addr_width)),
@@ -264,10 +266,14 @@ class StoreUnit(wiring.Component):
         # --- DMA command registers. ---
         wcmd_valid, rcmd_valid = Signal(), Signal()
         wcmd = Signal(dma_command_layout(cfg))
-        rcmd = Signal(dma_command_layout(cfg))
+        rcmd = Signal(dma_command_layout(cfg))  # only addr is a register: one row, no stride
         m.d.comb += [
             self.dma_write_cmd.valid.eq(wcmd_valid), self.dma_write_cmd.payload.eq(wcmd),
-            self.dma_read_cmd.valid.eq(rcmd_valid), self.dma_read_cmd.payload.eq(rcmd),
+            self.dma_read_cmd.valid.eq(rcmd_valid),
+            self.dma_read_cmd.payload.addr.eq(rcmd.addr),
+            self.dma_read_cmd.payload.rows.eq(1),
+            self.dma_read_cmd.payload.row_beats.eq(block_beats),
+            self.dma_read_cmd.payload.stride.eq(0),
             self.dma_write_status.error_clear.eq(0),
         ]
         with m.If(self.dma_write_cmd.ready):
@@ -284,14 +290,17 @@ class StoreUnit(wiring.Component):
         param_free = ~param_valid | pp.params.ready
 
         # Parsing the parameter block: records of 4 words (bias, multiplier, shift, 0 for each
-        # column; then zero_point, act_min, act_max, 0), each one or more whole beats.
+        # column; then zero_point, act_min, act_max, 0), each one or more whole beats. Each
+        # word goes straight into its field of the parameter register (a beat is only used
+        # while that register is free) and is range-checked as it arrives; a column's record
+        # end sends its beat. The last column's beat goes twice: once as the others, and again
+        # with ``last`` and the tile's fields once the whole block checked out.
         words_per_beat = beat_bits // 32
         beats_per_record = 4 // words_per_beat
         beat_index = Signal(range(block_beats))
         record = beat_index // beats_per_record
         position = beat_index % beats_per_record  # which beat of its record
-        fields = [Signal(32, name=f"field_{f}") for f in range(3)]
-        held = Signal(data.StructLayout({"bias": 32, "multiplier": 32, "shift": 6}))
+        in_tile = record >= dim
         bad_values = Signal()
         read_error = Signal()
         # Each parameter beat is registered before the checks: the DMA read buffer's block RAM
@@ -299,18 +308,23 @@ class StoreUnit(wiring.Component):
         # critical path of small on ECP5). A beat takes 2 cycles; CONFIG is rare and short.
         beat = Signal(read_beat_layout(cfg))
         staged = Signal()
-        words = [beat.data[32 * j:32 * (j + 1)] for j in range(words_per_beat)]
-        first_in_last_beat = (beats_per_record - 1) * words_per_beat
-        # The record's fields in the beat that completes it: earlier beats' words are held.
-        value = [(words[f - first_in_last_beat] if f >= first_in_last_beat else fields[f])
-                 .as_signed() for f in range(3)]
-        record_end = position == beats_per_record - 1
-        shift_bad = (value[2] < SHIFT_MIN) | (value[2] > SHIFT_MAX)
+        words = [beat.data[32 * j:32 * (j + 1)].as_signed() for j in range(words_per_beat)]
+        column_fields = [param.bias, param.multiplier, param.shift]
+        tile_fields = [param.zero_point, param.act_min, param.act_max]
 
         def int8_bad(v):
             return (v < INT8_MIN) | (v > INT8_MAX)
-        tile_bad = int8_bad(value[0]) | int8_bad(value[1]) | int8_bad(value[2]) | (
-            value[1] > value[2])
+        bad_terms = []
+        for f in range(3):
+            p, j = divmod(f, words_per_beat)
+            column_bad = ((words[j] < SHIFT_MIN) | (words[j] > SHIFT_MAX)) if f == 2 else 0
+            bad_terms.append((position == p) & Mux(in_tile, int8_bad(words[j]), column_bad))
+        bad_now = Cat(bad_terms).any()  # a word of this beat is out of its range
+        # The tile's bounds in the block's last beat: those of earlier beats are in `param`.
+        last_p = beats_per_record - 1
+        bound = [words[f % words_per_beat][:8].as_signed() if f // words_per_beat == last_p
+                 else tile_fields[f] for f in (1, 2)]
+        inverted = bound[0] > bound[1]
 
         # --- The issue stage. ---
         pending_swap = Signal()  # a completed parameter set waits for its swap
@@ -382,9 +396,6 @@ class StoreUnit(wiring.Component):
                             pending_swap.eq(0),
                             rcmd_valid.eq(1),
                             rcmd.addr.eq(config_insn.dram_addr),
-                            rcmd.rows.eq(1),
-                            rcmd.row_beats.eq(block_beats),
-                            rcmd.stride.eq(0),
                             beat_index.eq(0),
                             bad_values.eq(0),
                             read_error.eq(0),
@@ -397,46 +408,30 @@ class StoreUnit(wiring.Component):
                     m.d.sync += beat_index.eq(beat_index + 1)
                     error = read_error | beat.error
                     m.d.sync += read_error.eq(error)
-                    for p in range(beats_per_record - 1):
+                    for f in range(3):
+                        p, j = divmod(f, words_per_beat)
                         with m.If(position == p):
-                            for j in range(words_per_beat):
-                                m.d.sync += fields[p * words_per_beat + j].eq(words[j])
-                    with m.If(record_end & (record < dim)):
-                        with m.If(shift_bad):
-                            m.d.sync += bad_values.eq(1)
-                        with m.If(record == dim - 1):
-                            m.d.sync += [held.bias.eq(value[0]), held.multiplier.eq(value[1]),
-                                         held.shift.eq(value[2])]
-                        with m.Elif(~error):
-                            m.d.sync += [
-                                param_valid.eq(1),
-                                param.column.eq(record),
-                                param.bias.eq(value[0]),
-                                param.multiplier.eq(value[1]),
-                                param.shift.eq(value[2]),
-                                param.last.eq(0),
-                            ]
+                            with m.If(in_tile):
+                                m.d.sync += tile_fields[f].eq(words[j])
+                            with m.Else():
+                                m.d.sync += column_fields[f].eq(words[j])
+                    with m.If(bad_now):
+                        m.d.sync += bad_values.eq(1)
+                    with m.If((position == last_p) & ~in_tile & ~error):
+                        m.d.sync += [param_valid.eq(1), param.column.eq(record),
+                                     param.last.eq(0)]
                     with m.If(beat_index == block_beats - 1):
                         with m.If(failed):
                             m.next = "STOP"
                         with m.Elif(error):
                             m.d.sync += pending_cause.eq(ErrorCause.DMA_READ)
                             m.next = "ERROR"
-                        with m.Elif(bad_values | tile_bad):
+                        with m.Elif(bad_values | bad_now | inverted):
                             m.d.sync += pending_cause.eq(ErrorCause.MALFORMED)
                             m.next = "ERROR"
                         with m.Else():
-                            m.d.sync += [
-                                param_valid.eq(1),
-                                param.column.eq(dim - 1),
-                                param.bias.eq(held.bias),
-                                param.multiplier.eq(held.multiplier),
-                                param.shift.eq(held.shift),
-                                param.zero_point.eq(value[0]),
-                                param.act_min.eq(value[1]),
-                                param.act_max.eq(value[2]),
-                                param.last.eq(1),
-                            ]
+                            # The column is still dim - 1, its fields still that column's.
+                            m.d.sync += [param_valid.eq(1), param.last.eq(1)]
                             m.next = "CONFIG_END"
 
             with m.State("CONFIG_END"):
