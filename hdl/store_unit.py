@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from sim.model import INT8_MAX, INT8_MIN, SHIFT_MAX, SHIFT_MIN
 
 from .accumulator import Accumulator, acc_read_layout
-from .burst_splitter import ROWS_WIDTH, dma_command_layout, dma_status_signature
+from .burst_splitter import dma_command_layout, dma_status_signature
 from .dma_read import read_beat_layout
 from .dma_write import write_beat_layout
 from .isa import (
@@ -37,14 +37,18 @@ class _Sink(enum.Enum, shape=2):
     CONFIG = 2
 
 
-def _feed_layout():
-    """An instruction's rows on their way from the accumulator into the post-processing."""
-    return data.StructLayout({"last_row": ROWS_WIDTH, "mode": PostMode, "swap": 1, "dummy": 1})
+def _feed_layout(config):
+    """An instruction's rows on their way from the accumulator into the post-processing
+    (``rows <= acc_depth`` is checked before any row goes)."""
+    return data.StructLayout({"last_row": range(config.acc_depth), "mode": PostMode, "swap": 1,
+                              "dummy": 1})
 
 
 def _sink_layout(config):
-    """An instruction's rows on their way out of the post-processing."""
-    return data.StructLayout({"last_row": ROWS_WIDTH, "dest": config.addr_width, "kind": _Sink})
+    """An instruction's rows on their way out of the post-processing (``dest``: a scratchpad
+    row; a DMA write has its address in its command)."""
+    return data.StructLayout({"last_row": range(config.acc_depth), "dest": range(config.sp_depth),
+                              "kind": _Sink})
 
 
 #: Bit of the post-processing tag that marks a dummy row (a forced swap; its output is dropped).
@@ -208,7 +212,7 @@ class StoreUnit(wiring.Component):
 
         m.submodules.postproc = pp = self.postproc
         depth = self.queue_depth
-        feed_layout, sink_layout = _feed_layout(), _sink_layout(cfg)
+        feed_layout, sink_layout = _feed_layout(cfg), _sink_layout(cfg)
         m.submodules.feed_queue = feed_queue = SyncFIFO(width=feed_layout.size, depth=depth)
         m.submodules.sink_queue = sink_queue = SyncFIFO(width=sink_layout.size, depth=depth)
         m.submodules.retire_queue = retire_queue = SyncFIFO(width=1, depth=depth)
@@ -252,8 +256,8 @@ class StoreUnit(wiring.Component):
 
         # --- Accumulator reads: one per cycle for the instruction being issued. ---
         rd_active = Signal()
-        rd_addr = Signal(cfg.addr_width)
-        rd_left = Signal(ROWS_WIDTH)
+        rd_addr = Signal(range(cfg.acc_depth))
+        rd_left = Signal(range(cfg.acc_depth + 1))
         rd_fire = self.acc_read.valid & self.acc_read.ready
         rd_last = rd_left == 1
         m.d.comb += [self.acc_read.valid.eq(rd_active), self.acc_read.payload.eq(rd_addr)]
@@ -464,7 +468,7 @@ class StoreUnit(wiring.Component):
 
         # --- Feed: accumulator answers (or a dummy row) into the post-processing. ---
         feed = feed_layout(feed_queue.r_data)
-        feed_count = Signal(ROWS_WIDTH)
+        feed_count = Signal(range(cfg.acc_depth))
         rows = pp.acc_rows
         m.d.comb += [
             rows.valid.eq(feed_queue.r_rdy & (feed.dummy | self.acc_read_data.valid)),
@@ -485,7 +489,7 @@ class StoreUnit(wiring.Component):
         # --- Sink: output rows to the scratchpad or as beats to the DMA. ---
         out = pp.out_rows
         head = sink_layout(sink_queue.r_data)
-        sink_count = Signal(ROWS_WIDTH)
+        sink_count = Signal(range(cfg.acc_depth))
         dummy_row = out.payload.tag[_DUMMY_TAG_BIT]
         row_valid = out.valid & ~dummy_row
         consumed = Signal()  # the head output row is used up this cycle
