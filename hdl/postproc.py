@@ -257,6 +257,8 @@ class PostProcess(wiring.Component):
         groups = dim // lanes
         width = REQUANT_WIDTH
         round_step, zero_point_step = self._round_step, self._zero_point_step
+        # The serial multiply shifts its product's low bits out; the rounding needs bits 30+.
+        pass_shift = 0 if digits == 1 else min(width - width // digits, width - 2)
 
         # --- Parameters: a shadow set written by beats, then copied per pipeline step. ---
         shadow = Signal(data.ArrayLayout(_channel_layout(), dim))
@@ -414,7 +416,9 @@ class PostProcess(wiring.Component):
             shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
                           (x << shift)[:width].as_signed())
             a = stage(signed(width), shifted, f"a_{n}")
-            multiplier = Mux(passes(self._MULTIPLY_STEP), 1,
+            # Pass-through multiplies by 2**pass_shift: the serial multiply's product then
+            # needs no register of the low bits that the rounding does not use.
+            multiplier = Mux(passes(self._MULTIPLY_STEP), 1 << pass_shift,
                              select(mult, self._MULTIPLY_STEP, n))
             if digits == 1:
                 product = self._pipelined_multiply(a, multiplier, stage, n)
@@ -422,11 +426,12 @@ class PostProcess(wiring.Component):
                 product = self._serial_multiply(m, a, multiplier, ctrl, stage, n)
 
             # SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31), saturated (only
-            # INT32_MIN * INT32_MIN overflows); pass-through keeps p = x.
+            # INT32_MIN * INT32_MIN overflows); pass-through takes x back from p = x << pass_shift.
             above = product[width - 2:].as_signed()  # floor(p / 2**30)
             high = ((above + 1) >> 1)[:width + 1].as_signed()
             high_sat = Mux(high > _INT32_MAX, _INT32_MAX, high[:width].as_signed())
-            s = stage(signed(width), Mux(passes(round_step - 1), product[:width].as_signed(),
+            s = stage(signed(width), Mux(passes(round_step - 1),
+                                         product[pass_shift:pass_shift + width].as_signed(),
                                          high_sat), f"s_{n}")
 
             # RoundingDivideByPOT in 2 steps: (s + 2**(e-1) - (s < 0)) >> e for e > 0, i.e.
