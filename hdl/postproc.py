@@ -233,6 +233,12 @@ class PostProcess(wiring.Component):
         return 1 + (self.row_cycles - 1) + (self._zero_point_step + 1) + 1
 
     @property
+    def accept_delay(self):
+        """Cycles a row stays on ``acc_rows`` after it started: ``row_cycles - 1`` with the
+        serial multiply (the row is accepted as its last group enters), else 0."""
+        return self.row_cycles - 1 if self.multiply_cycles > 1 else 0
+
+    @property
     def buffer_depth(self):
         """Output rows the output buffer holds: enough to run at full rate."""
         # An entry is free again latency + output_cycles cycles after its row was accepted (a
@@ -274,25 +280,37 @@ class PostProcess(wiring.Component):
             wiring.connect(m, wiring.flipped(self.out_rows), buffer.output)
             m.d.comb += credit.eq(buffer.ready)
 
-        # The input register holds a row while its lane groups enter the datapath, one group
-        # per multiply (each for `digits` cycles, digit 0 first); the next row is accepted in
-        # the cycle its last group's last digit enters.
-        held = Signal(acc_row_layout(cfg))
+        # A row's lane groups enter the datapath one after the other, one group per multiply
+        # (each for `digits` cycles, digit 0 first). With the pipelined multiply the input
+        # register holds the row meanwhile, and the next row is accepted in the cycle its last
+        # group's last digit enters. With the serial multiply the row stays on acc_rows (it
+        # is accepted in that last cycle) and only the entering group is registered.
+        streamed = digits > 1
         row_cycle = Signal(range(self.row_cycles))  # the group, then the digit in the low bits
         digit_bits = (digits - 1).bit_length()
         group, digit = row_cycle[digit_bits:], row_cycle[:digit_bits]
-        active = Signal()
         last_cycle = row_cycle == self.row_cycles - 1
         swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
-        row_ready = credit & swap_ready & (~active | last_cycle)
-        row_fire = self.acc_rows.valid & row_ready
+        if streamed:
+            busy = row_cycle != 0  # amid a row (acc_rows.valid stays high)
+            row_fire = self.acc_rows.valid & ~busy & credit & swap_ready  # the row starts
+            active = row_fire | busy
+            row_ready = active & last_cycle
+            held = self.acc_rows.payload
+            with m.If(active):
+                m.d.sync += row_cycle.eq(Mux(last_cycle, 0, row_cycle + 1))
+        else:
+            held = Signal(acc_row_layout(cfg))
+            active = Signal()
+            row_ready = credit & swap_ready & (~active | last_cycle)
+            row_fire = self.acc_rows.valid & row_ready
+            with m.If(row_fire):
+                m.d.sync += [held.eq(self.acc_rows.payload), row_cycle.eq(0), active.eq(1)]
+            with m.Elif(active & last_cycle):
+                m.d.sync += active.eq(0)
+            with m.Elif(active):
+                m.d.sync += row_cycle.eq(row_cycle + 1)
         swap_fire = row_fire & self.acc_rows.payload.swap
-        with m.If(row_fire):
-            m.d.sync += [held.eq(self.acc_rows.payload), row_cycle.eq(0), active.eq(1)]
-        with m.Elif(active & last_cycle):
-            m.d.sync += active.eq(0)
-        with m.Elif(active):
-            m.d.sync += row_cycle.eq(row_cycle + 1)
 
         # swap_at[k] is high k cycles after a swap row was accepted: step k's copy of the
         # parameters is loaded at the end of that cycle, just before the swap row reaches it.
@@ -371,7 +389,18 @@ class PostProcess(wiring.Component):
         ]
         if not in_slots:
             m.d.comb += entering.tag.eq(held.tag)
+        # The entering group's accumulator lanes (registered when the row is streamed).
+        def lane_choices(n):
+            choices = list(held.row)[n::lanes]
+            return choices[0] if len(choices) == 1 else Array(choices)[group]
         ctrl = [entering]
+        if streamed:
+            ctrl = [ctrl_stage(entering, "ctrl_0")]
+            lane_acc = [Signal(cfg.acc_shape, name=f"acc_{n}", reset_less=True)
+                        for n in range(lanes)]
+            m.d.sync += [lane_acc[n].eq(lane_choices(n)) for n in range(lanes)]
+        else:
+            lane_acc = [lane_choices(n) for n in range(lanes)]
         for k in range(zero_point_step + 1):
             ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
 
@@ -399,7 +428,7 @@ class PostProcess(wiring.Component):
         for n in range(lanes):
             # Step 0: bias (wrapping, as the accumulator does) on the input register's lane of
             # the entering group; beside it the lane's left shift and the bits it moves out.
-            acc = select(list(held.row), 0, n)
+            acc = lane_acc[n]
             gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
             x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
             # The left shift saturates where C++ would overflow: iff a bit of x in

@@ -214,7 +214,7 @@ def test_full_rate_and_latency(dim, lanes, multiply_cycles, row_cycles):
     first = accepted[0]
     assert accepted == list(range(first, first + row_cycles * len(workload.rows), row_cycles)), (
         f"bubbles in the row stream: accepted at {accepted}")
-    assert first_output - first == dut.latency == (10 if multiply_cycles == 1 else 8) + row_cycles
+    assert first_output - (first - dut.accept_delay) == dut.latency == (10 if multiply_cycles == 1 else 8) + row_cycles
 
 
 @pytest.mark.parametrize("lanes, multiply_cycles", [(None, 1), (1, 1), (1, 4)])
@@ -264,7 +264,8 @@ def test_params_wait_for_swap_and_pipeline(multiply_cycles):
     sim.add_clock(CLOCK)
     sim.add_testbench(bench)
     sim.run_until(CLOCK * 100)
-    assert log == [0] * (dut.param_hold - 1) + [1, 1, 1]
+    # The swap row started accept_delay cycles before stream_put saw it accepted.
+    assert log == [0] * (dut.param_hold - 1 - dut.accept_delay) + [1] * (3 + dut.accept_delay)
 
 
 @pytest.mark.parametrize("multiply_cycles", [1, 4])
