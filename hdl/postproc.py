@@ -234,9 +234,10 @@ class PostProcess(wiring.Component):
 
     @property
     def accept_delay(self):
-        """Cycles a row stays on ``acc_rows`` after it started: ``row_cycles - 1`` with the
-        serial multiply (the row is accepted as its last group enters), else 0."""
-        return self.row_cycles - 1 if self.multiply_cycles > 1 else 0
+        """Cycles a row stays on ``acc_rows`` after it started: ``row_cycles -
+        multiply_cycles`` with the serial multiply (the row is accepted as its last group
+        enters), else 0."""
+        return self.row_cycles - self.multiply_cycles if self.multiply_cycles > 1 else 0
 
     @property
     def buffer_depth(self):
@@ -271,10 +272,11 @@ class PostProcess(wiring.Component):
         shadow_tile = Signal(_tile_layout())
         shadow_full = Signal()
 
-        # Output rows leave through a credit-based buffer (whole rows) or row slots (lane
-        # groups); its credit decides acc_rows.ready.
+        # Output rows leave through a credit-based buffer (whole rows, pipelined multiply) or
+        # row slots (lane groups or the serial multiply); its credit decides acc_rows.ready.
+        in_slots = groups > 1 or digits > 1
         credit = Signal()
-        if groups == 1:
+        if not in_slots:
             m.submodules.buffer = buffer = ResponseBuffer(
                 out_row_layout(cfg), self.latency - 1, depth=self.buffer_depth)
             wiring.connect(m, wiring.flipped(self.out_rows), buffer.output)
@@ -292,11 +294,14 @@ class PostProcess(wiring.Component):
         last_cycle = row_cycle == self.row_cycles - 1
         swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
         if streamed:
-            busy = row_cycle != 0  # amid a row (acc_rows.valid stays high)
+            busy = row_cycle != 0  # amid a row (acc_rows.valid high until its last group)
             row_fire = self.acc_rows.valid & ~busy & credit & swap_ready  # the row starts
             active = row_fire | busy
-            row_ready = active & last_cycle
+            row_ready = active & (group == groups - 1) & (digit == 0)
             held = self.acc_rows.payload
+            row_mode = Signal(PostMode)  # the mode, also after the row was accepted
+            with m.If(row_fire):
+                m.d.sync += row_mode.eq(held.mode)
             with m.If(active):
                 m.d.sync += row_cycle.eq(Mux(last_cycle, 0, row_cycle + 1))
         else:
@@ -366,8 +371,7 @@ class PostProcess(wiring.Component):
         tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
 
         # --- Control travelling with the rows: valid, mode (and tag) of each step's row. ---
-        # With lane groups the tag waits in the output slot instead (written on acceptance).
-        in_slots = groups > 1
+        # With row slots the tag waits in the output slot instead (written as the row starts).
         ctrl_fields = {"valid": 1, "mode": PostMode, "group": range(groups),
                        "digit": range(digits), "last": 1}
         if not in_slots:
@@ -382,7 +386,7 @@ class PostProcess(wiring.Component):
         entering = Signal(ctrl_layout)
         m.d.comb += [
             entering.valid.eq(active),
-            entering.mode.eq(held.mode),
+            entering.mode.eq(Mux(busy, row_mode, held.mode) if streamed else held.mode),
             entering.group.eq(group),
             entering.digit.eq(digit),
             entering.last.eq(last_cycle),
@@ -398,7 +402,8 @@ class PostProcess(wiring.Component):
             ctrl = [ctrl_stage(entering, "ctrl_0")]
             lane_acc = [Signal(cfg.acc_shape, name=f"acc_{n}", reset_less=True)
                         for n in range(lanes)]
-            m.d.sync += [lane_acc[n].eq(lane_choices(n)) for n in range(lanes)]
+            with m.If(active & (digit == 0)):  # held for the group's digits
+                m.d.sync += [lane_acc[n].eq(lane_choices(n)) for n in range(lanes)]
         else:
             lane_acc = [lane_choices(n) for n in range(lanes)]
         for k in range(zero_point_step + 1):
