@@ -46,7 +46,7 @@ def acc_row_layout(config):
 
 
 def out_row_layout(config):
-    """One output row: ``row.int8`` lanes (``REQUANT``; the upper bits are zero) or
+    """One output row: ``row.int8`` lanes (``REQUANT``; the upper bits are unspecified) or
     ``row.int32`` lanes (the other modes), with the mode and the tag of its input row."""
     return data.StructLayout({
         "row": data.UnionLayout({
@@ -119,36 +119,42 @@ class PostProcess(wiring.Component):
     zeros (every int8 output is 0).
 
     The datapath computes :attr:`lanes` = ``config.postproc_lanes`` lanes at a time (``dim``
-    by default). With fewer, an accepted row waits in the input register while its lane groups
-    (lanes ``0..lanes-1``, then the next ``lanes``, ...) enter the datapath one after the
-    other, and the earlier groups' results wait in registers for the last group: one datapath
-    of ``lanes`` requantizers serves all ``dim`` columns. With :attr:`multiply_cycles` =
-    ``config.postproc_multiply_cycles`` above 1 the 32 x 32 multiply is digit-serial: a group
-    stays at the datapath's input for ``multiply_cycles`` cycles, and one stage accumulates
-    a 32 x ``32 / multiply_cycles``-bit partial product per cycle (lowest digit first)
-    instead of the three-stage pipelined multiply.
+    by default). With fewer, a row's lane groups (lanes ``0..lanes-1``, then the next
+    ``lanes``, ...) enter the datapath one after the other: one datapath of ``lanes``
+    requantizers serves all ``dim`` columns, and each group's results go straight into the
+    row's output slot. With :attr:`multiply_cycles` = ``config.postproc_multiply_cycles``
+    above 1 the 32 x 32 multiply is digit-serial: a group stays at the datapath's input for
+    ``multiply_cycles`` cycles, and one stage accumulates a 32 x ``32 / multiply_cycles``-bit
+    partial product per cycle (lowest digit first) instead of the three-stage pipelined
+    multiply. With the pipelined multiply an accepted row waits in an input register while
+    its groups enter; with the serial multiply the row stays on ``acc_rows`` instead and is
+    accepted in the cycle its last group enters, :attr:`accept_delay` cycles after it
+    started (only the entering group's lanes are registered).
 
-    Timing:
+    Timing (a row *starts* when it is accepted into the input register, or with the serial
+    multiply when its first group enters):
 
-    - Latency: :attr:`latency` = 11 + :attr:`row_cycles` cycles from an accepted row to its
-      output row (12 at full width; with an empty output buffer): input register, one cycle
-      per further lane group, bias add, saturating left shift in 2 stages (the lane's shift
-      and the bits it moves out, then the shift or saturation), a 3-stage
+    - Latency: :attr:`latency` = 10 + :attr:`row_cycles` cycles from a row's start to its
+      output row (11 at full width; with a free output): input register (or the entering
+      group's register), one cycle per further lane group, bias add beside the lane's left
+      shift and the bits it moves out, the saturating left shift, a 3-stage
       32 x 32 multiply (16 x 16 partial products, their middle sum, the final sum: four
       17 x 17-bit signed multipliers per lane, one ECP5 MULT18X18D each; of iCE40's 16 x 16
       SB_MAC16 only the two same-signedness products map), the high-multiply rounding, the
       rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
-      clamp into the output buffer. With the serial multiply it is 9 + :attr:`row_cycles`:
-      the multiply is one stage, and :attr:`row_cycles` counts its cycles.
+      clamp into the output buffer or slot. With the serial multiply it is 8 +
+      :attr:`row_cycles`: the multiply is one stage, and :attr:`row_cycles` counts its cycles.
     - Throughput: one row every :attr:`row_cycles` = ``dim / lanes * multiply_cycles``
       cycles (one per cycle at full width with the pipelined multiply), in every mode. A
       parameter switch costs no bubble when each tile has at least :attr:`min_tile_rows` rows
-      (and the parameter beats are ready in time).
-    - Back-pressure: the pipeline never stalls; rows in flight land in an output buffer of
-      :attr:`buffer_depth` entries and ``acc_rows.ready`` is credit based (rows in flight
-      plus buffered < depth), so a low ``out_rows.ready`` drops or duplicates nothing, and
-      the full rate is sustained while ``out_rows.ready`` stays high. ``out_rows.valid`` does
-      not depend on ``out_rows.ready``.
+      (and the parameter beats are ready in time). With the serial multiply the next row
+      must be on ``acc_rows`` within ``multiply_cycles - 1`` cycles of the previous one's
+      acceptance for no bubble (a response buffer refilled by a 2-cycle read is in time).
+    - Back-pressure: the pipeline never stalls; rows in flight land in an output buffer (or
+      row slots) of :attr:`buffer_depth` entries and rows start on credit (rows started and
+      not yet out < depth), so a low ``out_rows.ready`` drops or duplicates nothing, and the
+      full rate is sustained while the consumer takes each row within ``output_cycles``
+      cycles. ``out_rows.valid`` does not depend on ``out_rows.ready``.
 
     Parameters
     ----------
@@ -160,6 +166,9 @@ class PostProcess(wiring.Component):
         Implementation of the partial-product (or digit-product) multipliers (see
         :data:`hdl.config.MULTIPLIERS`; ``"dsp"`` means the ``*`` operator). ``None``:
         ``"lut"`` if ``config.multiplier`` is ``"lut"``, else ``"behavioural"``.
+    output_cycles : int
+        Cycles the consumer may take per output row (e.g. one per bus beat of it) with the
+        full rate sustained: it sizes the output buffer.
 
     Members
     -------
@@ -482,7 +491,12 @@ class PostProcess(wiring.Component):
                       f"z_{n}")
             # min(max(z, act_min), act_max) with both comparisons of z side by side.
             lane_z.append(z[:width])
-            lane_int8.append(Mux(z < act_min, low_bound, Mux(z > act_max, act_max, z))[:8])
+            # A z outside int8 compares by its sign alone: two 8-bit comparisons.
+            fits = z[7:].all() | ~z[7:].any()
+            z8, negative = z[:8].as_signed(), z[width]
+            under = Mux(fits, z8 < act_min, negative)
+            over = Mux(fits, z8 > act_max, ~negative)
+            lane_int8.append(Mux(under, low_bound, Mux(over, act_max, z8))[:8])
 
         done = ctrl[zero_point_step + 1]
         if in_slots:

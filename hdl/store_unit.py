@@ -69,13 +69,13 @@ class StoreUnit(wiring.Component):
 
     CONFIG reads the parameter block (:func:`hdl.isa.param_block_bytes`, one DMA read command
     of one row) and writes it into the post-processing's shadow set as it arrives: one
-    ``params`` beat per column; column ``dim - 1`` waits, and goes (with ``last`` and the
-    tile's zero point and activation bounds) only once the whole block arrived without a bus
-    error and every value checked out. The first row of the next STORE carries ``swap``, so
-    the new set becomes active exactly there. A CONFIG that finds a completed set still
-    waiting for its swap (CONFIG, CONFIG without a STORE in between) first sends a dummy row
-    with ``swap`` through the post-processing (its output is dropped): a set is only ever
-    swapped in once complete, and the shadow set is free for the new block.
+    ``params`` beat per column (after a bus error, none), and column ``dim - 1`` once more,
+    with ``last`` and the tile's zero point and activation bounds, only once the whole block
+    arrived without a bus error and every value checked out. The first row of the next STORE
+    carries ``swap``, so the new set becomes active exactly there. A CONFIG that finds a
+    completed set still waiting for its swap (CONFIG, CONFIG without a STORE in between) first
+    sends a dummy row with ``swap`` through the post-processing (its output is dropped): a
+    set is only ever swapped in once complete, and the shadow set is free for the new block.
 
     Checks, all before any effect, in the model's order: a ``pop_next``/``push_next`` flag or
     an opcode other than STORE/CONFIG is ``MALFORMED``; STORE: zero rows, ``to_sp`` with a
@@ -106,8 +106,8 @@ class StoreUnit(wiring.Component):
 
     - Latency: a STORE accepted on ``ctl.insn`` in cycle 0 by an idle unit issues its first
       accumulator read in cycle 2; with the accumulator's 2-cycle answer, the first row
-      enters the post-processing in cycle 4 and its output is on ``sp_write`` in cycle
-      :attr:`latency` = ``4 + postproc_latency`` (16 at full width), on ``dma_write_data``
+      starts in the post-processing in cycle 4 and its output is on ``sp_write`` in cycle
+      :attr:`latency` = ``4 + postproc_latency`` (15 at full width), on ``dma_write_data``
       one cycle later (beats leave through a register). ``done`` pulses in the cycle after
       the last scratchpad write was accepted, or in the cycle after
       ``dma_write_status.done`` of its command. CONFIG: its DMA read command is valid in

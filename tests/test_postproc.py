@@ -214,7 +214,8 @@ def test_full_rate_and_latency(dim, lanes, multiply_cycles, row_cycles):
     first = accepted[0]
     assert accepted == list(range(first, first + row_cycles * len(workload.rows), row_cycles)), (
         f"bubbles in the row stream: accepted at {accepted}")
-    assert first_output - (first - dut.accept_delay) == dut.latency == (10 if multiply_cycles == 1 else 8) + row_cycles
+    start = first - dut.accept_delay
+    assert first_output - start == dut.latency == (10 if multiply_cycles == 1 else 8) + row_cycles
 
 
 @pytest.mark.parametrize("lanes, multiply_cycles", [(None, 1), (1, 1), (1, 4)])
