@@ -165,7 +165,9 @@ class PostProcess(wiring.Component):
     multiplier : str or None
         Implementation of the partial-product (or digit-product) multipliers (see
         :data:`hdl.config.MULTIPLIERS`; ``"dsp"`` means the ``*`` operator). ``None``:
-        ``"lut"`` if ``config.multiplier`` is ``"lut"``, else ``"behavioural"``.
+        ``"lut"`` with the serial multiply or if ``config.multiplier`` is ``"lut"``, else
+        ``"behavioural"``. The serial multiply's ``"lut"`` adds its partial products in a
+        tree of carry chains.
     output_cycles : int
         Cycles the consumer may take per output row (e.g. one per bus beat of it) with the
         full rate sustained: it sizes the output buffer.
@@ -193,7 +195,9 @@ class PostProcess(wiring.Component):
                 f"PostProcess needs acc_width of at most {REQUANT_WIDTH}, "
                 f"not {config.acc_width!r}")
         if multiplier is None:
-            multiplier = "lut" if config.multiplier == "lut" else "behavioural"
+            # The serial multiply is there to stay out of DSP blocks: LUTs.
+            serial = config.postproc_multiply_cycles > 1
+            multiplier = "lut" if config.multiplier == "lut" or serial else "behavioural"
         self.config = config
         self.multiplier = multiplier
         self.output_cycles = output_cycles
@@ -608,8 +612,33 @@ class PostProcess(wiring.Component):
         high = Signal(signed(width + d), name=f"product_high_{n}", reset_less=True)
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
         carried = Mux(ctrl[self._MULTIPLY_STEP + 1].digit == 0, 0, high >> d)
+        if self.multiplier == "lut":
+            total = self._carry_chain_sum(m, carried, a, b, n)
+        else:
+            total = carried + multiply(a, b, self.multiplier)
         m.d.sync += [
-            high.eq((carried + multiply(a, b, self.multiplier))[:width + d]),
+            high.eq(total[:width + d]),
             low.eq(Cat(low[d:], high[:d])),
         ]
         return Cat(low, high).as_signed()
+
+    @staticmethod
+    def _carry_chain_sum(m, carried, a, b, n):
+        """``carried + a * b`` (``b`` signed) as a balanced tree of two-operand adds of the
+        shifted partial products, each sum a kept wire: yosys then maps every add to a
+        carry chain (one LUT and one SB_CARRY a bit) instead of merging them into one
+        multi-operand adder of LUT full adders (about 1.4 times the LUTs)."""
+        top = len(b) - 1
+        terms = [Mux(b[i], a, 0) << i for i in range(top)] + [carried]
+        level = 0
+        while len(terms) > 1:
+            sums = []
+            for i in range(0, len(terms) - 1, 2):
+                total = terms[i] + terms[i + 1]
+                wire = Signal(total.shape(), name=f"pp_sum_{n}_{level}_{i // 2}",
+                              attrs={"keep": 1})
+                m.d.comb += wire.eq(total)
+                sums.append(wire)
+            terms = sums + terms[len(sums) * 2:]
+            level += 1
+        return terms[0] - (Mux(b[top], a, 0) << top)  # the sign bit weighs -2**top

@@ -269,10 +269,16 @@ class StoreUnit(wiring.Component):
 
         # --- DMA command registers. ---
         wcmd_valid, rcmd_valid = Signal(), Signal()
-        wcmd = Signal(dma_command_layout(cfg))
+        # The write command's registers: addr, stride, rows (at most acc_depth), int8 or int32.
+        wcmd = Signal(data.StructLayout({"addr": 32, "stride": 32, "rows": range(cfg.acc_depth + 1),
+                                         "int32": 1}))
         rcmd = Signal(dma_command_layout(cfg))  # only addr is a register: one row, no stride
         m.d.comb += [
-            self.dma_write_cmd.valid.eq(wcmd_valid), self.dma_write_cmd.payload.eq(wcmd),
+            self.dma_write_cmd.valid.eq(wcmd_valid),
+            self.dma_write_cmd.payload.addr.eq(wcmd.addr),
+            self.dma_write_cmd.payload.stride.eq(wcmd.stride),
+            self.dma_write_cmd.payload.rows.eq(wcmd.rows),
+            self.dma_write_cmd.payload.row_beats.eq(Mux(wcmd.int32, int32_beats, int8_beats)),
             self.dma_read_cmd.valid.eq(rcmd_valid),
             self.dma_read_cmd.payload.addr.eq(rcmd.addr),
             self.dma_read_cmd.payload.rows.eq(1),
@@ -378,8 +384,7 @@ class StoreUnit(wiring.Component):
                                 wcmd.addr.eq(store.dest),
                                 wcmd.rows.eq(store.rows),
                                 wcmd.stride.eq(store.dram_stride),
-                                wcmd.row_beats.eq(Mux(mode == PostMode.REQUANT, int8_beats,
-                                                      int32_beats)),
+                                wcmd.int32.eq(mode != PostMode.REQUANT),
                             ]
                 with m.Elif(insn_valid):  # CONFIG, or an opcode that is not this unit's
                     with m.If(~is_config | (config_cause != ErrorCause.NONE)):
