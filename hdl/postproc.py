@@ -142,8 +142,9 @@ class PostProcess(wiring.Component):
       17 x 17-bit signed multipliers per lane, one ECP5 MULT18X18D each; of iCE40's 16 x 16
       SB_MAC16 only the two same-signedness products map), the high-multiply rounding, the
       rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
-      clamp into the output buffer or slot. With the serial multiply it is 8 +
-      :attr:`row_cycles`: the multiply is one stage, and :attr:`row_cycles` counts its cycles.
+      clamp into the output buffer or slot. With the serial multiply it is 7 +
+      :attr:`row_cycles`: the multiply is one stage, :attr:`row_cycles` counts its cycles, and
+      the barrel shift and the zero point share a stage (tiny's clock is slow).
     - Throughput: one row every :attr:`row_cycles` = ``dim / lanes * multiply_cycles``
       cycles (one per cycle at full width with the pipelined multiply), in every mode. A
       parameter switch costs no bubble when each tile has at least :attr:`min_tile_rows` rows
@@ -230,8 +231,9 @@ class PostProcess(wiring.Component):
 
     @property
     def _zero_point_step(self):
-        """Step at which the zero point and the activation bounds are used."""
-        return self._round_step + 2
+        """Step at which the zero point and the activation bounds are used (the serial
+        multiply's slower clock allows the barrel shift and the zero point in one step)."""
+        return self._round_step + (1 if self.multiply_cycles > 1 else 2)
 
     @property
     def row_cycles(self):
@@ -488,7 +490,9 @@ class PostProcess(wiring.Component):
             nudge = Cat(Mux(negative, e >= j + 2, e == j + 1) for j in range(width - 1))
             t = stage(signed(width + 1), s + nudge, f"t_{n}")
             e_t = stage(unsigned(5), e, f"e_{n}")
-            y = stage(signed(width), (t >> e_t)[:width].as_signed(), f"y_{n}")
+            y = (t >> e_t)[:width].as_signed()
+            if digits == 1:
+                y = stage(signed(width), y, f"y_{n}")
 
             # Zero point, exact; then the clamp on the way out.
             z = stage(signed(width + 1), y + Mux(passes(zero_point_step), 0, tile.zero_point),
