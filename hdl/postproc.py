@@ -301,7 +301,9 @@ class PostProcess(wiring.Component):
         # (each for `digits` cycles, digit 0 first). With the pipelined multiply the input
         # register holds the row meanwhile, and the next row is accepted in the cycle its last
         # group's last digit enters. With the serial multiply the row stays on acc_rows (it
-        # is accepted in that last cycle) and only the entering group is registered.
+        # is accepted as its last group's first digit enters: the upstream then has
+        # `digits - 1` cycles to present the next row) and only the entering group's lanes
+        # are registered, held for the group's digits.
         streamed = digits > 1
         row_cycle = Signal(range(self.row_cycles))  # the group, then the digit in the low bits
         digit_bits = (digits - 1).bit_length()
@@ -309,7 +311,7 @@ class PostProcess(wiring.Component):
         last_cycle = row_cycle == self.row_cycles - 1
         swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
         if streamed:
-            busy = row_cycle != 0  # amid a row (acc_rows.valid high until its last group)
+            busy = row_cycle != 0  # amid a row (on acc_rows until its last group enters)
             row_fire = self.acc_rows.valid & ~busy & credit & swap_ready  # the row starts
             active = row_fire | busy
             row_ready = active & (group == groups - 1) & (digit == 0)
