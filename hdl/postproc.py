@@ -46,7 +46,7 @@ def acc_row_layout(config):
 
 
 def out_row_layout(config):
-    """One output row: ``row.int8`` lanes (``REQUANT``; the upper bits are zero) or
+    """One output row: ``row.int8`` lanes (``REQUANT``; the upper bits are unspecified) or
     ``row.int32`` lanes (the other modes), with the mode and the tag of its input row."""
     return data.StructLayout({
         "row": data.UnionLayout({
@@ -119,36 +119,43 @@ class PostProcess(wiring.Component):
     zeros (every int8 output is 0).
 
     The datapath computes :attr:`lanes` = ``config.postproc_lanes`` lanes at a time (``dim``
-    by default). With fewer, an accepted row waits in the input register while its lane groups
-    (lanes ``0..lanes-1``, then the next ``lanes``, ...) enter the datapath one after the
-    other, and the earlier groups' results wait in registers for the last group: one datapath
-    of ``lanes`` requantizers serves all ``dim`` columns. With :attr:`multiply_cycles` =
-    ``config.postproc_multiply_cycles`` above 1 the 32 x 32 multiply is digit-serial: a group
-    stays at the datapath's input for ``multiply_cycles`` cycles, and one stage accumulates
-    a 32 x ``32 / multiply_cycles``-bit partial product per cycle (lowest digit first)
-    instead of the three-stage pipelined multiply.
+    by default). With fewer, a row's lane groups (lanes ``0..lanes-1``, then the next
+    ``lanes``, ...) enter the datapath one after the other: one datapath of ``lanes``
+    requantizers serves all ``dim`` columns, and each group's results go straight into the
+    row's output slot. With :attr:`multiply_cycles` = ``config.postproc_multiply_cycles``
+    above 1 the 32 x 32 multiply is digit-serial: a group stays at the datapath's input for
+    ``multiply_cycles`` cycles, and one stage accumulates a 32 x ``32 / multiply_cycles``-bit
+    partial product per cycle (lowest digit first) instead of the three-stage pipelined
+    multiply. With the pipelined multiply an accepted row waits in an input register while
+    its groups enter; with the serial multiply the row stays on ``acc_rows`` instead and is
+    accepted in the cycle its last group enters, :attr:`accept_delay` cycles after it
+    started (only the entering group's lanes are registered).
 
-    Timing:
+    Timing (a row *starts* when it is accepted into the input register, or with the serial
+    multiply when its first group enters):
 
-    - Latency: :attr:`latency` = 11 + :attr:`row_cycles` cycles from an accepted row to its
-      output row (12 at full width; with an empty output buffer): input register, one cycle
-      per further lane group, bias add, saturating left shift in 2 stages (the lane's shift
-      and the bits it moves out, then the shift or saturation), a 3-stage
+    - Latency: :attr:`latency` = 10 + :attr:`row_cycles` cycles from a row's start to its
+      output row (11 at full width; with a free output): input register (or the entering
+      group's register), one cycle per further lane group, bias add beside the lane's left
+      shift and the bits it moves out, the saturating left shift, a 3-stage
       32 x 32 multiply (16 x 16 partial products, their middle sum, the final sum: four
       17 x 17-bit signed multipliers per lane, one ECP5 MULT18X18D each; of iCE40's 16 x 16
       SB_MAC16 only the two same-signedness products map), the high-multiply rounding, the
       rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
-      clamp into the output buffer. With the serial multiply it is 9 + :attr:`row_cycles`:
-      the multiply is one stage, and :attr:`row_cycles` counts its cycles.
+      clamp into the output buffer or slot. With the serial multiply it is 7 +
+      :attr:`row_cycles`: the multiply is one stage, :attr:`row_cycles` counts its cycles, and
+      the barrel shift and the zero point share a stage (tiny's clock is slow).
     - Throughput: one row every :attr:`row_cycles` = ``dim / lanes * multiply_cycles``
       cycles (one per cycle at full width with the pipelined multiply), in every mode. A
       parameter switch costs no bubble when each tile has at least :attr:`min_tile_rows` rows
-      (and the parameter beats are ready in time).
-    - Back-pressure: the pipeline never stalls; rows in flight land in an output buffer of
-      :attr:`buffer_depth` entries and ``acc_rows.ready`` is credit based (rows in flight
-      plus buffered < depth), so a low ``out_rows.ready`` drops or duplicates nothing, and
-      the full rate is sustained while ``out_rows.ready`` stays high. ``out_rows.valid`` does
-      not depend on ``out_rows.ready``.
+      (and the parameter beats are ready in time). With the serial multiply the next row
+      must be on ``acc_rows`` within ``multiply_cycles - 1`` cycles of the previous one's
+      acceptance for no bubble (a response buffer refilled by a 2-cycle read is in time).
+    - Back-pressure: the pipeline never stalls; rows in flight land in an output buffer (or
+      row slots) of :attr:`buffer_depth` entries and rows start on credit (rows started and
+      not yet out < depth), so a low ``out_rows.ready`` drops or duplicates nothing, and the
+      full rate is sustained while the consumer takes each row within ``output_cycles``
+      cycles. ``out_rows.valid`` does not depend on ``out_rows.ready``.
 
     Parameters
     ----------
@@ -159,7 +166,12 @@ class PostProcess(wiring.Component):
     multiplier : str or None
         Implementation of the partial-product (or digit-product) multipliers (see
         :data:`hdl.config.MULTIPLIERS`; ``"dsp"`` means the ``*`` operator). ``None``:
-        ``"lut"`` if ``config.multiplier`` is ``"lut"``, else ``"behavioural"``.
+        ``"lut"`` with the serial multiply or if ``config.multiplier`` is ``"lut"``, else
+        ``"behavioural"``. The serial multiply's ``"lut"`` adds its partial products in a
+        tree of carry chains.
+    output_cycles : int
+        Cycles the consumer may take per output row (e.g. one per bus beat of it) with the
+        full rate sustained: it sizes the output buffer.
 
     Members
     -------
@@ -175,18 +187,21 @@ class PostProcess(wiring.Component):
 
     #: Pipeline step (0 = the input register's output) at which the bias, the left shift and
     #: the multiplier operands are used; the later steps depend on how long the multiply takes.
-    _BIAS_STEP, _SHIFT_STEP, _MULTIPLY_STEP = 0, 1, 2
+    _BIAS_STEP, _SHIFT_STEP, _MULTIPLY_STEP = 0, 0, 1
 
-    def __init__(self, config, *, multiplier=None):
+    def __init__(self, config, *, multiplier=None, output_cycles=1):
         if config.acc_width > REQUANT_WIDTH:
             self._MustUse__silence = True  # never built: no "created but never used" warning
             raise ValueError(
                 f"PostProcess needs acc_width of at most {REQUANT_WIDTH}, "
                 f"not {config.acc_width!r}")
         if multiplier is None:
-            multiplier = "lut" if config.multiplier == "lut" else "behavioural"
+            # The serial multiply is there to stay out of DSP blocks: LUTs.
+            serial = config.postproc_multiply_cycles > 1
+            multiplier = "lut" if config.multiplier == "lut" or serial else "behavioural"
         self.config = config
         self.multiplier = multiplier
+        self.output_cycles = output_cycles
         super().__init__({
             "acc_rows": In(stream.Signature(acc_row_layout(config))),
             "params": In(stream.Signature(param_layout(config))),
@@ -216,8 +231,9 @@ class PostProcess(wiring.Component):
 
     @property
     def _zero_point_step(self):
-        """Step at which the zero point and the activation bounds are used."""
-        return self._round_step + 2
+        """Step at which the zero point and the activation bounds are used (the serial
+        multiply's slower clock allows the barrel shift and the zero point in one step)."""
+        return self._round_step + (1 if self.multiply_cycles > 1 else 2)
 
     @property
     def row_cycles(self):
@@ -232,9 +248,19 @@ class PostProcess(wiring.Component):
         return 1 + (self.row_cycles - 1) + (self._zero_point_step + 1) + 1
 
     @property
+    def accept_delay(self):
+        """Cycles a row stays on ``acc_rows`` after it started: ``row_cycles -
+        multiply_cycles`` with the serial multiply (the row is accepted as its last group
+        enters), else 0."""
+        return self.row_cycles - self.multiply_cycles if self.multiply_cycles > 1 else 0
+
+    @property
     def buffer_depth(self):
         """Output rows the output buffer holds: enough to run at full rate."""
-        return -(-self.latency // self.row_cycles) + 1
+        # An entry is free again latency + output_cycles cycles after its row was accepted (a
+        # consumer slower than a row every row_cycles is the bottleneck: the depth is enough).
+        hold = min(self.output_cycles, self.row_cycles)
+        return -(-(self.latency + hold) // self.row_cycles)
 
     @property
     def param_hold(self):
@@ -253,36 +279,60 @@ class PostProcess(wiring.Component):
         groups = dim // lanes
         width = REQUANT_WIDTH
         round_step, zero_point_step = self._round_step, self._zero_point_step
+        # The serial multiply shifts its product's low bits out; the rounding needs bits 30+.
+        pass_shift = 0 if digits == 1 else min(width - width // digits, width - 2)
 
         # --- Parameters: a shadow set written by beats, then copied per pipeline step. ---
         shadow = Signal(data.ArrayLayout(_channel_layout(), dim))
         shadow_tile = Signal(_tile_layout())
         shadow_full = Signal()
 
-        # Output rows leave through a credit-based buffer; it decides acc_rows.ready.
-        m.submodules.buffer = buffer = ResponseBuffer(
-            out_row_layout(cfg), self.latency - 1, depth=self.buffer_depth)
-        wiring.connect(m, wiring.flipped(self.out_rows), buffer.output)
+        # Output rows leave through a credit-based buffer (whole rows, pipelined multiply) or
+        # row slots (lane groups or the serial multiply); its credit decides acc_rows.ready.
+        in_slots = groups > 1 or digits > 1
+        credit = Signal()
+        if not in_slots:
+            m.submodules.buffer = buffer = ResponseBuffer(
+                out_row_layout(cfg), self.latency - 1, depth=self.buffer_depth)
+            wiring.connect(m, wiring.flipped(self.out_rows), buffer.output)
+            m.d.comb += credit.eq(buffer.ready)
 
-        # The input register holds a row while its lane groups enter the datapath, one group
-        # per multiply (each for `digits` cycles, digit 0 first); the next row is accepted in
-        # the cycle its last group's last digit enters.
-        held = Signal(acc_row_layout(cfg))
+        # A row's lane groups enter the datapath one after the other, one group per multiply
+        # (each for `digits` cycles, digit 0 first). With the pipelined multiply the input
+        # register holds the row meanwhile, and the next row is accepted in the cycle its last
+        # group's last digit enters. With the serial multiply the row stays on acc_rows (it
+        # is accepted as its last group's first digit enters: the upstream then has
+        # `digits - 1` cycles to present the next row) and only the entering group's lanes
+        # are registered, held for the group's digits.
+        streamed = digits > 1
         row_cycle = Signal(range(self.row_cycles))  # the group, then the digit in the low bits
         digit_bits = (digits - 1).bit_length()
         group, digit = row_cycle[digit_bits:], row_cycle[:digit_bits]
-        active = Signal()
         last_cycle = row_cycle == self.row_cycles - 1
         swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
-        row_ready = buffer.ready & swap_ready & (~active | last_cycle)
-        row_fire = self.acc_rows.valid & row_ready
+        if streamed:
+            busy = row_cycle != 0  # amid a row (on acc_rows until its last group enters)
+            row_fire = self.acc_rows.valid & ~busy & credit & swap_ready  # the row starts
+            active = row_fire | busy
+            row_ready = active & (group == groups - 1) & (digit == 0)
+            held = self.acc_rows.payload
+            row_mode = Signal(PostMode)  # the mode, also after the row was accepted
+            with m.If(row_fire):
+                m.d.sync += row_mode.eq(held.mode)
+            with m.If(active):
+                m.d.sync += row_cycle.eq(Mux(last_cycle, 0, row_cycle + 1))
+        else:
+            held = Signal(acc_row_layout(cfg))
+            active = Signal()
+            row_ready = credit & swap_ready & (~active | last_cycle)
+            row_fire = self.acc_rows.valid & row_ready
+            with m.If(row_fire):
+                m.d.sync += [held.eq(self.acc_rows.payload), row_cycle.eq(0), active.eq(1)]
+            with m.Elif(active & last_cycle):
+                m.d.sync += active.eq(0)
+            with m.Elif(active):
+                m.d.sync += row_cycle.eq(row_cycle + 1)
         swap_fire = row_fire & self.acc_rows.payload.swap
-        with m.If(row_fire):
-            m.d.sync += [held.eq(self.acc_rows.payload), row_cycle.eq(0), active.eq(1)]
-        with m.Elif(active & last_cycle):
-            m.d.sync += active.eq(0)
-        with m.Elif(active):
-            m.d.sync += row_cycle.eq(row_cycle + 1)
 
         # swap_at[k] is high k cycles after a swap row was accepted: step k's copy of the
         # parameters is loaded at the end of that cycle, just before the swap row reaches it.
@@ -337,9 +387,13 @@ class PostProcess(wiring.Component):
                  for n in range(dim)]
         tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
 
-        # --- Control travelling with the rows: valid, mode and tag of each step's row. ---
-        ctrl_layout = data.StructLayout({"valid": 1, "mode": PostMode, "tag": cfg.tag_width,
-                                         "group": range(groups), "digit": range(digits)})
+        # --- Control travelling with the rows: valid, mode (and tag) of each step's row. ---
+        # With row slots the tag waits in the output slot instead (written as the row starts).
+        ctrl_fields = {"valid": 1, "mode": PostMode, "group": range(groups),
+                       "digit": range(digits), "last": 1}
+        if not in_slots:
+            ctrl_fields["tag"] = cfg.tag_width
+        ctrl_layout = data.StructLayout(ctrl_fields)
 
         def ctrl_stage(value, name):
             reg = Signal(ctrl_layout, name=name)
@@ -349,12 +403,26 @@ class PostProcess(wiring.Component):
         entering = Signal(ctrl_layout)
         m.d.comb += [
             entering.valid.eq(active),
-            entering.mode.eq(held.mode),
-            entering.tag.eq(held.tag),
+            entering.mode.eq(Mux(busy, row_mode, held.mode) if streamed else held.mode),
             entering.group.eq(group),
             entering.digit.eq(digit),
+            entering.last.eq(last_cycle),
         ]
+        if not in_slots:
+            m.d.comb += entering.tag.eq(held.tag)
+        # The entering group's accumulator lanes (registered when the row is streamed).
+        def lane_choices(n):
+            choices = list(held.row)[n::lanes]
+            return choices[0] if len(choices) == 1 else Array(choices)[group]
         ctrl = [entering]
+        if streamed:
+            ctrl = [ctrl_stage(entering, "ctrl_0")]
+            lane_acc = [Signal(cfg.acc_shape, name=f"acc_{n}", reset_less=True)
+                        for n in range(lanes)]
+            with m.If(active & (digit == 0)):  # held for the group's digits
+                m.d.sync += [lane_acc[n].eq(lane_choices(n)) for n in range(lanes)]
+        else:
+            lane_acc = [lane_choices(n) for n in range(lanes)]
         for k in range(zero_point_step + 1):
             ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
 
@@ -378,30 +446,30 @@ class PostProcess(wiring.Component):
                 return choices[0]
             return Array(choices)[ctrl[k].group]
 
-        lane_out = []
+        lane_z, lane_int8 = [], []
         for n in range(lanes):
-            # The input register's lane of the entering group.
-            acc = select(list(held.row), 0, n)
-            # Step 0: bias (wrapping, as the accumulator does).
+            # Step 0: bias (wrapping, as the accumulator does) on the input register's lane of
+            # the entering group; beside it the lane's left shift and the bits it moves out.
+            acc = lane_acc[n]
             gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
             x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
-
-            # Steps 1-2: left shift, saturating where C++ would overflow. It overflows iff a
-            # bit of x in [31 - shift, 31) differs from the sign bit: step 1 picks the lane's
-            # shift and marks those bits (``reach``), step 2 shifts or saturates.
+            # The left shift saturates where C++ would overflow: iff a bit of x in
+            # [31 - shift, 31) differs from the sign bit (``reach`` marks those bits).
             shift_in = Mux(passes(self._SHIFT_STEP), 0, select(left, self._SHIFT_STEP, n))
             shift = stage(unsigned(5), shift_in, f"shift_{n}")
             reach = stage(width - 1, Cat(shift_in >= width - 1 - j for j in range(width - 1)),
                           f"reach_{n}")
-            x = stage(signed(width), x, f"x_shift_{n}")
+
+            # Step 1: shift or saturate; it also picks the multiplier operand.
             sign = x[width - 1]
             moved_out = (x ^ sign.replicate(width))[:width - 1]
             overflow = (moved_out & reach).any()
             shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
                           (x << shift)[:width].as_signed())
-            # Step 2 also picks the multiplier operand.
             a = stage(signed(width), shifted, f"a_{n}")
-            multiplier = Mux(passes(self._MULTIPLY_STEP), 1,
+            # Pass-through multiplies by 2**pass_shift: the serial multiply's product then
+            # needs no register of the low bits that the rounding does not use.
+            multiplier = Mux(passes(self._MULTIPLY_STEP), 1 << pass_shift,
                              select(mult, self._MULTIPLY_STEP, n))
             if digits == 1:
                 product = self._pipelined_multiply(a, multiplier, stage, n)
@@ -409,11 +477,12 @@ class PostProcess(wiring.Component):
                 product = self._serial_multiply(m, a, multiplier, ctrl, stage, n)
 
             # SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31), saturated (only
-            # INT32_MIN * INT32_MIN overflows); pass-through keeps p = x.
+            # INT32_MIN * INT32_MIN overflows); pass-through takes x back from p = x << pass_shift.
             above = product[width - 2:].as_signed()  # floor(p / 2**30)
             high = ((above + 1) >> 1)[:width + 1].as_signed()
             high_sat = Mux(high > _INT32_MAX, _INT32_MAX, high[:width].as_signed())
-            s = stage(signed(width), Mux(passes(round_step - 1), product[:width].as_signed(),
+            s = stage(signed(width), Mux(passes(round_step - 1),
+                                         product[pass_shift:pass_shift + width].as_signed(),
                                          high_sat), f"s_{n}")
 
             # RoundingDivideByPOT in 2 steps: (s + 2**(e-1) - (s < 0)) >> e for e > 0, i.e.
@@ -423,40 +492,93 @@ class PostProcess(wiring.Component):
             nudge = Cat(Mux(negative, e >= j + 2, e == j + 1) for j in range(width - 1))
             t = stage(signed(width + 1), s + nudge, f"t_{n}")
             e_t = stage(unsigned(5), e, f"e_{n}")
-            y = stage(signed(width), (t >> e_t)[:width].as_signed(), f"y_{n}")
+            y = (t >> e_t)[:width].as_signed()
+            if digits == 1:
+                y = stage(signed(width), y, f"y_{n}")
 
-            # Zero point, exact; then the clamp on the way into the buffer.
+            # Zero point, exact; then the clamp on the way out.
             z = stage(signed(width + 1), y + Mux(passes(zero_point_step), 0, tile.zero_point),
                       f"z_{n}")
             # min(max(z, act_min), act_max) with both comparisons of z side by side.
-            clamped = Mux(z < act_min, low_bound, Mux(z > act_max, act_max, z))[:8]
-            lane_out.append(Mux(passes(zero_point_step + 1), z[:width],
-                                clamped.as_signed())[:width])
+            lane_z.append(z[:width])
+            # A z outside int8 compares by its sign alone: two 8-bit comparisons.
+            fits = z[7:].all() | ~z[7:].any()
+            z8, negative = z[:8].as_signed(), z[width]
+            under = Mux(fits, z8 < act_min, negative)
+            over = Mux(fits, z8 > act_max, ~negative)
+            lane_int8.append(Mux(under, low_bound, Mux(over, act_max, z8))[:8])
 
-        # The earlier lane groups of a row wait in registers for its last group. (A serial
-        # multiply's earlier digits put partial results there first; the last digit's stays.)
         done = ctrl[zero_point_step + 1]
-        row_out = []
-        for g in range(groups - 1):
-            for n in range(lanes):
-                saved = Signal(signed(width), name=f"saved_{g}_{n}", reset_less=True)
-                with m.If(done.valid & (done.group == g)):
-                    m.d.sync += saved.eq(lane_out[n])
-                row_out.append(saved)
-        row_out += lane_out
-        out = Signal(out_row_layout(cfg))
-        m.d.comb += [
-            out.row.as_value().eq(Mux(done.mode == PostMode.REQUANT,
-                                      Cat(v[:8] for v in row_out), Cat(row_out))),
-            out.mode.eq(done.mode),
-            out.tag.eq(done.tag),
-        ]
-
-        # The buffer takes `out` latency - 1 cycles after the row was accepted: the cycle in
-        # which it reaches `done` (a misalignment would put the wrong row out, which every
-        # model comparison catches).
-        m.d.comb += [buffer.issue.eq(row_fire), buffer.data.eq(out)]
+        if in_slots:
+            self._slot_output(m, done, lane_z, lane_int8, row_fire, credit)
+        else:
+            # One lane group: whole rows into the output buffer, `latency - 1` cycles after
+            # the row was accepted (the cycle in which it reaches `done`; a misalignment would
+            # put the wrong row out, which every model comparison catches).
+            out = Signal(out_row_layout(cfg))
+            m.d.comb += [
+                out.row.as_value().eq(Mux(done.mode == PostMode.REQUANT, Cat(lane_int8),
+                                          Cat(lane_z))),
+                out.mode.eq(done.mode),
+                out.tag.eq(done.tag),
+                buffer.issue.eq(row_fire),
+                buffer.data.eq(out),
+            ]
         return m
+
+    def _slot_output(self, m, done, lane_z, lane_int8, row_fire, credit):
+        """Output rows of lane groups: :attr:`buffer_depth` row slots, used in turn. A row's
+        mode and tag enter its slot when the row is accepted, each lane's result when it
+        leaves the clamp (int32 lane ``p`` in bytes ``4p..4p+3``, int8 lane ``p`` in byte
+        ``p``), and the slot goes out once the row's last group is in. ``credit`` is high
+        while fewer than :attr:`buffer_depth` rows are accepted and not yet out, so the slot
+        of an accepted row is free."""
+        cfg, dim, lanes, depth = self.config, self.config.dim, self.lanes, self.buffer_depth
+        slots = [Signal(out_row_layout(cfg), name=f"slot_{i}", reset_less=True)
+                 for i in range(depth)]
+        full = Signal(depth)
+
+        def pointer(name, step):
+            ptr = Signal(range(depth), name=name)
+            with m.If(step):
+                m.d.sync += ptr.eq(Mux(ptr == depth - 1, 0, ptr + 1))
+            return ptr
+
+        popped = self.out_rows.valid & self.out_rows.ready
+        completed = done.valid & done.last
+        accept_ptr = pointer("accept_ptr", row_fire)
+        write_ptr = pointer("write_ptr", completed)
+        read_ptr = pointer("read_ptr", popped)
+        in_flight = Signal(range(depth + 1))
+        m.d.sync += in_flight.eq(in_flight + row_fire - popped)
+        m.d.comb += credit.eq(in_flight < depth)
+
+        requant = done.mode == PostMode.REQUANT
+        for i, slot in enumerate(slots):
+            with m.If(row_fire & (accept_ptr == i)):
+                m.d.sync += [slot.mode.eq(self.acc_rows.payload.mode),
+                             slot.tag.eq(self.acc_rows.payload.tag)]
+            bits = slot.row.as_value()
+            for byte in range(4 * dim):
+                group32, n32 = divmod(byte // 4, lanes)
+                value32 = lane_z[n32].word_select(byte % 4, 8)
+                hit32 = done.group == group32
+                if byte < dim:
+                    group8, n8 = divmod(byte, lanes)
+                    value = Mux(requant, lane_int8[n8], value32)
+                    hit = Mux(requant, done.group == group8, hit32)
+                else:
+                    value, hit = value32, ~requant & hit32
+                with m.If(done.valid & (write_ptr == i) & hit):
+                    m.d.sync += bits.word_select(byte, 8).eq(value)
+        with m.If(completed):
+            m.d.sync += full.bit_select(write_ptr, 1).eq(1)
+        with m.If(popped):
+            m.d.sync += full.bit_select(read_ptr, 1).eq(0)
+        m.d.comb += [
+            self.out_rows.valid.eq(full.bit_select(read_ptr, 1)),
+            self.out_rows.payload.eq(Array(slots)[read_ptr]),
+        ]
 
     def _pipelined_multiply(self, a, multiplier, stage, n):
         """Steps ``M + 1`` to ``M + 3`` (``M`` = ``_MULTIPLY_STEP``): ``a * multiplier`` (step
@@ -496,8 +618,33 @@ class PostProcess(wiring.Component):
         high = Signal(signed(width + d), name=f"product_high_{n}", reset_less=True)
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
         carried = Mux(ctrl[self._MULTIPLY_STEP + 1].digit == 0, 0, high >> d)
+        if self.multiplier == "lut":
+            total = self._carry_chain_sum(m, carried, a, b, n)
+        else:
+            total = carried + multiply(a, b, self.multiplier)
         m.d.sync += [
-            high.eq((carried + multiply(a, b, self.multiplier))[:width + d]),
+            high.eq(total[:width + d]),
             low.eq(Cat(low[d:], high[:d])),
         ]
         return Cat(low, high).as_signed()
+
+    @staticmethod
+    def _carry_chain_sum(m, carried, a, b, n):
+        """``carried + a * b`` (``b`` signed) as a balanced tree of two-operand adds of the
+        shifted partial products, each sum a kept wire: yosys then maps every add to a
+        carry chain (one LUT and one SB_CARRY a bit) instead of merging them into one
+        multi-operand adder of LUT full adders (about 1.4 times the LUTs)."""
+        top = len(b) - 1
+        terms = [Mux(b[i], a, 0) << i for i in range(top)] + [carried]
+        level = 0
+        while len(terms) > 1:
+            sums = []
+            for i in range(0, len(terms) - 1, 2):
+                total = terms[i] + terms[i + 1]
+                wire = Signal(total.shape(), name=f"pp_sum_{n}_{level}_{i // 2}",
+                              attrs={"keep": 1})
+                m.d.comb += wire.eq(total)
+                sums.append(wire)
+            terms = sums + terms[len(sums) * 2:]
+            level += 1
+        return terms[0] - (Mux(b[top], a, 0) << top)  # the sign bit weighs -2**top

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from sim.model import INT8_MAX, INT8_MIN, SHIFT_MAX, SHIFT_MIN
 
 from .accumulator import Accumulator, acc_read_layout
-from .burst_splitter import ROWS_WIDTH, dma_command_layout, dma_status_signature
+from .burst_splitter import dma_command_layout, dma_status_signature
 from .dma_read import read_beat_layout
 from .dma_write import write_beat_layout
 from .isa import (
@@ -37,14 +37,18 @@ class _Sink(enum.Enum, shape=2):
     CONFIG = 2
 
 
-def _feed_layout():
-    """An instruction's rows on their way from the accumulator into the post-processing."""
-    return data.StructLayout({"last_row": ROWS_WIDTH, "mode": PostMode, "swap": 1, "dummy": 1})
+def _feed_layout(config):
+    """An instruction's rows on their way from the accumulator into the post-processing
+    (``rows <= acc_depth`` is checked before any row goes)."""
+    return data.StructLayout({"last_row": range(config.acc_depth), "mode": PostMode, "swap": 1,
+                              "dummy": 1})
 
 
 def _sink_layout(config):
-    """An instruction's rows on their way out of the post-processing."""
-    return data.StructLayout({"last_row": ROWS_WIDTH, "dest": config.addr_width, "kind": _Sink})
+    """An instruction's rows on their way out of the post-processing (``dest``: a scratchpad
+    row; a DMA write has its address in its command)."""
+    return data.StructLayout({"last_row": range(config.acc_depth), "dest": range(config.sp_depth),
+                              "kind": _Sink})
 
 
 #: Bit of the post-processing tag that marks a dummy row (a forced swap; its output is dropped).
@@ -65,13 +69,13 @@ class StoreUnit(wiring.Component):
 
     CONFIG reads the parameter block (:func:`hdl.isa.param_block_bytes`, one DMA read command
     of one row) and writes it into the post-processing's shadow set as it arrives: one
-    ``params`` beat per column; column ``dim - 1`` waits, and goes (with ``last`` and the
-    tile's zero point and activation bounds) only once the whole block arrived without a bus
-    error and every value checked out. The first row of the next STORE carries ``swap``, so
-    the new set becomes active exactly there. A CONFIG that finds a completed set still
-    waiting for its swap (CONFIG, CONFIG without a STORE in between) first sends a dummy row
-    with ``swap`` through the post-processing (its output is dropped): a set is only ever
-    swapped in once complete, and the shadow set is free for the new block.
+    ``params`` beat per column (after a bus error, none), and column ``dim - 1`` once more,
+    with ``last`` and the tile's zero point and activation bounds, only once the whole block
+    arrived without a bus error and every value checked out. The first row of the next STORE
+    carries ``swap``, so the new set becomes active exactly there. A CONFIG that finds a
+    completed set still waiting for its swap (CONFIG, CONFIG without a STORE in between) first
+    sends a dummy row with ``swap`` through the post-processing (its output is dropped): a
+    set is only ever swapped in once complete, and the shadow set is free for the new block.
 
     Checks, all before any effect, in the model's order: a ``pop_next``/``push_next`` flag or
     an opcode other than STORE/CONFIG is ``MALFORMED``; STORE: zero rows, ``to_sp`` with a
@@ -102,8 +106,8 @@ class StoreUnit(wiring.Component):
 
     - Latency: a STORE accepted on ``ctl.insn`` in cycle 0 by an idle unit issues its first
       accumulator read in cycle 2; with the accumulator's 2-cycle answer, the first row
-      enters the post-processing in cycle 4 and its output is on ``sp_write`` in cycle
-      :attr:`latency` = ``4 + postproc_latency`` (16 at full width), on ``dma_write_data``
+      starts in the post-processing in cycle 4 and its output is on ``sp_write`` in cycle
+      :attr:`latency` = ``4 + postproc_latency`` (15 at full width), on ``dma_write_data``
       one cycle later (beats leave through a register). ``done`` pulses in the cycle after
       the last scratchpad write was accepted, or in the cycle after
       ``dma_write_status.done`` of its command. CONFIG: its DMA read command is valid in
@@ -163,7 +167,9 @@ class StoreUnit(wiring.Component):
             self._MustUse__silence = True  # never built: no "created but never used" warning
             raise
         self.config = config
-        self.postproc = PostProcess(config, multiplier=multiplier)
+        # An output row takes up to one cycle per DMA beat (int32 rows: acc_row_bytes).
+        self.postproc = PostProcess(config, multiplier=multiplier, output_cycles=max(
+            1, acc_row_bytes(config) // (config.bus_data_width // 8)))
         super().__init__({
             "ctl": Out(unit_signature()),
             "acc_read": Out(stream.Signature(config.addr_width)),
@@ -206,7 +212,7 @@ class StoreUnit(wiring.Component):
 
         m.submodules.postproc = pp = self.postproc
         depth = self.queue_depth
-        feed_layout, sink_layout = _feed_layout(), _sink_layout(cfg)
+        feed_layout, sink_layout = _feed_layout(cfg), _sink_layout(cfg)
         m.submodules.feed_queue = feed_queue = SyncFIFO(width=feed_layout.size, depth=depth)
         m.submodules.sink_queue = sink_queue = SyncFIFO(width=sink_layout.size, depth=depth)
         m.submodules.retire_queue = retire_queue = SyncFIFO(width=1, depth=depth)
@@ -250,8 +256,8 @@ class StoreUnit(wiring.Component):
 
         # --- Accumulator reads: one per cycle for the instruction being issued. ---
         rd_active = Signal()
-        rd_addr = Signal(cfg.addr_width)
-        rd_left = Signal(ROWS_WIDTH)
+        rd_addr = Signal(range(cfg.acc_depth))
+        rd_left = Signal(range(cfg.acc_depth + 1))
         rd_fire = self.acc_read.valid & self.acc_read.ready
         rd_last = rd_left == 1
         m.d.comb += [self.acc_read.valid.eq(rd_active), self.acc_read.payload.eq(rd_addr)]
@@ -263,11 +269,21 @@ class StoreUnit(wiring.Component):
 
         # --- DMA command registers. ---
         wcmd_valid, rcmd_valid = Signal(), Signal()
-        wcmd = Signal(dma_command_layout(cfg))
-        rcmd = Signal(dma_command_layout(cfg))
+        # The write command's registers: addr, stride, rows (at most acc_depth), int8 or int32.
+        wcmd = Signal(data.StructLayout({"addr": 32, "stride": 32, "rows": range(cfg.acc_depth + 1),
+                                         "int32": 1}))
+        rcmd = Signal(dma_command_layout(cfg))  # only addr is a register: one row, no stride
         m.d.comb += [
-            self.dma_write_cmd.valid.eq(wcmd_valid), self.dma_write_cmd.payload.eq(wcmd),
-            self.dma_read_cmd.valid.eq(rcmd_valid), self.dma_read_cmd.payload.eq(rcmd),
+            self.dma_write_cmd.valid.eq(wcmd_valid),
+            self.dma_write_cmd.payload.addr.eq(wcmd.addr),
+            self.dma_write_cmd.payload.stride.eq(wcmd.stride),
+            self.dma_write_cmd.payload.rows.eq(wcmd.rows),
+            self.dma_write_cmd.payload.row_beats.eq(Mux(wcmd.int32, int32_beats, int8_beats)),
+            self.dma_read_cmd.valid.eq(rcmd_valid),
+            self.dma_read_cmd.payload.addr.eq(rcmd.addr),
+            self.dma_read_cmd.payload.rows.eq(1),
+            self.dma_read_cmd.payload.row_beats.eq(block_beats),
+            self.dma_read_cmd.payload.stride.eq(0),
             self.dma_write_status.error_clear.eq(0),
         ]
         with m.If(self.dma_write_cmd.ready):
@@ -284,14 +300,17 @@ class StoreUnit(wiring.Component):
         param_free = ~param_valid | pp.params.ready
 
         # Parsing the parameter block: records of 4 words (bias, multiplier, shift, 0 for each
-        # column; then zero_point, act_min, act_max, 0), each one or more whole beats.
+        # column; then zero_point, act_min, act_max, 0), each one or more whole beats. Each
+        # word goes straight into its field of the parameter register (a beat is only used
+        # while that register is free) and is range-checked as it arrives; a column's record
+        # end sends its beat. The last column's beat goes twice: once as the others, and again
+        # with ``last`` and the tile's fields once the whole block checked out.
         words_per_beat = beat_bits // 32
         beats_per_record = 4 // words_per_beat
         beat_index = Signal(range(block_beats))
         record = beat_index // beats_per_record
         position = beat_index % beats_per_record  # which beat of its record
-        fields = [Signal(32, name=f"field_{f}") for f in range(3)]
-        held = Signal(data.StructLayout({"bias": 32, "multiplier": 32, "shift": 6}))
+        in_tile = record >= dim
         bad_values = Signal()
         read_error = Signal()
         # Each parameter beat is registered before the checks: the DMA read buffer's block RAM
@@ -299,18 +318,23 @@ class StoreUnit(wiring.Component):
         # critical path of small on ECP5). A beat takes 2 cycles; CONFIG is rare and short.
         beat = Signal(read_beat_layout(cfg))
         staged = Signal()
-        words = [beat.data[32 * j:32 * (j + 1)] for j in range(words_per_beat)]
-        first_in_last_beat = (beats_per_record - 1) * words_per_beat
-        # The record's fields in the beat that completes it: earlier beats' words are held.
-        value = [(words[f - first_in_last_beat] if f >= first_in_last_beat else fields[f])
-                 .as_signed() for f in range(3)]
-        record_end = position == beats_per_record - 1
-        shift_bad = (value[2] < SHIFT_MIN) | (value[2] > SHIFT_MAX)
+        words = [beat.data[32 * j:32 * (j + 1)].as_signed() for j in range(words_per_beat)]
+        column_fields = [param.bias, param.multiplier, param.shift]
+        tile_fields = [param.zero_point, param.act_min, param.act_max]
 
         def int8_bad(v):
             return (v < INT8_MIN) | (v > INT8_MAX)
-        tile_bad = int8_bad(value[0]) | int8_bad(value[1]) | int8_bad(value[2]) | (
-            value[1] > value[2])
+        bad_terms = []
+        for f in range(3):
+            p, j = divmod(f, words_per_beat)
+            column_bad = ((words[j] < SHIFT_MIN) | (words[j] > SHIFT_MAX)) if f == 2 else 0
+            bad_terms.append((position == p) & Mux(in_tile, int8_bad(words[j]), column_bad))
+        bad_now = Cat(bad_terms).any()  # a word of this beat is out of its range
+        # The tile's bounds in the block's last beat: those of earlier beats are in `param`.
+        last_p = beats_per_record - 1
+        bound = [words[f % words_per_beat][:8].as_signed() if f // words_per_beat == last_p
+                 else tile_fields[f] for f in (1, 2)]
+        inverted = bound[0] > bound[1]
 
         # --- The issue stage. ---
         pending_swap = Signal()  # a completed parameter set waits for its swap
@@ -360,8 +384,7 @@ class StoreUnit(wiring.Component):
                                 wcmd.addr.eq(store.dest),
                                 wcmd.rows.eq(store.rows),
                                 wcmd.stride.eq(store.dram_stride),
-                                wcmd.row_beats.eq(Mux(mode == PostMode.REQUANT, int8_beats,
-                                                      int32_beats)),
+                                wcmd.int32.eq(mode != PostMode.REQUANT),
                             ]
                 with m.Elif(insn_valid):  # CONFIG, or an opcode that is not this unit's
                     with m.If(~is_config | (config_cause != ErrorCause.NONE)):
@@ -382,9 +405,6 @@ class StoreUnit(wiring.Component):
                             pending_swap.eq(0),
                             rcmd_valid.eq(1),
                             rcmd.addr.eq(config_insn.dram_addr),
-                            rcmd.rows.eq(1),
-                            rcmd.row_beats.eq(block_beats),
-                            rcmd.stride.eq(0),
                             beat_index.eq(0),
                             bad_values.eq(0),
                             read_error.eq(0),
@@ -397,46 +417,30 @@ class StoreUnit(wiring.Component):
                     m.d.sync += beat_index.eq(beat_index + 1)
                     error = read_error | beat.error
                     m.d.sync += read_error.eq(error)
-                    for p in range(beats_per_record - 1):
+                    for f in range(3):
+                        p, j = divmod(f, words_per_beat)
                         with m.If(position == p):
-                            for j in range(words_per_beat):
-                                m.d.sync += fields[p * words_per_beat + j].eq(words[j])
-                    with m.If(record_end & (record < dim)):
-                        with m.If(shift_bad):
-                            m.d.sync += bad_values.eq(1)
-                        with m.If(record == dim - 1):
-                            m.d.sync += [held.bias.eq(value[0]), held.multiplier.eq(value[1]),
-                                         held.shift.eq(value[2])]
-                        with m.Elif(~error):
-                            m.d.sync += [
-                                param_valid.eq(1),
-                                param.column.eq(record),
-                                param.bias.eq(value[0]),
-                                param.multiplier.eq(value[1]),
-                                param.shift.eq(value[2]),
-                                param.last.eq(0),
-                            ]
+                            with m.If(in_tile):
+                                m.d.sync += tile_fields[f].eq(words[j])
+                            with m.Else():
+                                m.d.sync += column_fields[f].eq(words[j])
+                    with m.If(bad_now):
+                        m.d.sync += bad_values.eq(1)
+                    with m.If((position == last_p) & ~in_tile & ~error):
+                        m.d.sync += [param_valid.eq(1), param.column.eq(record),
+                                     param.last.eq(0)]
                     with m.If(beat_index == block_beats - 1):
                         with m.If(failed):
                             m.next = "STOP"
                         with m.Elif(error):
                             m.d.sync += pending_cause.eq(ErrorCause.DMA_READ)
                             m.next = "ERROR"
-                        with m.Elif(bad_values | tile_bad):
+                        with m.Elif(bad_values | bad_now | inverted):
                             m.d.sync += pending_cause.eq(ErrorCause.MALFORMED)
                             m.next = "ERROR"
                         with m.Else():
-                            m.d.sync += [
-                                param_valid.eq(1),
-                                param.column.eq(dim - 1),
-                                param.bias.eq(held.bias),
-                                param.multiplier.eq(held.multiplier),
-                                param.shift.eq(held.shift),
-                                param.zero_point.eq(value[0]),
-                                param.act_min.eq(value[1]),
-                                param.act_max.eq(value[2]),
-                                param.last.eq(1),
-                            ]
+                            # The column is still dim - 1, its fields still that column's.
+                            m.d.sync += [param_valid.eq(1), param.last.eq(1)]
                             m.next = "CONFIG_END"
 
             with m.State("CONFIG_END"):
@@ -469,7 +473,7 @@ class StoreUnit(wiring.Component):
 
         # --- Feed: accumulator answers (or a dummy row) into the post-processing. ---
         feed = feed_layout(feed_queue.r_data)
-        feed_count = Signal(ROWS_WIDTH)
+        feed_count = Signal(range(cfg.acc_depth))
         rows = pp.acc_rows
         m.d.comb += [
             rows.valid.eq(feed_queue.r_rdy & (feed.dummy | self.acc_read_data.valid)),
@@ -490,7 +494,7 @@ class StoreUnit(wiring.Component):
         # --- Sink: output rows to the scratchpad or as beats to the DMA. ---
         out = pp.out_rows
         head = sink_layout(sink_queue.r_data)
-        sink_count = Signal(ROWS_WIDTH)
+        sink_count = Signal(range(cfg.acc_depth))
         dummy_row = out.payload.tag[_DUMMY_TAG_BIT]
         row_valid = out.valid & ~dummy_row
         consumed = Signal()  # the head output row is used up this cycle

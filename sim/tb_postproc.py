@@ -336,7 +336,7 @@ async def stream_matches_model(dut):
 async def full_rate_and_latency(dut):
     """No stalls, tiles of exactly ``TESSERA_MIN_TILE_ROWS`` rows: a row accepted every
     ``config.postproc_row_cycles`` cycles, and the first output ``TESSERA_LATENCY`` cycles
-    after the first row."""
+    after the first row started (``TESSERA_ACCEPT_DELAY`` cycles before it was accepted)."""
     config, seed, _, _ = _settings()
     seed += 1
     latency = int(os.environ["TESSERA_LATENCY"])
@@ -352,4 +352,5 @@ async def full_rate_and_latency(dut):
     step = config.postproc_row_cycles
     assert tb.accepted == list(range(first, first + step * len(workload.rows), step)), (
         tb.accepted)
-    assert tb.first_output - first == latency, (tb.first_output, first)
+    start = first - int(os.environ["TESSERA_ACCEPT_DELAY"])
+    assert tb.first_output - start == latency, (tb.first_output, start)

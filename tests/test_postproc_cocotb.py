@@ -54,4 +54,5 @@ def test_postproc_verilog(simulator, config, seed, stall, build_dir):
                env={"TESSERA_CONFIG": config_to_env(config), "TESSERA_SEED": str(seed),
                     "TESSERA_STALL": str(stall), "TESSERA_ROWS": str(rows),
                     "TESSERA_LATENCY": str(dut.latency),
+                    "TESSERA_ACCEPT_DELAY": str(dut.accept_delay),
                     "TESSERA_MIN_TILE_ROWS": str(dut.min_tile_rows)})
