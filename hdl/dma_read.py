@@ -8,11 +8,13 @@ from amaranth.lib.wiring import In, Out
 from .axi4 import MAX_BURST_BEATS, incr_burst_fields
 from .burst_splitter import (
     BurstSplitter,
+    burst_len_bits,
     check_engine_parameters,
     dma_axi_signature,
     dma_command_layout,
     dma_status_signature,
     latch_first_error,
+    oldest_issued_address,
     response_error,
 )
 
@@ -31,9 +33,10 @@ def read_beat_layout(config):
     })
 
 
-def _order_layout():
+def _order_layout(max_burst):
     """A burst on its way to the output: its length, end flags, and whether it was issued."""
-    return data.StructLayout({"len": 8, "row_last": 1, "last": 1, "skip": 1})
+    return data.StructLayout({"len": burst_len_bits(max_burst), "row_last": 1, "last": 1,
+                              "skip": 1})
 
 
 class DMAReader(wiring.Component):
@@ -45,7 +48,7 @@ class DMAReader(wiring.Component):
     come out on ``data`` in address order, row after row, with ``row_last`` and ``last``.
 
     Flow control: an AR is issued only when :attr:`buffer_depth` minus the beats already
-    reserved leaves room for the whole burst in the data buffer, so ``rready`` is always
+    reserved leaves room for a longest burst in the data buffer, so ``rready`` is always
     high: the engine never back-pressures R. A stalled consumer fills the buffer and then
     stops AR issue. At most ``config.dma_outstanding`` bursts are in flight (AR accepted or
     waiting on AR, R not yet complete).
@@ -64,8 +67,8 @@ class DMAReader(wiring.Component):
 
     Timing:
 
-    - Latency: ARVALID is high 3 cycles after the cycle the command was accepted in (the
-      splitter's state, its output, the AR register); a beat is on ``data`` 3 cycles after
+    - Latency: ARVALID is high 2 cycles after the cycle the command was accepted in (the
+      splitter's state, the AR register); a beat is on ``data`` 3 cycles after
       its R handshake (the buffer's read, then the output register).
     - Throughput: one beat per cycle while the memory answers one per cycle, provided the
       memory's AR-to-R latency is covered by the outstanding bursts (``dma_outstanding``
@@ -135,12 +138,9 @@ class DMAReader(wiring.Component):
         burst = splitter.bursts.payload
 
         # Every burst, issued or not, in order: what the output stage delivers.
-        order_layout = _order_layout()
+        order_layout = _order_layout(self.max_burst)
         m.submodules.order = order = SyncFIFO(width=order_layout.size,
                                               depth=2 * self.outstanding)
-        # Addresses of the issued bursts whose R beats are still due (for error reports).
-        m.submodules.pending = pending = SyncFIFO(width=cfg.bus_addr_width,
-                                                  depth=self.outstanding)
         # R beats with their error bit; space for every issued beat is reserved.
         m.submodules.buffer = buffer = SyncFIFOBuffered(width=cfg.bus_data_width + 1,
                                                         depth=self.buffer_depth)
@@ -151,11 +151,17 @@ class DMAReader(wiring.Component):
         skip = burst.refused | status.error
         beats = burst.len + 1
         ar_free = ~ar_valid | axi.arready
-        room = order.w_rdy & (skip | (ar_free & pending.w_rdy & (credits >= beats)))
+        r_done = axi.rvalid & axi.rlast
+        issue = Signal()
+        # The address of the burst whose R beats arrive, for error reports.
+        r_addr, in_flight_room = oldest_issued_address(
+            m, cfg, self.outstanding, newest=axi.araddr, issue=issue, retire=r_done)
+        room = order.w_rdy & (skip | (ar_free & in_flight_room
+                                      & (credits >= self.max_burst)))
         take = splitter.bursts.valid & room
-        issue = take & ~skip
         record_in = Signal(order_layout)
         m.d.comb += [
+            issue.eq(take & ~skip),
             splitter.bursts.ready.eq(room),
             record_in.len.eq(burst.len),
             record_in.row_last.eq(burst.row_last),
@@ -163,8 +169,6 @@ class DMAReader(wiring.Component):
             record_in.skip.eq(skip),
             order.w_en.eq(take),
             order.w_data.eq(record_in),
-            pending.w_en.eq(issue),
-            pending.w_data.eq(burst.addr),
         ]
         with m.If(axi.arready):
             m.d.sync += ar_valid.eq(0)
@@ -181,15 +185,14 @@ class DMAReader(wiring.Component):
             axi.rready.eq(1),
             buffer.w_en.eq(axi.rvalid),
             buffer.w_data.eq(Cat(axi.rdata, r_error)),
-            pending.r_en.eq(axi.rvalid & axi.rlast),
         ]
-        bus_error = response_error(m, cfg, axi.rvalid, axi.rresp, pending.r_data)
+        bus_error = response_error(m, cfg, axi.rvalid, axi.rresp, r_addr)
         latch_first_error(m, status, [bus_error, splitter.error])
 
         # --- Output: the bursts in order, their beats from the buffer or made up, through an
         # output register (the buffer's block RAM output feeds only flip-flops). ---
         record = order_layout(order.r_data)
-        beat = Signal(8)
+        beat = Signal.like(record.len)
         poisoned = Signal()  # a beat of this command failed: flag the rest of it
         burst_end = beat == record.len
         out = self.data
