@@ -2,7 +2,8 @@
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .axi4 import MAX_BURST_BEATS, incr_burst_fields
@@ -68,16 +69,17 @@ class DMAReader(wiring.Component):
     Timing:
 
     - Latency: ARVALID is high 2 cycles after the cycle the command was accepted in (the
-      splitter's state, the AR register); a beat is on ``data`` 3 cycles after
-      its R handshake (the buffer's read, then the output register).
+      splitter's state, the AR register); a beat is on ``data`` 2 cycles after
+      its R handshake (the buffer's write, then its read into the read port's register).
     - Throughput: one beat per cycle while the memory answers one per cycle, provided the
       memory's AR-to-R latency is covered by the outstanding bursts (``dma_outstanding``
       bursts of the row length, and at most one ``max_burst`` burst plus the buffer).
       One AR per cycle, so rows of one beat run at one beat per cycle given enough
       outstanding bursts.
     - Back-pressure: ``data.ready`` low stops delivery; R keeps being accepted into the
-      reserved buffer space. ``data`` comes from a register;
-      ``data.valid`` does not depend on ``data.ready``.
+      reserved buffer space. ``data`` comes from registers (``data.data`` from the block
+      RAM's read register; ``error`` is an OR of three registers); ``data.valid`` does not
+      depend on ``data.ready``.
     - ``status.done`` pulses one cycle after the ``last`` beat of a command was delivered;
       ``status.busy`` is high from the command's acceptance until its last beat is delivered.
 
@@ -118,9 +120,9 @@ class DMAReader(wiring.Component):
 
     @property
     def buffer_depth(self):
-        """Beats the data buffer holds: two longest bursts (the buffer's memory is
-        ``2 * max_burst`` entries, plus its output register)."""
-        return 2 * self.max_burst + 1
+        """Beats the data buffer's block RAM holds: two longest bursts (the beat on ``data``
+        is in its read register, apart)."""
+        return 2 * self.max_burst
 
     @property
     def outstanding(self):
@@ -141,9 +143,12 @@ class DMAReader(wiring.Component):
         order_layout = _order_layout(self.max_burst)
         m.submodules.order = order = SyncFIFO(width=order_layout.size,
                                               depth=2 * self.outstanding)
-        # R beats with their error bit; space for every issued beat is reserved.
-        m.submodules.buffer = buffer = SyncFIFOBuffered(width=cfg.bus_data_width + 1,
-                                                        depth=self.buffer_depth)
+        # R beats with their error bit, in block RAM; space for every issued beat is reserved.
+        m.submodules.buffer = buffer = Memory(shape=cfg.bus_data_width + 1,
+                                              depth=self.buffer_depth, init=[])
+        w_port, r_port = buffer.write_port(), buffer.read_port()
+        w_ptr = Signal(self.buffer_depth.bit_length())  # with a wrap bit
+        r_ptr = Signal.like(w_ptr)
         credits = Signal(range(self.buffer_depth + 1), init=self.buffer_depth)
 
         # --- AR: one burst per cycle into the AR register, unless it is skipped. ---
@@ -183,39 +188,45 @@ class DMAReader(wiring.Component):
         r_error = axi.rresp.as_value()[1]  # SLVERR or DECERR
         m.d.comb += [
             axi.rready.eq(1),
-            buffer.w_en.eq(axi.rvalid),
-            buffer.w_data.eq(Cat(axi.rdata, r_error)),
+            w_port.en.eq(axi.rvalid),
+            w_port.addr.eq(w_ptr[:-1]),
+            w_port.data.eq(Cat(axi.rdata, r_error)),
         ]
+        with m.If(axi.rvalid):
+            m.d.sync += w_ptr.eq(w_ptr + 1)
         bus_error = response_error(m, cfg, axi.rvalid, axi.rresp, r_addr)
         latch_first_error(m, status, [bus_error, splitter.error])
 
-        # --- Output: the bursts in order, their beats from the buffer or made up, through an
-        # output register (the buffer's block RAM output feeds only flip-flops). ---
+        # --- Output: the bursts in order, their beats read from the buffer (its read port's
+        # data register is the output register) or made up. ---
+        out = self.data
         record = order_layout(order.r_data)
         beat = Signal.like(record.len)
-        poisoned = Signal()  # a beat of this command failed: flag the rest of it
         burst_end = beat == record.len
-        out = self.data
-        beat_error = record.skip | buffer.r_data[-1] | poisoned
-        next_beat = Signal.like(out.payload)
-        m.d.comb += [
-            next_beat.data.eq(buffer.r_data[:cfg.bus_data_width]),
-            next_beat.row_last.eq(burst_end & record.row_last),
-            next_beat.last.eq(burst_end & record.last),
-            next_beat.error.eq(beat_error),
-        ]
         advance = ~out.valid | out.ready  # the output register takes the next beat
-        staged = advance & order.r_rdy & (record.skip | buffer.r_rdy)
+        staged = advance & order.r_rdy & (record.skip | (r_ptr != w_ptr))
         popped = staged & ~record.skip
-        m.d.comb += [buffer.r_en.eq(popped), order.r_en.eq(staged & burst_end)]
+        row_last, last = Signal(), Signal()
+        made_up = Signal()  # the beat on ``data`` was not read (its burst was skipped)
+        failed = Signal()   # an earlier beat of this command was flagged: flag the rest of it
+        m.d.comb += [
+            r_port.addr.eq(r_ptr[:-1]),
+            r_port.en.eq(popped),
+            order.r_en.eq(staged & burst_end),
+            out.payload.data.eq(r_port.data[:cfg.bus_data_width]),
+            out.payload.row_last.eq(row_last),
+            out.payload.last.eq(last),
+            out.payload.error.eq(made_up | r_port.data[-1] | failed),
+        ]
         with m.If(advance):
-            m.d.sync += [out.valid.eq(staged), out.payload.eq(next_beat)]
+            m.d.sync += [out.valid.eq(staged), row_last.eq(burst_end & record.row_last),
+                         last.eq(burst_end & record.last), made_up.eq(record.skip)]
         with m.If(staged):
             m.d.sync += beat.eq(Mux(burst_end, 0, beat + 1))
-            with m.If(next_beat.last):
-                m.d.sync += poisoned.eq(0)
-            with m.Elif(beat_error):
-                m.d.sync += poisoned.eq(1)
+        with m.If(popped):
+            m.d.sync += r_ptr.eq(r_ptr + 1)
+        with m.If(out.valid & out.ready):
+            m.d.sync += failed.eq((failed | out.payload.error) & ~last)
         m.d.sync += [
             credits.eq(credits - Mux(issue, beats, 0) + popped),
             status.done.eq(out.valid & out.ready & out.payload.last),

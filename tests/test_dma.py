@@ -682,7 +682,7 @@ def test_dma_cost_on_ecp5(build_dir):
 
 
 def test_documented_latencies():
-    """AxVALID 2 cycles after the command, a read beat 3 cycles after its R beat, ``done``
+    """AxVALID 2 cycles after the command, a read beat 2 cycles after its R beat, ``done``
     one cycle after the last beat (read) or the B response (write)."""
     config = preset("small")
     reader = DMAReader(config)
@@ -690,7 +690,7 @@ def test_documented_latencies():
                        latency=1)
     _, log = run_engine(reader, memory, [Command(0x100, 1, 1, 0)], seed=1, beats=1)
     assert memory.ar[0][0] - log["accepted"][0] == 2
-    assert log["beats"][0] - memory.r[0] == 3
+    assert log["beats"][0] - memory.r[0] == 2
     assert log["done"][0] - log["beats"][0] == 1
     writer = DMAWriter(config)
     memory = AXIMemory(writer.axi, base=0, size=1 << 14, rng=np.random.default_rng(1),
