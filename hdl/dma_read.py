@@ -144,9 +144,13 @@ class DMAReader(wiring.Component):
         m.submodules.order = order = SyncFIFO(width=order_layout.size,
                                               depth=2 * self.outstanding)
         # R beats with their error bit, in block RAM; space for every issued beat is reserved.
+        # A row is never read in the cycle it is written (it counts as filled from the next
+        # cycle on), so the read port may as well be transparent: yosys then maps it to iCE40
+        # block RAM without the delayed write it adds for old-data reads (a flip-flop a bit).
         m.submodules.buffer = buffer = Memory(shape=cfg.bus_data_width + 1,
                                               depth=self.buffer_depth, init=[])
-        w_port, r_port = buffer.write_port(), buffer.read_port()
+        w_port = buffer.write_port()
+        r_port = buffer.read_port(transparent_for=(w_port,))
         w_ptr = Signal(self.buffer_depth.bit_length())  # with a wrap bit
         r_ptr = Signal.like(w_ptr)
         credits = Signal(range(self.buffer_depth + 1), init=self.buffer_depth)
