@@ -145,8 +145,9 @@ class DMAReader(wiring.Component):
                                               depth=2 * self.outstanding)
         # R beats with their error bit, in block RAM; space for every issued beat is reserved.
         # A row is never read in the cycle it is written (it counts as filled from the next
-        # cycle on), so the read port may as well be transparent: yosys then maps it to iCE40
-        # block RAM without the delayed write it adds for old-data reads (a flip-flop a bit).
+        # cycle on), so the read port may as well be transparent: yosys emulates either
+        # collision behaviour on iCE40 block RAM, and transparency is the cheaper one (no
+        # delayed write, which costs a flip-flop a bit).
         m.submodules.buffer = buffer = Memory(shape=cfg.bus_data_width + 1,
                                               depth=self.buffer_depth, init=[])
         w_port = buffer.write_port()
