@@ -1,6 +1,8 @@
 """DMA read engine: 2-D transfers from memory over AXI4 into a stream of bus beats."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from typing import NamedTuple
+
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -18,6 +20,7 @@ from .burst_splitter import (
     oldest_issued_address,
     response_error,
 )
+from .sram import SRAM1R1W, has_ice40_ebr
 
 __all__ = ["DMAReader", "read_beat_layout"]
 
@@ -32,6 +35,13 @@ def read_beat_layout(config):
         "last": 1,
         "error": 1,
     })
+
+
+class _Port(NamedTuple):
+    """The signals of a memory port, as :class:`amaranth.lib.memory` ports name them."""
+    en: Value
+    addr: Value
+    data: Value
 
 
 def _order_layout(max_burst):
@@ -145,13 +155,20 @@ class DMAReader(wiring.Component):
                                               depth=2 * self.outstanding)
         # R beats with their error bit, in block RAM; space for every issued beat is reserved.
         # A row is never read in the cycle it is written (it counts as filled from the next
-        # cycle on), so the read port may as well be transparent: yosys emulates either
-        # collision behaviour on iCE40 block RAM, and transparency is the cheaper one (no
-        # delayed write, which costs a flip-flop a bit).
-        m.submodules.buffer = buffer = Memory(shape=cfg.bus_data_width + 1,
-                                              depth=self.buffer_depth, init=[])
-        w_port = buffer.write_port()
-        r_port = buffer.read_port(transparent_for=(w_port,))
+        # cycle on), so a read colliding with a write may return anything: on an iCE40 the
+        # buffer is raw SB_RAM40_4K tiles (its width rounded up to theirs), elsewhere an
+        # inline memory with a transparent read port (what FPGAs build most cheaply).
+        width = cfg.bus_data_width + 1
+        if has_ice40_ebr(platform):
+            m.submodules.buffer = buffer = SRAM1R1W(self.buffer_depth, -(-width // 16) * 16,
+                                                    collision="any")
+            w_port = _Port(en=buffer.w_en, addr=buffer.w_addr, data=buffer.w_data)
+            r_port = _Port(en=buffer.r_en, addr=buffer.r_addr, data=buffer.r_data)
+        else:
+            m.submodules.buffer = buffer = Memory(shape=width, depth=self.buffer_depth,
+                                                  init=[])
+            w_port = buffer.write_port()
+            r_port = buffer.read_port(transparent_for=(w_port,))
         w_ptr = Signal(self.buffer_depth.bit_length())  # with a wrap bit
         r_ptr = Signal.like(w_ptr)
         credits = Signal(range(self.buffer_depth + 1), init=self.buffer_depth)
@@ -221,7 +238,7 @@ class DMAReader(wiring.Component):
             out.payload.data.eq(r_port.data[:cfg.bus_data_width]),
             out.payload.row_last.eq(row_last),
             out.payload.last.eq(last),
-            out.payload.error.eq(made_up | r_port.data[-1] | failed),
+            out.payload.error.eq(made_up | r_port.data[width - 1] | failed),
         ]
         with m.If(advance):
             m.d.sync += [out.valid.eq(staged), row_last.eq(burst_end & record.row_last),
