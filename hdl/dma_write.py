@@ -1,7 +1,8 @@
 """DMA write engine: 2-D transfers from a stream of bus beats into memory over AXI4."""
 
-from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .axi4 import MAX_BURST_BEATS, incr_burst_fields
@@ -25,12 +26,16 @@ def write_beat_layout(config):
     return data.StructLayout({"data": config.bus_data_width})
 
 
-def _record_layout(max_burst):
-    """A burst on its way through W and B: its length, whether it ends the command, and
-    whether its AW was issued (else: its beats are dropped, and it retires without a B
-    response). The addresses of the issued ones, for error reports, are kept apart
-    (:func:`hdl.burst_splitter.oldest_issued_address`)."""
-    return data.StructLayout({"len": burst_len_bits(max_burst), "last": 1, "skip": 1})
+def _w_layout(max_burst):
+    """A burst's W beats: its length, and whether its AW was issued (else: dropped)."""
+    return data.StructLayout({"len": burst_len_bits(max_burst), "skip": 1})
+
+
+def _b_layout():
+    """A burst awaiting its B response: end of command, and whether its AW was issued (else:
+    retired once its beats were dropped). The addresses of the issued ones, for error
+    reports, are kept apart (:func:`hdl.burst_splitter.oldest_issued_address`)."""
+    return data.StructLayout({"last": 1, "skip": 1})
 
 
 class DMAWriter(wiring.Component):
@@ -120,33 +125,29 @@ class DMAWriter(wiring.Component):
         wiring.connect(m, wiring.flipped(self.cmd), splitter.cmd)
         burst = splitter.bursts.payload
 
-        # One record per burst, issued or not, in order; the W side reads them first (the
-        # beats of a burst go out, or are dropped, before its B response), the B side retires
-        # them. ``w_left`` records have W beats still to move, ``b_left`` are not retired.
-        depth = self.outstanding
-        record_layout = _record_layout(self.max_burst)
-        records = Array(Signal(record_layout, name=f"record_{i}") for i in range(depth))
-        put, w_at, b_at = (Signal(range(depth), name=n) for n in ("put", "w_at", "b_at"))
-        w_left, b_left = Signal(range(depth + 1)), Signal(range(depth + 1))
+        w_layout, b_layout = _w_layout(self.max_burst), _b_layout()
+        m.submodules.w_queue = w_queue = SyncFIFO(width=w_layout.size, depth=self.outstanding)
+        m.submodules.b_queue = b_queue = SyncFIFO(width=b_layout.size, depth=self.outstanding)
 
-        def advance(index):
-            return Mux(index == depth - 1, 0, index + 1) if depth & (depth - 1) else index + 1
-
-        # --- AW: one burst per cycle into the AW register, unless it is skipped. Its record
-        # is queued at the same time. ---
+        # --- AW: one burst per cycle into the AW register, unless it is skipped. Its W and B
+        # records are queued at the same time. ---
         aw_valid = Signal()
         skip = burst.refused | status.error
         aw_free = ~aw_valid | axi.awready
-        room = (b_left != depth) & (skip | aw_free)
+        room = w_queue.w_rdy & b_queue.w_rdy & (skip | aw_free)
         take = splitter.bursts.valid & room
-        m.d.comb += splitter.bursts.ready.eq(room)
-        with m.If(take):
-            m.d.sync += [
-                records[put].len.eq(burst.len),
-                records[put].last.eq(burst.last),
-                records[put].skip.eq(skip),
-                put.eq(advance(put)),
-            ]
+        w_in, b_in = Signal(w_layout), Signal(b_layout)
+        m.d.comb += [
+            splitter.bursts.ready.eq(room),
+            w_in.len.eq(burst.len),
+            w_in.skip.eq(skip),
+            b_in.last.eq(burst.last),
+            b_in.skip.eq(skip),
+            w_queue.w_en.eq(take),
+            w_queue.w_data.eq(w_in),
+            b_queue.w_en.eq(take),
+            b_queue.w_data.eq(b_in),
+        ]
         with m.If(axi.awready):
             m.d.sync += aw_valid.eq(0)
         issue = take & ~skip
@@ -157,42 +158,39 @@ class DMAWriter(wiring.Component):
             *incr_burst_fields(axi, "aw", axi_id=self.axi_id),
         ]
 
-        # --- W: the input beats of the oldest burst with beats left, passed or dropped. ---
-        head = records[w_at]
-        w_ready = w_left != 0
+        # --- W: the input beats of the head burst, passed through or dropped. ---
+        head = w_layout(w_queue.r_data)
         beat = Signal.like(head.len)
         w_end = beat == head.len
         m.d.comb += [
-            axi.wvalid.eq(w_ready & ~head.skip & self.data.valid),
+            axi.wvalid.eq(w_queue.r_rdy & ~head.skip & self.data.valid),
             axi.wdata.eq(self.data.payload.data),
             axi.wstrb.eq(-1),
             axi.wlast.eq(w_end),
-            self.data.ready.eq(w_ready & (head.skip | axi.wready)),
+            self.data.ready.eq(w_queue.r_rdy & (head.skip | axi.wready)),
         ]
         moved = self.data.valid & self.data.ready
-        w_done = moved & w_end
+        m.d.comb += w_queue.r_en.eq(moved & w_end)
         with m.If(moved):
             m.d.sync += beat.eq(Mux(w_end, 0, beat + 1))
-        with m.If(w_done):
-            m.d.sync += w_at.eq(advance(w_at))
-        m.d.sync += w_left.eq(w_left + take - w_done)
+        dropped_burst = moved & w_end & head.skip
 
         # --- B: responses in order; skipped bursts retire once their beats were dropped. ---
-        pending = records[b_at]
-        b_ready = b_left != 0
-        m.d.comb += axi.bready.eq(b_ready & ~pending.skip)
+        pending = b_layout(b_queue.r_data)
+        dropped = Signal(range(self.outstanding + 1))  # skipped bursts dropped, not retired
+        m.d.comb += axi.bready.eq(b_queue.r_rdy & ~pending.skip)
         responded = axi.bvalid & axi.bready
-        retire = responded | (b_ready & pending.skip & (b_left != w_left))
-        with m.If(retire):
-            m.d.sync += b_at.eq(advance(b_at))
-        m.d.sync += b_left.eq(b_left + take - retire)
+        retire_skipped = b_queue.r_rdy & pending.skip & (dropped != 0)
+        retire = responded | retire_skipped
+        m.d.comb += b_queue.r_en.eq(retire)
+        m.d.sync += dropped.eq(dropped + dropped_burst - retire_skipped)
 
-        # Every issued burst has a record, so there is room for its address.
+        # Every issued burst has a B queue entry, so there is room for its address.
         b_addr, _ = oldest_issued_address(m, cfg, self.outstanding, newest=axi.awaddr,
                                           issue=issue, retire=responded)
         bus_error = response_error(m, cfg, responded, axi.bresp, b_addr)
         latch_first_error(m, status, [bus_error, splitter.error])
 
         m.d.sync += status.done.eq(retire & pending.last)
-        m.d.comb += status.busy.eq(splitter.busy | aw_valid | b_ready)
+        m.d.comb += status.busy.eq(splitter.busy | aw_valid | b_queue.r_rdy)
         return m
