@@ -6,13 +6,15 @@ The definitions here are shared by the read engine (:mod:`hdl.dma_read`) and the
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .axi4 import MAX_BURST_BEATS, PAGE_BYTES, AXI4Signature, AXIResp
 
 __all__ = ["ROWS_WIDTH", "ROW_BEATS_WIDTH", "BurstSplitter", "DMAError", "burst_layout",
-           "check_engine_parameters", "dma_axi_signature", "dma_command_layout",
-           "dma_status_signature", "error_event_layout", "latch_first_error", "response_error"]
+           "burst_len_bits", "check_engine_parameters", "dma_axi_signature",
+           "dma_command_layout", "dma_status_signature", "error_event_layout",
+           "latch_first_error", "oldest_issued_address", "response_error"]
 
 #: Width of a command's beats-per-row and row-count fields.
 ROW_BEATS_WIDTH = 16
@@ -56,8 +58,8 @@ def burst_layout(config):
     """One burst of a transfer: byte address, AxLEN (beats - 1), whether it ends a row and
     the whole command, and whether the command was refused (the burst must not be issued;
     its beats are delivered or consumed flagged as errors). The first refused burst of a
-    command carries the ``cause`` (else ``NONE``), and then its ``addr`` is the command's
-    address."""
+    command carries the ``cause`` (else ``NONE``); the splitter reports it on its ``error``
+    output, with the command's address."""
     return data.StructLayout({
         "addr": config.bus_addr_width,
         "len": 8,
@@ -124,6 +126,41 @@ def latch_first_error(m, status, events):
                          status.error_addr.eq(event.addr)]
 
 
+def burst_len_bits(max_burst):
+    """Bits of a burst's AxLEN (beats - 1) when bursts have at most ``max_burst`` beats."""
+    return max(1, (max_burst - 1).bit_length())
+
+
+def oldest_issued_address(m, config, depth, *, newest, issue, retire):
+    """The address of the oldest issued burst not yet retired (for error reports), of at most
+    ``depth`` in flight; returns it and whether one more burst may be issued.
+
+    ``newest`` is the AxADDR register, which holds the last issued burst's address until the
+    next ``issue``; so only the older ones are queued (``depth - 1`` beat addresses, in
+    flip-flops). ``retire`` (the oldest burst completes) and ``issue`` may come in the same
+    cycle; the address is meaningless while nothing is in flight.
+    """
+    size = (config.bus_data_width // 8 - 1).bit_length()
+    newest_due = Signal()  # the newest burst is in flight
+    if depth == 1:
+        head, room, newest_retires = newest, ~newest_due, retire
+    else:
+        m.submodules.older = older = SyncFIFO(width=len(newest) - size, depth=depth - 1)
+        newest_retires = retire & ~older.r_rdy
+        m.d.comb += [
+            older.w_en.eq(issue & newest_due & ~newest_retires),
+            older.w_data.eq(newest[size:]),
+            older.r_en.eq(retire),
+        ]
+        head = Mux(older.r_rdy, Cat(Const(0, size), older.r_data), newest)
+        room = ~newest_due | older.w_rdy
+    with m.If(issue):
+        m.d.sync += newest_due.eq(1)
+    with m.Elif(newest_retires):
+        m.d.sync += newest_due.eq(0)
+    return head, room
+
+
 def check_engine_parameters(component, config, *, max_burst, axi_id=0):
     """Checks the parameters of a DMA block (``max_burst``, ``axi_id``); raises
     :class:`TypeError` or :class:`ValueError`, and then keeps ``component`` (never built)
@@ -158,19 +195,24 @@ class BurstSplitter(wiring.Component):
     (``RANGE``) has its bursts flagged ``refused`` from the first one that would wrap. The
     error is reported on ``error`` (for one cycle, with the command's address) when the
     first refused burst leaves, so every earlier burst has left before it. A zero ``rows`` or
-    ``row_beats`` (``EMPTY``) produces no burst; it is reported once every burst of the
-    earlier commands has left (unless one of them reports an error in that same cycle: only
-    the first error is kept anyway).
+    ``row_beats`` (``EMPTY``) produces no burst; it is reported in the cycle after it was
+    accepted, when every burst of the earlier commands has left.
+
+    The burst on ``bursts`` is computed from the splitter's state (no output register): the
+    row's address plus the beats already cut from the row, and the distance to the next
+    ``max_burst``-aligned block (which is the one to the 4 KiB boundary only in the last
+    block of a page). The only registers are the command's fields and the progress in it.
 
     Timing:
 
-    - Latency: a burst is on ``bursts`` in the cycle after its command was accepted (or
-      after the previous burst left).
+    - Latency: the first burst of a command is on ``bursts`` in the cycle after the command
+      was accepted; the next one in the cycle after the previous one left.
     - Throughput: one burst per cycle. The next command is accepted in the cycle the last
-      burst of the current one is computed, so back-to-back one-burst commands also run at
-      one burst per cycle.
+      burst of the current one leaves, so back-to-back one-burst commands also run at one
+      burst per cycle (an ``EMPTY`` command takes one cycle).
     - Back-pressure: ``bursts.ready`` low holds the current burst; ``cmd.ready`` follows
-      ``bursts.ready`` combinationally while a command is in progress.
+      ``bursts.ready`` combinationally while a command is in progress. ``bursts.valid`` and
+      ``bursts.payload`` depend only on registers.
 
     Parameters
     ----------
@@ -184,10 +226,10 @@ class BurstSplitter(wiring.Component):
     cmd : In(stream.Signature(dma_command_layout(config)))
     bursts : Out(stream.Signature(burst_layout(config)))
     busy : Out(1)
-        A command is in progress or a burst waits on ``bursts``.
+        A command is in progress (accepted, and its last burst has not left).
     error : Out(error_event_layout(config))
         A command error: valid for one cycle, in the cycle its first refused burst leaves
-        (``bursts.valid & bursts.ready``), combinationally.
+        (``bursts.valid & bursts.ready``), combinationally; ``addr`` is the command's address.
 
     Raises
     ------
@@ -215,79 +257,71 @@ class BurstSplitter(wiring.Component):
         cfg = self.config
         size = (self.beat_bytes - 1).bit_length()
         beat_addr_width = cfg.bus_addr_width - size
-        page_beats = PAGE_BYTES // self.beat_bytes
-        page_bits = page_beats.bit_length() - 1
+        page_bits = (PAGE_BYTES // self.beat_bytes).bit_length() - 1
+        block_bits = (self.max_burst - 1).bit_length()  # max_burst <= beats in a page
         cmd = self.cmd.payload
         out = self.bursts
 
         active = Signal()
-        addr = Signal(beat_addr_width)       # beat address of the next burst
         row_addr = Signal(beat_addr_width)   # beat address of the current row
         stride = Signal(beat_addr_width)
         row_beats = Signal(ROW_BEATS_WIDTH)
-        remaining = Signal(ROW_BEATS_WIDTH)  # beats of the current row not yet in a burst
+        offset = Signal(ROW_BEATS_WIDTH)     # beats of the current row already in bursts
         rows_left = Signal(ROWS_WIDTH)       # rows including the current one
         refused = Signal()
+        announce = Signal(DMAError)          # the error the next burst leaving reports
+        empty_pending = Signal()             # an EMPTY command, reported in the next cycle
         base = Signal(cfg.bus_addr_width)    # the command's address, for error reports
 
-        to_boundary = Signal(page_bits + 1)
-        m.d.comb += to_boundary.eq(page_beats - addr[:page_bits])
-        cap = Mux(to_boundary < self.max_burst, to_boundary, self.max_burst)
-        row_end = remaining <= cap
-        beats = Mux(row_end, remaining, cap)
+        addr = Signal(beat_addr_width)       # beat address of the current burst
+        m.d.comb += addr.eq(row_addr + offset)
+        # Beats to the end of the max_burst-aligned block, or to the page end (the same
+        # thing in the last block of a page, and max_burst elsewhere).
+        in_block = addr[:block_bits]
+        last_block = addr[block_bits:page_bits].all()
+        cap = Signal(block_bits + 1)
+        to_block = ((1 << block_bits) - in_block)[:block_bits]
+        m.d.comb += cap.eq(Mux(last_block & in_block.any(), to_block, self.max_burst)
+                           if block_bits else 1)
+        reach = Signal(ROW_BEATS_WIDTH + 1)
+        m.d.comb += reach.eq(offset + cap)
+        row_end = row_beats <= reach
+        beats = Mux(row_end, (row_beats - offset)[:block_bits + 1], cap)
         last_row = rows_left == 1
-        next_in_row = Signal(beat_addr_width + 1)
-        next_row = Signal(beat_addr_width + 1)
-        m.d.comb += [next_in_row.eq(addr + beats), next_row.eq(row_addr + stride)]
-        # The next burst would start at or beyond 2**bus_addr_width.
-        wraps = Mux(row_end, ~last_row & next_row[-1], next_in_row[-1])
-
-        emit = active & (~out.valid | out.ready)
         cmd_end = row_end & last_row
-        announce = Signal(DMAError)  # the error the next burst leaving reports
-        empty_pending = Signal()     # an EMPTY command waits for the earlier bursts to leave
+        next_row = Signal(beat_addr_width + 1)
+        m.d.comb += next_row.eq(row_addr + stride)
+        # The next burst would start at or beyond 2**bus_addr_width (bursts do not cross a
+        # page, so within a row only one that ends the last block of the top page can).
+        wraps = Mux(row_end, ~last_row & next_row[-1], addr[block_bits:].all())
+
+        leave = out.valid & out.ready
         m.d.comb += [
-            self.cmd.ready.eq((~active | (emit & cmd_end)) & ~empty_pending),
-            self.busy.eq(active | out.valid | empty_pending),
+            out.valid.eq(active),
+            out.payload.addr.eq(Cat(Const(0, size), addr)),
+            out.payload.len.eq((beats - 1)[:burst_len_bits(self.max_burst)]),
+            out.payload.row_last.eq(row_end),
+            out.payload.last.eq(cmd_end),
+            out.payload.refused.eq(refused),
+            out.payload.cause.eq(announce),
+            self.cmd.ready.eq((~active | (leave & cmd_end)) & ~empty_pending),
+            self.busy.eq(active | empty_pending),
+            self.error.valid.eq((leave & (announce != DMAError.NONE)) | empty_pending),
+            self.error.cause.eq(announce),
+            self.error.addr.eq(base),
         ]
 
-        with m.If(out.ready):
-            m.d.sync += out.valid.eq(0)
-        with m.If(emit):
-            m.d.sync += [
-                out.valid.eq(1),
-                out.payload.addr.eq(Mux(announce == DMAError.NONE, Cat(Const(0, size), addr),
-                                        base)),
-                out.payload.len.eq(beats - 1),
-                out.payload.row_last.eq(row_end),
-                out.payload.last.eq(cmd_end),
-                out.payload.refused.eq(refused),
-                out.payload.cause.eq(announce),
-                announce.eq(DMAError.NONE),
-            ]
+        with m.If(leave):
+            m.d.sync += announce.eq(DMAError.NONE)
             with m.If(row_end):
-                m.d.sync += [
-                    addr.eq(next_row),
-                    row_addr.eq(next_row),
-                    remaining.eq(row_beats),
-                    rows_left.eq(rows_left - 1),
-                ]
+                m.d.sync += [row_addr.eq(next_row), offset.eq(0), rows_left.eq(rows_left - 1)]
                 with m.If(last_row):
                     m.d.sync += active.eq(0)
             with m.Else():
-                m.d.sync += [addr.eq(next_in_row), remaining.eq(remaining - beats)]
+                m.d.sync += offset.eq(reach)
             with m.If(wraps & ~refused):
                 m.d.sync += [refused.eq(1), announce.eq(DMAError.RANGE)]
-
-        burst_error = out.valid & out.ready & (out.payload.cause != DMAError.NONE)
-        empty_error = empty_pending & (~out.valid | out.ready)
-        m.d.comb += [
-            self.error.valid.eq(burst_error | empty_error),
-            self.error.cause.eq(Mux(burst_error, out.payload.cause, DMAError.EMPTY)),
-            self.error.addr.eq(Mux(burst_error, out.payload.addr, base)),
-        ]
-        with m.If(empty_error):
-            m.d.sync += empty_pending.eq(0)
+        m.d.sync += empty_pending.eq(0)
 
         with m.If(self.cmd.valid & self.cmd.ready):
             misaligned = cmd.addr[:size].any() | cmd.stride[:size].any() if size else Const(0)
@@ -295,14 +329,14 @@ class BurstSplitter(wiring.Component):
             m.d.sync += [
                 active.eq(~empty),
                 empty_pending.eq(empty),
-                addr.eq(cmd.addr[size:]),
                 row_addr.eq(cmd.addr[size:]),
                 stride.eq(cmd.stride[size:]),
                 row_beats.eq(cmd.row_beats),
-                remaining.eq(cmd.row_beats),
+                offset.eq(0),
                 rows_left.eq(cmd.rows),
                 refused.eq(misaligned),
-                announce.eq(Mux(misaligned, DMAError.MISALIGNED, DMAError.NONE)),
+                announce.eq(Mux(empty, DMAError.EMPTY,
+                                Mux(misaligned, DMAError.MISALIGNED, DMAError.NONE))),
                 base.eq(cmd.addr),
             ]
         return m

@@ -1,20 +1,26 @@
 """DMA read engine: 2-D transfers from memory over AXI4 into a stream of bus beats."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from typing import NamedTuple
+
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .axi4 import MAX_BURST_BEATS, incr_burst_fields
 from .burst_splitter import (
     BurstSplitter,
+    burst_len_bits,
     check_engine_parameters,
     dma_axi_signature,
     dma_command_layout,
     dma_status_signature,
     latch_first_error,
+    oldest_issued_address,
     response_error,
 )
+from .sram import SRAM1R1W, has_ice40_ebr
 
 __all__ = ["DMAReader", "read_beat_layout"]
 
@@ -31,9 +37,17 @@ def read_beat_layout(config):
     })
 
 
-def _order_layout():
+class _Port(NamedTuple):
+    """The signals of a memory port, as :class:`amaranth.lib.memory` ports name them."""
+    en: Value
+    addr: Value
+    data: Value
+
+
+def _order_layout(max_burst):
     """A burst on its way to the output: its length, end flags, and whether it was issued."""
-    return data.StructLayout({"len": 8, "row_last": 1, "last": 1, "skip": 1})
+    return data.StructLayout({"len": burst_len_bits(max_burst), "row_last": 1, "last": 1,
+                              "skip": 1})
 
 
 class DMAReader(wiring.Component):
@@ -45,7 +59,7 @@ class DMAReader(wiring.Component):
     come out on ``data`` in address order, row after row, with ``row_last`` and ``last``.
 
     Flow control: an AR is issued only when :attr:`buffer_depth` minus the beats already
-    reserved leaves room for the whole burst in the data buffer, so ``rready`` is always
+    reserved leaves room for a longest burst in the data buffer, so ``rready`` is always
     high: the engine never back-pressures R. A stalled consumer fills the buffer and then
     stops AR issue. At most ``config.dma_outstanding`` bursts are in flight (AR accepted or
     waiting on AR, R not yet complete).
@@ -64,17 +78,18 @@ class DMAReader(wiring.Component):
 
     Timing:
 
-    - Latency: ARVALID is high 3 cycles after the cycle the command was accepted in (the
-      splitter's state, its output, the AR register); a beat is on ``data`` 3 cycles after
-      its R handshake (the buffer's read, then the output register).
+    - Latency: ARVALID is high 2 cycles after the cycle the command was accepted in (the
+      splitter's state, the AR register); a beat is on ``data`` 2 cycles after
+      its R handshake (the buffer's write, then its read into the read port's register).
     - Throughput: one beat per cycle while the memory answers one per cycle, provided the
       memory's AR-to-R latency is covered by the outstanding bursts (``dma_outstanding``
       bursts of the row length, and at most one ``max_burst`` burst plus the buffer).
       One AR per cycle, so rows of one beat run at one beat per cycle given enough
       outstanding bursts.
     - Back-pressure: ``data.ready`` low stops delivery; R keeps being accepted into the
-      reserved buffer space. ``data`` comes from a register;
-      ``data.valid`` does not depend on ``data.ready``.
+      reserved buffer space. ``data`` comes from registers (``data.data`` from the block
+      RAM's read register; ``error`` is an OR of three registers); ``data.valid`` does not
+      depend on ``data.ready``.
     - ``status.done`` pulses one cycle after the ``last`` beat of a command was delivered;
       ``status.busy`` is high from the command's acceptance until its last beat is delivered.
 
@@ -115,9 +130,9 @@ class DMAReader(wiring.Component):
 
     @property
     def buffer_depth(self):
-        """Beats the data buffer holds: two longest bursts (the buffer's memory is
-        ``2 * max_burst`` entries, plus its output register)."""
-        return 2 * self.max_burst + 1
+        """Beats the data buffer's block RAM holds: two longest bursts (the beat on ``data``
+        is in its read register, apart)."""
+        return 2 * self.max_burst
 
     @property
     def outstanding(self):
@@ -135,15 +150,27 @@ class DMAReader(wiring.Component):
         burst = splitter.bursts.payload
 
         # Every burst, issued or not, in order: what the output stage delivers.
-        order_layout = _order_layout()
+        order_layout = _order_layout(self.max_burst)
         m.submodules.order = order = SyncFIFO(width=order_layout.size,
                                               depth=2 * self.outstanding)
-        # Addresses of the issued bursts whose R beats are still due (for error reports).
-        m.submodules.pending = pending = SyncFIFO(width=cfg.bus_addr_width,
-                                                  depth=self.outstanding)
-        # R beats with their error bit; space for every issued beat is reserved.
-        m.submodules.buffer = buffer = SyncFIFOBuffered(width=cfg.bus_data_width + 1,
-                                                        depth=self.buffer_depth)
+        # R beats with their error bit, in block RAM; space for every issued beat is reserved.
+        # A row is never read in the cycle it is written (it counts as filled from the next
+        # cycle on), so a read colliding with a write may return anything: on an iCE40 the
+        # buffer is raw SB_RAM40_4K tiles (its width rounded up to theirs), elsewhere an
+        # inline memory with a transparent read port (what FPGAs build most cheaply).
+        width = cfg.bus_data_width + 1
+        if has_ice40_ebr(platform):
+            m.submodules.buffer = buffer = SRAM1R1W(self.buffer_depth, -(-width // 16) * 16,
+                                                    collision="any")
+            w_port = _Port(en=buffer.w_en, addr=buffer.w_addr, data=buffer.w_data)
+            r_port = _Port(en=buffer.r_en, addr=buffer.r_addr, data=buffer.r_data)
+        else:
+            m.submodules.buffer = buffer = Memory(shape=width, depth=self.buffer_depth,
+                                                  init=[])
+            w_port = buffer.write_port()
+            r_port = buffer.read_port(transparent_for=(w_port,))
+        w_ptr = Signal(self.buffer_depth.bit_length())  # with a wrap bit
+        r_ptr = Signal.like(w_ptr)
         credits = Signal(range(self.buffer_depth + 1), init=self.buffer_depth)
 
         # --- AR: one burst per cycle into the AR register, unless it is skipped. ---
@@ -151,11 +178,17 @@ class DMAReader(wiring.Component):
         skip = burst.refused | status.error
         beats = burst.len + 1
         ar_free = ~ar_valid | axi.arready
-        room = order.w_rdy & (skip | (ar_free & pending.w_rdy & (credits >= beats)))
+        r_done = axi.rvalid & axi.rlast
+        issue = Signal()
+        # The address of the burst whose R beats arrive, for error reports.
+        r_addr, in_flight_room = oldest_issued_address(
+            m, cfg, self.outstanding, newest=axi.araddr, issue=issue, retire=r_done)
+        room = order.w_rdy & (skip | (ar_free & in_flight_room
+                                      & (credits >= self.max_burst)))
         take = splitter.bursts.valid & room
-        issue = take & ~skip
         record_in = Signal(order_layout)
         m.d.comb += [
+            issue.eq(take & ~skip),
             splitter.bursts.ready.eq(room),
             record_in.len.eq(burst.len),
             record_in.row_last.eq(burst.row_last),
@@ -163,8 +196,6 @@ class DMAReader(wiring.Component):
             record_in.skip.eq(skip),
             order.w_en.eq(take),
             order.w_data.eq(record_in),
-            pending.w_en.eq(issue),
-            pending.w_data.eq(burst.addr),
         ]
         with m.If(axi.arready):
             m.d.sync += ar_valid.eq(0)
@@ -179,40 +210,45 @@ class DMAReader(wiring.Component):
         r_error = axi.rresp.as_value()[1]  # SLVERR or DECERR
         m.d.comb += [
             axi.rready.eq(1),
-            buffer.w_en.eq(axi.rvalid),
-            buffer.w_data.eq(Cat(axi.rdata, r_error)),
-            pending.r_en.eq(axi.rvalid & axi.rlast),
+            w_port.en.eq(axi.rvalid),
+            w_port.addr.eq(w_ptr[:-1]),
+            w_port.data.eq(Cat(axi.rdata, r_error)),
         ]
-        bus_error = response_error(m, cfg, axi.rvalid, axi.rresp, pending.r_data)
+        with m.If(axi.rvalid):
+            m.d.sync += w_ptr.eq(w_ptr + 1)
+        bus_error = response_error(m, cfg, axi.rvalid, axi.rresp, r_addr)
         latch_first_error(m, status, [bus_error, splitter.error])
 
-        # --- Output: the bursts in order, their beats from the buffer or made up, through an
-        # output register (the buffer's block RAM output feeds only flip-flops). ---
-        record = order_layout(order.r_data)
-        beat = Signal(8)
-        poisoned = Signal()  # a beat of this command failed: flag the rest of it
-        burst_end = beat == record.len
+        # --- Output: the bursts in order, their beats read from the buffer (its read port's
+        # data register is the output register) or made up. ---
         out = self.data
-        beat_error = record.skip | buffer.r_data[-1] | poisoned
-        next_beat = Signal.like(out.payload)
-        m.d.comb += [
-            next_beat.data.eq(buffer.r_data[:cfg.bus_data_width]),
-            next_beat.row_last.eq(burst_end & record.row_last),
-            next_beat.last.eq(burst_end & record.last),
-            next_beat.error.eq(beat_error),
-        ]
+        record = order_layout(order.r_data)
+        beat = Signal.like(record.len)
+        burst_end = beat == record.len
         advance = ~out.valid | out.ready  # the output register takes the next beat
-        staged = advance & order.r_rdy & (record.skip | buffer.r_rdy)
+        staged = advance & order.r_rdy & (record.skip | (r_ptr != w_ptr))
         popped = staged & ~record.skip
-        m.d.comb += [buffer.r_en.eq(popped), order.r_en.eq(staged & burst_end)]
+        row_last, last = Signal(), Signal()
+        made_up = Signal()  # the beat on ``data`` was not read (its burst was skipped)
+        failed = Signal()   # an earlier beat of this command was flagged: flag the rest of it
+        m.d.comb += [
+            r_port.addr.eq(r_ptr[:-1]),
+            r_port.en.eq(popped),
+            order.r_en.eq(staged & burst_end),
+            out.payload.data.eq(r_port.data[:cfg.bus_data_width]),
+            out.payload.row_last.eq(row_last),
+            out.payload.last.eq(last),
+            out.payload.error.eq(made_up | r_port.data[width - 1] | failed),
+        ]
         with m.If(advance):
-            m.d.sync += [out.valid.eq(staged), out.payload.eq(next_beat)]
+            m.d.sync += [out.valid.eq(staged), row_last.eq(burst_end & record.row_last),
+                         last.eq(burst_end & record.last), made_up.eq(record.skip)]
         with m.If(staged):
             m.d.sync += beat.eq(Mux(burst_end, 0, beat + 1))
-            with m.If(next_beat.last):
-                m.d.sync += poisoned.eq(0)
-            with m.Elif(beat_error):
-                m.d.sync += poisoned.eq(1)
+        with m.If(popped):
+            m.d.sync += r_ptr.eq(r_ptr + 1)
+        with m.If(out.valid & out.ready):
+            m.d.sync += failed.eq((failed | out.payload.error) & ~last)
         m.d.sync += [
             credits.eq(credits - Mux(issue, beats, 0) + popped),
             status.done.eq(out.valid & out.ready & out.payload.last),

@@ -8,11 +8,13 @@ from amaranth.lib.wiring import In, Out
 from .axi4 import MAX_BURST_BEATS, incr_burst_fields
 from .burst_splitter import (
     BurstSplitter,
+    burst_len_bits,
     check_engine_parameters,
     dma_axi_signature,
     dma_command_layout,
     dma_status_signature,
     latch_first_error,
+    oldest_issued_address,
     response_error,
 )
 
@@ -24,15 +26,16 @@ def write_beat_layout(config):
     return data.StructLayout({"data": config.bus_data_width})
 
 
-def _w_layout():
+def _w_layout(max_burst):
     """A burst's W beats: its length, and whether its AW was issued (else: dropped)."""
-    return data.StructLayout({"len": 8, "skip": 1})
+    return data.StructLayout({"len": burst_len_bits(max_burst), "skip": 1})
 
 
-def _b_layout(config):
-    """A burst awaiting its B response: address (for error reports), end of command, and
-    whether its AW was issued (else: retired once its beats were dropped)."""
-    return data.StructLayout({"addr": config.bus_addr_width, "last": 1, "skip": 1})
+def _b_layout():
+    """A burst awaiting its B response: end of command, and whether its AW was issued (else:
+    retired once its beats were dropped). The addresses of the issued ones, for error
+    reports, are kept apart (:func:`hdl.burst_splitter.oldest_issued_address`)."""
+    return data.StructLayout({"last": 1, "skip": 1})
 
 
 class DMAWriter(wiring.Component):
@@ -60,8 +63,8 @@ class DMAWriter(wiring.Component):
 
     Timing:
 
-    - Latency: AWVALID is high 3 cycles after the cycle the command was accepted in (the
-      splitter's state, its output, the AW register); the burst's W beats can go out from
+    - Latency: AWVALID is high 2 cycles after the cycle the command was accepted in (the
+      splitter's state, the AW register); the burst's W beats can go out from
       that cycle on.
     - Throughput: one beat per cycle while ``data`` and the memory keep up and the B latency
       is covered by the outstanding bursts; one AW per cycle.
@@ -122,7 +125,7 @@ class DMAWriter(wiring.Component):
         wiring.connect(m, wiring.flipped(self.cmd), splitter.cmd)
         burst = splitter.bursts.payload
 
-        w_layout, b_layout = _w_layout(), _b_layout(cfg)
+        w_layout, b_layout = _w_layout(self.max_burst), _b_layout()
         m.submodules.w_queue = w_queue = SyncFIFO(width=w_layout.size, depth=self.outstanding)
         m.submodules.b_queue = b_queue = SyncFIFO(width=b_layout.size, depth=self.outstanding)
 
@@ -138,7 +141,6 @@ class DMAWriter(wiring.Component):
             splitter.bursts.ready.eq(room),
             w_in.len.eq(burst.len),
             w_in.skip.eq(skip),
-            b_in.addr.eq(burst.addr),
             b_in.last.eq(burst.last),
             b_in.skip.eq(skip),
             w_queue.w_en.eq(take),
@@ -148,7 +150,8 @@ class DMAWriter(wiring.Component):
         ]
         with m.If(axi.awready):
             m.d.sync += aw_valid.eq(0)
-        with m.If(take & ~skip):
+        issue = take & ~skip
+        with m.If(issue):
             m.d.sync += [aw_valid.eq(1), axi.awaddr.eq(burst.addr), axi.awlen.eq(burst.len)]
         m.d.comb += [
             axi.awvalid.eq(aw_valid),
@@ -157,7 +160,7 @@ class DMAWriter(wiring.Component):
 
         # --- W: the input beats of the head burst, passed through or dropped. ---
         head = w_layout(w_queue.r_data)
-        beat = Signal(8)
+        beat = Signal.like(head.len)
         w_end = beat == head.len
         m.d.comb += [
             axi.wvalid.eq(w_queue.r_rdy & ~head.skip & self.data.valid),
@@ -182,7 +185,10 @@ class DMAWriter(wiring.Component):
         m.d.comb += b_queue.r_en.eq(retire)
         m.d.sync += dropped.eq(dropped + dropped_burst - retire_skipped)
 
-        bus_error = response_error(m, cfg, responded, axi.bresp, pending.addr)
+        # Every issued burst has a B queue entry, so there is room for its address.
+        b_addr, _ = oldest_issued_address(m, cfg, self.outstanding, newest=axi.awaddr,
+                                          issue=issue, retire=responded)
+        bus_error = response_error(m, cfg, responded, axi.bresp, b_addr)
         latch_first_error(m, status, [bus_error, splitter.error])
 
         m.d.sync += status.done.eq(retire & pending.last)

@@ -54,7 +54,7 @@ class Command:
 @dataclass(frozen=True)
 class Burst:
     """A burst: byte address, beats (AxLEN + 1), end of row, end of command, refused, and the
-    error the first refused burst of a command reports (then ``addr`` is the command's)."""
+    error the first refused burst of a command reports (with the command's address)."""
     addr: int
     beats: int
     row_last: bool
@@ -82,7 +82,7 @@ def split_transfer(command, *, beat_bytes, max_burst=256, addr_width=32):
         while left:
             beats = min(left, max_burst, (page - addr % page) // beat_bytes)
             row_last = beats == left
-            bursts.append(Burst(command.addr if announce else addr, beats, row_last,
+            bursts.append(Burst(addr, beats, row_last,
                                 row_last and last_row, refused, announce))
             announce = None
             left -= beats

