@@ -41,12 +41,10 @@ class Accumulator(wiring.Component):
 
     Timing:
 
-    - ``write``: always ready; one row per cycle; visible to reads accepted in any later
-      cycle (a read of that row in the next cycle waits one cycle, see ``read``).
+    - ``write``: always ready; one row per cycle; visible to reads accepted 2 or more cycles
+      later, and (through forwarding) to reads accepted the next cycle.
     - ``read`` -> ``read_data``: one row per cycle, answer 2 cycles after the request (empty
-      response buffer). A read sees every write accepted in an earlier cycle: a read of the
-      row the accumulate stage writes in this cycle (accepted the cycle before) waits one
-      cycle (``read.ready`` low), instead of a forwarding path.
+      response buffer). A read sees every write accepted in an earlier cycle.
     - Back-pressure on ``read_data`` fills a buffer of :attr:`read_buffer_depth` rows, then
       ``read.ready`` drops.
     - An address at or above ``acc_depth`` is refused, never wrapped: a write is dropped, a
@@ -153,9 +151,7 @@ class Accumulator(wiring.Component):
         r_bank = r_addr[index_bits:]
         rmw_read = w_fire & w_in_range & w.accumulate
         conflict = rmw_read & r_in_range & (r_bank == w_bank)
-        # The row written at the end of this cycle is read in the next one: no forwarding.
-        hazard = s1_valid & (s1_addr == r_addr)
-        m.d.comb += self.read.ready.eq(response.ready & ~conflict & ~hazard)
+        m.d.comb += self.read.ready.eq(response.ready & ~conflict)
         r_fire = self.read.valid & self.read.ready
         m.d.comb += response.issue.eq(r_fire)
 
@@ -170,10 +166,12 @@ class Accumulator(wiring.Component):
                 bank.w_en.eq(s1_valid & (s1_bank == b)),
             ]
 
-        answer_bank = Signal.like(r_bank)
+        answer_addr = Signal.like(r_addr)
         answer_error = Signal()
-        m.d.sync += [answer_bank.eq(r_bank), answer_error.eq(~r_in_range)]
-        answer = bank_data(answer_bank)
+        m.d.sync += [answer_addr.eq(r_addr), answer_error.eq(~r_in_range)]
+        # The write in stage 1 during the request lands at the end of that cycle, after the
+        # read: it is `last_*` now, so forward it.
+        answer = forwarded(answer_addr, bank_data(answer_addr[index_bits:]))
         m.d.comb += [response.data.error.eq(answer_error)]
         with m.If(~answer_error):
             m.d.comb += response.data.row.eq(answer)
