@@ -80,7 +80,8 @@ class DMAReader(wiring.Component):
 
     - Latency: ARVALID is high 2 cycles after the cycle the command was accepted in (the
       splitter's state, the AR register); a beat is on ``data`` 2 cycles after
-      its R handshake (the buffer's write, then its read into the read port's register).
+      its R handshake (the buffer's write, then its read into the read port's register),
+      3 with :attr:`output_register` (then a fabric register).
     - Throughput: one beat per cycle while the memory answers one per cycle, provided the
       memory's AR-to-R latency is covered by the outstanding bursts (``dma_outstanding``
       bursts of the row length, and at most one ``max_burst`` burst plus the buffer).
@@ -88,8 +89,8 @@ class DMAReader(wiring.Component):
       outstanding bursts.
     - Back-pressure: ``data.ready`` low stops delivery; R keeps being accepted into the
       reserved buffer space. ``data`` comes from registers (``data.data`` from the block
-      RAM's read register; ``error`` is an OR of three registers); ``data.valid`` does not
-      depend on ``data.ready``.
+      RAM's read register, ``error`` an OR of three registers; with :attr:`output_register`
+      all from one register); ``data.valid`` does not depend on ``data.ready``.
     - ``status.done`` pulses one cycle after the ``last`` beat of a command was delivered;
       ``status.busy`` is high from the command's acceptance until its last beat is delivered.
 
@@ -127,6 +128,12 @@ class DMAReader(wiring.Component):
             "status": Out(dma_status_signature(config)),
             "axi": Out(dma_axi_signature(config, write=False)),
         })
+
+    @property
+    def output_register(self):
+        """Whether ``data`` comes through a register after the buffer's read register (for
+        ``config.target_mhz`` above 50: one more cycle of latency, a shorter path)."""
+        return self.config.target_mhz > 50
 
     @property
     def buffer_depth(self):
@@ -220,38 +227,47 @@ class DMAReader(wiring.Component):
         latch_first_error(m, status, [bus_error, splitter.error])
 
         # --- Output: the bursts in order, their beats read from the buffer (its read port's
-        # data register is the output register) or made up. ---
+        # data register) or made up, into `beat_out`; above 50 MHz through one more register
+        # (a block RAM's unregistered output is slow on ECP5: 4.3 ns clock-to-out). ---
         out = self.data
+        if self.output_register:
+            beat_out = Signal.like(out.payload, name="beat_out")
+            beat_valid, beat_ready = Signal(name="beat_valid"), Signal(name="beat_ready")
+            m.d.comb += beat_ready.eq(~out.valid | out.ready)
+            with m.If(beat_ready):
+                m.d.sync += [out.valid.eq(beat_valid), out.payload.eq(beat_out)]
+        else:
+            beat_out, beat_valid, beat_ready = out.payload, out.valid, out.ready
         record = order_layout(order.r_data)
         beat = Signal.like(record.len)
         burst_end = beat == record.len
-        advance = ~out.valid | out.ready  # the output register takes the next beat
+        advance = ~beat_valid | beat_ready  # the read port's register takes the next beat
         staged = advance & order.r_rdy & (record.skip | (r_ptr != w_ptr))
         popped = staged & ~record.skip
         row_last, last = Signal(), Signal()
-        made_up = Signal()  # the beat on ``data`` was not read (its burst was skipped)
+        made_up = Signal()  # the beat was not read (its burst was skipped)
         failed = Signal()   # an earlier beat of this command was flagged: flag the rest of it
         m.d.comb += [
             r_port.addr.eq(r_ptr[:-1]),
             r_port.en.eq(popped),
             order.r_en.eq(staged & burst_end),
-            out.payload.data.eq(r_port.data[:cfg.bus_data_width]),
-            out.payload.row_last.eq(row_last),
-            out.payload.last.eq(last),
-            out.payload.error.eq(made_up | r_port.data[width - 1] | failed),
+            beat_out.data.eq(r_port.data[:cfg.bus_data_width]),
+            beat_out.row_last.eq(row_last),
+            beat_out.last.eq(last),
+            beat_out.error.eq(made_up | r_port.data[width - 1] | failed),
         ]
         with m.If(advance):
-            m.d.sync += [out.valid.eq(staged), row_last.eq(burst_end & record.row_last),
+            m.d.sync += [beat_valid.eq(staged), row_last.eq(burst_end & record.row_last),
                          last.eq(burst_end & record.last), made_up.eq(record.skip)]
         with m.If(staged):
             m.d.sync += beat.eq(Mux(burst_end, 0, beat + 1))
         with m.If(popped):
             m.d.sync += r_ptr.eq(r_ptr + 1)
-        with m.If(out.valid & out.ready):
-            m.d.sync += failed.eq((failed | out.payload.error) & ~last)
+        with m.If(beat_valid & beat_ready):
+            m.d.sync += failed.eq((failed | beat_out.error) & ~last)
         m.d.sync += [
             credits.eq(credits - Mux(issue, beats, 0) + popped),
             status.done.eq(out.valid & out.ready & out.payload.last),
         ]
-        m.d.comb += status.busy.eq(splitter.busy | ar_valid | order.r_rdy | out.valid)
+        m.d.comb += status.busy.eq(splitter.busy | ar_valid | order.r_rdy | beat_valid | out.valid)
         return m

@@ -688,16 +688,19 @@ def test_dma_cost_on_ecp5(build_dir):
     assert cells["LUT4"] < 1000 and flops < 950
 
 
-def test_documented_latencies():
-    """AxVALID 2 cycles after the command, a read beat 2 cycles after its R beat, ``done``
-    one cycle after the last beat (read) or the B response (write)."""
-    config = preset("small")
+@pytest.mark.parametrize("name, r_to_beat", [("tiny", 2), ("small", 3)])
+def test_documented_latencies(name, r_to_beat):
+    """AxVALID 2 cycles after the command, a read beat 2 cycles after its R beat (3 with the
+    output register, above 50 MHz), ``done`` one cycle after the last beat (read) or the B
+    response (write)."""
+    config = preset(name)
     reader = DMAReader(config)
+    assert reader.output_register == (r_to_beat == 3)
     memory = AXIMemory(reader.axi, base=0, size=1 << 14, rng=np.random.default_rng(1),
                        latency=1)
     _, log = run_engine(reader, memory, [Command(0x100, 1, 1, 0)], seed=1, beats=1)
     assert memory.ar[0][0] - log["accepted"][0] == 2
-    assert log["beats"][0] - memory.r[0] == 2
+    assert log["beats"][0] - memory.r[0] == r_to_beat
     assert log["done"][0] - log["beats"][0] == 1
     writer = DMAWriter(config)
     memory = AXIMemory(writer.axi, base=0, size=1 << 14, rng=np.random.default_rng(1),
