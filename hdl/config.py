@@ -110,7 +110,7 @@ class TesseraConfig:
         wraps modulo ``2**perf_counter_width`` and reads zero-extended to its 32-bit register.
     unit_queue_depth : int
         Instructions each of the dispatcher's LOAD, EXEC and STORE queues holds (flip-flops,
-        up to 107 bits an instruction): how far the dispatcher can run ahead of a unit that
+        only the fields the unit needs): how far the dispatcher can run ahead of a unit that
         waits for a token.
 
     Raises
@@ -308,15 +308,16 @@ PRESETS = {
     # and the pipelined 32 x 32 one cost 2.9k of the UP5K's 5,280 LCs.
     # Bursts of 16 beats and 16 queued instructions: the DMA buffer and the queue are a
     # sixteenth and a quarter of the defaults (the UP5K has 30 EBR and 5,280 LCs).
-    # Unit queues of 2 instructions: the dispatcher's queues are flip-flops. Tags of 9 bits:
-    # an accumulator row and the accumulate flag, all EXEC needs (the array and the
-    # post-processing carry the tag beside every row in flight). Two DMA bursts in flight
+    # Unit queues of 1 instruction: the dispatcher's queues are flip-flops (2 cost 243 FF
+    # more and saved no GEMM cycle). Tags of 9 bits: an accumulator row and the accumulate
+    # flag, all EXEC needs (the array and the post-processing carry the tag beside every row
+    # in flight). Two DMA bursts in flight
     # cover the on-chip system memory's (SPRAM) latency; the DMA's per-burst queues are
     # flip-flops. Performance counters of 24 bits (CYCLES 48): each wraps after 0.5 s.
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
                     dsp_products=2, dma_max_burst=16, insn_queue_depth=16,
                     sp_depth=512, acc_depth=256, postproc_lanes=1, postproc_multiply_cycles=4,
-                    unit_queue_depth=2,
+                    unit_queue_depth=1,
                     tag_width=9, dma_outstanding=2, perf_counter_width=24),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D, 24 for PEs and 4 for the post-processing's
     # partial products (one lane per cycle: a row every 8 cycles, enough for K >= 64; eight
