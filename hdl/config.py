@@ -110,7 +110,7 @@ class TesseraConfig:
         wraps modulo ``2**perf_counter_width`` and reads zero-extended to its 32-bit register.
     unit_queue_depth : int
         Instructions each of the dispatcher's LOAD, EXEC and STORE queues holds (flip-flops,
-        only the fields the unit needs): how far the dispatcher can run ahead of a unit that
+        up to 107 bits an instruction): how far the dispatcher can run ahead of a unit that
         waits for a token.
 
     Raises
