@@ -224,11 +224,10 @@ class AXI4RAM(wiring.Component):
         m.d.comb += axi.awready.eq(~w_busy & ~axi.bvalid)
         w_beat = axi.wvalid & axi.wready
         if self.single_port:
-            m.d.comb += w_turn.eq(w_beat)
-        if self.single_port:
             # One access per cycle: the host, else W and R beats in turn when both wait.
             read_turn = Signal()
             m.d.comb += [
+                w_turn.eq(w_beat),
                 axi.wready.eq(w_busy & ~host_busy & ~(fetch_wanted & read_turn)),
                 fetch.eq(fetch_wanted & ~host_busy & ~w_beat),
             ]
