@@ -58,9 +58,9 @@ class Scratchpad(wiring.Component):
     read_b_data : Out(stream.Signature(sp_read_layout(config)))
     error : Out(1)
         Sticky: an out-of-range address was refused.
-    conflicts : Out(32)
-        Cycles a write waited for a same-row read (same-bank with single-ported banks), or
-        ``read_b`` for a same-bank ``read``.
+    conflict : Out(1)
+        High in each cycle a write waits for a same-row read (same-bank with single-ported
+        banks), or ``read_b`` for a same-bank ``read`` (the top level counts these cycles).
     """
 
     def __init__(self, config):
@@ -72,7 +72,7 @@ class Scratchpad(wiring.Component):
             "read_b": In(stream.Signature(config.addr_width)),
             "read_b_data": Out(stream.Signature(sp_read_layout(config))),
             "error": Out(1),
-            "conflicts": Out(32),
+            "conflict": Out(1),
         })
 
     #: Cycles from an accepted read request to its answer on ``read_data``.
@@ -157,6 +157,6 @@ class Scratchpad(wiring.Component):
 
         with m.If((r_fire & ~r_in_range) | (b_fire & ~b_in_range) | (w_fire & ~w_in_range)):
             m.d.sync += self.error.eq(1)
-        with m.If((self.write.valid & conflict) | (self.read_b.valid & b_conflict)):
-            m.d.sync += self.conflicts.eq(self.conflicts + 1)
+        m.d.comb += self.conflict.eq((self.write.valid & conflict)
+                                     | (self.read_b.valid & b_conflict))
         return m

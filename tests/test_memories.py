@@ -194,12 +194,12 @@ def test_same_bank_conflicts_are_counted_and_correct():
               for a in rng.integers(0, half, 50)]
     reads = [int(a) for a in rng.integers(0, half, 50)]
     dut = Accumulator(config)
-    conflicts, waited = [], [0]
+    conflicts, waited = [0], [0]
 
     async def probe(ctx):
         async for _, _, value, valid, ready in ctx.tick().sample(
-                dut.conflicts, dut.read.valid, dut.read.ready):
-            conflicts.append(value)
+                dut.conflict, dut.read.valid, dut.read.ready):
+            conflicts.append(conflicts[-1] + value)
             waited[0] += valid and not ready
     log, answers, _ = run_memory(dut, writes, reads, seed=12, probes=[probe])
     check_answers(log, answers, AccumulatorModel(config), "seed=12")
