@@ -64,10 +64,28 @@ class ExecUnit(wiring.Component):
         The tag (``exec_tag_layout``) does not fit ``config.tag_width``.
     """
 
-    #: Reads in flight between the scratchpad and the array (no more than the scratchpad's
-    #: answer buffer holds: ``read_latency + 1``); instructions queued per reader;
-    #: instructions in flight.
-    route_depth, queue_depth, inflight_depth = Scratchpad.read_latency + 1, 2, 4
+    #: Instructions queued per reader; instructions in flight.
+    queue_depth, inflight_depth = 2, 4
+
+    @property
+    def route_depth(self):
+        """Reads in flight between the scratchpad and the array: no more than the
+        scratchpad's answers per port (1 when it holds them in its banks: then a register)."""
+        return Scratchpad.answers_for(self.config)
+
+    def _route(self, m, name, width, w_en, w_data, r_en):
+        """What each scratchpad read carries to the array, in request order:
+        ``(w_rdy, r_rdy, r_data)``. With one answer per port a register loaded with each
+        read (the scratchpad takes a read only when the last answer is taken), and valid
+        whenever an answer is; else a FIFO of :attr:`route_depth` entries."""
+        if self.route_depth == 1:
+            data_ = Signal(width, name=f"{name}_data")
+            with m.If(w_en):
+                m.d.sync += data_.eq(w_data)
+            return 1, 1, data_
+        m.submodules[name] = fifo = SyncFIFOBuffered(width=width, depth=self.route_depth)
+        m.d.comb += [fifo.w_en.eq(w_en), fifo.w_data.eq(w_data), fifo.r_en.eq(r_en)]
+        return fifo.w_rdy, fifo.r_rdy, fifo.r_data
 
     def __init__(self, config):
         if exec_tag_layout(config).size > config.tag_width:
@@ -139,54 +157,52 @@ class ExecUnit(wiring.Component):
 
         # --- Weight rows: their own read port, into the array's shadow tile. ---
         w_index = Signal(range(dim))
-        w_route = SyncFIFOBuffered(width=1, depth=self.route_depth)  # `last` of each read
-        m.submodules.weight_route = w_route
+        w_fire = self.sp_weight_read.valid & self.sp_weight_read.ready
+        w_taken = self.sp_weight_read_data.valid & self.sp_weight_read_data.ready
+        w_route_rdy, w_route_valid, w_route_last = self._route(   # `last` of each read
+            m, "weight_route", 1, w_fire, w_index == dim - 1, w_taken)
         m.d.comb += [
-            self.sp_weight_read.valid.eq(weight_jobs.r_rdy & w_route.w_rdy),
+            self.sp_weight_read.valid.eq(weight_jobs.r_rdy & w_route_rdy),
             self.sp_weight_read.payload.eq(weight_jobs.r_data + w_index),
-            w_route.w_en.eq(self.sp_weight_read.valid & self.sp_weight_read.ready),
-            w_route.w_data.eq(w_index == dim - 1),
-            weight_jobs.r_en.eq(w_route.w_en & (w_index == dim - 1)),
+            weight_jobs.r_en.eq(w_fire & (w_index == dim - 1)),
         ]
-        with m.If(w_route.w_en):
+        with m.If(w_fire):
             m.d.sync += w_index.eq(Mux(w_index == dim - 1, 0, w_index + 1))
         m.d.comb += [
-            array.weights.valid.eq(self.sp_weight_read_data.valid & w_route.r_rdy),
+            array.weights.valid.eq(self.sp_weight_read_data.valid & w_route_valid),
             array.weights.payload.row.as_value().eq(
                 self.sp_weight_read_data.payload.row.as_value()),
-            array.weights.payload.last.eq(w_route.r_data),
-            self.sp_weight_read_data.ready.eq(w_route.r_rdy & array.weights.ready),
-            w_route.r_en.eq(self.sp_weight_read_data.valid & self.sp_weight_read_data.ready),
+            array.weights.payload.last.eq(w_route_last),
+            self.sp_weight_read_data.ready.eq(w_route_valid & array.weights.ready),
         ]
 
         # --- Activation rows: one read per cycle, tagged with their accumulator row. ---
         current = act_job(act_jobs.r_data)
         a_index = Signal(rows_shape)
         route_layout = data.StructLayout({"swap": 1, "tag": exec_tag_layout(cfg)})
-        m.submodules.route = route = SyncFIFOBuffered(width=route_layout.size,
-                                                      depth=self.route_depth)
         entry = Signal(route_layout)
         last_row = a_index == current.rows - 1
+        a_fire = self.sp_read.valid & self.sp_read.ready
+        a_taken = self.sp_read_data.valid & self.sp_read_data.ready
+        route_rdy, route_valid, route_data = self._route(
+            m, "route", route_layout.size, a_fire, entry, a_taken)
         m.d.comb += [
             entry.swap.eq(current.preload & (a_index == 0)),
             entry.tag.acc_addr.eq(current.acc_addr + a_index),
             entry.tag.accumulate.eq(current.accumulate),
-            self.sp_read.valid.eq(act_jobs.r_rdy & route.w_rdy),
+            self.sp_read.valid.eq(act_jobs.r_rdy & route_rdy),
             self.sp_read.payload.eq(current.act_addr + a_index),
-            route.w_en.eq(self.sp_read.valid & self.sp_read.ready),
-            route.w_data.eq(entry),
-            act_jobs.r_en.eq(route.w_en & last_row),
+            act_jobs.r_en.eq(a_fire & last_row),
         ]
-        with m.If(route.w_en):
+        with m.If(a_fire):
             m.d.sync += a_index.eq(Mux(last_row, 0, a_index + 1))
-        head = route_layout(route.r_data)
+        head = route_layout(route_data)
         m.d.comb += [
-            array.acts.valid.eq(self.sp_read_data.valid & route.r_rdy),
+            array.acts.valid.eq(self.sp_read_data.valid & route_valid),
             array.acts.payload.row.as_value().eq(self.sp_read_data.payload.row.as_value()),
             array.acts.payload.swap.eq(head.swap),
             array.acts.payload.tag.eq(head.tag),
-            self.sp_read_data.ready.eq(route.r_rdy & array.acts.ready),
-            route.r_en.eq(self.sp_read_data.valid & self.sp_read_data.ready),
+            self.sp_read_data.ready.eq(route_valid & array.acts.ready),
             self.computing.eq(array.acts.valid & array.acts.ready),
         ]
 
