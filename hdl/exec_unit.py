@@ -10,13 +10,7 @@ from .isa import ErrorCause, Opcode, exec_layout, unit_signature
 from .scratchpad import Scratchpad, sp_read_layout
 from .systolic import SystolicArray
 
-__all__ = ["ExecUnit", "exec_tag_layout"]
-
-
-def exec_tag_layout(config):
-    """What an activation row's tag carries through the array: its accumulator row and
-    whether the result is added to it."""
-    return data.StructLayout({"acc_addr": range(config.acc_depth), "accumulate": 1})
+__all__ = ["ExecUnit"]
 
 
 class ExecUnit(wiring.Component):
@@ -27,8 +21,9 @@ class ExecUnit(wiring.Component):
     and the unit stops. Then two readers work side by side: the weight reader reads, with
     ``preload``, the ``dim`` weight rows through ``sp_weight_read`` into the array's shadow
     tile; the activation reader reads the ``rows`` activation rows through ``sp_read`` into
-    the array (the first one with ``swap`` after a preload), each tagged with its accumulator
-    row; each result row is written (or, with ``accumulate``, added) to that row. The array
+    the array (the first one with ``swap`` after a preload). The result rows come out in
+    the same order, so they need no tag: the unit counts them, writing (or, with
+    ``accumulate``, adding) each to its accumulator row, from ``acc_addr`` on. The array
     itself keeps the two in step: the next tile's weights wait for the swap of this one, a
     swap waits for its tile.
 
@@ -57,11 +52,6 @@ class ExecUnit(wiring.Component):
         Always ready in the cycles it is valid.
     computing : Out(1)
         An activation row entered the array in this cycle (``dim * dim`` MACs).
-
-    Raises
-    ------
-    ValueError
-        The tag (``exec_tag_layout``) does not fit ``config.tag_width``.
     """
 
     #: Instructions queued per reader; instructions in flight.
@@ -88,10 +78,6 @@ class ExecUnit(wiring.Component):
         return fifo.w_rdy, fifo.r_rdy, fifo.r_data
 
     def __init__(self, config):
-        if exec_tag_layout(config).size > config.tag_width:
-            self._MustUse__silence = True
-            raise ValueError(f"tag_width must be at least {exec_tag_layout(config).size} "
-                             f"for acc_depth {config.acc_depth}, not {config.tag_width!r}")
         self.config = config
         super().__init__({
             "ctl": Out(unit_signature()),
@@ -127,32 +113,36 @@ class ExecUnit(wiring.Component):
         # addresses below the depths, row counts up to the scratchpad's depth.
         sp_addr, acc_addr, rows_shape = range(cfg.sp_depth), range(cfg.acc_depth), \
             range(cfg.sp_depth + 1)
-        act_job = data.StructLayout({"act_addr": sp_addr, "acc_addr": acc_addr,
-                                     "rows": rows_shape, "accumulate": 1, "preload": 1})
+        act_job = data.StructLayout({"act_addr": sp_addr, "rows": rows_shape, "preload": 1})
+        # What the result side needs: the accumulator rows [acc_addr, acc_end).
+        result_job = data.StructLayout({"acc_addr": acc_addr, "acc_end": range(cfg.acc_depth + 1),
+                                        "accumulate": 1})
         weight_addr_width = Shape.cast(sp_addr).width
         m.submodules.weight_jobs = weight_jobs = SyncFIFOBuffered(width=weight_addr_width,
                                                                   depth=self.queue_depth)
         m.submodules.act_jobs = act_jobs = SyncFIFOBuffered(width=act_job.size,
                                                             depth=self.queue_depth)
         m.submodules.inflight = inflight = SyncFIFOBuffered(
-            width=Shape.cast(rows_shape).width, depth=self.inflight_depth)
+            width=result_job.size, depth=self.inflight_depth)
         stopped = error != ErrorCause.NONE
         m.d.comb += ctl.insn.ready.eq(weight_jobs.w_rdy & act_jobs.w_rdy & inflight.w_rdy
                                       & ~stopped)
         accept = ctl.insn.valid & ctl.insn.ready & (check == ErrorCause.NONE)
         with m.If(ctl.insn.valid & ctl.insn.ready & (check != ErrorCause.NONE)):
             m.d.sync += error.eq(check)
-        job = Signal(act_job)
+        job, result = Signal(act_job), Signal(result_job)
         m.d.comb += [
-            job.act_addr.eq(incoming.act_addr), job.acc_addr.eq(incoming.acc_addr),
-            job.rows.eq(incoming.rows), job.accumulate.eq(incoming.accumulate),
+            job.act_addr.eq(incoming.act_addr), job.rows.eq(incoming.rows),
             job.preload.eq(incoming.preload),
+            result.acc_addr.eq(incoming.acc_addr),
+            result.acc_end.eq(incoming.acc_addr + incoming.rows),
+            result.accumulate.eq(incoming.accumulate),
             weight_jobs.w_en.eq(accept & incoming.preload),
             weight_jobs.w_data.eq(incoming.weight_addr),
             act_jobs.w_en.eq(accept),
             act_jobs.w_data.eq(job),
             inflight.w_en.eq(accept),
-            inflight.w_data.eq(incoming.rows),
+            inflight.w_data.eq(result),
         ]
 
         # --- Weight rows: their own read port, into the array's shadow tile. ---
@@ -176,51 +166,48 @@ class ExecUnit(wiring.Component):
             self.sp_weight_read_data.ready.eq(w_route_valid & array.weights.ready),
         ]
 
-        # --- Activation rows: one read per cycle, tagged with their accumulator row. ---
+        # --- Activation rows: one read per cycle; the array's tag is unused (constant). ---
         current = act_job(act_jobs.r_data)
         a_index = Signal(rows_shape)
-        route_layout = data.StructLayout({"swap": 1, "tag": exec_tag_layout(cfg)})
-        entry = Signal(route_layout)
         last_row = a_index == current.rows - 1
         a_fire = self.sp_read.valid & self.sp_read.ready
         a_taken = self.sp_read_data.valid & self.sp_read_data.ready
-        route_rdy, route_valid, route_data = self._route(
-            m, "route", route_layout.size, a_fire, entry, a_taken)
+        route_rdy, route_valid, route_swap = self._route(   # `swap` of each read
+            m, "route", 1, a_fire, current.preload & (a_index == 0), a_taken)
         m.d.comb += [
-            entry.swap.eq(current.preload & (a_index == 0)),
-            entry.tag.acc_addr.eq(current.acc_addr + a_index),
-            entry.tag.accumulate.eq(current.accumulate),
             self.sp_read.valid.eq(act_jobs.r_rdy & route_rdy),
             self.sp_read.payload.eq(current.act_addr + a_index),
             act_jobs.r_en.eq(a_fire & last_row),
         ]
         with m.If(a_fire):
             m.d.sync += a_index.eq(Mux(last_row, 0, a_index + 1))
-        head = route_layout(route_data)
         m.d.comb += [
             array.acts.valid.eq(self.sp_read_data.valid & route_valid),
             array.acts.payload.row.as_value().eq(self.sp_read_data.payload.row.as_value()),
-            array.acts.payload.swap.eq(head.swap),
-            array.acts.payload.tag.eq(head.tag),
+            array.acts.payload.swap.eq(route_swap),
+            array.acts.payload.tag.eq(0),
             self.sp_read_data.ready.eq(route_valid & array.acts.ready),
             self.computing.eq(array.acts.valid & array.acts.ready),
         ]
 
-        # --- Results into the accumulator; an instruction is done with its last row. ---
-        result_tag = exec_tag_layout(cfg)(array.results.payload.tag[:exec_tag_layout(cfg).size])
+        # --- Results into the accumulator, in order: rows acc_addr, acc_addr + 1, ... of the
+        # oldest instruction in flight; it is done with its last row. ---
+        head = result_job(inflight.r_data)
+        started = Signal()      # a row of the head instruction was written
+        next_addr = Signal(range(cfg.acc_depth))  # unused after the last row
+        addr = Mux(started, next_addr, head.acc_addr)
+        wrote = self.acc_write.valid & self.acc_write.ready
+        finished = wrote & inflight.r_rdy & (addr + 1 == head.acc_end)
         m.d.comb += [
             self.acc_write.valid.eq(array.results.valid),
-            self.acc_write.payload.addr.eq(result_tag.acc_addr),
+            self.acc_write.payload.addr.eq(addr),
             self.acc_write.payload.row.eq(array.results.payload.row),
-            self.acc_write.payload.accumulate.eq(result_tag.accumulate),
+            self.acc_write.payload.accumulate.eq(head.accumulate),
+            inflight.r_en.eq(finished),
         ]
-        written = Signal(rows_shape)
-        wrote = self.acc_write.valid & self.acc_write.ready
-        finished = wrote & inflight.r_rdy & (written == inflight.r_data - 1)
         m.d.sync += ctl.done.eq(finished)
-        m.d.comb += inflight.r_en.eq(finished)
         with m.If(wrote):
-            m.d.sync += written.eq(Mux(finished, 0, written + 1))
+            m.d.sync += [next_addr.eq(addr + 1), started.eq(~finished)]
 
         m.d.comb += ctl.busy.eq(inflight.r_rdy)
         return m
