@@ -93,7 +93,7 @@ class ExecUnit(wiring.Component):
         m = Module()
         cfg, dim = self.config, self.config.dim
         ctl = self.ctl
-        m.submodules.array = array = SystolicArray(cfg, result_buffer=False)
+        m.submodules.array = array = SystolicArray(cfg, result_buffer=False, tags=False)
 
         error = Signal(ErrorCause)
         m.d.comb += ctl.error.eq(error)
@@ -166,7 +166,7 @@ class ExecUnit(wiring.Component):
             self.sp_weight_read_data.ready.eq(w_route_valid & array.weights.ready),
         ]
 
-        # --- Activation rows: one read per cycle; the array's tag is unused (constant). ---
+        # --- Activation rows: one read per cycle (the array carries no tags). ---
         current = act_job(act_jobs.r_data)
         a_index = Signal(rows_shape)
         last_row = a_index == current.rows - 1
@@ -185,7 +185,6 @@ class ExecUnit(wiring.Component):
             array.acts.valid.eq(self.sp_read_data.valid & route_valid),
             array.acts.payload.row.as_value().eq(self.sp_read_data.payload.row.as_value()),
             array.acts.payload.swap.eq(route_swap),
-            array.acts.payload.tag.eq(0),
             self.sp_read_data.ready.eq(route_valid & array.acts.ready),
             self.computing.eq(array.acts.valid & array.acts.ready),
         ]

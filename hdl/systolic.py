@@ -89,6 +89,10 @@ class SystolicArray(wiring.Component):
     result_buffer : bool
         Whether results leave through the credit-based output buffer (the default), or
         unbuffered on an always-ready ``results`` stream.
+    tags : bool
+        Whether the tags travel with the rows (the default). Without, ``acts.payload.tag`` is
+        ignored and ``results.payload.tag`` is zero: no tag registers, for an owner that
+        counts its results in order.
 
     Members
     -------
@@ -100,12 +104,14 @@ class SystolicArray(wiring.Component):
         The array still counts rows by position; only reset clears the flag.
     """
 
-    def __init__(self, config, *, result_buffer=True):
-        if not isinstance(result_buffer, bool):
-            self._MustUse__silence = True  # never built: no "created but never used" warning
-            raise TypeError(f"result_buffer must be a bool, not {result_buffer!r}")
+    def __init__(self, config, *, result_buffer=True, tags=True):
+        for name, value in [("result_buffer", result_buffer), ("tags", tags)]:
+            if not isinstance(value, bool):
+                self._MustUse__silence = True  # never built: no "created but never used" warning
+                raise TypeError(f"{name} must be a bool, not {value!r}")
         self.config = config
         self.result_buffer = result_buffer
+        self.tags = tags
         super().__init__({
             "weights": In(stream.Signature(weight_row_layout(config))),
             "acts": In(stream.Signature(act_row_layout(config))),
@@ -228,7 +234,9 @@ class SystolicArray(wiring.Component):
         # --- De-skew the bottom row; the tag travels beside the array. ---
         bottom = [_delayed(m, pes[dim - 1][n].psum_out, dim - 1 - n, f"sum_c{n}")
                   for n in range(dim)]
-        m.d.comb += result.tag.eq(_delayed(m, self.acts.payload.tag, result_latency, "tag"))
+        if self.tags:
+            m.d.comb += result.tag.eq(_delayed(m, self.acts.payload.tag, result_latency,
+                                               "tag"))
         for n in range(dim):
             m.d.comb += result.row[n].eq(bottom[n])
         return m

@@ -17,9 +17,9 @@ CLOCK = 1e-6
 
 
 def run_array(config, workload, *, seed, stall_in=0.0, stall_out=0.0, hold_results=0,
-              max_cycles=20_000, result_buffer=True):
+              max_cycles=20_000, result_buffer=True, tags=True):
     """Stream ``workload`` through an array; returns (results, accept cycles, error flag)."""
-    dut = SystolicArray(config, result_buffer=result_buffer)
+    dut = SystolicArray(config, result_buffer=result_buffer, tags=tags)
     rng = np.random.default_rng(seed)
     results, accepted, cycle = [], [], [0]
 
@@ -147,6 +147,19 @@ def test_unbuffered_array_matches_model(dim, stalls):
     assert not error
 
 
+def test_untagged_array_results_in_order_with_zero_tags():
+    """``tags=False``: the rows are right and in order, every tag is zero."""
+    seed = 1150
+    config = TesseraConfig(dim=3)
+    workload = make_array_workload(config, np.random.default_rng(seed), n_tiles=4,
+                                   leading_rows=1)
+    _, results, _, _ = run_array(config, workload, seed=seed, stall_in=0.3,
+                                 result_buffer=False, tags=False)
+    assert [row for row, _ in results] == [row for row, _ in workload.expected]
+    assert [tag for _, tag in results] == [0] * len(results)
+    assert any(tag for _, tag in workload.expected)  # the tags were dropped, not all zero
+
+
 def test_unbuffered_array_full_rate():
     seed = 2104
     config = TesseraConfig(dim=4)
@@ -161,6 +174,8 @@ def test_unbuffered_array_full_rate():
 def test_result_buffer_must_be_bool():
     with pytest.raises(TypeError, match=r"^result_buffer must be a bool, not 1$"):
         SystolicArray(TesseraConfig(), result_buffer=1)
+    with pytest.raises(TypeError, match=r"^tags must be a bool, not 0$"):
+        SystolicArray(TesseraConfig(), tags=0)
 
 
 @pytest.mark.parametrize("stages", [1, 2])
