@@ -1,6 +1,6 @@
 """EXEC unit: scratchpad rows through the systolic array into the accumulator."""
 
-from amaranth.hdl import Module, Mux, Shape, Signal
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -130,19 +130,20 @@ class ExecUnit(wiring.Component):
         accept = ctl.insn.valid & ctl.insn.ready & (check == ErrorCause.NONE)
         with m.If(ctl.insn.valid & ctl.insn.ready & (check != ErrorCause.NONE)):
             m.d.sync += error.eq(check)
-        job, result = Signal(act_job), Signal(result_job)
+        job = Signal(act_job)
         m.d.comb += [
             job.act_addr.eq(incoming.act_addr), job.rows.eq(incoming.rows),
             job.preload.eq(incoming.preload),
-            result.acc_addr.eq(incoming.acc_addr),
-            result.acc_end.eq(incoming.acc_addr + incoming.rows),
-            result.accumulate.eq(incoming.accumulate),
             weight_jobs.w_en.eq(accept & incoming.preload),
             weight_jobs.w_data.eq(incoming.weight_addr),
             act_jobs.w_en.eq(accept),
             act_jobs.w_data.eq(job),
             inflight.w_en.eq(accept),
-            inflight.w_data.eq(result),
+            # result_job's fields in order, straight from the instruction (no named wire).
+            inflight.w_data.eq(Cat(
+                incoming.acc_addr[:result_job["acc_addr"].width],
+                (incoming.acc_addr + incoming.rows)[:result_job["acc_end"].width],
+                incoming.accumulate)),
         ]
 
         # --- Weight rows: their own read port, into the array's shadow tile. ---
