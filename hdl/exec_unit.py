@@ -10,7 +10,13 @@ from .isa import ErrorCause, Opcode, exec_layout, unit_signature
 from .scratchpad import Scratchpad, sp_read_layout
 from .systolic import SystolicArray
 
-__all__ = ["ExecUnit"]
+__all__ = ["ExecUnit", "exec_tag_layout"]
+
+
+def exec_tag_layout(config):
+    """What an activation row's tag carries through the array when the unit is
+    :attr:`ExecUnit.tagged`: its accumulator row and whether the result is added to it."""
+    return data.StructLayout({"acc_addr": range(config.acc_depth), "accumulate": 1})
 
 
 class ExecUnit(wiring.Component):
@@ -21,9 +27,11 @@ class ExecUnit(wiring.Component):
     and the unit stops. Then two readers work side by side: the weight reader reads, with
     ``preload``, the ``dim`` weight rows through ``sp_weight_read`` into the array's shadow
     tile; the activation reader reads the ``rows`` activation rows through ``sp_read`` into
-    the array (the first one with ``swap`` after a preload). The result rows come out in
-    the same order, so they need no tag: the unit counts them, writing (or, with
-    ``accumulate``, adding) each to its accumulator row, from ``acc_addr`` on. The array
+    the array (the first one with ``swap`` after a preload). Each result row is written (or,
+    with ``accumulate``, added) to its accumulator row, from ``acc_addr`` on: the rows come
+    out in order, so at :attr:`counted_up_to_mhz` and below the unit counts them (no tag
+    through the array); above, each activation row is tagged with its accumulator row, so
+    that the accumulator's write address comes straight from a register. The array
     itself keeps the two in step: the next tile's weights wait for the swap of this one, a
     swap waits for its tile.
 
@@ -52,10 +60,22 @@ class ExecUnit(wiring.Component):
         Always ready in the cycles it is valid.
     computing : Out(1)
         An activation row entered the array in this cycle (``dim * dim`` MACs).
+
+    Raises
+    ------
+    ValueError
+        :attr:`tagged` and the tag (``exec_tag_layout``) does not fit ``config.tag_width``.
     """
 
     #: Instructions queued per reader; instructions in flight.
     queue_depth, inflight_depth = 2, 4
+    #: Results counted (no tags) up to this clock (MHz).
+    counted_up_to_mhz = 50
+
+    @property
+    def tagged(self):
+        """Whether the activation rows carry their accumulator row through the array."""
+        return self.config.target_mhz > self.counted_up_to_mhz
 
     @property
     def route_depth(self):
@@ -79,6 +99,10 @@ class ExecUnit(wiring.Component):
 
     def __init__(self, config):
         self.config = config
+        if self.tagged and exec_tag_layout(config).size > config.tag_width:
+            self._MustUse__silence = True
+            raise ValueError(f"tag_width must be at least {exec_tag_layout(config).size} "
+                             f"for acc_depth {config.acc_depth}, not {config.tag_width!r}")
         super().__init__({
             "ctl": Out(unit_signature()),
             "sp_read": Out(stream.Signature(config.addr_width)),
@@ -93,7 +117,8 @@ class ExecUnit(wiring.Component):
         m = Module()
         cfg, dim = self.config, self.config.dim
         ctl = self.ctl
-        m.submodules.array = array = SystolicArray(cfg, result_buffer=False, tags=False)
+        tagged = self.tagged
+        m.submodules.array = array = SystolicArray(cfg, result_buffer=False, tags=tagged)
 
         error = Signal(ErrorCause)
         m.d.comb += ctl.error.eq(error)
@@ -113,7 +138,9 @@ class ExecUnit(wiring.Component):
         # addresses below the depths, row counts up to the scratchpad's depth.
         sp_addr, acc_addr, rows_shape = range(cfg.sp_depth), range(cfg.acc_depth), \
             range(cfg.sp_depth + 1)
-        act_job = data.StructLayout({"act_addr": sp_addr, "rows": rows_shape, "preload": 1})
+        act_job = data.StructLayout({"act_addr": sp_addr, "rows": rows_shape, "preload": 1,
+                                     **({"acc_addr": acc_addr, "accumulate": 1}
+                                        if tagged else {})})
         # What the result side needs: the accumulator rows [acc_addr, acc_end).
         result_job = data.StructLayout({"acc_addr": acc_addr, "acc_end": range(cfg.acc_depth + 1),
                                         "accumulate": 1})
@@ -134,6 +161,8 @@ class ExecUnit(wiring.Component):
         m.d.comb += [
             job.act_addr.eq(incoming.act_addr), job.rows.eq(incoming.rows),
             job.preload.eq(incoming.preload),
+            *([job.acc_addr.eq(incoming.acc_addr), job.accumulate.eq(incoming.accumulate)]
+              if tagged else []),
             weight_jobs.w_en.eq(accept & incoming.preload),
             weight_jobs.w_data.eq(incoming.weight_addr),
             act_jobs.w_en.eq(accept),
@@ -167,14 +196,22 @@ class ExecUnit(wiring.Component):
             self.sp_weight_read_data.ready.eq(w_route_valid & array.weights.ready),
         ]
 
-        # --- Activation rows: one read per cycle (the array carries no tags). ---
+        # --- Activation rows: one read per cycle (tagged: with their accumulator row). ---
         current = act_job(act_jobs.r_data)
         a_index = Signal(rows_shape)
         last_row = a_index == current.rows - 1
         a_fire = self.sp_read.valid & self.sp_read.ready
         a_taken = self.sp_read_data.valid & self.sp_read_data.ready
-        route_rdy, route_valid, route_swap = self._route(   # `swap` of each read
-            m, "route", 1, a_fire, current.preload & (a_index == 0), a_taken)
+        route_layout = data.StructLayout({"swap": 1, **({"tag": exec_tag_layout(cfg)}
+                                                       if tagged else {})})
+        entry = Signal(route_layout)
+        m.d.comb += entry.swap.eq(current.preload & (a_index == 0))
+        if tagged:
+            m.d.comb += [entry.tag.acc_addr.eq(current.acc_addr + a_index),
+                         entry.tag.accumulate.eq(current.accumulate)]
+        route_rdy, route_valid, route_data = self._route(
+            m, "route", route_layout.size, a_fire, entry, a_taken)
+        head_route = route_layout(route_data)
         m.d.comb += [
             self.sp_read.valid.eq(act_jobs.r_rdy & route_rdy),
             self.sp_read.payload.eq(current.act_addr + a_index),
@@ -185,7 +222,7 @@ class ExecUnit(wiring.Component):
         m.d.comb += [
             array.acts.valid.eq(self.sp_read_data.valid & route_valid),
             array.acts.payload.row.as_value().eq(self.sp_read_data.payload.row.as_value()),
-            array.acts.payload.swap.eq(route_swap),
+            array.acts.payload.swap.eq(head_route.swap),
             self.sp_read_data.ready.eq(route_valid & array.acts.ready),
             self.computing.eq(array.acts.valid & array.acts.ready),
         ]
@@ -193,21 +230,27 @@ class ExecUnit(wiring.Component):
         # --- Results into the accumulator, in order: rows acc_addr, acc_addr + 1, ... of the
         # oldest instruction in flight; it is done with its last row. ---
         head = result_job(inflight.r_data)
-        started = Signal()      # a row of the head instruction was written
-        next_addr = Signal(range(cfg.acc_depth))  # unused after the last row
-        addr = Mux(started, next_addr, head.acc_addr)
+        if tagged:
+            m.d.comb += array.acts.payload.tag.eq(head_route.tag)
+            tag = exec_tag_layout(cfg)(array.results.payload.tag[:exec_tag_layout(cfg).size])
+            addr, accumulate = tag.acc_addr, tag.accumulate
+        else:
+            started = Signal()      # a row of the head instruction was written
+            next_addr = Signal(range(cfg.acc_depth))  # unused after the last row
+            addr, accumulate = Mux(started, next_addr, head.acc_addr), head.accumulate
         wrote = self.acc_write.valid & self.acc_write.ready
         finished = wrote & inflight.r_rdy & (addr + 1 == head.acc_end)
         m.d.comb += [
             self.acc_write.valid.eq(array.results.valid),
             self.acc_write.payload.addr.eq(addr),
             self.acc_write.payload.row.eq(array.results.payload.row),
-            self.acc_write.payload.accumulate.eq(head.accumulate),
+            self.acc_write.payload.accumulate.eq(accumulate),
             inflight.r_en.eq(finished),
         ]
         m.d.sync += ctl.done.eq(finished)
-        with m.If(wrote):
-            m.d.sync += [next_addr.eq(addr + 1), started.eq(~finished)]
+        if not tagged:
+            with m.If(wrote):
+                m.d.sync += [next_addr.eq(addr + 1), started.eq(~finished)]
 
         m.d.comb += ctl.busy.eq(inflight.r_rdy)
         return m

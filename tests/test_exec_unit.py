@@ -136,11 +136,12 @@ def random_execs(config, rng, count):
 
 
 @pytest.mark.parametrize("config", [
-    TesseraConfig(name="dim2", dim=2, sp_depth=64, acc_depth=32),
+    # Results counted, not tagged (30 MHz): one tag bit is enough.
+    TesseraConfig(name="dim2", dim=2, sp_depth=64, acc_depth=32, tag_width=1),
     preset("tiny").replace(sp_depth=64, acc_depth=32),
-    # Buffered scratchpad answers (fast clock); results need no tag (one bit is enough).
+    # Fast clock: buffered scratchpad answers, tagged results.
     TesseraConfig(name="dim3-2stages", dim=3, product_stages=2, sp_depth=64, acc_depth=32,
-                  target_mhz=80.0, tag_width=1),
+                  target_mhz=80.0),
 ], ids=lambda c: c.name)
 @pytest.mark.parametrize("stall", [0.0, 0.4])
 def test_execs_match_model(config, stall):
@@ -193,3 +194,13 @@ def test_checks_stop_the_unit(insn, cause):
     _, model_cause = model_exec(config, sp_rows, program)
     assert got == model_cause == cause
     assert done == 0 and computing == 0 and not acc.any()
+
+
+def test_tag_too_narrow():
+    """Only a tagged unit (above ``counted_up_to_mhz``) needs the tag to fit."""
+    with pytest.raises(ValueError, match=r"^tag_width must be at least 9 for acc_depth 256, "
+                                         r"not 8$"):
+        ExecUnit(preset("tiny").replace(tag_width=8, target_mhz=80.0))
+    unit = ExecUnit(preset("tiny").replace(tag_width=1))
+    unit._MustUse__silence = True  # only its property is looked at
+    assert not unit.tagged
