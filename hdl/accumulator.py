@@ -56,8 +56,9 @@ class Accumulator(wiring.Component):
     read : In(stream.Signature(config.addr_width))
     read_data : Out(stream.Signature(acc_read_layout(config)))
     error : Out(1)
-    conflicts : Out(32)
-        Cycles a store read waited for an accumulate of the same bank.
+    conflict : Out(1)
+        High in each cycle a store read waits for an accumulate of the same bank (the top
+        level counts these cycles).
     """
 
     def __init__(self, config):
@@ -67,7 +68,7 @@ class Accumulator(wiring.Component):
             "read": In(stream.Signature(config.addr_width)),
             "read_data": Out(stream.Signature(acc_read_layout(config))),
             "error": Out(1),
-            "conflicts": Out(32),
+            "conflict": Out(1),
         })
 
     #: Cycles from an accepted read request to its answer on ``read_data``.
@@ -178,6 +179,5 @@ class Accumulator(wiring.Component):
 
         with m.If((r_fire & ~r_in_range) | (w_fire & ~w_in_range)):
             m.d.sync += self.error.eq(1)
-        with m.If(self.read.valid & response.ready & conflict):
-            m.d.sync += self.conflicts.eq(self.conflicts + 1)
+        m.d.comb += self.conflict.eq(self.read.valid & response.ready & conflict)
         return m

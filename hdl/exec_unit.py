@@ -1,6 +1,6 @@
 """EXEC unit: scratchpad rows through the systolic array into the accumulator."""
 
-from amaranth.hdl import Module, Mux, Shape, Signal
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -14,8 +14,8 @@ __all__ = ["ExecUnit", "exec_tag_layout"]
 
 
 def exec_tag_layout(config):
-    """What an activation row's tag carries through the array: its accumulator row and
-    whether the result is added to it."""
+    """What an activation row's tag carries through the array when the unit is
+    :attr:`ExecUnit.tagged`: its accumulator row and whether the result is added to it."""
     return data.StructLayout({"acc_addr": range(config.acc_depth), "accumulate": 1})
 
 
@@ -27,8 +27,11 @@ class ExecUnit(wiring.Component):
     and the unit stops. Then two readers work side by side: the weight reader reads, with
     ``preload``, the ``dim`` weight rows through ``sp_weight_read`` into the array's shadow
     tile; the activation reader reads the ``rows`` activation rows through ``sp_read`` into
-    the array (the first one with ``swap`` after a preload), each tagged with its accumulator
-    row; each result row is written (or, with ``accumulate``, added) to that row. The array
+    the array (the first one with ``swap`` after a preload). Each result row is written (or,
+    with ``accumulate``, added) to its accumulator row, from ``acc_addr`` on: the rows come
+    out in order, so at :attr:`counted_up_to_mhz` and below the unit counts them (no tag
+    through the array); above, each activation row is tagged with its accumulator row, so
+    that the accumulator's write address comes straight from a register. The array
     itself keeps the two in step: the next tile's weights wait for the swap of this one, a
     swap waits for its tile.
 
@@ -61,20 +64,45 @@ class ExecUnit(wiring.Component):
     Raises
     ------
     ValueError
-        The tag (``exec_tag_layout``) does not fit ``config.tag_width``.
+        :attr:`tagged` and the tag (``exec_tag_layout``) does not fit ``config.tag_width``.
     """
 
-    #: Reads in flight between the scratchpad and the array (no more than the scratchpad's
-    #: answer buffer holds: ``read_latency + 1``); instructions queued per reader;
-    #: instructions in flight.
-    route_depth, queue_depth, inflight_depth = Scratchpad.read_latency + 1, 2, 4
+    #: Instructions queued per reader; instructions in flight.
+    queue_depth, inflight_depth = 2, 4
+    #: Results counted (no tags) up to this clock (MHz).
+    counted_up_to_mhz = 50
+
+    @property
+    def tagged(self):
+        """Whether the activation rows carry their accumulator row through the array."""
+        return self.config.target_mhz > self.counted_up_to_mhz
+
+    @property
+    def route_depth(self):
+        """Reads in flight between the scratchpad and the array: no more than the
+        scratchpad's answers per port (1 when it holds them in its banks: then a register)."""
+        return Scratchpad.answers_for(self.config)
+
+    def _route(self, m, name, width, w_en, w_data, r_en):
+        """What each scratchpad read carries to the array, in request order:
+        ``(w_rdy, r_rdy, r_data)``. With one answer per port a register loaded with each
+        read (the scratchpad takes a read only when the last answer is taken), and valid
+        whenever an answer is; else a FIFO of :attr:`route_depth` entries."""
+        if self.route_depth == 1:
+            data_ = Signal(width, name=f"{name}_data")
+            with m.If(w_en):
+                m.d.sync += data_.eq(w_data)
+            return 1, 1, data_
+        m.submodules[name] = fifo = SyncFIFOBuffered(width=width, depth=self.route_depth)
+        m.d.comb += [fifo.w_en.eq(w_en), fifo.w_data.eq(w_data), fifo.r_en.eq(r_en)]
+        return fifo.w_rdy, fifo.r_rdy, fifo.r_data
 
     def __init__(self, config):
-        if exec_tag_layout(config).size > config.tag_width:
+        self.config = config
+        if self.tagged and exec_tag_layout(config).size > config.tag_width:
             self._MustUse__silence = True
             raise ValueError(f"tag_width must be at least {exec_tag_layout(config).size} "
                              f"for acc_depth {config.acc_depth}, not {config.tag_width!r}")
-        self.config = config
         super().__init__({
             "ctl": Out(unit_signature()),
             "sp_read": Out(stream.Signature(config.addr_width)),
@@ -89,7 +117,8 @@ class ExecUnit(wiring.Component):
         m = Module()
         cfg, dim = self.config, self.config.dim
         ctl = self.ctl
-        m.submodules.array = array = SystolicArray(cfg, result_buffer=False)
+        tagged = self.tagged
+        m.submodules.array = array = SystolicArray(cfg, result_buffer=False, tags=tagged)
 
         error = Signal(ErrorCause)
         m.d.comb += ctl.error.eq(error)
@@ -109,15 +138,19 @@ class ExecUnit(wiring.Component):
         # addresses below the depths, row counts up to the scratchpad's depth.
         sp_addr, acc_addr, rows_shape = range(cfg.sp_depth), range(cfg.acc_depth), \
             range(cfg.sp_depth + 1)
-        act_job = data.StructLayout({"act_addr": sp_addr, "acc_addr": acc_addr,
-                                     "rows": rows_shape, "accumulate": 1, "preload": 1})
+        act_job = data.StructLayout({"act_addr": sp_addr, "rows": rows_shape, "preload": 1,
+                                     **({"acc_addr": acc_addr, "accumulate": 1}
+                                        if tagged else {})})
+        # What the result side needs: the accumulator rows [acc_addr, acc_end).
+        result_job = data.StructLayout({"acc_addr": acc_addr, "acc_end": range(cfg.acc_depth + 1),
+                                        "accumulate": 1})
         weight_addr_width = Shape.cast(sp_addr).width
         m.submodules.weight_jobs = weight_jobs = SyncFIFOBuffered(width=weight_addr_width,
                                                                   depth=self.queue_depth)
         m.submodules.act_jobs = act_jobs = SyncFIFOBuffered(width=act_job.size,
                                                             depth=self.queue_depth)
         m.submodules.inflight = inflight = SyncFIFOBuffered(
-            width=Shape.cast(rows_shape).width, depth=self.inflight_depth)
+            width=result_job.size, depth=self.inflight_depth)
         stopped = error != ErrorCause.NONE
         m.d.comb += ctl.insn.ready.eq(weight_jobs.w_rdy & act_jobs.w_rdy & inflight.w_rdy
                                       & ~stopped)
@@ -126,85 +159,98 @@ class ExecUnit(wiring.Component):
             m.d.sync += error.eq(check)
         job = Signal(act_job)
         m.d.comb += [
-            job.act_addr.eq(incoming.act_addr), job.acc_addr.eq(incoming.acc_addr),
-            job.rows.eq(incoming.rows), job.accumulate.eq(incoming.accumulate),
+            job.act_addr.eq(incoming.act_addr), job.rows.eq(incoming.rows),
             job.preload.eq(incoming.preload),
+            *([job.acc_addr.eq(incoming.acc_addr), job.accumulate.eq(incoming.accumulate)]
+              if tagged else []),
             weight_jobs.w_en.eq(accept & incoming.preload),
             weight_jobs.w_data.eq(incoming.weight_addr),
             act_jobs.w_en.eq(accept),
             act_jobs.w_data.eq(job),
             inflight.w_en.eq(accept),
-            inflight.w_data.eq(incoming.rows),
+            # result_job's fields in order, straight from the instruction (no named wire).
+            inflight.w_data.eq(Cat(
+                incoming.acc_addr[:result_job["acc_addr"].width],
+                (incoming.acc_addr + incoming.rows)[:result_job["acc_end"].width],
+                incoming.accumulate)),
         ]
 
         # --- Weight rows: their own read port, into the array's shadow tile. ---
         w_index = Signal(range(dim))
-        w_route = SyncFIFOBuffered(width=1, depth=self.route_depth)  # `last` of each read
-        m.submodules.weight_route = w_route
+        w_fire = self.sp_weight_read.valid & self.sp_weight_read.ready
+        w_taken = self.sp_weight_read_data.valid & self.sp_weight_read_data.ready
+        w_route_rdy, w_route_valid, w_route_last = self._route(   # `last` of each read
+            m, "weight_route", 1, w_fire, w_index == dim - 1, w_taken)
         m.d.comb += [
-            self.sp_weight_read.valid.eq(weight_jobs.r_rdy & w_route.w_rdy),
+            self.sp_weight_read.valid.eq(weight_jobs.r_rdy & w_route_rdy),
             self.sp_weight_read.payload.eq(weight_jobs.r_data + w_index),
-            w_route.w_en.eq(self.sp_weight_read.valid & self.sp_weight_read.ready),
-            w_route.w_data.eq(w_index == dim - 1),
-            weight_jobs.r_en.eq(w_route.w_en & (w_index == dim - 1)),
+            weight_jobs.r_en.eq(w_fire & (w_index == dim - 1)),
         ]
-        with m.If(w_route.w_en):
+        with m.If(w_fire):
             m.d.sync += w_index.eq(Mux(w_index == dim - 1, 0, w_index + 1))
         m.d.comb += [
-            array.weights.valid.eq(self.sp_weight_read_data.valid & w_route.r_rdy),
+            array.weights.valid.eq(self.sp_weight_read_data.valid & w_route_valid),
             array.weights.payload.row.as_value().eq(
                 self.sp_weight_read_data.payload.row.as_value()),
-            array.weights.payload.last.eq(w_route.r_data),
-            self.sp_weight_read_data.ready.eq(w_route.r_rdy & array.weights.ready),
-            w_route.r_en.eq(self.sp_weight_read_data.valid & self.sp_weight_read_data.ready),
+            array.weights.payload.last.eq(w_route_last),
+            self.sp_weight_read_data.ready.eq(w_route_valid & array.weights.ready),
         ]
 
-        # --- Activation rows: one read per cycle, tagged with their accumulator row. ---
+        # --- Activation rows: one read per cycle (tagged: with their accumulator row). ---
         current = act_job(act_jobs.r_data)
         a_index = Signal(rows_shape)
-        route_layout = data.StructLayout({"swap": 1, "tag": exec_tag_layout(cfg)})
-        m.submodules.route = route = SyncFIFOBuffered(width=route_layout.size,
-                                                      depth=self.route_depth)
-        entry = Signal(route_layout)
         last_row = a_index == current.rows - 1
+        a_fire = self.sp_read.valid & self.sp_read.ready
+        a_taken = self.sp_read_data.valid & self.sp_read_data.ready
+        route_layout = data.StructLayout({"swap": 1, **({"tag": exec_tag_layout(cfg)}
+                                                       if tagged else {})})
+        entry = Signal(route_layout)
+        m.d.comb += entry.swap.eq(current.preload & (a_index == 0))
+        if tagged:
+            m.d.comb += [entry.tag.acc_addr.eq(current.acc_addr + a_index),
+                         entry.tag.accumulate.eq(current.accumulate)]
+        route_rdy, route_valid, route_data = self._route(
+            m, "route", route_layout.size, a_fire, entry, a_taken)
+        head_route = route_layout(route_data)
         m.d.comb += [
-            entry.swap.eq(current.preload & (a_index == 0)),
-            entry.tag.acc_addr.eq(current.acc_addr + a_index),
-            entry.tag.accumulate.eq(current.accumulate),
-            self.sp_read.valid.eq(act_jobs.r_rdy & route.w_rdy),
+            self.sp_read.valid.eq(act_jobs.r_rdy & route_rdy),
             self.sp_read.payload.eq(current.act_addr + a_index),
-            route.w_en.eq(self.sp_read.valid & self.sp_read.ready),
-            route.w_data.eq(entry),
-            act_jobs.r_en.eq(route.w_en & last_row),
+            act_jobs.r_en.eq(a_fire & last_row),
         ]
-        with m.If(route.w_en):
+        with m.If(a_fire):
             m.d.sync += a_index.eq(Mux(last_row, 0, a_index + 1))
-        head = route_layout(route.r_data)
         m.d.comb += [
-            array.acts.valid.eq(self.sp_read_data.valid & route.r_rdy),
+            array.acts.valid.eq(self.sp_read_data.valid & route_valid),
             array.acts.payload.row.as_value().eq(self.sp_read_data.payload.row.as_value()),
-            array.acts.payload.swap.eq(head.swap),
-            array.acts.payload.tag.eq(head.tag),
-            self.sp_read_data.ready.eq(route.r_rdy & array.acts.ready),
-            route.r_en.eq(self.sp_read_data.valid & self.sp_read_data.ready),
+            array.acts.payload.swap.eq(head_route.swap),
+            self.sp_read_data.ready.eq(route_valid & array.acts.ready),
             self.computing.eq(array.acts.valid & array.acts.ready),
         ]
 
-        # --- Results into the accumulator; an instruction is done with its last row. ---
-        result_tag = exec_tag_layout(cfg)(array.results.payload.tag[:exec_tag_layout(cfg).size])
+        # --- Results into the accumulator, in order: rows acc_addr, acc_addr + 1, ... of the
+        # oldest instruction in flight; it is done with its last row. ---
+        head = result_job(inflight.r_data)
+        if tagged:
+            m.d.comb += array.acts.payload.tag.eq(head_route.tag)
+            tag = exec_tag_layout(cfg)(array.results.payload.tag[:exec_tag_layout(cfg).size])
+            addr, accumulate = tag.acc_addr, tag.accumulate
+        else:
+            started = Signal()      # a row of the head instruction was written
+            next_addr = Signal(range(cfg.acc_depth))  # unused after the last row
+            addr, accumulate = Mux(started, next_addr, head.acc_addr), head.accumulate
+        wrote = self.acc_write.valid & self.acc_write.ready
+        finished = wrote & inflight.r_rdy & (addr + 1 == head.acc_end)
         m.d.comb += [
             self.acc_write.valid.eq(array.results.valid),
-            self.acc_write.payload.addr.eq(result_tag.acc_addr),
+            self.acc_write.payload.addr.eq(addr),
             self.acc_write.payload.row.eq(array.results.payload.row),
-            self.acc_write.payload.accumulate.eq(result_tag.accumulate),
+            self.acc_write.payload.accumulate.eq(accumulate),
+            inflight.r_en.eq(finished),
         ]
-        written = Signal(rows_shape)
-        wrote = self.acc_write.valid & self.acc_write.ready
-        finished = wrote & inflight.r_rdy & (written == inflight.r_data - 1)
         m.d.sync += ctl.done.eq(finished)
-        m.d.comb += inflight.r_en.eq(finished)
-        with m.If(wrote):
-            m.d.sync += written.eq(Mux(finished, 0, written + 1))
+        if not tagged:
+            with m.If(wrote):
+                m.d.sync += [next_addr.eq(addr + 1), started.eq(~finished)]
 
         m.d.comb += ctl.busy.eq(inflight.r_rdy)
         return m

@@ -1,6 +1,6 @@
 """Scratchpad: banked int8 row memory between the loads and the systolic array."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,21 +31,29 @@ class Scratchpad(wiring.Component):
     The bank is selected by the top address bits, so with two banks the halves are the
     ping-pong buffers. Each bank is one :class:`hdl.sram.SRAM1R1W`.
 
-    Timing:
+    Timing (two read-port variants, see :attr:`holds_answers`):
 
     - ``write``: one row per cycle, written at the end of the cycle it is accepted.
-    - ``read`` -> ``read_data``: one row per cycle; an answer appears 2 cycles after its request
-      is accepted (with an empty response buffer). A read sees every write accepted in an
-      earlier cycle, not one accepted in the same cycle.
+    - ``read`` -> ``read_data``: one row per cycle; an answer appears :attr:`read_latency`
+      cycles after its request is accepted (2 buffered, 1 held). A read sees every write
+      accepted in an earlier cycle, not one accepted in the same cycle.
     - ``read_b`` -> ``read_b_data``: a second read port with the same timing, for another
       bank: a bank has one read port, so when both ports want the same bank in a cycle,
       ``read`` goes first, ``read_b`` waits and the conflict is counted. (The EXEC unit reads
       the next tile's weights from one ping-pong half while activation rows stream from the
       other.)
-    - Back-pressure: ``read_data`` not ready fills a 3-row response buffer, then ``read.ready``
-      drops; nothing is lost. ``write.ready`` stays high, except that a write waits while
-      a read of the same row is accepted (with ``config.sp_single_port`` banks: of the same
-      bank): the read, which feeds the array, goes first, and the conflict is counted.
+    - Back-pressure, buffered: ``read_data`` not ready fills a 3-row response buffer, then
+      ``read.ready`` drops; ``ready`` is a register. Held: the answer waits in the bank's
+      own output register (an SRAM's output holds while it is not read), and ``read.ready``
+      is high while no answer waits or the waiting one is taken in this cycle (so it depends
+      on ``read_data.ready`` combinationally). When the other port reads that bank
+      meanwhile, the answer's ``valid`` drops and the port reads the row again (the other
+      port's request goes first, so neither can hold the other up for good); a write to a
+      row whose answer waits waits too, so the answer is still the row as it was read.
+      Nothing is lost either way. ``write.ready`` stays high, except that a write waits
+      while a read of the same row is accepted (with ``config.sp_single_port`` banks: of
+      the same bank): the read, which feeds the array, goes first, and the conflict is
+      counted.
     - An address at or above ``sp_depth`` is refused, never wrapped: a write is dropped, a
       read answers a zero row with ``error`` set, and the sticky ``error`` output rises.
 
@@ -58,9 +66,9 @@ class Scratchpad(wiring.Component):
     read_b_data : Out(stream.Signature(sp_read_layout(config)))
     error : Out(1)
         Sticky: an out-of-range address was refused.
-    conflicts : Out(32)
-        Cycles a write waited for a same-row read (same-bank with single-ported banks), or
-        ``read_b`` for a same-bank ``read``.
+    conflict : Out(1)
+        High in each cycle a write waits for a same-row read (same-bank with single-ported
+        banks), or ``read_b`` for a same-bank ``read`` (the top level counts these cycles).
     """
 
     def __init__(self, config):
@@ -72,11 +80,36 @@ class Scratchpad(wiring.Component):
             "read_b": In(stream.Signature(config.addr_width)),
             "read_b_data": Out(stream.Signature(sp_read_layout(config))),
             "error": Out(1),
-            "conflicts": Out(32),
+            "conflict": Out(1),
         })
 
-    #: Cycles from an accepted read request to its answer on ``read_data``.
-    read_latency = 2
+    #: Held answers up to this clock (MHz): the combinational path from ``read_data.ready``
+    #: to the banks' read enables is kept off faster clocks.
+    held_up_to_mhz = 50
+
+    @staticmethod
+    def holds_answers_for(config):
+        """Whether a scratchpad of ``config`` holds answers in the banks' output registers
+        (one per port, ``read_latency`` 1) instead of a 3-row response buffer per port."""
+        return config.target_mhz <= Scratchpad.held_up_to_mhz
+
+    @property
+    def holds_answers(self):
+        return self.holds_answers_for(self.config)
+
+    @staticmethod
+    def read_latency_for(config):
+        """Cycles from an accepted read request to its answer on ``read_data``."""
+        return 1 if Scratchpad.holds_answers_for(config) else 2
+
+    @property
+    def read_latency(self):
+        return self.read_latency_for(self.config)
+
+    @staticmethod
+    def answers_for(config):
+        """Accepted reads per port whose answers were not yet taken, at most."""
+        return 1 if Scratchpad.holds_answers_for(config) else 3
 
     @property
     def sram_shapes(self):
@@ -96,67 +129,136 @@ class Scratchpad(wiring.Component):
             banks.append(SRAM1R1W(bank_depth, width, collision="any"))
             m.submodules[f"bank{b}"] = banks[-1]
 
-        def read_port(name, stream_in, stream_out):
-            """Request side of a read port: (address, in range, bank, accepted, buffer)."""
-            response = ResponseBuffer(sp_read_layout(cfg), 1)
-            m.submodules[name] = response
-            wiring.connect(m, wiring.flipped(stream_out), response.output)
-            addr = stream_in.payload
-            return addr, addr < cfg.sp_depth, addr[index_bits:], response
-
-        r_addr, r_in_range, r_bank, response = read_port("response", self.read, self.read_data)
-        r_fire = self.read.valid & response.ready
-        m.d.comb += [self.read.ready.eq(response.ready), response.issue.eq(r_fire)]
-        # Port b waits when port a reads the same bank in this cycle.
-        b_addr, b_in_range, b_bank, response_b = read_port("response_b", self.read_b,
-                                                           self.read_b_data)
-        b_conflict = r_fire & r_in_range & b_in_range & (r_bank == b_bank)
-        b_fire = self.read_b.valid & response_b.ready & ~b_conflict
-        m.d.comb += [self.read_b.ready.eq(response_b.ready & ~b_conflict),
-                     response_b.issue.eq(b_fire)]
+        addr_bits = (cfg.sp_depth - 1).bit_length()
+        ports = [(self.read, self.read_data), (self.read_b, self.read_b_data)]
+        if self.holds_answers:
+            reads, fires, b_conflict, pending = self._held_ports(m, banks, ports)
+        else:
+            reads, fires, b_conflict, pending = self._buffered_ports(m, banks, ports)
 
         w_addr = self.write.payload.addr
         w_in_range = w_addr < cfg.sp_depth
-        w_bank = w_addr[index_bits:]
+        w_row = w_addr[:addr_bits]
         # A write waits for a read of the same row (of the same bank, if single-ported), so
-        # that the read returns the old row without the memory having to order the two.
-        conflict = Signal()
+        # that the read returns the old row without the memory having to order the two; and
+        # for a row whose answer is pending (held mode: it may have to be read again).
         if cfg.sp_single_port:
-            m.d.comb += conflict.eq(w_in_range & (
-                (r_fire & r_in_range & (r_bank == w_bank))
-                | (b_fire & b_in_range & (b_bank == w_bank))))
+            same = [go & (addr[index_bits:] == w_row[index_bits:]) for go, addr in reads]
         else:
-            m.d.comb += conflict.eq(w_in_range & ((r_fire & (r_addr == w_addr))
-                                                  | (b_fire & (b_addr == w_addr))))
+            same = [go & (addr == w_row) for go, addr in reads]
+        same += [waiting & (addr == w_row) for waiting, addr in pending]
+        conflict = Signal()
+        m.d.comb += conflict.eq(w_in_range & Cat(*same).any())
         m.d.comb += self.write.ready.eq(~conflict)
         w_fire = self.write.valid & self.write.ready
 
+        (a_go, a_addr), (b_go, b_addr) = reads
         for b, bank in enumerate(banks):
-            a_here = r_fire & r_in_range & (r_bank == b)
+            a_here = a_go & (a_addr[index_bits:] == b)
             m.d.comb += [
-                bank.r_addr.eq(Mux(a_here, r_addr[:index_bits], b_addr[:index_bits])),
-                bank.r_en.eq(a_here | (b_fire & b_in_range & (b_bank == b))),
+                bank.r_addr.eq(Mux(a_here, a_addr[:index_bits], b_addr[:index_bits])),
+                bank.r_en.eq(a_here | (b_go & (b_addr[index_bits:] == b))),
                 bank.w_addr.eq(w_addr[:index_bits]),
                 bank.w_data.eq(self.write.payload.row),
-                bank.w_en.eq(w_fire & w_in_range & (w_bank == b)),
+                bank.w_en.eq(w_fire & w_in_range & (w_row[index_bits:] == b)),
             ]
 
-        # The answers arrive one cycle after the requests: pick the banks read then.
-        for port_bank, in_range, buffer in [(r_bank, r_in_range, response),
-                                            (b_bank, b_in_range, response_b)]:
-            answer_bank = Signal.like(port_bank)
-            answer_error = Signal()
-            m.d.sync += [answer_bank.eq(port_bank), answer_error.eq(~in_range)]
-            with m.Switch(answer_bank):
-                for b, bank in enumerate(banks):
-                    with m.Case(b):
-                        m.d.comb += buffer.data.row.eq(bank.r_data)
-            with m.If(answer_error):
-                m.d.comb += buffer.data.row.eq(0)
-            m.d.comb += buffer.data.error.eq(answer_error)
-
-        with m.If((r_fire & ~r_in_range) | (b_fire & ~b_in_range) | (w_fire & ~w_in_range)):
+        refused = [fire & ~in_range for fire, in_range in fires]
+        with m.If(Cat(*refused, w_fire & ~w_in_range).any()):
             m.d.sync += self.error.eq(1)
-        with m.If((self.write.valid & conflict) | (self.read_b.valid & b_conflict)):
-            m.d.sync += self.conflicts.eq(self.conflicts + 1)
+        m.d.comb += self.conflict.eq((self.write.valid & conflict) | b_conflict)
         return m
+
+    def _bank_row(self, m, banks, bank, error, row):
+        """Drive ``row`` with the output of bank ``bank``, or zero if ``error``."""
+        with m.Switch(bank):
+            for b, sram in enumerate(banks):
+                with m.Case(b):
+                    m.d.comb += row.eq(sram.r_data)
+        with m.If(error):
+            m.d.comb += row.eq(0)
+
+    def _buffered_ports(self, m, banks, ports):
+        """Read ports with a 3-row response buffer each (registered ``ready``)."""
+        cfg = self.config
+        addr_bits = (cfg.sp_depth - 1).bit_length()
+        index_bits = (cfg.sp_bank_depth - 1).bit_length()
+        reads, fires = [], []
+        for name, (request, answer) in zip(["response", "response_b"], ports, strict=True):
+            m.submodules[name] = response = ResponseBuffer(sp_read_layout(cfg), 1)
+            wiring.connect(m, wiring.flipped(answer), response.output)
+            addr = request.payload
+            in_range = addr < cfg.sp_depth
+            ready = response.ready
+            if reads:
+                # Port b waits when port a reads the same bank in this cycle.
+                a_go, a_addr = reads[0]
+                b_conflict = a_go & in_range & (a_addr[index_bits:] == addr[index_bits:addr_bits])
+                ready = ready & ~b_conflict
+            fire = request.valid & ready
+            m.d.comb += [request.ready.eq(ready), response.issue.eq(fire)]
+            reads.append((fire & in_range, addr[:addr_bits]))
+            fires.append((fire, in_range))
+            # The answer arrives one cycle after the request: pick the bank read then.
+            answer_bank = Signal(range(cfg.sp_banks))
+            answer_error = Signal()
+            m.d.sync += [answer_bank.eq(addr[index_bits:addr_bits]), answer_error.eq(~in_range)]
+            self._bank_row(m, banks, answer_bank, answer_error, response.data.row)
+            m.d.comb += response.data.error.eq(answer_error)
+        return reads, fires, ports[1][0].valid & b_conflict, []
+
+    def _held_ports(self, m, banks, ports):
+        """Read ports whose answer waits in the bank's own output register (see the class
+        docstring): per port an address register and a few flags."""
+        cfg = self.config
+        addr_bits = (cfg.sp_depth - 1).bit_length()
+        index_bits = (cfg.sp_bank_depth - 1).bit_length()
+        ps = []
+        for request, answer in ports:
+            p = {"pend": Signal(), "error": Signal(), "fresh": Signal(),
+                 "addr": Signal(addr_bits), "new": Signal(), "target": Signal(addr_bits),
+                 "go": Signal(), "request": request, "answer": answer}
+            valid = p["valid"] = p["pend"] & (p["fresh"] | p["error"])
+            m.d.comb += [answer.valid.eq(valid), answer.payload.error.eq(p["error"])]
+            self._bank_row(m, banks, p["addr"][index_bits:], p["error"], answer.payload.row)
+            p["taken"] = valid & answer.ready
+            p["free"] = ~p["pend"] | p["taken"]
+            # Displaced by the other port's read of its bank: read the row again.
+            p["stale"] = p["pend"] & ~p["fresh"] & ~p["error"]
+            p["in_range"] = request.payload < cfg.sp_depth
+            m.d.comb += [
+                p["new"].eq(request.valid & p["free"] & p["in_range"]),
+                p["target"].eq(Mux(p["stale"], p["addr"], request.payload[:addr_bits])),
+            ]
+            ps.append(p)
+        a, b = ps
+        same_bank = a["target"][index_bits:] == b["target"][index_bits:]
+        # One read per bank and cycle: port a's request, then port b's, then a's re-read,
+        # then b's (a re-read gives way to a request, so that a displaced answer that waits
+        # for the other port, as a swap row waits for its weights, never stops it).
+        m.d.comb += [
+            a["go"].eq(a["new"] | (a["stale"] & ~(b["new"] & same_bank))),
+            b["go"].eq((b["new"] | b["stale"]) & ~(a["go"] & same_bank)),
+            a["request"].ready.eq(a["free"]),
+            b["request"].ready.eq(b["free"] & ~(b["in_range"] & a["go"] & same_bank)),
+        ]
+        b_conflict = (b["new"] | b["stale"]) & a["go"] & same_bank
+        fires = []
+        for p, other in [(a, b), (b, a)]:
+            fire = p["request"].valid & p["request"].ready
+            fires.append((fire, p["in_range"]))
+            with m.If(fire):
+                m.d.sync += [p["pend"].eq(1), p["error"].eq(~p["in_range"]),
+                             p["addr"].eq(p["request"].payload)]
+            with m.Elif(p["taken"]):
+                m.d.sync += p["pend"].eq(0)
+            # The answer stays in its bank's output register until the other port reads
+            # that bank.
+            with m.If(p["go"]):
+                m.d.sync += p["fresh"].eq(1)
+            with m.Elif(other["go"]
+                        & (other["target"][index_bits:] == p["addr"][index_bits:])):
+                m.d.sync += p["fresh"].eq(0)
+        reads = [(p["go"], p["target"]) for p in ps]
+        pending = [(p["pend"] & ~p["error"], p["addr"]) for p in ps]
+        return reads, fires, b_conflict, pending

@@ -20,20 +20,21 @@ def weight_row_layout(config):
     })
 
 
-def act_row_layout(config):
-    """One K-vector of activations, the swap flag and the tag returned with the result."""
+def act_row_layout(config, tags=True):
+    """One K-vector of activations, the swap flag and (``tags``) the tag returned with the
+    result."""
     return data.StructLayout({
         "row": data.ArrayLayout(config.act_shape, config.dim),
         "swap": 1,
-        "tag": config.tag_width,
+        **({"tag": config.tag_width} if tags else {}),
     })
 
 
-def result_row_layout(config):
-    """One N-vector of sums and the tag of the activation row it came from."""
+def result_row_layout(config, tags=True):
+    """One N-vector of sums and (``tags``) the tag of the activation row it came from."""
     return data.StructLayout({
         "row": data.ArrayLayout(config.acc_shape, config.dim),
-        "tag": config.tag_width,
+        **({"tag": config.tag_width} if tags else {}),
     })
 
 
@@ -89,27 +90,33 @@ class SystolicArray(wiring.Component):
     result_buffer : bool
         Whether results leave through the credit-based output buffer (the default), or
         unbuffered on an always-ready ``results`` stream.
+    tags : bool
+        Whether the rows carry tags (the default). Without, the payloads have no ``tag``
+        field and there are no tag registers, for an owner that counts its results in order.
 
     Members
     -------
     weights : In(stream.Signature(weight_row_layout(config)))
-    acts : In(stream.Signature(act_row_layout(config)))
-    results : Out(stream.Signature(result_row_layout(config), always_ready=not result_buffer))
+    acts : In(stream.Signature(act_row_layout(config, tags)))
+    results : Out(stream.Signature(result_row_layout(config, tags),
+                                   always_ready=not result_buffer))
     error : Out(1)
         Sticky: a weight row had ``last`` set where it should not, or missed it on row dim-1.
         The array still counts rows by position; only reset clears the flag.
     """
 
-    def __init__(self, config, *, result_buffer=True):
-        if not isinstance(result_buffer, bool):
-            self._MustUse__silence = True  # never built: no "created but never used" warning
-            raise TypeError(f"result_buffer must be a bool, not {result_buffer!r}")
+    def __init__(self, config, *, result_buffer=True, tags=True):
+        for name, value in [("result_buffer", result_buffer), ("tags", tags)]:
+            if not isinstance(value, bool):
+                self._MustUse__silence = True  # never built: no "created but never used" warning
+                raise TypeError(f"{name} must be a bool, not {value!r}")
         self.config = config
         self.result_buffer = result_buffer
+        self.tags = tags
         super().__init__({
             "weights": In(stream.Signature(weight_row_layout(config))),
-            "acts": In(stream.Signature(act_row_layout(config))),
-            "results": Out(stream.Signature(result_row_layout(config),
+            "acts": In(stream.Signature(act_row_layout(config, tags))),
+            "results": Out(stream.Signature(result_row_layout(config, tags),
                                             always_ready=not result_buffer)),
             "error": Out(1),
         })
@@ -136,7 +143,7 @@ class SystolicArray(wiring.Component):
         # --- Results leave through a credit-based buffer; it decides acts.ready. Without
         # one, they leave as they come (the consumer is always ready). ---
         if self.result_buffer:
-            m.submodules.buffer = buffer = ResponseBuffer(result_row_layout(cfg),
+            m.submodules.buffer = buffer = ResponseBuffer(result_row_layout(cfg, self.tags),
                                                           self.latency - 1)
             wiring.connect(m, wiring.flipped(self.results), buffer.output)
             results_ready, result, result_latency = buffer.ready, buffer.data, buffer.latency
@@ -228,7 +235,9 @@ class SystolicArray(wiring.Component):
         # --- De-skew the bottom row; the tag travels beside the array. ---
         bottom = [_delayed(m, pes[dim - 1][n].psum_out, dim - 1 - n, f"sum_c{n}")
                   for n in range(dim)]
-        m.d.comb += result.tag.eq(_delayed(m, self.acts.payload.tag, result_latency, "tag"))
+        if self.tags:
+            m.d.comb += result.tag.eq(_delayed(m, self.acts.payload.tag, result_latency,
+                                               "tag"))
         for n in range(dim):
             m.d.comb += result.row[n].eq(bottom[n])
         return m

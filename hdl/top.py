@@ -161,8 +161,10 @@ class _Core(wiring.Component):
                 (load.ctl.busy & ~(load.dma_data.valid & load.dma_data.ready))
                 | (store.ctl.busy & ~(store.dma_read_data.valid | store.dma_write_data.valid)))),
         ]
+        # Bank conflicts: one 32-bit count of both memories' conflict cycles (2 in a cycle
+        # where both wait), not cleared by PERF_CLEAR.
         conflicts = Signal(32)
-        m.d.comb += conflicts.eq(scratchpad.conflicts + accumulator.conflicts)
+        m.d.sync += conflicts.eq(conflicts + scratchpad.conflict + accumulator.conflict)
         m.d.comb += regs.bank_conflicts.eq(conflicts)
         return m
 

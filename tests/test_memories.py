@@ -80,12 +80,16 @@ def check_answers(log, answers, model, context):
 
 SMALL = TesseraConfig(dim=3, sp_depth=32, acc_depth=16, addr_width=8)
 
+#: Scratchpad read ports: answers held in the banks (30 MHz) or buffered (80 MHz).
+READ_PORTS = pytest.mark.parametrize("mhz", [30.0, 80.0], ids=["held", "buffered"])
 
+
+@READ_PORTS
 @pytest.mark.parametrize("stall", [0.0, 0.3], ids=["idle", "stalls"])
 @pytest.mark.parametrize("single_port", [False, True], ids=["1r1w", "single-port"])
-def test_scratchpad_random(stall, single_port):
+def test_scratchpad_random(stall, single_port, mhz):
     seed = 40 + int(stall * 10) + single_port
-    config = SMALL.replace(sp_single_port=single_port)
+    config = SMALL.replace(sp_single_port=single_port, target_mhz=mhz)
     print(f"seed={seed} config={config}")
     rng = np.random.default_rng(seed)
     hot = [0, 1, config.sp_depth - 1]
@@ -161,10 +165,11 @@ def test_accumulate_same_row_every_cycle_at_full_rate():
     assert answers == [model.read(a)[0] for a in reads]
 
 
+@READ_PORTS
 @pytest.mark.parametrize("memory", ["scratchpad", "accumulator"])
-def test_ports_run_at_full_rate_on_different_banks(memory):
+def test_ports_run_at_full_rate_on_different_banks(memory, mhz):
     """Writes into bank 0 and reads of bank 1, every cycle, no conflicts, no stalls."""
-    config = SMALL
+    config = SMALL.replace(target_mhz=mhz)
     rng = np.random.default_rng(11)
     depth = config.sp_depth if memory == "scratchpad" else config.acc_depth
     half = depth // 2
@@ -194,12 +199,12 @@ def test_same_bank_conflicts_are_counted_and_correct():
               for a in rng.integers(0, half, 50)]
     reads = [int(a) for a in rng.integers(0, half, 50)]
     dut = Accumulator(config)
-    conflicts, waited = [], [0]
+    conflicts, waited = [0], [0]
 
     async def probe(ctx):
         async for _, _, value, valid, ready in ctx.tick().sample(
-                dut.conflicts, dut.read.valid, dut.read.ready):
-            conflicts.append(value)
+                dut.conflict, dut.read.valid, dut.read.ready):
+            conflicts.append(conflicts[-1] + value)
             waited[0] += valid and not ready
     log, answers, _ = run_memory(dut, writes, reads, seed=12, probes=[probe])
     check_answers(log, answers, AccumulatorModel(config), "seed=12")
@@ -207,13 +212,14 @@ def test_same_bank_conflicts_are_counted_and_correct():
     assert conflicts[-1] == waited[0] > 0
 
 
+@READ_PORTS
 @pytest.mark.parametrize("stall", [0.0, 0.3])
-def test_scratchpad_second_read_port(stall):
+def test_scratchpad_second_read_port(stall, mhz):
     """``read`` and ``read_b`` read at once: every answer is the row written there (out of
     range: a zero row with error), in order, with nothing lost under stalls."""
     seed = 91 + int(stall * 10)
     print(f"seed={seed} stall={stall}")
-    config = TesseraConfig(dim=3, sp_depth=64)
+    config = TesseraConfig(dim=3, sp_depth=64, target_mhz=mhz)
     dut = Scratchpad(config)
     rng = np.random.default_rng(seed)
     rows = rng.integers(-128, 128, size=(config.sp_depth, config.dim))
@@ -255,8 +261,9 @@ def test_scratchpad_second_read_port(stall):
                 assert not error and row == rows[addr].tolist(), f"seed={seed}: {port} {addr}"
 
 
-def test_scratchpad_second_port_full_rate_on_the_other_bank():
-    config = TesseraConfig(dim=2, sp_depth=64)
+@READ_PORTS
+def test_scratchpad_second_port_full_rate_on_the_other_bank(mhz):
+    config = TesseraConfig(dim=2, sp_depth=64, target_mhz=mhz)
     dut = Scratchpad(config)
     accepted = {"a": [], "b": []}
 
@@ -278,6 +285,98 @@ def test_scratchpad_second_port_full_rate_on_the_other_bank():
     sim.run()
     assert accepted["a"] == [1] * 20
     assert accepted["b"] == [1] * 10 + [0] * 10  # the same bank as port a: waits
+
+
+@READ_PORTS
+@pytest.mark.parametrize("stall", [0.0, 0.3], ids=["idle", "stalls"])
+def test_scratchpad_both_ports_and_writes_in_one_bank(stall, mhz):
+    """Both read ports and the write port on a few rows of one bank at once, under stalls:
+    every answer is the row as it was when its read was accepted (held answers displaced by
+    the other port are read again; writes to their rows wait)."""
+    seed = 60 + int(stall * 10)
+    config = SMALL.replace(target_mhz=mhz)
+    print(f"seed={seed} config={config}")
+    rng = np.random.default_rng(seed)
+    dut = Scratchpad(config)
+    hot = [1, 2, 5]   # bank 0
+    writes = [{"addr": int(a), "row": [int(v) for v in random_operands(rng, 3, 8, True)]}
+              for a in rng.choice(hot, 200)]
+    reads = {port: [int(a) for a in rng.choice(hot + [17, 40], 200)] for port in "ab"}
+    streams = {"a": (dut.read, dut.read_data), "b": (dut.read_b, dut.read_b_data)}
+    answers, log = {"a": [], "b": []}, []
+
+    async def writer(ctx):
+        for payload in writes:
+            await stream_put(ctx, dut.write, payload, idle=idle_cycles(rng, stall))
+
+    def port_benches(port):
+        request, answer = streams[port]
+
+        async def put(ctx):
+            for addr in reads[port]:
+                await stream_put(ctx, request, addr, idle=idle_cycles(rng, stall))
+
+        async def get(ctx):
+            for _ in reads[port]:
+                payload = await stream_get(ctx, answer, idle=idle_cycles(rng, stall))
+                answers[port].append(([int(v) for v in payload.row], bool(payload.error)))
+        return put, get
+
+    async def monitor(ctx):
+        cycle = 0
+        async for _, _, wv, wr, wp, av, ar, ap, bv, br, bp in ctx.tick().sample(
+                dut.write.valid, dut.write.ready, dut.write.payload,
+                dut.read.valid, dut.read.ready, dut.read.payload,
+                dut.read_b.valid, dut.read_b.ready, dut.read_b.payload):
+            for port, valid, ready, addr in [("a", av, ar, ap), ("b", bv, br, bp)]:
+                if valid and ready:
+                    log.append((cycle, port, int(addr)))
+            if wv and wr:
+                log.append((cycle, "write", (int(wp.addr), [int(v) for v in wp.row], False)))
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    for bench in (writer, *port_benches("a"), *port_benches("b")):
+        sim.add_testbench(bench)
+    sim.add_testbench(monitor, background=True)
+    sim.run_until(CLOCK * 5_000)
+    model = ScratchpadModel(config)
+    want = {"a": [], "b": []}
+    for cycle in sorted({c for c, _, _ in log}):
+        for c, kind, request in log:
+            if c == cycle and kind in want:
+                want[kind].append(model.read(request))
+        for c, kind, request in log:
+            if c == cycle and kind == "write":
+                model.write(*request)
+    for port in "ab":
+        assert len(answers[port]) == len(reads[port]), f"seed={seed}: port {port} hung"
+        assert answers[port] == want[port], f"seed={seed}: port {port}"
+
+
+@READ_PORTS
+def test_scratchpad_read_latency(mhz):
+    """An answer is valid ``read_latency`` cycles after its request was accepted."""
+    config = SMALL.replace(target_mhz=mhz)
+    dut = Scratchpad(config)
+    assert dut.read_latency == (1 if mhz < 50 else 2)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.read_data.ready, 1)
+        ctx.set(dut.read.valid, 1)
+        ctx.set(dut.read.payload, 3)
+        await ctx.tick()
+        ctx.set(dut.read.valid, 0)
+        for _ in range(4):
+            seen.append(ctx.get(dut.read_data.valid))
+            await ctx.tick()
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen.index(1) + 1 == dut.read_latency and sum(seen) == 1
 
 
 @pytest.mark.parametrize("collision, expected", [("old", 5), ("any", 7)])

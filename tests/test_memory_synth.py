@@ -40,6 +40,7 @@ def test_memories_map_to_block_ram(memory, family, cell, count_blocks, build_dir
     print(f"{memory} {config.name} on {family}: {cells}")
     assert cells.get(cell, 0) == banks * count_blocks(depth, width)
     # No memory left to flip-flops: the flip-flops are the control and the response buffers
-    # (3 rows each), far fewer than one bank's bits.
+    # (none for the scratchpad on the iCE40: its banks hold the answers), far fewer than one
+    # bank's bits.
     flops = sum(n for name, n in cells.items() if re.match(r"(SB_DFF|TRELLIS_FF)", name))
     assert flops < depth * width // 4

@@ -17,9 +17,9 @@ CLOCK = 1e-6
 
 
 def run_array(config, workload, *, seed, stall_in=0.0, stall_out=0.0, hold_results=0,
-              max_cycles=20_000, result_buffer=True):
+              max_cycles=20_000, result_buffer=True, tags=True):
     """Stream ``workload`` through an array; returns (results, accept cycles, error flag)."""
-    dut = SystolicArray(config, result_buffer=result_buffer)
+    dut = SystolicArray(config, result_buffer=result_buffer, tags=tags)
     rng = np.random.default_rng(seed)
     results, accepted, cycle = [], [], [0]
 
@@ -30,22 +30,26 @@ def run_array(config, workload, *, seed, stall_in=0.0, stall_out=0.0, hold_resul
 
     async def acts(ctx):
         for row, swap, tag in workload.act_rows:
-            await stream_put(ctx, dut.acts, {"row": row, "swap": swap, "tag": tag},
-                             idle=idle_cycles(rng, stall_in))
+            payload = {"row": row, "swap": swap, **({"tag": tag} if tags else {})}
+            await stream_put(ctx, dut.acts, payload, idle=idle_cycles(rng, stall_in))
+
+    def row_of(payload):
+        row = [int(v) for v in payload.row]
+        return (row, int(payload.tag)) if tags else row
 
     async def consumer(ctx):
         if not result_buffer:  # always ready: every valid cycle is a row
             async for _, _, valid, payload in ctx.tick().sample(dut.results.valid,
                                                                  dut.results.payload):
                 if valid:
-                    results.append(([int(v) for v in payload.row], int(payload.tag)))
+                    results.append(row_of(payload))
                     if len(results) == len(workload.expected):
                         return
         for _ in range(hold_results):
             await ctx.tick()
         for _ in workload.expected:
             payload = await stream_get(ctx, dut.results, idle=idle_cycles(rng, stall_out))
-            results.append(([int(v) for v in payload.row], int(payload.tag)))
+            results.append(row_of(payload))
 
     async def monitor(ctx):
         async for _, _, valid, ready in ctx.tick().sample(dut.acts.valid, dut.acts.ready):
@@ -147,6 +151,17 @@ def test_unbuffered_array_matches_model(dim, stalls):
     assert not error
 
 
+def test_untagged_array_results_in_order():
+    """``tags=False``: no tag fields; the rows are right and in order."""
+    seed = 1150
+    config = TesseraConfig(dim=3)
+    workload = make_array_workload(config, np.random.default_rng(seed), n_tiles=4,
+                                   leading_rows=1)
+    _, results, _, _ = run_array(config, workload, seed=seed, stall_in=0.3,
+                                 result_buffer=False, tags=False)
+    assert results == [row for row, _ in workload.expected]
+
+
 def test_unbuffered_array_full_rate():
     seed = 2104
     config = TesseraConfig(dim=4)
@@ -161,6 +176,8 @@ def test_unbuffered_array_full_rate():
 def test_result_buffer_must_be_bool():
     with pytest.raises(TypeError, match=r"^result_buffer must be a bool, not 1$"):
         SystolicArray(TesseraConfig(), result_buffer=1)
+    with pytest.raises(TypeError, match=r"^tags must be a bool, not 0$"):
+        SystolicArray(TesseraConfig(), tags=0)
 
 
 @pytest.mark.parametrize("stages", [1, 2])
