@@ -234,7 +234,9 @@ def test_back_pressure_loses_nothing(lanes, multiply_cycles):
 @pytest.mark.parametrize("multiply_cycles", [1, 4])
 def test_params_wait_for_swap_and_pipeline(multiply_cycles):
     """A completed set holds ``params.ready`` low until its swap row, and for param_hold
-    cycles after it; a swap row waits for a completed set."""
+    cycles after it (the beat presented right after the swap is accepted param_hold cycles
+    after it: with the parameters in block RAM its words are written meanwhile); a swap row
+    waits for a completed set."""
     config = TesseraConfig(dim=2, postproc_multiply_cycles=multiply_cycles)
     dut = PostProcess(config)
     log = []
@@ -257,6 +259,9 @@ def test_params_wait_for_swap_and_pipeline(multiply_cycles):
             await ctx.tick()
         await stream_put(ctx, dut.acc_rows, {"row": [1, 2], "mode": PostMode.ACC, "swap": 1,
                                              "tag": 7})
+        ctx.set(dut.params.payload, {"column": 0, "bias": 0, "multiplier": 0, "shift": 0,
+                                     "last": 0})
+        ctx.set(dut.params.valid, 1)
         for _ in range(dut.param_hold + 2):
             log.append(ctx.get(dut.params.ready))
             await ctx.tick()
@@ -266,7 +271,11 @@ def test_params_wait_for_swap_and_pipeline(multiply_cycles):
     sim.add_testbench(bench)
     sim.run_until(CLOCK * 100)
     # The swap row started accept_delay cycles before stream_put saw it accepted.
-    assert log == [0] * (dut.param_hold - 1 - dut.accept_delay) + [1] * (3 + dut.accept_delay)
+    if multiply_cycles >= 3:
+        assert (dut.param_hold, dut.beat_cycles) == (3, 3)
+    hold = dut.param_hold - 1 - dut.accept_delay
+    # Then one beat a cycle, or one every beat_cycles (3) with the parameters in block RAM.
+    assert log == [0] * hold + [int(i % dut.beat_cycles == 0) for i in range(3 + dut.accept_delay)]
 
 
 @pytest.mark.parametrize("multiply_cycles", [1, 4])
