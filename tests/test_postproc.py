@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment
+from amaranth.hdl import Fragment, ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from hdl.config import TesseraConfig, preset
@@ -289,6 +289,46 @@ def test_reset_parameters_give_zero(multiply_cycles):
         [([0, 0, 0], "requant", 0), ([INT32_MIN, 7, 0], "acc", 1), ([9, -9, 1], "acc_bias", 2)])
     _, outputs, _, _, _ = run_postproc(config, workload, seed=0)
     check_outputs(outputs, workload, "reset")
+
+
+@pytest.mark.parametrize("multiply_cycles", [1, 4])
+def test_reset_after_use_gives_zero(multiply_cycles):
+    """A reset after both parameter sets were filled and swapped in: rows before the next
+    swap use all-zero parameters again (also with the parameters in block RAM, which a reset
+    does not clear)."""
+    config = TesseraConfig(dim=2, postproc_multiply_cycles=multiply_cycles)
+    dut = PostProcess(config)
+    rst = Signal()
+    top = ResetInserter(rst)(dut)
+    out = []
+
+    async def bench(ctx):
+        ctx.set(dut.out_rows.ready, 1)
+        for tile in range(2):
+            for column in range(2):
+                await stream_put(ctx, dut.params, {
+                    "column": column, "bias": 1000 + column, "multiplier": 1 << 30,
+                    "shift": -1 - tile, "zero_point": 3, "act_min": -100, "act_max": 100,
+                    "last": column == 1})
+            await stream_put(ctx, dut.acc_rows, {"row": [100, -50], "mode": PostMode.REQUANT,
+                                                 "swap": 1, "tag": tile})
+            out.append(await stream_get(ctx, dut.out_rows))
+        ctx.set(rst, 1)
+        await ctx.tick()
+        ctx.set(rst, 0)
+        for mode in (PostMode.REQUANT, PostMode.ACC_BIAS):
+            await stream_put(ctx, dut.acc_rows, {"row": [100, -50], "mode": mode, "swap": 0,
+                                                 "tag": 5})
+            out.append(await stream_get(ctx, dut.out_rows))
+
+    sim = Simulator(top)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run_until(CLOCK * 400)
+    assert len(out) == 4
+    assert [int(v) for v in out[0].row.int8] != [0, 0]  # the sets were in use
+    assert [int(v) for v in out[2].row.int8] == [0, 0]
+    assert [int(v) for v in out[3].row.int32] == [100, -50]
 
 
 def test_inverted_bounds_follow_tflite_order():
