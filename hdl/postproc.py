@@ -1,6 +1,6 @@
 """Post-processing of accumulator rows: per-channel bias, int8 requantization, activation."""
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -21,6 +21,26 @@ SHIFT_SHAPE = signed(6)
 
 _INT32_MIN = -(1 << (REQUANT_WIDTH - 1))
 _INT32_MAX = (1 << (REQUANT_WIDTH - 1)) - 1
+
+
+def _thermometer(value, count):
+    """``Cat(value >= k for k in range(count))`` for a small unsigned ``value`` as LUT logic:
+    its low 3 bits and its high bits decoded apart, then one 3-input function a bit (a
+    ``>=`` each would be a carry chain of ``len(value)`` bits)."""
+    low_bits = min(3, len(value))
+    low, high = value[:low_bits], value[low_bits:]
+    low_at_least = [Cat(low == u for u in range(v, 1 << low_bits)).any()
+                    for v in range(1 << low_bits)]
+    high_is = [high == u for u in range(1 << len(high))]
+    bits = []
+    for k in range(count):
+        k_high, k_low = divmod(k, 1 << low_bits)
+        if k_high >= len(high_is):
+            bits.append(Const(0, 1))
+            continue
+        above = Cat(high_is[k_high + 1:]).any() if k_high + 1 < len(high_is) else Const(0, 1)
+        bits.append(above | high_is[k_high] & low_at_least[k_low])
+    return Cat(bits)
 
 
 class PostMode(enum.Enum, shape=2):
@@ -525,7 +545,9 @@ class PostProcess(wiring.Component):
                 with m.If(ctrl[0].digit == 0):
                     m.d.sync += x.eq(acc + gated_bias)
                 shift = Mux(passes(1) | fresh, 0, words[n][:5])
-                reach = Cat(shift >= width - 1 - j for j in range(width - 1))
+                at_least = Signal(width, name=f"left_at_least_{n}")
+                m.d.comb += at_least.eq(_thermometer(shift, width))
+                reach = Cat(at_least[width - 1 - j] for j in range(width - 1))
             else:
                 gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
                 x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
@@ -585,7 +607,13 @@ class PostProcess(wiring.Component):
             # ties away from zero. The nudge is 2**(e-1), or 2**(e-1) - 1 for a negative s.
             e = Mux(passes(round_step), 0, right_e)
             negative = s[width - 1]
-            nudge = Cat(Mux(negative, e >= j + 2, e == j + 1) for j in range(width - 1))
+            if digits == 1:
+                nudge = Cat(Mux(negative, e >= j + 2, e == j + 1) for j in range(width - 1))
+            else:  # e >= k from decoded bits, not a carry chain each (2 LUT levels)
+                at_least = Signal(width + 1, name=f"right_at_least_{n}")
+                m.d.comb += at_least.eq(_thermometer(e, width + 1))
+                nudge = Cat(Mux(negative, at_least[j + 2], at_least[j + 1] & ~at_least[j + 2])
+                            for j in range(width - 1))
             t = stage(signed(width + 1), s + nudge, f"t_{n}")
             e_t = stage(unsigned(5), e, f"e_{n}")
             y = (t >> e_t)[:width].as_signed()
