@@ -1,7 +1,8 @@
 """Post-processing of accumulator rows: per-channel bias, int8 requantization, activation."""
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .multiplier import multiply
@@ -20,6 +21,26 @@ SHIFT_SHAPE = signed(6)
 
 _INT32_MIN = -(1 << (REQUANT_WIDTH - 1))
 _INT32_MAX = (1 << (REQUANT_WIDTH - 1)) - 1
+
+
+def _thermometer(value, count):
+    """``Cat(value >= k for k in range(count))`` for a small unsigned ``value`` as LUT logic:
+    its low 3 bits and its high bits decoded apart, then one 3-input function a bit (a
+    ``>=`` each would be a carry chain of ``len(value)`` bits)."""
+    low_bits = min(3, len(value))
+    low, high = value[:low_bits], value[low_bits:]
+    low_at_least = [Cat(low == u for u in range(v, 1 << low_bits)).any()
+                    for v in range(1 << low_bits)]
+    high_is = [high == u for u in range(1 << len(high))]
+    bits = []
+    for k in range(count):
+        k_high, k_low = divmod(k, 1 << low_bits)
+        if k_high >= len(high_is):
+            bits.append(Const(0, 1))
+            continue
+        above = Cat(high_is[k_high + 1:]).any() if k_high + 1 < len(high_is) else Const(0, 1)
+        bits.append(above | high_is[k_high] & low_at_least[k_low])
+    return Cat(bits)
 
 
 class PostMode(enum.Enum, shape=2):
@@ -118,6 +139,14 @@ class PostProcess(wiring.Component):
     the pipeline stages pick it up, ``params.ready`` is low. After reset the active set is all
     zeros (every int8 output is 0).
 
+    With a serial multiply of 3 or more cycles the per-column parameters of both sets are in
+    block RAM (``lanes`` x 32 bits wide, 2 sets x lane groups x 4 words: 2 iCE40 EBR for one
+    lane) instead of flip-flops: a beat takes :attr:`beat_cycles` = 3 cycles (its bias,
+    shifts and multiplier words; ``params.ready`` is high in the third), a lane group reads
+    its words in its first three cycles, and a swap flips which set the rows read (the tile
+    parameters keep their flip-flop copies). Until the first swap after a reset the words
+    read are taken as zeros (the RAM keeps its contents across a reset).
+
     The datapath computes :attr:`lanes` = ``config.postproc_lanes`` lanes at a time (``dim``
     by default). With fewer, a row's lane groups (lanes ``0..lanes-1``, then the next
     ``lanes``, ...) enter the datapath one after the other: one datapath of ``lanes``
@@ -188,6 +217,8 @@ class PostProcess(wiring.Component):
     #: Pipeline step (0 = the input register's output) at which the bias, the left shift and
     #: the multiplier operands are used; the later steps depend on how long the multiply takes.
     _BIAS_STEP, _SHIFT_STEP, _MULTIPLY_STEP = 0, 0, 1
+    #: Block RAM words per column (bias, multiplier, shifts) with the serial multiply.
+    _PARAM_WORDS = 3
 
     def __init__(self, config, *, multiplier=None, output_cycles=1):
         if config.acc_width > REQUANT_WIDTH:
@@ -264,13 +295,27 @@ class PostProcess(wiring.Component):
 
     @property
     def param_hold(self):
-        """Cycles after a swap before ``params`` accepts the next set's first beat."""
-        return self._zero_point_step
+        """Cycles after a swap before ``params`` accepts the next set's first beat (with the
+        parameters in block RAM: the beat's words written; a last beat waits at least
+        until the zero point step has copied the tile parameters)."""
+        return self._PARAM_WORDS if self._params_in_ram else self._zero_point_step
+
+    @property
+    def beat_cycles(self):
+        """Cycles ``params`` takes per beat: 3 with the parameters in block RAM, else 1."""
+        return self._PARAM_WORDS if self._params_in_ram else 1
 
     @property
     def min_tile_rows(self):
         """Rows per parameter set for which the set switches cost no bubble."""
-        return -(-(self.param_hold + self.config.dim) // self.row_cycles)
+        last_beat = max(self.param_hold + self.beat_cycles * (self.config.dim - 1),
+                        self._zero_point_step)
+        return -(-(last_beat + 1) // self.row_cycles)
+
+    @property
+    def _params_in_ram(self):
+        """The channel parameters are in block RAM (a serial multiply of 3+ cycles)."""
+        return self.multiply_cycles >= self._PARAM_WORDS
 
     def elaborate(self, platform):
         m = Module()
@@ -283,7 +328,11 @@ class PostProcess(wiring.Component):
         pass_shift = 0 if digits == 1 else min(width - width // digits, width - 2)
 
         # --- Parameters: a shadow set written by beats, then copied per pipeline step. ---
-        shadow = Signal(data.ArrayLayout(_channel_layout(), dim))
+        # With a serial multiply of 3 or more cycles (`in_ram`) the channel parameters are
+        # in block RAM instead, read word by word as a lane group enters.
+        in_ram = self._params_in_ram
+        if not in_ram:
+            shadow = Signal(data.ArrayLayout(_channel_layout(), dim))
         shadow_tile = Signal(_tile_layout())
         shadow_full = Signal()
 
@@ -345,19 +394,55 @@ class PostProcess(wiring.Component):
         copying = Cat(swap_at[1:zero_point_step]).any()
 
         param = self.params.payload
-        param_ready = ~shadow_full & ~copying
-        m.d.comb += [
-            self.params.ready.eq(param_ready),
-            self.acc_rows.ready.eq(row_ready),
-        ]
+        m.d.comb += self.acc_rows.ready.eq(row_ready)
+        if in_ram:
+            # The channel words of both sets in block RAM, `lanes` columns a row: word 0 the
+            # bias, 1 the multiplier, 2 the left and right shift. The shadow set is the one the
+            # rows do not use; a beat writes its column's 3 words in 3 cycles (ready in the
+            # last). Only the tile's shadow copy waits for `copying`: the rows before a swap
+            # row read their words as they enter, before the swap row starts.
+            set_bits = Signal(name="active_set")  # the set the latest started row uses
+            fresh = Signal(init=1)  # no swap since reset: the active set is all zeros
+            with m.If(swap_fire):
+                m.d.sync += [set_bits.eq(~set_bits), fresh.eq(0)]
+            group_width = (groups - 1).bit_length()
+            m.submodules.param_ram = ram = Memory(
+                shape=unsigned(width * lanes), depth=2 << (group_width + 2), init=[])
+            write, read = ram.write_port(granularity=width), ram.read_port()
+            word = Signal(range(self._PARAM_WORDS), name="param_word")
+            last_word = word == self._PARAM_WORDS - 1
+            tile_wait = param.last & copying
+            param_ready = ~shadow_full & last_word & ~tile_wait
+            shifts = Cat(Mux(param.shift > 0, param.shift, 0)[:5],
+                         Mux(param.shift < 0, -param.shift, 0)[:5])
+            column_group, column_lane = param.column // lanes, param.column % lanes
+            m.d.comb += [
+                write.addr.eq(Cat(word[:2], column_group[:group_width], ~set_bits)),
+                write.data.eq(Array([param.bias, shifts, param.multiplier])[word]
+                              .replicate(lanes)),
+                write.en.eq(Mux(self.params.valid & ~shadow_full & (param.column < dim),
+                                1 << column_lane, 0)),
+            ]
+            with m.If(self.params.valid & ~shadow_full & (~last_word | ~tile_wait)):
+                m.d.sync += word.eq(Mux(last_word, 0, word + 1))
+            # Reads: the entering group's bias, shifts and multiplier in its digits 0, 1, 2
+            # (each word is out one cycle later); the row entering with a swap reads the
+            # other set.
+            m.d.comb += read.addr.eq(Cat(digit[:2], group[:group_width],
+                                         set_bits ^ swap_fire))
+            words = [read.data.word_select(n, width) for n in range(lanes)]
+        else:
+            param_ready = ~shadow_full & ~copying
+        m.d.comb += self.params.ready.eq(param_ready)
         with m.If(self.params.valid & param_ready):
-            for n in range(dim):
-                with m.If(param.column == n):
-                    m.d.sync += [
-                        shadow[n].bias.eq(param.bias),
-                        shadow[n].multiplier.eq(param.multiplier),
-                        shadow[n].shift.eq(param.shift),
-                    ]
+            if not in_ram:
+                for n in range(dim):
+                    with m.If(param.column == n):
+                        m.d.sync += [
+                            shadow[n].bias.eq(param.bias),
+                            shadow[n].multiplier.eq(param.multiplier),
+                            shadow[n].shift.eq(param.shift),
+                        ]
             with m.If(param.last):
                 m.d.sync += [
                     shadow_tile.zero_point.eq(param.zero_point),
@@ -375,16 +460,17 @@ class PostProcess(wiring.Component):
                 m.d.sync += reg.eq(value)
             return reg
 
-        bias = [copy(self._BIAS_STEP, signed(width), shadow[n].bias, f"bias_{n}")
-                for n in range(dim)]
-        mult = [copy(self._MULTIPLY_STEP, signed(width), shadow[n].multiplier, f"mult_{n}")
-                for n in range(dim)]
-        left = [copy(self._SHIFT_STEP, unsigned(5),
-                     Mux(shadow[n].shift > 0, shadow[n].shift, 0), f"left_{n}")
-                for n in range(dim)]
-        right = [copy(round_step, unsigned(5),
-                      Mux(shadow[n].shift < 0, -shadow[n].shift, 0), f"right_{n}")
-                 for n in range(dim)]
+        if not in_ram:
+            bias = [copy(self._BIAS_STEP, signed(width), shadow[n].bias, f"bias_{n}")
+                    for n in range(dim)]
+            mult = [copy(self._MULTIPLY_STEP, signed(width), shadow[n].multiplier,
+                         f"mult_{n}") for n in range(dim)]
+            left = [copy(self._SHIFT_STEP, unsigned(5),
+                         Mux(shadow[n].shift > 0, shadow[n].shift, 0), f"left_{n}")
+                    for n in range(dim)]
+            right = [copy(round_step, unsigned(5),
+                          Mux(shadow[n].shift < 0, -shadow[n].shift, 0), f"right_{n}")
+                     for n in range(dim)]
         tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
 
         # --- Control travelling with the rows: valid, mode (and tag) of each step's row. ---
@@ -450,15 +536,29 @@ class PostProcess(wiring.Component):
         for n in range(lanes):
             # Step 0: bias (wrapping, as the accumulator does) on the input register's lane of
             # the entering group; beside it the lane's left shift and the bits it moves out.
+            # From the RAM: the bias in the group's digit 0 (x holds for its digits), the
+            # shifts at step 1, the multiplier at step 2 (its digits 1.. held).
             acc = lane_acc[n]
-            gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
-            x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
-            # The left shift saturates where C++ would overflow: iff a bit of x in
-            # [31 - shift, 31) differs from the sign bit (``reach`` marks those bits).
-            shift_in = Mux(passes(self._SHIFT_STEP), 0, select(left, self._SHIFT_STEP, n))
-            shift = stage(unsigned(5), shift_in, f"shift_{n}")
-            reach = stage(width - 1, Cat(shift_in >= width - 1 - j for j in range(width - 1)),
-                          f"reach_{n}")
+            if in_ram:
+                gated_bias = Mux((ctrl[0].mode == PostMode.ACC) | fresh, 0, words[n])
+                x = Signal(signed(width), name=f"x_{n}", reset_less=True)
+                with m.If(ctrl[0].digit == 0):
+                    m.d.sync += x.eq(acc + gated_bias)
+                shift = Mux(passes(1) | fresh, 0, words[n][:5])
+                at_least = Signal(width, name=f"left_at_least_{n}")
+                m.d.comb += at_least.eq(_thermometer(shift, width))
+                reach = Cat(at_least[width - 1 - j] for j in range(width - 1))
+            else:
+                gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
+                x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
+                # The left shift saturates where C++ would overflow: iff a bit of x in
+                # [31 - shift, 31) differs from the sign bit (``reach`` marks those bits).
+                shift_in = Mux(passes(self._SHIFT_STEP), 0,
+                               select(left, self._SHIFT_STEP, n))
+                shift = stage(unsigned(5), shift_in, f"shift_{n}")
+                reach = stage(width - 1,
+                              Cat(shift_in >= width - 1 - j for j in range(width - 1)),
+                              f"reach_{n}")
 
             # Step 1: shift or saturate; it also picks the multiplier operand.
             sign = x[width - 1]
@@ -466,15 +566,33 @@ class PostProcess(wiring.Component):
             overflow = (moved_out & reach).any()
             shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
                           (x << shift)[:width].as_signed())
-            a = stage(signed(width), shifted, f"a_{n}")
-            # Pass-through multiplies by 2**pass_shift: the serial multiply's product then
-            # needs no register of the low bits that the rounding does not use.
-            multiplier = Mux(passes(self._MULTIPLY_STEP), 1 << pass_shift,
-                             select(mult, self._MULTIPLY_STEP, n))
-            if digits == 1:
-                product = self._pipelined_multiply(a, multiplier, stage, n)
+            if in_ram:
+                a = Signal(signed(width), name=f"a_{n}", reset_less=True)
+                right_1 = Signal(5, name=f"right_{n}_1", reset_less=True)
+                right_2 = Signal(5, name=f"right_{n}_2", reset_less=True)
+                held = Signal(width - width // digits, name=f"mult_{n}", reset_less=True)
+                with m.If(ctrl[1].digit == 0):
+                    m.d.sync += [a.eq(shifted), right_1.eq(Mux(fresh, 0, words[n][5:10]))]
+                with m.If(ctrl[2].digit == 0):
+                    m.d.sync += held.eq(Mux(fresh, 0, words[n][width // digits:]))
+                with m.If(ctrl[2].digit == digits - 1):  # right_1 keeps the next group's
+                    m.d.sync += right_2.eq(right_1)
+                right_e = right_2
+                multiplier = Mux(passes(self._MULTIPLY_STEP + 1), 1 << pass_shift,
+                                 Cat(Mux(fresh, 0, words[n][:width // digits]), held))
+                product = self._serial_multiply(m, a, multiplier, ctrl, stage, n,
+                                                registered=False)
             else:
-                product = self._serial_multiply(m, a, multiplier, ctrl, stage, n)
+                a = stage(signed(width), shifted, f"a_{n}")
+                right_e = select(right, round_step, n)
+                # Pass-through multiplies by 2**pass_shift: the serial multiply's product
+                # then needs no register of the low bits that the rounding does not use.
+                multiplier = Mux(passes(self._MULTIPLY_STEP), 1 << pass_shift,
+                                 select(mult, self._MULTIPLY_STEP, n))
+                if digits == 1:
+                    product = self._pipelined_multiply(a, multiplier, stage, n)
+                else:
+                    product = self._serial_multiply(m, a, multiplier, ctrl, stage, n)
 
             # SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31), saturated (only
             # INT32_MIN * INT32_MIN overflows); pass-through takes x back from p = x << pass_shift.
@@ -487,9 +605,15 @@ class PostProcess(wiring.Component):
 
             # RoundingDivideByPOT in 2 steps: (s + 2**(e-1) - (s < 0)) >> e for e > 0, i.e.
             # ties away from zero. The nudge is 2**(e-1), or 2**(e-1) - 1 for a negative s.
-            e = Mux(passes(round_step), 0, select(right, round_step, n))
+            e = Mux(passes(round_step), 0, right_e)
             negative = s[width - 1]
-            nudge = Cat(Mux(negative, e >= j + 2, e == j + 1) for j in range(width - 1))
+            if digits == 1:
+                nudge = Cat(Mux(negative, e >= j + 2, e == j + 1) for j in range(width - 1))
+            else:  # e >= k from decoded bits, not a carry chain each (2 LUT levels)
+                at_least = Signal(width + 1, name=f"right_at_least_{n}")
+                m.d.comb += at_least.eq(_thermometer(e, width + 1))
+                nudge = Cat(Mux(negative, at_least[j + 2], at_least[j + 1] & ~at_least[j + 2])
+                            for j in range(width - 1))
             t = stage(signed(width + 1), s + nudge, f"t_{n}")
             e_t = stage(unsigned(5), e, f"e_{n}")
             y = (t >> e_t)[:width].as_signed()
@@ -597,7 +721,7 @@ class PostProcess(wiring.Component):
         return stage(signed(2 * width), (outer + (mid << half))[:2 * width].as_signed(),
                      f"product_{n}")
 
-    def _serial_multiply(self, m, a, multiplier, ctrl, stage, n):
+    def _serial_multiply(self, m, a, multiplier, ctrl, stage, n, registered=True):
         """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
         group's cycles) accumulated from ``d = 32 / multiply_cycles``-bit digits of
         ``multiplier``, lowest first: the 64-bit product is registered at step ``M + 2``
@@ -613,7 +737,10 @@ class PostProcess(wiring.Component):
         d = width // digits
         choices = [Cat(multiplier[k * d:(k + 1) * d], 0) for k in range(digits - 1)]
         choices.append(Cat(multiplier[width - d:], multiplier[width - 1]))
-        b = stage(signed(d + 1), Array(choices)[ctrl[self._MULTIPLY_STEP].digit], f"b_{n}")
+        if registered:
+            b = stage(signed(d + 1), Array(choices)[ctrl[self._MULTIPLY_STEP].digit], f"b_{n}")
+        else:  # the multiplier is that of step M + 1 (its digit 0 straight from the RAM)
+            b = Array(choices)[ctrl[self._MULTIPLY_STEP + 1].digit].as_signed()
 
         high = Signal(signed(width + d), name=f"product_high_{n}", reset_less=True)
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)

@@ -118,7 +118,8 @@ class StoreUnit(wiring.Component):
       rows of more beats than ``row_cycles`` (int32 rows on a narrow bus) go at one beat
       per cycle. An instruction enters at most every 2 cycles (``ctl.insn.ready`` is the
       emptiness of the decode register). A CONFIG holds the issue stage for about its
-      DMA read latency plus its :func:`hdl.isa.param_block_bytes` / beat beats (and, after
+      DMA read latency plus its :func:`hdl.isa.param_block_bytes` / beat beats, or its
+      parameter beats times ``PostProcess.beat_cycles`` if that is longer (and, after
       a STORE with a swap, at least ``PostProcess.param_hold`` cycles): a STORE before it
       with fewer rows than that leaves a gap in the output.
     - Back-pressure: ``sp_write.ready`` or ``dma_write_data.ready`` low holds the output row
@@ -126,7 +127,8 @@ class StoreUnit(wiring.Component):
       accumulator's answers, whose own credit-based buffer stalls the reads. Nothing is lost
       or duplicated. ``dma_read_data.ready`` is low outside a CONFIG and while the previous
       parameter beat waits in its register (for ``params.ready``): a CONFIG takes at most one
-      beat every 2 cycles.
+      beat every 2 cycles (every ``PostProcess.beat_cycles`` = 3 with the parameters in block
+      RAM, tiny).
     - Combinational paths between ports: ``sp_write`` is driven from the post-processing's
       output buffer, and ``sp_write.ready`` pops it; ``acc_read_data.ready`` depends on
       ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,

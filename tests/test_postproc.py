@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment
+from amaranth.hdl import Fragment, ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from hdl.config import TesseraConfig, preset
@@ -234,7 +234,9 @@ def test_back_pressure_loses_nothing(lanes, multiply_cycles):
 @pytest.mark.parametrize("multiply_cycles", [1, 4])
 def test_params_wait_for_swap_and_pipeline(multiply_cycles):
     """A completed set holds ``params.ready`` low until its swap row, and for param_hold
-    cycles after it; a swap row waits for a completed set."""
+    cycles after it (the beat presented right after the swap is accepted param_hold cycles
+    after it: with the parameters in block RAM its words are written meanwhile); a swap row
+    waits for a completed set."""
     config = TesseraConfig(dim=2, postproc_multiply_cycles=multiply_cycles)
     dut = PostProcess(config)
     log = []
@@ -257,6 +259,9 @@ def test_params_wait_for_swap_and_pipeline(multiply_cycles):
             await ctx.tick()
         await stream_put(ctx, dut.acc_rows, {"row": [1, 2], "mode": PostMode.ACC, "swap": 1,
                                              "tag": 7})
+        ctx.set(dut.params.payload, {"column": 0, "bias": 0, "multiplier": 0, "shift": 0,
+                                     "last": 0})
+        ctx.set(dut.params.valid, 1)
         for _ in range(dut.param_hold + 2):
             log.append(ctx.get(dut.params.ready))
             await ctx.tick()
@@ -266,7 +271,11 @@ def test_params_wait_for_swap_and_pipeline(multiply_cycles):
     sim.add_testbench(bench)
     sim.run_until(CLOCK * 100)
     # The swap row started accept_delay cycles before stream_put saw it accepted.
-    assert log == [0] * (dut.param_hold - 1 - dut.accept_delay) + [1] * (3 + dut.accept_delay)
+    if multiply_cycles >= 3:
+        assert (dut.param_hold, dut.beat_cycles) == (3, 3)
+    hold = dut.param_hold - 1 - dut.accept_delay
+    # Then one beat a cycle, or one every beat_cycles (3) with the parameters in block RAM.
+    assert log == [0] * hold + [int(i % dut.beat_cycles == 0) for i in range(3 + dut.accept_delay)]
 
 
 @pytest.mark.parametrize("multiply_cycles", [1, 4])
@@ -280,6 +289,46 @@ def test_reset_parameters_give_zero(multiply_cycles):
         [([0, 0, 0], "requant", 0), ([INT32_MIN, 7, 0], "acc", 1), ([9, -9, 1], "acc_bias", 2)])
     _, outputs, _, _, _ = run_postproc(config, workload, seed=0)
     check_outputs(outputs, workload, "reset")
+
+
+@pytest.mark.parametrize("multiply_cycles", [1, 4])
+def test_reset_after_use_gives_zero(multiply_cycles):
+    """A reset after both parameter sets were filled and swapped in: rows before the next
+    swap use all-zero parameters again (also with the parameters in block RAM, which a reset
+    does not clear)."""
+    config = TesseraConfig(dim=2, postproc_multiply_cycles=multiply_cycles)
+    dut = PostProcess(config)
+    rst = Signal()
+    top = ResetInserter(rst)(dut)
+    out = []
+
+    async def bench(ctx):
+        ctx.set(dut.out_rows.ready, 1)
+        for tile in range(2):
+            for column in range(2):
+                await stream_put(ctx, dut.params, {
+                    "column": column, "bias": 1000 + column, "multiplier": 1 << 30,
+                    "shift": -1 - tile, "zero_point": 3, "act_min": -100, "act_max": 100,
+                    "last": column == 1})
+            await stream_put(ctx, dut.acc_rows, {"row": [100, -50], "mode": PostMode.REQUANT,
+                                                 "swap": 1, "tag": tile})
+            out.append(await stream_get(ctx, dut.out_rows))
+        ctx.set(rst, 1)
+        await ctx.tick()
+        ctx.set(rst, 0)
+        for mode in (PostMode.REQUANT, PostMode.ACC_BIAS):
+            await stream_put(ctx, dut.acc_rows, {"row": [100, -50], "mode": mode, "swap": 0,
+                                                 "tag": 5})
+            out.append(await stream_get(ctx, dut.out_rows))
+
+    sim = Simulator(top)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run_until(CLOCK * 400)
+    assert len(out) == 4
+    assert [int(v) for v in out[0].row.int8] != [0, 0]  # the sets were in use
+    assert [int(v) for v in out[2].row.int8] == [0, 0]
+    assert [int(v) for v in out[3].row.int32] == [100, -50]
 
 
 def test_inverted_bounds_follow_tflite_order():
