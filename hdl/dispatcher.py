@@ -2,7 +2,6 @@
 
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -85,11 +84,14 @@ def _unit_payload(name, stored, head):
 
 class _WordQueue(wiring.Component):
     """The instruction queue's words: a first-word-fall-through FIFO of ``depth`` 32-bit
-    words in one memory (block RAM), whose registered read port is the head word. The owner
-    never writes while ``depth`` words are in it.
+    words in one memory (block RAM). Without ``output_register`` the memory's registered read
+    port is the head word; with it, the head is a flip-flop register the read port fills
+    (a block RAM's clock-to-out is long on ECP5: 4.3 ns). The owner never writes while
+    ``depth`` words are in it.
 
-    Timing: a word written in cycle 0 is at the head (``r_rdy``) from cycle 2 on, when the
-    queue was empty; a word read makes way for the next in the following cycle.
+    Timing: a word written in cycle 0 is at the head (``r_rdy``) from cycle 2 on (3 with
+    ``output_register``), when the queue was empty; a word read makes way for the next in the
+    following cycle: one word a cycle.
     """
 
     w_en: In(1)
@@ -98,8 +100,8 @@ class _WordQueue(wiring.Component):
     r_rdy: Out(1)
     r_data: Out(32)
 
-    def __init__(self, depth):
-        self.depth = depth
+    def __init__(self, depth, *, output_register=False):
+        self.depth, self.output_register = depth, output_register
         super().__init__()
 
     def elaborate(self, platform):
@@ -115,10 +117,22 @@ class _WordQueue(wiring.Component):
 
         w_ptr, r_ptr = Signal(range(self.depth)), Signal(range(self.depth))
         stored = Signal(range(self.depth + 1))  # in the memory, not yet at the read port
-        fetch = (~self.r_rdy | self.r_en) & (stored != 0)
+        # The read port's word (`port_rdy`) and where it goes: the head itself, or the
+        # head register, which takes it when empty or read.
+        port_rdy = Signal()
+        if self.output_register:
+            port_taken = port_rdy & (~self.r_rdy | self.r_en)
+            with m.If(port_taken):
+                m.d.sync += [self.r_data.eq(read.data), self.r_rdy.eq(1)]
+            with m.Elif(self.r_en):
+                m.d.sync += self.r_rdy.eq(0)
+        else:
+            port_taken = self.r_en
+            m.d.comb += [self.r_data.eq(read.data), self.r_rdy.eq(port_rdy)]
+        fetch = (~port_rdy | port_taken) & (stored != 0)
         m.d.comb += [
             write.addr.eq(w_ptr), write.data.eq(self.w_data), write.en.eq(self.w_en),
-            read.addr.eq(r_ptr), read.en.eq(fetch), self.r_data.eq(read.data),
+            read.addr.eq(r_ptr), read.en.eq(fetch),
         ]
         with m.If(self.w_en):
             m.d.sync += w_ptr.eq(advance(w_ptr))
@@ -126,9 +140,9 @@ class _WordQueue(wiring.Component):
             m.d.sync += r_ptr.eq(advance(r_ptr))
         _up_down(m, stored, self.w_en, fetch)
         with m.If(fetch):
-            m.d.sync += self.r_rdy.eq(1)
-        with m.Elif(self.r_en):
-            m.d.sync += self.r_rdy.eq(0)
+            m.d.sync += port_rdy.eq(1)
+        with m.Elif(port_taken):
+            m.d.sync += port_rdy.eq(0)
         return m
 
 
@@ -227,10 +241,7 @@ class Dispatcher(wiring.Component):
         # --- Words into the instruction queue. ---
         words_per_insn = INSN_WIDTH // 32
         words = words_per_insn * self.queue_depth
-        if self.registered_head:
-            m.submodules.queue = queue = SyncFIFOBuffered(width=32, depth=words)
-        else:
-            m.submodules.queue = queue = _WordQueue(words)
+        m.submodules.queue = queue = _WordQueue(words, output_register=self.registered_head)
         push_word = Signal(2)  # which word of its instruction the next pushed word is
         # Instructions complete in the queue and not yet read out. A word is pushed only
         # while fewer than queue_depth are, so the words never overflow the queue.

@@ -51,9 +51,9 @@ class Scratchpad(wiring.Component):
       port's request goes first, so neither can hold the other up for good); a write to a
       row whose answer waits waits too, so the answer is still the row as it was read.
       Nothing is lost either way. ``write.ready`` stays high, except that a write waits
-      while a read of the same row is accepted (with ``config.sp_single_port`` banks: of
-      the same bank): the read, which feeds the array, goes first, and the conflict is
-      counted.
+      while a read of the same bank is accepted with ``config.sp_single_port`` banks, and,
+      held, while a read of the same row is accepted: the read, which feeds the array, goes
+      first, and the conflict is counted.
     - An address at or above ``sp_depth`` is refused, never wrapped: a write is dropped, a
       read answers a zero row with ``error`` set, and the sticky ``error`` output rises.
 
@@ -125,8 +125,10 @@ class Scratchpad(wiring.Component):
         width = cfg.dim * cfg.act_width
         banks = []
         for b in range(cfg.sp_banks):
-            # A row is never read and written in one cycle (the write waits, see below).
-            banks.append(SRAM1R1W(bank_depth, width, collision="any"))
+            # Held answers: a row is never read and written in one cycle (the write waits,
+            # see below), so the bank needs no read-before-write ordering.
+            banks.append(SRAM1R1W(bank_depth, width,
+                                  collision="any" if self.holds_answers else "old"))
             m.submodules[f"bank{b}"] = banks[-1]
 
         addr_bits = (cfg.sp_depth - 1).bit_length()
@@ -139,13 +141,17 @@ class Scratchpad(wiring.Component):
         w_addr = self.write.payload.addr
         w_in_range = w_addr < cfg.sp_depth
         w_row = w_addr[:addr_bits]
-        # A write waits for a read of the same row (of the same bank, if single-ported), so
-        # that the read returns the old row without the memory having to order the two; and
-        # for a row whose answer is pending (held mode: it may have to be read again).
+        # A write waits for a read of the same bank if single-ported. With held answers it
+        # waits for a read of the same row, so that the read returns the old row without the
+        # memory having to order the two, and for a row whose answer is pending (it may have
+        # to be read again). Faster clocks keep that comparator off the path from EXEC's
+        # requests to LOAD's write (the banks order a same-row read and write themselves).
         if cfg.sp_single_port:
             same = [go & (addr[index_bits:] == w_row[index_bits:]) for go, addr in reads]
-        else:
+        elif self.holds_answers:
             same = [go & (addr == w_row) for go, addr in reads]
+        else:
+            same = []
         same += [waiting & (addr == w_row) for waiting, addr in pending]
         conflict = Signal()
         m.d.comb += conflict.eq(w_in_range & Cat(*same).any())
