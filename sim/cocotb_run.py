@@ -1,8 +1,11 @@
 """Build and run cocotb testbenches on generated Verilog (Verilator by default)."""
 
 import dataclasses
+import fcntl
+import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from hdl.config import TesseraConfig
@@ -31,12 +34,29 @@ def config_from_env():
     return TesseraConfig(**json.loads(os.environ["TESSERA_CONFIG"]))
 
 
+def _shared_model_dir(simulator, toplevel, sources, defines, build_args):
+    """``build/cocotb/<simulator>-<toplevel>-<hash>``: one folder per distinct build (the
+    sources' names and contents, the top, the defines and the options), its sources copied
+    in once, so that a second build of the same design is found up to date."""
+    digest = hashlib.sha256(json.dumps(
+        [simulator, toplevel, sorted(defines.items()), list(build_args)]).encode())
+    for source in sources:
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    folder = ROOT / "build" / "cocotb" / f"{simulator}-{toplevel}-{digest.hexdigest()[:16]}"
+    (folder / "src").mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def run_cocotb(*, sources, toplevel, test_module, build_dir, env=None, simulator="verilator",
-               testcase=None, defines=None, build_args=()):
+               testcase=None, defines=None, build_args=(), shared_build=True):
     """Compile ``sources`` (with the preprocessor ``defines``, a dict, and the simulator's
     ``build_args`` after the defaults) and run ``test_module`` against ``toplevel``.
 
-    Each parametrized build gets its own ``build_dir``. Raises :class:`CocotbFailure` unless
+    The results and logs go to ``build_dir``. With ``shared_build`` the simulator's model is
+    built in a folder shared by every run of the same design and options
+    (:func:`_shared_model_dir`): a Verilator build takes 10-70 s, so parametrized tests of one
+    design build it once. Runs of one model take turns (a file lock), across pytest-xdist
+    workers too. Without, it is built in ``build_dir``. Raises :class:`CocotbFailure` unless
     every test in the module passed; returns the number of tests run.
     """
     from cocotb_tools.check_results import get_results
@@ -46,19 +66,32 @@ def run_cocotb(*, sources, toplevel, test_module, build_dir, env=None, simulator
 
     use_toolchain()
     build_dir = Path(build_dir).resolve()
-    runner = get_runner(simulator)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    sources = [Path(s).resolve() for s in sources]
+    defines = dict(defines or {})
     defaults = []
     if simulator == "verilator":
         # Amaranth's Verilog trips WIDTH warnings; lint is a separate, deliberate step.
         defaults = ["-Wno-fatal", "-Wno-WIDTH", "-O2", *FAST_BUILD]
     build_args = defaults + list(build_args)
-    runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel,
-                 defines=dict(defines or {}), build_dir=build_dir, build_args=build_args,
-                 timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
-    results = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
-                          test_dir=ROOT, extra_env=dict(env or {}), testcase=testcase,
-                          results_xml=str(build_dir / "results.xml"),
-                          log_file=build_dir / "test.log")
+    model_dir, copies = build_dir, sources
+    if shared_build:
+        model_dir = _shared_model_dir(simulator, toplevel, sources, defines, build_args)
+        copies = [model_dir / "src" / f"{i}_{s.name}" for i, s in enumerate(sources)]
+    with open(model_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        for copy, source in zip(copies, sources, strict=True):
+            if not copy.exists():  # same name and contents as any earlier copy: the digest
+                shutil.copyfile(source, copy.with_suffix(".part"))
+                copy.with_suffix(".part").replace(copy)
+        runner = get_runner(simulator)
+        runner.build(sources=[str(s) for s in copies], hdl_toplevel=toplevel, defines=defines,
+                     build_dir=model_dir, build_args=build_args, timescale=("1ns", "1ps"),
+                     log_file=build_dir / "build.log")
+        results = runner.test(test_module=test_module, hdl_toplevel=toplevel,
+                              build_dir=model_dir, test_dir=ROOT, extra_env=dict(env or {}),
+                              testcase=testcase, results_xml=str(build_dir / "results.xml"),
+                              log_file=build_dir / "test.log")
     total, failed = get_results(Path(results))
     if total == 0 or failed:
         log = (build_dir / "test.log").read_text(errors="replace")[-4000:]

@@ -323,13 +323,15 @@ def lint_config(config, out_dir=None) -> LintResult:
     return result
 
 
-def lint_bundle(config, out_dir=None) -> LintResult:
+def lint_bundle(config, out_dir=None, *, bundle=None) -> LintResult:
     """Write the foundry bundle of ``config`` into ``out_dir`` (``build/verilog/<name>``) and
     lint it as shipped: the files ``config.json`` names, with the bundle's own waiver file.
     Verilator also reads the memories' behaviour (``tessera_srams.v``) when they are macros;
-    yosys reads their black boxes then."""
+    yosys reads their black boxes then. ``bundle``: one :func:`sw.bundle.write_bundle` already
+    wrote for ``config`` (linted where it is, not written again)."""
     start = time.monotonic()
-    bundle = write_bundle(config, out_dir)
+    if bundle is None:
+        bundle = write_bundle(config, out_dir)
     generate = time.monotonic() - start
     _, named = read_bundle(bundle.folder)
     rtl = [bundle.folder / name for name in bundle.verilog_files]

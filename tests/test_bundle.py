@@ -2,7 +2,8 @@
 
 Lint times on the 2-core machine (generate, Verilator twice, yosys coarse synthesis):
 micro ~16 s, tiny ~12 s, small ~35 s, large ~60 s, asic ~95 s: the suite lints micro, tiny
-and (slow) asic; ``make lint`` all five.
+(tests/test_lint.py, through ``make lint``'s entry point) and (slow) asic; ``make lint`` all
+five.
 """
 
 import json
@@ -18,7 +19,7 @@ from hdl.scratchpad import Scratchpad
 from sw.bundle import BUNDLE_TOP, read_bundle, write_bundle
 from sw.cli import main
 from sw.gemm_sim import run_gemms
-from sw.lint import format_result, lint_bundle, lint_tinytapeout
+from sw.lint import format_result, lint_bundle
 from sw.regmap import c_header
 
 _MODULE = re.compile(r"^module (\S+?)\(", re.M)
@@ -36,10 +37,26 @@ def _expected_shapes(config):
     return shapes
 
 
-@pytest.mark.parametrize("name", ["micro", "tiny", "asic"])
+@pytest.mark.parametrize("name", ["micro", "tiny"])
 def test_config_json_names_the_files_and_the_top(name, build_dir):
-    config = PRESETS[name]
-    bundle = write_bundle(config, build_dir)
+    check_bundle(PRESETS[name], write_bundle(PRESETS[name], build_dir), build_dir)
+
+
+@pytest.mark.slow
+def test_asic_bundle_is_complete_and_lints_clean(build_dir):
+    """The foundry's preset: one generation (about 20 s) for both checks."""
+    bundle = write_bundle(PRESETS["asic"], build_dir)
+    check_bundle(PRESETS["asic"], bundle, build_dir)
+    result = lint_bundle(PRESETS["asic"], bundle=bundle)
+    assert result.passed, format_result(result)
+    assert sum(result.waived_by_rule.values()) > 0, "Verilator did not really run"
+
+
+def check_bundle(config, bundle, build_dir):
+    """The bundle ``bundle`` of ``config``, written into ``build_dir``, is complete: its
+    config.json names existing files and the top, memories are macros exactly when they must
+    be, the constraints, C header and README match the design."""
+    name = config.name
     data, files = read_bundle(build_dir)
     assert data["DESIGN_NAME"] == BUNDLE_TOP
     for key in ("VERILOG_FILES", "PNR_SDC_FILE", "SIGNOFF_SDC_FILE"):
@@ -95,21 +112,13 @@ def test_verilog_has_plain_identifiers_only(build_dir):
             assert re.fullmatch(r"[a-z][a-z0-9_]*", module), module
 
 
-@pytest.mark.parametrize("name", [
-    "micro", "tiny", pytest.param("asic", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["micro"])
 def test_bundle_lints_clean(name, build_dir):
-    """The presets Tiny Tapeout, the gate-level runs and the foundry use (``make lint``
-    covers small and large as well)."""
+    """The preset Tiny Tapeout and the gate-level runs use (tiny: tests/test_lint.py's
+    ``make lint`` entry point; asic: above; ``make lint`` covers small and large as well)."""
     result = lint_bundle(PRESETS[name], build_dir)
     assert result.passed, format_result(result)
     assert sum(result.waived_by_rule.values()) > 0, "Verilator did not really run"
-
-
-def test_tinytapeout_lints_clean(build_dir):
-    result = lint_tinytapeout(build_dir)
-    assert result.passed, format_result(result)
-    assert result.waived_by_rule["UNUSEDSIGNAL"] > 0, "Verilator did not really run"
-    assert not (build_dir / "src" / "tt_um_tessera.v").read_text().count("\\")
 
 
 def test_bundle_lint_catches_a_latch(build_dir):

@@ -1,8 +1,8 @@
 """``make lint`` (sw/lint.py): every preset lints clean, a real fault fails, waivers have reasons.
 
 Time per preset on the 2-core machine (generate, Verilator twice, yosys generic synth; yosys'
-abc dominates): micro ~3 s, tiny ~7 s, small ~25 s, large ~45 s (slow), asic ~80 s (left to
-``make lint``; the asic bundle is linted in tests/test_bundle.py).
+abc dominates): micro ~3 s, tiny ~7 s, small ~25 s, large ~45 s and asic ~80 s (those two
+left to ``make lint``; the asic bundle is linted in tests/test_bundle.py).
 """
 
 import re
@@ -22,17 +22,14 @@ from sw.lint import (
 )
 from sw.verilog import write_array_verilog
 
-#: Presets whose lint takes more than about a minute.
-SLOW_PRESETS = {"large"}
+#: Presets whose arrays the suite lints here: tiny's through ``make lint``'s entry point
+#: (below), large's and asic's only ``make lint`` does (for suite time: the same generator as
+#: small's at other sizes; asic's whole bundle is linted in tests/test_bundle.py).
+ARRAY_PRESETS = ("micro", "small")
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=[pytest.mark.slow] if name in SLOW_PRESETS else [])
-    for name in PRESETS if name != "asic"
-])
+@pytest.mark.parametrize("name", ARRAY_PRESETS)
 def test_preset_lints_clean(name, build_dir):
-    """Every preset's array but asic's, whose array ``make lint`` checks and whose whole
-    bundle tests/test_bundle.py lints (for suite time)."""
     result = lint_config(PRESETS[name], build_dir)
     assert result.passed, format_result(result)
     # Verilator really ran on the array: Amaranth's output always raises waived warnings.
@@ -138,10 +135,28 @@ def test_waiver_rules_are_enforced(build_dir):
     assert "bad.vlt:9: lint_off without -match" in problems
 
 
+def _reports(out):
+    """``{name: (verdict, {rule: waived})}`` from :func:`sw.lint.format_result` reports."""
+    reports, rules = {}, None
+    for line in out.splitlines():
+        if head := re.match(r"(\w[\w ]*): (PASS|FAIL)  \(", line):
+            rules = {}
+            reports[head[1]] = (head[2], rules)
+        elif rules is not None and (row := re.match(r"  ([A-Z0-9_]+) +(\d+) +(\d+)$", line)):
+            rules[row[1]] = int(row[2])
+    return reports
+
+
 def test_make_lint_entry_point(capsys, build_dir):
-    """``python -m sw.lint micro`` (what ``make lint`` runs, for one preset) exits 0."""
-    assert main(["--output", str(build_dir), "micro"]) == 0
-    assert (build_dir / "micro" / "yosys.log").is_file()
+    """``python -m sw.lint tiny`` (what ``make lint`` runs, for one preset) exits 0, and the
+    two lints it reports are tiny's (the suite's only lint of tiny's array and bundle)."""
+    assert main(["--output", str(build_dir), "tiny"]) == 0
+    assert (build_dir / "tiny" / "yosys.log").is_file()
     out = capsys.readouterr().out
-    assert "micro: PASS" in out
-    assert out.rstrip().endswith("lint passed: micro")
+    reports = _reports(out)
+    assert set(reports) == {"tiny", "tiny bundle"}, out
+    assert all(verdict == "PASS" for verdict, _ in reports.values()), out
+    # Verilator really ran: Amaranth's output always raises waived warnings.
+    assert reports["tiny"][1]["PROCASSINIT"] > 0, out
+    assert sum(reports["tiny bundle"][1].values()) > 0, out
+    assert out.rstrip().endswith("lint passed: tiny")
