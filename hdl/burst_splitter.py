@@ -199,9 +199,11 @@ class BurstSplitter(wiring.Component):
     accepted, when every burst of the earlier commands has left.
 
     The burst on ``bursts`` is computed from the splitter's state (no output register): the
-    row's address plus the beats already cut from the row, and the distance to the next
+    burst's address and the row's beats left, and the distance to the next
     ``max_burst``-aligned block (which is the one to the 4 KiB boundary only in the last
-    block of a page). The only registers are the command's fields and the progress in it.
+    block of a page). The only registers are the command's fields and the progress in it:
+    at 50 MHz and below the beats already cut from the row (address and beats left are sums
+    of it), above (:attr:`registered_progress`) the address and beats left themselves.
 
     Timing:
 
@@ -249,6 +251,13 @@ class BurstSplitter(wiring.Component):
         })
 
     @property
+    def registered_progress(self):
+        """The burst address and the row's beats left are registers (``config.target_mhz``
+        above 50): no carry chain before the burst's length, which the engines' credit
+        checks and AXI's AxLEN take combinationally."""
+        return self.config.target_mhz > 50
+
+    @property
     def beat_bytes(self):
         return self.config.bus_data_width // 8
 
@@ -266,7 +275,6 @@ class BurstSplitter(wiring.Component):
         row_addr = Signal(beat_addr_width)   # beat address of the current row
         stride = Signal(beat_addr_width)
         row_beats = Signal(ROW_BEATS_WIDTH)
-        offset = Signal(ROW_BEATS_WIDTH)     # beats of the current row already in bursts
         rows_left = Signal(ROWS_WIDTH)       # rows including the current one
         refused = Signal()
         announce = Signal(DMAError)          # the error the next burst leaving reports
@@ -274,7 +282,22 @@ class BurstSplitter(wiring.Component):
         base = Signal(cfg.bus_addr_width)    # the command's address, for error reports
 
         addr = Signal(beat_addr_width)       # beat address of the current burst
-        m.d.comb += addr.eq(row_addr + offset)
+        remaining = Signal(ROW_BEATS_WIDTH)  # beats of the current row not yet in bursts
+        if self.registered_progress:
+            def start_row(row_start, beats_in_row):
+                return [addr.eq(row_start), remaining.eq(beats_in_row)]
+
+            def cut(beats):
+                return [addr.eq(addr + beats), remaining.eq(remaining - beats)]
+        else:  # both from the beats of the row already in bursts: one register
+            offset = Signal(ROW_BEATS_WIDTH)
+            m.d.comb += [addr.eq(row_addr + offset), remaining.eq(row_beats - offset)]
+
+            def start_row(row_start, beats_in_row):
+                return [offset.eq(0)]
+
+            def cut(beats):
+                return [offset.eq(offset + beats)]
         # Beats to the end of the max_burst-aligned block, or to the page end (the same
         # thing in the last block of a page, and max_burst elsewhere).
         in_block = addr[:block_bits]
@@ -283,10 +306,8 @@ class BurstSplitter(wiring.Component):
         to_block = ((1 << block_bits) - in_block)[:block_bits]
         m.d.comb += cap.eq(Mux(last_block & in_block.any(), to_block, self.max_burst)
                            if block_bits else 1)
-        reach = Signal(ROW_BEATS_WIDTH + 1)
-        m.d.comb += reach.eq(offset + cap)
-        row_end = row_beats <= reach
-        beats = Mux(row_end, (row_beats - offset)[:block_bits + 1], cap)
+        row_end = remaining <= cap
+        beats = Mux(row_end, remaining[:block_bits + 1], cap)
         last_row = rows_left == 1
         cmd_end = row_end & last_row
         next_row = Signal(beat_addr_width + 1)
@@ -314,11 +335,12 @@ class BurstSplitter(wiring.Component):
         with m.If(leave):
             m.d.sync += announce.eq(DMAError.NONE)
             with m.If(row_end):
-                m.d.sync += [row_addr.eq(next_row), offset.eq(0), rows_left.eq(rows_left - 1)]
+                m.d.sync += [row_addr.eq(next_row), rows_left.eq(rows_left - 1),
+                             *start_row(next_row, row_beats)]
                 with m.If(last_row):
                     m.d.sync += active.eq(0)
             with m.Else():
-                m.d.sync += offset.eq(reach)
+                m.d.sync += cut(cap)
             with m.If(wraps & ~refused):
                 m.d.sync += [refused.eq(1), announce.eq(DMAError.RANGE)]
         m.d.sync += empty_pending.eq(0)
@@ -332,8 +354,8 @@ class BurstSplitter(wiring.Component):
                 row_addr.eq(cmd.addr[size:]),
                 stride.eq(cmd.stride[size:]),
                 row_beats.eq(cmd.row_beats),
-                offset.eq(0),
                 rows_left.eq(cmd.rows),
+                *start_row(cmd.addr[size:], cmd.row_beats),
                 refused.eq(misaligned),
                 announce.eq(Mux(empty, DMAError.EMPTY,
                                 Mux(misaligned, DMAError.MISALIGNED, DMAError.NONE))),
