@@ -1,9 +1,11 @@
 """A single-port RAM: iCE40UP SPRAM tiles on an UltraPlus, an inferred memory elsewhere."""
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from .sram import select_row
 
 __all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SinglePortRAM", "has_spram"]
 
@@ -116,8 +118,5 @@ class SinglePortRAM(wiring.Component):
                     o_DATAOUT=out)
                 words.append(out)
             outputs.append(Cat(*words))
-        data = outputs[0]
-        for r in range(1, rows):
-            data = Mux(read_row == r, outputs[r], data)
-        m.d.comb += self.r_data.eq(data)
+        m.d.comb += self.r_data.eq(select_row(outputs, read_row))
         return m

@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SRAM1R1W", "has_ice40_ebr", "sram_behavioural_module", "sram_module_name"]
+__all__ = ["SRAM1R1W", "has_ice40_ebr", "select_row", "sram_behavioural_module", "sram_module_name"]
 
 #: One SB_RAM40_4K in its 256 x 16 mode (the only one used here: plain bit order).
 EBR_DEPTH, EBR_WIDTH = 256, 16
@@ -132,11 +132,17 @@ class SRAM1R1W(wiring.Component):
                     o_RDATA=out)
                 words.append(out)
             outputs.append(Cat(*words))
-        data = outputs[0]
-        for r in range(1, rows):
-            data = Mux(read_row == r, outputs[r], data)
-        m.d.comb += self.r_data.eq(data)
+        m.d.comb += self.r_data.eq(select_row(outputs, read_row))
         return m
+
+
+def select_row(outputs, row):
+    """``outputs[row]``: the read data of a memory built of rows of primitives (a chain of
+    multiplexers on the row read last)."""
+    data = outputs[0]
+    for r in range(1, len(outputs)):
+        data = Mux(row == r, outputs[r], data)
+    return data
 
 
 def sram_behavioural_module(depth, width):

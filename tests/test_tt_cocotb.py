@@ -1,5 +1,5 @@
-"""The Tiny Tapeout top ``tt_um_tessera``: its Verilog port list and lint, ``tt/info.yaml``, and GEMMs
-end to end on its generated Verilog under cocotb, driven only through the TT pins (SPI)."""
+"""The Tiny Tapeout top ``tt_um_tessera``: its Verilog port list and lint, ``tt/info.yaml``, and
+GEMMs end to end on its generated Verilog under cocotb, driven only through the TT pins (SPI)."""
 
 import json
 import re
