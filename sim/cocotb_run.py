@@ -55,9 +55,11 @@ def run_cocotb(*, sources, toplevel, test_module, build_dir, env=None, simulator
     The results and logs go to ``build_dir``. With ``shared_build`` the simulator's model is
     built in a folder shared by every run of the same design and options
     (:func:`_shared_model_dir`): a Verilator build takes 10-70 s, so parametrized tests of one
-    design build it once. Runs of one model take turns (a file lock), across pytest-xdist
-    workers too. Without, it is built in ``build_dir``. Raises :class:`CocotbFailure` unless
-    every test in the module passed; returns the number of tests run.
+    design build it once. A file lock lets one process at a time build (or find up to date)
+    a model, across pytest-xdist workers too; runs of a built model may overlap (they write
+    only into their own ``build_dir``). Without, it is built in ``build_dir``. Raises
+    :class:`CocotbFailure` unless every test in the module passed; returns the number of tests
+    run.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -79,7 +81,7 @@ def run_cocotb(*, sources, toplevel, test_module, build_dir, env=None, simulator
         model_dir = _shared_model_dir(simulator, toplevel, sources, defines, build_args)
         copies = [model_dir / "src" / f"{i}_{s.name}" for i, s in enumerate(sources)]
     with open(model_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; released when the file closes
         for copy, source in zip(copies, sources, strict=True):
             if not copy.exists():  # same name and contents as any earlier copy: the digest
                 shutil.copyfile(source, copy.with_suffix(".part"))
@@ -88,6 +90,7 @@ def run_cocotb(*, sources, toplevel, test_module, build_dir, env=None, simulator
         runner.build(sources=[str(s) for s in copies], hdl_toplevel=toplevel, defines=defines,
                      build_dir=model_dir, build_args=build_args, timescale=("1ns", "1ps"),
                      log_file=build_dir / "build.log")
+        fcntl.flock(lock, fcntl.LOCK_SH)  # runs only read the model: they may overlap
         results = runner.test(test_module=test_module, hdl_toplevel=toplevel,
                               build_dir=model_dir, test_dir=ROOT, extra_env=dict(env or {}),
                               testcase=testcase, results_xml=str(build_dir / "results.xml"),
