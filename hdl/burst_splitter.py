@@ -252,10 +252,10 @@ class BurstSplitter(wiring.Component):
 
     @property
     def registered_progress(self):
-        """The burst address and the row's beats left are registers (``config.target_mhz``
-        above 50): no carry chain before the burst's length, which the engines' credit
-        checks and AXI's AxLEN take combinationally."""
-        return self.config.target_mhz > 50
+        """The burst address and the row's beats left are registers (``config.fast_clock``):
+        no carry chain before the burst's length, which the engines' credit checks and AXI's
+        AxLEN take combinationally."""
+        return self.config.fast_clock
 
     @property
     def beat_bytes(self):

@@ -233,6 +233,15 @@ class TesseraConfig:
 
     # Derived values: computed here once, never retyped elsewhere.
 
+    #: Clocks above this (MHz) are "fast": blocks keep registers there that cut a path across
+    #: units, and at or below it they trade them for area (the iCE40 presets).
+    FAST_CLOCK_MHZ = 50
+
+    @property
+    def fast_clock(self) -> bool:
+        """``target_mhz`` above :attr:`FAST_CLOCK_MHZ`."""
+        return self.target_mhz > self.FAST_CLOCK_MHZ
+
     @property
     def sp_bank_depth(self) -> int:
         return self.sp_depth // self.sp_banks

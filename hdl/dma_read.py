@@ -132,8 +132,8 @@ class DMAReader(wiring.Component):
     @property
     def output_register(self):
         """Whether ``data`` comes through a register after the buffer's read register (for
-        ``config.target_mhz`` above 50: one more cycle of latency, a shorter path)."""
-        return self.config.target_mhz > 50
+        ``config.fast_clock``: one more cycle of latency, a shorter path)."""
+        return self.config.fast_clock
 
     @property
     def buffer_depth(self):

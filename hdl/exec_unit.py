@@ -69,13 +69,10 @@ class ExecUnit(wiring.Component):
 
     #: Instructions queued per reader; instructions in flight.
     queue_depth, inflight_depth = 2, 4
-    #: Results counted (no tags) up to this clock (MHz).
-    counted_up_to_mhz = 50
-
     @property
     def tagged(self):
         """Whether the activation rows carry their accumulator row through the array."""
-        return self.config.target_mhz > self.counted_up_to_mhz
+        return self.config.fast_clock  # slower: results counted, no tags
 
     @property
     def route_depth(self):

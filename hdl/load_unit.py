@@ -35,7 +35,7 @@ class LoadUnit(wiring.Component):
       next cycle; the write stage takes the returning beats. Up to :attr:`depth`
       instructions are between the two, so the next LOAD's command goes out while this one's
       data still arrives (the DMA's own latency is hidden). With :attr:`holds_instruction`
-      (``target_mhz`` above :attr:`holding_above_mhz`) the command stage checks an instruction
+      (``config.fast_clock``) the command stage checks an instruction
       as it takes it into a register; otherwise it checks the instruction while it is
       offered and takes it (``ctl.insn.ready``) with its command: ``ctl.insn`` must then
       keep it valid and stable until taken, as a stream does.
@@ -58,11 +58,6 @@ class LoadUnit(wiring.Component):
 
     #: Instructions between the command stage and the write stage.
     depth = 2
-    #: Above this target clock the command stage copies an instruction into a register
-    #: (a shorter path from the dispatcher to the DMA); at or below it, it issues the
-    #: command from the dispatcher's queue stage (about a hundred flip-flops fewer).
-    holding_above_mhz = 50
-
     def __init__(self, config):
         try:
             check_dma_addresses(config)
@@ -70,7 +65,10 @@ class LoadUnit(wiring.Component):
             self._MustUse__silence = True  # never built: no "created but never used" warning
             raise
         self.config = config
-        self.holds_instruction = config.target_mhz > self.holding_above_mhz
+        # Fast clocks: the command stage copies an instruction into a register (a shorter
+        # path from the dispatcher to the DMA); slower, it issues the command from the
+        # dispatcher's queue stage (about a hundred flip-flops fewer).
+        self.holds_instruction = config.fast_clock
         super().__init__({
             "ctl": Out(unit_signature()),
             "dma_cmd": Out(stream.Signature(dma_command_layout(config))),

@@ -83,15 +83,12 @@ class Scratchpad(wiring.Component):
             "conflict": Out(1),
         })
 
-    #: Held answers up to this clock (MHz): the combinational path from ``read_data.ready``
-    #: to the banks' read enables is kept off faster clocks.
-    held_up_to_mhz = 50
-
     @staticmethod
     def holds_answers_for(config):
         """Whether a scratchpad of ``config`` holds answers in the banks' output registers
         (one per port, ``read_latency`` 1) instead of a 3-row response buffer per port."""
-        return config.target_mhz <= Scratchpad.held_up_to_mhz
+        # Not at fast clocks: the path from ``read_data.ready`` to the banks' read enables.
+        return not config.fast_clock
 
     @property
     def holds_answers(self):

@@ -43,11 +43,11 @@ class _Core(wiring.Component):
 
         # A row field with a bit at or above the deepest memory's is out of range anyway.
         # The instruction queue's head word is registered where the clock is fast (as the
-        # LOAD unit's command stage is: see LoadUnit.holding_above_mhz).
+        # LOAD unit's command stage is: ``config.fast_clock``).
         m.submodules.dispatcher = dispatcher = Dispatcher(
             queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth,
             row_bits=max(cfg.sp_depth, cfg.acc_depth).bit_length(),
-            registered_head=cfg.target_mhz > LoadUnit.holding_above_mhz)
+            registered_head=cfg.fast_clock)
         m.submodules.load = load = LoadUnit(cfg)
         m.submodules.exec = exec_ = ExecUnit(cfg)
         m.submodules.store = store = StoreUnit(cfg)

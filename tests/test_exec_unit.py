@@ -197,7 +197,7 @@ def test_checks_stop_the_unit(insn, cause):
 
 
 def test_tag_too_narrow():
-    """Only a tagged unit (above ``counted_up_to_mhz``) needs the tag to fit."""
+    """Only a tagged unit (``config.fast_clock``) needs the tag to fit."""
     with pytest.raises(ValueError, match=r"^tag_width must be at least 9 for acc_depth 256, "
                                          r"not 8$"):
         ExecUnit(preset("tiny").replace(tag_width=8, target_mhz=80.0))
