@@ -36,6 +36,12 @@ class ICE40DualMultiplier(wiring.Component):
     cleared by the domain's reset through ``IRSTTOP``/``IRSTBOT``, which act at once
     (asynchronously); the behavioural registers clear at the next clock edge.
 
+    ``hold_b``: ``b0``/``b1`` go into the DSP's B register (``B_REG``) only in a cycle with
+    ``load_b`` high (``BHOLD`` low otherwise), and the multipliers use the held values: a
+    weight-stationary PE keeps its active weight there instead of in fabric flip-flops. A
+    product is then ``a`` of :attr:`latency` cycles earlier times the ``b`` last loaded
+    before that (zero after reset).
+
     Elaborated for a platform with SB_MAC16 (:func:`has_sb_mac16`, a ``device`` starting with
     ``iCE40UP`` or ``iCE5LP``) it is an ``SB_MAC16`` instance; for any other platform, or
     none (Amaranth's simulator), it is registered ``*`` with the same latency.
@@ -44,6 +50,8 @@ class ICE40DualMultiplier(wiring.Component):
     ----------
     latency : int
         1 or 2, see above.
+    hold_b : bool
+        Whether the ``b`` factors are held in the DSP and loaded by ``load_b`` (see above).
     domain : str
         Clock domain of the registers.
 
@@ -55,23 +63,18 @@ class ICE40DualMultiplier(wiring.Component):
         Factors of ``p1``.
     p0, p1 : Out(signed(16))
         The products, :attr:`latency` cycles later.
+    load_b : In(1)
+        Only with ``hold_b``: load ``b0``/``b1`` into the held factors at the end of the cycle.
 
     Raises
     ------
     TypeError
-        ``latency`` is not an integer, ``domain`` not a string.
+        ``latency`` is not an integer, ``domain`` not a string, ``hold_b`` not a bool.
     ValueError
         ``latency`` is neither 1 nor 2.
     """
 
-    a0: In(signed(8))
-    b0: In(signed(8))
-    a1: In(signed(8))
-    b1: In(signed(8))
-    p0: Out(signed(16))
-    p1: Out(signed(16))
-
-    def __init__(self, *, latency=1, domain="sync"):
+    def __init__(self, *, latency=1, domain="sync", hold_b=False):
         try:
             if not isinstance(latency, int) or isinstance(latency, bool):
                 raise TypeError(f"latency must be an integer, not {latency!r}")
@@ -79,12 +82,19 @@ class ICE40DualMultiplier(wiring.Component):
                 raise ValueError(f"latency must be 1 or 2, not {latency!r}")
             if not isinstance(domain, str):
                 raise TypeError(f"domain must be a string, not {domain!r}")
+            if not isinstance(hold_b, bool):
+                raise TypeError(f"hold_b must be a bool, not {hold_b!r}")
         except (TypeError, ValueError):
             self._MustUse__silence = True   # never built: no "created but never used" warning
             raise
         self._latency = latency
         self._domain = domain
-        super().__init__()
+        self._hold_b = hold_b
+        super().__init__({
+            "a0": In(signed(8)), "b0": In(signed(8)), "a1": In(signed(8)), "b1": In(signed(8)),
+            "p0": Out(signed(16)), "p1": Out(signed(16)),
+            **({"load_b": In(1)} if hold_b else {}),
+        })
 
     @property
     def latency(self):
@@ -96,7 +106,7 @@ class ICE40DualMultiplier(wiring.Component):
         bit, two = (lambda v: Const(v, 1)), (lambda v: Const(v, 2))
         return {
             "NEG_TRIGGER": bit(0),
-            "A_REG": bit(self._latency == 2), "B_REG": bit(self._latency == 2),
+            "A_REG": bit(self._latency == 2), "B_REG": bit(self._latency == 2 or self._hold_b),
             "C_REG": bit(0), "D_REG": bit(0),
             "TOP_8x8_MULT_REG": bit(1), "BOT_8x8_MULT_REG": bit(1),
             "PIPELINE_16x16_MULT_REG1": bit(0), "PIPELINE_16x16_MULT_REG2": bit(0),
@@ -119,7 +129,8 @@ class ICE40DualMultiplier(wiring.Component):
                 **{f"p_{name}": value for name, value in self.sb_mac16_parameters().items()},
                 i_CLK=ClockSignal(self._domain), i_CE=Const(1, 1),
                 i_A=Cat(self.a0, self.a1), i_B=Cat(self.b0, self.b1), i_C=zeros, i_D=zeros,
-                i_AHOLD=zero, i_BHOLD=zero, i_CHOLD=zero, i_DHOLD=zero,
+                i_AHOLD=zero, i_BHOLD=~self.load_b if self._hold_b else zero,
+                i_CHOLD=zero, i_DHOLD=zero,
                 i_IRSTTOP=rst, i_IRSTBOT=rst, i_ORSTTOP=zero, i_ORSTBOT=zero,
                 i_OLOADTOP=zero, i_OLOADBOT=zero, i_ADDSUBTOP=zero, i_ADDSUBBOT=zero,
                 i_OHOLDTOP=zero, i_OHOLDBOT=zero, i_CI=zero, i_ACCUMCI=zero,
@@ -129,12 +140,18 @@ class ICE40DualMultiplier(wiring.Component):
             m.d.comb += [self.p0.eq(o[:16]), self.p1.eq(o[16:])]
             return m
 
-        factors = [self.a0, self.b0, self.a1, self.b1]
+        def register(factor, enable=1):  # the DSP's A_REG / B_REG
+            reg = Signal.like(factor, name=f"{factor.name}_reg")
+            with m.If(enable):
+                m.d[self._domain] += reg.eq(factor)
+            return reg
+
+        a0, b0, a1, b1 = self.a0, self.b0, self.a1, self.b1
         if self._latency == 2:
-            registered = [Signal.like(factor, name=f"{factor.name}_reg") for factor in factors]
-            m.d[self._domain] += [reg.eq(factor)
-                                  for reg, factor in zip(registered, factors, strict=True)]
-            factors = registered
-        a0, b0, a1, b1 = factors
+            a0, a1 = register(a0), register(a1)
+        if self._hold_b:
+            b0, b1 = register(b0, self.load_b), register(b1, self.load_b)
+        elif self._latency == 2:
+            b0, b1 = register(b0), register(b1)
         m.d[self._domain] += [self.p0.eq(a0 * b0), self.p1.eq(a1 * b1)]
         return m

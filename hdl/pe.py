@@ -17,7 +17,7 @@ class ProcessingElement(wiring.Component):
 
     Timing (all outputs are registers):
 
-    - ``a_out``/``swap_out`` are ``a_in``/``swap_in`` one cycle later.
+    - ``a_out``/``swap_out`` are ``a_in``/``swap_in`` one cycle later (only with ``forward``).
     - ``swap_in`` high copies the shadow weight into the active one at the end of the cycle, so
       the activation arriving in the *next* cycle is the first to use it (the array sends the swap
       one cycle ahead of the activation, which keeps the weight mux off the multiplier path).
@@ -42,38 +42,54 @@ class ProcessingElement(wiring.Component):
         Registers between the multiplier and the adder (1 or more).
     top : bool
         Whether ``psum_in`` is always zero (ignored): no adder, no sum register.
+    external_weight : bool
+        With ``multiplier="external"``: whether the multiplier holds the active weight
+        (``mul_load``) instead of a register in the PE.
+    forward : bool
+        Whether the PE passes its activation and swap on (``a_out``, ``swap_out``): False in
+        an array that broadcasts them to a row.
 
     Members
     -------
-    a_in, a_out : activation in from the left, out to the right.
-    swap_in, swap_out : make the shadow weight active.
+    a_in, a_out : activation in from the left, out to the right (``a_out`` with ``forward``).
+    swap_in, swap_out : make the shadow weight active (``swap_out`` with ``forward``).
     w_in, w_en : shadow weight write.
     psum_in, psum_out : partial sum in from above, out downwards.
     mul_a, mul_b, mul_p : only with ``multiplier="external"``: the factors (the activation and
         the active weight) go out to a shared multiplier outside the PE, and its product comes
         back one cycle later in ``mul_p``, in place of the first product register (a DSP
         block's output register).
+    mul_load : only with ``external_weight``: the multiplier holds the active weight (a DSP
+        block's input register): ``mul_b`` is the shadow weight, and ``mul_load`` (the swap)
+        loads it into the multiplier's register at the end of the cycle.
     """
 
     def __init__(self, *, act_shape, weight_shape, psum_in_shape, psum_out_shape,
-                 multiplier="behavioural", product_stages=1, top=False):
+                 multiplier="behavioural", product_stages=1, top=False, forward=True,
+                 external_weight=False):
         if not isinstance(product_stages, int) or product_stages < 1:
             raise ValueError(f"product_stages must be a positive integer, not {product_stages!r}")
         self.multiplier = multiplier
         self.product_stages = product_stages
         self.top = bool(top)
+        self.forward = bool(forward)
+        if external_weight and multiplier != "external":
+            raise ValueError("external_weight needs multiplier='external', "
+                             f"not {multiplier!r}")
+        self.external_weight = bool(external_weight)
         act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         external = {}
         if multiplier == "external":
             lowest, highest = product_range(act_shape, weight_shape)
             external = {"mul_a": Out(act_shape), "mul_b": Out(weight_shape),
-                        "mul_p": In(range(lowest, highest + 1))}
+                        "mul_p": In(range(lowest, highest + 1)),
+                        **({"mul_load": Out(1)} if external_weight else {})}
+        forwarded = {"a_out": Out(act_shape), "swap_out": Out(1)} if forward else {}
         super().__init__({
             **external,
+            **forwarded,
             "a_in": In(act_shape),
-            "a_out": Out(act_shape),
             "swap_in": In(1),
-            "swap_out": Out(1),
             "w_in": In(weight_shape),
             "w_en": In(1),
             "psum_in": In(psum_in_shape),
@@ -93,7 +109,11 @@ class ProcessingElement(wiring.Component):
         shadow = Signal(self.w_in.shape(), name="shadow")
         lowest, highest = product_range(self.a_in.shape(), self.w_in.shape())
         stages = range(self.product_stages)
-        if self.multiplier == "external":
+        if self.external_weight:
+            m.d.comb += [self.mul_a.eq(self.a_in), self.mul_b.eq(shadow),
+                         self.mul_load.eq(self.swap_in)]
+            product, stages = self.mul_p, stages[1:]
+        elif self.multiplier == "external":
             m.d.comb += [self.mul_a.eq(self.a_in), self.mul_b.eq(active)]
             product, stages = self.mul_p, stages[1:]
         else:
@@ -104,13 +124,15 @@ class ProcessingElement(wiring.Component):
             m.d.sync += product_reg.eq(product)
             product = product_reg
 
-        m.d.sync += [self.a_out.eq(self.a_in), self.swap_out.eq(self.swap_in)]
+        if self.forward:
+            m.d.sync += [self.a_out.eq(self.a_in), self.swap_out.eq(self.swap_in)]
         if self.top:
             m.d.comb += self.psum_out.eq(product)
         else:
             m.d.sync += self.psum_out.eq(self.psum_in + product)
         with m.If(self.w_en):
             m.d.sync += shadow.eq(self.w_in)
-        with m.If(self.swap_in):
-            m.d.sync += active.eq(shadow)
+        if not self.external_weight:
+            with m.If(self.swap_in):
+                m.d.sync += active.eq(shadow)
         return m

@@ -51,12 +51,18 @@ class SystolicArray(wiring.Component):
     """A ``dim`` x ``dim`` weight-stationary systolic array: ``results = acts @ weights``.
 
     PE (k, n) holds weight ``W[k][n]`` of a K x N tile. Activation lane k enters row k from the
-    left, skewed by k cycles; partial sums flow down each column; column n leaves the bottom
-    n cycles after column 0 and is de-skewed, so a whole result row appears at once.
+    left, skewed by k cycles; partial sums flow down each column. Systolic (the default at
+    fast clocks): activations hop one column per cycle, so column n leaves the bottom n cycles
+    after column 0 and is de-skewed, so a whole result row appears at once. Broadcast (the
+    default at slow clocks, ``config.fast_clock`` false): row k's activation reaches all its
+    columns in the same cycle, the columns run in lockstep and need no de-skew: ``dim - 1``
+    cycles less latency and no activation, swap, weight or de-skew delay registers (a wire
+    fanning out to ``dim`` PEs instead of one hop per PE).
 
     Weights: the ``dim`` rows of a tile (k = 0..dim-1 in order, ``last`` on row dim-1) fill the
-    shadow registers, each write travelling across the array one column per cycle behind the
-    swap wave of the tile before, so the next tile loads while the current one computes.
+    shadow registers, each write travelling across the array one column per cycle (systolic;
+    all columns at once when broadcast) behind the swap wave of the tile before, so the next
+    tile loads while the current one computes.
     Activations: a row with ``swap`` set is the first to use the most recently completed shadow
     tile; it waits (``acts.ready`` low) until that tile's last row has been accepted. A completed
     tile not yet swapped in holds ``weights.ready`` low, except in the cycle a swap is accepted,
@@ -65,8 +71,8 @@ class SystolicArray(wiring.Component):
     Timing:
 
     - Latency: :attr:`latency` = ``2 * dim + product_stages`` cycles (``2 * dim + 1`` by
-      default) from an accepted activation row to its result row on ``results`` (with an
-      empty output buffer).
+      default; ``dim + 1 + product_stages`` broadcast, ``dim > 1``) from an accepted
+      activation row to its result row on ``results`` (with an empty output buffer).
     - Throughput: one activation row (``dim * dim`` MACs) and one weight row per cycle; tile
       switches cost no bubble when each tile gets at least ``dim`` activation rows.
     - Back-pressure: rows in flight land in an output buffer of :attr:`buffer_depth` entries;
@@ -93,6 +99,9 @@ class SystolicArray(wiring.Component):
     tags : bool
         Whether the rows carry tags (the default). Without, the payloads have no ``tag``
         field and there are no tag registers, for an owner that counts its results in order.
+    broadcast : bool or None
+        Whether each row's activation is broadcast to its columns (see above); ``None``:
+        broadcast unless ``config.fast_clock``.
 
     Members
     -------
@@ -105,14 +114,18 @@ class SystolicArray(wiring.Component):
         The array still counts rows by position; only reset clears the flag.
     """
 
-    def __init__(self, config, *, result_buffer=True, tags=True):
-        for name, value in [("result_buffer", result_buffer), ("tags", tags)]:
+    def __init__(self, config, *, result_buffer=True, tags=True, broadcast=None):
+        if broadcast is None:
+            broadcast = not config.fast_clock
+        for name, value in [("result_buffer", result_buffer), ("tags", tags),
+                            ("broadcast", broadcast)]:
             if not isinstance(value, bool):
                 self._MustUse__silence = True  # never built: no "created but never used" warning
                 raise TypeError(f"{name} must be a bool, not {value!r}")
         self.config = config
         self.result_buffer = result_buffer
         self.tags = tags
+        self.broadcast = broadcast
         super().__init__({
             "weights": In(stream.Signature(weight_row_layout(config))),
             "acts": In(stream.Signature(act_row_layout(config, tags))),
@@ -127,8 +140,11 @@ class SystolicArray(wiring.Component):
         dim = self.config.dim
         # Input register and row skew of the last row (rows 0 and 1 enter together: the top
         # row has no sum register), its product registers and sum register (none if it is
-        # the top row), column hop n plus de-skew dim - 1 - n, and the output buffer (if any).
-        return 2 * dim - 1 + self.config.product_stages + self.result_buffer
+        # the top row), column hop n plus de-skew dim - 1 - n (systolic), and the output
+        # buffer (if any).
+        hops = 0 if self.broadcast else dim - 1
+        return max(1, dim - 1) + self.config.product_stages + (dim > 1) + hops \
+            + self.result_buffer
 
     @property
     def buffer_depth(self):
@@ -184,8 +200,10 @@ class SystolicArray(wiring.Component):
         # Row select of the accepted weight row, then column n sees it n cycles later.
         w_select = Signal(dim)
         m.d.comb += w_select.eq(Cat(w_fire & (w_index == k) for k in range(dim)))
-        col_select = [_delayed(m, w_select, n, f"w_select_c{n}") for n in range(dim)]
-        col_weight = [_delayed(m, self.weights.payload.row[n], n, f"w_c{n}") for n in range(dim)]
+        hop = 0 if self.broadcast else 1  # cycles from one column to the next
+        col_select = [_delayed(m, w_select, hop * n, f"w_select_c{n}") for n in range(dim)]
+        col_weight = [_delayed(m, self.weights.payload.row[n], hop * n, f"w_c{n}")
+                      for n in range(dim)]
 
         # --- Activations: row k skewed by max(1, k) cycles (row 0's partial sum is its
         # product register, no sum register), its swap pulse one cycle earlier. ---
@@ -195,27 +213,31 @@ class SystolicArray(wiring.Component):
         m.d.comb += swap_pulse.eq(swap_fire)
         row_swap = [_delayed(m, swap_pulse, max(1, k) - 1, f"swap_r{k}") for k in range(dim)]
 
-        # --- The PE grid. ---
+        # --- The PE grid. Consecutive DSP PEs (row-major) pair up in a two-product DSP block
+        # (an SB_MAC16 in 8x8 mode); broadcast, a pair in one row swaps together and keeps
+        # its active weights in the block's input register. ---
+        dsp_pes = [(k, n) for k in range(dim) for n in range(dim)
+                   if cfg.pe_multiplier(k, n) == "dsp" and cfg.dsp_products == 2]
+        pairs = [dsp_pes[i:i + 2] for i in range(0, len(dsp_pes), 2)]
+        held = {pe for pair in pairs for pe in pair
+                if self.broadcast and len({k for k, _ in pair}) == 1}
         pes = []
         psum_shape = None
-        shared = []     # PEs whose product comes from a shared two-product DSP block
         for k in range(dim):
             out_shape = sum_shape(cfg.act_shape, cfg.weight_shape, k + 1, cfg.acc_width)
             row = []
             for n in range(dim):
-                multiplier = cfg.pe_multiplier(k, n)
-                if multiplier == "dsp" and cfg.dsp_products == 2:
-                    multiplier = "external"
+                multiplier = "external" if (k, n) in dsp_pes else cfg.pe_multiplier(k, n)
                 pe = ProcessingElement(
                     act_shape=cfg.act_shape, weight_shape=cfg.weight_shape,
                     psum_in_shape=psum_shape or out_shape, psum_out_shape=out_shape,
-                    multiplier=multiplier, product_stages=cfg.product_stages, top=k == 0)
-                if multiplier == "external":
-                    shared.append(pe)
+                    multiplier=multiplier, product_stages=cfg.product_stages, top=k == 0,
+                    forward=not self.broadcast, external_weight=(k, n) in held)
                 m.submodules[f"pe_{k}_{n}"] = pe
+                chained = n > 0 and not self.broadcast
                 m.d.comb += [
-                    pe.a_in.eq(row_act[k] if n == 0 else row[n - 1].a_out),
-                    pe.swap_in.eq(row_swap[k] if n == 0 else row[n - 1].swap_out),
+                    pe.a_in.eq(row[n - 1].a_out if chained else row_act[k]),
+                    pe.swap_in.eq(row[n - 1].swap_out if chained else row_swap[k]),
                     pe.w_in.eq(col_weight[n]),
                     pe.w_en.eq(col_select[n][k]),
                     pe.psum_in.eq(0 if k == 0 else pes[k - 1][n].psum_out),
@@ -224,16 +246,18 @@ class SystolicArray(wiring.Component):
             pes.append(row)
             psum_shape = out_shape
 
-        # --- Consecutive DSP PEs (row-major) in pairs, one SB_MAC16 (8x8 mode) each. ---
-        for i in range(0, len(shared), 2):
-            pair = shared[i:i + 2]
-            dsp = m.submodules[f"dsp_{i // 2}"] = ICE40DualMultiplier(latency=1)
+        for i, pair in enumerate(pairs):
+            hold = pair[0] in held
+            dsp = m.submodules[f"dsp_{i}"] = ICE40DualMultiplier(latency=1, hold_b=hold)
             ports = [(dsp.a0, dsp.b0, dsp.p0), (dsp.a1, dsp.b1, dsp.p1)][:len(pair)]
-            for pe, (a, b, p) in zip(pair, ports, strict=True):
+            for (k, n), (a, b, p) in zip(pair, ports, strict=True):
+                pe = pes[k][n]
                 m.d.comb += [a.eq(pe.mul_a), b.eq(pe.mul_b), pe.mul_p.eq(p)]
+            if hold:  # the pair shares its row's swap
+                m.d.comb += dsp.load_b.eq(pes[pair[0][0]][pair[0][1]].mul_load)
 
         # --- De-skew the bottom row; the tag travels beside the array. ---
-        bottom = [_delayed(m, pes[dim - 1][n].psum_out, dim - 1 - n, f"sum_c{n}")
+        bottom = [_delayed(m, pes[dim - 1][n].psum_out, hop * (dim - 1 - n), f"sum_c{n}")
                   for n in range(dim)]
         if self.tags:
             m.d.comb += result.tag.eq(_delayed(m, self.acts.payload.tag, result_latency,

@@ -64,6 +64,7 @@ def first_mismatch(got, want, rows, latency, what):
      r"^latency must be an integer, not 1\.0$"),
     (lambda: ICE40DualMultiplier(latency=True), TypeError,
      r"^latency must be an integer, not True$"),
+    (lambda: ICE40DualMultiplier(hold_b=1), TypeError, r"^hold_b must be a bool, not 1$"),
     (lambda: ICE40DualMultiplier(domain=None), TypeError,
      r"^domain must be a string, not None$"),
 ])
@@ -219,3 +220,90 @@ def test_synth_ice40_eight_dsps_for_sixteen_products(latency, build_dir):
              for count, name in re.findall(r"^\s+(\d+)\s+(?:\S+\s+)?(SB_\w+)\s*$", stat, re.M)}
     print(f"latency {latency}: {cells}")
     assert cells == {"SB_MAC16": 8}, stat
+
+
+def held_b_rows(rng, count):
+    """``(a0, b0, a1, b1, load_b)`` rows: corners and random factors, loads now and then."""
+    return [(*row, int(rng.random() < 0.3)) for row in vectors(rng, count)]
+
+
+def held_b_products(rows):
+    """``(p0, p1)`` after each edge: ``a`` of that cycle times the ``b`` loaded before it."""
+    held, out = (0, 0), []
+    for a0, b0, a1, b1, load in rows:
+        out.append((a0 * held[0], a1 * held[1]))
+        if load:
+            held = (b0, b1)
+    return out
+
+
+HOLD_TESTBENCH = """\
+`timescale 1ns/1ps
+module tb;
+  reg clk = 0, rst = 1, load_b = 0;
+  reg signed [7:0] a0, b0, a1, b1;
+  wire signed [15:0] p0, p1;
+  reg [32:0] rows [0:{count}];
+  integer i, out;
+  dual_mult dut (.clk(clk), .rst(rst), .a0(a0), .b0(b0), .a1(a1), .b1(b1), .load_b(load_b),
+                 .p0(p0), .p1(p1));
+  always #5 clk = ~clk;
+  initial begin
+    $readmemh("vectors.hex", rows);
+    out = $fopen("products.hex", "w");
+    {{load_b, a0, b0, a1, b1}} = {{1'b1, 32'h7f7f7f7f}};  // the reset wins over the load
+    repeat (2) @(posedge clk);
+    #1 rst = 0;
+    for (i = 0; i < {count}; i = i + 1) begin
+      {{load_b, a0, b0, a1, b1}} = rows[i];
+      @(posedge clk); #1 $fwrite(out, "%h %h\\n", p0, p1);
+    end
+    $fclose(out);
+    $finish;
+  end
+endmodule
+"""
+
+
+@pytest.mark.parametrize("simulator", ["amaranth", "icarus"])
+def test_hold_b(simulator, build_dir):
+    """``hold_b``: the b factors held in the block's B register, loaded by ``load_b``; on
+    Amaranth's simulator (behavioural) and on the SB_MAC16 model under Icarus."""
+    print(f"seed {SEED}")
+    rows = held_b_rows(random.Random(SEED), 1000)
+    want = held_b_products(rows)
+    if simulator == "amaranth":
+        dut = ICE40DualMultiplier(hold_b=True)
+        got = []
+
+        async def bench(ctx):
+            for row in rows:
+                for port, value in zip((dut.a0, dut.b0, dut.a1, dut.b1, dut.load_b), row,
+                                       strict=True):
+                    ctx.set(port, value)
+                await ctx.tick()
+                got.append((ctx.get(dut.p0), ctx.get(dut.p1)))
+        sim = Simulator(dut)
+        sim.add_clock(CLOCK)
+        sim.add_testbench(bench)
+        sim.run()
+    else:
+        require_simulator("icarus")
+        (build_dir / "vectors.hex").write_text("".join(
+            f"{load:x}" + "".join(f"{v & 0xFF:02x}" for v in row) + "\n"
+            for *row, load in rows))
+        (build_dir / "tb.v").write_text(HOLD_TESTBENCH.format(count=len(rows)))
+        design = write_component_verilog(ICE40DualMultiplier(hold_b=True), "dual_mult",
+                                         build_dir, platform=UP5K())
+        assert "SB_MAC16" in design.read_text()
+        subprocess.run(["iverilog", "-g2012", "-DNO_ICE40_DEFAULT_ASSIGNMENTS", "-s", "tb",
+                        "-o", "sim.vvp", "tb.v", design.name,
+                        str(yosys_share() / "ice40" / "cells_sim.v")],
+                       cwd=build_dir, check=True, capture_output=True, text=True)
+        subprocess.run(["vvp", "-n", "sim.vvp"], cwd=build_dir, check=True, capture_output=True)
+        lines = (build_dir / "products.hex").read_text().split()
+        got = [(as_signed16(p0), as_signed16(p1))
+               for p0, p1 in zip(lines[::2], lines[1::2], strict=True)]
+    mismatch = next((i for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w), None)
+    assert mismatch is None, (f"seed {SEED}: edge {mismatch} (row {rows[mismatch]}): "
+                              f"got {got[mismatch]}, want {want[mismatch]}")

@@ -17,9 +17,9 @@ CLOCK = 1e-6
 
 
 def run_array(config, workload, *, seed, stall_in=0.0, stall_out=0.0, hold_results=0,
-              max_cycles=20_000, result_buffer=True, tags=True):
+              max_cycles=20_000, result_buffer=True, tags=True, broadcast=None):
     """Stream ``workload`` through an array; returns (results, accept cycles, error flag)."""
-    dut = SystolicArray(config, result_buffer=result_buffer, tags=tags)
+    dut = SystolicArray(config, result_buffer=result_buffer, tags=tags, broadcast=broadcast)
     rng = np.random.default_rng(seed)
     results, accepted, cycle = [], [], [0]
 
@@ -83,14 +83,15 @@ def check_results(workload, results, context):
 
 @pytest.mark.parametrize("dim", [1, 2, 3, 4, 8])
 @pytest.mark.parametrize("stalls", [0.0, 0.3], ids=["idle", "stalls"])
-def test_array_matches_model(dim, stalls):
+@pytest.mark.parametrize("broadcast", [False, True], ids=["systolic", "broadcast"])
+def test_array_matches_model(dim, stalls, broadcast):
     seed = 1000 + dim
-    print(f"seed={seed} dim={dim} stalls={stalls}")
+    print(f"seed={seed} dim={dim} stalls={stalls} broadcast={broadcast}")
     config = TesseraConfig(dim=dim)
     rng = np.random.default_rng(seed)
     workload = make_array_workload(config, rng, n_tiles=6, leading_rows=2)
     _, results, _, error = run_array(config, workload, seed=seed, stall_in=stalls,
-                                     stall_out=stalls)
+                                     stall_out=stalls, broadcast=broadcast)
     check_results(workload, results, f"seed={seed} dim={dim}")
     assert not error
 
@@ -122,19 +123,21 @@ def test_array_variants(variant):
 
 
 @pytest.mark.parametrize("dim, stages", [(2, 1), (3, 1), (4, 1), (3, 2)])
-def test_full_rate_and_latency(dim, stages):
+@pytest.mark.parametrize("broadcast", [False, True], ids=["systolic", "broadcast"])
+def test_full_rate_and_latency(dim, stages, broadcast):
     """Back-to-back tiles of exactly dim rows: one row per cycle, no bubble at tile switches."""
     seed = 2000 + dim
-    print(f"seed={seed} dim={dim} product_stages={stages}")
+    print(f"seed={seed} dim={dim} product_stages={stages} broadcast={broadcast}")
     config = TesseraConfig(dim=dim, product_stages=stages)
     rng = np.random.default_rng(seed)
     workload = make_array_workload(config, rng, n_tiles=8, rows_per_tile=dim)
-    dut, results, accepted, _ = run_array(config, workload, seed=seed)
+    dut, results, accepted, _ = run_array(config, workload, seed=seed, broadcast=broadcast)
     check_results(workload, results, f"seed={seed} dim={dim}")
     first = accepted[0]
     assert accepted == list(range(first, first + len(workload.act_rows))), (
         f"bubbles in the activation stream: accepted at {accepted}")
-    assert dut.latency == 2 * dim + stages
+    # The documented latencies: systolic 2 * dim + stages, broadcast dim + 1 + stages.
+    assert dut.latency == (dim + 1 if broadcast else 2 * dim) + stages
 
 
 @pytest.mark.parametrize("dim, stalls", [(1, 0.0), (4, 0.3)])
@@ -162,15 +165,17 @@ def test_untagged_array_results_in_order():
     assert results == [row for row, _ in workload.expected]
 
 
-def test_unbuffered_array_full_rate():
+@pytest.mark.parametrize("broadcast", [False, True], ids=["systolic", "broadcast"])
+def test_unbuffered_array_full_rate(broadcast):
     seed = 2104
     config = TesseraConfig(dim=4)
     workload = make_array_workload(config, np.random.default_rng(seed), n_tiles=8,
                                    rows_per_tile=4)
-    dut, results, accepted, _ = run_array(config, workload, seed=seed, result_buffer=False)
+    dut, results, accepted, _ = run_array(config, workload, seed=seed, result_buffer=False,
+                                          broadcast=broadcast)
     check_results(workload, results, f"seed={seed} unbuffered")
     assert accepted == list(range(accepted[0], accepted[0] + len(workload.act_rows)))
-    assert dut.latency == 2 * 4 and dut.buffer_depth == 0
+    assert dut.latency == (4 + 1 if broadcast else 2 * 4) and dut.buffer_depth == 0
 
 
 def test_result_buffer_must_be_bool():
@@ -178,14 +183,25 @@ def test_result_buffer_must_be_bool():
         SystolicArray(TesseraConfig(), result_buffer=1)
     with pytest.raises(TypeError, match=r"^tags must be a bool, not 0$"):
         SystolicArray(TesseraConfig(), tags=0)
+    with pytest.raises(TypeError, match=r"^broadcast must be a bool, not 1$"):
+        SystolicArray(TesseraConfig(), broadcast=1)
+
+
+@pytest.mark.parametrize("mhz, broadcast", [(30.0, True), (50.0, True), (80.0, False)])
+def test_broadcast_follows_the_clock(mhz, broadcast):
+    """By default slow-clock arrays broadcast and fast-clock ones hop a column a cycle."""
+    dut = SystolicArray(TesseraConfig(target_mhz=mhz))
+    dut._MustUse__silence = True
+    assert dut.broadcast is broadcast
 
 
 @pytest.mark.parametrize("stages", [1, 2])
 @pytest.mark.parametrize("result_buffer", [True, False])
-def test_latency_property_is_measured(stages, result_buffer):
+@pytest.mark.parametrize("broadcast", [False, True], ids=["systolic", "broadcast"])
+def test_latency_property_is_measured(stages, result_buffer, broadcast):
     """The first result appears exactly ``latency`` cycles after its activation row."""
     config = TesseraConfig(dim=3, product_stages=stages)
-    dut = SystolicArray(config, result_buffer=result_buffer)
+    dut = SystolicArray(config, result_buffer=result_buffer, broadcast=broadcast)
     seen = []
 
     async def bench(ctx):
