@@ -150,25 +150,17 @@ def as_signed16(text):
     return value - (1 << 16) if value & 0x8000 else value
 
 
-@pytest.mark.parametrize("latency", [1, 2])
-def test_sb_mac16_on_icarus(latency, build_dir):
-    """The SB_MAC16 instance on yosys' iCE40 simulation model: every (a, b) pair on both
-    multipliers at once (p1 sees them in a shuffled order), and reset with non-zero factors.
+def run_sb_mac16_on_icarus(build_dir, multiplier, vectors_hex, testbench):
+    """``(p0, p1)`` lines the ``testbench`` writes, ``multiplier`` elaborated for the UP5K
+    (an SB_MAC16 instance) and simulated on yosys' model under Icarus.
 
     Icarus cannot parse the model's port default values (``input CE = 1'b1``), so they are
     switched off with ``NO_ICE40_DEFAULT_ASSIGNMENTS``; every port is driven anyway.
     """
     require_simulator("icarus")
-    print(f"seed {SEED}")
-    pairs = list(itertools.product(range(-128, 128), repeat=2))
-    shuffled = pairs[:]
-    random.Random(SEED).shuffle(shuffled)
-    rows = [(*p, *q) for p, q in zip(pairs, shuffled, strict=True)]
-    (build_dir / "vectors.hex").write_text(
-        "".join("".join(f"{v & 0xFF:02x}" for v in row) + "\n" for row in rows))
-    (build_dir / "tb.v").write_text(TESTBENCH.format(count=len(rows), latency=latency))
-    design = write_component_verilog(ICE40DualMultiplier(latency=latency), "dual_mult",
-                                     build_dir, platform=UP5K())
+    (build_dir / "vectors.hex").write_text(vectors_hex)
+    (build_dir / "tb.v").write_text(testbench)
+    design = write_component_verilog(multiplier, "dual_mult", build_dir, platform=UP5K())
     assert "SB_MAC16" in design.read_text()
     subprocess.run(["iverilog", "-g2012", "-DNO_ICE40_DEFAULT_ASSIGNMENTS", "-s", "tb",
                     "-o", "sim.vvp", "tb.v", design.name,
@@ -176,8 +168,23 @@ def test_sb_mac16_on_icarus(latency, build_dir):
                    cwd=build_dir, check=True, capture_output=True, text=True)
     subprocess.run(["vvp", "-n", "sim.vvp"], cwd=build_dir, check=True, capture_output=True)
     lines = (build_dir / "products.hex").read_text().split()
-    got = [(as_signed16(p0), as_signed16(p1))
-           for p0, p1 in zip(lines[::2], lines[1::2], strict=True)]
+    return [(as_signed16(p0), as_signed16(p1))
+            for p0, p1 in zip(lines[::2], lines[1::2], strict=True)]
+
+
+@pytest.mark.parametrize("latency", [1, 2])
+def test_sb_mac16_on_icarus(latency, build_dir):
+    """The SB_MAC16 instance on yosys' iCE40 simulation model: every (a, b) pair on both
+    multipliers at once (p1 sees them in a shuffled order), and reset with non-zero factors."""
+    print(f"seed {SEED}")
+    pairs = list(itertools.product(range(-128, 128), repeat=2))
+    shuffled = pairs[:]
+    random.Random(SEED).shuffle(shuffled)
+    rows = [(*p, *q) for p, q in zip(pairs, shuffled, strict=True)]
+    got = run_sb_mac16_on_icarus(
+        build_dir, ICE40DualMultiplier(latency=latency),
+        "".join("".join(f"{v & 0xFF:02x}" for v in row) + "\n" for row in rows),
+        TESTBENCH.format(count=len(rows), latency=latency))
     assert got[:2] == [(0, 0)] * 2, f"products under reset: {got[:2]}"
     got, want = got[2:], expected_outputs(rows, latency)
     assert got == want, first_mismatch(got, want, rows, latency, f"seed {SEED}")
@@ -288,22 +295,11 @@ def test_hold_b(simulator, build_dir):
         sim.add_testbench(bench)
         sim.run()
     else:
-        require_simulator("icarus")
-        (build_dir / "vectors.hex").write_text("".join(
-            f"{load:x}" + "".join(f"{v & 0xFF:02x}" for v in row) + "\n"
-            for *row, load in rows))
-        (build_dir / "tb.v").write_text(HOLD_TESTBENCH.format(count=len(rows)))
-        design = write_component_verilog(ICE40DualMultiplier(hold_b=True), "dual_mult",
-                                         build_dir, platform=UP5K())
-        assert "SB_MAC16" in design.read_text()
-        subprocess.run(["iverilog", "-g2012", "-DNO_ICE40_DEFAULT_ASSIGNMENTS", "-s", "tb",
-                        "-o", "sim.vvp", "tb.v", design.name,
-                        str(yosys_share() / "ice40" / "cells_sim.v")],
-                       cwd=build_dir, check=True, capture_output=True, text=True)
-        subprocess.run(["vvp", "-n", "sim.vvp"], cwd=build_dir, check=True, capture_output=True)
-        lines = (build_dir / "products.hex").read_text().split()
-        got = [(as_signed16(p0), as_signed16(p1))
-               for p0, p1 in zip(lines[::2], lines[1::2], strict=True)]
+        got = run_sb_mac16_on_icarus(
+            build_dir, ICE40DualMultiplier(hold_b=True),
+            "".join(f"{load:x}" + "".join(f"{v & 0xFF:02x}" for v in row) + "\n"
+                    for *row, load in rows),
+            HOLD_TESTBENCH.format(count=len(rows)))
     mismatch = next((i for i, (g, w) in enumerate(zip(got, want, strict=True)) if g != w), None)
     assert mismatch is None, (f"seed {SEED}: edge {mismatch} (row {rows[mismatch]}): "
                               f"got {got[mismatch]}, want {want[mismatch]}")
