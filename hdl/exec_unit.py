@@ -19,6 +19,22 @@ def exec_tag_layout(config):
     return data.StructLayout({"acc_addr": range(config.acc_depth), "accumulate": 1})
 
 
+class _JobRegister:
+    """A one-job queue in a register (with the :class:`SyncFIFOBuffered` port names it
+    uses): ``w_rdy`` while empty or, with ``pass_through``, read in this cycle."""
+
+    def __init__(self, m, name, width, *, pass_through):
+        self.w_en, self.r_en = Signal(name=f"{name}_w_en"), Signal(name=f"{name}_r_en")
+        self.w_data = Signal(width, name=f"{name}_w_data")
+        self.r_data = Signal(width, name=name)
+        self.r_rdy = Signal(name=f"{name}_valid")
+        self.w_rdy = ~self.r_rdy | self.r_en if pass_through else ~self.r_rdy
+        with m.If(self.w_en):
+            m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+
+
 class ExecUnit(wiring.Component):
     """Executes EXEC instructions (see :func:`hdl.isa.exec_layout`) on its own systolic array.
 
@@ -29,8 +45,8 @@ class ExecUnit(wiring.Component):
     tile; the activation reader reads the ``rows`` activation rows through ``sp_read`` into
     the array (the first one with ``swap`` after a preload). Each result row is written (or,
     with ``accumulate``, added) to its accumulator row, from ``acc_addr`` on: the rows come
-    out in order, so at :attr:`counted_up_to_mhz` and below the unit counts them (no tag
-    through the array); above, each activation row is tagged with its accumulator row, so
+    out in order, so where ``config.fast_clock`` is False the unit counts them (no tag
+    through the array); at fast clocks each activation row is tagged with its accumulator row, so
     that the accumulator's write address comes straight from a register. The array
     itself keeps the two in step: the next tile's weights wait for the swap of this one, a
     swap waits for its tile.
@@ -43,7 +59,10 @@ class ExecUnit(wiring.Component):
       tile has at least ``dim`` rows, the array's own condition). When both readers want the
       same scratchpad bank, the activation reader goes first.
     - Up to :attr:`queue_depth` instructions wait per reader, so the next ones are accepted
-      while this one computes.
+      while this one computes. With :attr:`peeks` (slow clocks) one waits per reader, in a
+      register, and the next is the one offered on ``ctl.insn``: its weight tile is read
+      while it is offered (its tokens are there), and it is taken once the activation rows
+      ahead of it are all read (in that very cycle: no bubble).
     - ``done`` pulses in the cycle after an instruction's last result row was written to
       the accumulator (about ``array.latency + 3`` cycles after its last read).
     - Back-pressure: none from the accumulator: ``acc_write.ready`` must be high whenever
@@ -67,8 +86,21 @@ class ExecUnit(wiring.Component):
         :attr:`tagged` and the tag (``exec_tag_layout``) does not fit ``config.tag_width``.
     """
 
-    #: Instructions queued per reader; instructions in flight.
-    queue_depth, inflight_depth = 2, 4
+    #: Instructions queued per reader (with :attr:`peeks`: one, in a register).
+    queue_depth = 2
+
+    @property
+    def peeks(self):
+        """Whether the unit takes an offered instruction's weight job before the instruction
+        (where ``config.fast_clock`` is False): the dispatcher's queue stage is then the
+        second job of each reader, and a register the first."""
+        return not self.config.fast_clock
+
+    @property
+    def inflight_depth(self):
+        """Instructions taken and not done, at most."""
+        return 3 if self.peeks else 4
+
     @property
     def tagged(self):
         """Whether the activation rows carry their accumulator row through the array."""
@@ -142,17 +174,38 @@ class ExecUnit(wiring.Component):
         result_job = data.StructLayout({"acc_addr": acc_addr, "acc_end": range(cfg.acc_depth + 1),
                                         "accumulate": 1})
         weight_addr_width = Shape.cast(sp_addr).width
-        m.submodules.weight_jobs = weight_jobs = SyncFIFOBuffered(width=weight_addr_width,
-                                                                  depth=self.queue_depth)
-        m.submodules.act_jobs = act_jobs = SyncFIFOBuffered(width=act_job.size,
-                                                            depth=self.queue_depth)
+        stopped = error != ErrorCause.NONE
+        if self.peeks:
+            act_jobs = _JobRegister(m, "act_job", act_job.size, pass_through=True)
+            weight_jobs = _JobRegister(m, "weight_job", weight_addr_width, pass_through=False)
+        else:
+            act_jobs = m.submodules.act_jobs = SyncFIFOBuffered(
+                width=act_job.size, depth=self.queue_depth)
+            weight_jobs = m.submodules.weight_jobs = SyncFIFOBuffered(
+                width=weight_addr_width, depth=self.queue_depth)
         m.submodules.inflight = inflight = SyncFIFOBuffered(
             width=result_job.size, depth=self.inflight_depth)
-        stopped = error != ErrorCause.NONE
-        m.d.comb += ctl.insn.ready.eq(weight_jobs.w_rdy & act_jobs.w_rdy & inflight.w_rdy
-                                      & ~stopped)
-        accept = ctl.insn.valid & ctl.insn.ready & (check == ErrorCause.NONE)
-        with m.If(ctl.insn.valid & ctl.insn.ready & (check != ErrorCause.NONE)):
+        passes = check == ErrorCause.NONE
+        if self.peeks:
+            # The offered instruction's weight job is taken while it waits (its tokens are
+            # there: it stays offered until taken), so its tile is read while the activation
+            # job ahead of it streams; the instruction itself is taken with its activation job.
+            peeked = Signal()  # the offered instruction's weight job was taken
+            weights_in = (ctl.insn.valid & ~stopped & passes & incoming.preload & ~peeked
+                          & weight_jobs.w_rdy)
+            m.d.comb += ctl.insn.ready.eq(~stopped & (~passes | (
+                act_jobs.w_rdy & inflight.w_rdy & (~incoming.preload | peeked | weights_in))))
+            with m.If(ctl.insn.valid & ctl.insn.ready):
+                m.d.sync += peeked.eq(0)
+            with m.Elif(weights_in):
+                m.d.sync += peeked.eq(1)
+        else:
+            m.d.comb += ctl.insn.ready.eq(weight_jobs.w_rdy & act_jobs.w_rdy & inflight.w_rdy
+                                          & ~stopped)
+        accept = ctl.insn.valid & ctl.insn.ready & passes
+        if not self.peeks:
+            weights_in = accept & incoming.preload
+        with m.If(ctl.insn.valid & ctl.insn.ready & ~passes):
             m.d.sync += error.eq(check)
         job = Signal(act_job)
         m.d.comb += [
@@ -160,7 +213,7 @@ class ExecUnit(wiring.Component):
             job.preload.eq(incoming.preload),
             *([job.acc_addr.eq(incoming.acc_addr), job.accumulate.eq(incoming.accumulate)]
               if tagged else []),
-            weight_jobs.w_en.eq(accept & incoming.preload),
+            weight_jobs.w_en.eq(weights_in),
             weight_jobs.w_data.eq(incoming.weight_addr),
             act_jobs.w_en.eq(accept),
             act_jobs.w_data.eq(job),
