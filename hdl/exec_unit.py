@@ -1,13 +1,13 @@
 """EXEC unit: scratchpad rows through the systolic array into the accumulator."""
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal
+from amaranth.hdl import C, Cat, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .accumulator import acc_write_layout
 from .isa import ErrorCause, Opcode, exec_layout, unit_signature
-from .scratchpad import Scratchpad, sp_read_layout
+from .scratchpad import Scratchpad, rows_beyond, sp_read_layout
 from .systolic import SystolicArray
 
 __all__ = ["ExecUnit", "exec_tag_layout"]
@@ -155,12 +155,18 @@ class ExecUnit(wiring.Component):
         # --- Accept: check an instruction, queue its weight and activation halves. ---
         incoming = exec_layout()(ctl.insn.payload)
         check = Signal(ErrorCause)
+        narrow = self.peeks  # slow clocks: range checks with adders as wide as the memories
+        weights_beyond, _ = rows_beyond(incoming.weight_addr, C(dim), cfg.sp_depth,
+                                        narrow=narrow)
+        acts_beyond, _ = rows_beyond(incoming.act_addr, incoming.rows, cfg.sp_depth,
+                                     narrow=narrow)
+        acc_beyond, acc_end = rows_beyond(incoming.acc_addr, incoming.rows, cfg.acc_depth,
+                                          narrow=narrow)
         with m.If((incoming.header.opcode != Opcode.EXEC) | (incoming.rows == 0)):
             m.d.comb += check.eq(ErrorCause.MALFORMED)
-        with m.Elif((incoming.preload & (incoming.weight_addr + dim > cfg.sp_depth))
-                    | (incoming.act_addr + incoming.rows > cfg.sp_depth)):
+        with m.Elif((incoming.preload & weights_beyond) | acts_beyond):
             m.d.comb += check.eq(ErrorCause.SP_RANGE)
-        with m.Elif(incoming.acc_addr + incoming.rows > cfg.acc_depth):
+        with m.Elif(acc_beyond):
             m.d.comb += check.eq(ErrorCause.ACC_RANGE)
 
         # An accepted instruction passed its checks, so its fields fit their memories:
@@ -221,7 +227,7 @@ class ExecUnit(wiring.Component):
             # result_job's fields in order, straight from the instruction (no named wire).
             inflight.w_data.eq(Cat(
                 incoming.acc_addr[:result_job["acc_addr"].width],
-                (incoming.acc_addr + incoming.rows)[:result_job["acc_end"].width],
+                acc_end[:result_job["acc_end"].width],
                 incoming.accumulate)),
         ]
 
@@ -249,7 +255,9 @@ class ExecUnit(wiring.Component):
         # --- Activation rows: one read per cycle (tagged: with their accumulator row). ---
         current = act_job(act_jobs.r_data)
         a_index = Signal(rows_shape)
-        last_row = a_index == current.rows - 1
+        a_next = a_index + 1
+        # Slow clocks: the incrementer the index needs anyway, rather than a decrementer.
+        last_row = a_next == current.rows if self.peeks else a_index == current.rows - 1
         a_fire = self.sp_read.valid & self.sp_read.ready
         a_taken = self.sp_read_data.valid & self.sp_read_data.ready
         route_layout = data.StructLayout({"swap": 1, **({"tag": exec_tag_layout(cfg)}
@@ -268,7 +276,7 @@ class ExecUnit(wiring.Component):
             act_jobs.r_en.eq(a_fire & last_row),
         ]
         with m.If(a_fire):
-            m.d.sync += a_index.eq(Mux(last_row, 0, a_index + 1))
+            m.d.sync += a_index.eq(Mux(last_row, 0, a_next))
         m.d.comb += [
             array.acts.valid.eq(self.sp_read_data.valid & route_valid),
             array.acts.payload.row.as_value().eq(self.sp_read_data.payload.row.as_value()),

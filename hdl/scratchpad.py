@@ -7,7 +7,20 @@ from amaranth.lib.wiring import In, Out
 from .response_buffer import ResponseBuffer
 from .sram import SRAM1R1W
 
-__all__ = ["Scratchpad", "sp_read_layout", "sp_write_layout"]
+__all__ = ["Scratchpad", "rows_beyond", "sp_read_layout", "sp_write_layout"]
+
+
+def rows_beyond(first, count, depth, *, narrow):
+    """Whether rows ``first`` to ``first + count - 1`` of a request run past a memory of
+    ``depth`` rows (a power of two), and ``first + count``. With ``narrow`` the sum is only
+    as wide as the memory needs (two bits above its row index): the higher bits of ``first``
+    and ``count`` are or-ed into the answer instead of added (right for ``count >= 1``; the
+    sum is right whenever the rows fit)."""
+    if not narrow:
+        return first + count > depth, first + count
+    bits = (depth - 1).bit_length()
+    end = first[:bits] + count[:bits + 1]
+    return first[bits:].any() | count[bits + 1:].any() | (end > depth), end
 
 
 def sp_write_layout(config):
