@@ -98,8 +98,13 @@ class ExecUnit(wiring.Component):
 
     @property
     def inflight_depth(self):
-        """Instructions taken and not done, at most."""
+        """Instructions taken whose last result row is not written, at most."""
         return 3 if self.peeks else 4
+
+    @property
+    def max_outstanding(self):
+        """Instructions taken and not done, at most (``done`` follows the last row)."""
+        return self.inflight_depth + 1
 
     @property
     def tagged(self):

@@ -76,6 +76,12 @@ class LoadUnit(wiring.Component):
             "sp_write": Out(stream.Signature(sp_write_layout(config))),
         })
 
+    @property
+    def max_outstanding(self):
+        """Instructions taken and not done, at most: :attr:`depth`, one held with
+        :attr:`holds_instruction`, one whose ``done`` is on its way."""
+        return self.depth + self.holds_instruction + 1
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
