@@ -46,8 +46,10 @@ class ExecUnit(wiring.Component):
     the array (the first one with ``swap`` after a preload). Each result row is written (or,
     with ``accumulate``, added) to its accumulator row, from ``acc_addr`` on: the rows come
     out in order, so where ``config.fast_clock`` is False the unit counts them (no tag
-    through the array); at fast clocks each activation row is tagged with its accumulator row, so
-    that the accumulator's write address comes straight from a register. The array
+    through the array; a flag follows each instruction's last activation row for the
+    array's latency and marks its last result row); at fast clocks each activation row is
+    tagged with its accumulator row, so that the accumulator's write address comes straight
+    from a register. The array
     itself keeps the two in step: the next tile's weights wait for the swap of this one, a
     swap waits for its tile.
 
@@ -181,8 +183,11 @@ class ExecUnit(wiring.Component):
         act_job = data.StructLayout({"act_addr": sp_addr, "rows": rows_shape, "preload": 1,
                                      **({"acc_addr": acc_addr, "accumulate": 1}
                                         if tagged else {})})
-        # What the result side needs: the accumulator rows [acc_addr, acc_end).
-        result_job = data.StructLayout({"acc_addr": acc_addr, "acc_end": range(cfg.acc_depth + 1),
+        # What the result side needs: the accumulator rows [acc_addr, acc_end). Untagged, the
+        # last one is known by a flag that follows its activation row (no acc_end).
+        result_job = data.StructLayout({"acc_addr": acc_addr,
+                                        **({"acc_end": range(cfg.acc_depth + 1)}
+                                           if tagged else {}),
                                         "accumulate": 1})
         weight_addr_width = Shape.cast(sp_addr).width
         stopped = error != ErrorCause.NONE
@@ -232,7 +237,7 @@ class ExecUnit(wiring.Component):
             # result_job's fields in order, straight from the instruction (no named wire).
             inflight.w_data.eq(Cat(
                 incoming.acc_addr[:result_job["acc_addr"].width],
-                acc_end[:result_job["acc_end"].width],
+                acc_end[:result_job["acc_end"].width] if tagged else C(0, 0),
                 incoming.accumulate)),
         ]
 
@@ -266,12 +271,14 @@ class ExecUnit(wiring.Component):
         a_fire = self.sp_read.valid & self.sp_read.ready
         a_taken = self.sp_read_data.valid & self.sp_read_data.ready
         route_layout = data.StructLayout({"swap": 1, **({"tag": exec_tag_layout(cfg)}
-                                                       if tagged else {})})
+                                                       if tagged else {"last": 1})})
         entry = Signal(route_layout)
         m.d.comb += entry.swap.eq(current.preload & (a_index == 0))
         if tagged:
             m.d.comb += [entry.tag.acc_addr.eq(current.acc_addr + a_index),
                          entry.tag.accumulate.eq(current.accumulate)]
+        else:
+            m.d.comb += entry.last.eq(last_row)
         route_rdy, route_valid, route_data = self._route(
             m, "route", route_layout.size, a_fire, entry, a_taken)
         head_route = route_layout(route_data)
@@ -302,7 +309,18 @@ class ExecUnit(wiring.Component):
             next_addr = Signal(range(cfg.acc_depth))  # unused after the last row
             addr, accumulate = Mux(started, next_addr, head.acc_addr), head.accumulate
         wrote = self.acc_write.valid & self.acc_write.ready
-        finished = wrote & inflight.r_rdy & (addr + 1 == head.acc_end)
+        if tagged:
+            last_result = addr + 1 == head.acc_end
+        else:
+            # An instruction's last activation row gives its last result row exactly
+            # `array.latency` cycles after it entered the array: a flag follows it that long.
+            last_result = Signal()
+            last_in = array.acts.valid & array.acts.ready & head_route.last
+            for k in range(array.latency):
+                delayed = last_result if k == array.latency - 1 else Signal(name=f"last_{k}")
+                m.d.sync += delayed.eq(last_in)
+                last_in = delayed
+        finished = wrote & inflight.r_rdy & last_result
         m.d.comb += [
             self.acc_write.valid.eq(array.results.valid),
             self.acc_write.payload.addr.eq(addr),
