@@ -192,13 +192,13 @@ class ExecUnit(wiring.Component):
         weight_addr_width = Shape.cast(sp_addr).width
         stopped = error != ErrorCause.NONE
         if self.peeks:
-            act_jobs = _JobRegister(m, "act_job", act_job.size, pass_through=True)
             weight_jobs = _JobRegister(m, "weight_job", weight_addr_width, pass_through=False)
+            act_jobs = _JobRegister(m, "act_job", act_job.size, pass_through=True)
         else:
-            act_jobs = m.submodules.act_jobs = SyncFIFOBuffered(
-                width=act_job.size, depth=self.queue_depth)
             weight_jobs = m.submodules.weight_jobs = SyncFIFOBuffered(
                 width=weight_addr_width, depth=self.queue_depth)
+            act_jobs = m.submodules.act_jobs = SyncFIFOBuffered(
+                width=act_job.size, depth=self.queue_depth)
         m.submodules.inflight = inflight = SyncFIFOBuffered(
             width=result_job.size, depth=self.inflight_depth)
         passes = check == ErrorCause.NONE
@@ -221,7 +221,7 @@ class ExecUnit(wiring.Component):
         accept = ctl.insn.valid & ctl.insn.ready & passes
         if not self.peeks:
             weights_in = accept & incoming.preload
-        with m.If(ctl.insn.valid & ctl.insn.ready & ~passes):
+        with m.If(ctl.insn.valid & ctl.insn.ready & (check != ErrorCause.NONE)):
             m.d.sync += error.eq(check)
         job = Signal(act_job)
         m.d.comb += [
