@@ -1,5 +1,7 @@
 """Dispatcher: the instruction queue, per-unit queues and the dependency tokens."""
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -18,6 +20,7 @@ from .isa import (
     store_layout,
     unit_signature,
 )
+from .sram import SRAM1R1W, has_ice40_ebr
 
 __all__ = ["Dispatcher"]
 
@@ -39,7 +42,8 @@ _UNIT_WIDTHS = {"load": _fields_width(load_layout()), "exec": _fields_width(exec
 _ROW_LAYOUTS = {"load": load_layout, "exec": exec_layout, "store": None}
 #: Each unit's opcodes.
 _OPCODES = {"load": (Opcode.LOAD,), "exec": (Opcode.EXEC,), "store": (Opcode.STORE, Opcode.CONFIG)}
-#: Instructions a unit may have taken and not finished (their push flags are kept).
+#: Instructions a unit may have taken and not finished (their push flags are kept), unless
+#: the owner gives its own cap.
 _OUTSTANDING = 8
 
 
@@ -106,9 +110,17 @@ class _WordQueue(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.memory = memory = Memory(shape=32, depth=self.depth, init=[])
-        write = memory.write_port()
-        read = memory.read_port(transparent_for=(write,))  # never the row being written
+        # A row is never read in the cycle it is written (`stored` counts it from the next
+        # cycle on): on an iCE40, raw SB_RAM40_4K tiles, whose same-row read is undefined (an
+        # inline memory costs 32 flip-flops and a multiplexer of transparency logic there).
+        if has_ice40_ebr(platform):
+            m.submodules.memory = sram = SRAM1R1W(self.depth, 32, collision="any")
+            write = SimpleNamespace(addr=sram.w_addr, data=sram.w_data, en=sram.w_en)
+            read = SimpleNamespace(addr=sram.r_addr, data=sram.r_data, en=sram.r_en)
+        else:
+            m.submodules.memory = memory = Memory(shape=32, depth=self.depth, init=[])
+            write = memory.write_port()
+            read = memory.read_port(transparent_for=(write,))
 
         def advance(pointer):
             if self.depth & (self.depth - 1) == 0:
@@ -175,8 +187,9 @@ class Dispatcher(wiring.Component):
       check has no effect).
     - A unit's head instruction is handed over once its ``pop_prev``/``pop_next`` tokens are
       there (they are taken at the handover); its ``push_prev``/``push_next`` tokens are
-      given when the unit reports it done (at most 8 instructions a unit has taken may be
-      unfinished). Token counters are 16 bits.
+      given when the unit reports it done (at most ``outstanding[unit]`` instructions a unit
+      has taken may be unfinished: 8 unless given; a unit that can have no more never waits
+      for that). Token counters are 16 bits.
     - At END, a unit whose head waits for a token that its neighbour can no longer give (the
       neighbour idle, its queue empty) latches ``TOKEN_UNDERFLOW``.
     - ``error`` is the first cause, from here or a unit. On an error the dispatcher stops
@@ -211,13 +224,14 @@ class Dispatcher(wiring.Component):
     """
 
     def __init__(self, *, queue_depth=64, unit_queue_depth=4, row_bits=ADDR_BITS,
-                 registered_head=True):
+                 registered_head=True, outstanding=None):
         for name, value in (("queue_depth", queue_depth), ("unit_queue_depth", unit_queue_depth)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 self._MustUse__silence = True  # never built: no "created but never used"
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         self.queue_depth, self.unit_queue_depth = queue_depth, unit_queue_depth
         self.row_bits, self.registered_head = row_bits, registered_head
+        self.outstanding = {name: _OUTSTANDING for name in _UNITS} | (outstanding or {})
         super().__init__({
             "words": In(stream.Signature(32)),
             "free": Out(range(queue_depth + 1)),
@@ -371,20 +385,22 @@ class Dispatcher(wiring.Component):
             if nxt is not None:
                 missing[(nxt, name)] = ready & head.pop_next & (tokens[(nxt, name)] == 0)
             # Instructions handed over and not done, and the push flags of each, oldest first.
-            outstanding = Signal(range(_OUTSTANDING + 1), name=f"{name}_outstanding")
+            cap = self.outstanding[name]
+            outstanding = Signal(range(cap + 1), name=f"{name}_outstanding")
             push_flags = Cat(head.push_prev if prev is not None else C(0, 1),
                              head.push_next if nxt is not None else C(0, 1))
-            pending = [Signal(2, name=f"{name}_pushes{k}") for k in range(_OUTSTANDING)]
+            pending = [Signal(2, name=f"{name}_pushes{k}") for k in range(cap)]
             m.d.comb += [
-                unit.insn.valid.eq(ready & may_go & (outstanding != _OUTSTANDING)),
+                unit.insn.valid.eq(ready & may_go & (outstanding != cap)),
                 unit.insn.payload.eq(_unit_payload(name, stored, head)),  # zero-extended
                 pop.eq(unit.insn.valid & unit.insn.ready),
                 self.waiting[i].eq(waits[name]),
             ]
             with m.If(unit.done):
-                m.d.sync += [pending[k].eq(pending[k + 1]) for k in range(_OUTSTANDING - 1)]
+                m.d.sync += [pending[k].eq(pending[k + 1]) for k in range(cap - 1)]
             with m.If(pop):
-                m.d.sync += Array(pending)[(outstanding - unit.done)[:3]].eq(push_flags)
+                m.d.sync += Array(pending)[
+                    (outstanding - unit.done)[:(cap - 1).bit_length()]].eq(push_flags)
             finished = pending[0]
             if prev is not None:
                 takes[(prev, name)].append(pop & head.pop_prev)

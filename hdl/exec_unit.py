@@ -1,13 +1,13 @@
 """EXEC unit: scratchpad rows through the systolic array into the accumulator."""
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal
+from amaranth.hdl import C, Cat, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .accumulator import acc_write_layout
 from .isa import ErrorCause, Opcode, exec_layout, unit_signature
-from .scratchpad import Scratchpad, sp_read_layout
+from .scratchpad import Scratchpad, rows_beyond, sp_read_layout
 from .systolic import SystolicArray
 
 __all__ = ["ExecUnit", "exec_tag_layout"]
@@ -17,6 +17,22 @@ def exec_tag_layout(config):
     """What an activation row's tag carries through the array when the unit is
     :attr:`ExecUnit.tagged`: its accumulator row and whether the result is added to it."""
     return data.StructLayout({"acc_addr": range(config.acc_depth), "accumulate": 1})
+
+
+class _JobRegister:
+    """A one-job queue in a register (with the :class:`SyncFIFOBuffered` port names it
+    uses): ``w_rdy`` while empty or, with ``pass_through``, read in this cycle."""
+
+    def __init__(self, m, name, width, *, pass_through):
+        self.w_en, self.r_en = Signal(name=f"{name}_w_en"), Signal(name=f"{name}_r_en")
+        self.w_data = Signal(width, name=f"{name}_w_data")
+        self.r_data = Signal(width, name=name)
+        self.r_rdy = Signal(name=f"{name}_valid")
+        self.w_rdy = ~self.r_rdy | self.r_en if pass_through else ~self.r_rdy
+        with m.If(self.w_en):
+            m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
 
 
 class ExecUnit(wiring.Component):
@@ -29,9 +45,11 @@ class ExecUnit(wiring.Component):
     tile; the activation reader reads the ``rows`` activation rows through ``sp_read`` into
     the array (the first one with ``swap`` after a preload). Each result row is written (or,
     with ``accumulate``, added) to its accumulator row, from ``acc_addr`` on: the rows come
-    out in order, so at :attr:`counted_up_to_mhz` and below the unit counts them (no tag
-    through the array); above, each activation row is tagged with its accumulator row, so
-    that the accumulator's write address comes straight from a register. The array
+    out in order, so where ``config.fast_clock`` is False the unit counts them (no tag
+    through the array; a flag follows each instruction's last activation row for the
+    array's latency and marks its last result row); at fast clocks each activation row is
+    tagged with its accumulator row, so that the accumulator's write address comes straight
+    from a register. The array
     itself keeps the two in step: the next tile's weights wait for the swap of this one, a
     swap waits for its tile.
 
@@ -43,7 +61,10 @@ class ExecUnit(wiring.Component):
       tile has at least ``dim`` rows, the array's own condition). When both readers want the
       same scratchpad bank, the activation reader goes first.
     - Up to :attr:`queue_depth` instructions wait per reader, so the next ones are accepted
-      while this one computes.
+      while this one computes. With :attr:`peeks` (slow clocks) one waits per reader, in a
+      register, and the next is the one offered on ``ctl.insn``: its weight tile is read
+      while it is offered (its tokens are there), and it is taken once the activation rows
+      ahead of it are all read (in that very cycle: no bubble).
     - ``done`` pulses in the cycle after an instruction's last result row was written to
       the accumulator (about ``array.latency + 3`` cycles after its last read).
     - Back-pressure: none from the accumulator: ``acc_write.ready`` must be high whenever
@@ -67,8 +88,26 @@ class ExecUnit(wiring.Component):
         :attr:`tagged` and the tag (``exec_tag_layout``) does not fit ``config.tag_width``.
     """
 
-    #: Instructions queued per reader; instructions in flight.
-    queue_depth, inflight_depth = 2, 4
+    #: Instructions queued per reader (with :attr:`peeks`: one, in a register).
+    queue_depth = 2
+
+    @property
+    def peeks(self):
+        """Whether the unit takes an offered instruction's weight job before the instruction
+        (where ``config.fast_clock`` is False): the dispatcher's queue stage is then the
+        second job of each reader, and a register the first."""
+        return not self.config.fast_clock
+
+    @property
+    def inflight_depth(self):
+        """Instructions taken whose last result row is not written, at most."""
+        return 3 if self.peeks else 4
+
+    @property
+    def max_outstanding(self):
+        """Instructions taken and not done, at most (``done`` follows the last row)."""
+        return self.inflight_depth + 1
+
     @property
     def tagged(self):
         """Whether the activation rows carry their accumulator row through the array."""
@@ -123,12 +162,18 @@ class ExecUnit(wiring.Component):
         # --- Accept: check an instruction, queue its weight and activation halves. ---
         incoming = exec_layout()(ctl.insn.payload)
         check = Signal(ErrorCause)
+        narrow = self.peeks  # slow clocks: range checks with adders as wide as the memories
+        weights_beyond, _ = rows_beyond(incoming.weight_addr, C(dim), cfg.sp_depth,
+                                        narrow=narrow)
+        acts_beyond, _ = rows_beyond(incoming.act_addr, incoming.rows, cfg.sp_depth,
+                                     narrow=narrow)
+        acc_beyond, acc_end = rows_beyond(incoming.acc_addr, incoming.rows, cfg.acc_depth,
+                                          narrow=narrow)
         with m.If((incoming.header.opcode != Opcode.EXEC) | (incoming.rows == 0)):
             m.d.comb += check.eq(ErrorCause.MALFORMED)
-        with m.Elif((incoming.preload & (incoming.weight_addr + dim > cfg.sp_depth))
-                    | (incoming.act_addr + incoming.rows > cfg.sp_depth)):
+        with m.Elif((incoming.preload & weights_beyond) | acts_beyond):
             m.d.comb += check.eq(ErrorCause.SP_RANGE)
-        with m.Elif(incoming.acc_addr + incoming.rows > cfg.acc_depth):
+        with m.Elif(acc_beyond):
             m.d.comb += check.eq(ErrorCause.ACC_RANGE)
 
         # An accepted instruction passed its checks, so its fields fit their memories:
@@ -138,20 +183,44 @@ class ExecUnit(wiring.Component):
         act_job = data.StructLayout({"act_addr": sp_addr, "rows": rows_shape, "preload": 1,
                                      **({"acc_addr": acc_addr, "accumulate": 1}
                                         if tagged else {})})
-        # What the result side needs: the accumulator rows [acc_addr, acc_end).
-        result_job = data.StructLayout({"acc_addr": acc_addr, "acc_end": range(cfg.acc_depth + 1),
+        # What the result side needs: the accumulator rows [acc_addr, acc_end). Untagged, the
+        # last one is known by a flag that follows its activation row (no acc_end).
+        result_job = data.StructLayout({"acc_addr": acc_addr,
+                                        **({"acc_end": range(cfg.acc_depth + 1)}
+                                           if tagged else {}),
                                         "accumulate": 1})
         weight_addr_width = Shape.cast(sp_addr).width
-        m.submodules.weight_jobs = weight_jobs = SyncFIFOBuffered(width=weight_addr_width,
-                                                                  depth=self.queue_depth)
-        m.submodules.act_jobs = act_jobs = SyncFIFOBuffered(width=act_job.size,
-                                                            depth=self.queue_depth)
+        stopped = error != ErrorCause.NONE
+        if self.peeks:
+            weight_jobs = _JobRegister(m, "weight_job", weight_addr_width, pass_through=False)
+            act_jobs = _JobRegister(m, "act_job", act_job.size, pass_through=True)
+        else:
+            weight_jobs = m.submodules.weight_jobs = SyncFIFOBuffered(
+                width=weight_addr_width, depth=self.queue_depth)
+            act_jobs = m.submodules.act_jobs = SyncFIFOBuffered(
+                width=act_job.size, depth=self.queue_depth)
         m.submodules.inflight = inflight = SyncFIFOBuffered(
             width=result_job.size, depth=self.inflight_depth)
-        stopped = error != ErrorCause.NONE
-        m.d.comb += ctl.insn.ready.eq(weight_jobs.w_rdy & act_jobs.w_rdy & inflight.w_rdy
-                                      & ~stopped)
-        accept = ctl.insn.valid & ctl.insn.ready & (check == ErrorCause.NONE)
+        passes = check == ErrorCause.NONE
+        if self.peeks:
+            # The offered instruction's weight job is taken while it waits (its tokens are
+            # there: it stays offered until taken), so its tile is read while the activation
+            # job ahead of it streams; the instruction itself is taken with its activation job.
+            peeked = Signal()  # the offered instruction's weight job was taken
+            weights_in = (ctl.insn.valid & ~stopped & passes & incoming.preload & ~peeked
+                          & weight_jobs.w_rdy)
+            m.d.comb += ctl.insn.ready.eq(~stopped & (~passes | (
+                act_jobs.w_rdy & inflight.w_rdy & (~incoming.preload | peeked | weights_in))))
+            with m.If(ctl.insn.valid & ctl.insn.ready):
+                m.d.sync += peeked.eq(0)
+            with m.Elif(weights_in):
+                m.d.sync += peeked.eq(1)
+        else:
+            m.d.comb += ctl.insn.ready.eq(weight_jobs.w_rdy & act_jobs.w_rdy & inflight.w_rdy
+                                          & ~stopped)
+        accept = ctl.insn.valid & ctl.insn.ready & passes
+        if not self.peeks:
+            weights_in = accept & incoming.preload
         with m.If(ctl.insn.valid & ctl.insn.ready & (check != ErrorCause.NONE)):
             m.d.sync += error.eq(check)
         job = Signal(act_job)
@@ -160,7 +229,7 @@ class ExecUnit(wiring.Component):
             job.preload.eq(incoming.preload),
             *([job.acc_addr.eq(incoming.acc_addr), job.accumulate.eq(incoming.accumulate)]
               if tagged else []),
-            weight_jobs.w_en.eq(accept & incoming.preload),
+            weight_jobs.w_en.eq(weights_in),
             weight_jobs.w_data.eq(incoming.weight_addr),
             act_jobs.w_en.eq(accept),
             act_jobs.w_data.eq(job),
@@ -168,7 +237,7 @@ class ExecUnit(wiring.Component):
             # result_job's fields in order, straight from the instruction (no named wire).
             inflight.w_data.eq(Cat(
                 incoming.acc_addr[:result_job["acc_addr"].width],
-                (incoming.acc_addr + incoming.rows)[:result_job["acc_end"].width],
+                acc_end[:result_job["acc_end"].width] if tagged else C(0, 0),
                 incoming.accumulate)),
         ]
 
@@ -196,16 +265,20 @@ class ExecUnit(wiring.Component):
         # --- Activation rows: one read per cycle (tagged: with their accumulator row). ---
         current = act_job(act_jobs.r_data)
         a_index = Signal(rows_shape)
-        last_row = a_index == current.rows - 1
+        a_next = a_index + 1
+        # Slow clocks: the incrementer the index needs anyway, rather than a decrementer.
+        last_row = a_next == current.rows if self.peeks else a_index == current.rows - 1
         a_fire = self.sp_read.valid & self.sp_read.ready
         a_taken = self.sp_read_data.valid & self.sp_read_data.ready
         route_layout = data.StructLayout({"swap": 1, **({"tag": exec_tag_layout(cfg)}
-                                                       if tagged else {})})
+                                                       if tagged else {"last": 1})})
         entry = Signal(route_layout)
         m.d.comb += entry.swap.eq(current.preload & (a_index == 0))
         if tagged:
             m.d.comb += [entry.tag.acc_addr.eq(current.acc_addr + a_index),
                          entry.tag.accumulate.eq(current.accumulate)]
+        else:
+            m.d.comb += entry.last.eq(last_row)
         route_rdy, route_valid, route_data = self._route(
             m, "route", route_layout.size, a_fire, entry, a_taken)
         head_route = route_layout(route_data)
@@ -215,7 +288,7 @@ class ExecUnit(wiring.Component):
             act_jobs.r_en.eq(a_fire & last_row),
         ]
         with m.If(a_fire):
-            m.d.sync += a_index.eq(Mux(last_row, 0, a_index + 1))
+            m.d.sync += a_index.eq(Mux(last_row, 0, a_next))
         m.d.comb += [
             array.acts.valid.eq(self.sp_read_data.valid & route_valid),
             array.acts.payload.row.as_value().eq(self.sp_read_data.payload.row.as_value()),
@@ -236,7 +309,18 @@ class ExecUnit(wiring.Component):
             next_addr = Signal(range(cfg.acc_depth))  # unused after the last row
             addr, accumulate = Mux(started, next_addr, head.acc_addr), head.accumulate
         wrote = self.acc_write.valid & self.acc_write.ready
-        finished = wrote & inflight.r_rdy & (addr + 1 == head.acc_end)
+        if tagged:
+            last_result = addr + 1 == head.acc_end
+        else:
+            # An instruction's last activation row gives its last result row exactly
+            # `array.latency` cycles after it entered the array: a flag follows it that long.
+            last_result = Signal()
+            last_in = array.acts.valid & array.acts.ready & head_route.last
+            for k in range(array.latency):
+                delayed = last_result if k == array.latency - 1 else Signal(name=f"last_{k}")
+                m.d.sync += delayed.eq(last_in)
+                last_in = delayed
+        finished = wrote & inflight.r_rdy & last_result
         m.d.comb += [
             self.acc_write.valid.eq(array.results.valid),
             self.acc_write.payload.addr.eq(addr),

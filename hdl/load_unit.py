@@ -15,7 +15,7 @@ from .isa import (
     row_bytes,
     unit_signature,
 )
-from .scratchpad import sp_write_layout
+from .scratchpad import rows_beyond, sp_write_layout
 
 __all__ = ["LoadUnit"]
 
@@ -76,6 +76,12 @@ class LoadUnit(wiring.Component):
             "sp_write": Out(stream.Signature(sp_write_layout(config))),
         })
 
+    @property
+    def max_outstanding(self):
+        """Instructions taken and not done, at most: :attr:`depth`, one held with
+        :attr:`holds_instruction`, one whose ``done`` is on its way."""
+        return self.depth + self.holds_instruction + 1
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
@@ -98,7 +104,9 @@ class LoadUnit(wiring.Component):
         check = Signal(ErrorCause)
         with m.If((incoming.header.opcode != Opcode.LOAD) | (incoming.rows == 0)):
             m.d.comb += check.eq(ErrorCause.MALFORMED)
-        with m.Elif(incoming.sp_addr + incoming.rows > cfg.sp_depth):
+        # Slow clocks: a range check with an adder as wide as the scratchpad needs.
+        with m.Elif(rows_beyond(incoming.sp_addr, incoming.rows, cfg.sp_depth,
+                                narrow=not cfg.fast_clock)[0]):
             m.d.comb += check.eq(ErrorCause.SP_RANGE)
         with m.Elif(((incoming.dram_addr | incoming.dram_stride) & align_mask) != 0):
             m.d.comb += check.eq(ErrorCause.DMA_ALIGN)
@@ -159,7 +167,10 @@ class LoadUnit(wiring.Component):
             self.dma_data.ready.eq(pending.r_rdy & (~writes | self.sp_write.ready)),
         ]
         taken = self.dma_data.valid & self.dma_data.ready
-        last_row = row_index == current.rows - 1
+        next_row = row_index + 1
+        # Slow clocks: the incrementer the index needs anyway, rather than a decrementer.
+        last_row = (next_row == current.rows) if not cfg.fast_clock else \
+            row_index == current.rows - 1
         m.d.sync += ctl.done.eq(0)
         with m.If(taken):
             if row_beats > 1:
@@ -171,7 +182,7 @@ class LoadUnit(wiring.Component):
                 with m.If(error == ErrorCause.NONE):
                     m.d.sync += error.eq(ErrorCause.DMA_READ)
             with m.If(row_complete):
-                m.d.sync += [beat_index.eq(0), row_index.eq(row_index + 1)]
+                m.d.sync += [beat_index.eq(0), row_index.eq(next_row)]
                 with m.If(last_row):
                     m.d.sync += [row_index.eq(0), failed.eq(0),
                                  ctl.done.eq(~failed & ~beat.error

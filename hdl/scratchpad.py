@@ -7,7 +7,20 @@ from amaranth.lib.wiring import In, Out
 from .response_buffer import ResponseBuffer
 from .sram import SRAM1R1W
 
-__all__ = ["Scratchpad", "sp_read_layout", "sp_write_layout"]
+__all__ = ["Scratchpad", "rows_beyond", "sp_read_layout", "sp_write_layout"]
+
+
+def rows_beyond(first, count, depth, *, narrow):
+    """Whether rows ``first`` to ``first + count - 1`` of a request run past a memory of
+    ``depth`` rows (a power of two), and ``first + count``. With ``narrow`` the sum is only
+    as wide as the memory needs (two bits above its row index): the higher bits of ``first``
+    and ``count`` are or-ed into the answer instead of added (right for ``count >= 1``; the
+    sum is right whenever the rows fit)."""
+    if not narrow:
+        return first + count > depth, first + count
+    bits = (depth - 1).bit_length()
+    end = first[:bits] + count[:bits + 1]
+    return first[bits:].any() | count[bits + 1:].any() | (end > depth), end
 
 
 def sp_write_layout(config):
@@ -48,12 +61,12 @@ class Scratchpad(wiring.Component):
       is high while no answer waits or the waiting one is taken in this cycle (so it depends
       on ``read_data.ready`` combinationally). When the other port reads that bank
       meanwhile, the answer's ``valid`` drops and the port reads the row again (the other
-      port's request goes first, so neither can hold the other up for good); a write to a
-      row whose answer waits waits too, so the answer is still the row as it was read.
+      port's request goes first, so neither can hold the other up for good); a write to the
+      bank of a waiting answer waits too, so the answer is still the row as it was read.
       Nothing is lost either way. ``write.ready`` stays high, except that a write waits
-      while a read of the same bank is accepted with ``config.sp_single_port`` banks, and,
-      held, while a read of the same row is accepted: the read, which feeds the array, goes
-      first, and the conflict is counted.
+      while a read of the same bank is accepted with ``config.sp_single_port`` banks or
+      held answers (held, also while an answer from its bank waits): the read, which feeds
+      the array, goes first, and the conflict is counted.
     - An address at or above ``sp_depth`` is refused, never wrapped: a write is dropped, a
       read answers a zero row with ``error`` set, and the sticky ``error`` output rises.
 
@@ -67,7 +80,7 @@ class Scratchpad(wiring.Component):
     error : Out(1)
         Sticky: an out-of-range address was refused.
     conflict : Out(1)
-        High in each cycle a write waits for a same-row read (same-bank with single-ported
+        High in each cycle a write waits for a same-bank read (held answers or single-ported
         banks), or ``read_b`` for a same-bank ``read`` (the top level counts these cycles).
     """
 
@@ -139,17 +152,18 @@ class Scratchpad(wiring.Component):
         w_in_range = w_addr < cfg.sp_depth
         w_row = w_addr[:addr_bits]
         # A write waits for a read of the same bank if single-ported. With held answers it
-        # waits for a read of the same row, so that the read returns the old row without the
-        # memory having to order the two, and for a row whose answer is pending (it may have
-        # to be read again). Faster clocks keep that comparator off the path from EXEC's
-        # requests to LOAD's write (the banks order a same-row read and write themselves).
-        if cfg.sp_single_port:
-            same = [go & (addr[index_bits:] == w_row[index_bits:]) for go, addr in reads]
-        elif self.holds_answers:
-            same = [go & (addr == w_row) for go, addr in reads]
+        # waits for a read of the same bank, so that a read returns the old row without the
+        # memory having to order the two, and for the bank of an answer that is pending (it
+        # may have to be read again): a bank compare rather than a row compare (four row
+        # comparators' worth of logic), which LOAD feels only when it writes the bank EXEC
+        # reads. Faster clocks keep that comparator off the path from EXEC's requests to
+        # LOAD's write (the banks order a same-row read and write themselves).
+        w_bank = w_row[index_bits:]
+        if cfg.sp_single_port or self.holds_answers:
+            same = [go & (addr[index_bits:] == w_bank) for go, addr in reads]
         else:
             same = []
-        same += [waiting & (addr == w_row) for waiting, addr in pending]
+        same += [waiting & (addr[index_bits:] == w_bank) for waiting, addr in pending]
         conflict = Signal()
         m.d.comb += conflict.eq(w_in_range & Cat(*same).any())
         m.d.comb += self.write.ready.eq(~conflict)

@@ -44,12 +44,17 @@ class _Core(wiring.Component):
         # A row field with a bit at or above the deepest memory's is out of range anyway.
         # The instruction queue's head word is registered where the clock is fast (as the
         # LOAD unit's command stage is: ``config.fast_clock``).
+        # Slow clocks: the dispatcher keeps the push flags of as many unfinished instructions
+        # as LOAD and EXEC can have, not 8.
+        load, exec_ = LoadUnit(cfg), ExecUnit(cfg)
         m.submodules.dispatcher = dispatcher = Dispatcher(
             queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth,
             row_bits=max(cfg.sp_depth, cfg.acc_depth).bit_length(),
-            registered_head=cfg.fast_clock)
-        m.submodules.load = load = LoadUnit(cfg)
-        m.submodules.exec = exec_ = ExecUnit(cfg)
+            registered_head=cfg.fast_clock,
+            outstanding=None if cfg.fast_clock else {"load": load.max_outstanding,
+                                                     "exec": exec_.max_outstanding})
+        m.submodules.load = load
+        m.submodules.exec = exec_
         m.submodules.store = store = StoreUnit(cfg)
         m.submodules.scratchpad = scratchpad = Scratchpad(cfg)
         m.submodules.accumulator = accumulator = Accumulator(cfg)

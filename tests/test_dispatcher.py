@@ -31,12 +31,13 @@ END = Instruction(Opcode.END)
 
 
 def run_dispatcher(words, *, seed, latency=(1, 8), queue_depth=8, unit_queue_depth=4,
-                   cycles=3000, run=True, row_bits=16, registered_head=True):
+                   cycles=3000, run=True, row_bits=16, registered_head=True, outstanding=None):
     """Push ``words``, let stand-in units take instructions and finish them after a random
     latency. Returns a log of (cycle, unit, event, instruction), done pulses, the error and
     its unit."""
     dut = Dispatcher(queue_depth=queue_depth, unit_queue_depth=unit_queue_depth,
-                     row_bits=row_bits, registered_head=registered_head)
+                     row_bits=row_bits, registered_head=registered_head,
+                     outstanding=outstanding)
     rng = np.random.default_rng(seed)
     log, state = [], {"done": 0, "error": ErrorCause.NONE, "unit": 0, "cycle": 0}
 
@@ -138,6 +139,23 @@ def test_tokens_order_the_units(seed, unit_queue_depth, registered_head):
         assert store_start[g] > exec_done[g], f"seed={seed}: STORE {g} before its EXEC"
         if g >= 2:
             assert load_start[g] > exec_done[g - 2], f"seed={seed}: LOAD {g} too early"
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_outstanding_caps(seed):
+    """Units with fewer unfinished instructions allowed (as slow clocks give LOAD and EXEC)
+    get no more, and the program still runs in order to its END."""
+    caps = {"load": 1, "exec": 2, "store": 3}
+    program = [load()] * 6 + [exec_()] * 6 + [store()] * 6 + [END]
+    log, state = run_dispatcher(words_of(program), seed=seed, latency=(8, 20), queue_depth=32,
+                                unit_queue_depth=1, registered_head=False, outstanding=caps)
+    assert state["done"] == 1 and state["error"] == ErrorCause.NONE, state
+    for name, cap in caps.items():
+        open_ = 0
+        for _, unit, event, _ in log:
+            if unit == name:
+                open_ += 1 if event == "start" else -1
+                assert open_ <= cap, f"seed={seed}: {name} has {open_} unfinished"
 
 
 @pytest.mark.parametrize("name", ["queue_depth", "unit_queue_depth"])

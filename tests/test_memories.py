@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from hdl.accumulator import Accumulator
 from hdl.config import TesseraConfig
-from hdl.scratchpad import Scratchpad
+from hdl.scratchpad import Scratchpad, rows_beyond
 from hdl.sram import SRAM1R1W
 from sim.model import AccumulatorModel, ScratchpadModel, replay
 from sim.streams import idle_cycles, stream_get, stream_put
@@ -409,3 +410,30 @@ def test_sram_read_during_write(collision, expected):
 def test_sram_collision_checked():
     with pytest.raises(ValueError, match=r"^SRAM collision must be 'old' or 'any', not 'new'$"):
         SRAM1R1W(4, 8, collision="new")
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_rows_beyond_narrow_matches_the_wide_sum(depth):
+    """The narrow range check (slow clocks) answers as the wide sum does for every first
+    row and count >= 1 of 7-bit fields, and gives the same end where the rows fit."""
+    first, count = Signal(7), Signal(7)
+    m = Module()
+    answers = {}
+    for narrow in (False, True):
+        beyond, end = rows_beyond(first, count, depth, narrow=narrow)
+        answers[narrow] = Signal(name=f"beyond_{narrow}"), Signal(8, name=f"end_{narrow}")
+        m.d.comb += [answers[narrow][0].eq(beyond), answers[narrow][1].eq(end)]
+
+    async def bench(ctx):
+        for f in range(128):
+            for c in range(1, 128):
+                ctx.set(first, f)
+                ctx.set(count, c)
+                assert ctx.get(answers[True][0]) == (f + c > depth), (f, c)
+                assert ctx.get(answers[False][0]) == (f + c > depth), (f, c)
+                if f + c <= depth:
+                    assert ctx.get(answers[True][1]) == f + c, (f, c)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
