@@ -55,6 +55,32 @@ def _sink_layout(config):
 _DUMMY_TAG_BIT = 0
 
 
+def _sum_exceeds(a, b, limit, *, narrow):
+    """``a + b > limit`` for unsigned ``a``, ``b``; ``narrow``: added only in as many bits as
+    ``limit`` needs (a higher bit set in either exceeds it), not at full width."""
+    if not narrow:
+        return a + b > limit
+    n = limit.bit_length()
+    high = [v[n:].any() for v in (a, b) if len(v) > n]
+    return Cat(a[:n] + b[:n] > limit, *high).any()
+
+
+def _outside(value, low, high, *, narrow):
+    """Signed ``value`` outside ``[low, high]``; ``narrow``: from its sign extension and
+    compares only as wide as the bounds need, instead of two full-width compares."""
+    if not narrow:
+        return (value < low) | (value > high)
+    n = max((-low - 1).bit_length(), high.bit_length()) + 1  # two's complement bits (low < 0)
+    top = value[n - 1:]
+    terms = [~(top.all() | ~top.any())]  # not a sign extension of its n low bits
+    short = value[:n].as_signed()
+    if low > -(1 << (n - 1)):
+        terms.append(short < low)
+    if high < (1 << (n - 1)) - 1:
+        terms.append(short > high)
+    return Cat(terms).any()
+
+
 class StoreUnit(wiring.Component):
     """The STORE unit: runs STORE and CONFIG instructions (:mod:`hdl.isa`) exactly as
     :class:`sim.functional.AcceleratorModel` does, with one :class:`hdl.postproc.PostProcess`.
@@ -94,30 +120,34 @@ class StoreUnit(wiring.Component):
     (checked at construction), so none is cut.
 
     Pipelining: one instruction waits in a decode register while the previous one issues its
-    reads; the reads (one per cycle), the post-processing feed, the output (scratchpad writes
-    or DMA beats) and the retirement (``done``) are decoupled by in-order queues of
-    :attr:`queue_depth` instructions, so back-to-back STOREs flow without a gap and the next
-    STORE's reads start while the previous one still drains. A CONFIG runs in the issue
-    stage (the instructions after it wait until its last parameter beat was accepted; those
-    before it keep draining), and its ``done`` comes in order after theirs.
+    reads (slow clocks, ``not config.fast_clock``: no decode register; the instruction waits
+    on ``ctl.insn``, is checked there and taken in the cycle it issues); the reads (one per
+    cycle), the post-processing feed, the output (scratchpad writes or DMA beats) and the
+    retirement (``done``) are decoupled by in-order queues of :attr:`queue_depth`
+    instructions, so back-to-back STOREs flow without a gap and the next STORE's reads start
+    while the previous one still drains. A CONFIG runs in the issue stage (the instructions
+    after it wait until its last parameter beat was accepted; those before it keep
+    draining), and its ``done`` comes in order after theirs.
 
     Timing (``row_cycles`` = :attr:`row_cycles`, ``postproc_latency`` = that of
     :class:`hdl.postproc.PostProcess`):
 
     - Latency: a STORE accepted on ``ctl.insn`` in cycle 0 by an idle unit issues its first
-      accumulator read in cycle 2; with the accumulator's 2-cycle answer, the first row
-      starts in the post-processing in cycle 4 and its output is on ``sp_write`` in cycle
-      :attr:`latency` = ``4 + postproc_latency`` (15 at full width), on ``dma_write_data``
+      accumulator read in cycle :attr:`issue_latency` (2; slow clocks 1); with the
+      accumulator's 2-cycle answer, the first row starts in the post-processing in cycle 4
+      (slow: 3) and its output is on ``sp_write`` in cycle :attr:`latency` =
+      ``4 + postproc_latency`` (15 at full width; slow: 3 + ...), on ``dma_write_data``
       one cycle later (beats leave through a register). ``done`` pulses in the cycle after
       the last scratchpad write was accepted, or in the cycle after
       ``dma_write_status.done`` of its command. CONFIG: its DMA read command is valid in
-      cycle 2; ``done`` pulses 4 cycles after its last parameter beat was accepted. (Each
-      ``done`` also waits for those of the instructions before it.)
+      cycle 2 (slow: 1); ``done`` pulses 4 cycles after its last parameter beat was
+      accepted. (Each ``done`` also waits for those of the instructions before it.)
     - Throughput: one row per ``row_cycles`` cycles through the whole path, also across
       back-to-back STOREs, while the DMA (one beat per cycle) and the scratchpad keep up;
       rows of more beats than ``row_cycles`` (int32 rows on a narrow bus) go at one beat
       per cycle. An instruction enters at most every 2 cycles (``ctl.insn.ready`` is the
-      emptiness of the decode register). A CONFIG holds the issue stage for about its
+      emptiness of the decode register; slow clocks: one per cycle, ``ctl.insn.ready`` is
+      high in the cycle it issues). A CONFIG holds the issue stage for about its
       DMA read latency plus its :func:`hdl.isa.param_block_bytes` / beat beats, or its
       parameter beats times ``PostProcess.beat_cycles`` if that is longer (and, after
       a STORE with a swap, at least ``PostProcess.param_hold`` cycles): a STORE before it
@@ -128,11 +158,14 @@ class StoreUnit(wiring.Component):
       or duplicated. ``dma_read_data.ready`` is low outside a CONFIG and while the previous
       parameter beat waits in its register (for ``params.ready``): a CONFIG takes at most one
       beat every 2 cycles (every ``PostProcess.beat_cycles`` = 3 with the parameters in block
-      RAM, tiny).
+      RAM, tiny). Slow clocks: no staging register; one beat a cycle while the parameter
+      register is free.
     - Combinational paths between ports: ``sp_write`` is driven from the post-processing's
       output buffer, and ``sp_write.ready`` pops it; ``acc_read_data.ready`` depends on
       ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
-      the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers.
+      the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers;
+      at slow clocks ``ctl.insn.ready`` depends on ``ctl.insn`` (the checks) and the unit's
+      state, and ``dma_read_data.ready`` on ``PostProcess.params.ready``.
 
     Parameters
     ----------
@@ -193,7 +226,13 @@ class StoreUnit(wiring.Component):
         """Cycles from a STORE accepted on ``ctl.insn`` by an idle unit to its first row on
         ``sp_write`` (one more to ``dma_write_data``), with an accumulator answering in
         :attr:`hdl.accumulator.Accumulator.read_latency` cycles."""
-        return 2 + Accumulator.read_latency + self.postproc.latency
+        return self.issue_latency + Accumulator.read_latency + self.postproc.latency
+
+    @property
+    def issue_latency(self):
+        """Cycles from a STORE accepted on ``ctl.insn`` by an idle unit to its first
+        accumulator read: 2 through the decode register, 1 at slow clocks (none)."""
+        return 2 if self.config.fast_clock else 1
 
     @property
     def row_cycles(self):
@@ -219,14 +258,20 @@ class StoreUnit(wiring.Component):
         m.submodules.sink_queue = sink_queue = SyncFIFO(width=sink_layout.size, depth=depth)
         m.submodules.retire_queue = retire_queue = SyncFIFO(width=1, depth=depth)
 
-        # --- Decode register: one instruction waits here; checks are computed from it. ---
-        insn = Signal(INSN_WIDTH)
-        insn_valid = Signal()
+        # --- Decode register: one instruction waits here; checks are computed from it. Slow
+        # clocks: none; the instruction waits in the dispatcher's queue (whose head is
+        # flip-flops) and is taken in the cycle it issues. ---
+        slow = not cfg.fast_clock
+        if slow:
+            insn, insn_valid = ctl.insn.payload, ctl.insn.valid
+        else:
+            insn = Signal(INSN_WIDTH)
+            insn_valid = Signal()
+            with m.If(ctl.insn.valid & ctl.insn.ready):
+                m.d.sync += [insn.eq(ctl.insn.payload), insn_valid.eq(1)]
         header = header_layout()(insn[:header_layout().size])
         store = store_layout()(insn)
         config_insn = config_layout()(insn)
-        with m.If(ctl.insn.valid & ctl.insn.ready):
-            m.d.sync += [insn.eq(ctl.insn.payload), insn_valid.eq(1)]
 
         def misaligned(value):
             return value[:align_bits].any() if align_bits else Const(0)
@@ -240,9 +285,10 @@ class StoreUnit(wiring.Component):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
         with m.Elif(store.to_sp & (store.mode != PostMode.REQUANT)):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
-        with m.Elif(store.acc_addr + store.rows > cfg.acc_depth):
+        with m.Elif(_sum_exceeds(store.acc_addr, store.rows, cfg.acc_depth, narrow=slow)):
             m.d.comb += store_cause.eq(ErrorCause.ACC_RANGE)
-        with m.Elif(store.to_sp & (store.dest + store.rows > cfg.sp_depth)):
+        with m.Elif(store.to_sp & _sum_exceeds(store.dest, store.rows, cfg.sp_depth,
+                                               narrow=slow)):
             m.d.comb += store_cause.eq(ErrorCause.SP_RANGE)
         with m.Elif(~store.to_sp & (misaligned(store.dest) | misaligned(store.dram_stride))):
             m.d.comb += store_cause.eq(ErrorCause.DMA_ALIGN)
@@ -318,18 +364,21 @@ class StoreUnit(wiring.Component):
         # Each parameter beat is registered before the checks: the DMA read buffer's block RAM
         # output then ends in a flip-flop instead of feeding the 32-bit range comparisons (the
         # critical path of small on ECP5). A beat takes 2 cycles; CONFIG is rare and short.
-        beat = Signal(read_beat_layout(cfg))
-        staged = Signal()
+        # Slow clocks: no such register; the beat is used straight from ``dma_read_data``.
+        if slow:
+            beat, staged = self.dma_read_data.payload, self.dma_read_data.valid
+        else:
+            beat, staged = Signal(read_beat_layout(cfg)), Signal()
         words = [beat.data[32 * j:32 * (j + 1)].as_signed() for j in range(words_per_beat)]
         column_fields = [param.bias, param.multiplier, param.shift]
         tile_fields = [param.zero_point, param.act_min, param.act_max]
 
         def int8_bad(v):
-            return (v < INT8_MIN) | (v > INT8_MAX)
+            return _outside(v, INT8_MIN, INT8_MAX, narrow=slow)
         bad_terms = []
         for f in range(3):
             p, j = divmod(f, words_per_beat)
-            column_bad = ((words[j] < SHIFT_MIN) | (words[j] > SHIFT_MAX)) if f == 2 else 0
+            column_bad = _outside(words[j], SHIFT_MIN, SHIFT_MAX, narrow=slow) if f == 2 else 0
             bad_terms.append((position == p) & Mux(in_tile, int8_bad(words[j]), column_bad))
         bad_now = Cat(bad_terms).any()  # a word of this beat is out of its range
         # The tile's bounds in the block's last beat: those of earlier beats are in `param`.
@@ -347,10 +396,11 @@ class StoreUnit(wiring.Component):
         m.d.comb += [feed_queue.w_data.eq(feed_in), sink_queue.w_data.eq(sink_in)]
         all_retired = (sink_queue.level == 0) & (retire_queue.level == 0)
         read_fire = staged & param_free  # the staged beat is checked and used
-        with m.If(self.dma_read_data.valid & self.dma_read_data.ready):
-            m.d.sync += [beat.eq(self.dma_read_data.payload), staged.eq(1)]
-        with m.Elif(read_fire):
-            m.d.sync += staged.eq(0)
+        if not slow:
+            with m.If(self.dma_read_data.valid & self.dma_read_data.ready):
+                m.d.sync += [beat.eq(self.dma_read_data.payload), staged.eq(1)]
+            with m.Elif(read_fire):
+                m.d.sync += staged.eq(0)
 
         with m.FSM(name="issue") as fsm:
             with m.State("IDLE"):
@@ -414,7 +464,7 @@ class StoreUnit(wiring.Component):
                         m.next = "CONFIG"
 
             with m.State("CONFIG"):
-                m.d.comb += self.dma_read_data.ready.eq(~staged)
+                m.d.comb += self.dma_read_data.ready.eq(param_free if slow else ~staged)
                 with m.If(read_fire):
                     m.d.sync += beat_index.eq(beat_index + 1)
                     error = read_error | beat.error
@@ -466,12 +516,15 @@ class StoreUnit(wiring.Component):
             with m.State("STOP"):
                 pass
 
-        with m.If(take):
-            m.d.sync += insn_valid.eq(0)
-        with m.If(failed):
-            m.d.sync += insn_valid.eq(0)
-        stopping = fsm.ongoing("ERROR") | fsm.ongoing("STOP")
-        m.d.comb += ctl.insn.ready.eq(~insn_valid & ~failed & ~stopping)
+        if slow:
+            m.d.comb += ctl.insn.ready.eq(take)
+        else:
+            with m.If(take):
+                m.d.sync += insn_valid.eq(0)
+            with m.If(failed):
+                m.d.sync += insn_valid.eq(0)
+            stopping = fsm.ongoing("ERROR") | fsm.ongoing("STOP")
+            m.d.comb += ctl.insn.ready.eq(~insn_valid & ~failed & ~stopping)
 
         # --- Feed: accumulator answers (or a dummy row) into the post-processing. ---
         feed = feed_layout(feed_queue.r_data)
@@ -570,7 +623,7 @@ class StoreUnit(wiring.Component):
         m.d.sync += in_flight.eq(in_flight + rows_fire - (out.valid & out.ready))
 
         m.d.comb += ctl.busy.eq(
-            insn_valid | ~(fsm.ongoing("IDLE") | fsm.ongoing("STOP")) | rd_active
+            (0 if slow else insn_valid) | ~(fsm.ongoing("IDLE") | fsm.ongoing("STOP")) | rd_active
             | feed_queue.r_rdy | sink_queue.r_rdy | retire_queue.r_rdy | (in_flight != 0)
             | wcmd_valid | rcmd_valid | beat_valid | param_valid)
         return m
