@@ -140,7 +140,8 @@ class StoreUnit(wiring.Component):
       one cycle later (beats leave through a register). ``done`` pulses in the cycle after
       the last scratchpad write was accepted, or in the cycle after
       ``dma_write_status.done`` of its command. CONFIG: its DMA read command is valid in
-      cycle 2 (slow: 1); ``done`` pulses 4 cycles after its last parameter beat was
+      cycle 2 (slow clocks: while the CONFIG waits on ``ctl.insn``; both are taken
+      together); ``done`` pulses 4 cycles after its last parameter beat was
       accepted. (Each ``done`` also waits for those of the instructions before it.)
     - Throughput: one row per ``row_cycles`` cycles through the whole path, also across
       back-to-back STOREs, while the DMA (one beat per cycle) and the scratchpad keep up;
@@ -165,7 +166,8 @@ class StoreUnit(wiring.Component):
       ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
       the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers;
       at slow clocks ``ctl.insn.ready`` depends on ``ctl.insn`` (the checks) and the unit's
-      state, and ``dma_read_data.ready`` on ``PostProcess.params.ready``.
+      state, ``dma_read_data.ready`` on ``PostProcess.params.ready``, and
+      ``dma_read_cmd`` comes from ``ctl.insn`` (its ``ready`` drives ``ctl.insn.ready``).
 
     Parameters
     ----------
@@ -192,8 +194,15 @@ class StoreUnit(wiring.Component):
         driven 0 (the engine is the unit's own).
     """
 
-    #: Instructions each in-order queue between the stages holds.
-    queue_depth = 4
+    @property
+    def queue_depth(self):
+        """Instructions each in-order queue between the stages holds: 4. At slow clocks
+        only as many as STOREs of ``dim`` rows have from issue to output at full rate, one
+        more than fit in :attr:`latency` (tiny: 2; at most 4)."""
+        if self.config.fast_clock:
+            return 4
+        store_cycles = self.config.dim * self.row_cycles
+        return min(4, 1 + -(-self.latency // store_cycles))
 
     def __init__(self, config, *, multiplier=None):
         try:
@@ -327,8 +336,7 @@ class StoreUnit(wiring.Component):
             self.dma_write_cmd.payload.stride.eq(wcmd.stride),
             self.dma_write_cmd.payload.rows.eq(wcmd.rows),
             self.dma_write_cmd.payload.row_beats.eq(Mux(wcmd.int32, int32_beats, int8_beats)),
-            self.dma_read_cmd.valid.eq(rcmd_valid),
-            self.dma_read_cmd.payload.addr.eq(rcmd.addr),
+            self.dma_read_cmd.payload.addr.eq(config_insn.dram_addr if slow else rcmd.addr),
             self.dma_read_cmd.payload.rows.eq(1),
             self.dma_read_cmd.payload.row_beats.eq(block_beats),
             self.dma_read_cmd.payload.stride.eq(0),
@@ -336,8 +344,10 @@ class StoreUnit(wiring.Component):
         ]
         with m.If(self.dma_write_cmd.ready):
             m.d.sync += wcmd_valid.eq(0)
-        with m.If(self.dma_read_cmd.ready):
-            m.d.sync += rcmd_valid.eq(0)
+        if not slow:
+            m.d.comb += self.dma_read_cmd.valid.eq(rcmd_valid)
+            with m.If(self.dma_read_cmd.ready):
+                m.d.sync += rcmd_valid.eq(0)
 
         # --- Parameter beats to the post-processing (CONFIG). ---
         param_valid = Signal()
@@ -445,23 +455,29 @@ class StoreUnit(wiring.Component):
                                                          ErrorCause.MALFORMED))
                         m.next = "ERROR"
                     with m.Elif(~pending_swap | feed_queue.w_rdy):
-                        m.d.comb += [
-                            take.eq(1),
-                            feed_in.last_row.eq(0),
-                            feed_in.mode.eq(PostMode.ACC),
-                            feed_in.swap.eq(1),
-                            feed_in.dummy.eq(1),
-                            feed_queue.w_en.eq(pending_swap),
-                        ]
-                        m.d.sync += [
-                            pending_swap.eq(0),
-                            rcmd_valid.eq(1),
-                            rcmd.addr.eq(config_insn.dram_addr),
-                            beat_index.eq(0),
-                            bad_values.eq(0),
-                            read_error.eq(0),
-                        ]
-                        m.next = "CONFIG"
+                        # Slow clocks: the read command comes straight from the waiting
+                        # CONFIG, which is taken once the command is.
+                        if slow:
+                            m.d.comb += self.dma_read_cmd.valid.eq(1)
+                        with m.If(self.dma_read_cmd.ready if slow else 1):
+                            m.d.comb += [
+                                take.eq(1),
+                                feed_in.last_row.eq(0),
+                                feed_in.mode.eq(PostMode.ACC),
+                                feed_in.swap.eq(1),
+                                feed_in.dummy.eq(1),
+                                feed_queue.w_en.eq(pending_swap),
+                            ]
+                            m.d.sync += [
+                                pending_swap.eq(0),
+                                beat_index.eq(0),
+                                bad_values.eq(0),
+                                read_error.eq(0),
+                            ]
+                            if not slow:
+                                m.d.sync += [rcmd_valid.eq(1),
+                                             rcmd.addr.eq(config_insn.dram_addr)]
+                            m.next = "CONFIG"
 
             with m.State("CONFIG"):
                 m.d.comb += self.dma_read_data.ready.eq(param_free if slow else ~staged)
@@ -571,8 +587,13 @@ class StoreUnit(wiring.Component):
             slices = [padded[b * beat_bits:(b + 1) * beat_bits] for b in range(count)]
             return slices[0] if count == 1 else Array(slices)[beat_count]
         int8_row, int32_row = out.payload.row.int8.as_value(), out.payload.row.int32.as_value()
-        beat_select = Mux(requant, beats_of(int8_row, int8_beats),
-                          beats_of(int32_row, int32_beats))
+        if slow and len(int8_row) == int8_beats * beat_bits:
+            # An int8 row fills its beats: they are the first ones of the int32 view (the
+            # same bits of the union), and a REQUANT row's beat count stays below them.
+            beat_select = beats_of(int32_row, int32_beats)
+        else:
+            beat_select = Mux(requant, beats_of(int8_row, int8_beats),
+                              beats_of(int32_row, int32_beats))
         row_end = beat_count == Mux(requant, int8_beats - 1, int32_beats - 1)
 
         retire_push = Signal()
