@@ -121,7 +121,9 @@ class StoreUnit(wiring.Component):
 
     Pipelining: one instruction waits in a decode register while the previous one issues its
     reads (slow clocks, ``not config.fast_clock``: no decode register; the instruction waits
-    on ``ctl.insn``, is checked there and taken in the cycle it issues); the reads (one per
+    on ``ctl.insn``, is checked there and taken in the cycle it issues, a STORE to memory
+    once its DMA write command, whose fields come from ``ctl.insn``, was accepted: the
+    payload must hold until taken, as the dispatcher's queue head does); the reads (one per
     cycle), the post-processing feed, the output (scratchpad writes or DMA beats) and the
     retirement (``done``) are decoupled by in-order queues of :attr:`queue_depth`
     instructions, so back-to-back STOREs flow without a gap and the next STORE's reads start
@@ -132,7 +134,9 @@ class StoreUnit(wiring.Component):
     Timing (``row_cycles`` = :attr:`row_cycles`, ``postproc_latency`` = that of
     :class:`hdl.postproc.PostProcess`):
 
-    - Latency: a STORE accepted on ``ctl.insn`` in cycle 0 by an idle unit issues its first
+    - Latency: a STORE accepted on ``ctl.insn`` in cycle 0 by an idle unit (slow clocks:
+      presented; a STORE to memory is taken one cycle after it issued, with its DMA
+      command, if that is accepted at once) issues its first
       accumulator read in cycle :attr:`issue_latency` (2; slow clocks 1); with the
       accumulator's 2-cycle answer, the first row starts in the post-processing in cycle 4
       (slow: 3) and its output is on ``sp_write`` in cycle :attr:`latency` =
@@ -330,12 +334,27 @@ class StoreUnit(wiring.Component):
         wcmd = Signal(data.StructLayout({"addr": 32, "stride": 32, "rows": range(cfg.acc_depth + 1),
                                          "int32": 1}))
         rcmd = Signal(dma_command_layout(cfg))  # only addr is a register: one row, no stride
+        if slow:
+            # The fields come from the STORE itself: it stays on ctl.insn (the dispatcher's
+            # queue head, which holds it until taken, also after an error drops its valid)
+            # until its command was accepted.
+            m.d.comb += [
+                self.dma_write_cmd.payload.addr.eq(store.dest),
+                self.dma_write_cmd.payload.stride.eq(store.dram_stride),
+                self.dma_write_cmd.payload.rows.eq(store.rows),
+                self.dma_write_cmd.payload.row_beats.eq(
+                    Mux(mode != PostMode.REQUANT, int32_beats, int8_beats)),
+            ]
+        else:
+            m.d.comb += [
+                self.dma_write_cmd.payload.addr.eq(wcmd.addr),
+                self.dma_write_cmd.payload.stride.eq(wcmd.stride),
+                self.dma_write_cmd.payload.rows.eq(wcmd.rows),
+                self.dma_write_cmd.payload.row_beats.eq(
+                    Mux(wcmd.int32, int32_beats, int8_beats)),
+            ]
         m.d.comb += [
             self.dma_write_cmd.valid.eq(wcmd_valid),
-            self.dma_write_cmd.payload.addr.eq(wcmd.addr),
-            self.dma_write_cmd.payload.stride.eq(wcmd.stride),
-            self.dma_write_cmd.payload.rows.eq(wcmd.rows),
-            self.dma_write_cmd.payload.row_beats.eq(Mux(wcmd.int32, int32_beats, int8_beats)),
             self.dma_read_cmd.payload.addr.eq(config_insn.dram_addr if slow else rcmd.addr),
             self.dma_read_cmd.payload.rows.eq(1),
             self.dma_read_cmd.payload.row_beats.eq(block_beats),
@@ -412,11 +431,17 @@ class StoreUnit(wiring.Component):
             with m.Elif(read_fire):
                 m.d.sync += staged.eq(0)
 
+        # An instruction on ctl.insn still to be issued (slow clocks: not the DMA STORE that
+        # waits there for its command to be accepted).
+        waiting = insn_valid & ~wcmd_valid if slow else insn_valid
+        if slow:
+            with m.If(wcmd_valid & self.dma_write_cmd.ready):
+                m.d.comb += take.eq(1)
         with m.FSM(name="issue") as fsm:
             with m.State("IDLE"):
                 with m.If(failed):
                     m.next = "STOP"
-                with m.Elif(insn_valid & is_store):
+                with m.Elif(waiting & is_store):
                     with m.If(store_cause != ErrorCause.NONE):
                         m.d.comb += take.eq(1)
                         m.d.sync += pending_cause.eq(store_cause)
@@ -424,7 +449,8 @@ class StoreUnit(wiring.Component):
                     with m.Elif(reader_free & feed_queue.w_rdy & sink_queue.w_rdy
                                 & (store.to_sp | ~wcmd_valid)):
                         m.d.comb += [
-                            take.eq(1),
+                            # Slow clocks: a DMA STORE is taken with its command (below).
+                            take.eq(store.to_sp if slow else 1),
                             feed_in.last_row.eq(store.rows - 1),
                             feed_in.mode.eq(mode),
                             feed_in.swap.eq(pending_swap),
@@ -441,14 +467,15 @@ class StoreUnit(wiring.Component):
                             rd_left.eq(store.rows),
                         ]
                         with m.If(~store.to_sp):
-                            m.d.sync += [
-                                wcmd_valid.eq(1),
-                                wcmd.addr.eq(store.dest),
-                                wcmd.rows.eq(store.rows),
-                                wcmd.stride.eq(store.dram_stride),
-                                wcmd.int32.eq(mode != PostMode.REQUANT),
-                            ]
-                with m.Elif(insn_valid):  # CONFIG, or an opcode that is not this unit's
+                            m.d.sync += wcmd_valid.eq(1)
+                            if not slow:
+                                m.d.sync += [
+                                    wcmd.addr.eq(store.dest),
+                                    wcmd.rows.eq(store.rows),
+                                    wcmd.stride.eq(store.dram_stride),
+                                    wcmd.int32.eq(mode != PostMode.REQUANT),
+                                ]
+                with m.Elif(waiting):  # CONFIG, or an opcode that is not this unit's
                     with m.If(~is_config | (config_cause != ErrorCause.NONE)):
                         m.d.comb += take.eq(1)
                         m.d.sync += pending_cause.eq(Mux(is_config, config_cause,
