@@ -155,9 +155,9 @@ class Accumulator(wiring.Component):
         total = Signal(row_layout)
         for n in range(dim):
             m.d.comb += total[n].eq(s1_row[n] + Mux(s1_accumulate, base[n], 0))
-        m.d.sync += last_row.eq(total)
         if not slow:
             m.d.sync += [last_valid.eq(s1_valid), last_addr.eq(s1_addr)]
+        m.d.sync += last_row.eq(total)
 
         # Store path: a read waits while an accumulate uses the same bank's read port.
         m.submodules.response = response = ResponseBuffer(
@@ -186,14 +186,13 @@ class Accumulator(wiring.Component):
             ]
 
         answer_error = Signal()
-        m.d.sync += answer_error.eq(~r_in_range)
         if slow:
             answer_bank = Signal.like(r_bank)
-            m.d.sync += answer_bank.eq(r_bank)
+            m.d.sync += [answer_bank.eq(r_bank), answer_error.eq(~r_in_range)]
             answer = bank_data(answer_bank)
         else:
             answer_addr = Signal.like(r_addr)
-            m.d.sync += answer_addr.eq(r_addr)
+            m.d.sync += [answer_addr.eq(r_addr), answer_error.eq(~r_in_range)]
             # The write in stage 1 during the request lands at the end of that cycle, after
             # the read: it is `last_*` now, so forward it.
             answer = forwarded(answer_addr, bank_data(answer_addr[index_bits:]))

@@ -1,5 +1,7 @@
 """STORE unit: accumulator rows through the post-processing to memory; CONFIG parameters."""
 
+from contextlib import nullcontext
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -397,7 +399,8 @@ class StoreUnit(wiring.Component):
         if slow:
             beat, staged = self.dma_read_data.payload, self.dma_read_data.valid
         else:
-            beat, staged = Signal(read_beat_layout(cfg)), Signal()
+            beat = Signal(read_beat_layout(cfg))
+            staged = Signal()
         words = [beat.data[32 * j:32 * (j + 1)].as_signed() for j in range(words_per_beat)]
         column_fields = [param.bias, param.multiplier, param.shift]
         tile_fields = [param.zero_point, param.act_min, param.act_max]
@@ -486,7 +489,7 @@ class StoreUnit(wiring.Component):
                         # CONFIG, which is taken once the command is.
                         if slow:
                             m.d.comb += self.dma_read_cmd.valid.eq(1)
-                        with m.If(self.dma_read_cmd.ready if slow else 1):
+                        with m.If(self.dma_read_cmd.ready) if slow else nullcontext():
                             m.d.comb += [
                                 take.eq(1),
                                 feed_in.last_row.eq(0),
@@ -495,15 +498,12 @@ class StoreUnit(wiring.Component):
                                 feed_in.dummy.eq(1),
                                 feed_queue.w_en.eq(pending_swap),
                             ]
-                            m.d.sync += [
-                                pending_swap.eq(0),
-                                beat_index.eq(0),
-                                bad_values.eq(0),
-                                read_error.eq(0),
-                            ]
+                            m.d.sync += pending_swap.eq(0)
                             if not slow:
                                 m.d.sync += [rcmd_valid.eq(1),
                                              rcmd.addr.eq(config_insn.dram_addr)]
+                            m.d.sync += [beat_index.eq(0), bad_values.eq(0),
+                                         read_error.eq(0)]
                             m.next = "CONFIG"
 
             with m.State("CONFIG"):
