@@ -48,7 +48,8 @@ class Accumulator(wiring.Component):
     Timing:
 
     - ``write``: always ready; one row per cycle; visible to reads accepted 2 or more cycles
-      later, and (through forwarding) to reads accepted the next cycle.
+      later, and (through forwarding) to reads accepted the next cycle (slow clocks: such a
+      read waits one cycle).
     - ``read`` -> ``read_data``: one row per cycle, answer 2 cycles after the request (empty
       response buffer). A read sees every write accepted in an earlier cycle (slow clocks: a
       read of the row a write accepted in the previous cycle waits one cycle).
