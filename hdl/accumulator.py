@@ -39,12 +39,20 @@ class Accumulator(wiring.Component):
     bank in that cycle waits, and the conflict is counted. With the store path draining one
     bank while the array accumulates into another, both run at one row per cycle.
 
+    At slow clocks (``not config.fast_clock``) the store path has no forwarding: a read of the
+    row being written in that cycle waits one cycle instead (counted as a conflict too), and
+    the accumulate's forwarding decision is taken a cycle early (one flag instead of the
+    last write's address). This saves a ``dim * acc_width`` multiplexer and the address
+    comparisons; the store path only reads rows the array finished long before.
+
     Timing:
 
     - ``write``: always ready; one row per cycle; visible to reads accepted 2 or more cycles
-      later, and (through forwarding) to reads accepted the next cycle.
+      later, and (through forwarding) to reads accepted the next cycle (slow clocks: such a
+      read waits one cycle).
     - ``read`` -> ``read_data``: one row per cycle, answer 2 cycles after the request (empty
-      response buffer). A read sees every write accepted in an earlier cycle.
+      response buffer). A read sees every write accepted in an earlier cycle (slow clocks: a
+      read of the row a write accepted in the previous cycle waits one cycle).
     - Back-pressure on ``read_data`` fills a buffer of :attr:`read_buffer_depth` rows, then
       ``read.ready`` drops.
     - An address at or above ``acc_depth`` is refused, never wrapped: a write is dropped, a
@@ -57,8 +65,8 @@ class Accumulator(wiring.Component):
     read_data : Out(stream.Signature(acc_read_layout(config)))
     error : Out(1)
     conflict : Out(1)
-        High in each cycle a store read waits for an accumulate of the same bank (the top
-        level counts these cycles).
+        High in each cycle a store read waits for an accumulate of the same bank (slow
+        clocks: or for the write of its row; the top level counts these cycles).
     """
 
     def __init__(self, config):
@@ -116,9 +124,15 @@ class Accumulator(wiring.Component):
             s1_valid.eq(w_fire & w_in_range), s1_accumulate.eq(w.accumulate),
             s1_addr.eq(w.addr), s1_row.eq(w.row), s1_bank.eq(w_bank),
         ]
+        slow = not cfg.fast_clock
         last_valid = Signal()
         last_addr = Signal.like(w.addr)
         last_row = Signal(row_layout)
+        # Slow clocks: whether stage 1 adds to `last_row` is decided in stage 0 (the write then
+        # in stage 1 is the one before this write's stage 1).
+        s1_forward = Signal()
+        if slow:
+            m.d.sync += s1_forward.eq(s1_valid & (s1_addr == w.addr))
 
         def bank_data(bank_select):
             """Row read from bank ``bank_select`` (the read issued in the previous cycle)."""
@@ -129,19 +143,22 @@ class Accumulator(wiring.Component):
                         m.d.comb += value.eq(bank.r_data)
             return value
 
-        def forwarded(addr, stored):
-            """``stored``, or the row written in the previous cycle if it was ``addr``."""
+        def forwarded(addr, stored, hit=None):
+            """``stored``, or the row written in the previous cycle if it was ``addr``
+            (``hit``: that comparison, made earlier)."""
             value = Signal(row_layout)
             m.d.comb += value.eq(stored)
-            with m.If(last_valid & (last_addr == addr)):
+            with m.If(last_valid & (last_addr == addr) if hit is None else hit):
                 m.d.comb += value.eq(last_row)
             return value
 
-        base = forwarded(s1_addr, bank_data(s1_bank))
+        base = forwarded(s1_addr, bank_data(s1_bank), s1_forward if slow else None)
         total = Signal(row_layout)
         for n in range(dim):
             m.d.comb += total[n].eq(s1_row[n] + Mux(s1_accumulate, base[n], 0))
-        m.d.sync += [last_valid.eq(s1_valid), last_addr.eq(s1_addr), last_row.eq(total)]
+        if not slow:
+            m.d.sync += [last_valid.eq(s1_valid), last_addr.eq(s1_addr)]
+        m.d.sync += last_row.eq(total)
 
         # Store path: a read waits while an accumulate uses the same bank's read port.
         m.submodules.response = response = ResponseBuffer(
@@ -152,6 +169,8 @@ class Accumulator(wiring.Component):
         r_bank = r_addr[index_bits:]
         rmw_read = w_fire & w_in_range & w.accumulate
         conflict = rmw_read & r_in_range & (r_bank == w_bank)
+        if slow:  # the row written now is not forwarded to this read: it waits
+            conflict |= s1_valid & (s1_addr == r_addr)
         m.d.comb += self.read.ready.eq(response.ready & ~conflict)
         r_fire = self.read.valid & self.read.ready
         m.d.comb += response.issue.eq(r_fire)
@@ -167,12 +186,17 @@ class Accumulator(wiring.Component):
                 bank.w_en.eq(s1_valid & (s1_bank == b)),
             ]
 
-        answer_addr = Signal.like(r_addr)
         answer_error = Signal()
-        m.d.sync += [answer_addr.eq(r_addr), answer_error.eq(~r_in_range)]
-        # The write in stage 1 during the request lands at the end of that cycle, after the
-        # read: it is `last_*` now, so forward it.
-        answer = forwarded(answer_addr, bank_data(answer_addr[index_bits:]))
+        if slow:
+            answer_bank = Signal.like(r_bank)
+            m.d.sync += [answer_bank.eq(r_bank), answer_error.eq(~r_in_range)]
+            answer = bank_data(answer_bank)
+        else:
+            answer_addr = Signal.like(r_addr)
+            m.d.sync += [answer_addr.eq(r_addr), answer_error.eq(~r_in_range)]
+            # The write in stage 1 during the request lands at the end of that cycle, after
+            # the read: it is `last_*` now, so forward it.
+            answer = forwarded(answer_addr, bank_data(answer_addr[index_bits:]))
         m.d.comb += [response.data.error.eq(answer_error)]
         with m.If(~answer_error):
             m.d.comb += response.data.row.eq(answer)

@@ -1,5 +1,7 @@
 """STORE unit: accumulator rows through the post-processing to memory; CONFIG parameters."""
 
+from contextlib import nullcontext
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -55,6 +57,32 @@ def _sink_layout(config):
 _DUMMY_TAG_BIT = 0
 
 
+def _sum_exceeds(a, b, limit, *, narrow):
+    """``a + b > limit`` for unsigned ``a``, ``b``; ``narrow``: added only in as many bits as
+    ``limit`` needs (a higher bit set in either exceeds it), not at full width."""
+    if not narrow:
+        return a + b > limit
+    n = limit.bit_length()
+    high = [v[n:].any() for v in (a, b) if len(v) > n]
+    return Cat(a[:n] + b[:n] > limit, *high).any()
+
+
+def _outside(value, low, high, *, narrow):
+    """Signed ``value`` outside ``[low, high]``; ``narrow``: from its sign extension and
+    compares only as wide as the bounds need, instead of two full-width compares."""
+    if not narrow:
+        return (value < low) | (value > high)
+    n = max((-low - 1).bit_length(), high.bit_length()) + 1  # two's complement bits (low < 0)
+    top = value[n - 1:]
+    terms = [~(top.all() | ~top.any())]  # not a sign extension of its n low bits
+    short = value[:n].as_signed()
+    if low > -(1 << (n - 1)):
+        terms.append(short < low)
+    if high < (1 << (n - 1)) - 1:
+        terms.append(short > high)
+    return Cat(terms).any()
+
+
 class StoreUnit(wiring.Component):
     """The STORE unit: runs STORE and CONFIG instructions (:mod:`hdl.isa`) exactly as
     :class:`sim.functional.AcceleratorModel` does, with one :class:`hdl.postproc.PostProcess`.
@@ -94,30 +122,39 @@ class StoreUnit(wiring.Component):
     (checked at construction), so none is cut.
 
     Pipelining: one instruction waits in a decode register while the previous one issues its
-    reads; the reads (one per cycle), the post-processing feed, the output (scratchpad writes
-    or DMA beats) and the retirement (``done``) are decoupled by in-order queues of
-    :attr:`queue_depth` instructions, so back-to-back STOREs flow without a gap and the next
-    STORE's reads start while the previous one still drains. A CONFIG runs in the issue
-    stage (the instructions after it wait until its last parameter beat was accepted; those
-    before it keep draining), and its ``done`` comes in order after theirs.
+    reads (slow clocks, ``not config.fast_clock``: no decode register; the instruction waits
+    on ``ctl.insn``, is checked there and taken in the cycle it issues, a STORE to memory
+    once its DMA write command, whose fields come from ``ctl.insn``, was accepted: the
+    payload must hold until taken, as the dispatcher's queue head does); the reads (one per
+    cycle), the post-processing feed, the output (scratchpad writes or DMA beats) and the
+    retirement (``done``) are decoupled by in-order queues of :attr:`queue_depth`
+    instructions, so back-to-back STOREs flow without a gap and the next STORE's reads start
+    while the previous one still drains. A CONFIG runs in the issue stage (the instructions
+    after it wait until its last parameter beat was accepted; those before it keep
+    draining), and its ``done`` comes in order after theirs.
 
     Timing (``row_cycles`` = :attr:`row_cycles`, ``postproc_latency`` = that of
     :class:`hdl.postproc.PostProcess`):
 
-    - Latency: a STORE accepted on ``ctl.insn`` in cycle 0 by an idle unit issues its first
-      accumulator read in cycle 2; with the accumulator's 2-cycle answer, the first row
-      starts in the post-processing in cycle 4 and its output is on ``sp_write`` in cycle
-      :attr:`latency` = ``4 + postproc_latency`` (15 at full width), on ``dma_write_data``
+    - Latency: a STORE accepted on ``ctl.insn`` in cycle 0 by an idle unit (slow clocks:
+      presented; a STORE to memory is taken one cycle after it issued, with its DMA
+      command, if that is accepted at once) issues its first
+      accumulator read in cycle :attr:`issue_latency` (2; slow clocks 1); with the
+      accumulator's 2-cycle answer, the first row starts in the post-processing in cycle 4
+      (slow: 3) and its output is on ``sp_write`` in cycle :attr:`latency` =
+      ``4 + postproc_latency`` (15 at full width; slow: 3 + ...), on ``dma_write_data``
       one cycle later (beats leave through a register). ``done`` pulses in the cycle after
       the last scratchpad write was accepted, or in the cycle after
       ``dma_write_status.done`` of its command. CONFIG: its DMA read command is valid in
-      cycle 2; ``done`` pulses 4 cycles after its last parameter beat was accepted. (Each
-      ``done`` also waits for those of the instructions before it.)
+      cycle 2 (slow clocks: while the CONFIG waits on ``ctl.insn``; both are taken
+      together); ``done`` pulses 4 cycles after its last parameter beat was
+      accepted. (Each ``done`` also waits for those of the instructions before it.)
     - Throughput: one row per ``row_cycles`` cycles through the whole path, also across
       back-to-back STOREs, while the DMA (one beat per cycle) and the scratchpad keep up;
       rows of more beats than ``row_cycles`` (int32 rows on a narrow bus) go at one beat
       per cycle. An instruction enters at most every 2 cycles (``ctl.insn.ready`` is the
-      emptiness of the decode register). A CONFIG holds the issue stage for about its
+      emptiness of the decode register; slow clocks: one per cycle, ``ctl.insn.ready`` is
+      high in the cycle it issues). A CONFIG holds the issue stage for about its
       DMA read latency plus its :func:`hdl.isa.param_block_bytes` / beat beats, or its
       parameter beats times ``PostProcess.beat_cycles`` if that is longer (and, after
       a STORE with a swap, at least ``PostProcess.param_hold`` cycles): a STORE before it
@@ -128,11 +165,15 @@ class StoreUnit(wiring.Component):
       or duplicated. ``dma_read_data.ready`` is low outside a CONFIG and while the previous
       parameter beat waits in its register (for ``params.ready``): a CONFIG takes at most one
       beat every 2 cycles (every ``PostProcess.beat_cycles`` = 3 with the parameters in block
-      RAM, tiny).
+      RAM, tiny). Slow clocks: no staging register; one beat a cycle while the parameter
+      register is free.
     - Combinational paths between ports: ``sp_write`` is driven from the post-processing's
       output buffer, and ``sp_write.ready`` pops it; ``acc_read_data.ready`` depends on
       ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
-      the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers.
+      the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers;
+      at slow clocks ``ctl.insn.ready`` depends on ``ctl.insn`` (the checks) and the unit's
+      state, ``dma_read_data.ready`` on ``PostProcess.params.ready``, and
+      ``dma_read_cmd`` comes from ``ctl.insn`` (its ``ready`` drives ``ctl.insn.ready``).
 
     Parameters
     ----------
@@ -159,8 +200,15 @@ class StoreUnit(wiring.Component):
         driven 0 (the engine is the unit's own).
     """
 
-    #: Instructions each in-order queue between the stages holds.
-    queue_depth = 4
+    @property
+    def queue_depth(self):
+        """Instructions each in-order queue between the stages holds: 4. At slow clocks
+        only as many as STOREs of ``dim`` rows have from issue to output at full rate, one
+        more than fit in :attr:`latency` (tiny: 2; at most 4)."""
+        if self.config.fast_clock:
+            return 4
+        store_cycles = self.config.dim * self.row_cycles
+        return min(4, 1 + -(-self.latency // store_cycles))
 
     def __init__(self, config, *, multiplier=None):
         try:
@@ -193,7 +241,13 @@ class StoreUnit(wiring.Component):
         """Cycles from a STORE accepted on ``ctl.insn`` by an idle unit to its first row on
         ``sp_write`` (one more to ``dma_write_data``), with an accumulator answering in
         :attr:`hdl.accumulator.Accumulator.read_latency` cycles."""
-        return 2 + Accumulator.read_latency + self.postproc.latency
+        return self.issue_latency + Accumulator.read_latency + self.postproc.latency
+
+    @property
+    def issue_latency(self):
+        """Cycles from a STORE accepted on ``ctl.insn`` by an idle unit to its first
+        accumulator read: 2 through the decode register, 1 at slow clocks (none)."""
+        return 2 if self.config.fast_clock else 1
 
     @property
     def row_cycles(self):
@@ -219,14 +273,20 @@ class StoreUnit(wiring.Component):
         m.submodules.sink_queue = sink_queue = SyncFIFO(width=sink_layout.size, depth=depth)
         m.submodules.retire_queue = retire_queue = SyncFIFO(width=1, depth=depth)
 
-        # --- Decode register: one instruction waits here; checks are computed from it. ---
-        insn = Signal(INSN_WIDTH)
-        insn_valid = Signal()
+        # --- Decode register: one instruction waits here; checks are computed from it. Slow
+        # clocks: none; the instruction waits in the dispatcher's queue (whose head is
+        # flip-flops) and is taken in the cycle it issues. ---
+        slow = not cfg.fast_clock
+        if slow:
+            insn, insn_valid = ctl.insn.payload, ctl.insn.valid
+        else:
+            insn = Signal(INSN_WIDTH)
+            insn_valid = Signal()
+            with m.If(ctl.insn.valid & ctl.insn.ready):
+                m.d.sync += [insn.eq(ctl.insn.payload), insn_valid.eq(1)]
         header = header_layout()(insn[:header_layout().size])
         store = store_layout()(insn)
         config_insn = config_layout()(insn)
-        with m.If(ctl.insn.valid & ctl.insn.ready):
-            m.d.sync += [insn.eq(ctl.insn.payload), insn_valid.eq(1)]
 
         def misaligned(value):
             return value[:align_bits].any() if align_bits else Const(0)
@@ -240,9 +300,10 @@ class StoreUnit(wiring.Component):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
         with m.Elif(store.to_sp & (store.mode != PostMode.REQUANT)):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
-        with m.Elif(store.acc_addr + store.rows > cfg.acc_depth):
+        with m.Elif(_sum_exceeds(store.acc_addr, store.rows, cfg.acc_depth, narrow=slow)):
             m.d.comb += store_cause.eq(ErrorCause.ACC_RANGE)
-        with m.Elif(store.to_sp & (store.dest + store.rows > cfg.sp_depth)):
+        with m.Elif(store.to_sp & _sum_exceeds(store.dest, store.rows, cfg.sp_depth,
+                                               narrow=slow)):
             m.d.comb += store_cause.eq(ErrorCause.SP_RANGE)
         with m.Elif(~store.to_sp & (misaligned(store.dest) | misaligned(store.dram_stride))):
             m.d.comb += store_cause.eq(ErrorCause.DMA_ALIGN)
@@ -275,14 +336,28 @@ class StoreUnit(wiring.Component):
         wcmd = Signal(data.StructLayout({"addr": 32, "stride": 32, "rows": range(cfg.acc_depth + 1),
                                          "int32": 1}))
         rcmd = Signal(dma_command_layout(cfg))  # only addr is a register: one row, no stride
+        if slow:
+            # The fields come from the STORE itself: it stays on ctl.insn (the dispatcher's
+            # queue head, which holds it until taken, also after an error drops its valid)
+            # until its command was accepted.
+            m.d.comb += [
+                self.dma_write_cmd.payload.addr.eq(store.dest),
+                self.dma_write_cmd.payload.stride.eq(store.dram_stride),
+                self.dma_write_cmd.payload.rows.eq(store.rows),
+                self.dma_write_cmd.payload.row_beats.eq(
+                    Mux(mode != PostMode.REQUANT, int32_beats, int8_beats)),
+            ]
+        else:
+            m.d.comb += [
+                self.dma_write_cmd.payload.addr.eq(wcmd.addr),
+                self.dma_write_cmd.payload.stride.eq(wcmd.stride),
+                self.dma_write_cmd.payload.rows.eq(wcmd.rows),
+                self.dma_write_cmd.payload.row_beats.eq(
+                    Mux(wcmd.int32, int32_beats, int8_beats)),
+            ]
         m.d.comb += [
             self.dma_write_cmd.valid.eq(wcmd_valid),
-            self.dma_write_cmd.payload.addr.eq(wcmd.addr),
-            self.dma_write_cmd.payload.stride.eq(wcmd.stride),
-            self.dma_write_cmd.payload.rows.eq(wcmd.rows),
-            self.dma_write_cmd.payload.row_beats.eq(Mux(wcmd.int32, int32_beats, int8_beats)),
-            self.dma_read_cmd.valid.eq(rcmd_valid),
-            self.dma_read_cmd.payload.addr.eq(rcmd.addr),
+            self.dma_read_cmd.payload.addr.eq(config_insn.dram_addr if slow else rcmd.addr),
             self.dma_read_cmd.payload.rows.eq(1),
             self.dma_read_cmd.payload.row_beats.eq(block_beats),
             self.dma_read_cmd.payload.stride.eq(0),
@@ -290,8 +365,10 @@ class StoreUnit(wiring.Component):
         ]
         with m.If(self.dma_write_cmd.ready):
             m.d.sync += wcmd_valid.eq(0)
-        with m.If(self.dma_read_cmd.ready):
-            m.d.sync += rcmd_valid.eq(0)
+        if not slow:
+            m.d.comb += self.dma_read_cmd.valid.eq(rcmd_valid)
+            with m.If(self.dma_read_cmd.ready):
+                m.d.sync += rcmd_valid.eq(0)
 
         # --- Parameter beats to the post-processing (CONFIG). ---
         param_valid = Signal()
@@ -318,18 +395,22 @@ class StoreUnit(wiring.Component):
         # Each parameter beat is registered before the checks: the DMA read buffer's block RAM
         # output then ends in a flip-flop instead of feeding the 32-bit range comparisons (the
         # critical path of small on ECP5). A beat takes 2 cycles; CONFIG is rare and short.
-        beat = Signal(read_beat_layout(cfg))
-        staged = Signal()
+        # Slow clocks: no such register; the beat is used straight from ``dma_read_data``.
+        if slow:
+            beat, staged = self.dma_read_data.payload, self.dma_read_data.valid
+        else:
+            beat = Signal(read_beat_layout(cfg))
+            staged = Signal()
         words = [beat.data[32 * j:32 * (j + 1)].as_signed() for j in range(words_per_beat)]
         column_fields = [param.bias, param.multiplier, param.shift]
         tile_fields = [param.zero_point, param.act_min, param.act_max]
 
         def int8_bad(v):
-            return (v < INT8_MIN) | (v > INT8_MAX)
+            return _outside(v, INT8_MIN, INT8_MAX, narrow=slow)
         bad_terms = []
         for f in range(3):
             p, j = divmod(f, words_per_beat)
-            column_bad = ((words[j] < SHIFT_MIN) | (words[j] > SHIFT_MAX)) if f == 2 else 0
+            column_bad = _outside(words[j], SHIFT_MIN, SHIFT_MAX, narrow=slow) if f == 2 else 0
             bad_terms.append((position == p) & Mux(in_tile, int8_bad(words[j]), column_bad))
         bad_now = Cat(bad_terms).any()  # a word of this beat is out of its range
         # The tile's bounds in the block's last beat: those of earlier beats are in `param`.
@@ -347,16 +428,23 @@ class StoreUnit(wiring.Component):
         m.d.comb += [feed_queue.w_data.eq(feed_in), sink_queue.w_data.eq(sink_in)]
         all_retired = (sink_queue.level == 0) & (retire_queue.level == 0)
         read_fire = staged & param_free  # the staged beat is checked and used
-        with m.If(self.dma_read_data.valid & self.dma_read_data.ready):
-            m.d.sync += [beat.eq(self.dma_read_data.payload), staged.eq(1)]
-        with m.Elif(read_fire):
-            m.d.sync += staged.eq(0)
+        if not slow:
+            with m.If(self.dma_read_data.valid & self.dma_read_data.ready):
+                m.d.sync += [beat.eq(self.dma_read_data.payload), staged.eq(1)]
+            with m.Elif(read_fire):
+                m.d.sync += staged.eq(0)
 
+        # An instruction on ctl.insn still to be issued (slow clocks: not the DMA STORE that
+        # waits there for its command to be accepted).
+        waiting = insn_valid & ~wcmd_valid if slow else insn_valid
+        if slow:
+            with m.If(wcmd_valid & self.dma_write_cmd.ready):
+                m.d.comb += take.eq(1)
         with m.FSM(name="issue") as fsm:
             with m.State("IDLE"):
                 with m.If(failed):
                     m.next = "STOP"
-                with m.Elif(insn_valid & is_store):
+                with m.Elif(waiting & is_store):
                     with m.If(store_cause != ErrorCause.NONE):
                         m.d.comb += take.eq(1)
                         m.d.sync += pending_cause.eq(store_cause)
@@ -364,7 +452,8 @@ class StoreUnit(wiring.Component):
                     with m.Elif(reader_free & feed_queue.w_rdy & sink_queue.w_rdy
                                 & (store.to_sp | ~wcmd_valid)):
                         m.d.comb += [
-                            take.eq(1),
+                            # Slow clocks: a DMA STORE is taken with its command (below).
+                            take.eq(store.to_sp if slow else 1),
                             feed_in.last_row.eq(store.rows - 1),
                             feed_in.mode.eq(mode),
                             feed_in.swap.eq(pending_swap),
@@ -381,40 +470,44 @@ class StoreUnit(wiring.Component):
                             rd_left.eq(store.rows),
                         ]
                         with m.If(~store.to_sp):
-                            m.d.sync += [
-                                wcmd_valid.eq(1),
-                                wcmd.addr.eq(store.dest),
-                                wcmd.rows.eq(store.rows),
-                                wcmd.stride.eq(store.dram_stride),
-                                wcmd.int32.eq(mode != PostMode.REQUANT),
-                            ]
-                with m.Elif(insn_valid):  # CONFIG, or an opcode that is not this unit's
+                            m.d.sync += wcmd_valid.eq(1)
+                            if not slow:
+                                m.d.sync += [
+                                    wcmd.addr.eq(store.dest),
+                                    wcmd.rows.eq(store.rows),
+                                    wcmd.stride.eq(store.dram_stride),
+                                    wcmd.int32.eq(mode != PostMode.REQUANT),
+                                ]
+                with m.Elif(waiting):  # CONFIG, or an opcode that is not this unit's
                     with m.If(~is_config | (config_cause != ErrorCause.NONE)):
                         m.d.comb += take.eq(1)
                         m.d.sync += pending_cause.eq(Mux(is_config, config_cause,
                                                          ErrorCause.MALFORMED))
                         m.next = "ERROR"
                     with m.Elif(~pending_swap | feed_queue.w_rdy):
-                        m.d.comb += [
-                            take.eq(1),
-                            feed_in.last_row.eq(0),
-                            feed_in.mode.eq(PostMode.ACC),
-                            feed_in.swap.eq(1),
-                            feed_in.dummy.eq(1),
-                            feed_queue.w_en.eq(pending_swap),
-                        ]
-                        m.d.sync += [
-                            pending_swap.eq(0),
-                            rcmd_valid.eq(1),
-                            rcmd.addr.eq(config_insn.dram_addr),
-                            beat_index.eq(0),
-                            bad_values.eq(0),
-                            read_error.eq(0),
-                        ]
-                        m.next = "CONFIG"
+                        # Slow clocks: the read command comes straight from the waiting
+                        # CONFIG, which is taken once the command is.
+                        if slow:
+                            m.d.comb += self.dma_read_cmd.valid.eq(1)
+                        with m.If(self.dma_read_cmd.ready) if slow else nullcontext():
+                            m.d.comb += [
+                                take.eq(1),
+                                feed_in.last_row.eq(0),
+                                feed_in.mode.eq(PostMode.ACC),
+                                feed_in.swap.eq(1),
+                                feed_in.dummy.eq(1),
+                                feed_queue.w_en.eq(pending_swap),
+                            ]
+                            m.d.sync += pending_swap.eq(0)
+                            if not slow:
+                                m.d.sync += [rcmd_valid.eq(1),
+                                             rcmd.addr.eq(config_insn.dram_addr)]
+                            m.d.sync += [beat_index.eq(0), bad_values.eq(0),
+                                         read_error.eq(0)]
+                            m.next = "CONFIG"
 
             with m.State("CONFIG"):
-                m.d.comb += self.dma_read_data.ready.eq(~staged)
+                m.d.comb += self.dma_read_data.ready.eq(param_free if slow else ~staged)
                 with m.If(read_fire):
                     m.d.sync += beat_index.eq(beat_index + 1)
                     error = read_error | beat.error
@@ -466,12 +559,15 @@ class StoreUnit(wiring.Component):
             with m.State("STOP"):
                 pass
 
-        with m.If(take):
-            m.d.sync += insn_valid.eq(0)
-        with m.If(failed):
-            m.d.sync += insn_valid.eq(0)
-        stopping = fsm.ongoing("ERROR") | fsm.ongoing("STOP")
-        m.d.comb += ctl.insn.ready.eq(~insn_valid & ~failed & ~stopping)
+        if slow:
+            m.d.comb += ctl.insn.ready.eq(take)
+        else:
+            with m.If(take):
+                m.d.sync += insn_valid.eq(0)
+            with m.If(failed):
+                m.d.sync += insn_valid.eq(0)
+            stopping = fsm.ongoing("ERROR") | fsm.ongoing("STOP")
+            m.d.comb += ctl.insn.ready.eq(~insn_valid & ~failed & ~stopping)
 
         # --- Feed: accumulator answers (or a dummy row) into the post-processing. ---
         feed = feed_layout(feed_queue.r_data)
@@ -518,8 +614,13 @@ class StoreUnit(wiring.Component):
             slices = [padded[b * beat_bits:(b + 1) * beat_bits] for b in range(count)]
             return slices[0] if count == 1 else Array(slices)[beat_count]
         int8_row, int32_row = out.payload.row.int8.as_value(), out.payload.row.int32.as_value()
-        beat_select = Mux(requant, beats_of(int8_row, int8_beats),
-                          beats_of(int32_row, int32_beats))
+        if slow and len(int8_row) == int8_beats * beat_bits:
+            # An int8 row fills its beats: they are the first ones of the int32 view (the
+            # same bits of the union), and a REQUANT row's beat count stays below them.
+            beat_select = beats_of(int32_row, int32_beats)
+        else:
+            beat_select = Mux(requant, beats_of(int8_row, int8_beats),
+                              beats_of(int32_row, int32_beats))
         row_end = beat_count == Mux(requant, int8_beats - 1, int32_beats - 1)
 
         retire_push = Signal()
@@ -570,7 +671,7 @@ class StoreUnit(wiring.Component):
         m.d.sync += in_flight.eq(in_flight + rows_fire - (out.valid & out.ready))
 
         m.d.comb += ctl.busy.eq(
-            insn_valid | ~(fsm.ongoing("IDLE") | fsm.ongoing("STOP")) | rd_active
+            (0 if slow else insn_valid) | ~(fsm.ongoing("IDLE") | fsm.ongoing("STOP")) | rd_active
             | feed_queue.r_rdy | sink_queue.r_rdy | retire_queue.r_rdy | (in_flight != 0)
             | wcmd_valid | rcmd_valid | beat_valid | param_valid)
         return m

@@ -105,12 +105,14 @@ def test_scratchpad_random(stall, single_port, mhz):
     assert error == model.error == True  # noqa: E712 (some addresses were out of range)
 
 
+@READ_PORTS
 @pytest.mark.parametrize("stall", [0.0, 0.3], ids=["idle", "stalls"])
 @pytest.mark.parametrize("postproc_lanes", [None, 1], ids=["3-deep", "1-deep"])
-def test_accumulator_random(stall, postproc_lanes):
-    """With one post-processing lane (a row every 3 cycles) the read buffer is 1 deep."""
+def test_accumulator_random(stall, postproc_lanes, mhz):
+    """With one post-processing lane (a row every 3 cycles) the read buffer is 1 deep. At
+    30 MHz a read of the row being written waits instead of being forwarded."""
     seed = 50 + int(stall * 10)
-    config = SMALL.replace(postproc_lanes=postproc_lanes)
+    config = SMALL.replace(postproc_lanes=postproc_lanes, target_mhz=mhz)
     print(f"seed={seed} config={config}")
     rng = np.random.default_rng(seed)
     hot = [0, 5, config.acc_depth - 1]
@@ -126,10 +128,11 @@ def test_accumulator_random(stall, postproc_lanes):
     assert error == model.error == True  # noqa: E712
 
 
-def test_accumulate_same_row_every_cycle_at_full_rate():
+@READ_PORTS
+def test_accumulate_same_row_every_cycle_at_full_rate(mhz):
     """Accumulates into one row on consecutive cycles, then into two rows alternately, with
     wrap-around; then the rows are read back."""
-    config = SMALL
+    config = SMALL.replace(target_mhz=mhz)
     rng = np.random.default_rng(7)
     writes = ([{"addr": 3, "accumulate": int(i > 0),
                 "row": [int(v) for v in random_operands(rng, 3, 32, True)]} for i in range(20)]
@@ -190,9 +193,10 @@ def test_ports_run_at_full_rate_on_different_banks(memory, mhz):
     assert len(answers) == n
 
 
-def test_same_bank_conflicts_are_counted_and_correct():
+@READ_PORTS
+def test_same_bank_conflicts_are_counted_and_correct(mhz):
     """Accumulates and store reads in one bank: reads wait, conflicts counted, data right."""
-    config = SMALL
+    config = SMALL.replace(target_mhz=mhz)
     rng = np.random.default_rng(12)
     half = config.acc_depth // 2
     writes = [{"addr": int(a), "accumulate": 1,
