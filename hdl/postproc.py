@@ -407,8 +407,14 @@ class PostProcess(wiring.Component):
                 m.d.sync += [set_bits.eq(~set_bits), fresh.eq(0)]
             group_width = (groups - 1).bit_length()
             m.submodules.param_ram = ram = Memory(
-                shape=unsigned(width * lanes), depth=2 << (group_width + 2), init=[])
-            write, read = ram.write_port(granularity=width), ram.read_port()
+                shape=unsigned(width * lanes), depth=2 << (group_width + 2), init=[],
+                attrs={"no_rw_check": 1})
+            # An asynchronous read port and a register after it: yosys merges the register
+            # into the block RAM's read port and, told by `no_rw_check`, adds no collision
+            # logic (a row never reads the shadow set that beats write).
+            write, read = ram.write_port(granularity=width), ram.read_port(domain="comb")
+            read_data = Signal(width * lanes, name="param_read_data", reset_less=True)
+            m.d.sync += read_data.eq(read.data)
             word = Signal(range(self._PARAM_WORDS), name="param_word")
             last_word = word == self._PARAM_WORDS - 1
             tile_wait = param.last & copying
@@ -430,7 +436,7 @@ class PostProcess(wiring.Component):
             # other set.
             m.d.comb += read.addr.eq(Cat(digit[:2], group[:group_width],
                                          set_bits ^ swap_fire))
-            words = [read.data.word_select(n, width) for n in range(lanes)]
+            words = [read_data.word_select(n, width) for n in range(lanes)]
         else:
             param_ready = ~shadow_full & ~copying
         m.d.comb += self.params.ready.eq(param_ready)
