@@ -1,7 +1,7 @@
 """Post-processing of accumulator rows: per-channel bias, int8 requantization, activation."""
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.hdl import Array, Cat, Const, EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -287,7 +287,16 @@ class PostProcess(wiring.Component):
 
     @property
     def buffer_depth(self):
-        """Output rows the output buffer holds: enough to run at full rate."""
+        """Output rows the output buffer holds: enough to run at full rate. With the serial
+        multiply: rows accepted while ``out_rows`` is held off (the output row and the rows
+        accepted before the stall)."""
+        if self.multiply_cycles > 1:
+            # With the first held row out, the next row's first group waits at the zero point
+            # step, and the datapath stalls as its second group gets there, _zero_point_step +
+            # 2 * multiply_cycles cycles after that row started; rows are accepted
+            # row_cycles - multiply_cycles cycles after they start.
+            stall = self._zero_point_step + 3 * self.multiply_cycles - 1
+            return 1 + stall // self.row_cycles
         # An entry is free again latency + output_cycles cycles after its row was accepted (a
         # consumer slower than a row every row_cycles is the bottleneck: the depth is enough).
         hold = min(self.output_cycles, self.row_cycles)
@@ -298,7 +307,20 @@ class PostProcess(wiring.Component):
         """Cycles after a swap before ``params`` accepts the next set's first beat (with the
         parameters in block RAM: the beat's words written; a last beat waits at least
         until the zero point step has copied the tile parameters)."""
-        return self._PARAM_WORDS if self._params_in_ram else self._zero_point_step
+        return self._PARAM_WORDS if self._params_in_ram else self._tile_copied
+
+    @property
+    def _tile_copied(self):
+        """Cycles after a swap until the zero point step has copied the tile parameters (with
+        the serial multiply one more: the copying cycle may be stalled)."""
+        return self._zero_point_step + (1 if self.multiply_cycles > 1 else 0)
+
+    @property
+    def _tag_queue_depth(self):
+        """Tags of started rows whose first lane is not yet in the output row (serial
+        multiply): a row's first lane enters it at most ``_zero_point_step + 2 *
+        multiply_cycles`` datapath cycles after the row started."""
+        return 1 + (self._zero_point_step + 2 * self.multiply_cycles) // self.row_cycles
 
     @property
     def beat_cycles(self):
@@ -309,7 +331,7 @@ class PostProcess(wiring.Component):
     def min_tile_rows(self):
         """Rows per parameter set for which the set switches cost no bubble."""
         last_beat = max(self.param_hold + self.beat_cycles * (self.config.dim - 1),
-                        self._zero_point_step)
+                        self._tile_copied)
         return -(-(last_beat + 1) // self.row_cycles)
 
     @property
@@ -337,10 +359,20 @@ class PostProcess(wiring.Component):
         shadow_full = Signal()
 
         # Output rows leave through a credit-based buffer (whole rows, pipelined multiply) or
-        # row slots (lane groups or the serial multiply); its credit decides acc_rows.ready.
-        in_slots = groups > 1 or digits > 1
+        # row slots (lane groups); its credit decides acc_rows.ready. With the serial multiply
+        # they leave through one output row register instead, and the datapath (`dp`, every
+        # register that keeps the rows' timing) stalls while a lane waits for it: `advance`.
+        streamed = digits > 1
+        in_slots = groups > 1 and not streamed
         credit = Signal()
-        if not in_slots:
+        if streamed:
+            advance = Signal()
+            dp = Module()
+            m.submodules.datapath = EnableInserter(advance)(dp)
+            m.d.comb += credit.eq(advance)
+        else:
+            dp = m
+        if not in_slots and not streamed:
             m.submodules.buffer = buffer = ResponseBuffer(
                 out_row_layout(cfg), self.latency - 1, depth=self.buffer_depth)
             wiring.connect(m, wiring.flipped(self.out_rows), buffer.output)
@@ -353,7 +385,6 @@ class PostProcess(wiring.Component):
         # is accepted as its last group's first digit enters: the upstream then has
         # `digits - 1` cycles to present the next row) and only the entering group's lanes
         # are registered, held for the group's digits.
-        streamed = digits > 1
         row_cycle = Signal(range(self.row_cycles))  # the group, then the digit in the low bits
         digit_bits = (digits - 1).bit_length()
         group, digit = row_cycle[digit_bits:], row_cycle[:digit_bits]
@@ -366,10 +397,10 @@ class PostProcess(wiring.Component):
             row_ready = active & (group == groups - 1) & (digit == 0)
             held = self.acc_rows.payload
             row_mode = Signal(PostMode)  # the mode, also after the row was accepted
-            with m.If(row_fire):
-                m.d.sync += row_mode.eq(held.mode)
-            with m.If(active):
-                m.d.sync += row_cycle.eq(Mux(last_cycle, 0, row_cycle + 1))
+            with dp.If(row_fire):
+                dp.d.sync += row_mode.eq(held.mode)
+            with dp.If(active):
+                dp.d.sync += row_cycle.eq(Mux(last_cycle, 0, row_cycle + 1))
         else:
             held = Signal(acc_row_layout(cfg))
             active = Signal()
@@ -388,13 +419,14 @@ class PostProcess(wiring.Component):
         swap_at = [swap_fire]
         for k in range(zero_point_step):
             pulse = Signal(name=f"swap_at_{k + 1}")
-            m.d.sync += pulse.eq(swap_at[-1])
+            dp.d.sync += pulse.eq(swap_at[-1])
             swap_at.append(pulse)
-        # The shadow set must stay still until the last step has copied it.
-        copying = Cat(swap_at[1:zero_point_step]).any()
+        # The shadow set must stay still until the last step has copied it (with stalls, also
+        # in the cycle that copies it: that cycle may be stalled).
+        copying = Cat(swap_at[1:self._tile_copied]).any()
 
         param = self.params.payload
-        m.d.comb += self.acc_rows.ready.eq(row_ready)
+        m.d.comb += self.acc_rows.ready.eq(row_ready & credit if streamed else row_ready)
         if in_ram:
             # The channel words of both sets in block RAM, `lanes` columns a row: word 0 the
             # bias, 1 the multiplier, 2 the left and right shift. The shadow set is the one the
@@ -414,7 +446,7 @@ class PostProcess(wiring.Component):
             # logic (a row never reads the shadow set that beats write).
             write, read = ram.write_port(granularity=width), ram.read_port(domain="comb")
             read_data = Signal(width * lanes, name="param_read_data", reset_less=True)
-            m.d.sync += read_data.eq(read.data)
+            dp.d.sync += read_data.eq(read.data)
             word = Signal(range(self._PARAM_WORDS), name="param_word")
             last_word = word == self._PARAM_WORDS - 1
             tile_wait = param.last & copying
@@ -462,8 +494,8 @@ class PostProcess(wiring.Component):
         def copy(step, shape, value, name):
             """A register loaded with ``value`` (from the shadow set) for pipeline ``step``."""
             reg = Signal(shape, name=name)
-            with m.If(swap_at[step]):
-                m.d.sync += reg.eq(value)
+            with dp.If(swap_at[step]):
+                dp.d.sync += reg.eq(value)
             return reg
 
         if not in_ram:
@@ -480,16 +512,17 @@ class PostProcess(wiring.Component):
         tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
 
         # --- Control travelling with the rows: valid, mode (and tag) of each step's row. ---
-        # With row slots the tag waits in the output slot instead (written as the row starts).
+        # With row slots the tag waits in the output slot instead (written as the row starts),
+        # with the serial multiply in a queue until the row's first lane leaves.
         ctrl_fields = {"valid": 1, "mode": PostMode, "group": range(groups),
                        "digit": range(digits), "last": 1}
-        if not in_slots:
+        if not in_slots and not streamed:
             ctrl_fields["tag"] = cfg.tag_width
         ctrl_layout = data.StructLayout(ctrl_fields)
 
         def ctrl_stage(value, name):
             reg = Signal(ctrl_layout, name=name)
-            m.d.sync += reg.eq(value)
+            dp.d.sync += reg.eq(value)
             return reg
 
         entering = Signal(ctrl_layout)
@@ -500,7 +533,7 @@ class PostProcess(wiring.Component):
             entering.digit.eq(digit),
             entering.last.eq(last_cycle),
         ]
-        if not in_slots:
+        if "tag" in ctrl_fields:
             m.d.comb += entering.tag.eq(held.tag)
         # The entering group's accumulator lanes (registered when the row is streamed).
         def lane_choices(n):
@@ -511,11 +544,11 @@ class PostProcess(wiring.Component):
             ctrl = [ctrl_stage(entering, "ctrl_0")]
             lane_acc = [Signal(cfg.acc_shape, name=f"acc_{n}", reset_less=True)
                         for n in range(lanes)]
-            with m.If(active & (digit == 0)):  # held for the group's digits
-                m.d.sync += [lane_acc[n].eq(lane_choices(n)) for n in range(lanes)]
+            with dp.If(active & (digit == 0)):  # held for the group's digits
+                dp.d.sync += [lane_acc[n].eq(lane_choices(n)) for n in range(lanes)]
         else:
             lane_acc = [lane_choices(n) for n in range(lanes)]
-        for k in range(zero_point_step + 1):
+        for k in range(zero_point_step + (0 if streamed else 1)):
             ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
 
         def passes(k):
@@ -524,12 +557,23 @@ class PostProcess(wiring.Component):
 
         def stage(shape, value, name):
             reg = Signal(shape, name=name, reset_less=True)
-            m.d.sync += reg.eq(value)
+            dp.d.sync += reg.eq(value)
             return reg
 
-        # The activation bounds travel beside the zero-pointed row to the clamp.
-        act_min = stage(signed(8), tile.act_min, "act_min")
-        act_max = stage(signed(8), tile.act_max, "act_max")
+        # The activation bounds travel beside the zero-pointed row to the clamp. With the
+        # serial multiply the zero-pointed lane (and its control, `done`) is loaded only in
+        # its group's last digit and held until the next: it waits there for the output row.
+        if streamed:
+            z_load = ctrl[zero_point_step].valid & (ctrl[zero_point_step].digit == digits - 1)
+            done = Signal(ctrl_layout, name=f"ctrl_{zero_point_step + 1}")
+            act_min = Signal(signed(8), name="act_min", reset_less=True)
+            act_max = Signal(signed(8), name="act_max", reset_less=True)
+            with dp.If(z_load):
+                dp.d.sync += [done.eq(ctrl[zero_point_step]), act_min.eq(tile.act_min),
+                              act_max.eq(tile.act_max)]
+        else:
+            act_min = stage(signed(8), tile.act_min, "act_min")
+            act_max = stage(signed(8), tile.act_max, "act_max")
         low_bound = Mux(act_min > act_max, act_max, act_min)  # what max(z, act_min) clamps to
         def select(values, k, lane):
             """Lane ``lane`` of the group at step ``k``: one of ``values`` (``dim`` long)."""
@@ -548,8 +592,8 @@ class PostProcess(wiring.Component):
             if in_ram:
                 gated_bias = Mux((ctrl[0].mode == PostMode.ACC) | fresh, 0, words[n])
                 x = Signal(signed(width), name=f"x_{n}", reset_less=True)
-                with m.If(ctrl[0].digit == 0):
-                    m.d.sync += x.eq(acc + gated_bias)
+                with dp.If(ctrl[0].digit == 0):
+                    dp.d.sync += x.eq(acc + gated_bias)
                 shift = Mux(passes(1) | fresh, 0, words[n][:5])
                 at_least = Signal(width, name=f"left_at_least_{n}")
                 m.d.comb += at_least.eq(_thermometer(shift, width))
@@ -577,16 +621,16 @@ class PostProcess(wiring.Component):
                 right_1 = Signal(5, name=f"right_{n}_1", reset_less=True)
                 right_2 = Signal(5, name=f"right_{n}_2", reset_less=True)
                 held = Signal(width - width // digits, name=f"mult_{n}", reset_less=True)
-                with m.If(ctrl[1].digit == 0):
-                    m.d.sync += [a.eq(shifted), right_1.eq(Mux(fresh, 0, words[n][5:10]))]
-                with m.If(ctrl[2].digit == 0):
-                    m.d.sync += held.eq(Mux(fresh, 0, words[n][width // digits:]))
-                with m.If(ctrl[2].digit == digits - 1):  # right_1 keeps the next group's
-                    m.d.sync += right_2.eq(right_1)
+                with dp.If(ctrl[1].digit == 0):
+                    dp.d.sync += [a.eq(shifted), right_1.eq(Mux(fresh, 0, words[n][5:10]))]
+                with dp.If(ctrl[2].digit == 0):
+                    dp.d.sync += held.eq(Mux(fresh, 0, words[n][width // digits:]))
+                with dp.If(ctrl[2].digit == digits - 1):  # right_1 keeps the next group's
+                    dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
                 multiplier = Mux(passes(self._MULTIPLY_STEP + 1), 1 << pass_shift,
                                  Cat(Mux(fresh, 0, words[n][:width // digits]), held))
-                product = self._serial_multiply(m, a, multiplier, ctrl, stage, n,
+                product = self._serial_multiply(m, dp, a, multiplier, ctrl, stage, n,
                                                 registered=False)
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
@@ -598,7 +642,7 @@ class PostProcess(wiring.Component):
                 if digits == 1:
                     product = self._pipelined_multiply(a, multiplier, stage, n)
                 else:
-                    product = self._serial_multiply(m, a, multiplier, ctrl, stage, n)
+                    product = self._serial_multiply(m, dp, a, multiplier, ctrl, stage, n)
 
             # SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31), saturated (only
             # INT32_MIN * INT32_MIN overflows); pass-through takes x back from p = x << pass_shift.
@@ -627,8 +671,13 @@ class PostProcess(wiring.Component):
                 y = stage(signed(width), y, f"y_{n}")
 
             # Zero point, exact; then the clamp on the way out.
-            z = stage(signed(width + 1), y + Mux(passes(zero_point_step), 0, tile.zero_point),
-                      f"z_{n}")
+            z_value = y + Mux(passes(zero_point_step), 0, tile.zero_point)
+            if streamed:
+                z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
+                with dp.If(z_load):
+                    dp.d.sync += z.eq(z_value)
+            else:
+                z = stage(signed(width + 1), z_value, f"z_{n}")
             # min(max(z, act_min), act_max) with both comparisons of z side by side.
             lane_z.append(z[:width])
             # A z outside int8 compares by its sign alone: two 8-bit comparisons.
@@ -638,8 +687,11 @@ class PostProcess(wiring.Component):
             over = Mux(fits, z8 > act_max, ~negative)
             lane_int8.append(Mux(under, low_bound, Mux(over, act_max, z8))[:8])
 
-        done = ctrl[zero_point_step + 1]
-        if in_slots:
+        if not streamed:
+            done = ctrl[zero_point_step + 1]
+        if streamed:
+            self._row_output(m, done, lane_z, lane_int8, row_fire, z_load, advance)
+        elif in_slots:
             self._slot_output(m, done, lane_z, lane_int8, row_fire, credit)
         else:
             # One lane group: whole rows into the output buffer, `latency - 1` cycles after
@@ -710,6 +762,59 @@ class PostProcess(wiring.Component):
             self.out_rows.payload.eq(Array(slots)[read_ptr]),
         ]
 
+    def _row_output(self, m, done, lane_z, lane_int8, row_fire, z_load, advance):
+        """Output rows of the serial multiply: one row register, the ``out_rows`` payload.
+        A lane group's results (``done`` its control) wait in the zero point step's registers
+        until the register holds no complete row, then enter it (int32 lane ``p`` in bytes
+        ``4p..4p+3``, int8 lane ``p`` in byte ``p``; group 0 also brings the row's mode and
+        tag, the tag from a queue written as the row starts); the last group completes the
+        row. The datapath stalls (``advance`` low) in a cycle in which the next group's
+        results would overwrite waiting ones."""
+        cfg, dim, lanes = self.config, self.config.dim, self.lanes
+        row = Signal(out_row_layout(cfg), name="out_row", reset_less=True)
+        full = Signal()
+        pending = Signal()  # the zero point step's registers hold results not yet in `row`
+        land = pending & ~full
+        m.d.comb += advance.eq(~(pending & full & z_load))
+        with m.If(land):
+            m.d.sync += pending.eq(0)
+        with m.If(z_load & advance):
+            m.d.sync += pending.eq(1)
+
+        first = land & (done.group == 0)
+        if self._tag_queue_depth == 1:
+            tag = Signal(cfg.tag_width, name="row_tag", reset_less=True)
+            with m.If(row_fire):
+                m.d.sync += tag.eq(self.acc_rows.payload.tag)
+        else:
+            m.submodules.tag_queue = queue = fifo.SyncFIFO(
+                width=cfg.tag_width, depth=self._tag_queue_depth)
+            m.d.comb += [queue.w_en.eq(row_fire), queue.w_data.eq(self.acc_rows.payload.tag),
+                         queue.r_en.eq(first)]
+            tag = queue.r_data
+        with m.If(first):
+            m.d.sync += [row.mode.eq(done.mode), row.tag.eq(tag)]
+
+        requant = done.mode == PostMode.REQUANT
+        bits = row.row.as_value()
+        for byte in range(4 * dim):
+            group32, n32 = divmod(byte // 4, lanes)
+            value32 = lane_z[n32].word_select(byte % 4, 8)
+            hit32 = done.group == group32
+            if byte < dim:
+                group8, n8 = divmod(byte, lanes)
+                value = Mux(requant, lane_int8[n8], value32)
+                hit = Mux(requant, done.group == group8, hit32)
+            else:
+                value, hit = value32, ~requant & hit32
+            with m.If(land & hit):
+                m.d.sync += bits.word_select(byte, 8).eq(value)
+        with m.If(land & done.last):
+            m.d.sync += full.eq(1)
+        with m.If(self.out_rows.valid & self.out_rows.ready):
+            m.d.sync += full.eq(0)
+        m.d.comb += [self.out_rows.valid.eq(full), self.out_rows.payload.eq(row)]
+
     def _pipelined_multiply(self, a, multiplier, stage, n):
         """Steps ``M + 1`` to ``M + 3`` (``M`` = ``_MULTIPLY_STEP``): ``a * multiplier`` (step
         ``M`` values) from 16 x 16 partial products (low halves unsigned), the 64-bit product
@@ -727,7 +832,7 @@ class PostProcess(wiring.Component):
         return stage(signed(2 * width), (outer + (mid << half))[:2 * width].as_signed(),
                      f"product_{n}")
 
-    def _serial_multiply(self, m, a, multiplier, ctrl, stage, n, registered=True):
+    def _serial_multiply(self, m, dp, a, multiplier, ctrl, stage, n, registered=True):
         """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
         group's cycles) accumulated from ``d = 32 / multiply_cycles``-bit digits of
         ``multiplier``, lowest first: the 64-bit product is registered at step ``M + 2``
@@ -755,7 +860,7 @@ class PostProcess(wiring.Component):
             total = self._carry_chain_sum(m, carried, a, b, n)
         else:
             total = carried + multiply(a, b, self.multiplier)
-        m.d.sync += [
+        dp.d.sync += [
             high.eq(total[:width + d]),
             low.eq(Cat(low[d:], high[:d])),
         ]
