@@ -506,7 +506,7 @@ class PostProcess(wiring.Component):
             left = [copy(self._SHIFT_STEP, unsigned(5),
                          Mux(shadow[n].shift > 0, shadow[n].shift, 0), f"left_{n}")
                     for n in range(dim)]
-            right = [copy(round_step, unsigned(5),
+            right = [copy(round_step - (1 if streamed else 0), unsigned(5),
                           Mux(shadow[n].shift < 0, -shadow[n].shift, 0), f"right_{n}")
                      for n in range(dim)]
         tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
@@ -628,22 +628,26 @@ class PostProcess(wiring.Component):
                 with dp.If(ctrl[2].digit == digits - 1):  # right_1 keeps the next group's
                     dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
-                multiplier = Mux(passes(self._MULTIPLY_STEP + 1), 1 << pass_shift,
-                                 Cat(Mux(fresh, 0, words[n][:width // digits]), held))
+                multiplier = Cat(Mux(fresh, 0, words[n][:width // digits]), held)
                 product = self._serial_multiply(m, dp, a, multiplier, ctrl, stage, n,
+                                                passes(self._MULTIPLY_STEP + 1),
                                                 registered=False)
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
-                right_e = select(right, round_step, n)
-                # Pass-through multiplies by 2**pass_shift: the serial multiply's product
-                # then needs no register of the low bits that the rounding does not use.
-                multiplier = Mux(passes(self._MULTIPLY_STEP), 1 << pass_shift,
-                                 select(mult, self._MULTIPLY_STEP, n))
                 if digits == 1:
+                    right_e = select(right, round_step, n)
+                    multiplier = Mux(passes(self._MULTIPLY_STEP), 1 << pass_shift,
+                                     select(mult, self._MULTIPLY_STEP, n))
                     product = self._pipelined_multiply(a, multiplier, stage, n)
                 else:
-                    product = self._serial_multiply(m, dp, a, multiplier, ctrl, stage, n)
+                    right_e = select(right, round_step - 1, n)
+                    product = self._serial_multiply(m, dp, a, select(mult, self._MULTIPLY_STEP, n),
+                                                    ctrl, stage, n, passes(self._MULTIPLY_STEP))
 
+            if streamed:
+                lane_z.append(self._serial_rounding(m, dp, product, right_e, passes, tile,
+                                                    z_load, stage, n))
+                continue
             # SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31), saturated (only
             # INT32_MIN * INT32_MIN overflows); pass-through takes x back from p = x << pass_shift.
             above = product[width - 2:].as_signed()  # floor(p / 2**30)
@@ -666,26 +670,22 @@ class PostProcess(wiring.Component):
                             for j in range(width - 1))
             t = stage(signed(width + 1), s + nudge, f"t_{n}")
             e_t = stage(unsigned(5), e, f"e_{n}")
-            y = (t >> e_t)[:width].as_signed()
-            if digits == 1:
-                y = stage(signed(width), y, f"y_{n}")
+            y = stage(signed(width), (t >> e_t)[:width].as_signed(), f"y_{n}")
 
             # Zero point, exact; then the clamp on the way out.
-            z_value = y + Mux(passes(zero_point_step), 0, tile.zero_point)
-            if streamed:
-                z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
-                with dp.If(z_load):
-                    dp.d.sync += z.eq(z_value)
-            else:
-                z = stage(signed(width + 1), z_value, f"z_{n}")
+            z = stage(signed(width + 1), y + Mux(passes(zero_point_step), 0, tile.zero_point),
+                      f"z_{n}")
+            lane_z.append(z)
+
+        for z in lane_z:
             # min(max(z, act_min), act_max) with both comparisons of z side by side.
-            lane_z.append(z[:width])
             # A z outside int8 compares by its sign alone: two 8-bit comparisons.
             fits = z[7:].all() | ~z[7:].any()
-            z8, negative = z[:8].as_signed(), z[width]
+            z8, negative = z[:8].as_signed(), z[-1]
             under = Mux(fits, z8 < act_min, negative)
             over = Mux(fits, z8 > act_max, ~negative)
             lane_int8.append(Mux(under, low_bound, Mux(over, act_max, z8))[:8])
+        lane_z = [z[:width] for z in lane_z]
 
         if not streamed:
             done = ctrl[zero_point_step + 1]
@@ -762,6 +762,34 @@ class PostProcess(wiring.Component):
             self.out_rows.payload.eq(Array(slots)[read_ptr]),
         ]
 
+    def _serial_rounding(self, m, dp, product, right, passes, tile, z_load, stage, n):
+        """Steps ``P`` (``_product_step``, the product in a register) to the zero point step
+        with the serial multiply, for one lane: the rounded high half of ``product`` and
+        the rounding right shift by ``right`` (its step ``P`` value), then the zero point.
+
+        SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31) = p[31:] + p[30]: the
+        increment rides on the nudge add as its carry in, and its one overflow (INT32_MIN
+        squared: 2**31) is kept in 33 bits: it rounds, shifts and clamps as INT32_MAX does
+        (the shift's tie rounding cannot tell them apart). The nudge takes the sign of p:
+        it differs from that of the high half only where that is 0, which rounds to 0
+        either way. Pass-through gives p = x * 2**31 and no shift. Returns the zero-pointed
+        lane (33 bits), loaded when ``z_load`` is high."""
+        width, step = REQUANT_WIDTH, self._product_step
+        high = product[width - 1:].as_signed()
+        e = Mux(passes(step), 0, right)
+        at_least = Signal(width + 1, name=f"right_at_least_{n}")
+        m.d.comb += at_least.eq(_thermometer(e, width + 1))
+        negative = high[-1]
+        nudge = Cat(Mux(negative, at_least[j + 2], at_least[j + 1] & ~at_least[j + 2])
+                    for j in range(width - 1))
+        t = stage(signed(width + 1), high + nudge + product[width - 2], f"t_{n}")
+        e_t = stage(unsigned(5), e, f"e_{n}")
+        y = stage(signed(width + 1), t >> e_t, f"y_{n}")
+        z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
+        with dp.If(z_load):
+            dp.d.sync += z.eq(y + Mux(passes(self._zero_point_step), 0, tile.zero_point))
+        return z
+
     def _row_output(self, m, done, lane_z, lane_int8, row_fire, z_load, advance):
         """Output rows of the serial multiply: one row register, the ``out_rows`` payload.
         A lane group's results (``done`` its control) wait in the zero point step's registers
@@ -832,7 +860,8 @@ class PostProcess(wiring.Component):
         return stage(signed(2 * width), (outer + (mid << half))[:2 * width].as_signed(),
                      f"product_{n}")
 
-    def _serial_multiply(self, m, dp, a, multiplier, ctrl, stage, n, registered=True):
+    def _serial_multiply(self, m, dp, a, multiplier, ctrl, stage, n, passing,
+                         registered=True):
         """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
         group's cycles) accumulated from ``d = 32 / multiply_cycles``-bit digits of
         ``multiplier``, lowest first: the 64-bit product is registered at step ``M + 2``
@@ -848,10 +877,15 @@ class PostProcess(wiring.Component):
         d = width // digits
         choices = [Cat(multiplier[k * d:(k + 1) * d], 0) for k in range(digits - 1)]
         choices.append(Cat(multiplier[width - d:], multiplier[width - 1]))
+        # Pass-through (`passing`) multiplies by 2**31: digits 0, the top one 2**(d - 1).
+        step = self._MULTIPLY_STEP if registered else self._MULTIPLY_STEP + 1
+        digit = ctrl[step].digit
+        top = digit == digits - 1
+        b = Mux(passing, Cat(Const(0, d - 1), top, 0), Array(choices)[digit])
         if registered:
-            b = stage(signed(d + 1), Array(choices)[ctrl[self._MULTIPLY_STEP].digit], f"b_{n}")
+            b = stage(signed(d + 1), b, f"b_{n}")
         else:  # the multiplier is that of step M + 1 (its digit 0 straight from the RAM)
-            b = Array(choices)[ctrl[self._MULTIPLY_STEP + 1].digit].as_signed()
+            b = b.as_signed()
 
         high = Signal(signed(width + d), name=f"product_high_{n}", reset_less=True)
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
