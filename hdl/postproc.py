@@ -264,7 +264,7 @@ class PostProcess(wiring.Component):
     def _zero_point_step(self):
         """Step at which the zero point and the activation bounds are used (the serial
         multiply's slower clock allows the barrel shift and the zero point in one step)."""
-        return self._round_step + (1 if self.multiply_cycles > 1 else 2)
+        return self._round_step + (0 if self.multiply_cycles > 1 else 2)
 
     @property
     def row_cycles(self):
@@ -385,23 +385,34 @@ class PostProcess(wiring.Component):
         # is accepted as its last group's first digit enters: the upstream then has
         # `digits - 1` cycles to present the next row) and only the entering group's lanes
         # are registered, held for the group's digits.
-        row_cycle = Signal(range(self.row_cycles))  # the group, then the digit in the low bits
         digit_bits = (digits - 1).bit_length()
-        group, digit = row_cycle[digit_bits:], row_cycle[:digit_bits]
-        last_cycle = row_cycle == self.row_cycles - 1
         swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
         if streamed:
-            busy = row_cycle != 0  # amid a row (on acc_rows until its last group enters)
-            row_fire = self.acc_rows.valid & ~busy & credit & swap_ready  # the row starts
+            # The digit counts on, also between rows: a row starts only at digit 0, so the
+            # digit of every step is that of the entering group, delayed (no register), and
+            # each step uses its hardware in the same cycles of every group's window.
+            digit = Signal(digit_bits, name="digit")
+            dp.d.sync += digit.eq(digit + 1)  # digits is a power of 2
+            group = Signal(range(groups), name="group")
+            last_group = group == groups - 1
+            last_cycle = last_group & (digit == digits - 1)
+            busy = Signal()  # amid a row (on acc_rows until its last group enters)
+            row_fire = (self.acc_rows.valid & ~busy & (digit == 0) & credit
+                        & swap_ready)  # the row starts
             active = row_fire | busy
-            row_ready = active & (group == groups - 1) & (digit == 0)
+            row_ready = active & last_group & (digit == 0)
             held = self.acc_rows.payload
             row_mode = Signal(PostMode)  # the mode, also after the row was accepted
             with dp.If(row_fire):
-                dp.d.sync += row_mode.eq(held.mode)
-            with dp.If(active):
-                dp.d.sync += row_cycle.eq(Mux(last_cycle, 0, row_cycle + 1))
+                dp.d.sync += [row_mode.eq(held.mode), busy.eq(1)]
+            with dp.If(active & (digit == digits - 1)):
+                dp.d.sync += group.eq(Mux(last_group, 0, group + 1))
+                with dp.If(last_group):
+                    dp.d.sync += busy.eq(0)
         else:
+            row_cycle = Signal(range(self.row_cycles))  # the group, the digit in the low bits
+            group, digit = row_cycle[digit_bits:], row_cycle[:digit_bits]
+            last_cycle = row_cycle == self.row_cycles - 1
             held = Signal(acc_row_layout(cfg))
             active = Signal()
             row_ready = credit & swap_ready & (~active | last_cycle)
@@ -514,8 +525,9 @@ class PostProcess(wiring.Component):
         # --- Control travelling with the rows: valid, mode (and tag) of each step's row. ---
         # With row slots the tag waits in the output slot instead (written as the row starts),
         # with the serial multiply in a queue until the row's first lane leaves.
-        ctrl_fields = {"valid": 1, "mode": PostMode, "group": range(groups),
-                       "digit": range(digits), "last": 1}
+        ctrl_fields = {"valid": 1, "mode": PostMode, "group": range(groups), "last": 1}
+        if not streamed:
+            ctrl_fields["digit"] = range(digits)
         if not in_slots and not streamed:
             ctrl_fields["tag"] = cfg.tag_width
         ctrl_layout = data.StructLayout(ctrl_fields)
@@ -530,16 +542,21 @@ class PostProcess(wiring.Component):
             entering.valid.eq(active),
             entering.mode.eq(Mux(busy, row_mode, held.mode) if streamed else held.mode),
             entering.group.eq(group),
-            entering.digit.eq(digit),
             entering.last.eq(last_cycle),
         ]
         if "tag" in ctrl_fields:
             m.d.comb += entering.tag.eq(held.tag)
+        if "digit" in ctrl_fields:
+            m.d.comb += entering.digit.eq(digit)
         # The entering group's accumulator lanes (registered when the row is streamed).
         def lane_choices(n):
             choices = list(held.row)[n::lanes]
             return choices[0] if len(choices) == 1 else Array(choices)[group]
         ctrl = [entering]
+
+        def digit_at(k):
+            """The digit of the group at step ``k``."""
+            return (digit - (k + 1))[:digit_bits] if streamed else ctrl[k].digit
         if streamed:
             ctrl = [ctrl_stage(entering, "ctrl_0")]
             lane_acc = [Signal(cfg.acc_shape, name=f"acc_{n}", reset_less=True)
@@ -564,7 +581,7 @@ class PostProcess(wiring.Component):
         # serial multiply the zero-pointed lane (and its control, `done`) is loaded only in
         # its group's last digit and held until the next: it waits there for the output row.
         if streamed:
-            z_load = ctrl[zero_point_step].valid & (ctrl[zero_point_step].digit == digits - 1)
+            z_load = ctrl[zero_point_step].valid & (digit_at(zero_point_step) == digits - 1)
             done = Signal(ctrl_layout, name=f"ctrl_{zero_point_step + 1}")
             act_min = Signal(signed(8), name="act_min", reset_less=True)
             act_max = Signal(signed(8), name="act_max", reset_less=True)
@@ -592,7 +609,7 @@ class PostProcess(wiring.Component):
             if in_ram:
                 gated_bias = Mux((ctrl[0].mode == PostMode.ACC) | fresh, 0, words[n])
                 x = Signal(signed(width), name=f"x_{n}", reset_less=True)
-                with dp.If(ctrl[0].digit == 0):
+                with dp.If(digit_at(0) == 0):
                     dp.d.sync += x.eq(acc + gated_bias)
                 shift = Mux(passes(1) | fresh, 0, words[n][:5])
                 at_least = Signal(width, name=f"left_at_least_{n}")
@@ -614,22 +631,34 @@ class PostProcess(wiring.Component):
             sign = x[width - 1]
             moved_out = (x ^ sign.replicate(width))[:width - 1]
             overflow = (moved_out & reach).any()
+            shifter = None
+            if in_ram:
+                # One barrel shifter (right, arithmetic) for both shifts: the left shift is a
+                # right shift of the bit-reversed x in digit 0 of step 1; the rounding shift
+                # uses it in digit `digits - 1` of its step (a different cycle).
+                shifter = (Signal(signed(width + 1), name=f"shifter_in_{n}"),
+                           Signal(5, name=f"shifter_by_{n}"), digit_at(1) == 0,
+                           Cat(x[::-1], 0), shift)
+                shifter_out = shifter[0] >> shifter[1]
+                x_shifted = shifter_out[:width][::-1]
+            else:
+                x_shifted = x << shift
             shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
-                          (x << shift)[:width].as_signed())
+                          x_shifted[:width].as_signed())
             if in_ram:
                 a = Signal(signed(width), name=f"a_{n}", reset_less=True)
                 right_1 = Signal(5, name=f"right_{n}_1", reset_less=True)
                 right_2 = Signal(5, name=f"right_{n}_2", reset_less=True)
                 held = Signal(width - width // digits, name=f"mult_{n}", reset_less=True)
-                with dp.If(ctrl[1].digit == 0):
+                with dp.If(digit_at(1) == 0):
                     dp.d.sync += [a.eq(shifted), right_1.eq(Mux(fresh, 0, words[n][5:10]))]
-                with dp.If(ctrl[2].digit == 0):
+                with dp.If(digit_at(2) == 0):
                     dp.d.sync += held.eq(Mux(fresh, 0, words[n][width // digits:]))
-                with dp.If(ctrl[2].digit == digits - 1):  # right_1 keeps the next group's
+                with dp.If(digit_at(2) == digits - 1):  # right_1 keeps the next group's
                     dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
                 multiplier = Cat(Mux(fresh, 0, words[n][:width // digits]), held)
-                product = self._serial_multiply(m, dp, a, multiplier, ctrl, stage, n,
+                product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
                                                 passes(self._MULTIPLY_STEP + 1),
                                                 registered=False)
             else:
@@ -642,11 +671,12 @@ class PostProcess(wiring.Component):
                 else:
                     right_e = select(right, round_step - 1, n)
                     product = self._serial_multiply(m, dp, a, select(mult, self._MULTIPLY_STEP, n),
-                                                    ctrl, stage, n, passes(self._MULTIPLY_STEP))
+                                                    digit_at, stage, n,
+                                                    passes(self._MULTIPLY_STEP))
 
             if streamed:
                 lane_z.append(self._serial_rounding(m, dp, product, right_e, passes, tile,
-                                                    z_load, stage, n))
+                                                    z_load, stage, n, shifter))
                 continue
             # SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31), saturated (only
             # INT32_MIN * INT32_MIN overflows); pass-through takes x back from p = x << pass_shift.
@@ -762,7 +792,8 @@ class PostProcess(wiring.Component):
             self.out_rows.payload.eq(Array(slots)[read_ptr]),
         ]
 
-    def _serial_rounding(self, m, dp, product, right, passes, tile, z_load, stage, n):
+    def _serial_rounding(self, m, dp, product, right, passes, tile, z_load, stage, n,
+                         shifter=None):
         """Steps ``P`` (``_product_step``, the product in a register) to the zero point step
         with the serial multiply, for one lane: the rounded high half of ``product`` and
         the rounding right shift by ``right`` (its step ``P`` value), then the zero point.
@@ -773,7 +804,9 @@ class PostProcess(wiring.Component):
         (the shift's tie rounding cannot tell them apart). The nudge takes the sign of p:
         it differs from that of the high half only where that is 0, which rounds to 0
         either way. Pass-through gives p = x * 2**31 and no shift. Returns the zero-pointed
-        lane (33 bits), loaded when ``z_load`` is high."""
+        lane (33 bits), loaded when ``z_load`` is high. ``shifter``: (input, amount, left, left
+        input, left amount): a barrel shifter shared with the left shift, which has it in the
+        cycles ``left`` is high."""
         width, step = REQUANT_WIDTH, self._product_step
         high = product[width - 1:].as_signed()
         e = Mux(passes(step), 0, right)
@@ -784,7 +817,13 @@ class PostProcess(wiring.Component):
                     for j in range(width - 1))
         t = stage(signed(width + 1), high + nudge + product[width - 2], f"t_{n}")
         e_t = stage(unsigned(5), e, f"e_{n}")
-        y = stage(signed(width + 1), t >> e_t, f"y_{n}")
+        if shifter is None:
+            y = t >> e_t
+        else:
+            shifter_in, shifter_by, left, left_in, left_by = shifter
+            m.d.comb += [shifter_in.eq(Mux(left, left_in, t)),
+                         shifter_by.eq(Mux(left, left_by, e_t))]
+            y = shifter_in >> shifter_by
         z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
         with dp.If(z_load):
             dp.d.sync += z.eq(y + Mux(passes(self._zero_point_step), 0, tile.zero_point))
@@ -860,7 +899,7 @@ class PostProcess(wiring.Component):
         return stage(signed(2 * width), (outer + (mid << half))[:2 * width].as_signed(),
                      f"product_{n}")
 
-    def _serial_multiply(self, m, dp, a, multiplier, ctrl, stage, n, passing,
+    def _serial_multiply(self, m, dp, a, multiplier, digit_at, stage, n, passing,
                          registered=True):
         """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
         group's cycles) accumulated from ``d = 32 / multiply_cycles``-bit digits of
@@ -879,7 +918,7 @@ class PostProcess(wiring.Component):
         choices.append(Cat(multiplier[width - d:], multiplier[width - 1]))
         # Pass-through (`passing`) multiplies by 2**31: digits 0, the top one 2**(d - 1).
         step = self._MULTIPLY_STEP if registered else self._MULTIPLY_STEP + 1
-        digit = ctrl[step].digit
+        digit = digit_at(step)
         top = digit == digits - 1
         b = Mux(passing, Cat(Const(0, d - 1), top, 0), Array(choices)[digit])
         if registered:
@@ -889,7 +928,7 @@ class PostProcess(wiring.Component):
 
         high = Signal(signed(width + d), name=f"product_high_{n}", reset_less=True)
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
-        carried = Mux(ctrl[self._MULTIPLY_STEP + 1].digit == 0, 0, high >> d)
+        carried = Mux(digit_at(self._MULTIPLY_STEP + 1) == 0, 0, high >> d)
         if self.multiplier == "lut":
             total = self._carry_chain_sum(m, carried, a, b, n)
         else:
