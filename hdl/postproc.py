@@ -158,7 +158,11 @@ class PostProcess(wiring.Component):
     multiply. With the pipelined multiply an accepted row waits in an input register while
     its groups enter; with the serial multiply the row stays on ``acc_rows`` instead and is
     accepted in the cycle its last group enters, :attr:`accept_delay` cycles after it
-    started (only the entering group's lanes are registered).
+    started (only the entering group's lanes are registered); a digit counter runs on
+    between rows and a row starts only at its digit 0, so every step uses its hardware in
+    the same cycles of each group's window (with the parameters in block RAM one barrel
+    shifter serves the left shift and the rounding shift). The output of the serial
+    multiply is one row register, the ``out_rows`` payload (see Back-pressure).
 
     Timing (a row *starts* when it is accepted into the input register, or with the serial
     multiply when its first group enters):
@@ -171,20 +175,30 @@ class PostProcess(wiring.Component):
       17 x 17-bit signed multipliers per lane, one ECP5 MULT18X18D each; of iCE40's 16 x 16
       SB_MAC16 only the two same-signedness products map), the high-multiply rounding, the
       rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
-      clamp into the output buffer or slot. With the serial multiply it is 7 +
-      :attr:`row_cycles`: the multiply is one stage, :attr:`row_cycles` counts its cycles, and
-      the barrel shift and the zero point share a stage (tiny's clock is slow).
+      clamp into the output buffer or slot. With the serial multiply it is 6 +
+      :attr:`row_cycles`: the multiply is one stage, :attr:`row_cycles` counts its cycles,
+      the high-multiply rounding rides on the nudge add, and the barrel shift and the zero
+      point share a stage (tiny's clock is slow).
     - Throughput: one row every :attr:`row_cycles` = ``dim / lanes * multiply_cycles``
       cycles (one per cycle at full width with the pipelined multiply), in every mode. A
       parameter switch costs no bubble when each tile has at least :attr:`min_tile_rows` rows
       (and the parameter beats are ready in time). With the serial multiply the next row
       must be on ``acc_rows`` within ``multiply_cycles - 1`` cycles of the previous one's
-      acceptance for no bubble (a response buffer refilled by a 2-cycle read is in time).
+      acceptance for no bubble (a response buffer refilled by a 2-cycle read is in time); a
+      row arriving later waits for the next digit 0 (up to ``multiply_cycles - 1`` cycles
+      more).
     - Back-pressure: the pipeline never stalls; rows in flight land in an output buffer (or
       row slots) of :attr:`buffer_depth` entries and rows start on credit (rows started and
       not yet out < depth), so a low ``out_rows.ready`` drops or duplicates nothing, and the
       full rate is sustained while the consumer takes each row within ``output_cycles``
-      cycles. ``out_rows.valid`` does not depend on ``out_rows.ready``.
+      cycles. With the serial multiply a group's results wait in the zero point step's
+      registers until the output row register holds no complete row, and the whole datapath
+      (entry included) stalls in a cycle in which the next group's results would overwrite
+      them: nothing is lost, :attr:`buffer_depth` rows are accepted while ``out_rows`` is
+      held off, and the full rate is sustained while the consumer takes each row within
+      ``2 * multiply_cycles - 2`` cycles of its ``valid`` (tiny: 6; an int32 row of 4
+      beats has 2 to spare, an int8 row 5). ``out_rows.valid`` does not depend on
+      ``out_rows.ready``.
 
     Parameters
     ----------
@@ -440,7 +454,7 @@ class PostProcess(wiring.Component):
         m.d.comb += self.acc_rows.ready.eq(row_ready & credit if streamed else row_ready)
         if in_ram:
             # The channel words of both sets in block RAM, `lanes` columns a row: word 0 the
-            # bias, 1 the multiplier, 2 the left and right shift. The shadow set is the one the
+            # bias, 1 the left and right shift, 2 the multiplier. The shadow set is the one the
             # rows do not use; a beat writes its column's 3 words in 3 cycles (ready in the
             # last). Only the tile's shadow copy waits for `copying`: the rows before a swap
             # row read their words as they enter, before the swap row starts.
@@ -457,7 +471,8 @@ class PostProcess(wiring.Component):
             # logic (a row never reads the shadow set that beats write).
             write, read = ram.write_port(granularity=width), ram.read_port(domain="comb")
             read_data = Signal(width * lanes, name="param_read_data", reset_less=True)
-            dp.d.sync += read_data.eq(read.data)
+            with m.If(advance):  # here, not in `dp`: the register beside its RAM
+                m.d.sync += read_data.eq(read.data)
             word = Signal(range(self._PARAM_WORDS), name="param_word")
             last_word = word == self._PARAM_WORDS - 1
             tile_wait = param.last & copying
@@ -525,9 +540,14 @@ class PostProcess(wiring.Component):
         # --- Control travelling with the rows: valid, mode (and tag) of each step's row. ---
         # With row slots the tag waits in the output slot instead (written as the row starts),
         # with the serial multiply in a queue until the row's first lane leaves.
-        ctrl_fields = {"valid": 1, "mode": PostMode, "group": range(groups), "last": 1}
+        # With the serial multiply the output row counts its groups (no group and last here,
+        # only the group for the registers it selects with the parameters in flip-flops).
+        ctrl_fields = {"valid": 1, "mode": PostMode}
+        if not streamed or not in_ram:
+            ctrl_fields["group"] = range(groups)
         if not streamed:
             ctrl_fields["digit"] = range(digits)
+            ctrl_fields["last"] = 1
         if not in_slots and not streamed:
             ctrl_fields["tag"] = cfg.tag_width
         ctrl_layout = data.StructLayout(ctrl_fields)
@@ -541,13 +561,13 @@ class PostProcess(wiring.Component):
         m.d.comb += [
             entering.valid.eq(active),
             entering.mode.eq(Mux(busy, row_mode, held.mode) if streamed else held.mode),
-            entering.group.eq(group),
-            entering.last.eq(last_cycle),
         ]
         if "tag" in ctrl_fields:
             m.d.comb += entering.tag.eq(held.tag)
         if "digit" in ctrl_fields:
-            m.d.comb += entering.digit.eq(digit)
+            m.d.comb += [entering.digit.eq(digit), entering.last.eq(last_cycle)]
+        if "group" in ctrl_fields:
+            m.d.comb += entering.group.eq(group)
         # The entering group's accumulator lanes (registered when the row is streamed).
         def lane_choices(n):
             choices = list(held.row)[n::lanes]
@@ -607,10 +627,11 @@ class PostProcess(wiring.Component):
             # shifts at step 1, the multiplier at step 2 (its digits 1.. held).
             acc = lane_acc[n]
             if in_ram:
-                gated_bias = Mux((ctrl[0].mode == PostMode.ACC) | fresh, 0, words[n])
+                # The bias gated after the add: one LUT a bit beside the carry chain.
+                no_bias = (ctrl[0].mode == PostMode.ACC) | fresh
                 x = Signal(signed(width), name=f"x_{n}", reset_less=True)
                 with dp.If(digit_at(0) == 0):
-                    dp.d.sync += x.eq(acc + gated_bias)
+                    dp.d.sync += x.eq(Mux(no_bias, acc, acc + words[n]))
                 shift = Mux(passes(1) | fresh, 0, words[n][:5])
                 at_least = Signal(width, name=f"left_at_least_{n}")
                 m.d.comb += at_least.eq(_thermometer(shift, width))
@@ -652,14 +673,16 @@ class PostProcess(wiring.Component):
                 held = Signal(width - width // digits, name=f"mult_{n}", reset_less=True)
                 with dp.If(digit_at(1) == 0):
                     dp.d.sync += [a.eq(shifted), right_1.eq(Mux(fresh, 0, words[n][5:10]))]
+                fresh_2 = Signal(name=f"fresh_{n}_2")  # the multiplier's set is all zeros
                 with dp.If(digit_at(2) == 0):
-                    dp.d.sync += held.eq(Mux(fresh, 0, words[n][width // digits:]))
+                    dp.d.sync += [held.eq(words[n][width // digits:]), fresh_2.eq(fresh)]
                 with dp.If(digit_at(2) == digits - 1):  # right_1 keeps the next group's
                     dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
-                multiplier = Cat(Mux(fresh, 0, words[n][:width // digits]), held)
+                multiplier = Cat(words[n][:width // digits], held)
+                zero = Mux(digit_at(2) == 0, fresh, fresh_2)
                 product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
-                                                passes(self._MULTIPLY_STEP + 1),
+                                                passes(self._MULTIPLY_STEP + 1), zero,
                                                 registered=False)
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
@@ -672,7 +695,7 @@ class PostProcess(wiring.Component):
                     right_e = select(right, round_step - 1, n)
                     product = self._serial_multiply(m, dp, a, select(mult, self._MULTIPLY_STEP, n),
                                                     digit_at, stage, n,
-                                                    passes(self._MULTIPLY_STEP))
+                                                    passes(self._MULTIPLY_STEP), Const(0))
 
             if streamed:
                 lane_z.append(self._serial_rounding(m, dp, product, right_e, passes, tile,
@@ -838,6 +861,7 @@ class PostProcess(wiring.Component):
         row. The datapath stalls (``advance`` low) in a cycle in which the next group's
         results would overwrite waiting ones."""
         cfg, dim, lanes = self.config, self.config.dim, self.lanes
+        groups = dim // lanes
         row = Signal(out_row_layout(cfg), name="out_row", reset_less=True)
         full = Signal()
         pending = Signal()  # the zero point step's registers hold results not yet in `row`
@@ -848,7 +872,12 @@ class PostProcess(wiring.Component):
         with m.If(z_load & advance):
             m.d.sync += pending.eq(1)
 
-        first = land & (done.group == 0)
+        # The group landing: rows land whole and in order, so a count of landed groups.
+        group = Signal(range(groups), name="out_group")
+        last = group == groups - 1
+        with m.If(land):
+            m.d.sync += group.eq(Mux(last, 0, group + 1))
+        first = land & (group == 0)
         if self._tag_queue_depth == 1:
             tag = Signal(cfg.tag_width, name="row_tag", reset_less=True)
             with m.If(row_fire):
@@ -867,16 +896,16 @@ class PostProcess(wiring.Component):
         for byte in range(4 * dim):
             group32, n32 = divmod(byte // 4, lanes)
             value32 = lane_z[n32].word_select(byte % 4, 8)
-            hit32 = done.group == group32
+            hit32 = group == group32
             if byte < dim:
                 group8, n8 = divmod(byte, lanes)
                 value = Mux(requant, lane_int8[n8], value32)
-                hit = Mux(requant, done.group == group8, hit32)
+                hit = Mux(requant, group == group8, hit32)
             else:
                 value, hit = value32, ~requant & hit32
             with m.If(land & hit):
                 m.d.sync += bits.word_select(byte, 8).eq(value)
-        with m.If(land & done.last):
+        with m.If(land & last):
             m.d.sync += full.eq(1)
         with m.If(self.out_rows.valid & self.out_rows.ready):
             m.d.sync += full.eq(0)
@@ -899,12 +928,13 @@ class PostProcess(wiring.Component):
         return stage(signed(2 * width), (outer + (mid << half))[:2 * width].as_signed(),
                      f"product_{n}")
 
-    def _serial_multiply(self, m, dp, a, multiplier, digit_at, stage, n, passing,
+    def _serial_multiply(self, m, dp, a, multiplier, digit_at, stage, n, passing, zero,
                          registered=True):
         """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
-        group's cycles) accumulated from ``d = 32 / multiply_cycles``-bit digits of
-        ``multiplier``, lowest first: the 64-bit product is registered at step ``M + 2``
-        after the group's last digit.
+        group's cycles; ``a * 2**31`` where ``passing``, 0 where ``zero``) accumulated from
+        ``d = 32 / multiply_cycles``-bit digits of ``multiplier``, lowest first: the 64-bit
+        product is registered at step ``M + 2`` after the group's last digit (the pass-through
+        top digit, 2**(d - 1), keeps within the bound below).
 
         Step ``M`` picks digit ``k`` (unsigned; the top one signed) in the group's ``k``-th
         cycle. Step ``M + 1`` adds ``a * digit`` to the sum so far shifted right by ``d`` bits,
@@ -920,7 +950,7 @@ class PostProcess(wiring.Component):
         step = self._MULTIPLY_STEP if registered else self._MULTIPLY_STEP + 1
         digit = digit_at(step)
         top = digit == digits - 1
-        b = Mux(passing, Cat(Const(0, d - 1), top, 0), Array(choices)[digit])
+        b = Mux(passing, Cat(Const(0, d - 1), top, 0), Mux(zero, 0, Array(choices)[digit]))
         if registered:
             b = stage(signed(d + 1), b, f"b_{n}")
         else:  # the multiplier is that of step M + 1 (its digit 0 straight from the RAM)
