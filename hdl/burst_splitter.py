@@ -141,6 +141,9 @@ def oldest_issued_address(m, config, depth, *, newest, issue, retire):
     cycle; the address is meaningless while nothing is in flight.
     """
     size = (config.bus_data_width // 8 - 1).bit_length()
+    if depth > 1 and not config.fast_clock:
+        return _oldest_issued_address_copied(m, size, depth, newest=newest, issue=issue,
+                                             retire=retire)
     newest_due = Signal()  # the newest burst is in flight
     if depth == 1:
         head, room, newest_retires = newest, ~newest_due, retire
@@ -159,6 +162,31 @@ def oldest_issued_address(m, config, depth, *, newest, issue, retire):
     with m.Elif(newest_retires):
         m.d.sync += newest_due.eq(0)
     return head, room
+
+
+def _oldest_issued_address_copied(m, size, depth, *, newest, issue, retire):
+    """:func:`oldest_issued_address` where the oldest address is always in one register
+    (not ``config.fast_clock``): no multiplexer in front of the error address register.
+
+    ``queue[i]`` holds the ``i``-th oldest burst in flight, copied from the AxADDR register
+    (``newest``) in the cycle after its issue, when that burst is the newest of those that
+    stay in flight (the newest one of ``depth`` in flight stays in ``newest`` alone). So the
+    address of a burst is valid from the second cycle after its issue: its response comes
+    later (AXI answers a burst after its address handshake, at the earliest in the cycle
+    after the one ``newest`` is valid in).
+    """
+    in_flight = Signal(range(depth + 1))
+    staying = Signal.like(in_flight)  # in flight after this cycle's retirement
+    m.d.comb += staying.eq(in_flight - retire)
+    m.d.sync += in_flight.eq(staying + issue)
+    queue = [Signal(len(newest) - size, name=f"older_{i}") for i in range(depth - 1)]
+    for i, entry in enumerate(queue):
+        with m.If(staying == i + 1):
+            m.d.sync += entry.eq(newest[size:])
+        if i + 1 < len(queue):
+            with m.Elif(retire):
+                m.d.sync += entry.eq(queue[i + 1])
+    return Cat(Const(0, size), queue[0]), in_flight != depth
 
 
 def check_engine_parameters(component, config, *, max_burst, axi_id=0):
@@ -282,6 +310,7 @@ class BurstSplitter(wiring.Component):
         base = Signal(cfg.bus_addr_width)    # the command's address, for error reports
 
         addr = Signal(beat_addr_width)       # beat address of the current burst
+        beyond = Signal()  # (without registered_progress) the burst starts at 2**addr_width
         remaining = Signal(ROW_BEATS_WIDTH)  # beats of the current row not yet in bursts
         if self.registered_progress:
             def start_row(row_start, beats_in_row):
@@ -291,7 +320,8 @@ class BurstSplitter(wiring.Component):
                 return [addr.eq(addr + beats), remaining.eq(remaining - beats)]
         else:  # both from the beats of the row already in bursts: one register
             offset = Signal(ROW_BEATS_WIDTH)
-            m.d.comb += [addr.eq(row_addr + offset), remaining.eq(row_beats - offset)]
+            m.d.comb += [Cat(addr, beyond).eq(row_addr + offset),
+                         remaining.eq(row_beats - offset)]
 
             def start_row(row_start, beats_in_row):
                 return [offset.eq(0)]
@@ -306,7 +336,10 @@ class BurstSplitter(wiring.Component):
         to_block = ((1 << block_bits) - in_block)[:block_bits]
         m.d.comb += cap.eq(Mux(last_block & in_block.any(), to_block, self.max_burst)
                            if block_bits else 1)
-        row_end = remaining <= cap
+        if self.registered_progress:
+            row_end = remaining <= cap
+        else:  # a zero test of the high bits, a compare of cap's width (no 16-bit chain)
+            row_end = ~remaining[len(cap):].any() & (remaining[:len(cap)] <= cap)
         beats = Mux(row_end, remaining[:block_bits + 1], cap)
         last_row = rows_left == 1
         cmd_end = row_end & last_row
@@ -314,7 +347,16 @@ class BurstSplitter(wiring.Component):
         m.d.comb += next_row.eq(row_addr + stride)
         # The next burst would start at or beyond 2**bus_addr_width (bursts do not cross a
         # page, so within a row only one that ends the last block of the top page can).
-        wraps = Mux(row_end, ~last_row & next_row[-1], addr[block_bits:].all())
+        # Without registered_progress, a burst in a row is refused by the carry out of its
+        # address (`beyond`) instead: the AxADDR register then takes the adder's sum alone.
+        if self.registered_progress:
+            wraps = Mux(row_end, ~last_row & next_row[-1], addr[block_bits:].all())
+            first_beyond, burst_refused, cause = Const(0), refused, announce
+        else:
+            wraps = row_end & ~last_row & next_row[-1]
+            first_beyond = beyond & ~refused
+            burst_refused, cause = refused | beyond, Signal(DMAError)
+            m.d.comb += cause.eq(Mux(first_beyond, DMAError.RANGE, announce))
 
         leave = out.valid & out.ready
         m.d.comb += [
@@ -323,12 +365,12 @@ class BurstSplitter(wiring.Component):
             out.payload.len.eq((beats - 1)[:burst_len_bits(self.max_burst)]),
             out.payload.row_last.eq(row_end),
             out.payload.last.eq(cmd_end),
-            out.payload.refused.eq(refused),
-            out.payload.cause.eq(announce),
+            out.payload.refused.eq(burst_refused),
+            out.payload.cause.eq(cause),
             self.cmd.ready.eq((~active | (leave & cmd_end)) & ~empty_pending),
             self.busy.eq(active | empty_pending),
-            self.error.valid.eq((leave & (announce != DMAError.NONE)) | empty_pending),
-            self.error.cause.eq(announce),
+            self.error.valid.eq((leave & (cause != DMAError.NONE)) | empty_pending),
+            self.error.cause.eq(cause),
             self.error.addr.eq(base),
         ]
 
@@ -341,7 +383,10 @@ class BurstSplitter(wiring.Component):
                     m.d.sync += active.eq(0)
             with m.Else():
                 m.d.sync += cut(cap)
-            with m.If(wraps & ~refused):
+            if not self.registered_progress:
+                with m.If(first_beyond):
+                    m.d.sync += refused.eq(1)
+            with m.If(wraps & ~burst_refused):
                 m.d.sync += [refused.eq(1), announce.eq(DMAError.RANGE)]
         m.d.sync += empty_pending.eq(0)
 

@@ -444,6 +444,10 @@ def engine_commands(rng, beat_bytes, base, size):
                        max_row_beats=200) for _ in range(10)]
 
 
+# (dma_outstanding, target_mhz): the fast clock's structures and tiny's and micro's.
+ERROR_CASES = [(4, 80.0), (2, 80.0), (1, 80.0), (4, 30.0), (2, 30.0), (1, 30.0)]
+ERROR_IDS = [f"{n}-{'fast' if mhz > 50 else 'slow'}" for n, mhz in ERROR_CASES]
+
 READ_CASES = [
     # (config, max_burst, memory latency, stall probability, seed)
     (preset("small"), 256, 6, 0.0, 11),
@@ -473,12 +477,13 @@ def test_reader_random(config, max_burst, latency, stall, seed):
     assert not log["busy"][-1]
 
 
-@pytest.mark.parametrize("outstanding", [4, 2, 1])
-def test_reader_error_stops_bursts_and_recovers(outstanding):
+@pytest.mark.parametrize("outstanding, mhz", ERROR_CASES, ids=ERROR_IDS)
+def test_reader_error_stops_bursts_and_recovers(outstanding, mhz):
     """SLVERR on a beat of the second of seven bursts, with bursts outstanding: no new AR,
     the outstanding R beats accepted, the rest of the command (and the next one, sent while
     the error is latched) delivered flagged; after the clear a transfer works again."""
-    config, max_burst, bb = preset("small").replace(dma_outstanding=outstanding), 16, 8
+    config = preset("small").replace(dma_outstanding=outstanding, target_mhz=mhz)
+    max_burst, bb = 16, 8
     base, size = 0x1000_0000, 1 << 14
     rng = np.random.default_rng(21)
     failing = Command(base + 0x100, 100, 1, 0)
@@ -514,10 +519,11 @@ def test_reader_error_stops_bursts_and_recovers(outstanding):
     assert len(log["done"]) == 3 and not log["busy"][-1]
 
 
-def test_reader_refused_commands():
+@pytest.mark.parametrize("mhz", [80.0, 30.0], ids=["fast", "slow"])
+def test_reader_refused_commands(mhz):
     """Misaligned, empty and out-of-range commands: the error, flagged beats, no AR for
     what was refused; each followed by a clear and a good command."""
-    config = preset("small")
+    config = preset("small").replace(target_mhz=mhz)
     bb = 8
     top = 1 << 32
     base, size = top - (1 << 14), 1 << 14
@@ -594,12 +600,13 @@ def test_writer_random(config, max_burst, latency, stall, seed):
     assert not log["busy"][-1]
 
 
-@pytest.mark.parametrize("outstanding", [4, 2, 1])
-def test_writer_error_stops_bursts_and_recovers(outstanding):
+@pytest.mark.parametrize("outstanding, mhz", ERROR_CASES, ids=ERROR_IDS)
+def test_writer_error_stops_bursts_and_recovers(outstanding, mhz):
     """DECERR on the second of seven bursts, with bursts outstanding: no new AW, every B
     accepted, every beat of the command (and of the next one, sent while the error is
     latched) consumed; nothing written by bursts not issued; after the clear writes work."""
-    config, max_burst, bb = preset("small").replace(dma_outstanding=outstanding), 16, 8
+    config = preset("small").replace(dma_outstanding=outstanding, target_mhz=mhz)
+    max_burst, bb = 16, 8
     base, size = 0x1000_0000, 1 << 14
     rng = np.random.default_rng(31)
     failing = Command(base + 0x100, 100, 1, 0)
@@ -637,8 +644,9 @@ def test_writer_error_stops_bursts_and_recovers(outstanding):
     assert len(log["done"]) == 3 and not log["busy"][-1]
 
 
-def test_writer_refused_commands():
-    config = preset("small")
+@pytest.mark.parametrize("mhz", [80.0, 30.0], ids=["fast", "slow"])
+def test_writer_refused_commands(mhz):
+    config = preset("small").replace(target_mhz=mhz)
     bb = 8
     top = 1 << 32
     base, size = top - (1 << 14), 1 << 14
