@@ -300,7 +300,10 @@ class BurstSplitter(wiring.Component):
         out = self.bursts
 
         active = Signal()
-        row_addr = Signal(beat_addr_width)   # beat address of the current row
+        # Beat address of the current row; without registered_progress its offset from the
+        # command's address (the row times the stride, modulo the address space): reset to 0
+        # for a command, so it is loaded only from its own sum.
+        row_addr = Signal(beat_addr_width)
         stride = Signal(beat_addr_width)
         row_beats = Signal(ROW_BEATS_WIDTH)
         rows_left = Signal(ROWS_WIDTH)       # rows including the current one
@@ -320,7 +323,11 @@ class BurstSplitter(wiring.Component):
                 return [addr.eq(addr + beats), remaining.eq(remaining - beats)]
         else:  # both from the beats of the row already in bursts: one register
             offset = Signal(ROW_BEATS_WIDTH)
-            m.d.comb += [Cat(addr, beyond).eq(row_addr + offset),
+            in_command = Signal(beat_addr_width + 1, attrs={"keep": 1})  # two adders, no $macc
+            position = Signal(beat_addr_width + 2)
+            m.d.comb += [in_command.eq(row_addr + offset),
+                         position.eq(base[size:] + in_command),
+                         addr.eq(position), beyond.eq(position[beat_addr_width:].any()),
                          remaining.eq(row_beats - offset)]
 
             def start_row(row_start, beats_in_row):
@@ -347,8 +354,9 @@ class BurstSplitter(wiring.Component):
         m.d.comb += next_row.eq(row_addr + stride)
         # The next burst would start at or beyond 2**bus_addr_width (bursts do not cross a
         # page, so within a row only one that ends the last block of the top page can).
-        # Without registered_progress, a burst in a row is refused by the carry out of its
-        # address (`beyond`) instead: the AxADDR register then takes the adder's sum alone.
+        # Without registered_progress, a burst is refused by the carry out of its address sum
+        # (`beyond`) instead, in a row and at a row's start (`next_row` is then the next row's
+        # offset, whose carry also refuses): the AxADDR register then takes the sum alone.
         if self.registered_progress:
             wraps = Mux(row_end, ~last_row & next_row[-1], addr[block_bits:].all())
             first_beyond, burst_refused, cause = Const(0), refused, announce
@@ -396,7 +404,7 @@ class BurstSplitter(wiring.Component):
             m.d.sync += [
                 active.eq(~empty),
                 empty_pending.eq(empty),
-                row_addr.eq(cmd.addr[size:]),
+                row_addr.eq(cmd.addr[size:] if self.registered_progress else 0),
                 stride.eq(cmd.stride[size:]),
                 row_beats.eq(cmd.row_beats),
                 rows_left.eq(cmd.rows),

@@ -105,6 +105,9 @@ def error_commands(config):
         Command(top - 2 * b, 4, 1, 0),                # runs past the top within a row
         Command(top - 0x2000, 8, 3, 0x1000),          # the third row is past the top
         Command(top - 0x1000, 4096 // b, 1, 0),       # ends exactly at the top: fine
+        Command(0x100, 2, 3, top // 2),               # rows times stride pass the top
+        Command(top // 2 + 0x100, 3, 2, top // 2 - 0x100),  # the second row starts at the top
+        Command(top - 0x1000, 1, 4, 0x400),           # the fourth row starts at the top
         Command(0x300, 2, 2, 0x40),
     ]
 
