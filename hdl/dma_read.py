@@ -2,11 +2,12 @@
 
 from typing import NamedTuple
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from .axi4 import MAX_BURST_BEATS, incr_burst_fields
 from .burst_splitter import (
@@ -190,8 +191,11 @@ class DMAReader(wiring.Component):
         # The address of the burst whose R beats arrive, for error reports.
         r_addr, in_flight_room = oldest_issued_address(
             m, cfg, self.outstanding, newest=axi.araddr, issue=issue, retire=r_done)
-        room = order.w_rdy & (skip | (ar_free & in_flight_room
-                                      & (credits >= self.max_burst)))
+        if cfg.fast_clock:
+            credit_room = credits >= self.max_burst
+        else:  # max_burst is a power of two
+            credit_room = credits[exact_log2(self.max_burst):].any()
+        room = order.w_rdy & (skip | (ar_free & in_flight_room & credit_room))
         take = splitter.bursts.valid & room
         record_in = Signal(order_layout)
         m.d.comb += [
@@ -265,8 +269,16 @@ class DMAReader(wiring.Component):
             m.d.sync += r_ptr.eq(r_ptr + 1)
         with m.If(beat_valid & beat_ready):
             m.d.sync += failed.eq((failed | beat_out.error) & ~last)
+        if cfg.fast_clock:
+            credits_next = credits - Mux(issue, beats, 0) + popped
+        else:  # -(len + 1) is ~len in the counter's width: no incrementer
+            spent = Signal.like(credits, attrs={"keep": 1})  # two adders, not a $macc
+            len_bits = burst_len_bits(self.max_burst)  # the splitter's len has no more
+            minus = Cat(~burst.len[:len_bits], Const(-1, len(credits) - len_bits))
+            m.d.comb += spent.eq(credits + Mux(issue, minus, 0))
+            credits_next = spent + popped
         m.d.sync += [
-            credits.eq(credits - Mux(issue, beats, 0) + popped),
+            credits.eq(credits_next),
             status.done.eq(out.valid & out.ready & out.payload.last),
         ]
         m.d.comb += status.busy.eq(splitter.busy | ar_valid | order.r_rdy | beat_valid | out.valid)
