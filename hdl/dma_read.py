@@ -153,7 +153,9 @@ class DMAReader(wiring.Component):
         axi = self.axi
         status = self.status
 
-        m.submodules.splitter = splitter = BurstSplitter(cfg, max_burst=self.max_burst)
+        # Commands come through the read arbiter's multiplexer (see ``relative_rows``).
+        m.submodules.splitter = splitter = BurstSplitter(cfg, max_burst=self.max_burst,
+                                                            relative_rows=True)
         wiring.connect(m, wiring.flipped(self.cmd), splitter.cmd)
         burst = splitter.bursts.payload
 

@@ -118,8 +118,11 @@ def error_commands(config):
     (preset("large"), 256, 0.3, 3, 600),
     (preset("small"), 16, 0.3, 4, 100),
     (preset("tiny").replace(bus_addr_width=16), 1, 0.2, 5, 20),
-], ids=["tiny-idle", "small-stalls", "large-stalls", "small-burst16", "tiny-a16-burst1"])
-def test_splitter_matches_model(config, max_burst, stall, seed, max_row_beats):
+    (preset("tiny"), 16, 0.2, 6, 100),
+], ids=["tiny-idle", "small-stalls", "large-stalls", "small-burst16", "tiny-a16-burst1",
+        "tiny-burst16"])
+@pytest.mark.parametrize("relative_rows", [False, True], ids=["absolute", "relative"])
+def test_splitter_matches_model(config, max_burst, stall, seed, max_row_beats, relative_rows):
     print(f"seed={seed} bus={config.bus_data_width} max_burst={max_burst} stall={stall}")
     rng = np.random.default_rng(seed)
     b = config.bus_data_width // 8
@@ -130,7 +133,7 @@ def test_splitter_matches_model(config, max_burst, stall, seed, max_row_beats):
     commands += error_commands(config)
     commands += [random_command(rng, b, region=region, max_row_beats=max_row_beats)
                  for _ in range(100)]
-    dut = BurstSplitter(config, max_burst=max_burst)
+    dut = BurstSplitter(config, max_burst=max_burst, relative_rows=relative_rows)
     bursts, errors, _ = run_splitter(dut, commands, seed=seed, stall=stall)
     check_splitter(dut, commands, bursts, errors, f"seed={seed}")
 
