@@ -4,7 +4,7 @@ The definitions here are shared by the read engine (:mod:`hdl.dma_read`) and the
 (:mod:`hdl.dma_write`), which both start with a :class:`BurstSplitter`.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -14,7 +14,8 @@ from .axi4 import MAX_BURST_BEATS, PAGE_BYTES, AXI4Signature, AXIResp
 __all__ = ["ROWS_WIDTH", "ROW_BEATS_WIDTH", "BurstSplitter", "DMAError", "burst_layout",
            "burst_len_bits", "check_engine_parameters", "dma_axi_signature",
            "dma_command_layout", "dma_status_signature", "error_event_layout",
-           "latch_first_error", "oldest_issued_address", "response_error"]
+           "latch_first_error", "oldest_issued_address", "response_error", "ShiftQueue",
+           "small_fifo"]
 
 #: Width of a command's beats-per-row and row-count fields.
 ROW_BEATS_WIDTH = 16
@@ -187,6 +188,50 @@ def _oldest_issued_address_copied(m, size, depth, *, newest, issue, retire):
             with m.Elif(retire):
                 m.d.sync += entry.eq(queue[i + 1])
     return Cat(Const(0, size), queue[0]), in_flight != depth
+
+
+class ShiftQueue(Elaboratable):
+    """A first-in first-out queue of ``depth`` entries of ``width`` bits in flip-flops, with
+    the oldest always in entry 0 (entries move up as it is read): like
+    :class:`amaranth.lib.fifo.SyncFIFO` (same members and timing: an entry written in one
+    cycle is readable in the next; no write while full, also in a cycle that reads) but
+    without its read multiplexer, and each entry but the last loaded through a 2-input
+    multiplexer (which an iCE40 logic cell packs with its flip-flop)."""
+
+    def __init__(self, *, width, depth):
+        self.width, self.depth = width, depth
+        self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal()
+        self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
+        self.level = Signal(range(depth + 1))
+
+    def elaborate(self, platform):
+        m = Module()
+        entries = [Signal(self.width, name=f"entry_{i}") for i in range(self.depth)]
+        read = self.r_en & self.r_rdy
+        write = self.w_en & self.w_rdy
+        staying = Signal.like(self.level)
+        m.d.comb += [
+            self.r_rdy.eq(self.level != 0),
+            self.w_rdy.eq(self.level != self.depth),
+            self.r_data.eq(entries[0]),
+            staying.eq(self.level - read),
+        ]
+        m.d.sync += self.level.eq(staying + write)
+        for i, entry in enumerate(entries):
+            with m.If(write & (staying == i)):
+                m.d.sync += entry.eq(self.w_data)
+            if i + 1 < self.depth:
+                with m.Elif(read):
+                    m.d.sync += entry.eq(entries[i + 1])
+        return m
+
+
+def small_fifo(config, *, width, depth):
+    """A queue of ``depth`` short records: a :class:`ShiftQueue` at 50 MHz and below, else
+    a :class:`amaranth.lib.fifo.SyncFIFO` (the same timing)."""
+    if config.fast_clock:
+        return SyncFIFO(width=width, depth=depth)
+    return ShiftQueue(width=width, depth=depth)
 
 
 def check_engine_parameters(component, config, *, max_burst, axi_id=0):

@@ -4,7 +4,6 @@ from typing import NamedTuple
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
@@ -20,6 +19,7 @@ from .burst_splitter import (
     latch_first_error,
     oldest_issued_address,
     response_error,
+    small_fifo,
 )
 from .sram import SRAM1R1W, has_ice40_ebr
 
@@ -161,8 +161,8 @@ class DMAReader(wiring.Component):
 
         # Every burst, issued or not, in order: what the output stage delivers.
         order_layout = _order_layout(self.max_burst)
-        m.submodules.order = order = SyncFIFO(width=order_layout.size,
-                                              depth=2 * self.outstanding)
+        m.submodules.order = order = small_fifo(cfg, width=order_layout.size,
+                                                depth=2 * self.outstanding)
         # R beats with their error bit, in block RAM; space for every issued beat is reserved.
         # A row is never read in the cycle it is written (it counts as filled from the next
         # cycle on), so a read colliding with a write may return anything: on an iCE40 the

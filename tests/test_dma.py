@@ -6,10 +6,12 @@ from collections import deque
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.sim import Simulator
 
 from hdl.axi4 import AXI4Signature, AXIResp
-from hdl.burst_splitter import BurstSplitter, DMAError
+from hdl.burst_splitter import BurstSplitter, DMAError, ShiftQueue
 from hdl.config import TesseraConfig, preset
 from hdl.dma import DMA
 from hdl.dma_read import DMAReader
@@ -174,6 +176,43 @@ def test_splitter_one_burst_per_cycle():
 def test_parameters_are_checked(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_shift_queue_is_a_fifo(depth):
+    """Random reads and writes, also into a full queue and out of an empty one, against a
+    deque and against SyncFIFO's handshakes, cycle by cycle."""
+    rng = np.random.default_rng(depth)
+    dut, ref = ShiftQueue(width=8, depth=depth), SyncFIFO(width=8, depth=depth)
+    m = Module()
+    m.submodules.dut, m.submodules.ref = dut, ref
+    for name in ["w_data", "w_en", "r_en"]:
+        m.d.comb += getattr(ref, name).eq(getattr(dut, name))
+    model = deque()
+
+    async def bench(ctx):
+        for _ in range(400):
+            w_en, r_en, data = rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(256))
+            ctx.set(dut.w_en, w_en)
+            ctx.set(dut.r_en, r_en)
+            ctx.set(dut.w_data, data)
+            for name in ["w_rdy", "r_rdy"]:
+                assert ctx.get(getattr(dut, name)) == ctx.get(getattr(ref, name)), name
+            assert ctx.get(dut.w_rdy) == (len(model) < depth)
+            assert ctx.get(dut.r_rdy) == (len(model) > 0)
+            read = bool(r_en) and len(model) > 0
+            if read:
+                assert ctx.get(dut.r_data) == model[0] == ctx.get(ref.r_data)
+            if w_en and len(model) < depth:
+                model.append(data)
+            if read:
+                model.popleft()
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
 
 
 def test_axi4_signature():
