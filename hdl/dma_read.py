@@ -153,9 +153,11 @@ class DMAReader(wiring.Component):
         axi = self.axi
         status = self.status
 
-        # Commands come through the read arbiter's multiplexer (see ``relative_rows``).
-        m.submodules.splitter = splitter = BurstSplitter(cfg, max_burst=self.max_burst,
-                                                            relative_rows=True)
+        # Commands come through the read arbiter's multiplexer: on an iCE40 (a LUT packs
+        # with the flip-flop it alone feeds) relative rows save that many logic cells; with
+        # gates (micro's ASIC) the adder they add costs more than it saves.
+        m.submodules.splitter = splitter = BurstSplitter(
+            cfg, max_burst=self.max_burst, relative_rows=has_ice40_ebr(platform))
         wiring.connect(m, wiring.flipped(self.cmd), splitter.cmd)
         burst = splitter.bursts.payload
 
