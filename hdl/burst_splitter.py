@@ -4,7 +4,7 @@ The definitions here are shared by the read engine (:mod:`hdl.dma_read`) and the
 (:mod:`hdl.dma_write`), which both start with a :class:`BurstSplitter`.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -14,7 +14,8 @@ from .axi4 import MAX_BURST_BEATS, PAGE_BYTES, AXI4Signature, AXIResp
 __all__ = ["ROWS_WIDTH", "ROW_BEATS_WIDTH", "BurstSplitter", "DMAError", "burst_layout",
            "burst_len_bits", "check_engine_parameters", "dma_axi_signature",
            "dma_command_layout", "dma_status_signature", "error_event_layout",
-           "latch_first_error", "oldest_issued_address", "response_error"]
+           "latch_first_error", "oldest_issued_address", "response_error", "ShiftQueue",
+           "small_fifo"]
 
 #: Width of a command's beats-per-row and row-count fields.
 ROW_BEATS_WIDTH = 16
@@ -141,6 +142,9 @@ def oldest_issued_address(m, config, depth, *, newest, issue, retire):
     cycle; the address is meaningless while nothing is in flight.
     """
     size = (config.bus_data_width // 8 - 1).bit_length()
+    if depth > 1 and not config.fast_clock:
+        return _oldest_issued_address_copied(m, size, depth, newest=newest, issue=issue,
+                                             retire=retire)
     newest_due = Signal()  # the newest burst is in flight
     if depth == 1:
         head, room, newest_retires = newest, ~newest_due, retire
@@ -159,6 +163,75 @@ def oldest_issued_address(m, config, depth, *, newest, issue, retire):
     with m.Elif(newest_retires):
         m.d.sync += newest_due.eq(0)
     return head, room
+
+
+def _oldest_issued_address_copied(m, size, depth, *, newest, issue, retire):
+    """:func:`oldest_issued_address` where the oldest address is always in one register
+    (not ``config.fast_clock``): no multiplexer in front of the error address register.
+
+    ``queue[i]`` holds the ``i``-th oldest burst in flight, copied from the AxADDR register
+    (``newest``) in the cycle after its issue, when that burst is the newest of those that
+    stay in flight (the newest one of ``depth`` in flight stays in ``newest`` alone). So the
+    address of a burst is valid from the second cycle after its issue: its response comes
+    later (AXI answers a burst after its address handshake, at the earliest in the cycle
+    after the one ``newest`` is valid in).
+    """
+    in_flight = Signal(range(depth + 1))
+    staying = Signal.like(in_flight)  # in flight after this cycle's retirement
+    m.d.comb += staying.eq(in_flight - retire)
+    m.d.sync += in_flight.eq(staying + issue)
+    queue = [Signal(len(newest) - size, name=f"older_{i}") for i in range(depth - 1)]
+    for i, entry in enumerate(queue):
+        with m.If(staying == i + 1):
+            m.d.sync += entry.eq(newest[size:])
+        if i + 1 < len(queue):
+            with m.Elif(retire):
+                m.d.sync += entry.eq(queue[i + 1])
+    return Cat(Const(0, size), queue[0]), in_flight != depth
+
+
+class ShiftQueue(Elaboratable):
+    """A first-in first-out queue of ``depth`` entries of ``width`` bits in flip-flops, with
+    the oldest always in entry 0 (entries move up as it is read): like
+    :class:`amaranth.lib.fifo.SyncFIFO` (same members and timing: an entry written in one
+    cycle is readable in the next; no write while full, also in a cycle that reads) but
+    without its read multiplexer, and each entry but the last loaded through a 2-input
+    multiplexer (which an iCE40 logic cell packs with its flip-flop)."""
+
+    def __init__(self, *, width, depth):
+        self.width, self.depth = width, depth
+        self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal()
+        self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
+        self.level = Signal(range(depth + 1))
+
+    def elaborate(self, platform):
+        m = Module()
+        entries = [Signal(self.width, name=f"entry_{i}") for i in range(self.depth)]
+        read = self.r_en & self.r_rdy
+        write = self.w_en & self.w_rdy
+        staying = Signal.like(self.level)
+        m.d.comb += [
+            self.r_rdy.eq(self.level != 0),
+            self.w_rdy.eq(self.level != self.depth),
+            self.r_data.eq(entries[0]),
+            staying.eq(self.level - read),
+        ]
+        m.d.sync += self.level.eq(staying + write)
+        for i, entry in enumerate(entries):
+            with m.If(write & (staying == i)):
+                m.d.sync += entry.eq(self.w_data)
+            if i + 1 < self.depth:
+                with m.Elif(read):
+                    m.d.sync += entry.eq(entries[i + 1])
+        return m
+
+
+def small_fifo(config, *, width, depth):
+    """A queue of ``depth`` short records: a :class:`ShiftQueue` at 50 MHz and below, else
+    a :class:`amaranth.lib.fifo.SyncFIFO` (the same timing)."""
+    if config.fast_clock:
+        return SyncFIFO(width=width, depth=depth)
+    return ShiftQueue(width=width, depth=depth)
 
 
 def check_engine_parameters(component, config, *, max_burst, axi_id=0):
@@ -204,6 +277,9 @@ class BurstSplitter(wiring.Component):
     block of a page). The only registers are the command's fields and the progress in it:
     at 50 MHz and below the beats already cut from the row (address and beats left are sums
     of it), above (:attr:`registered_progress`) the address and beats left themselves.
+    At 50 MHz and below, a burst that would start at or past the top of the address space is
+    found by the carry out of its address sum (which then feeds only AxADDR's register), and
+    the row end by a zero test of the beats left above ``max_burst``'s width.
 
     Timing:
 
@@ -222,6 +298,12 @@ class BurstSplitter(wiring.Component):
         ``bus_data_width`` (beat size) and ``bus_addr_width``.
     max_burst : int
         Longest burst in beats: a power of two, 1 to 256.
+    relative_rows : bool
+        At 50 MHz and below only: keep the row's offset from the command's address (reset
+        for each command) instead of the row's address (loaded from ``cmd.addr``), and add
+        the command's address for every burst (one adder more, one load multiplexer less):
+        cheaper when ``cmd.payload`` comes from a multiplexer (the read arbiter's), whose
+        output then feeds only the address register.
 
     Members
     -------
@@ -239,10 +321,11 @@ class BurstSplitter(wiring.Component):
         ``max_burst`` is not a power of two from 1 to 256.
     """
 
-    def __init__(self, config, *, max_burst=MAX_BURST_BEATS):
+    def __init__(self, config, *, max_burst=MAX_BURST_BEATS, relative_rows=False):
         check_engine_parameters(self, config, max_burst=max_burst)
         self.config = config
         self.max_burst = max_burst
+        self.relative_rows = bool(relative_rows) and not self.registered_progress
         super().__init__({
             "cmd": In(stream.Signature(dma_command_layout(config))),
             "bursts": Out(stream.Signature(burst_layout(config))),
@@ -272,7 +355,10 @@ class BurstSplitter(wiring.Component):
         out = self.bursts
 
         active = Signal()
-        row_addr = Signal(beat_addr_width)   # beat address of the current row
+        # Beat address of the current row; without registered_progress its offset from the
+        # command's address (the row times the stride, modulo the address space): reset to 0
+        # for a command, so it is loaded only from its own sum.
+        row_addr = Signal(beat_addr_width)
         stride = Signal(beat_addr_width)
         row_beats = Signal(ROW_BEATS_WIDTH)
         rows_left = Signal(ROWS_WIDTH)       # rows including the current one
@@ -282,6 +368,7 @@ class BurstSplitter(wiring.Component):
         base = Signal(cfg.bus_addr_width)    # the command's address, for error reports
 
         addr = Signal(beat_addr_width)       # beat address of the current burst
+        beyond = Signal()  # (without registered_progress) the burst starts at 2**addr_width
         remaining = Signal(ROW_BEATS_WIDTH)  # beats of the current row not yet in bursts
         if self.registered_progress:
             def start_row(row_start, beats_in_row):
@@ -291,7 +378,15 @@ class BurstSplitter(wiring.Component):
                 return [addr.eq(addr + beats), remaining.eq(remaining - beats)]
         else:  # both from the beats of the row already in bursts: one register
             offset = Signal(ROW_BEATS_WIDTH)
-            m.d.comb += [addr.eq(row_addr + offset), remaining.eq(row_beats - offset)]
+            position = Signal(beat_addr_width + 2)
+            if self.relative_rows:
+                in_command = Signal(beat_addr_width + 1, attrs={"keep": 1})  # not a $macc
+                m.d.comb += [in_command.eq(row_addr + offset),
+                             position.eq(base[size:] + in_command)]
+            else:
+                m.d.comb += position.eq(row_addr + offset)
+            m.d.comb += [addr.eq(position), beyond.eq(position[beat_addr_width:].any()),
+                         remaining.eq(row_beats - offset)]
 
             def start_row(row_start, beats_in_row):
                 return [offset.eq(0)]
@@ -306,7 +401,10 @@ class BurstSplitter(wiring.Component):
         to_block = ((1 << block_bits) - in_block)[:block_bits]
         m.d.comb += cap.eq(Mux(last_block & in_block.any(), to_block, self.max_burst)
                            if block_bits else 1)
-        row_end = remaining <= cap
+        if self.registered_progress:
+            row_end = remaining <= cap
+        else:  # a zero test of the high bits, a compare of cap's width (no 16-bit chain)
+            row_end = ~remaining[len(cap):].any() & (remaining[:len(cap)] <= cap)
         beats = Mux(row_end, remaining[:block_bits + 1], cap)
         last_row = rows_left == 1
         cmd_end = row_end & last_row
@@ -314,7 +412,17 @@ class BurstSplitter(wiring.Component):
         m.d.comb += next_row.eq(row_addr + stride)
         # The next burst would start at or beyond 2**bus_addr_width (bursts do not cross a
         # page, so within a row only one that ends the last block of the top page can).
-        wraps = Mux(row_end, ~last_row & next_row[-1], addr[block_bits:].all())
+        # Without registered_progress, a burst is refused by the carry out of its address sum
+        # (`beyond`) instead, in a row and at a row's start (`next_row` is then the next row's
+        # offset, whose carry also refuses): the AxADDR register then takes the sum alone.
+        if self.registered_progress:
+            wraps = Mux(row_end, ~last_row & next_row[-1], addr[block_bits:].all())
+            first_beyond, burst_refused, cause = Const(0), refused, announce
+        else:
+            wraps = row_end & ~last_row & next_row[-1]
+            first_beyond = beyond & ~refused
+            burst_refused, cause = refused | beyond, Signal(DMAError)
+            m.d.comb += cause.eq(Mux(first_beyond, DMAError.RANGE, announce))
 
         leave = out.valid & out.ready
         m.d.comb += [
@@ -323,12 +431,12 @@ class BurstSplitter(wiring.Component):
             out.payload.len.eq((beats - 1)[:burst_len_bits(self.max_burst)]),
             out.payload.row_last.eq(row_end),
             out.payload.last.eq(cmd_end),
-            out.payload.refused.eq(refused),
-            out.payload.cause.eq(announce),
+            out.payload.refused.eq(burst_refused),
+            out.payload.cause.eq(cause),
             self.cmd.ready.eq((~active | (leave & cmd_end)) & ~empty_pending),
             self.busy.eq(active | empty_pending),
-            self.error.valid.eq((leave & (announce != DMAError.NONE)) | empty_pending),
-            self.error.cause.eq(announce),
+            self.error.valid.eq((leave & (cause != DMAError.NONE)) | empty_pending),
+            self.error.cause.eq(cause),
             self.error.addr.eq(base),
         ]
 
@@ -341,7 +449,10 @@ class BurstSplitter(wiring.Component):
                     m.d.sync += active.eq(0)
             with m.Else():
                 m.d.sync += cut(cap)
-            with m.If(wraps & ~refused):
+            if not self.registered_progress:
+                with m.If(first_beyond):
+                    m.d.sync += refused.eq(1)
+            with m.If(wraps & ~burst_refused):
                 m.d.sync += [refused.eq(1), announce.eq(DMAError.RANGE)]
         m.d.sync += empty_pending.eq(0)
 
@@ -351,7 +462,7 @@ class BurstSplitter(wiring.Component):
             m.d.sync += [
                 active.eq(~empty),
                 empty_pending.eq(empty),
-                row_addr.eq(cmd.addr[size:]),
+                row_addr.eq(0 if self.relative_rows else cmd.addr[size:]),
                 stride.eq(cmd.stride[size:]),
                 row_beats.eq(cmd.row_beats),
                 rows_left.eq(cmd.rows),

@@ -2,11 +2,11 @@
 
 from typing import NamedTuple
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from .axi4 import MAX_BURST_BEATS, incr_burst_fields
 from .burst_splitter import (
@@ -19,6 +19,7 @@ from .burst_splitter import (
     latch_first_error,
     oldest_issued_address,
     response_error,
+    small_fifo,
 )
 from .sram import SRAM1R1W, has_ice40_ebr
 
@@ -152,14 +153,18 @@ class DMAReader(wiring.Component):
         axi = self.axi
         status = self.status
 
-        m.submodules.splitter = splitter = BurstSplitter(cfg, max_burst=self.max_burst)
+        # Commands come through the read arbiter's multiplexer: on an iCE40 (a LUT packs
+        # with the flip-flop it alone feeds) relative rows save that many logic cells; with
+        # gates (micro's ASIC) the adder they add costs more than it saves.
+        m.submodules.splitter = splitter = BurstSplitter(
+            cfg, max_burst=self.max_burst, relative_rows=has_ice40_ebr(platform))
         wiring.connect(m, wiring.flipped(self.cmd), splitter.cmd)
         burst = splitter.bursts.payload
 
         # Every burst, issued or not, in order: what the output stage delivers.
         order_layout = _order_layout(self.max_burst)
-        m.submodules.order = order = SyncFIFO(width=order_layout.size,
-                                              depth=2 * self.outstanding)
+        m.submodules.order = order = small_fifo(cfg, width=order_layout.size,
+                                                depth=2 * self.outstanding)
         # R beats with their error bit, in block RAM; space for every issued beat is reserved.
         # A row is never read in the cycle it is written (it counts as filled from the next
         # cycle on), so a read colliding with a write may return anything: on an iCE40 the
@@ -190,8 +195,11 @@ class DMAReader(wiring.Component):
         # The address of the burst whose R beats arrive, for error reports.
         r_addr, in_flight_room = oldest_issued_address(
             m, cfg, self.outstanding, newest=axi.araddr, issue=issue, retire=r_done)
-        room = order.w_rdy & (skip | (ar_free & in_flight_room
-                                      & (credits >= self.max_burst)))
+        if cfg.fast_clock:
+            credit_room = credits >= self.max_burst
+        else:  # max_burst is a power of two
+            credit_room = credits[exact_log2(self.max_burst):].any()
+        room = order.w_rdy & (skip | (ar_free & in_flight_room & credit_room))
         take = splitter.bursts.valid & room
         record_in = Signal(order_layout)
         m.d.comb += [
@@ -265,8 +273,16 @@ class DMAReader(wiring.Component):
             m.d.sync += r_ptr.eq(r_ptr + 1)
         with m.If(beat_valid & beat_ready):
             m.d.sync += failed.eq((failed | beat_out.error) & ~last)
+        if cfg.fast_clock:
+            credits_next = credits - Mux(issue, beats, 0) + popped
+        else:  # -(len + 1) is ~len in the counter's width: no incrementer
+            spent = Signal.like(credits, attrs={"keep": 1})  # two adders, not a $macc
+            len_bits = burst_len_bits(self.max_burst)  # the splitter's len has no more
+            minus = Cat(~burst.len[:len_bits], Const(-1, len(credits) - len_bits))
+            m.d.comb += spent.eq(credits + Mux(issue, minus, 0))
+            credits_next = spent + popped
         m.d.sync += [
-            credits.eq(credits - Mux(issue, beats, 0) + popped),
+            credits.eq(credits_next),
             status.done.eq(out.valid & out.ready & out.payload.last),
         ]
         m.d.comb += status.busy.eq(splitter.busy | ar_valid | order.r_rdy | beat_valid | out.valid)

@@ -2,7 +2,6 @@
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .axi4 import MAX_BURST_BEATS, incr_burst_fields
@@ -16,6 +15,7 @@ from .burst_splitter import (
     latch_first_error,
     oldest_issued_address,
     response_error,
+    small_fifo,
 )
 
 __all__ = ["DMAWriter", "write_beat_layout"]
@@ -126,8 +126,10 @@ class DMAWriter(wiring.Component):
         burst = splitter.bursts.payload
 
         w_layout, b_layout = _w_layout(self.max_burst), _b_layout()
-        m.submodules.w_queue = w_queue = SyncFIFO(width=w_layout.size, depth=self.outstanding)
-        m.submodules.b_queue = b_queue = SyncFIFO(width=b_layout.size, depth=self.outstanding)
+        m.submodules.w_queue = w_queue = small_fifo(cfg, width=w_layout.size,
+                                                    depth=self.outstanding)
+        m.submodules.b_queue = b_queue = small_fifo(cfg, width=b_layout.size,
+                                                    depth=self.outstanding)
 
         # --- AW: one burst per cycle into the AW register, unless it is skipped. Its W and B
         # records are queued at the same time. ---

@@ -6,10 +6,12 @@ from collections import deque
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.sim import Simulator
 
 from hdl.axi4 import AXI4Signature, AXIResp
-from hdl.burst_splitter import BurstSplitter, DMAError
+from hdl.burst_splitter import BurstSplitter, DMAError, ShiftQueue
 from hdl.config import TesseraConfig, preset
 from hdl.dma import DMA
 from hdl.dma_read import DMAReader
@@ -105,6 +107,9 @@ def error_commands(config):
         Command(top - 2 * b, 4, 1, 0),                # runs past the top within a row
         Command(top - 0x2000, 8, 3, 0x1000),          # the third row is past the top
         Command(top - 0x1000, 4096 // b, 1, 0),       # ends exactly at the top: fine
+        Command(0x100, 2, 3, top // 2),               # rows times stride pass the top
+        Command(top // 2 + 0x100, 3, 2, top // 2 - 0x100),  # the second row starts at the top
+        Command(top - 0x1000, 1, 4, 0x400),           # the fourth row starts at the top
         Command(0x300, 2, 2, 0x40),
     ]
 
@@ -115,8 +120,11 @@ def error_commands(config):
     (preset("large"), 256, 0.3, 3, 600),
     (preset("small"), 16, 0.3, 4, 100),
     (preset("tiny").replace(bus_addr_width=16), 1, 0.2, 5, 20),
-], ids=["tiny-idle", "small-stalls", "large-stalls", "small-burst16", "tiny-a16-burst1"])
-def test_splitter_matches_model(config, max_burst, stall, seed, max_row_beats):
+    (preset("tiny"), 16, 0.2, 6, 100),
+], ids=["tiny-idle", "small-stalls", "large-stalls", "small-burst16", "tiny-a16-burst1",
+        "tiny-burst16"])
+@pytest.mark.parametrize("relative_rows", [False, True], ids=["absolute", "relative"])
+def test_splitter_matches_model(config, max_burst, stall, seed, max_row_beats, relative_rows):
     print(f"seed={seed} bus={config.bus_data_width} max_burst={max_burst} stall={stall}")
     rng = np.random.default_rng(seed)
     b = config.bus_data_width // 8
@@ -127,7 +135,7 @@ def test_splitter_matches_model(config, max_burst, stall, seed, max_row_beats):
     commands += error_commands(config)
     commands += [random_command(rng, b, region=region, max_row_beats=max_row_beats)
                  for _ in range(100)]
-    dut = BurstSplitter(config, max_burst=max_burst)
+    dut = BurstSplitter(config, max_burst=max_burst, relative_rows=relative_rows)
     bursts, errors, _ = run_splitter(dut, commands, seed=seed, stall=stall)
     check_splitter(dut, commands, bursts, errors, f"seed={seed}")
 
@@ -168,6 +176,43 @@ def test_splitter_one_burst_per_cycle():
 def test_parameters_are_checked(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_shift_queue_is_a_fifo(depth):
+    """Random reads and writes, also into a full queue and out of an empty one, against a
+    deque and against SyncFIFO's handshakes, cycle by cycle."""
+    rng = np.random.default_rng(depth)
+    dut, ref = ShiftQueue(width=8, depth=depth), SyncFIFO(width=8, depth=depth)
+    m = Module()
+    m.submodules.dut, m.submodules.ref = dut, ref
+    for name in ["w_data", "w_en", "r_en"]:
+        m.d.comb += getattr(ref, name).eq(getattr(dut, name))
+    model = deque()
+
+    async def bench(ctx):
+        for _ in range(400):
+            w_en, r_en, data = rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(256))
+            ctx.set(dut.w_en, w_en)
+            ctx.set(dut.r_en, r_en)
+            ctx.set(dut.w_data, data)
+            for name in ["w_rdy", "r_rdy"]:
+                assert ctx.get(getattr(dut, name)) == ctx.get(getattr(ref, name)), name
+            assert ctx.get(dut.w_rdy) == (len(model) < depth)
+            assert ctx.get(dut.r_rdy) == (len(model) > 0)
+            read = bool(r_en) and len(model) > 0
+            if read:
+                assert ctx.get(dut.r_data) == model[0] == ctx.get(ref.r_data)
+            if w_en and len(model) < depth:
+                model.append(data)
+            if read:
+                model.popleft()
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
 
 
 def test_axi4_signature():
@@ -444,6 +489,10 @@ def engine_commands(rng, beat_bytes, base, size):
                        max_row_beats=200) for _ in range(10)]
 
 
+# (dma_outstanding, target_mhz): the fast clock's structures and tiny's and micro's.
+ERROR_CASES = [(4, 80.0), (2, 80.0), (1, 80.0), (4, 30.0), (2, 30.0), (1, 30.0)]
+ERROR_IDS = [f"{n}-{'fast' if mhz > 50 else 'slow'}" for n, mhz in ERROR_CASES]
+
 READ_CASES = [
     # (config, max_burst, memory latency, stall probability, seed)
     (preset("small"), 256, 6, 0.0, 11),
@@ -473,12 +522,13 @@ def test_reader_random(config, max_burst, latency, stall, seed):
     assert not log["busy"][-1]
 
 
-@pytest.mark.parametrize("outstanding", [4, 2, 1])
-def test_reader_error_stops_bursts_and_recovers(outstanding):
+@pytest.mark.parametrize("outstanding, mhz", ERROR_CASES, ids=ERROR_IDS)
+def test_reader_error_stops_bursts_and_recovers(outstanding, mhz):
     """SLVERR on a beat of the second of seven bursts, with bursts outstanding: no new AR,
     the outstanding R beats accepted, the rest of the command (and the next one, sent while
     the error is latched) delivered flagged; after the clear a transfer works again."""
-    config, max_burst, bb = preset("small").replace(dma_outstanding=outstanding), 16, 8
+    config = preset("small").replace(dma_outstanding=outstanding, target_mhz=mhz)
+    max_burst, bb = 16, 8
     base, size = 0x1000_0000, 1 << 14
     rng = np.random.default_rng(21)
     failing = Command(base + 0x100, 100, 1, 0)
@@ -514,10 +564,11 @@ def test_reader_error_stops_bursts_and_recovers(outstanding):
     assert len(log["done"]) == 3 and not log["busy"][-1]
 
 
-def test_reader_refused_commands():
+@pytest.mark.parametrize("mhz", [80.0, 30.0], ids=["fast", "slow"])
+def test_reader_refused_commands(mhz):
     """Misaligned, empty and out-of-range commands: the error, flagged beats, no AR for
     what was refused; each followed by a clear and a good command."""
-    config = preset("small")
+    config = preset("small").replace(target_mhz=mhz)
     bb = 8
     top = 1 << 32
     base, size = top - (1 << 14), 1 << 14
@@ -594,12 +645,13 @@ def test_writer_random(config, max_burst, latency, stall, seed):
     assert not log["busy"][-1]
 
 
-@pytest.mark.parametrize("outstanding", [4, 2, 1])
-def test_writer_error_stops_bursts_and_recovers(outstanding):
+@pytest.mark.parametrize("outstanding, mhz", ERROR_CASES, ids=ERROR_IDS)
+def test_writer_error_stops_bursts_and_recovers(outstanding, mhz):
     """DECERR on the second of seven bursts, with bursts outstanding: no new AW, every B
     accepted, every beat of the command (and of the next one, sent while the error is
     latched) consumed; nothing written by bursts not issued; after the clear writes work."""
-    config, max_burst, bb = preset("small").replace(dma_outstanding=outstanding), 16, 8
+    config = preset("small").replace(dma_outstanding=outstanding, target_mhz=mhz)
+    max_burst, bb = 16, 8
     base, size = 0x1000_0000, 1 << 14
     rng = np.random.default_rng(31)
     failing = Command(base + 0x100, 100, 1, 0)
@@ -637,8 +689,9 @@ def test_writer_error_stops_bursts_and_recovers(outstanding):
     assert len(log["done"]) == 3 and not log["busy"][-1]
 
 
-def test_writer_refused_commands():
-    config = preset("small")
+@pytest.mark.parametrize("mhz", [80.0, 30.0], ids=["fast", "slow"])
+def test_writer_refused_commands(mhz):
+    config = preset("small").replace(target_mhz=mhz)
     bb = 8
     top = 1 << 32
     base, size = top - (1 << 14), 1 << 14
