@@ -69,6 +69,13 @@ class AXI4RAM(wiring.Component):
     ``WREADY`` is low. Its reads never wait. The memory is a :class:`Memory` with synchronous
     read ports; on Tiny Tapeout (no SRAM macros) it becomes flip-flops, so keep ``size`` small.
 
+    With ``full_incr_only`` (for small FPGAs; the Tessera DMA issues nothing else) only INCR
+    bursts of full-width beats (``AxSIZE`` = log2 of the beat bytes) are served: the burst
+    registers hold a word address and no size or burst type. Any other burst (FIXED, WRAP,
+    narrow) is refused, never misplaced: it is treated as outside the memory (every read beat
+    answers DECERR with data 0, the write beats change nothing and B answers DECERR). Timing is
+    unchanged.
+
     With ``single_port`` the memory is a :class:`hdl.single_port_ram.SinglePortRAM` (iCE40
     SPRAM, or one block RAM copy instead of two on ECP5): one access per cycle, the host's
     (reads only with ``r_en``) first, then a W beat or an R fetch, taking turns when both
@@ -82,6 +89,8 @@ class AXI4RAM(wiring.Component):
         The manager's port (with read and write halves), e.g. ``dma_axi_signature(config)``.
     single_port : bool
         One port shared by the host and both bursts (``size`` / beat bytes a power of two).
+    full_incr_only : bool
+        Serve only full-width INCR bursts; refuse the others with DECERR (see above).
 
     Members
     -------
@@ -91,18 +100,20 @@ class AXI4RAM(wiring.Component):
     Raises
     ------
     TypeError
-        ``size`` is not an integer, ``signature`` not an AXI4Signature, ``single_port`` not
-        a bool.
+        ``size`` is not an integer, ``signature`` not an AXI4Signature, ``single_port`` or
+        ``full_incr_only`` not a bool.
     ValueError
         ``size`` is not a positive multiple of the beat size (a power of two of at least two
         beats with ``single_port``); the port lacks a half.
     """
 
-    def __init__(self, size, signature, *, single_port=False):
+    def __init__(self, size, signature, *, single_port=False, full_incr_only=False):
         try:
             self._check(size, signature)
-            if not isinstance(single_port, bool):
-                raise TypeError(f"single_port must be a bool, not {single_port!r}")
+            for name, value in (("single_port", single_port),
+                                ("full_incr_only", full_incr_only)):
+                if not isinstance(value, bool):
+                    raise TypeError(f"{name} must be a bool, not {value!r}")
             words = size // signature.beat_bytes
             if single_port and (words < 2 or words & (words - 1)):
                 raise ValueError(f"a single-port RAM size must be a power of two of at least "
@@ -110,7 +121,7 @@ class AXI4RAM(wiring.Component):
         except (TypeError, ValueError):
             self._MustUse__silence = True
             raise
-        self.size, self.single_port = size, single_port
+        self.size, self.single_port, self.full_incr_only = size, single_port, full_incr_only
         self.beat_bytes = signature.beat_bytes
         super().__init__({
             "axi": In(signature),
@@ -139,21 +150,33 @@ class AXI4RAM(wiring.Component):
         def word(addr):
             return addr[lsb:][:max(1, (depth - 1).bit_length())]
 
+        def burst_word(addr):
+            return addr[:max(1, (depth - 1).bit_length())] if self.full_incr_only else word(addr)
+
         # A burst's address: its low ``inside`` bits (the memory's), advanced per beat, and a
         # sticky flag for the bits above (set at the start, or by a carry out of the low bits).
         inside = max(1, (self.size - 1).bit_length())
+        # With ``full_incr_only``, burst addresses are word addresses: the bits from ``low``.
+        low = lsb if self.full_incr_only else 0
 
-        def start(addr, high, axaddr):
-            return [addr.eq(axaddr[:inside]), high.eq(axaddr[inside:].any())]
+        def start(addr, high, axaddr, axsize, axburst):
+            refused = 0
+            if self.full_incr_only:  # a burst not served: as if outside the memory
+                refused = (axsize != lsb) | (axburst != AXIBurst.INCR)
+            return [addr.eq(axaddr[low:inside]), high.eq(axaddr[inside:].any() | refused)]
 
         def advance(addr, high, size, burst):
-            step = Mux(burst == AXIBurst.FIXED, 0, Const(1, 8) << size)
-            total = Signal(max(inside, 8) + 1)
+            if self.full_incr_only:
+                step = 1
+            else:
+                step = Mux(burst == AXIBurst.FIXED, 0, Const(1, 8) << size)
+            total = Signal(max(inside - low, 8) + 1)
             m.d.comb += total.eq(addr + step)
-            return [addr.eq(total[:inside]), high.eq(high | total[inside:].any())]
+            return [addr.eq(total[:inside - low]), high.eq(high | total[inside - low:].any())]
 
         def outside(addr, high):
-            return high if self.size == 1 << inside else high | (addr >= self.size)
+            return (high if self.size == 1 << inside
+                    else high | (addr >= self.size >> low))
 
         # The storage: ``write`` (addr, data, en) and the AXI and host reads (addr, en, data).
         if self.single_port:
@@ -195,16 +218,18 @@ class AXI4RAM(wiring.Component):
                                    else host_data)
 
         # Read bursts: while ``r_busy``, ``r_left`` + 1 beats still to fetch from ``r_addr``.
-        r_addr, r_high, r_left, r_busy = Signal(inside), Signal(), Signal(8), Signal()
+        r_addr, r_high, r_left, r_busy = Signal(inside - low), Signal(), Signal(8), Signal()
         r_size, r_burst, r_id = Signal(3), Signal(AXIBurst), Signal.like(axi.arid)
         r_outside = Signal()
         m.d.comb += axi.arready.eq(~r_busy)
         with m.If(axi.arvalid & axi.arready):
-            m.d.sync += [*start(r_addr, r_high, axi.araddr), r_left.eq(axi.arlen), r_busy.eq(1),
-                         r_size.eq(axi.arsize), r_burst.eq(axi.arburst), r_id.eq(axi.arid)]
+            m.d.sync += [*start(r_addr, r_high, axi.araddr, axi.arsize, axi.arburst),
+                         r_left.eq(axi.arlen), r_busy.eq(1), r_id.eq(axi.arid)]
+            if not self.full_incr_only:
+                m.d.sync += [r_size.eq(axi.arsize), r_burst.eq(axi.arburst)]
         fetch = Signal()
         fetch_wanted = r_busy & (~axi.rvalid | axi.rready)
-        m.d.comb += [read_addr.eq(word(r_addr)), read_en.eq(fetch),
+        m.d.comb += [read_addr.eq(burst_word(r_addr)), read_en.eq(fetch),
                      axi.rdata.eq(Mux(r_outside, 0, read_data))]
         with m.If(fetch):
             r_out = outside(r_addr, r_high)
@@ -219,7 +244,7 @@ class AXI4RAM(wiring.Component):
             m.d.sync += axi.rvalid.eq(0)
 
         # Write bursts.
-        w_addr, w_high, w_left, w_busy = Signal(inside), Signal(), Signal(8), Signal()
+        w_addr, w_high, w_left, w_busy = Signal(inside - low), Signal(), Signal(8), Signal()
         w_size, w_burst, w_failed = Signal(3), Signal(AXIBurst), Signal()
         m.d.comb += axi.awready.eq(~w_busy & ~axi.bvalid)
         w_beat = axi.wvalid & axi.wready
@@ -238,16 +263,17 @@ class AXI4RAM(wiring.Component):
         else:
             m.d.comb += [axi.wready.eq(w_busy & ~host_busy), fetch.eq(fetch_wanted)]
         with m.If(axi.awvalid & axi.awready):
-            m.d.sync += [*start(w_addr, w_high, axi.awaddr), w_left.eq(axi.awlen), w_busy.eq(1),
-                         w_size.eq(axi.awsize), w_burst.eq(axi.awburst), axi.bid.eq(axi.awid),
-                         w_failed.eq(0)]
+            m.d.sync += [*start(w_addr, w_high, axi.awaddr, axi.awsize, axi.awburst),
+                         w_left.eq(axi.awlen), w_busy.eq(1), axi.bid.eq(axi.awid), w_failed.eq(0)]
+            if not self.full_incr_only:
+                m.d.sync += [w_size.eq(axi.awsize), w_burst.eq(axi.awburst)]
         with m.If(host.w_en):
             lane_enable = (Const(1, lanes) << host.addr[:lsb]) if lsb else 1
             m.d.comb += [write_addr.eq(word(host.addr)),
                          write_data.eq(host.w_data.replicate(lanes)), write_en.eq(lane_enable)]
         with m.Elif(w_beat):
             w_out = outside(w_addr, w_high)
-            m.d.comb += [write_addr.eq(word(w_addr)), write_data.eq(axi.wdata),
+            m.d.comb += [write_addr.eq(burst_word(w_addr)), write_data.eq(axi.wdata),
                          write_en.eq(Mux(w_out, 0, axi.wstrb))]
             m.d.sync += [*advance(w_addr, w_high, w_size, w_burst), w_left.eq(w_left - 1),
                          w_failed.eq(w_failed | w_out)]

@@ -53,7 +53,11 @@ async def axi_read(ctx, axi, addr, length, *, size=2, burst=AXIBurst.INCR, rng, 
     return beats
 
 
-def burst_addresses(addr, length, size, burst):
+def burst_addresses(addr, length, size, burst, full_incr_only=False):
+    """The byte address of each beat; a burst ``full_incr_only`` refuses is outside (all
+    beats at ``2**32``)."""
+    if full_incr_only and (size != 2 or burst != AXIBurst.INCR):
+        return [1 << 32] * length
     step = 0 if burst == AXIBurst.FIXED else 1 << size
     return [addr + i * step for i in range(length)]
 
@@ -61,7 +65,7 @@ def burst_addresses(addr, length, size, burst):
 async def checked_write(ctx, dut, memory, failures, addr, beats, *, size, kind, rng, stall):
     """A write burst, applied to ``memory`` (a bytearray: the expected contents); a wrong
     response goes to ``failures``."""
-    addrs = burst_addresses(addr, len(beats), size, kind)
+    addrs = burst_addresses(addr, len(beats), size, kind, dut.full_incr_only)
     resp = await axi_write(ctx, dut.axi, addr, beats, size=size, burst=kind, rng=rng,
                            stall=stall)
     for a, (data, strb) in zip(addrs, beats, strict=True):
@@ -75,7 +79,7 @@ async def checked_write(ctx, dut, memory, failures, addr, beats, *, size, kind, 
 
 async def checked_read(ctx, dut, memory, failures, addr, length, *, size, kind, rng, stall):
     """A read burst, compared with ``memory`` (DECERR and 0 past its end)."""
-    addrs = burst_addresses(addr, length, size, kind)
+    addrs = burst_addresses(addr, length, size, kind, dut.full_incr_only)
     beats = await axi_read(ctx, dut.axi, addr, length, size=size, burst=kind, rng=rng,
                            stall=stall)
     for i, (a, (data, resp, last)) in enumerate(zip(addrs, beats, strict=True)):
@@ -85,18 +89,21 @@ async def checked_read(ctx, dut, memory, failures, addr, length, *, size, kind, 
             failures.append(f"read {addr:#x} beat {i}: {data:#x} {resp} {last}, want {want}")
 
 
-@pytest.mark.parametrize("single_port, size_bytes", [(False, 128), (True, 128), (False, 120)])
+@pytest.mark.parametrize("single_port, size_bytes, full_incr_only",
+                         [(False, 128, False), (True, 128, False), (False, 120, False),
+                          (True, 128, True), (False, 120, True)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_ram_bursts_match_model(single_port, size_bytes, stall):
+def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, stall):
     """Random bursts (INCR and FIXED, full and narrow beats, random strobes, outside the
     memory) while the host port writes its own region; then bursts across the end (also of
     a memory whose size is not a power of two)."""
     seed = 8
     host_top = 96  # the host port writes [96, 128) while bursts stay below or outside
     rng = np.random.default_rng(seed)
-    print(f"seed={seed} single_port={single_port} size_bytes={size_bytes} stall={stall}")
+    print(f"seed={seed} single_port={single_port} size_bytes={size_bytes} "
+          f"full_incr_only={full_incr_only} stall={stall}")
     dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                  single_port=single_port)
+                  single_port=single_port, full_incr_only=full_incr_only)
     memory = bytearray(size_bytes)
     host_done, failures = [], []
 
@@ -155,9 +162,10 @@ def test_ram_bursts_match_model(single_port, size_bytes, stall):
     assert not failures, f"seed={seed}: {failures[:5]}"
 
 
-@pytest.mark.parametrize("single_port", [False, True])
+@pytest.mark.parametrize("single_port, full_incr_only", [(False, False), (True, False),
+                                                         (True, True)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_bursts_and_host_port_match_model(single_port, stall):
+def test_bursts_and_host_port_match_model(single_port, full_incr_only, stall):
     """Random read and write bursts from two concurrent managers (edge data: 0, all-ones,
     0x80 bytes) while the host port reads and writes its own region; host reads take ``r_en``
     and check ``r_data`` the next cycle; then every byte is read back over AXI."""
@@ -165,9 +173,10 @@ def test_bursts_and_host_port_match_model(single_port, stall):
     size_bytes = 256
     host_base = 192  # the host owns [192, 256); the bursts stay below it or go outside
     rng = np.random.default_rng(seed)
-    print(f"seed={seed} single_port={single_port} stall={stall}")
+    print(f"seed={seed} single_port={single_port} full_incr_only={full_incr_only} "
+          f"stall={stall}")
     dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                  single_port=single_port)
+                  single_port=single_port, full_incr_only=full_incr_only)
     memory = bytearray(size_bytes)
     failures, done = [], []
     edge_words = [0, 0xFFFF_FFFF, 0x8080_8080, 0x7F7F_7F7F]
@@ -356,6 +365,8 @@ def _unused(elaboratable):
                      single_port=True), ValueError, r"^a single-port RAM size must be"),
     (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
                      single_port=1), TypeError, r"^single_port must be a bool"),
+    (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                     full_incr_only=None), TypeError, r"^full_incr_only must be a bool"),
     (lambda: _unused(SinglePortRAM(width=32, depth=1 << 16)).spram_tiles(), ValueError,
      r"needs 8 SPRAM tiles; an iCE40UP5K has 4$"),
 ])
