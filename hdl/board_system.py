@@ -89,7 +89,8 @@ class BoardSystem(wiring.Component):
         m.submodules.accelerator = accelerator = Accelerator(self.config)
         m.submodules.ram = ram = self._ram
         m.submodules.link = link = HostLink(ram_bytes=self.ram_bytes, max_payload=MAX_PAYLOAD,
-                                            csr_addr_width=CSR_ADDR_WIDTH)
+                                            csr_addr_width=CSR_ADDR_WIDTH,
+                                            compact=not self.config.fast_clock)
         m.submodules.uart = uart = self._uart
         wiring.connect(m, accelerator.mem, ram.axi)
         wiring.connect(m, link.csr, accelerator.csr)
