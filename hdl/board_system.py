@@ -61,7 +61,8 @@ class BoardSystem(wiring.Component):
             raise TypeError(f"config must be a TesseraConfig, not {config!r}")
         self.config, self.clk_hz, self.baud, self.ram_bytes = config, clk_hz, baud, ram_bytes
         # Checked now, not at elaboration.
-        self._uart = UART(clk_hz, baud, gap_bits=max(20, round(baud * GAP_SECONDS)))
+        self._uart = UART(clk_hz, baud, gap_bits=max(20, round(baud * GAP_SECONDS)),
+                          compact=not config.fast_clock)
         # Slow clocks (iCE40): only the DMA's bursts (full-width INCR), others refused.
         self._ram = AXI4RAM(ram_bytes, dma_axi_signature(config), single_port=True,
                             full_incr_only=not config.fast_clock)
