@@ -73,8 +73,10 @@ class AXI4RAM(wiring.Component):
     bursts of full-width beats (``AxSIZE`` = log2 of the beat bytes) are served: the burst
     registers hold a word address and no size or burst type. Any other burst (FIXED, WRAP,
     narrow) is refused, never misplaced: it is treated as outside the memory (every read beat
-    answers DECERR with data 0, the write beats change nothing and B answers DECERR). Timing is
-    unchanged.
+    answers DECERR with data 0, the write beats change nothing and B answers DECERR). ``RID``
+    comes straight from the burst's ID register, so ``ARREADY`` also waits for R to be free
+    or leaving (``RREADY``, a combinational path); otherwise the timing is unchanged (a
+    manager that always takes R, like the DMA, sees the same ``ARREADY``).
 
     With ``single_port`` the memory is a :class:`hdl.single_port_ram.SinglePortRAM` (iCE40
     SPRAM, or one block RAM copy instead of two on ECP5): one access per cycle, the host's
@@ -221,7 +223,11 @@ class AXI4RAM(wiring.Component):
         r_addr, r_high, r_left, r_busy = Signal(inside - low), Signal(), Signal(8), Signal()
         r_size, r_burst, r_id = Signal(3), Signal(AXIBurst), Signal.like(axi.arid)
         r_outside = Signal()
-        m.d.comb += axi.arready.eq(~r_busy)
+        if self.full_incr_only:  # RID is r_id: a new AR waits for the last beat to leave
+            m.d.comb += [axi.arready.eq(~r_busy & (~axi.rvalid | axi.rready)),
+                         axi.rid.eq(r_id)]
+        else:
+            m.d.comb += axi.arready.eq(~r_busy)
         with m.If(axi.arvalid & axi.arready):
             m.d.sync += [*start(r_addr, r_high, axi.araddr, axi.arsize, axi.arburst),
                          r_left.eq(axi.arlen), r_busy.eq(1), r_id.eq(axi.arid)]
@@ -234,10 +240,12 @@ class AXI4RAM(wiring.Component):
         with m.If(fetch):
             r_out = outside(r_addr, r_high)
             m.d.sync += [
-                axi.rvalid.eq(1), axi.rlast.eq(r_left == 0), axi.rid.eq(r_id),
+                axi.rvalid.eq(1), axi.rlast.eq(r_left == 0),
                 axi.rresp.eq(Mux(r_out, AXIResp.DECERR, AXIResp.OKAY)), r_outside.eq(r_out),
                 *advance(r_addr, r_high, r_size, r_burst), r_left.eq(r_left - 1),
             ]
+            if not self.full_incr_only:
+                m.d.sync += axi.rid.eq(r_id)
             with m.If(r_left == 0):
                 m.d.sync += r_busy.eq(0)
         with m.Elif(axi.rready):

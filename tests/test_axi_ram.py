@@ -14,8 +14,9 @@ CLOCK = 1e-6
 
 
 async def axi_write(ctx, axi, addr, beats, *, size=2, burst=AXIBurst.INCR, rng, stall):
+    awid = int(rng.integers(16))
     for name, value in dict(awaddr=addr, awlen=len(beats) - 1, awsize=size, awburst=burst,
-                            awid=int(rng.integers(16)), awvalid=1).items():
+                            awid=awid, awvalid=1).items():
         ctx.set(getattr(axi, name), value)
     await ctx.tick().until(axi.awready)
     ctx.set(axi.awvalid, 0)
@@ -30,14 +31,16 @@ async def axi_write(ctx, axi, addr, beats, *, size=2, burst=AXIBurst.INCR, rng, 
         await ctx.tick().until(axi.wready)
         ctx.set(axi.wvalid, 0)
     ctx.set(axi.bready, 1)
-    resp, = await ctx.tick().sample(axi.bresp).until(axi.bvalid)
+    resp, bid = await ctx.tick().sample(axi.bresp, axi.bid).until(axi.bvalid)
     ctx.set(axi.bready, 0)
+    assert bid == awid, f"BID {bid}, want {awid}"
     return AXIResp(resp)
 
 
 async def axi_read(ctx, axi, addr, length, *, size=2, burst=AXIBurst.INCR, rng, stall):
+    arid = int(rng.integers(16))
     for name, value in dict(araddr=addr, arlen=length - 1, arsize=size, arburst=burst,
-                            arid=int(rng.integers(16)), arvalid=1).items():
+                            arid=arid, arvalid=1).items():
         ctx.set(getattr(axi, name), value)
     await ctx.tick().until(axi.arready)
     ctx.set(axi.arvalid, 0)
@@ -45,9 +48,10 @@ async def axi_read(ctx, axi, addr, length, *, size=2, burst=AXIBurst.INCR, rng, 
     while len(beats) < length:
         ready = not (stall and rng.random() < stall)
         ctx.set(axi.rready, ready)
-        _, _, valid, data, resp, last = await ctx.tick().sample(axi.rvalid, axi.rdata, axi.rresp,
-                                                          axi.rlast)
+        _, _, valid, data, resp, last, rid = await ctx.tick().sample(
+            axi.rvalid, axi.rdata, axi.rresp, axi.rlast, axi.rid)
         if valid and ready:
+            assert rid == arid, f"RID {rid}, want {arid}"
             beats.append((data, AXIResp(resp), bool(last)))
     ctx.set(axi.rready, 0)
     return beats
