@@ -107,8 +107,9 @@ class HostLink(wiring.Component):
     :class:`hdl.axi_lite.AXI4LiteRegisterBank`): 3 to fetch its bytes, AW and W together,
     then B; or AR, then R and its byte 0, then 3 to store bytes 1-3 from R, whose RREADY
     comes with the last (the bank holds R until then). A RAM byte takes 1 cycle
-    to write (``w_en``) and 2 to read (``r_en``, then ``r_data``); ``r_en`` is high only
-    then. The reply goes out at one byte per cycle while ``tx.ready`` is high.
+    to write (``w_en``) and 2 to read (``r_en``, then ``r_data``), plus the cycles the RAM is
+    ``busy`` (the access is repeated); ``r_en`` is high only then. The reply goes out at one
+    byte per cycle while ``tx.ready`` is high.
 
     Framing: a ``frame_end`` pulse in the middle of a request drops it and answers TRUNCATED
     (it is ignored between frames, while a frame executes and while its reply is sent: a
@@ -391,14 +392,16 @@ class HostLink(wiring.Component):
                     m.next = "CSR_READ"
                 advance(count + 1 == length)
 
-            with m.State("MEM_WRITE"):
-                m.d.comb += [ram.w_en.eq(1), buf_r_en.eq(1)]
-                m.d.comb += addr_step.eq(1)
-                advance(count + 1 == length)
+            with m.State("MEM_WRITE"):  # again while ``ram.busy``
+                m.d.comb += ram.w_en.eq(1)
+                with m.If(~ram.busy):
+                    m.d.comb += [buf_r_en.eq(1), addr_step.eq(1)]
+                    advance(count + 1 == length)
 
-            with m.State("MEM_READ"):
+            with m.State("MEM_READ"):  # again while ``ram.busy``
                 m.d.comb += ram.r_en.eq(1)
-                m.next = "MEM_READ_DATA"
+                with m.If(~ram.busy):
+                    m.next = "MEM_READ_DATA"
 
             with m.State("MEM_READ_DATA"):  # r_data is the byte at addr
                 m.d.comb += [buf_w.data.eq(ram.r_data), buf_w.en.eq(1)]

@@ -57,6 +57,17 @@ async def axi_read(ctx, axi, addr, length, *, size=2, burst=AXIBurst.INCR, rng, 
     return beats
 
 
+async def host_access(ctx, host, enable):
+    """Holds ``enable`` (the host port's ``w_en`` or ``r_en``) high until a cycle where the
+    RAM is not ``busy``: the access is done in that cycle."""
+    ctx.set(enable, 1)
+    while True:
+        _, _, busy = await ctx.tick().sample(host.busy)
+        if not busy:
+            break
+    ctx.set(enable, 0)
+
+
 def burst_addresses(addr, length, size, burst, full_incr_only=False):
     """The byte address of each beat; a burst ``full_incr_only`` refuses is outside (all
     beats at ``2**32``)."""
@@ -152,9 +163,7 @@ def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, stall):
             await ctx.tick().repeat(int(rng.integers(1, 6)))
             ctx.set(dut.host.addr, addr)
             ctx.set(dut.host.w_data, value)
-            ctx.set(dut.host.w_en, 1)
-            await ctx.tick()
-            ctx.set(dut.host.w_en, 0)
+            await host_access(ctx, dut.host, dut.host.w_en)
             memory[addr] = value
         host_done.append(True)
 
@@ -221,14 +230,10 @@ def test_bursts_and_host_port_match_model(single_port, full_incr_only, stall):
             if rng.random() < 0.5:
                 value = int(rng.choice([0, 0xFF, 0x80, 0x7F, int(rng.integers(256))]))
                 ctx.set(dut.host.w_data, value)
-                ctx.set(dut.host.w_en, 1)
-                await ctx.tick()
-                ctx.set(dut.host.w_en, 0)
+                await host_access(ctx, dut.host, dut.host.w_en)
                 memory[addr] = value
             else:
-                ctx.set(dut.host.r_en, 1)
-                await ctx.tick()
-                ctx.set(dut.host.r_en, 0)
+                await host_access(ctx, dut.host, dut.host.r_en)
                 ctx.set(dut.host.addr, int(rng.integers(size_bytes)))  # must not matter
                 if ctx.get(dut.host.r_data) != memory[addr]:
                     failures.append(f"host read {addr}: {ctx.get(dut.host.r_data)}, "

@@ -67,7 +67,8 @@ class ReadEnableGate(wiring.Component):
         read = Signal()
         m.d.sync += read.eq(host.r_en)
         m.d.comb += [ram.addr.eq(host.addr), ram.w_data.eq(host.w_data), ram.w_en.eq(host.w_en),
-                     ram.r_en.eq(host.r_en), host.r_data.eq(Mux(read, ram.r_data, ~ram.r_data))]
+                     ram.r_en.eq(host.r_en), host.r_data.eq(Mux(read, ram.r_data, ~ram.r_data)),
+                     host.busy.eq(ram.busy)]
         return m
 
 
