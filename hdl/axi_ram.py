@@ -16,7 +16,9 @@ class RAMPortSignature(wiring.Signature):
 
     ``addr`` selects a byte; ``w_en`` writes ``w_data`` there in this cycle; ``r_en`` reads
     it: ``r_data`` is the byte at ``addr`` in the cycle after one with ``r_en`` (read latency
-    1), undefined after a cycle without (a single-ported memory serves others then).
+    1), undefined after a cycle without (a single-ported memory serves others then). While
+    ``busy`` is high the memory does not take the access (nothing is written, ``r_data`` is
+    undefined next cycle): the initiator repeats it in a later cycle.
 
     Members
     -------
@@ -25,6 +27,7 @@ class RAMPortSignature(wiring.Signature):
     w_en : Out(1)
     r_en : Out(1)
     r_data : In(8)
+    busy : In(1)
     """
 
     def __init__(self, addr_width):
@@ -34,7 +37,7 @@ class RAMPortSignature(wiring.Signature):
             raise ValueError(f"addr_width must be a positive integer, not {addr_width!r}")
         self.addr_width = addr_width
         super().__init__({"addr": Out(addr_width), "w_data": Out(8), "w_en": Out(1),
-                          "r_en": Out(1), "r_data": In(8)})
+                          "r_en": Out(1), "r_data": In(8), "busy": In(1)})
 
     def __eq__(self, other):
         return type(other) is RAMPortSignature and other.addr_width == self.addr_width
@@ -66,8 +69,22 @@ class AXI4RAM(wiring.Component):
     W beat and holds until ``BREADY``.
 
     The host port (:class:`RAMPortSignature`) has priority: in a cycle where it writes,
-    ``WREADY`` is low. Its reads never wait. The memory is a :class:`Memory` with synchronous
-    read ports; on Tiny Tapeout (no SRAM macros) it becomes flip-flops, so keep ``size`` small.
+    ``WREADY`` is low. Its reads never wait, and ``host.busy`` is low, except as below. The
+    memory is a :class:`Memory` with synchronous read ports; on Tiny Tapeout (no SRAM macros)
+    it becomes flip-flops, so keep ``size`` small.
+
+    With ``full_incr_only`` (for small FPGAs; the Tessera DMA issues nothing else) only INCR
+    bursts of full-width beats (``AxSIZE`` = log2 of the beat bytes) are served: the burst
+    registers hold a word address and no size or burst type. Any other burst (FIXED, WRAP,
+    narrow) is refused, never misplaced: it is treated as outside the memory (every read beat
+    answers DECERR with data 0, the write beats change nothing and B answers DECERR). ``RID``
+    comes straight from the burst's ID register, so ``ARREADY`` also waits for R to be free
+    or leaving (``RREADY``, a combinational path); otherwise the timing is unchanged (a
+    manager that always takes R, like the DMA, sees the same ``ARREADY``). With
+    ``single_port`` too, R has no register of its own: its beat is the memory's output,
+    read again in every cycle R waits for ``RREADY``; meanwhile the host port is ``busy``
+    (it repeats its access) and ``WREADY`` is low. The burst address then advances when a
+    beat is taken, and the next beat is fetched in that cycle.
 
     With ``single_port`` the memory is a :class:`hdl.single_port_ram.SinglePortRAM` (iCE40
     SPRAM, or one block RAM copy instead of two on ECP5): one access per cycle, the host's
@@ -82,6 +99,8 @@ class AXI4RAM(wiring.Component):
         The manager's port (with read and write halves), e.g. ``dma_axi_signature(config)``.
     single_port : bool
         One port shared by the host and both bursts (``size`` / beat bytes a power of two).
+    full_incr_only : bool
+        Serve only full-width INCR bursts; refuse the others with DECERR (see above).
 
     Members
     -------
@@ -91,18 +110,20 @@ class AXI4RAM(wiring.Component):
     Raises
     ------
     TypeError
-        ``size`` is not an integer, ``signature`` not an AXI4Signature, ``single_port`` not
-        a bool.
+        ``size`` is not an integer, ``signature`` not an AXI4Signature, ``single_port`` or
+        ``full_incr_only`` not a bool.
     ValueError
         ``size`` is not a positive multiple of the beat size (a power of two of at least two
         beats with ``single_port``); the port lacks a half.
     """
 
-    def __init__(self, size, signature, *, single_port=False):
+    def __init__(self, size, signature, *, single_port=False, full_incr_only=False):
         try:
             self._check(size, signature)
-            if not isinstance(single_port, bool):
-                raise TypeError(f"single_port must be a bool, not {single_port!r}")
+            for name, value in (("single_port", single_port),
+                                ("full_incr_only", full_incr_only)):
+                if not isinstance(value, bool):
+                    raise TypeError(f"{name} must be a bool, not {value!r}")
             words = size // signature.beat_bytes
             if single_port and (words < 2 or words & (words - 1)):
                 raise ValueError(f"a single-port RAM size must be a power of two of at least "
@@ -110,7 +131,7 @@ class AXI4RAM(wiring.Component):
         except (TypeError, ValueError):
             self._MustUse__silence = True
             raise
-        self.size, self.single_port = size, single_port
+        self.size, self.single_port, self.full_incr_only = size, single_port, full_incr_only
         self.beat_bytes = signature.beat_bytes
         super().__init__({
             "axi": In(signature),
@@ -139,21 +160,37 @@ class AXI4RAM(wiring.Component):
         def word(addr):
             return addr[lsb:][:max(1, (depth - 1).bit_length())]
 
+        def burst_word(addr):
+            return addr[:max(1, (depth - 1).bit_length())] if self.full_incr_only else word(addr)
+
         # A burst's address: its low ``inside`` bits (the memory's), advanced per beat, and a
         # sticky flag for the bits above (set at the start, or by a carry out of the low bits).
         inside = max(1, (self.size - 1).bit_length())
+        # With ``full_incr_only``, burst addresses are word addresses: the bits from ``low``.
+        low = lsb if self.full_incr_only else 0
 
-        def start(addr, high, axaddr):
-            return [addr.eq(axaddr[:inside]), high.eq(axaddr[inside:].any())]
+        def start(addr, high, axaddr, axsize, axburst):
+            refused = 0
+            if self.full_incr_only:  # a burst not served: as if outside the memory
+                refused = (axsize != lsb) | (axburst != AXIBurst.INCR)
+            return [addr.eq(axaddr[low:inside]), high.eq(axaddr[inside:].any() | refused)]
 
         def advance(addr, high, size, burst):
-            step = Mux(burst == AXIBurst.FIXED, 0, Const(1, 8) << size)
-            total = Signal(max(inside, 8) + 1)
+            if self.full_incr_only:
+                step = 1
+            else:
+                step = Mux(burst == AXIBurst.FIXED, 0, Const(1, 8) << size)
+            total = Signal(max(inside - low, 8) + 1)
             m.d.comb += total.eq(addr + step)
-            return [addr.eq(total[:inside]), high.eq(high | total[inside:].any())]
+            return [addr.eq(total[:inside - low]), high.eq(high | total[inside - low:].any())]
 
         def outside(addr, high):
-            return high if self.size == 1 << inside else high | (addr >= self.size)
+            return (high if self.size == 1 << inside
+                    else high | (addr >= self.size >> low))
+
+        # ``lean_r``: R's beat is the memory's output, read again while R waits (``stalled``).
+        lean_r = self.single_port and self.full_incr_only
+        stalled = axi.rvalid & ~axi.rready
 
         # The storage: ``write`` (addr, data, en) and the AXI and host reads (addr, en, data).
         if self.single_port:
@@ -161,21 +198,29 @@ class AXI4RAM(wiring.Component):
             write_addr, write_data, write_en = Signal.like(memory.addr), \
                 Signal.like(memory.w_data), Signal.like(memory.w_en)
             read_addr, read_en = Signal.like(memory.addr), Signal()
-            host_busy = host.w_en | host.r_en
+            if lean_r:  # R waits: the port reads its beat again, the host waits
+                m.d.comb += host.busy.eq(stalled)
+                host_write, host_read_en = host.w_en & ~stalled, host.r_en & ~stalled
+            else:
+                host_write, host_read_en = host.w_en, host.r_en
+            host_busy = host_write | host_read_en
             # The host's address, else a W beat's (its write_addr), else the R fetch's.
             w_turn = Signal()
             m.d.comb += [
                 memory.addr.eq(Mux(host_busy, word(host.addr),
                                    Mux(w_turn, write_addr, read_addr))),
                 memory.w_data.eq(write_data), memory.w_en.eq(write_en),
-                memory.r_en.eq(host.r_en | read_en),
+                memory.r_en.eq(host_read_en | read_en),
             ]
-            # The port serves others after an AXI read: R holds its beat in a register.
-            fresh, held = Signal(), Signal.like(memory.r_data)
-            m.d.sync += fresh.eq(read_en & ~host.r_en)
-            with m.If(fresh):
-                m.d.sync += held.eq(memory.r_data)
-            read_data = Mux(fresh, memory.r_data, held)
+            if lean_r:
+                read_data = memory.r_data
+            else:
+                # The port serves others after an AXI read: R holds its beat in a register.
+                fresh, held = Signal(), Signal.like(memory.r_data)
+                m.d.sync += fresh.eq(read_en & ~host.r_en)
+                with m.If(fresh):
+                    m.d.sync += held.eq(memory.r_data)
+                read_data = Mux(fresh, memory.r_data, held)
             host_data = memory.r_data
         else:
             m.submodules.memory = memory = Memory(shape=8 * lanes, depth=depth, init=[])
@@ -184,7 +229,7 @@ class AXI4RAM(wiring.Component):
             host_read = memory.read_port()
             write_addr, write_data, write_en = write.addr, write.data, write.en
             read_addr, read_en, read_data = read.addr, read.en, read.data
-            host_busy = host.w_en
+            host_busy = host_write = host.w_en
             m.d.comb += [host_read.addr.eq(word(host.addr)), host_read.en.eq(host.r_en)]
             host_data = host_read.data
 
@@ -195,31 +240,52 @@ class AXI4RAM(wiring.Component):
                                    else host_data)
 
         # Read bursts: while ``r_busy``, ``r_left`` + 1 beats still to fetch from ``r_addr``.
-        r_addr, r_high, r_left, r_busy = Signal(inside), Signal(), Signal(8), Signal()
+        r_addr, r_high, r_left, r_busy = Signal(inside - low), Signal(), Signal(8), Signal()
         r_size, r_burst, r_id = Signal(3), Signal(AXIBurst), Signal.like(axi.arid)
         r_outside = Signal()
-        m.d.comb += axi.arready.eq(~r_busy)
+        if self.full_incr_only:  # RID is r_id: a new AR waits for the last beat to leave
+            m.d.comb += [axi.arready.eq(~r_busy & (~axi.rvalid | axi.rready)),
+                         axi.rid.eq(r_id)]
+        else:
+            m.d.comb += axi.arready.eq(~r_busy)
         with m.If(axi.arvalid & axi.arready):
-            m.d.sync += [*start(r_addr, r_high, axi.araddr), r_left.eq(axi.arlen), r_busy.eq(1),
-                         r_size.eq(axi.arsize), r_burst.eq(axi.arburst), r_id.eq(axi.arid)]
+            m.d.sync += [*start(r_addr, r_high, axi.araddr, axi.arsize, axi.arburst),
+                         r_left.eq(axi.arlen), r_busy.eq(1), r_id.eq(axi.arid)]
+            if not self.full_incr_only:
+                m.d.sync += [r_size.eq(axi.arsize), r_burst.eq(axi.arburst)]
         fetch = Signal()
-        fetch_wanted = r_busy & (~axi.rvalid | axi.rready)
-        m.d.comb += [read_addr.eq(word(r_addr)), read_en.eq(fetch),
-                     axi.rdata.eq(Mux(r_outside, 0, read_data))]
-        with m.If(fetch):
+        fetch_wanted = r_busy & ~stalled
+        m.d.comb += axi.rdata.eq(Mux(r_outside, 0, read_data))
+        if lean_r:
+            # ``r_addr`` is the beat in R (or the next to fetch): it advances as a beat is
+            # taken, and the port reads ``r_addr`` plus that (again, while R waits).
+            taken = Signal(len(r_addr) + 1)
+            m.d.comb += [taken.eq(r_addr + (axi.rvalid & axi.rready)),
+                         read_addr.eq(burst_word(taken)), read_en.eq(fetch | stalled)]
+            m.d.sync += [r_addr.eq(taken[:-1]), r_high.eq(r_high | taken[-1])]
+            with m.If(axi.arvalid & axi.arready):  # a new burst (its last beat is taken)
+                m.d.sync += start(r_addr, r_high, axi.araddr, axi.arsize, axi.arburst)
+            r_out = outside(taken[:-1], r_high | taken[-1])
+        else:
+            m.d.comb += [read_addr.eq(burst_word(r_addr)), read_en.eq(fetch)]
             r_out = outside(r_addr, r_high)
+        with m.If(fetch):
             m.d.sync += [
-                axi.rvalid.eq(1), axi.rlast.eq(r_left == 0), axi.rid.eq(r_id),
+                axi.rvalid.eq(1), axi.rlast.eq(r_left == 0),
                 axi.rresp.eq(Mux(r_out, AXIResp.DECERR, AXIResp.OKAY)), r_outside.eq(r_out),
-                *advance(r_addr, r_high, r_size, r_burst), r_left.eq(r_left - 1),
+                r_left.eq(r_left - 1),
             ]
+            if not lean_r:
+                m.d.sync += advance(r_addr, r_high, r_size, r_burst)
+            if not self.full_incr_only:
+                m.d.sync += axi.rid.eq(r_id)
             with m.If(r_left == 0):
                 m.d.sync += r_busy.eq(0)
         with m.Elif(axi.rready):
             m.d.sync += axi.rvalid.eq(0)
 
         # Write bursts.
-        w_addr, w_high, w_left, w_busy = Signal(inside), Signal(), Signal(8), Signal()
+        w_addr, w_high, w_left, w_busy = Signal(inside - low), Signal(), Signal(8), Signal()
         w_size, w_burst, w_failed = Signal(3), Signal(AXIBurst), Signal()
         m.d.comb += axi.awready.eq(~w_busy & ~axi.bvalid)
         w_beat = axi.wvalid & axi.wready
@@ -228,7 +294,8 @@ class AXI4RAM(wiring.Component):
             read_turn = Signal()
             m.d.comb += [
                 w_turn.eq(w_beat),
-                axi.wready.eq(w_busy & ~host_busy & ~(fetch_wanted & read_turn)),
+                axi.wready.eq(w_busy & ~host_busy & ~(fetch_wanted & read_turn)
+                              & (~stalled if lean_r else 1)),
                 fetch.eq(fetch_wanted & ~host_busy & ~w_beat),
             ]
             with m.If(w_beat):
@@ -238,16 +305,17 @@ class AXI4RAM(wiring.Component):
         else:
             m.d.comb += [axi.wready.eq(w_busy & ~host_busy), fetch.eq(fetch_wanted)]
         with m.If(axi.awvalid & axi.awready):
-            m.d.sync += [*start(w_addr, w_high, axi.awaddr), w_left.eq(axi.awlen), w_busy.eq(1),
-                         w_size.eq(axi.awsize), w_burst.eq(axi.awburst), axi.bid.eq(axi.awid),
-                         w_failed.eq(0)]
-        with m.If(host.w_en):
+            m.d.sync += [*start(w_addr, w_high, axi.awaddr, axi.awsize, axi.awburst),
+                         w_left.eq(axi.awlen), w_busy.eq(1), axi.bid.eq(axi.awid), w_failed.eq(0)]
+            if not self.full_incr_only:
+                m.d.sync += [w_size.eq(axi.awsize), w_burst.eq(axi.awburst)]
+        with m.If(host_write):
             lane_enable = (Const(1, lanes) << host.addr[:lsb]) if lsb else 1
             m.d.comb += [write_addr.eq(word(host.addr)),
                          write_data.eq(host.w_data.replicate(lanes)), write_en.eq(lane_enable)]
         with m.Elif(w_beat):
             w_out = outside(w_addr, w_high)
-            m.d.comb += [write_addr.eq(word(w_addr)), write_data.eq(axi.wdata),
+            m.d.comb += [write_addr.eq(burst_word(w_addr)), write_data.eq(axi.wdata),
                          write_en.eq(Mux(w_out, 0, axi.wstrb))]
             m.d.sync += [*advance(w_addr, w_high, w_size, w_burst), w_left.eq(w_left - 1),
                          w_failed.eq(w_failed | w_out)]

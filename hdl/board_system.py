@@ -61,8 +61,11 @@ class BoardSystem(wiring.Component):
             raise TypeError(f"config must be a TesseraConfig, not {config!r}")
         self.config, self.clk_hz, self.baud, self.ram_bytes = config, clk_hz, baud, ram_bytes
         # Checked now, not at elaboration.
-        self._uart = UART(clk_hz, baud, gap_bits=max(20, round(baud * GAP_SECONDS)))
-        self._ram = AXI4RAM(ram_bytes, dma_axi_signature(config), single_port=True)
+        self._uart = UART(clk_hz, baud, gap_bits=max(20, round(baud * GAP_SECONDS)),
+                          compact=not config.fast_clock)
+        # Slow clocks (iCE40): only the DMA's bursts (full-width INCR), others refused.
+        self._ram = AXI4RAM(ram_bytes, dma_axi_signature(config), single_port=True,
+                            full_incr_only=not config.fast_clock)
         super().__init__({
             "uart_rx": wiring.In(1, init=1),
             "uart_tx": Out(1, init=1),
@@ -87,7 +90,8 @@ class BoardSystem(wiring.Component):
         m.submodules.accelerator = accelerator = Accelerator(self.config)
         m.submodules.ram = ram = self._ram
         m.submodules.link = link = HostLink(ram_bytes=self.ram_bytes, max_payload=MAX_PAYLOAD,
-                                            csr_addr_width=CSR_ADDR_WIDTH)
+                                            csr_addr_width=CSR_ADDR_WIDTH,
+                                            compact=not self.config.fast_clock)
         m.submodules.uart = uart = self._uart
         wiring.connect(m, accelerator.mem, ram.axi)
         wiring.connect(m, link.csr, accelerator.csr)

@@ -107,8 +107,9 @@ class HostLink(wiring.Component):
     :class:`hdl.axi_lite.AXI4LiteRegisterBank`): 3 to fetch its bytes, AW and W together,
     then B; or AR, then R and its byte 0, then 3 to store bytes 1-3 from R, whose RREADY
     comes with the last (the bank holds R until then). A RAM byte takes 1 cycle
-    to write (``w_en``) and 2 to read (``r_en``, then ``r_data``); ``r_en`` is high only
-    then. The reply goes out at one byte per cycle while ``tx.ready`` is high.
+    to write (``w_en``) and 2 to read (``r_en``, then ``r_data``), plus the cycles the RAM is
+    ``busy`` (the access is repeated); ``r_en`` is high only then. The reply goes out at one
+    byte per cycle while ``tx.ready`` is high.
 
     Framing: a ``frame_end`` pulse in the middle of a request drops it and answers TRUNCATED
     (it is ignored between frames, while a frame executes and while its reply is sent: a
@@ -116,6 +117,10 @@ class HostLink(wiring.Component):
     request in progress without a reply, stops a reply in progress, and marks the reply of a
     frame that is executing to be dropped (a bus access in progress always completes): the
     bridge is idle again when the next transaction starts.
+
+    With ``compact`` (for small FPGAs) a CSR read takes its whole word at the first R beat
+    (RREADY with it: the bank is free again 3 cycles earlier) and stores bytes 1-3 from a
+    shift register, and a PING's reply length is kept in ``length``: fewer LUTs, same timing.
 
     Parameters
     ----------
@@ -125,6 +130,8 @@ class HostLink(wiring.Component):
         Longest read or write, bytes: a multiple of 4, 4 to 252 (the buffer holds it).
     csr_addr_width : int
         Byte-address width of ``csr``.
+    compact : bool
+        The smaller implementation described above.
 
     Members
     -------
@@ -144,7 +151,10 @@ class HostLink(wiring.Component):
         A parameter is not an integer, or out of range.
     """
 
-    def __init__(self, *, ram_bytes, max_payload=64, csr_addr_width=12):
+    def __init__(self, *, ram_bytes, max_payload=64, csr_addr_width=12, compact=False):
+        if not isinstance(compact, bool):
+            self._MustUse__silence = True
+            raise TypeError(f"compact must be a bool, not {compact!r}")
         for name, value, low, high in (("ram_bytes", ram_bytes, 1, 1 << 32),
                                        ("max_payload", max_payload, 4, 252),
                                        ("csr_addr_width", csr_addr_width, 3, 32)):
@@ -156,7 +166,7 @@ class HostLink(wiring.Component):
                 extra = " and a multiple of 4" if name == "max_payload" else ""
                 raise ValueError(f"{name} must be {low} to {high}{extra}, not {value!r}")
         self.ram_bytes, self.max_payload = ram_bytes, max_payload
-        self.csr_addr_width = csr_addr_width
+        self.csr_addr_width, self.compact = csr_addr_width, compact
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
@@ -192,7 +202,8 @@ class HostLink(wiring.Component):
         aw_done, w_done = Signal(), Signal()
         drop = Signal()  # aborted: no reply for the frame executing
         # Bytes 0-2 of a CSR word to write; byte 3 sits on the buffer's read port, which holds
-        # it while not enabled. A read's word stays on ``csr.rdata`` (R holds until RREADY).
+        # it while not enabled. A read's word stays on ``csr.rdata`` (R holds until RREADY);
+        # ``compact``: bytes 1-3 of a read word, shifted out to the buffer.
         word = Signal(24)
 
         # Byte-wide with a synchronous read: one block RAM (512x8 on iCE40, 2048x9 on ECP5).
@@ -222,8 +233,14 @@ class HostLink(wiring.Component):
         has_payload = command[0]
         is_ping, is_csr, is_mem = (command[2:] == group for group in (1, 2, 3))
         fixed = command[1]  # of a known CSR command: CSR_WRITE_FIXED
-        # Data bytes of the reply if it is OK (a replay's command is a write: none).
-        data_bytes = Mux(is_ping, PING_BYTES, Mux(has_payload, 0, length))
+        # Data bytes of the reply if it is OK (a replay's command is a write: none); with
+        # ``compact`` an OK PING's ``length`` is PING_BYTES.
+        if self.compact:
+            data_bytes = length
+            no_data = has_payload
+        else:
+            data_bytes = Mux(is_ping, PING_BYTES, Mux(has_payload, 0, length))
+            no_data = data_bytes == 0
 
         def finish(value):
             m.d.sync += [status.eq(_code(value)), count.eq(0)]
@@ -355,6 +372,9 @@ class HostLink(wiring.Component):
                 with m.If(csr.rvalid):
                     m.d.comb += addr_step.eq(4)
                     m.d.sync += count.eq(count + 1)
+                    if self.compact:  # the word's bytes 1-3 into ``word``, R done
+                        m.d.comb += csr.rready.eq(1)
+                        m.d.sync += word.eq(csr.rdata[8:])
                     with m.If(csr.rresp != AXIResp.OKAY):
                         m.d.comb += csr.rready.eq(1)
                         finish(Status.BUS_ERROR)
@@ -362,20 +382,26 @@ class HostLink(wiring.Component):
                         m.next = "CSR_READ_STORE"
 
             with m.State("CSR_READ_STORE"):  # bytes 1-3 of the word, from R; then RREADY
-                m.d.comb += [buf_w.data.eq(csr.rdata.word_select(count[:2], 8)),
-                             buf_w.en.eq(1), csr.rready.eq(count[:2] == 3)]
+                if self.compact:
+                    m.d.comb += [buf_w.data.eq(word[:8]), buf_w.en.eq(1)]
+                    m.d.sync += word.eq(Cat(word[8:], buf_r_data))  # as CSR_WRITE_FETCH
+                else:
+                    m.d.comb += [buf_w.data.eq(csr.rdata.word_select(count[:2], 8)),
+                                 buf_w.en.eq(1), csr.rready.eq(count[:2] == 3)]
                 with m.If(count[:2] == 3):
                     m.next = "CSR_READ"
                 advance(count + 1 == length)
 
-            with m.State("MEM_WRITE"):
-                m.d.comb += [ram.w_en.eq(1), buf_r_en.eq(1)]
-                m.d.comb += addr_step.eq(1)
-                advance(count + 1 == length)
+            with m.State("MEM_WRITE"):  # again while ``ram.busy``
+                m.d.comb += ram.w_en.eq(1)
+                with m.If(~ram.busy):
+                    m.d.comb += [buf_r_en.eq(1), addr_step.eq(1)]
+                    advance(count + 1 == length)
 
-            with m.State("MEM_READ"):
+            with m.State("MEM_READ"):  # again while ``ram.busy``
                 m.d.comb += ram.r_en.eq(1)
-                m.next = "MEM_READ_DATA"
+                with m.If(~ram.busy):
+                    m.next = "MEM_READ_DATA"
 
             with m.State("MEM_READ_DATA"):  # r_data is the byte at addr
                 m.d.comb += [buf_w.data.eq(ram.r_data), buf_w.en.eq(1)]
@@ -398,7 +424,7 @@ class HostLink(wiring.Component):
                 m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1)]
                 with m.If(send(tag)):
                     m.next = "REPLY_DATA"
-                    with m.If((data_bytes == 0) | (status != _code(Status.OK))):
+                    with m.If(no_data | (status != _code(Status.OK))):
                         m.next = "REPLY_CRC_HIGH"
 
             with m.State("REPLY_DATA"):
@@ -458,6 +484,8 @@ class HostLink(wiring.Component):
                     for c in Command:
                         with m.Case(_compact(c.value)):
                             if c is Command.PING:
+                                if self.compact:  # the reply's data bytes
+                                    m.d.sync += length.eq(PING_BYTES)
                                 finish(Status.OK)
                             else:
                                 m.next = {Command.CSR_READ: "CSR_READ",

@@ -51,6 +51,12 @@ class UART(wiring.Component):
     takes no bytes while it executes a frame and replies, a dropped byte makes a bad CRC or a
     short frame, which the protocol recovers from.
 
+    With ``compact`` the byte is offered from the shift register that received it (8
+    flip-flops fewer): it is held until the next character's first data bit is sampled, at
+    least 2 bit times after the middle of its stop bit. A byte not taken by then is dropped
+    (overrun: ``rx_error``), and the new one is offered when it completes: the newest byte
+    wins instead of the oldest.
+
     ``idle_gap`` pulses once when the line has been high for ``gap_bits`` bit times after
     the end of a character's stop bit (measured from the synchronised line, so the pulse
     comes 2 to 3 cycles later), if a start bit was seen since the last pulse: not when the
@@ -71,6 +77,8 @@ class UART(wiring.Component):
         Bit rate, both ways.
     gap_bits : int
         Idle bit times that make ``idle_gap``.
+    compact : bool
+        Offer received bytes from the shift register (see above).
 
     Members
     -------
@@ -87,7 +95,8 @@ class UART(wiring.Component):
     Raises
     ------
     TypeError
-        ``clk_hz`` or ``baud`` is not a number, ``gap_bits`` not an integer.
+        ``clk_hz`` or ``baud`` is not a number, ``gap_bits`` not an integer, ``compact`` not
+        a bool.
     ValueError
         A parameter is not positive, or ``baud`` is too fast for ``clk_hz`` or too far from
         ``clk_hz`` over an integer.
@@ -100,9 +109,11 @@ class UART(wiring.Component):
     idle_gap: Out(1)
     rx_error: Out(1)
 
-    def __init__(self, clk_hz, baud, *, gap_bits=20):
+    def __init__(self, clk_hz, baud, *, gap_bits=20, compact=False):
         try:
             self.divisor = self._divisor(clk_hz, baud)
+            if not isinstance(compact, bool):
+                raise TypeError(f"compact must be a bool, not {compact!r}")
             if isinstance(gap_bits, bool) or not isinstance(gap_bits, int):
                 raise TypeError(f"gap_bits must be an integer, not {gap_bits!r}")
             if gap_bits < 1:
@@ -110,7 +121,7 @@ class UART(wiring.Component):
         except (TypeError, ValueError):
             self._MustUse__silence = True
             raise
-        self.clk_hz, self.baud, self.gap_bits = clk_hz, baud, gap_bits
+        self.clk_hz, self.baud, self.gap_bits, self.compact = clk_hz, baud, gap_bits, compact
         super().__init__()
 
     @staticmethod
@@ -166,6 +177,8 @@ class UART(wiring.Component):
 
         with m.If(rx.ready):
             m.d.sync += rx.valid.eq(0)
+        if self.compact:
+            m.d.comb += rx.payload.eq(shift)
         m.d.sync += gap.eq(gap_cycles)
         with m.FSM(name="rx_fsm"):
             with m.State("IDLE"):
@@ -181,7 +194,15 @@ class UART(wiring.Component):
             with m.State("CHARACTER"):
                 m.d.sync += timer.eq(timer - 1)
                 with m.If(timer == 0):
-                    m.d.sync += [timer.eq(n - 1), bit.eq(bit + 1), shift.eq(Cat(shift[1:], line))]
+                    m.d.sync += [timer.eq(n - 1), bit.eq(bit + 1)]
+                    if self.compact:  # data bits only: the byte stays in ``shift``
+                        with m.If((bit != 0) & (bit != CHARACTER_BITS - 1)):
+                            m.d.sync += shift.eq(Cat(shift[1:], line))
+                        with m.If((bit == 1) & rx.valid & ~rx.ready):  # overrun
+                            m.d.comb += self.rx_error.eq(1)
+                            m.d.sync += rx.valid.eq(0)
+                    else:
+                        m.d.sync += shift.eq(Cat(shift[1:], line))
                     with m.If(bit == 0):
                         with m.If(line):  # a glitch, not a start bit
                             m.next = "IDLE"
@@ -192,10 +213,13 @@ class UART(wiring.Component):
                             m.d.comb += self.rx_error.eq(1)
                             m.next = "BREAK"
                         with m.Else():
-                            with m.If(rx.valid & ~rx.ready):
-                                m.d.comb += self.rx_error.eq(1)
-                            with m.Else():
-                                m.d.sync += [rx.payload.eq(shift), rx.valid.eq(1)]
+                            if self.compact:
+                                m.d.sync += rx.valid.eq(1)
+                            else:
+                                with m.If(rx.valid & ~rx.ready):
+                                    m.d.comb += self.rx_error.eq(1)
+                                with m.Else():
+                                    m.d.sync += [rx.payload.eq(shift), rx.valid.eq(1)]
                             m.next = "IDLE"
 
             with m.State("BREAK"):  # framing error: wait for the line to go high

@@ -14,8 +14,9 @@ CLOCK = 1e-6
 
 
 async def axi_write(ctx, axi, addr, beats, *, size=2, burst=AXIBurst.INCR, rng, stall):
+    awid = int(rng.integers(16))
     for name, value in dict(awaddr=addr, awlen=len(beats) - 1, awsize=size, awburst=burst,
-                            awid=int(rng.integers(16)), awvalid=1).items():
+                            awid=awid, awvalid=1).items():
         ctx.set(getattr(axi, name), value)
     await ctx.tick().until(axi.awready)
     ctx.set(axi.awvalid, 0)
@@ -30,14 +31,16 @@ async def axi_write(ctx, axi, addr, beats, *, size=2, burst=AXIBurst.INCR, rng, 
         await ctx.tick().until(axi.wready)
         ctx.set(axi.wvalid, 0)
     ctx.set(axi.bready, 1)
-    resp, = await ctx.tick().sample(axi.bresp).until(axi.bvalid)
+    resp, bid = await ctx.tick().sample(axi.bresp, axi.bid).until(axi.bvalid)
     ctx.set(axi.bready, 0)
+    assert bid == awid, f"BID {bid}, want {awid}"
     return AXIResp(resp)
 
 
 async def axi_read(ctx, axi, addr, length, *, size=2, burst=AXIBurst.INCR, rng, stall):
+    arid = int(rng.integers(16))
     for name, value in dict(araddr=addr, arlen=length - 1, arsize=size, arburst=burst,
-                            arid=int(rng.integers(16)), arvalid=1).items():
+                            arid=arid, arvalid=1).items():
         ctx.set(getattr(axi, name), value)
     await ctx.tick().until(axi.arready)
     ctx.set(axi.arvalid, 0)
@@ -45,15 +48,31 @@ async def axi_read(ctx, axi, addr, length, *, size=2, burst=AXIBurst.INCR, rng, 
     while len(beats) < length:
         ready = not (stall and rng.random() < stall)
         ctx.set(axi.rready, ready)
-        _, _, valid, data, resp, last = await ctx.tick().sample(axi.rvalid, axi.rdata, axi.rresp,
-                                                          axi.rlast)
+        _, _, valid, data, resp, last, rid = await ctx.tick().sample(
+            axi.rvalid, axi.rdata, axi.rresp, axi.rlast, axi.rid)
         if valid and ready:
+            assert rid == arid, f"RID {rid}, want {arid}"
             beats.append((data, AXIResp(resp), bool(last)))
     ctx.set(axi.rready, 0)
     return beats
 
 
-def burst_addresses(addr, length, size, burst):
+async def host_access(ctx, host, enable):
+    """Holds ``enable`` (the host port's ``w_en`` or ``r_en``) high until a cycle where the
+    RAM is not ``busy``: the access is done in that cycle."""
+    ctx.set(enable, 1)
+    while True:
+        _, _, busy = await ctx.tick().sample(host.busy)
+        if not busy:
+            break
+    ctx.set(enable, 0)
+
+
+def burst_addresses(addr, length, size, burst, full_incr_only=False):
+    """The byte address of each beat; a burst ``full_incr_only`` refuses is outside (all
+    beats at ``2**32``)."""
+    if full_incr_only and (size != 2 or burst != AXIBurst.INCR):
+        return [1 << 32] * length
     step = 0 if burst == AXIBurst.FIXED else 1 << size
     return [addr + i * step for i in range(length)]
 
@@ -61,7 +80,7 @@ def burst_addresses(addr, length, size, burst):
 async def checked_write(ctx, dut, memory, failures, addr, beats, *, size, kind, rng, stall):
     """A write burst, applied to ``memory`` (a bytearray: the expected contents); a wrong
     response goes to ``failures``."""
-    addrs = burst_addresses(addr, len(beats), size, kind)
+    addrs = burst_addresses(addr, len(beats), size, kind, dut.full_incr_only)
     resp = await axi_write(ctx, dut.axi, addr, beats, size=size, burst=kind, rng=rng,
                            stall=stall)
     for a, (data, strb) in zip(addrs, beats, strict=True):
@@ -75,7 +94,7 @@ async def checked_write(ctx, dut, memory, failures, addr, beats, *, size, kind, 
 
 async def checked_read(ctx, dut, memory, failures, addr, length, *, size, kind, rng, stall):
     """A read burst, compared with ``memory`` (DECERR and 0 past its end)."""
-    addrs = burst_addresses(addr, length, size, kind)
+    addrs = burst_addresses(addr, length, size, kind, dut.full_incr_only)
     beats = await axi_read(ctx, dut.axi, addr, length, size=size, burst=kind, rng=rng,
                            stall=stall)
     for i, (a, (data, resp, last)) in enumerate(zip(addrs, beats, strict=True)):
@@ -85,18 +104,21 @@ async def checked_read(ctx, dut, memory, failures, addr, length, *, size, kind, 
             failures.append(f"read {addr:#x} beat {i}: {data:#x} {resp} {last}, want {want}")
 
 
-@pytest.mark.parametrize("single_port, size_bytes", [(False, 128), (True, 128), (False, 120)])
+@pytest.mark.parametrize("single_port, size_bytes, full_incr_only",
+                         [(False, 128, False), (True, 128, False), (False, 120, False),
+                          (True, 128, True), (False, 120, True)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_ram_bursts_match_model(single_port, size_bytes, stall):
+def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, stall):
     """Random bursts (INCR and FIXED, full and narrow beats, random strobes, outside the
     memory) while the host port writes its own region; then bursts across the end (also of
     a memory whose size is not a power of two)."""
     seed = 8
     host_top = 96  # the host port writes [96, 128) while bursts stay below or outside
     rng = np.random.default_rng(seed)
-    print(f"seed={seed} single_port={single_port} size_bytes={size_bytes} stall={stall}")
+    print(f"seed={seed} single_port={single_port} size_bytes={size_bytes} "
+          f"full_incr_only={full_incr_only} stall={stall}")
     dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                  single_port=single_port)
+                  single_port=single_port, full_incr_only=full_incr_only)
     memory = bytearray(size_bytes)
     host_done, failures = [], []
 
@@ -141,9 +163,7 @@ def test_ram_bursts_match_model(single_port, size_bytes, stall):
             await ctx.tick().repeat(int(rng.integers(1, 6)))
             ctx.set(dut.host.addr, addr)
             ctx.set(dut.host.w_data, value)
-            ctx.set(dut.host.w_en, 1)
-            await ctx.tick()
-            ctx.set(dut.host.w_en, 0)
+            await host_access(ctx, dut.host, dut.host.w_en)
             memory[addr] = value
         host_done.append(True)
 
@@ -155,9 +175,10 @@ def test_ram_bursts_match_model(single_port, size_bytes, stall):
     assert not failures, f"seed={seed}: {failures[:5]}"
 
 
-@pytest.mark.parametrize("single_port", [False, True])
+@pytest.mark.parametrize("single_port, full_incr_only", [(False, False), (True, False),
+                                                         (True, True)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_bursts_and_host_port_match_model(single_port, stall):
+def test_bursts_and_host_port_match_model(single_port, full_incr_only, stall):
     """Random read and write bursts from two concurrent managers (edge data: 0, all-ones,
     0x80 bytes) while the host port reads and writes its own region; host reads take ``r_en``
     and check ``r_data`` the next cycle; then every byte is read back over AXI."""
@@ -165,9 +186,10 @@ def test_bursts_and_host_port_match_model(single_port, stall):
     size_bytes = 256
     host_base = 192  # the host owns [192, 256); the bursts stay below it or go outside
     rng = np.random.default_rng(seed)
-    print(f"seed={seed} single_port={single_port} stall={stall}")
+    print(f"seed={seed} single_port={single_port} full_incr_only={full_incr_only} "
+          f"stall={stall}")
     dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                  single_port=single_port)
+                  single_port=single_port, full_incr_only=full_incr_only)
     memory = bytearray(size_bytes)
     failures, done = [], []
     edge_words = [0, 0xFFFF_FFFF, 0x8080_8080, 0x7F7F_7F7F]
@@ -208,14 +230,10 @@ def test_bursts_and_host_port_match_model(single_port, stall):
             if rng.random() < 0.5:
                 value = int(rng.choice([0, 0xFF, 0x80, 0x7F, int(rng.integers(256))]))
                 ctx.set(dut.host.w_data, value)
-                ctx.set(dut.host.w_en, 1)
-                await ctx.tick()
-                ctx.set(dut.host.w_en, 0)
+                await host_access(ctx, dut.host, dut.host.w_en)
                 memory[addr] = value
             else:
-                ctx.set(dut.host.r_en, 1)
-                await ctx.tick()
-                ctx.set(dut.host.r_en, 0)
+                await host_access(ctx, dut.host, dut.host.r_en)
                 ctx.set(dut.host.addr, int(rng.integers(size_bytes)))  # must not matter
                 if ctx.get(dut.host.r_data) != memory[addr]:
                     failures.append(f"host read {addr}: {ctx.get(dut.host.r_data)}, "
@@ -356,6 +374,8 @@ def _unused(elaboratable):
                      single_port=True), ValueError, r"^a single-port RAM size must be"),
     (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
                      single_port=1), TypeError, r"^single_port must be a bool"),
+    (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                     full_incr_only=None), TypeError, r"^full_incr_only must be a bool"),
     (lambda: _unused(SinglePortRAM(width=32, depth=1 << 16)).spram_tiles(), ValueError,
      r"needs 8 SPRAM tiles; an iCE40UP5K has 4$"),
 ])

@@ -67,7 +67,8 @@ class ReadEnableGate(wiring.Component):
         read = Signal()
         m.d.sync += read.eq(host.r_en)
         m.d.comb += [ram.addr.eq(host.addr), ram.w_data.eq(host.w_data), ram.w_en.eq(host.w_en),
-                     ram.r_en.eq(host.r_en), host.r_data.eq(Mux(read, ram.r_data, ~ram.r_data))]
+                     ram.r_en.eq(host.r_en), host.r_data.eq(Mux(read, ram.r_data, ~ram.r_data)),
+                     host.busy.eq(ram.busy)]
         return m
 
 
@@ -75,8 +76,8 @@ class LinkBench(Elaboratable):
     """HostLink + RAM (behind a :class:`ReadEnableGate`) + register bank; ``link.rx``,
     ``link.tx`` and ``link.frame_end`` are the testbench's."""
 
-    def __init__(self, ram_bytes=RAM_BYTES, max_payload=MAX_PAYLOAD):
-        self.link = HostLink(ram_bytes=ram_bytes, max_payload=max_payload)
+    def __init__(self, ram_bytes=RAM_BYTES, max_payload=MAX_PAYLOAD, compact=False):
+        self.link = HostLink(ram_bytes=ram_bytes, max_payload=max_payload, compact=compact)
         self.ram = AXI4RAM(ram_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4))
         self.gate = ReadEnableGate(self.link.ram.signature.addr_width)
         self.bank = AXI4LiteRegisterBank(CSR_MAP, addr_width=12)
@@ -110,12 +111,12 @@ def reference(ram_bytes=RAM_BYTES, max_payload=MAX_PAYLOAD):
 
 
 def run_bench(events, *, seed, stall=0.0, ram_bytes=RAM_BYTES, max_payload=MAX_PAYLOAD,
-              max_cycles=200_000):
+              max_cycles=200_000, compact=False):
     """Feed ``events`` to the bridge: bytes, ``"END"`` (a frame_end pulse) or ``("ABORT",
     cycles)`` (an abort pulse after that many idle cycles); returns the reply bytes, the
     words pushed into PUSH and the RAM addresses read (cycles with ``r_en``). Fails if the
     bridge hangs, or reads and writes the RAM in one cycle."""
-    bench = LinkBench(ram_bytes, max_payload)
+    bench = LinkBench(ram_bytes, max_payload, compact)
     link = bench.link
     rng = np.random.default_rng(seed)
     replies, pushed, reads = bytearray(), [], []
@@ -186,7 +187,7 @@ def first_difference(got, want):
                 min(len(got), len(want)))
 
 
-def check(events, *, seed, stall=0.0):
+def check(events, *, seed, stall=0.0, compact=False):
     """Run ``events`` on the bridge and on the model; the replies, the pushes and the RAM
     addresses read (the bridge's ``r_en`` cycles, the model's MEM_READs) must agree.
     Returns the model (its RAM and registers are what the bridge's must be: the events end
@@ -200,8 +201,8 @@ def check(events, *, seed, stall=0.0):
             model.abort()
         else:
             want += model.feed(event)
-    got, pushed, reads = run_bench(events, seed=seed, stall=stall)
-    print(f"seed={seed} stall={stall}: {len(got)} reply bytes")
+    got, pushed, reads = run_bench(events, seed=seed, stall=stall, compact=compact)
+    print(f"seed={seed} stall={stall} compact={compact}: {len(got)} reply bytes")
     assert got == bytes(want), (f"seed={seed}: replies differ at byte "
                                 f"{first_difference(got, want)}: got {got.hex()}, "
                                 f"want {bytes(want).hex()}")
@@ -272,10 +273,11 @@ def good_frames():
     ]
 
 
-def test_bridge_good_and_refused_frames():
+@pytest.mark.parametrize("compact", [False, True])
+def test_bridge_good_and_refused_frames(compact):
     frames = good_frames()
     events = frames + dump_frames(100)
-    model, got = check(events, seed=1)
+    model, got = check(events, seed=1, compact=compact)
     ref = reference()
     statuses = [Status(ref.feed(frame)[0]).name for frame in frames]
     assert statuses[:10] == ["OK"] * 9 + ["BUS_ERROR"], statuses
@@ -286,8 +288,8 @@ def test_bridge_good_and_refused_frames():
     assert model.ram[:16] == bytes(range(1, 17)) and model.ram[-1] == 0xAA
 
 
-@pytest.mark.parametrize("stall", [0.0, 0.5])
-def test_bridge_bad_crc_changes_nothing(stall):
+@pytest.mark.parametrize("stall, compact", [(0.0, False), (0.5, False), (0.5, True)])
+def test_bridge_bad_crc_changes_nothing(stall, compact):
     """Write frames with one bit flipped (anywhere but the length and the payload flag, so
     that each keeps its size): all BAD_CRC, the RAM and the registers unchanged."""
     seed = 2
@@ -308,13 +310,14 @@ def test_bridge_bad_crc_changes_nothing(stall):
     events += dump_frames(200)
     setup_only = reference()
     setup_only.feed(setup)
-    model, got = check(events, seed=seed, stall=stall)
+    model, got = check(events, seed=seed, stall=stall, compact=compact)
     assert got.count(Status.BAD_CRC.value) >= 12
     assert (model.ram, model.csr.values) == (setup_only.ram, setup_only.csr.values)
     assert not model.csr.pushed["PUSH"]
 
 
-def test_bridge_truncated_then_good():
+@pytest.mark.parametrize("compact", [False, True])
+def test_bridge_truncated_then_good(compact):
     frame = encode_request(Command.MEM_WRITE, 5, 8, payload=b"\x11\x22\x33\x44")
     events = []
     for cut in [1, 2, 6, 7, 9, len(frame) - 1]:
@@ -322,20 +325,22 @@ def test_bridge_truncated_then_good():
     events += ["END", bytes([FILL] * 3), "END",
                encode_request(Command.MEM_WRITE, 6, 8, payload=b"\x55"),
                encode_request(Command.MEM_READ, 7, 8, 4)]
-    model, got = check(events, seed=3)
+    model, got = check(events, seed=3, compact=compact)
     assert got.count(Status.TRUNCATED.value) >= 6
     assert model.ram[8:12] == b"\x55\x00\x00\x00"
 
 
-def test_bridge_abort_drops_requests_and_replies():
+@pytest.mark.parametrize("compact", [False, True])
+def test_bridge_abort_drops_requests_and_replies(compact):
     """An abort in a request drops it silently; one right after a request lets it execute but
     drops its reply; one in a reply cuts it; the next frame is answered normally."""
     write = encode_request(Command.MEM_WRITE, 1, 4, payload=b"\x11\x22")
     read = encode_request(Command.MEM_READ, 2, 0, 16)
     ping = encode_request(Command.PING, 3, 0)
     events = [write[:5], ("ABORT", 0), write[:-1], ("ABORT", 3), ping]
-    check(events, seed=12)
-    got, _, _ = run_bench([write, ("ABORT", 0), read, ("ABORT", 40), ping], seed=12)
+    check(events, seed=12, compact=compact)
+    got, _, _ = run_bench([write, ("ABORT", 0), read, ("ABORT", 40), ping], seed=12,
+                          compact=compact)
     full = encode_reply(Status.OK, 2, bytes(4) + b"\x11\x22" + bytes(10))
     ping_reply = reference().feed(ping)
     assert got.endswith(ping_reply), got.hex()
@@ -343,8 +348,8 @@ def test_bridge_abort_drops_requests_and_replies():
     assert full.startswith(got[:-len(ping_reply)]), got.hex()  # the write was done
 
 
-@pytest.mark.parametrize("stall", [0.0, 0.5])
-def test_bridge_reads_ram_only_with_r_en(stall):
+@pytest.mark.parametrize("stall, compact", [(0.0, False), (0.5, False), (0.5, True)])
+def test_bridge_reads_ram_only_with_r_en(stall, compact):
     """``r_en`` is high once per byte of a good MEM_READ, at its address, and never otherwise
     (writes, CSR accesses, refused reads); the bytes come back right from a RAM whose
     ``r_data`` is wrong after a cycle without ``r_en`` (:class:`ReadEnableGate`)."""
@@ -356,7 +361,7 @@ def test_bridge_reads_ram_only_with_r_en(stall):
               encode_request(Command.MEM_WRITE, 5, RAM_BYTES - 1, payload=b"\x5A"),
               encode_request(Command.MEM_READ, 6, RAM_BYTES - 1, 1),
               encode_request(Command.MEM_READ, 7, 0x4E, 2)]
-    model, got = check(events, seed=13, stall=stall)
+    model, got = check(events, seed=13, stall=stall, compact=compact)
     assert model.ram.reads == [*range(0x40, 0x50), RAM_BYTES - 1, 0x4E, 0x4F]
     assert encode_reply(Status.OK, 2, data) in got and encode_reply(Status.OK, 7, data[-2:]) in got
 
@@ -369,19 +374,20 @@ def test_bridge_too_long_write_is_consumed_and_refused():
     assert got[4:] == encode_reply(Status.OK, 2, bytes(16))
 
 
-def test_bridge_back_to_back_and_repeated_tags():
+@pytest.mark.parametrize("compact", [False, True])
+def test_bridge_back_to_back_and_repeated_tags(compact):
     push = encode_request(Command.CSR_WRITE_FIXED, 9, 0x10, payload=bytes(range(16)))
     write = encode_request(Command.MEM_WRITE, 10, 0, payload=b"\x01\x02")
     again = encode_request(Command.MEM_WRITE, 10, 0, payload=b"\x09\x09")  # same tag: replay
     events = [b"".join([push, push, write, again, encode_request(Command.PING, 11, 0),
                         push, encode_request(Command.MEM_READ, 12, 0, 2)])]
-    model, got = check(events, seed=5, stall=0.3)
+    model, got = check(events, seed=5, stall=0.3, compact=compact)
     assert len(model.csr.pushed["PUSH"]) == 8  # the first push twice is one push
     assert model.ram[:2] == b"\x01\x02"
 
 
-@pytest.mark.parametrize("seed", [6, 7])
-def test_bridge_random_bytes_never_hang(seed):
+@pytest.mark.parametrize("seed, compact", [(6, False), (7, False), (8, True)])
+def test_bridge_random_bytes_never_hang(seed, compact):
     rng = np.random.default_rng(seed)
     events = []
     for _ in range(40):
@@ -391,7 +397,7 @@ def test_bridge_random_bytes_never_hang(seed):
             events.append(bytes(rng.integers(0, 256, size=int(rng.integers(1, 12)),
                                              dtype=np.uint8)))
     events += ["END", encode_request(Command.PING, 50, 0)] + dump_frames(60)
-    check(events, seed=seed, stall=0.2)
+    check(events, seed=seed, stall=0.2, compact=compact)
 
 
 # --- The SPI target. ---

@@ -134,13 +134,14 @@ RATES = [(4, 1.0), (4, 0.98), (4, 1.02), (8, 1.0), (8, 0.98), (8, 1.02), (13, 1.
          (13, "longer"), (9, "shorter"), (9, "longer")]
 
 
+@pytest.mark.parametrize("compact", [False, True])
 @pytest.mark.parametrize("divisor, rate", RATES)
-def test_receive_at_baud_mismatch(divisor, rate):
+def test_receive_at_baud_mismatch(divisor, rate, compact):
     """Random bytes and the edge values, mostly back to back, with the sender's baud rate
     ``rate`` times ours, or its bits 97 % of :attr:`UART.rx_tolerance` shorter or longer."""
     seed = 20 + divisor
     rng = np.random.default_rng(seed)
-    dut = UART(CLK_HZ, CLK_HZ / divisor)
+    dut = UART(CLK_HZ, CLK_HZ / divisor, compact=compact)
     shorter, longer = dut.rx_tolerance
     stretch = {"shorter": 1 - 0.97 * shorter, "longer": 1 + 0.97 * longer}.get(rate)
     bit_time = divisor * CLOCK * (stretch or 1 / rate)
@@ -160,12 +161,13 @@ def test_receive_at_baud_mismatch(divisor, rate):
     assert errors == [] and gaps == []
 
 
+@pytest.mark.parametrize("compact", [False, True])
 @pytest.mark.parametrize("divisor", [4, 8])
-def test_framing_error_break_and_glitch(divisor):
+def test_framing_error_break_and_glitch(divisor, compact):
     """A low stop bit: the byte is dropped, one rx_error; a break (the line low for 25 bits):
     one rx_error; a glitch (low for a little less than
     :attr:`UART.glitch_cycles`): nothing; bytes after each are received."""
-    dut = UART(CLK_HZ, CLK_HZ / divisor)
+    dut = UART(CLK_HZ, CLK_HZ / divisor, compact=compact)
     bit = divisor * CLOCK
     events = []
 
@@ -212,6 +214,28 @@ def test_overrun_drops_the_new_byte():
     got, errors, gaps = run_receiver(dut, stimulus, cycles=3 * divisor,
                                      ready=lambda edge: edge >= release)
     assert [b for b, _ in got] == [0x11, 0x44], got
+    assert got[0][1] == release, (got, release)
+    assert len(errors) == 2 and errors[1] - errors[0] == 10 * divisor, errors
+
+
+def test_overrun_compact_keeps_the_newest_byte():
+    """``compact``: rx.ready low while 3 bytes arrive: each byte is dropped (an rx_error)
+    when the next one's first data bit is sampled; the last is offered until taken."""
+    divisor = 8
+    bit = divisor * CLOCK
+    dut = UART(CLK_HZ, CLK_HZ / divisor, compact=True)
+    release = edge_after(4.6 * CLOCK + 33 * bit)
+
+    async def stimulus(ctx):
+        line = Line(dut.rx_pin, bit)
+        await line.hold(ctx, 1, 4.6 * CLOCK)
+        await line.send(ctx, [0x11, 0x22, 0x33])
+        await line.hold(ctx, 1, 5 * bit)
+        await line.send(ctx, [0x44])
+
+    got, errors, gaps = run_receiver(dut, stimulus, cycles=3 * divisor,
+                                     ready=lambda edge: edge >= release)
+    assert [b for b, _ in got] == [0x33, 0x44], got
     assert got[0][1] == release, (got, release)
     assert len(errors) == 2 and errors[1] - errors[0] == 10 * divisor, errors
 
@@ -383,6 +407,7 @@ def test_divisor(clk_hz, baud, divisor):
     (lambda: UART(float("inf"), 115200), ValueError,
      r"^clk_hz must be positive and finite, not inf$"),
     (lambda: UART(True, 115200), TypeError, r"^clk_hz must be a number, not True$"),
+    (lambda: UART(12e6, 115200, compact=1), TypeError, r"^compact must be a bool, not 1$"),
     (lambda: UART(12e6, 115200, gap_bits=0), ValueError,
      r"^gap_bits must be a positive integer, not 0$"),
     (lambda: UART(12e6, 115200, gap_bits=2.0), TypeError,
@@ -408,10 +433,11 @@ CSR_MAP = RegisterMap("UARTLINK", [
 class SerialBridge(Elaboratable):
     """UART -> HostLink -> RAM and a register bank: the host link as a board has it."""
 
-    def __init__(self):
-        self.uart = UART(CLK_HZ, CLK_HZ / DIVISOR, gap_bits=GAP_BITS)
-        self.link = HostLink(ram_bytes=RAM_BYTES, max_payload=MAX_PAYLOAD)
-        self.ram = AXI4RAM(RAM_BYTES, AXI4Signature(addr_width=32, data_width=32, id_width=4))
+    def __init__(self, compact=False):
+        self.uart = UART(CLK_HZ, CLK_HZ / DIVISOR, gap_bits=GAP_BITS, compact=compact)
+        self.link = HostLink(ram_bytes=RAM_BYTES, max_payload=MAX_PAYLOAD, compact=compact)
+        self.ram = AXI4RAM(RAM_BYTES, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                           single_port=compact, full_incr_only=compact)
         self.bank = AXI4LiteRegisterBank(CSR_MAP, addr_width=12)
 
     def elaborate(self, platform):
@@ -426,7 +452,8 @@ class SerialBridge(Elaboratable):
         return m
 
 
-def test_host_link_over_uart():
+@pytest.mark.parametrize("compact", [False, True])
+def test_host_link_over_uart(compact):
     """Frames as serial bits, replies decoded from tx_pin, against the model: every command,
     a frame cut short by an idle gap (TRUNCATED), a corrupted byte (BAD_CRC), a byte with a
     bad stop bit (dropped: the frame is short, the gap truncates it), then good frames."""
@@ -464,7 +491,7 @@ def test_host_link_over_uart():
             want += model.feed(data) + (model.frame_end() if end == "gap" else b"")
         expected_counts.append(len(want))
 
-    dut = SerialBridge()
+    dut = SerialBridge(compact)
     bit = DIVISOR * CLOCK
     replies = LineDecoder(DIVISOR)
     rx_errors = []
