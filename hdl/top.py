@@ -1,7 +1,8 @@
 """The whole accelerator: CSRs on AXI4-Lite, the units and memories, the DMA on AXI4."""
 
-from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .accumulator import Accumulator
@@ -26,15 +27,22 @@ CSR_ADDR_WIDTH = 12
 class _Core(wiring.Component):
     """Everything but the register bank (so that SOFT_RESET can reset it)."""
 
-    def __init__(self, config, insn_queue_depth):
+    #: Flip-flop bits of each RAM-based performance counter.
+    LOW_BITS = 8
+
+    def __init__(self, config, insn_queue_depth, perf_ram):
         self.config = config
         self.insn_queue_depth = insn_queue_depth
+        self.perf_ram = perf_ram
         self.map = tessera_register_map(config)
-        super().__init__({
+        members = {
             "regs": In(self.map.signature),
             "mem": Out(dma_axi_signature(config)),
             "dma_busy": Out(1),
-        })
+        }
+        if perf_ram:  # the CSR bus's AR handshake and bits 2-5 of its address
+            members.update(csr_read=In(1), csr_read_addr=In(4))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -136,42 +144,112 @@ class _Core(wiring.Component):
             m.d.comb += regs.error_addr_hi.eq(regs.error_addr >> 32)
 
         # --- Performance counters (held at 0 while PERF_CLEAR; config.perf_counter_width
-        # bits, CYCLES twice as many, read zero-extended). ---
-        def counter(name, increment, width=cfg.perf_counter_width):
-            value = Signal(width, name=f"perf_{name}")
-            with m.If(control.perf_clear):
-                m.d.sync += value.eq(0)
-            with m.Else():
-                m.d.sync += value.eq(value + increment)
-            return value
-
-        cycles = counter("cycles", control.run & dispatcher.busy, 2 * cfg.perf_counter_width)
-        m.d.comb += [regs.cycles_lo.eq(cycles[:32]), regs.cycles_hi.eq(cycles[32:])]
+        # bits, CYCLES twice as many, read zero-extended). BANK_CONFLICTS: one 32-bit count of
+        # both memories' conflict cycles (2 in a cycle where both wait), not cleared by
+        # PERF_CLEAR. ---
         retired = load.ctl.done + exec_.ctl.done + store.ctl.done + dispatcher.done
-        m.d.comb += [
-            regs.insn_count.eq(counter("insn_count", retired)),
-            regs.exec_cycles.eq(counter("exec_cycles", exec_.computing)),
-            regs.dma_read_beats.eq(counter(
-                "dma_read_beats", dma.read_data.valid & dma.read_data.ready)),
-            regs.dma_write_beats.eq(counter(
-                "dma_write_beats", dma.write_data.valid & dma.write_data.ready)),
-            regs.load_busy.eq(counter("load_busy", load.ctl.busy)),
-            regs.exec_busy.eq(counter("exec_busy", exec_.ctl.busy)),
-            regs.store_busy.eq(counter("store_busy", store.ctl.busy)),
-            regs.stall_dependency.eq(counter(
-                "stall_dependency",
-                dispatcher.waiting[0] + dispatcher.waiting[1] + dispatcher.waiting[2])),
-            regs.stall_memory.eq(counter(
-                "stall_memory",
-                (load.ctl.busy & ~(load.dma_data.valid & load.dma_data.ready))
-                | (store.ctl.busy & ~(store.dma_read_data.valid | store.dma_write_data.valid)))),
+        width = cfg.perf_counter_width
+        counters = [  # (registers, increment, bits, cleared by PERF_CLEAR)
+            (("cycles_lo", "cycles_hi"), control.run & dispatcher.busy, 2 * width, True),
+            (("insn_count",), retired, width, True),
+            (("exec_cycles",), exec_.computing, width, True),
+            (("dma_read_beats",), dma.read_data.valid & dma.read_data.ready, width, True),
+            (("dma_write_beats",), dma.write_data.valid & dma.write_data.ready, width, True),
+            (("load_busy",), load.ctl.busy, width, True),
+            (("exec_busy",), exec_.ctl.busy, width, True),
+            (("store_busy",), store.ctl.busy, width, True),
+            (("stall_dependency",),
+             dispatcher.waiting[0] + dispatcher.waiting[1] + dispatcher.waiting[2], width, True),
+            (("stall_memory",),
+             (load.ctl.busy & ~(load.dma_data.valid & load.dma_data.ready))
+             | (store.ctl.busy & ~(store.dma_read_data.valid | store.dma_write_data.valid)),
+             width, True),
+            (("bank_conflicts",), scratchpad.conflict + accumulator.conflict, 32, False),
         ]
-        # Bank conflicts: one 32-bit count of both memories' conflict cycles (2 in a cycle
-        # where both wait), not cleared by PERF_CLEAR.
-        conflicts = Signal(32)
-        m.d.sync += conflicts.eq(conflicts + scratchpad.conflict + accumulator.conflict)
-        m.d.comb += regs.bank_conflicts.eq(conflicts)
+        if self.perf_ram:
+            self._ram_counters(m, counters)
+        else:
+            for names, increment, bits, cleared in counters:
+                value = Signal(bits, name=f"perf_{names[0].removesuffix('_lo')}")
+                if cleared:
+                    with m.If(control.perf_clear):
+                        m.d.sync += value.eq(0)
+                    with m.Else():
+                        m.d.sync += value.eq(value + increment)
+                else:
+                    m.d.sync += value.eq(value + increment)
+                self._drive(m, names, value)
         return m
+
+    def _drive(self, m, names, value):
+        """Drives the RO register(s) ``names`` (32 bits each, low word first) with ``value``."""
+        for i, name in enumerate(names):
+            m.d.comb += getattr(self.regs, name).eq(value[32 * i:32 * (i + 1)])
+
+    def _ram_counters(self, m, counters):
+        """The counters with their high bits in a block RAM (see :class:`Accelerator`).
+
+        Counter ``e`` is ``(high + carry[e]) * 2**low_bits + low``: ``low`` is a flip-flop
+        counter of LOW_BITS bits (CYCLES: as many as the RAM word lacks); ``carry[e]`` is set
+        when ``low`` wraps; ``stale[e]``: the RAM word is to be read as 0 (after a reset or a
+        PERF_CLEAR). One adder serves both users of the RAM's read port: a round-robin
+        updater (a read cycle, then a write cycle: ``high + carry`` goes back and ``carry``
+        and ``stale`` clear) and the host's reads, which take the port in their AR handshake
+        cycle (the updater waits, and drops a write due in that cycle) so that the value is
+        exact in the next cycle, when the bank samples it. A visit takes at most 4 cycles, so
+        the updater comes back to a counter within 4 * 12 cycles: ``low`` (incremented by at
+        most 4 a cycle) wraps at most once in between.
+        """
+        control = self.regs.control
+        low_bits, ram_width = self.LOW_BITS, 32
+        entry_of = {}  # entry: the register's word offset modulo 16 (CYCLES_HI: 0)
+        for index, (names, *_) in enumerate(counters):
+            entry_of[index] = self.map[names[0].upper()].offset >> 2 & 15
+        assert len(set(entry_of.values())) == len(counters)
+        entries = 1 << max(entry_of.values()).bit_length()
+        m.submodules.perf_ram = ram = Memory(shape=ram_width, depth=entries, init=[])
+        read, write = ram.read_port(), ram.write_port()
+
+        # Who reads: the host (its AR handshake) or the updater, at ``index``.
+        host = self.csr_read
+        host_entry = Cat(self.csr_read_addr[0] & self.csr_read_addr[1:].any(),
+                         self.csr_read_addr[1:])  # CYCLES_HI reads entry 0 (CYCLES_LO's)
+        index, phase_write = Signal(range(entries)), Signal()
+        read_entry = Signal(range(entries))  # the entry on ``read.data``
+        m.d.comb += read.addr.eq(Mux(host, host_entry, index))
+        m.d.sync += read_entry.eq(read.addr)
+        carry = Signal(entries)
+        stale = Signal(entries, init=(1 << entries) - 1)
+        high = Signal(ram_width)
+        m.d.comb += high.eq(Mux(stale.bit_select(read_entry, 1), 0, read.data)
+                            + carry.bit_select(read_entry, 1))
+        store = Signal()  # the updater writes ``high`` back at ``index``
+        m.d.comb += [store.eq(phase_write & ~host),
+                     write.addr.eq(index), write.data.eq(high), write.en.eq(store)]
+        with m.If(host):
+            m.d.sync += phase_write.eq(0)
+        with m.Elif(phase_write):
+            m.d.sync += [phase_write.eq(0),
+                         index.eq(Mux(index == max(entry_of.values()), 0, index + 1))]
+        with m.Else():
+            m.d.sync += phase_write.eq(1)
+
+        for i, (names, increment, bits, cleared) in enumerate(counters):
+            e = entry_of[i]
+            own = max(low_bits, bits - ram_width)
+            low = Signal(own, name=f"perf_{names[0].removesuffix('_lo')}_low")
+            total = Signal(own + 1)
+            m.d.comb += total.eq(low + increment)
+            visited = store & (index == e)
+            clear = control.perf_clear if cleared else 0
+            with m.If(clear):
+                m.d.sync += [low.eq(0), carry[e].eq(0), stale[e].eq(1)]
+            with m.Else():
+                m.d.sync += [low.eq(total[:own]),
+                             carry[e].eq(total[own] | (carry[e] & ~visited))]
+                with m.If(visited):
+                    m.d.sync += stale[e].eq(0)
+            self._drive(m, names, Cat(low, high)[:bits])
 
 
 class Accelerator(wiring.Component):
@@ -197,10 +275,14 @@ class Accelerator(wiring.Component):
     irq : Out(1)
     """
 
-    def __init__(self, config, *, insn_queue_depth=None):
+    def __init__(self, config, *, insn_queue_depth=None, perf_ram=None):
         self.config = config
         self.insn_queue_depth = (config.insn_queue_depth if insn_queue_depth is None
                                  else insn_queue_depth)
+        if perf_ram is None:
+            perf_ram = (not config.fast_clock and config.multiplier == "dsp"
+                        and config.perf_counter_width > _Core.LOW_BITS)
+        self.perf_ram = perf_ram
         self.register_map = tessera_register_map(config)
         super().__init__({
             "csr": In(AXI4LiteSignature(addr_width=CSR_ADDR_WIDTH)),
@@ -212,12 +294,15 @@ class Accelerator(wiring.Component):
         m = Module()
         m.submodules.bank = bank = AXI4LiteRegisterBank(self.register_map,
                                                         addr_width=CSR_ADDR_WIDTH)
-        core = _Core(self.config, self.insn_queue_depth)
+        core = _Core(self.config, self.insn_queue_depth, self.perf_ram)
         reset = Signal()
         m.submodules.core = ResetInserter(reset)(core)
         wiring.connect(m, wiring.flipped(self.csr), bank.bus)
         wiring.connect(m, bank.regs, core.regs)
         wiring.connect(m, core.mem, wiring.flipped(self.mem))
+        if self.perf_ram:
+            m.d.comb += [core.csr_read.eq(self.csr.arvalid & self.csr.arready),
+                         core.csr_read_addr.eq(self.csr.araddr[2:6])]
         m.d.comb += self.irq.eq(bank.irq)
         # Never reset the DMA in the middle of an AXI transfer.
         m.d.comb += reset.eq(bank.regs.control.soft_reset & ~core.dma_busy)

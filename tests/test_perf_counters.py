@@ -43,3 +43,47 @@ def test_counters_wrap_at_their_width():
     assert 100 <= wide_cycles < 110 and 90 <= wide_stalls < 120
     narrow_cycles, narrow_stalls = counters_after_a_stall(3)
     assert (narrow_cycles, narrow_stalls) == (wide_cycles % (1 << 6), wide_stalls % (1 << 3))
+
+
+def counter_reads(perf_ram, width, cycles=700, every=37):
+    """Every counter, read every ``every`` cycles of a stalled RUN, then under PERF_CLEAR and
+    after it, from an accelerator whose counters are flip-flops or (``perf_ram``) mostly a
+    block RAM."""
+    dut = Accelerator(preset("micro").replace(perf_counter_width=width), perf_ram=perf_ram)
+    regs = {reg.name: reg.offset for reg in dut.register_map.registers
+            if reg.offset >= 0x80}
+    waiting = Instruction(Opcode.EXEC, dict(weight_addr=0, act_addr=0, acc_addr=0, rows=1,
+                                            preload=0, accumulate=0), pop_prev=True)
+    seen = []
+
+    async def read_all(ctx):
+        for name, offset in regs.items():
+            seen.append((name, (await axi_read(ctx, dut.csr, offset))[0]))
+
+    async def bench(ctx):
+        for word in to_words(waiting):
+            await axi_write(ctx, dut.csr, 0x50, word)
+        await axi_write(ctx, dut.csr, 0x20, 1)  # RUN
+        for i in range(cycles):
+            await ctx.tick()
+            if i % every == 0:
+                await read_all(ctx)
+        await axi_write(ctx, dut.csr, 0x20, 0b101)  # RUN, PERF_CLEAR
+        await read_all(ctx)
+        await axi_write(ctx, dut.csr, 0x20, 1)
+        for _ in range(300):
+            await ctx.tick()
+        await read_all(ctx)
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+    return seen
+
+
+def test_ram_counters_read_as_flip_flop_ones():
+    for width in (24, 32):
+        flops = counter_reads(False, width)
+        assert max(value for name, value in flops if name == "CYCLES_LO") > 1000
+        assert counter_reads(True, width) == flops
