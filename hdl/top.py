@@ -1,8 +1,9 @@
 """The whole accelerator: CSRs on AXI4-Lite, the units and memories, the DMA on AXI4."""
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .accumulator import Accumulator
@@ -16,6 +17,7 @@ from .load_unit import LoadUnit
 from .read_arbiter import ReadArbiter
 from .registers import tessera_register_map
 from .scratchpad import Scratchpad
+from .sram import SRAM1R1W
 from .store_unit import StoreUnit
 
 __all__ = ["CSR_ADDR_WIDTH", "Accelerator"]
@@ -27,8 +29,9 @@ CSR_ADDR_WIDTH = 12
 class _Core(wiring.Component):
     """Everything but the register bank (so that SOFT_RESET can reset it)."""
 
-    #: Flip-flop bits of each RAM-based performance counter.
+    #: Flip-flop bits of each RAM-based performance counter; the RAM's shape.
     LOW_BITS = 8
+    PERF_RAM_DEPTH, PERF_RAM_WIDTH = 16, 32
 
     def __init__(self, config, insn_queue_depth, perf_ram):
         self.config = config
@@ -40,8 +43,11 @@ class _Core(wiring.Component):
             "mem": Out(dma_axi_signature(config)),
             "dma_busy": Out(1),
         }
-        if perf_ram:  # the CSR bus's AR handshake and bits 2-5 of its address
-            members.update(csr_read=In(1), csr_read_addr=In(4))
+        if perf_ram:  # the CSR bus's AR handshake and bits 2-5 of its address; the RAM
+            members.update(csr_read=In(1), csr_read_addr=In(4),
+                           perf_r_addr=Out(4), perf_r_data=In(self.PERF_RAM_WIDTH),
+                           perf_w_addr=Out(4), perf_w_data=Out(self.PERF_RAM_WIDTH),
+                           perf_w_en=Out(1))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -201,14 +207,17 @@ class _Core(wiring.Component):
         most 4 a cycle) wraps at most once in between.
         """
         control = self.regs.control
-        low_bits, ram_width = self.LOW_BITS, 32
+        low_bits, ram_width = self.LOW_BITS, self.PERF_RAM_WIDTH
         entry_of = {}  # entry: the register's word offset modulo 16 (CYCLES_HI: 0)
         for index, (names, *_) in enumerate(counters):
             entry_of[index] = self.map[names[0].upper()].offset >> 2 & 15
         assert len(set(entry_of.values())) == len(counters)
-        entries = 1 << max(entry_of.values()).bit_length()
-        m.submodules.perf_ram = ram = Memory(shape=ram_width, depth=entries, init=[])
-        read, write = ram.read_port(), ram.write_port()
+        entries = self.PERF_RAM_DEPTH
+        assert max(entry_of.values()) < entries
+        # The RAM is outside, where SOFT_RESET does not reach (a reset read port would need
+        # its own output register).
+        read = SimpleNamespace(addr=self.perf_r_addr, data=self.perf_r_data)
+        write = SimpleNamespace(addr=self.perf_w_addr, data=self.perf_w_data, en=self.perf_w_en)
 
         # Who reads: the host (its AR handshake) or the updater, at ``index``.
         host = self.csr_read
@@ -310,8 +319,15 @@ class Accelerator(wiring.Component):
         wiring.connect(m, bank.regs, core.regs)
         wiring.connect(m, core.mem, wiring.flipped(self.mem))
         if self.perf_ram:
+            # Never read and written in one cycle (see _Core._ram_counters).
+            m.submodules.perf_ram = ram = SRAM1R1W(_Core.PERF_RAM_DEPTH, _Core.PERF_RAM_WIDTH,
+                                                   collision="any")
             m.d.comb += [core.csr_read.eq(self.csr.arvalid & self.csr.arready),
-                         core.csr_read_addr.eq(self.csr.araddr[2:6])]
+                         core.csr_read_addr.eq(self.csr.araddr[2:6]),
+                         ram.r_addr.eq(core.perf_r_addr), ram.r_en.eq(1),
+                         core.perf_r_data.eq(ram.r_data),
+                         ram.w_addr.eq(core.perf_w_addr), ram.w_data.eq(core.perf_w_data),
+                         ram.w_en.eq(core.perf_w_en)]
         m.d.comb += self.irq.eq(bank.irq)
         # Never reset the DMA in the middle of an AXI transfer.
         m.d.comb += reset.eq(bank.regs.control.soft_reset & ~core.dma_busy)
