@@ -44,7 +44,7 @@ class _Core(wiring.Component):
             "dma_busy": Out(1),
         }
         if perf_ram:  # the CSR bus's AR handshake and bits 2-5 of its address; the RAM
-            members.update(csr_read=In(1), csr_read_addr=In(4),
+            members.update(csr_read=In(1), csr_read_addr=In(4), resetting=In(1),
                            perf_r_addr=Out(4), perf_r_data=In(self.PERF_RAM_WIDTH),
                            perf_w_addr=Out(4), perf_w_data=Out(self.PERF_RAM_WIDTH),
                            perf_w_en=Out(1))
@@ -214,6 +214,8 @@ class _Core(wiring.Component):
         assert len(set(entry_of.values())) == len(counters)
         entries = self.PERF_RAM_DEPTH
         assert max(entry_of.values()) < entries
+        zero = 1  # an entry that holds 0: CYCLES_HI's slot
+        assert zero not in entry_of.values()
         # The RAM is outside, where SOFT_RESET does not reach (a reset read port would need
         # its own output register).
         read = SimpleNamespace(addr=self.perf_r_addr, data=self.perf_r_data)
@@ -224,14 +226,20 @@ class _Core(wiring.Component):
         host_entry = Cat(self.csr_read_addr[0] & self.csr_read_addr[1:].any(),
                          self.csr_read_addr[1:])  # CYCLES_HI reads entry 0 (CYCLES_LO's)
         index, phase_write = Signal(range(entries)), Signal()
+        entry = Signal(range(entries))  # the entry read
         read_entry = Signal(range(entries))  # the entry on ``read.data``
-        m.d.comb += read.addr.eq(Mux(host, host_entry, index))
-        m.d.sync += read_entry.eq(read.addr)
         carry = Signal(entries)
         stale = Signal(entries, init=(1 << entries) - 1)
+        clearing = Signal(entries)  # the entry is cleared in this cycle
+        m.d.comb += [
+            entry.eq(Mux(host, host_entry, index)),
+            # A stale entry (or one cleared now) reads the zero entry.
+            read.addr.eq(Mux((stale | clearing).bit_select(entry, 1) | self.resetting,
+                             zero, entry)),
+        ]
+        m.d.sync += read_entry.eq(entry)
         high = Signal(ram_width)
-        m.d.comb += high.eq(Mux(stale.bit_select(read_entry, 1), 0, read.data)
-                            + carry.bit_select(read_entry, 1))
+        m.d.comb += high.eq(read.data + carry.bit_select(read_entry, 1))
         store = Signal()  # the updater writes ``high`` back at ``index``
         m.d.comb += [store.eq(phase_write & ~host),
                      write.addr.eq(index), write.data.eq(high), write.en.eq(store)]
@@ -251,6 +259,7 @@ class _Core(wiring.Component):
             m.d.comb += total.eq(low + increment)
             visited = store & (index == e)
             clear = control.perf_clear if cleared else 0
+            m.d.comb += clearing[e].eq(clear)
             with m.If(clear):
                 m.d.sync += [low.eq(0), carry[e].eq(0), stale[e].eq(1)]
             with m.Else():
@@ -323,7 +332,7 @@ class Accelerator(wiring.Component):
             m.submodules.perf_ram = ram = SRAM1R1W(_Core.PERF_RAM_DEPTH, _Core.PERF_RAM_WIDTH,
                                                    collision="any")
             m.d.comb += [core.csr_read.eq(self.csr.arvalid & self.csr.arready),
-                         core.csr_read_addr.eq(self.csr.araddr[2:6]),
+                         core.csr_read_addr.eq(self.csr.araddr[2:6]), core.resetting.eq(reset),
                          ram.r_addr.eq(core.perf_r_addr), ram.r_en.eq(1),
                          core.perf_r_data.eq(ram.r_data),
                          ram.w_addr.eq(core.perf_w_addr), ram.w_data.eq(core.perf_w_data),

@@ -47,8 +47,8 @@ def test_counters_wrap_at_their_width():
 
 def counter_reads(perf_ram, width, cycles=700, every=37):
     """Every counter, read every ``every`` cycles of a stalled RUN, then under PERF_CLEAR and
-    after it, from an accelerator whose counters are flip-flops or (``perf_ram``) mostly a
-    block RAM."""
+    after it, under SOFT_RESET and after it, from an accelerator whose counters are
+    flip-flops or (``perf_ram``) mostly a block RAM."""
     dut = Accelerator(preset("micro").replace(perf_counter_width=width), perf_ram=perf_ram)
     regs = {reg.name: reg.offset for reg in dut.register_map.registers
             if reg.offset >= 0x80}
@@ -72,6 +72,15 @@ def counter_reads(perf_ram, width, cycles=700, every=37):
         await read_all(ctx)
         await axi_write(ctx, dut.csr, 0x20, 1)
         for _ in range(300):
+            await ctx.tick()
+        await read_all(ctx)
+        await axi_write(ctx, dut.csr, 0x20, 0b011)  # RUN, SOFT_RESET
+        await read_all(ctx)
+        await axi_write(ctx, dut.csr, 0x20, 0)
+        for word in to_words(waiting):
+            await axi_write(ctx, dut.csr, 0x50, word)
+        await axi_write(ctx, dut.csr, 0x20, 1)
+        for _ in range(100):
             await ctx.tick()
         await read_all(ctx)
 
