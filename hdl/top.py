@@ -197,14 +197,16 @@ class _Core(wiring.Component):
 
         Counter ``e`` is ``(high + carry[e]) * 2**low_bits + low``: ``low`` is a flip-flop
         counter of LOW_BITS bits (CYCLES: as many as the RAM word lacks); ``carry[e]`` is set
-        when ``low`` wraps; ``stale[e]``: the RAM word is to be read as 0 (after a reset or a
-        PERF_CLEAR). One adder serves both users of the RAM's read port: a round-robin
-        updater (a read cycle, then a write cycle: ``high + carry`` goes back and ``carry``
-        and ``stale`` clear) and the host's reads, which take the port in their AR handshake
-        cycle (the updater waits, and drops a write due in that cycle) so that the value is
-        exact in the next cycle, when the bank samples it. A visit takes at most 4 cycles, so
-        the updater comes back to a counter within 4 * 12 cycles: ``low`` (incremented by at
-        most 4 a cycle) wraps at most once in between.
+        when ``low`` wraps; ``high`` is the RAM word, or 0 while ``stale[e]`` (after a reset
+        or a PERF_CLEAR: the port then reads entry ``zero``, which always holds 0). One adder
+        serves both users of the RAM's read port: a round-robin updater (a read cycle, then
+        a write cycle: ``high + carry`` goes back, ``carry`` and ``stale`` clear) and the
+        host's reads, which take the port in their AR handshake cycle (the updater waits, and
+        drops a write due in that cycle, so the RAM is never read and written in one cycle)
+        so that the value is exact in the next cycle, when the bank samples it. A visit takes
+        at most 4 cycles (the bank takes a read every 3 at most), so the updater comes back
+        to a counter within 4 * 12 cycles: ``low`` (incremented by at most 4 a cycle) wraps
+        at most once in between.
         """
         control = self.regs.control
         low_bits, ram_width = self.LOW_BITS, self.PERF_RAM_WIDTH
@@ -284,8 +286,8 @@ class Accelerator(wiring.Component):
     multipliers at slow clocks, i.e. ``tiny``, and counters wider than 8 bits) 8 low bits each
     (CYCLES 16) in flip-flops and the high bits in one 16 x 32 block RAM (two iCE40 EBR),
     brought up to date round-robin by one adder; a CSR read takes the RAM's read port in its
-    AR handshake cycle, so reads are exact and as fast as before (about 100 LCs fewer, and
-    a narrower read multiplexer in the bank).
+    AR handshake cycle, so reads are exact and as fast as before (on ``tiny`` 167 LCs fewer,
+    the bank's read multiplexer included).
 
     Parameters
     ----------
