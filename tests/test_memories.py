@@ -29,6 +29,10 @@ class SameCycleWrites(wiring.Component):
         self.accumulator = Accumulator(config)
         super().__init__(self.accumulator.signature)
 
+    @property
+    def sram_shapes(self):
+        return self.accumulator.sram_shapes
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.accumulator = acc = self.accumulator
