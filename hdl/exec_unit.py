@@ -309,18 +309,17 @@ class ExecUnit(wiring.Component):
         with m.If(a_fire):
             m.d.sync += a_index.eq(Mux(last_row, 0, a_next))
         act_in = array.acts.valid & array.acts.ready
-        if tagged:
-            waits = 0
-        else:
+        go = route_valid
+        if not tagged:
             entered = Signal()  # an activation row entered the array in the previous cycle
             m.d.sync += entered.eq(act_in)
             # An `after` row does not enter the array in the cycle after the row before it.
-            waits = head_route.after & entered
+            go = route_valid & ~(head_route.after & entered)
         m.d.comb += [
-            array.acts.valid.eq(self.sp_read_data.valid & route_valid & ~waits),
+            array.acts.valid.eq(self.sp_read_data.valid & go),
             array.acts.payload.row.as_value().eq(self.sp_read_data.payload.row.as_value()),
             array.acts.payload.swap.eq(head_route.swap),
-            self.sp_read_data.ready.eq(route_valid & array.acts.ready & ~waits),
+            self.sp_read_data.ready.eq(go & array.acts.ready),
             self.computing.eq(act_in),
         ]
 
