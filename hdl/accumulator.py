@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .response_buffer import ResponseBuffer
 from .sram import SRAM1R1W
 
-__all__ = ["Accumulator", "acc_read_layout", "acc_write_layout"]
+__all__ = ["Accumulator", "acc_read_layout", "acc_write_layout", "write_row_follows"]
 
 
 def acc_write_layout(config):
@@ -16,6 +16,12 @@ def acc_write_layout(config):
         "row": data.ArrayLayout(config.acc_shape, config.dim),
         "accumulate": 1,
     })
+
+
+def write_row_follows(config):
+    """Whether the accumulator's ``write.payload.row`` belongs to the write accepted in the
+    cycle before, not to the one accepted now (where ``config.fast_clock`` is False)."""
+    return not config.fast_clock
 
 
 def acc_read_layout(config):
@@ -31,19 +37,26 @@ class Accumulator(wiring.Component):
 
     A write overwrites its row or, with ``accumulate``, adds to it (wrapping modulo
     ``2**acc_width``). Accumulating is a read-modify-write: the bank is read in the cycle the
-    write is accepted, the sum is formed and written in the next. The one write still in flight
-    is forwarded, so back-to-back accumulates into one row are exact at one row per cycle.
+    write is accepted, the sum is formed and written in the next.
 
     Each bank is one :class:`hdl.sram.SRAM1R1W`: its read port serves either the accumulate
     or the store path (``read``) in a cycle. The accumulate goes first; a store read of the same
     bank in that cycle waits, and the conflict is counted. With the store path draining one
     bank while the array accumulates into another, both run at one row per cycle.
 
-    At slow clocks (``not config.fast_clock``) the store path has no forwarding: a read of the
-    row being written in that cycle waits one cycle instead (counted as a conflict too), and
-    the accumulate's forwarding decision is taken a cycle early (one flag instead of the
-    last write's address). This saves a ``dim * acc_width`` multiplexer and the address
-    comparisons; the store path only reads rows the array finished long before.
+    Fast clocks: a write's ``addr``, ``accumulate`` and ``row`` come together. The one write
+    still in flight is forwarded (a register of the row written last), so back-to-back
+    accumulates into one row are exact at one row per cycle, and a read the cycle after a
+    write sees it.
+
+    Slow clocks (:attr:`row_follows`, ``not config.fast_clock``): ``addr`` and ``accumulate``
+    come with ``valid``, the ``row`` in the next cycle (whatever ``valid`` is then), straight
+    into the adder; nothing is forwarded. So two writes accepted in consecutive cycles must
+    not share a row (the second would read the row before the first is written: that sets
+    ``error``; the EXEC unit lets a cycle pass between them), and a store read of the row
+    being written waits one cycle (counted as a conflict). The row register, the register of
+    the last row and its multiplexer are gone (the store path only reads rows the array
+    finished long before).
 
     Timing:
 
@@ -56,11 +69,13 @@ class Accumulator(wiring.Component):
     - Back-pressure on ``read_data`` fills a buffer of :attr:`read_buffer_depth` rows, then
       ``read.ready`` drops.
     - An address at or above ``acc_depth`` is refused, never wrapped: a write is dropped, a
-      read answers a zero row with ``error`` set, and the sticky ``error`` output rises.
+      read answers a zero row with ``error`` set, and the sticky ``error`` output rises (slow
+      clocks: also on a write into the row of the write accepted in the cycle before).
 
     Members
     -------
     write : In(stream.Signature(acc_write_layout(config)))
+        Slow clocks: ``row`` one cycle after ``valid``, ``addr`` and ``accumulate``.
     read : In(stream.Signature(config.addr_width))
     read_data : Out(stream.Signature(acc_read_layout(config)))
     error : Out(1)
@@ -81,6 +96,11 @@ class Accumulator(wiring.Component):
 
     #: Cycles from an accepted read request to its answer on ``read_data``.
     read_latency = 2
+
+    @property
+    def row_follows(self):
+        """Whether a write's ``row`` comes a cycle after its address (slow clocks)."""
+        return write_row_follows(self.config)
 
     @property
     def read_buffer_depth(self):
@@ -104,7 +124,8 @@ class Accumulator(wiring.Component):
         banks = []
         for b in range(cfg.acc_banks):
             # The row written in a cycle is forwarded to the reads of that cycle (`last_*`),
-            # so what the bank itself answers then does not matter.
+            # or (slow clocks) such a read never happens: what the bank answers then does
+            # not matter.
             banks.append(SRAM1R1W(cfg.acc_bank_depth, dim * cfg.acc_width, collision="any"))
             m.submodules[f"bank{b}"] = banks[-1]
 
@@ -115,24 +136,7 @@ class Accumulator(wiring.Component):
         w_bank = w.addr[index_bits:]
         m.d.comb += self.write.ready.eq(1)
 
-        # Stage 1: the sum, written at the end of the cycle; `last_*` is the write before it.
-        s1_valid, s1_accumulate = Signal(), Signal()
-        s1_addr = Signal.like(w.addr)
-        s1_row = Signal(row_layout)
-        s1_bank = Signal.like(w_bank)
-        m.d.sync += [
-            s1_valid.eq(w_fire & w_in_range), s1_accumulate.eq(w.accumulate),
-            s1_addr.eq(w.addr), s1_row.eq(w.row), s1_bank.eq(w_bank),
-        ]
         slow = not cfg.fast_clock
-        last_valid = Signal()
-        last_addr = Signal.like(w.addr)
-        last_row = Signal(row_layout)
-        # Slow clocks: whether stage 1 adds to `last_row` is decided in stage 0 (the write then
-        # in stage 1 is the one before this write's stage 1).
-        s1_forward = Signal()
-        if slow:
-            m.d.sync += s1_forward.eq(s1_valid & (s1_addr == w.addr))
 
         def bank_data(bank_select):
             """Row read from bank ``bank_select`` (the read issued in the previous cycle)."""
@@ -143,22 +147,40 @@ class Accumulator(wiring.Component):
                         m.d.comb += value.eq(bank.r_data)
             return value
 
-        def forwarded(addr, stored, hit=None):
-            """``stored``, or the row written in the previous cycle if it was ``addr``
-            (``hit``: that comparison, made earlier)."""
-            value = Signal(row_layout)
-            m.d.comb += value.eq(stored)
-            with m.If(last_valid & (last_addr == addr) if hit is None else hit):
-                m.d.comb += value.eq(last_row)
-            return value
-
-        base = forwarded(s1_addr, bank_data(s1_bank), s1_forward if slow else None)
+        # Stage 1: the sum, written at the end of the cycle.
+        s1_valid, s1_accumulate = Signal(), Signal()
+        # Slow clocks: only the bank numbers in range (a plain multiplexer on the banks).
+        s1_bank = Signal(range(cfg.acc_banks)) if slow else Signal.like(w_bank)
+        m.d.sync += [s1_valid.eq(w_fire & w_in_range), s1_accumulate.eq(w.accumulate),
+                     s1_bank.eq(w_bank)]
         total = Signal(row_layout)
+        if slow:
+            # The row comes now, a cycle after its address, straight into the adder; the
+            # bank read of stage 0 met no write of its row (no two writes in a row share one).
+            s1_addr = Signal(range(cfg.acc_depth))
+            m.d.sync += s1_addr.eq(w.addr)
+            s1_row, base = w.row, bank_data(s1_bank)
+        else:
+            # `last_*` is the write before stage 1's, forwarded to the reads it landed after.
+            s1_addr = Signal.like(w.addr)
+            s1_row = Signal(row_layout)
+            m.d.sync += [s1_addr.eq(w.addr), s1_row.eq(w.row)]
+            last_valid = Signal()
+            last_addr = Signal.like(w.addr)
+            last_row = Signal(row_layout)
+
+            def forwarded(addr, stored):
+                """``stored``, or the row written in the previous cycle if it was ``addr``."""
+                value = Signal(row_layout)
+                m.d.comb += value.eq(stored)
+                with m.If(last_valid & (last_addr == addr)):
+                    m.d.comb += value.eq(last_row)
+                return value
+
+            base = forwarded(s1_addr, bank_data(s1_bank))
+            m.d.sync += [last_valid.eq(s1_valid), last_addr.eq(s1_addr), last_row.eq(total)]
         for n in range(dim):
             m.d.comb += total[n].eq(s1_row[n] + Mux(s1_accumulate, base[n], 0))
-        if not slow:
-            m.d.sync += [last_valid.eq(s1_valid), last_addr.eq(s1_addr)]
-        m.d.sync += last_row.eq(total)
 
         # Store path: a read waits while an accumulate uses the same bank's read port.
         m.submodules.response = response = ResponseBuffer(
@@ -170,7 +192,7 @@ class Accumulator(wiring.Component):
         rmw_read = w_fire & w_in_range & w.accumulate
         conflict = rmw_read & r_in_range & (r_bank == w_bank)
         if slow:  # the row written now is not forwarded to this read: it waits
-            conflict |= s1_valid & (s1_addr == r_addr)
+            conflict |= s1_valid & (s1_addr == r_addr[:len(s1_addr)])
         m.d.comb += self.read.ready.eq(response.ready & ~conflict)
         r_fire = self.read.valid & self.read.ready
         m.d.comb += response.issue.eq(r_fire)
@@ -188,7 +210,7 @@ class Accumulator(wiring.Component):
 
         answer_error = Signal()
         if slow:
-            answer_bank = Signal.like(r_bank)
+            answer_bank = Signal(range(cfg.acc_banks))  # row zeroed out of range
             m.d.sync += [answer_bank.eq(r_bank), answer_error.eq(~r_in_range)]
             answer = bank_data(answer_bank)
         else:
@@ -201,7 +223,10 @@ class Accumulator(wiring.Component):
         with m.If(~answer_error):
             m.d.comb += response.data.row.eq(answer)
 
-        with m.If((r_fire & ~r_in_range) | (w_fire & ~w_in_range)):
+        refused = (r_fire & ~r_in_range) | (w_fire & ~w_in_range)
+        if slow:  # a write of the row of the write before it breaks the protocol
+            refused |= w_fire & s1_valid & (s1_addr == w.addr[:len(s1_addr)])
+        with m.If(refused):
             m.d.sync += self.error.eq(1)
         m.d.comb += self.conflict.eq(self.read.valid & response.ready & conflict)
         return m

@@ -65,8 +65,17 @@ class ExecUnit(wiring.Component):
       register, and the next is the one offered on ``ctl.insn``: its weight tile is read
       while it is offered (its tokens are there), and it is taken once the activation rows
       ahead of it are all read (in that very cycle: no bubble).
-    - ``done`` pulses in the cycle after an instruction's last result row was written to
-      the accumulator (about ``array.latency + 3`` cycles after its last read).
+    - ``done`` pulses in the cycle after the accumulator took an instruction's last result
+      row (about ``array.latency + 3`` cycles after its last read). Slow clocks: the
+      accumulator takes a row's address a cycle before the row (see
+      :func:`hdl.accumulator.write_row_follows`), which comes straight from the array; a
+      flag for each row entering the array follows it ``array.latency - 1`` cycles, so
+      ``done`` comes a cycle earlier, in the cycle the row is summed and written (a store
+      read of that row waits that cycle in the accumulator).
+    - Slow clocks: no two rows in a row into one accumulator row (the accumulator does not
+      forward): an instruction whose first accumulator row is the last row of the
+      instruction taken before it enters the array no sooner than a cycle after that one
+      (one bubble at most per such pair, none for the usual instructions into other rows).
     - Back-pressure: none from the accumulator: ``acc_write.ready`` must be high whenever
       ``acc_write.valid`` is (the accumulator's write port always is), so the array runs
       without an output buffer (``result_buffer=False``); its full shadow tile holds the
@@ -182,7 +191,7 @@ class ExecUnit(wiring.Component):
             range(cfg.sp_depth + 1)
         act_job = data.StructLayout({"act_addr": sp_addr, "rows": rows_shape, "preload": 1,
                                      **({"acc_addr": acc_addr, "accumulate": 1}
-                                        if tagged else {})})
+                                        if tagged else {"after": 1})})
         # What the result side needs: the accumulator rows [acc_addr, acc_end). Untagged, the
         # last one is known by a flag that follows its activation row (no acc_end).
         result_job = data.StructLayout({"acc_addr": acc_addr,
@@ -223,12 +232,22 @@ class ExecUnit(wiring.Component):
             weights_in = accept & incoming.preload
         with m.If(ctl.insn.valid & ctl.insn.ready & (check != ErrorCause.NONE)):
             m.d.sync += error.eq(check)
+        if not tagged:
+            # The accumulator takes a row a cycle after its address and so no two rows in a
+            # row into one accumulator row: an instruction whose first row is the last row of
+            # the instruction taken before it (`after`) lets one cycle pass between them.
+            prev_end = Signal(range(cfg.acc_depth + 1))
+            after = Signal()
+            first_row = incoming.acc_addr[:(cfg.acc_depth - 1).bit_length()]
+            m.d.comb += after.eq(first_row + 1 == prev_end)
+            with m.If(accept):
+                m.d.sync += prev_end.eq(acc_end)
         job = Signal(act_job)
         m.d.comb += [
             job.act_addr.eq(incoming.act_addr), job.rows.eq(incoming.rows),
             job.preload.eq(incoming.preload),
             *([job.acc_addr.eq(incoming.acc_addr), job.accumulate.eq(incoming.accumulate)]
-              if tagged else []),
+              if tagged else [job.after.eq(after)]),
             weight_jobs.w_en.eq(weights_in),
             weight_jobs.w_data.eq(incoming.weight_addr),
             act_jobs.w_en.eq(accept),
@@ -271,14 +290,14 @@ class ExecUnit(wiring.Component):
         a_fire = self.sp_read.valid & self.sp_read.ready
         a_taken = self.sp_read_data.valid & self.sp_read_data.ready
         route_layout = data.StructLayout({"swap": 1, **({"tag": exec_tag_layout(cfg)}
-                                                       if tagged else {"last": 1})})
+                                                       if tagged else {"last": 1, "after": 1})})
         entry = Signal(route_layout)
         m.d.comb += entry.swap.eq(current.preload & (a_index == 0))
         if tagged:
             m.d.comb += [entry.tag.acc_addr.eq(current.acc_addr + a_index),
                          entry.tag.accumulate.eq(current.accumulate)]
         else:
-            m.d.comb += entry.last.eq(last_row)
+            m.d.comb += [entry.last.eq(last_row), entry.after.eq(current.after & (a_index == 0))]
         route_rdy, route_valid, route_data = self._route(
             m, "route", route_layout.size, a_fire, entry, a_taken)
         head_route = route_layout(route_data)
@@ -289,12 +308,19 @@ class ExecUnit(wiring.Component):
         ]
         with m.If(a_fire):
             m.d.sync += a_index.eq(Mux(last_row, 0, a_next))
+        act_in = array.acts.valid & array.acts.ready
+        go = route_valid
+        if not tagged:
+            entered = Signal()  # an activation row entered the array in the previous cycle
+            m.d.sync += entered.eq(act_in)
+            # An `after` row does not enter the array in the cycle after the row before it.
+            go = route_valid & ~(head_route.after & entered)
         m.d.comb += [
-            array.acts.valid.eq(self.sp_read_data.valid & route_valid),
+            array.acts.valid.eq(self.sp_read_data.valid & go),
             array.acts.payload.row.as_value().eq(self.sp_read_data.payload.row.as_value()),
             array.acts.payload.swap.eq(head_route.swap),
-            self.sp_read_data.ready.eq(route_valid & array.acts.ready),
-            self.computing.eq(array.acts.valid & array.acts.ready),
+            self.sp_read_data.ready.eq(go & array.acts.ready),
+            self.computing.eq(act_in),
         ]
 
         # --- Results into the accumulator, in order: rows acc_addr, acc_addr + 1, ... of the
@@ -304,25 +330,25 @@ class ExecUnit(wiring.Component):
             m.d.comb += array.acts.payload.tag.eq(head_route.tag)
             tag = exec_tag_layout(cfg)(array.results.payload.tag[:exec_tag_layout(cfg).size])
             addr, accumulate = tag.acc_addr, tag.accumulate
+            result_valid = array.results.valid
+            last_result = addr + 1 == head.acc_end
         else:
             started = Signal()      # a row of the head instruction was written
             next_addr = Signal(range(cfg.acc_depth))  # unused after the last row
             addr, accumulate = Mux(started, next_addr, head.acc_addr), head.accumulate
+            # The accumulator takes the address a cycle before the row (the row straight
+            # from the array): each activation row that entered the array and a flag for an
+            # instruction's last one follow it for `array.latency - 1` cycles.
+            result_valid, last_result = entered, Signal()
+            m.d.sync += last_result.eq(act_in & head_route.last)  # (one of them)
+            for k in range(1, array.latency - 1):
+                valid_k, last_k = Signal(name=f"entered_{k}"), Signal(name=f"last_{k}")
+                m.d.sync += [valid_k.eq(result_valid), last_k.eq(last_result)]
+                result_valid, last_result = valid_k, last_k
         wrote = self.acc_write.valid & self.acc_write.ready
-        if tagged:
-            last_result = addr + 1 == head.acc_end
-        else:
-            # An instruction's last activation row gives its last result row exactly
-            # `array.latency` cycles after it entered the array: a flag follows it that long.
-            last_result = Signal()
-            last_in = array.acts.valid & array.acts.ready & head_route.last
-            for k in range(array.latency):
-                delayed = last_result if k == array.latency - 1 else Signal(name=f"last_{k}")
-                m.d.sync += delayed.eq(last_in)
-                last_in = delayed
         finished = wrote & inflight.r_rdy & last_result
         m.d.comb += [
-            self.acc_write.valid.eq(array.results.valid),
+            self.acc_write.valid.eq(result_valid),
             self.acc_write.payload.addr.eq(addr),
             self.acc_write.payload.row.eq(array.results.payload.row),
             self.acc_write.payload.accumulate.eq(accumulate),

@@ -28,6 +28,10 @@ class AccumulatorProof(Elaboratable):
     at most 3 reads are outstanding, and the error flag is set exactly when an out-of-range
     address was accepted. Covered: an answer holding the sum of two accumulates into one row in
     consecutive cycles, a store read waiting on a bank conflict, and an out-of-range read.
+
+    Where a write's row follows its address (:attr:`Accumulator.row_follows`) the reference
+    takes the row in the next cycle, two writes in consecutive cycles are assumed to be into
+    different rows (the protocol), and the covered accumulates are two cycles apart.
     """
 
     def __init__(self, config):
@@ -47,10 +51,17 @@ class AccumulatorProof(Elaboratable):
                           for i in range(cfg.acc_depth))
         w = dut.write.payload
         w_fire = dut.write.valid & dut.write.ready
-        with m.If(w_fire & (w.addr < cfg.acc_depth)):
+        # The write whose row is on the port (row_follows: the one accepted a cycle before).
+        r_valid, r_addr, r_accumulate = w_fire & (w.addr < cfg.acc_depth), w.addr, w.accumulate
+        if dut.row_follows:
+            p_valid, p_addr, p_accumulate = Signal(), Signal.like(w.addr), Signal()
+            m.d.sync += [p_valid.eq(r_valid), p_addr.eq(r_addr), p_accumulate.eq(r_accumulate)]
+            m.d.comb += Assume(~(w_fire & p_valid & (w.addr == p_addr)))
+            r_valid, r_addr, r_accumulate = p_valid, p_addr, p_accumulate
+        with m.If(r_valid):
             for n in range(cfg.dim):
-                m.d.sync += reference[w.addr][n].eq(
-                    w.row[n] + Mux(w.accumulate, reference[w.addr][n], 0))
+                m.d.sync += reference[r_addr][n].eq(
+                    w.row[n] + Mux(r_accumulate, reference[r_addr][n], 0))
 
         queue = Array(Signal(answer_layout, name=f"expected_{i}") for i in range(4))
         head, count = Signal(2), Signal(3)
@@ -84,6 +95,10 @@ class AccumulatorProof(Elaboratable):
         # Covers: the interesting cases are reachable (and the design is not stuck in reset).
         last_acc, last_addr = Signal(), Signal.like(w.addr)
         m.d.sync += [last_acc.eq(w_fire & w.accumulate), last_addr.eq(w.addr)]
+        if dut.row_follows:  # two cycles apart
+            last_acc_2, last_addr_2 = Signal(), Signal.like(w.addr)
+            m.d.sync += [last_acc_2.eq(last_acc), last_addr_2.eq(last_addr)]
+            last_acc, last_addr = last_acc_2, last_addr_2
         back_to_back = Signal()
         with m.If(w_fire & w.accumulate & last_acc & (w.addr == last_addr)):
             m.d.sync += back_to_back.eq(1)

@@ -58,7 +58,8 @@ def run_exec(config, sp_rows, program, *, seed, stall=0.0, cycles=None):
     harness = ExecHarness(config)
     unit, sp, acc = harness.unit, harness.scratchpad, harness.accumulator
     rng = np.random.default_rng(seed)
-    state = {"done": 0, "error": ErrorCause.NONE, "computing": 0, "span": [], "cycle": 0}
+    state = {"done": 0, "error": ErrorCause.NONE, "computing": 0, "span": [], "cycle": 0,
+             "acc_error": 0}
     rows_out = {}
     expected_done = len(program)
 
@@ -90,8 +91,9 @@ def run_exec(config, sp_rows, program, *, seed, stall=0.0, cycles=None):
             rows_out[addr] = [int(v) for v in answer.row]
 
     async def monitor(ctx):
-        async for _, _, done, error, computing in ctx.tick().sample(
-                unit.ctl.done, unit.ctl.error, unit.computing):
+        async for _, _, done, error, computing, acc_error in ctx.tick().sample(
+                unit.ctl.done, unit.ctl.error, unit.computing, acc.error):
+            state["acc_error"] |= acc_error
             state["done"] += done
             state["error"] = error
             state["computing"] += computing
@@ -104,6 +106,8 @@ def run_exec(config, sp_rows, program, *, seed, stall=0.0, cycles=None):
     sim.add_testbench(bench)
     sim.add_testbench(monitor, background=True)
     sim.run()
+    # Never a row out of range nor (30 MHz) one row twice in a row into the accumulator.
+    assert not state["acc_error"]
     acc_rows = np.array([rows_out[a] for a in range(config.acc_depth)], dtype=np.int64)
     return acc_rows, state["done"], state["error"], state["computing"], state["span"]
 
@@ -204,3 +208,26 @@ def test_tag_too_narrow():
     unit = ExecUnit(preset("tiny").replace(tag_width=1))
     unit._MustUse__silence = True  # only its property is looked at
     assert not unit.tagged
+
+
+@pytest.mark.parametrize("mhz", [30.0, 80.0], ids=["row-follows", "forwarded"])
+def test_next_instruction_into_the_last_row(mhz):
+    """EXECs whose first accumulator row is the last row of the EXEC before them: at 30 MHz
+    (the accumulator takes each row a cycle after its address) such a first activation row
+    enters the array at least a cycle after the row before it (the accumulator's error flag
+    tells, and so the run ends no sooner); at 80 MHz the accumulator forwards."""
+    config = preset("tiny").replace(sp_depth=64, acc_depth=32, target_mhz=mhz)
+    rng = np.random.default_rng(5)
+    sp_rows = random_sp(config, rng)
+    spans = []
+    for acc_addrs in ([4, 4, 4, 7, 12], [4, 6, 8, 13, 19]):   # 3 such pairs, then none
+        program = [exec_insn(0, 8, acc_addrs[0], 1),
+                   *(exec_insn(0, act, acc, rows, preload=0, accumulate=1)
+                     for act, acc, rows in zip([9, 10, 14, 20], acc_addrs[1:], [1, 4, 5, 2],
+                                               strict=True))]
+        acc, done, cause, computing, (first, last) = run_exec(config, sp_rows, program, seed=5)
+        model, _ = model_exec(config, sp_rows, program)
+        assert np.array_equal(acc, model.acc) and cause == ErrorCause.NONE
+        assert done == 5 and computing == 13
+        spans.append(last - first + 1)
+    assert spans[0] - spans[1] in (range(4) if mhz < 50 else [0]), spans
