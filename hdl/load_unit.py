@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .burst_splitter import dma_command_layout
+from .burst_splitter import ShiftQueue, dma_command_layout
 from .dma_read import read_beat_layout
 from .isa import (
     ErrorCause,
@@ -106,8 +106,9 @@ class LoadUnit(wiring.Component):
         if not ends_on_last:
             pending_fields["rows"] = rows_bits
         pending_layout = data.StructLayout(pending_fields)
-        m.submodules.pending = pending = SyncFIFOBuffered(
-            width=pending_layout.size, depth=self.depth)
+        # Slow clocks: a shift queue (no output register; the same capacity and timing).
+        fifo = ShiftQueue if ends_on_last else SyncFIFOBuffered
+        m.submodules.pending = pending = fifo(width=pending_layout.size, depth=self.depth)
         align_mask = beat_bytes - 1
         incoming = load_layout()(ctl.insn.payload)
         check = Signal(ErrorCause)
@@ -150,7 +151,7 @@ class LoadUnit(wiring.Component):
         m.d.comb += [
             cmd.payload.addr.eq(source.dram_addr),
             cmd.payload.row_beats.eq(row_beats),
-            cmd.payload.rows.eq(source.rows),
+            cmd.payload.rows.eq(source.rows),  # <= sp_depth: fits the (narrow) field
             cmd.payload.stride.eq(source.dram_stride),
             pending.w_en.eq(cmd.valid & cmd.ready),
             pending.w_data.eq(Cat(source.sp_addr[:sp_bits],

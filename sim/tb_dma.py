@@ -27,13 +27,14 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam, AxiResp
 
 from hdl.axi4 import MAX_BURST_BEATS, PAGE_BYTES
-from hdl.burst_splitter import DMAError, dma_command_layout
+from hdl.burst_splitter import DMAError, command_field_widths, dma_command_layout
 from hdl.dma_read import read_beat_layout
 from sim.cocotb_run import config_from_env
 from sim.cocotb_streams import start_clock_and_reset
 
 __all__ = ["Burst", "Command", "beat_addresses", "burst_rule_violations", "check_memory",
-           "check_read_beats", "command_beats", "edge_commands", "expected_memory",
+           "check_read_beats", "command_beats", "command_fits", "edge_commands",
+           "expected_memory",
            "expected_read_beats", "flag_beats", "model_bursts", "random_command",
            "random_words", "split_transfer"]
 
@@ -61,6 +62,13 @@ class Burst:
     last: bool
     refused: bool = False
     cause: str | None = None
+
+
+def command_fits(config, command):
+    """Whether ``command``'s ``row_beats`` and ``rows`` fit the fields of the DMA's own
+    (narrow at 50 MHz and below) :func:`hdl.burst_splitter.dma_command_layout`."""
+    row_beats_width, rows_width = command_field_widths(config)
+    return command.row_beats >> row_beats_width == 0 and command.rows >> rows_width == 0
 
 
 def split_transfer(command, *, beat_bytes, max_burst=256, addr_width=32):
@@ -347,7 +355,7 @@ class TB:
         self.base = base
         self.rng = np.random.default_rng(seed)
         self.cycle = 0
-        self.command = dma_command_layout(config)
+        self.command = dma_command_layout(config, wide=True)  # as build_dma
         self.beat_fields = {name: (field.offset, field.width)
                             for name, field in read_beat_layout(config)}
         self.ram = CheckedAxiRam(AxiBus.from_prefix(dut, "axi", bus_separator="__"),

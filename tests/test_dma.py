@@ -11,7 +11,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.sim import Simulator
 
 from hdl.axi4 import AXI4Signature, AXIResp
-from hdl.burst_splitter import BurstSplitter, DMAError, ShiftQueue
+from hdl.burst_splitter import BurstSplitter, DMAError, ShiftQueue, command_field_widths
 from hdl.config import TesseraConfig, preset
 from hdl.dma import DMA
 from hdl.dma_read import DMAReader
@@ -24,6 +24,7 @@ from sim.tb_dma import (
     check_memory,
     check_read_beats,
     command_beats,
+    command_fits,
     edge_commands,
     expected_memory,
     expected_read_beats,
@@ -135,9 +136,33 @@ def test_splitter_matches_model(config, max_burst, stall, seed, max_row_beats, r
     commands += error_commands(config)
     commands += [random_command(rng, b, region=region, max_row_beats=max_row_beats)
                  for _ in range(100)]
-    dut = BurstSplitter(config, max_burst=max_burst, relative_rows=relative_rows)
+    dut = BurstSplitter(config, max_burst=max_burst, relative_rows=relative_rows,
+                        wide_commands=True)
     bursts, errors, _ = run_splitter(dut, commands, seed=seed, stall=stall)
     check_splitter(dut, commands, bursts, errors, f"seed={seed}")
+
+
+@pytest.mark.parametrize("config, max_burst", [
+    (preset("tiny"), 16), (preset("tiny"), 256), (preset("micro"), 16)],
+    ids=["tiny-burst16", "tiny-burst256", "micro-burst16"])
+@pytest.mark.parametrize("relative_rows", [False, True], ids=["absolute", "relative"])
+def test_splitter_narrow_commands(config, max_burst, relative_rows):
+    """At 50 MHz and below the command's rows and row_beats are narrow: the commands that
+    fit them split as the model says (row ends, 4 KiB, the top of the address space)."""
+    rng = np.random.default_rng(7)
+    b = config.bus_data_width // 8
+    dut = BurstSplitter(config, max_burst=max_burst, relative_rows=relative_rows)
+    row_beats_width, rows_width = len(dut.cmd.payload.row_beats), len(dut.cmd.payload.rows)
+    assert row_beats_width < 16 and rows_width < 16
+    longest = (1 << row_beats_width) - 1
+    commands = [c for c in edge_commands(b) + error_commands(config) if command_fits(config, c)]
+    commands += [Command(0x1000 - b, longest, 2, 0x3000), Command(0x2000 - 5 * b, longest, 1, 0),
+                 Command(0x40, 1, (1 << rows_width) - 1, b),
+                 Command((1 << 32) - 0x1000 - b, longest, 3, 0x800)]
+    commands += [random_command(rng, b, max_row_beats=longest) for _ in range(300)]
+    commands = [c for c in commands if command_fits(config, c)]
+    bursts, errors, _ = run_splitter(dut, commands, seed=7, stall=0.2)
+    check_splitter(dut, commands, bursts, errors, "narrow")
 
 
 def test_splitter_one_burst_per_cycle():
@@ -511,7 +536,7 @@ def test_reader_random(config, max_burst, latency, stall, seed):
     bb = config.bus_data_width // 8
     base, size = 0x8000_0000, 1 << 16
     commands = engine_commands(rng, bb, base, size)
-    dut = DMAReader(config, max_burst=max_burst)
+    dut = DMAReader(config, max_burst=max_burst, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, latency=latency, stall=stall,
                        max_burst=max_burst)
     want = expected_read_beats(commands, memory.read, beat_bytes=bb, max_burst=max_burst)
@@ -520,6 +545,32 @@ def test_reader_random(config, max_burst, latency, stall, seed):
     assert issued_bursts(memory.ar) == model_bursts(commands, bb, max_burst=max_burst)
     assert len(log["done"]) == len(commands) and log["error"] is None
     assert not log["busy"][-1]
+
+
+def narrow_commands(config, rng, base, size):
+    """Random commands that fit the narrow fields of ``config`` (at 50 MHz and below)."""
+    bb = config.bus_data_width // 8
+    longest = (1 << command_field_widths(config)[0]) - 1
+    commands = [random_command(rng, bb, region=(base, base + size), max_rows=6,
+                               max_row_beats=longest) for _ in range(40)]
+    return [Command(base + 0x1000 - 3 * bb, longest, 2, 0x400)] + [
+        c for c in commands if command_fits(config, c)]
+
+
+def test_reader_narrow_commands():
+    """tiny's reader with its own narrow command fields."""
+    config = preset("tiny")
+    rng = np.random.default_rng(15)
+    base, size = 0x8000_0000, 1 << 16
+    commands = narrow_commands(config, rng, base, size)
+    dut = DMAReader(config, max_burst=16)
+    memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, latency=5, stall=0.2,
+                       max_burst=16)
+    want = expected_read_beats(commands, memory.read, beat_bytes=4, max_burst=16)
+    received, log = run_engine(dut, memory, commands, seed=15, stall=0.2, beats=len(want))
+    check_read_beats(received, want, "narrow")
+    assert issued_bursts(memory.ar) == model_bursts(commands, 4, max_burst=16)
+    assert len(log["done"]) == len(commands) and log["error"] is None
 
 
 @pytest.mark.parametrize("outstanding, mhz", ERROR_CASES, ids=ERROR_IDS)
@@ -536,7 +587,7 @@ def test_reader_error_stops_bursts_and_recovers(outstanding, mhz):
     bad_beat = bursts[1].addr + 3 * bb
     commands = [failing, Command(base + 0x2000, 5, 2, 0x40), clear_error_when_idle,
                 Command(base + 0x3000, 40, 2, 0x200)]
-    dut = DMAReader(config, max_burst=max_burst)
+    dut = DMAReader(config, max_burst=max_burst, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, latency=12,
                        errors={bad_beat: 2}, max_burst=max_burst)
     want = expected_read_beats(commands, memory.read, beat_bytes=bb, max_burst=max_burst)
@@ -578,7 +629,7 @@ def test_reader_refused_commands(mhz):
     commands = [Command(base + 4, 3, 1, 0), clear_error_when_idle, good,
                 Command(base, 0, 4, 0), clear_error_when_idle, good,
                 range_cmd, clear_error_when_idle, good]
-    dut = DMAReader(config)
+    dut = DMAReader(config, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, latency=3)
     plain = [c for c in commands if isinstance(c, Command)]
     want = expected_read_beats(plain, memory.read, beat_bytes=bb)
@@ -613,7 +664,7 @@ def test_reader_full_rate_on_long_reads(config):
     base = 0x10_0000
     beats = (16 << 10) // bb
     commands = [Command(base, beats, 1, 0)]
-    dut = DMAReader(config)
+    dut = DMAReader(config, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=16 << 10, rng=np.random.default_rng(3),
                        latency=8)
     received, log = run_engine(dut, memory, commands, seed=3, beats=beats)
@@ -632,7 +683,7 @@ def test_writer_random(config, max_burst, latency, stall, seed):
     bb = config.bus_data_width // 8
     base, size = 0x8000_0000, 1 << 16
     commands = engine_commands(rng, bb, base, size)
-    dut = DMAWriter(config, max_burst=max_burst)
+    dut = DMAWriter(config, max_burst=max_burst, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, b_latency=latency, stall=stall,
                        max_burst=max_burst)
     initial = bytes(memory.mem)
@@ -643,6 +694,24 @@ def test_writer_random(config, max_burst, latency, stall, seed):
     assert issued_bursts(memory.aw) == model_bursts(commands, bb, max_burst=max_burst)
     assert len(log["done"]) == len(commands) and log["error"] is None
     assert not log["busy"][-1]
+
+
+def test_writer_narrow_commands():
+    """tiny's writer with its own narrow command fields."""
+    config = preset("tiny")
+    rng = np.random.default_rng(16)
+    base, size = 0x8000_0000, 1 << 16
+    commands = narrow_commands(config, rng, base, size)
+    dut = DMAWriter(config, max_burst=16)
+    memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, b_latency=5, stall=0.2,
+                       max_burst=16)
+    initial = bytes(memory.mem)
+    words = random_words(rng, command_beats(commands, 4, 16), 32)
+    _, log = run_engine(dut, memory, commands, seed=16, stall=0.2, beats=words)
+    want = expected_memory(initial, base, commands, words, beat_bytes=4, max_burst=16)
+    check_memory(memory.mem, want, base, "narrow")
+    assert issued_bursts(memory.aw) == model_bursts(commands, 4, max_burst=16)
+    assert len(log["done"]) == len(commands) and log["error"] is None
 
 
 @pytest.mark.parametrize("outstanding, mhz", ERROR_CASES, ids=ERROR_IDS)
@@ -658,7 +727,7 @@ def test_writer_error_stops_bursts_and_recovers(outstanding, mhz):
     bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst)[0]
     commands = [failing, Command(base + 0x2000, 5, 2, 0x40), clear_error_when_idle,
                 Command(base + 0x3000, 40, 2, 0x200)]
-    dut = DMAWriter(config, max_burst=max_burst)
+    dut = DMAWriter(config, max_burst=max_burst, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, b_latency=12,
                        errors={bursts[1].addr + 3 * bb: 3}, max_burst=max_burst)
     initial = bytes(memory.mem)
@@ -701,7 +770,7 @@ def test_writer_refused_commands(mhz):
                 Command(base, 0, 4, 0), clear_error_when_idle, good,
                 Command(top - 0x1000, 0x100, 3, 0x800), clear_error_when_idle, good]
     plain = [c for c in commands if isinstance(c, Command)]
-    dut = DMAWriter(config)
+    dut = DMAWriter(config, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng)
     initial = bytes(memory.mem)
     words = random_words(rng, command_beats(commands, bb), 64)
@@ -719,7 +788,7 @@ def test_writer_full_rate_on_long_writes(config):
     bb = config.bus_data_width // 8
     base = 0x10_0000
     beats = (16 << 10) // bb
-    dut = DMAWriter(config)
+    dut = DMAWriter(config, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=16 << 10, rng=np.random.default_rng(4),
                        b_latency=4)
     words = random_words(np.random.default_rng(5), beats, config.bus_data_width)
