@@ -274,7 +274,9 @@ class BurstSplitter(wiring.Component):
 
     Each row is cut into bursts of at most ``max_burst`` beats that never cross a 4 KiB
     boundary and never a row end: a burst is ``min(beats left in the row, max_burst, beats
-    to the next 4 KiB boundary)`` beats long. Bursts come out in address order, row after row.
+    to the next 4 KiB boundary)`` beats long; at 50 MHz and below (:attr:`block_aligned`)
+    ``min(beats left in the row, beats to the next max_burst-aligned block)``, a burst never
+    crossing a block (nor so a page). Bursts come out in address order, row after row.
     :func:`sim.tb_dma.split_transfer` is the reference model.
 
     A command is checked as it is accepted. A misaligned ``addr`` or ``stride``
@@ -362,6 +364,12 @@ class BurstSplitter(wiring.Component):
         return self.config.fast_clock
 
     @property
+    def block_aligned(self):
+        """Bursts are also cut at every ``max_burst``-aligned block boundary (at 50 MHz and
+        below: no page test before a burst's length)."""
+        return not self.config.fast_clock
+
+    @property
     def beat_bytes(self):
         return self.config.bus_data_width // 8
 
@@ -420,8 +428,11 @@ class BurstSplitter(wiring.Component):
         last_block = addr[block_bits:page_bits].all()
         cap = Signal(block_bits + 1)
         to_block = ((1 << block_bits) - in_block)[:block_bits]
-        m.d.comb += cap.eq(Mux(last_block & in_block.any(), to_block, self.max_burst)
-                           if block_bits else 1)
+        if self.block_aligned:  # max_burst - in_block, in block_bits + 1 bits
+            m.d.comb += cap.eq(self.max_burst - in_block)
+        else:
+            m.d.comb += cap.eq(Mux(last_block & in_block.any(), to_block, self.max_burst)
+                               if block_bits else 1)
         if self.registered_progress:
             row_end = remaining <= cap
         else:  # a zero test of the high bits, a compare of cap's width (no 16-bit chain)

@@ -37,6 +37,12 @@ from sim.tb_dma import (
 
 CLOCK = 1e-6
 
+def bursts_of(config, commands, beat_bytes, **kwargs):
+    """:func:`sim.tb_dma.model_bursts` for an engine built for ``config`` (its splitter's
+    ``block_aligned``)."""
+    return model_bursts(commands, beat_bytes, block_aligned=not config.fast_clock, **kwargs)
+
+
 ERRORS = {"misaligned": DMAError.MISALIGNED, "empty": DMAError.EMPTY, "range": DMAError.RANGE}
 
 
@@ -46,6 +52,7 @@ def run_splitter(dut, commands, *, seed, stall=0.0, max_cycles=100_000):
     config = dut.config
     bursts, errors, fired = [], [], []
     expected = sum(len(split_transfer(c, beat_bytes=dut.beat_bytes, max_burst=dut.max_burst,
+                                      block_aligned=dut.block_aligned,
                                       addr_width=config.bus_addr_width)[0])
                    for c in commands)
     cycle = [0]
@@ -86,6 +93,7 @@ def check_splitter(dut, commands, bursts, errors, context):
     want_bursts, want_errors = [], []
     for command in commands:
         expected, error = split_transfer(command, beat_bytes=dut.beat_bytes,
+                                         block_aligned=dut.block_aligned,
                                          max_burst=dut.max_burst,
                                          addr_width=dut.config.bus_addr_width)
         want_bursts += [(command, b) for b in expected]
@@ -263,6 +271,11 @@ def test_model_corners():
     assert split_transfer(Command(4, 2, 1, 0), beat_bytes=8) == (
         [Burst(0, 2, True, True, True, "misaligned")], "misaligned")
     assert split_transfer(Command(0, 0, 1, 0), beat_bytes=8) == ([], "empty")
+    # Cut at max_burst-aligned blocks too (the splitter at 50 MHz and below).
+    assert split_transfer(Command(0x10, 40, 1, 0), beat_bytes=4, max_burst=16,
+                          block_aligned=True) == (
+        [Burst(0x10, 12, False, False), Burst(0x40, 16, False, False),
+         Burst(0x80, 12, True, True)], None)
     assert TesseraConfig().bus_data_width == 32
 
 
@@ -542,7 +555,7 @@ def test_reader_random(config, max_burst, latency, stall, seed):
     want = expected_read_beats(commands, memory.read, beat_bytes=bb, max_burst=max_burst)
     received, log = run_engine(dut, memory, commands, seed=seed, stall=stall, beats=len(want))
     check_read_beats(received, want, f"seed={seed}")
-    assert issued_bursts(memory.ar) == model_bursts(commands, bb, max_burst=max_burst)
+    assert issued_bursts(memory.ar) == bursts_of(config, commands, bb, max_burst=max_burst)
     assert len(log["done"]) == len(commands) and log["error"] is None
     assert not log["busy"][-1]
 
@@ -569,7 +582,7 @@ def test_reader_narrow_commands():
     want = expected_read_beats(commands, memory.read, beat_bytes=4, max_burst=16)
     received, log = run_engine(dut, memory, commands, seed=15, stall=0.2, beats=len(want))
     check_read_beats(received, want, "narrow")
-    assert issued_bursts(memory.ar) == model_bursts(commands, 4, max_burst=16)
+    assert issued_bursts(memory.ar) == bursts_of(config, commands, 4, max_burst=16)
     assert len(log["done"]) == len(commands) and log["error"] is None
 
 
@@ -583,7 +596,8 @@ def test_reader_error_stops_bursts_and_recovers(outstanding, mhz):
     base, size = 0x1000_0000, 1 << 14
     rng = np.random.default_rng(21)
     failing = Command(base + 0x100, 100, 1, 0)
-    bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst)[0]
+    bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst,
+                            block_aligned=not config.fast_clock)[0]
     bad_beat = bursts[1].addr + 3 * bb
     commands = [failing, Command(base + 0x2000, 5, 2, 0x40), clear_error_when_idle,
                 Command(base + 0x3000, 40, 2, 0x200)]
@@ -610,8 +624,8 @@ def test_reader_error_stops_bursts_and_recovers(outstanding, mhz):
                                    received_before, side="right")
         assert sum(ar[0] < cycle for ar in issued) - complete >= 2, "no burst outstanding"
     assert len(memory.r) == sum(beats for _, _, beats in memory.ar), "R beats left unaccepted"
-    assert issued_bursts(memory.ar)[len(issued):] == model_bursts(commands[3:], bb,
-                                                                  max_burst=max_burst)
+    assert issued_bursts(memory.ar)[len(issued):] == bursts_of(config, commands[3:], bb,
+                                                               max_burst=max_burst)
     assert len(log["done"]) == 3 and not log["busy"][-1]
 
 
@@ -647,7 +661,7 @@ def test_reader_refused_commands(mhz):
     check_read_beats(received, want, "refused commands")
     assert errors == [(DMAError.MISALIGNED, base + 4), (DMAError.EMPTY, base),
                       (DMAError.RANGE, top - 0x1000)]
-    assert issued_bursts(memory.ar) == model_bursts(plain, bb)
+    assert issued_bursts(memory.ar) == bursts_of(config, plain, bb)
     assert len(log["done"]) == 5  # the empty command does not complete
 
 
@@ -691,7 +705,7 @@ def test_writer_random(config, max_burst, latency, stall, seed):
     _, log = run_engine(dut, memory, commands, seed=seed, stall=stall, beats=words)
     want = expected_memory(initial, base, commands, words, beat_bytes=bb, max_burst=max_burst)
     check_memory(memory.mem, want, base, f"seed={seed}")
-    assert issued_bursts(memory.aw) == model_bursts(commands, bb, max_burst=max_burst)
+    assert issued_bursts(memory.aw) == bursts_of(config, commands, bb, max_burst=max_burst)
     assert len(log["done"]) == len(commands) and log["error"] is None
     assert not log["busy"][-1]
 
@@ -710,7 +724,7 @@ def test_writer_narrow_commands():
     _, log = run_engine(dut, memory, commands, seed=16, stall=0.2, beats=words)
     want = expected_memory(initial, base, commands, words, beat_bytes=4, max_burst=16)
     check_memory(memory.mem, want, base, "narrow")
-    assert issued_bursts(memory.aw) == model_bursts(commands, 4, max_burst=16)
+    assert issued_bursts(memory.aw) == bursts_of(config, commands, 4, max_burst=16)
     assert len(log["done"]) == len(commands) and log["error"] is None
 
 
@@ -724,7 +738,8 @@ def test_writer_error_stops_bursts_and_recovers(outstanding, mhz):
     base, size = 0x1000_0000, 1 << 14
     rng = np.random.default_rng(31)
     failing = Command(base + 0x100, 100, 1, 0)
-    bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst)[0]
+    bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst,
+                            block_aligned=not config.fast_clock)[0]
     commands = [failing, Command(base + 0x2000, 5, 2, 0x40), clear_error_when_idle,
                 Command(base + 0x3000, 40, 2, 0x200)]
     dut = DMAWriter(config, max_burst=max_burst, wide_commands=True)
@@ -753,8 +768,8 @@ def test_writer_error_stops_bursts_and_recovers(outstanding, mhz):
     want[bad:bad + bb] = initial[bad:bad + bb]
     check_memory(memory.mem, want, base, "error and recovery")
     assert len(log["beats"]) == len(words), "beats left unconsumed"
-    assert issued_bursts(memory.aw)[len(issued):] == model_bursts(commands[3:], bb,
-                                                                  max_burst=max_burst)
+    assert issued_bursts(memory.aw)[len(issued):] == bursts_of(config, commands[3:], bb,
+                                                               max_burst=max_burst)
     assert len(log["done"]) == 3 and not log["busy"][-1]
 
 
@@ -777,7 +792,7 @@ def test_writer_refused_commands(mhz):
     _, log = run_engine(dut, memory, commands, seed=32, beats=words)
     check_memory(memory.mem, expected_memory(initial, base, plain, words, beat_bytes=bb),
                  base, "refused commands")
-    assert issued_bursts(memory.aw) == model_bursts(plain, bb)
+    assert issued_bursts(memory.aw) == bursts_of(config, plain, bb)
     assert len(log["done"]) == 5
 
 
