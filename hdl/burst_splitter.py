@@ -12,14 +12,28 @@ from amaranth.lib.wiring import In, Out
 from .axi4 import MAX_BURST_BEATS, PAGE_BYTES, AXI4Signature, AXIResp
 
 __all__ = ["ROWS_WIDTH", "ROW_BEATS_WIDTH", "BurstSplitter", "DMAError", "burst_layout",
+           "command_field_widths",
            "burst_len_bits", "check_engine_parameters", "dma_axi_signature",
            "dma_command_layout", "dma_status_signature", "error_event_layout",
            "latch_first_error", "oldest_issued_address", "response_error", "ShiftQueue",
            "small_fifo"]
 
-#: Width of a command's beats-per-row and row-count fields.
+#: Width of a command's beats-per-row and row-count fields (above 50 MHz).
 ROW_BEATS_WIDTH = 16
 ROWS_WIDTH = 16
+
+
+def command_field_widths(config, *, wide=False):
+    """Widths of a command's ``row_beats`` and ``rows`` fields: :data:`ROW_BEATS_WIDTH` and
+    :data:`ROWS_WIDTH` above 50 MHz or if ``wide``; else (at 50 MHz and below) only as wide
+    as the accelerator's commands need (a LOAD, STORE or CONFIG row in beats;
+    ``max(sp_depth, acc_depth)`` rows), which narrows the splitters' counters and adders."""
+    if config.fast_clock or wide:
+        return ROW_BEATS_WIDTH, ROWS_WIDTH
+    from .isa import acc_row_bytes, param_block_bytes, row_bytes
+    row = max(row_bytes(config), acc_row_bytes(config), param_block_bytes(config))
+    return ((row // (config.bus_data_width // 8)).bit_length(),
+            max(config.sp_depth, config.acc_depth).bit_length())
 
 
 class DMAError(enum.Enum, shape=3):
@@ -38,19 +52,21 @@ class DMAError(enum.Enum, shape=3):
     RANGE = 5
 
 
-def dma_command_layout(config):
+def dma_command_layout(config, *, wide=False):
     """One DMA command: a 2-D transfer of ``rows`` rows of ``row_beats`` bus beats each.
 
     Row ``r`` starts at byte address ``addr + r * stride``. ``addr`` and ``stride`` must be
     multiples of the beat size (``config.bus_data_width // 8`` bytes), so that every row is a
     whole number of aligned beats (the driver lays matrices out padded to beats); ``rows``
     and ``row_beats`` must be at least 1. Any ``stride`` is allowed, also one smaller than a
-    row (rows overlap; 0 reads or writes the same row again).
+    row (rows overlap; 0 reads or writes the same row again). The widths of ``row_beats`` and
+    ``rows`` are :func:`command_field_widths` (16 bits each above 50 MHz or if ``wide``).
     """
+    row_beats_width, rows_width = command_field_widths(config, wide=wide)
     return data.StructLayout({
         "addr": config.bus_addr_width,
-        "row_beats": ROW_BEATS_WIDTH,
-        "rows": ROWS_WIDTH,
+        "row_beats": row_beats_width,
+        "rows": rows_width,
         "stride": config.bus_addr_width,
     })
 
@@ -258,7 +274,9 @@ class BurstSplitter(wiring.Component):
 
     Each row is cut into bursts of at most ``max_burst`` beats that never cross a 4 KiB
     boundary and never a row end: a burst is ``min(beats left in the row, max_burst, beats
-    to the next 4 KiB boundary)`` beats long. Bursts come out in address order, row after row.
+    to the next 4 KiB boundary)`` beats long; at 50 MHz and below (:attr:`block_aligned`)
+    ``min(beats left in the row, beats to the next max_burst-aligned block)``, a burst never
+    crossing a block (nor so a page). Bursts come out in address order, row after row.
     :func:`sim.tb_dma.split_transfer` is the reference model.
 
     A command is checked as it is accepted. A misaligned ``addr`` or ``stride``
@@ -305,9 +323,13 @@ class BurstSplitter(wiring.Component):
         cheaper when ``cmd.payload`` comes from a multiplexer (the read arbiter's), whose
         output then feeds only the address register.
 
+    wide_commands : bool
+        Commands with 16-bit ``rows`` and ``row_beats`` also at 50 MHz and below (see
+        :func:`command_field_widths`; the accelerator's own DMA has narrow ones there).
+
     Members
     -------
-    cmd : In(stream.Signature(dma_command_layout(config)))
+    cmd : In(stream.Signature(dma_command_layout(config, wide=wide_commands)))
     bursts : Out(stream.Signature(burst_layout(config)))
     busy : Out(1)
         A command is in progress (accepted, and its last burst has not left).
@@ -321,13 +343,14 @@ class BurstSplitter(wiring.Component):
         ``max_burst`` is not a power of two from 1 to 256.
     """
 
-    def __init__(self, config, *, max_burst=MAX_BURST_BEATS, relative_rows=False):
+    def __init__(self, config, *, max_burst=MAX_BURST_BEATS, relative_rows=False,
+                 wide_commands=False):
         check_engine_parameters(self, config, max_burst=max_burst)
         self.config = config
         self.max_burst = max_burst
         self.relative_rows = bool(relative_rows) and not self.registered_progress
         super().__init__({
-            "cmd": In(stream.Signature(dma_command_layout(config))),
+            "cmd": In(stream.Signature(dma_command_layout(config, wide=wide_commands))),
             "bursts": Out(stream.Signature(burst_layout(config))),
             "busy": Out(1),
             "error": Out(error_event_layout(config)),
@@ -339,6 +362,12 @@ class BurstSplitter(wiring.Component):
         no carry chain before the burst's length, which the engines' credit checks and AXI's
         AxLEN take combinationally."""
         return self.config.fast_clock
+
+    @property
+    def block_aligned(self):
+        """Bursts are also cut at every ``max_burst``-aligned block boundary (at 50 MHz and
+        below: no page test before a burst's length)."""
+        return not self.config.fast_clock
 
     @property
     def beat_bytes(self):
@@ -360,8 +389,8 @@ class BurstSplitter(wiring.Component):
         # for a command, so it is loaded only from its own sum.
         row_addr = Signal(beat_addr_width)
         stride = Signal(beat_addr_width)
-        row_beats = Signal(ROW_BEATS_WIDTH)
-        rows_left = Signal(ROWS_WIDTH)       # rows including the current one
+        row_beats = Signal(len(cmd.row_beats))
+        rows_left = Signal(len(cmd.rows))   # rows including the current one
         refused = Signal()
         announce = Signal(DMAError)          # the error the next burst leaving reports
         empty_pending = Signal()             # an EMPTY command, reported in the next cycle
@@ -369,7 +398,7 @@ class BurstSplitter(wiring.Component):
 
         addr = Signal(beat_addr_width)       # beat address of the current burst
         beyond = Signal()  # (without registered_progress) the burst starts at 2**addr_width
-        remaining = Signal(ROW_BEATS_WIDTH)  # beats of the current row not yet in bursts
+        remaining = Signal(len(cmd.row_beats))  # beats of the current row not yet in bursts
         if self.registered_progress:
             def start_row(row_start, beats_in_row):
                 return [addr.eq(row_start), remaining.eq(beats_in_row)]
@@ -377,7 +406,7 @@ class BurstSplitter(wiring.Component):
             def cut(beats):
                 return [addr.eq(addr + beats), remaining.eq(remaining - beats)]
         else:  # both from the beats of the row already in bursts: one register
-            offset = Signal(ROW_BEATS_WIDTH)
+            offset = Signal(len(cmd.row_beats))
             position = Signal(beat_addr_width + 2)
             if self.relative_rows:
                 in_command = Signal(beat_addr_width + 1, attrs={"keep": 1})  # not a $macc
@@ -399,8 +428,11 @@ class BurstSplitter(wiring.Component):
         last_block = addr[block_bits:page_bits].all()
         cap = Signal(block_bits + 1)
         to_block = ((1 << block_bits) - in_block)[:block_bits]
-        m.d.comb += cap.eq(Mux(last_block & in_block.any(), to_block, self.max_burst)
-                           if block_bits else 1)
+        if self.block_aligned:  # max_burst - in_block, in block_bits + 1 bits
+            m.d.comb += cap.eq(self.max_burst - in_block)
+        else:
+            m.d.comb += cap.eq(Mux(last_block & in_block.any(), to_block, self.max_burst)
+                               if block_bits else 1)
         if self.registered_progress:
             row_end = remaining <= cap
         else:  # a zero test of the high bits, a compare of cap's width (no 16-bit chain)

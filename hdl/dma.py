@@ -33,13 +33,16 @@ class DMA(wiring.Component):
         Longest burst in beats: a power of two, 1 to 256.
     read_id, write_id : int
         The AXI IDs.
+    wide_commands : bool
+        16-bit ``rows`` and ``row_beats`` also at 50 MHz and below (see
+        :func:`hdl.burst_splitter.command_field_widths`).
 
     Members
     -------
-    read_cmd : In(stream.Signature(dma_command_layout(config)))
+    read_cmd : In(stream.Signature(dma_command_layout(config, wide=wide_commands)))
     read_data : Out(stream.Signature(read_beat_layout(config)))
     read_status : Out(dma_status_signature(config))
-    write_cmd : In(stream.Signature(dma_command_layout(config)))
+    write_cmd : In(stream.Signature(dma_command_layout(config, wide=wide_commands)))
     write_data : In(stream.Signature(write_beat_layout(config)))
     write_status : Out(dma_status_signature(config))
     axi : Out(dma_axi_signature(config))
@@ -50,17 +53,21 @@ class DMA(wiring.Component):
         ``max_burst`` is not a power of two from 1 to 256, or an ID does not fit.
     """
 
-    def __init__(self, config, *, max_burst=MAX_BURST_BEATS, read_id=0, write_id=0):
+    def __init__(self, config, *, max_burst=MAX_BURST_BEATS, read_id=0, write_id=0,
+                 wide_commands=False):
         check_engine_parameters(self, config, max_burst=max_burst, axi_id=read_id)
         check_engine_parameters(self, config, max_burst=max_burst, axi_id=write_id)
         self.config = config
-        self.reader = DMAReader(config, max_burst=max_burst, axi_id=read_id)
-        self.writer = DMAWriter(config, max_burst=max_burst, axi_id=write_id)
+        self.reader = DMAReader(config, max_burst=max_burst, axi_id=read_id,
+                                wide_commands=wide_commands)
+        self.writer = DMAWriter(config, max_burst=max_burst, axi_id=write_id,
+                                wide_commands=wide_commands)
+        command = dma_command_layout(config, wide=wide_commands)
         super().__init__({
-            "read_cmd": In(stream.Signature(dma_command_layout(config))),
+            "read_cmd": In(stream.Signature(command)),
             "read_data": Out(stream.Signature(read_beat_layout(config))),
             "read_status": Out(dma_status_signature(config)),
-            "write_cmd": In(stream.Signature(dma_command_layout(config))),
+            "write_cmd": In(stream.Signature(command)),
             "write_data": In(stream.Signature(write_beat_layout(config))),
             "write_status": Out(dma_status_signature(config)),
             "axi": Out(dma_axi_signature(config)),

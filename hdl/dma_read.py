@@ -103,10 +103,13 @@ class DMAReader(wiring.Component):
         Longest burst in beats: a power of two, 1 to 256.
     axi_id : int
         ARID of every burst.
+    wide_commands : bool
+        16-bit ``rows`` and ``row_beats`` also at 50 MHz and below (see
+        :func:`hdl.burst_splitter.command_field_widths`).
 
     Members
     -------
-    cmd : In(stream.Signature(dma_command_layout(config)))
+    cmd : In(stream.Signature(dma_command_layout(config, wide=wide_commands)))
     data : Out(stream.Signature(read_beat_layout(config)))
     status : Out(dma_status_signature(config))
     axi : Out(dma_axi_signature(config, write=False))
@@ -118,13 +121,14 @@ class DMAReader(wiring.Component):
         ``max_burst`` is not a power of two from 1 to 256, or ``axi_id`` does not fit.
     """
 
-    def __init__(self, config, *, max_burst=MAX_BURST_BEATS, axi_id=0):
+    def __init__(self, config, *, max_burst=MAX_BURST_BEATS, axi_id=0, wide_commands=False):
         check_engine_parameters(self, config, max_burst=max_burst, axi_id=axi_id)
         self.config = config
         self.max_burst = max_burst
         self.axi_id = axi_id
+        self.wide_commands = wide_commands
         super().__init__({
-            "cmd": In(stream.Signature(dma_command_layout(config))),
+            "cmd": In(stream.Signature(dma_command_layout(config, wide=wide_commands))),
             "data": Out(stream.Signature(read_beat_layout(config))),
             "status": Out(dma_status_signature(config)),
             "axi": Out(dma_axi_signature(config, write=False)),
@@ -157,7 +161,8 @@ class DMAReader(wiring.Component):
         # with the flip-flop it alone feeds) relative rows save that many logic cells; with
         # gates (micro's ASIC) the adder they add costs more than it saves.
         m.submodules.splitter = splitter = BurstSplitter(
-            cfg, max_burst=self.max_burst, relative_rows=has_ice40_ebr(platform))
+            cfg, max_burst=self.max_burst, relative_rows=has_ice40_ebr(platform),
+            wide_commands=self.wide_commands)
         wiring.connect(m, wiring.flipped(self.cmd), splitter.cmd)
         burst = splitter.bursts.payload
 

@@ -83,10 +83,13 @@ class DMAWriter(wiring.Component):
         Longest burst in beats: a power of two, 1 to 256.
     axi_id : int
         AWID of every burst.
+    wide_commands : bool
+        16-bit ``rows`` and ``row_beats`` also at 50 MHz and below (see
+        :func:`hdl.burst_splitter.command_field_widths`).
 
     Members
     -------
-    cmd : In(stream.Signature(dma_command_layout(config)))
+    cmd : In(stream.Signature(dma_command_layout(config, wide=wide_commands)))
     data : In(stream.Signature(write_beat_layout(config)))
     status : Out(dma_status_signature(config))
     axi : Out(dma_axi_signature(config, read=False))
@@ -98,13 +101,14 @@ class DMAWriter(wiring.Component):
         ``max_burst`` is not a power of two from 1 to 256, or ``axi_id`` does not fit.
     """
 
-    def __init__(self, config, *, max_burst=MAX_BURST_BEATS, axi_id=0):
+    def __init__(self, config, *, max_burst=MAX_BURST_BEATS, axi_id=0, wide_commands=False):
         check_engine_parameters(self, config, max_burst=max_burst, axi_id=axi_id)
         self.config = config
         self.max_burst = max_burst
         self.axi_id = axi_id
+        self.wide_commands = wide_commands
         super().__init__({
-            "cmd": In(stream.Signature(dma_command_layout(config))),
+            "cmd": In(stream.Signature(dma_command_layout(config, wide=wide_commands))),
             "data": In(stream.Signature(write_beat_layout(config))),
             "status": Out(dma_status_signature(config)),
             "axi": Out(dma_axi_signature(config, read=False)),
@@ -121,7 +125,8 @@ class DMAWriter(wiring.Component):
         axi = self.axi
         status = self.status
 
-        m.submodules.splitter = splitter = BurstSplitter(cfg, max_burst=self.max_burst)
+        m.submodules.splitter = splitter = BurstSplitter(cfg, max_burst=self.max_burst,
+                                                         wide_commands=self.wide_commands)
         wiring.connect(m, wiring.flipped(self.cmd), splitter.cmd)
         burst = splitter.bursts.payload
 

@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .burst_splitter import dma_command_layout
+from .burst_splitter import ShiftQueue, dma_command_layout
 from .dma_read import read_beat_layout
 from .isa import (
     ErrorCause,
@@ -40,6 +40,9 @@ class LoadUnit(wiring.Component):
       offered and takes it (``ctl.insn.ready``) with its command: ``ctl.insn`` must then
       keep it valid and stable until taken, as a stream does.
     - Throughput: one beat per cycle; a row per cycle when a row is one beat.
+    - Slow clocks: an instruction's last row is the one whose beat has ``last`` (the DMA
+      delivers every beat of a command, flagged or not): only ``sp_addr`` waits between the
+      stages.
     - ``done`` pulses in the cycle after an instruction's last row was accepted by the
       scratchpad.
     - Back-pressure on ``sp_write`` holds ``dma_data.ready`` low (the DMA buffers).
@@ -96,9 +99,16 @@ class LoadUnit(wiring.Component):
         # rows to the write stage. Past the checks, sp_addr < sp_depth and rows <= sp_depth:
         # the write stage keeps only those bits.
         sp_bits, rows_bits = (cfg.sp_depth - 1).bit_length(), cfg.sp_depth.bit_length()
-        pending_layout = data.StructLayout({"sp_addr": sp_bits, "rows": rows_bits})
-        m.submodules.pending = pending = SyncFIFOBuffered(
-            width=pending_layout.size, depth=self.depth)
+        # Slow clocks: an instruction ends with its command's ``last`` beat (the DMA delivers
+        # every beat of a command, also after an error), so only ``sp_addr`` is queued.
+        ends_on_last = not cfg.fast_clock
+        pending_fields = {"sp_addr": sp_bits}
+        if not ends_on_last:
+            pending_fields["rows"] = rows_bits
+        pending_layout = data.StructLayout(pending_fields)
+        # Slow clocks: a shift queue (no output register; the same capacity and timing).
+        fifo = ShiftQueue if ends_on_last else SyncFIFOBuffered
+        m.submodules.pending = pending = fifo(width=pending_layout.size, depth=self.depth)
         align_mask = beat_bytes - 1
         incoming = load_layout()(ctl.insn.payload)
         check = Signal(ErrorCause)
@@ -141,15 +151,16 @@ class LoadUnit(wiring.Component):
         m.d.comb += [
             cmd.payload.addr.eq(source.dram_addr),
             cmd.payload.row_beats.eq(row_beats),
-            cmd.payload.rows.eq(source.rows),
+            cmd.payload.rows.eq(source.rows),  # <= sp_depth: fits the (narrow) field
             cmd.payload.stride.eq(source.dram_stride),
             pending.w_en.eq(cmd.valid & cmd.ready),
-            pending.w_data.eq(Cat(source.sp_addr[:sp_bits], source.rows[:rows_bits])),
+            pending.w_data.eq(Cat(source.sp_addr[:sp_bits],
+                                  *([] if ends_on_last else [source.rows[:rows_bits]]))),
         ]
 
         # --- Write stage: assemble rows from beats, write them, count them.
         current = pending_layout(pending.r_data)
-        row_index = Signal(rows_bits)
+        row_index = Signal(sp_bits if ends_on_last else rows_bits)  # < rows <= sp_depth
         beat_index = Signal(range(max(row_beats, 2)))
         failed = Signal()  # the current instruction saw an error beat
         row_bits = cfg.dim * cfg.act_width
@@ -168,9 +179,7 @@ class LoadUnit(wiring.Component):
         ]
         taken = self.dma_data.valid & self.dma_data.ready
         next_row = row_index + 1
-        # Slow clocks: the incrementer the index needs anyway, rather than a decrementer.
-        last_row = (next_row == current.rows) if not cfg.fast_clock else \
-            row_index == current.rows - 1
+        last_row = beat.last if ends_on_last else row_index == current.rows - 1
         m.d.sync += ctl.done.eq(0)
         with m.If(taken):
             if row_beats > 1:

@@ -5,7 +5,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .burst_splitter import dma_command_layout
+from .burst_splitter import ShiftQueue, dma_command_layout
 from .dma_read import read_beat_layout
 
 __all__ = ["ReadArbiter"]
@@ -48,7 +48,10 @@ class ReadArbiter(wiring.Component):
         clients = range(self.clients)
         cmds = [getattr(self, f"cmd_{i}") for i in clients]
         datas = [getattr(self, f"data_{i}") for i in clients]
-        m.submodules.owners = owners = SyncFIFOBuffered(
+        # Slow clocks: a shift queue (no output register; the same capacity, and an owner is
+        # readable one cycle after it was written, before any beat of its command).
+        fifo = SyncFIFOBuffered if self.config.fast_clock else ShiftQueue
+        m.submodules.owners = owners = fifo(
             width=max(1, (self.clients - 1).bit_length()), depth=self.depth)
 
         # Grant: the lowest-numbered client with a command (later assignments win).

@@ -4,13 +4,12 @@ from contextlib import nullcontext
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from sim.model import INT8_MAX, INT8_MIN, SHIFT_MAX, SHIFT_MIN
 
 from .accumulator import Accumulator, acc_read_layout
-from .burst_splitter import dma_command_layout, dma_status_signature
+from .burst_splitter import dma_command_layout, dma_status_signature, small_fifo
 from .dma_read import read_beat_layout
 from .dma_write import write_beat_layout
 from .isa import (
@@ -269,9 +268,13 @@ class StoreUnit(wiring.Component):
         m.submodules.postproc = pp = self.postproc
         depth = self.queue_depth
         feed_layout, sink_layout = _feed_layout(cfg), _sink_layout(cfg)
-        m.submodules.feed_queue = feed_queue = SyncFIFO(width=feed_layout.size, depth=depth)
-        m.submodules.sink_queue = sink_queue = SyncFIFO(width=sink_layout.size, depth=depth)
-        m.submodules.retire_queue = retire_queue = SyncFIFO(width=1, depth=depth)
+        # Slow clocks: shift queues (no read multiplexer; the head's load multiplexer packs
+        # with its flip-flop), the same timing as SyncFIFO.
+        m.submodules.feed_queue = feed_queue = small_fifo(cfg, width=feed_layout.size,
+                                                          depth=depth)
+        m.submodules.sink_queue = sink_queue = small_fifo(cfg, width=sink_layout.size,
+                                                          depth=depth)
+        m.submodules.retire_queue = retire_queue = small_fifo(cfg, width=1, depth=depth)
 
         # --- Decode register: one instruction waits here; checks are computed from it. Slow
         # clocks: none; the instruction waits in the dispatcher's queue (whose head is
@@ -343,7 +346,7 @@ class StoreUnit(wiring.Component):
             m.d.comb += [
                 self.dma_write_cmd.payload.addr.eq(store.dest),
                 self.dma_write_cmd.payload.stride.eq(store.dram_stride),
-                self.dma_write_cmd.payload.rows.eq(store.rows),
+                self.dma_write_cmd.payload.rows.eq(store.rows),  # <= acc_depth: fits
                 self.dma_write_cmd.payload.row_beats.eq(
                     Mux(mode != PostMode.REQUANT, int32_beats, int8_beats)),
             ]

@@ -27,13 +27,14 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam, AxiResp
 
 from hdl.axi4 import MAX_BURST_BEATS, PAGE_BYTES
-from hdl.burst_splitter import DMAError, dma_command_layout
+from hdl.burst_splitter import DMAError, command_field_widths, dma_command_layout
 from hdl.dma_read import read_beat_layout
 from sim.cocotb_run import config_from_env
 from sim.cocotb_streams import start_clock_and_reset
 
 __all__ = ["Burst", "Command", "beat_addresses", "burst_rule_violations", "check_memory",
-           "check_read_beats", "command_beats", "edge_commands", "expected_memory",
+           "check_read_beats", "command_beats", "command_fits", "edge_commands",
+           "expected_memory",
            "expected_read_beats", "flag_beats", "model_bursts", "random_command",
            "random_words", "split_transfer"]
 
@@ -63,9 +64,17 @@ class Burst:
     cause: str | None = None
 
 
-def split_transfer(command, *, beat_bytes, max_burst=256, addr_width=32):
+def command_fits(config, command):
+    """Whether ``command``'s ``row_beats`` and ``rows`` fit the fields of the DMA's own
+    (narrow at 50 MHz and below) :func:`hdl.burst_splitter.dma_command_layout`."""
+    row_beats_width, rows_width = command_field_widths(config)
+    return command.row_beats >> row_beats_width == 0 and command.rows >> rows_width == 0
+
+
+def split_transfer(command, *, beat_bytes, max_burst=256, addr_width=32, block_aligned=False):
     """The bursts of ``command`` and the error it raises (``None``, ``"misaligned"``,
-    ``"empty"`` or ``"range"``), as :class:`hdl.burst_splitter.BurstSplitter` makes them."""
+    ``"empty"`` or ``"range"``), as :class:`hdl.burst_splitter.BurstSplitter` makes them
+    (``block_aligned``: as its :attr:`~hdl.burst_splitter.BurstSplitter.block_aligned`)."""
     if command.row_beats == 0 or command.rows == 0:
         return [], "empty"
     refused = bool(command.addr % beat_bytes or command.stride % beat_bytes)
@@ -80,7 +89,8 @@ def split_transfer(command, *, beat_bytes, max_burst=256, addr_width=32):
         addr, left = row, command.row_beats
         last_row = r == command.rows - 1
         while left:
-            beats = min(left, max_burst, (page - addr % page) // beat_bytes)
+            block = max_burst - addr // beat_bytes % max_burst if block_aligned else max_burst
+            beats = min(left, block, (page - addr % page) // beat_bytes)
             row_last = beats == left
             bursts.append(Burst(addr, beats, row_last,
                                 row_last and last_row, refused, announce))
@@ -156,7 +166,8 @@ def burst_rule_violations(addr, beats, size, burst, *, beat_bytes, max_burst=256
     return problems
 
 
-def expected_read_beats(commands, read, *, beat_bytes, max_burst=256, addr_width=32):
+def expected_read_beats(commands, read, *, beat_bytes, max_burst=256, addr_width=32,
+                        block_aligned=False):
     """(data, row_last, last) of every beat the read engine delivers for ``commands`` from a
     memory without errors; ``read(addr, n)`` returns ``n`` bytes. A refused command's beats
     are ``(None, row_last, last)``: their data is unspecified and their error flag set.
@@ -193,18 +204,20 @@ def edge_commands(beat_bytes, base=0):
     ]]
 
 
-def model_bursts(commands, beat_bytes, *, max_burst=256, addr_width=32):
+def model_bursts(commands, beat_bytes, *, max_burst=256, addr_width=32, block_aligned=False):
     """(address, beats) of the bursts the engine issues for ``commands`` (the non-refused
     ones); items of ``commands`` that are not :class:`Command` are skipped."""
     return [(b.addr, b.beats) for c in commands if isinstance(c, Command)
             for b in split_transfer(c, beat_bytes=beat_bytes, max_burst=max_burst,
-                                    addr_width=addr_width)[0] if not b.refused]
+                                    addr_width=addr_width, block_aligned=block_aligned)[0]
+            if not b.refused]
 
 
-def command_beats(commands, beat_bytes, max_burst=256):
+def command_beats(commands, beat_bytes, max_burst=256, block_aligned=False):
     """Beats that ``commands`` move in all (items that are not :class:`Command` skipped)."""
     return sum(b.beats for c in commands if isinstance(c, Command)
-               for b in split_transfer(c, beat_bytes=beat_bytes, max_burst=max_burst)[0])
+               for b in split_transfer(c, beat_bytes=beat_bytes, max_burst=max_burst,
+                                             block_aligned=block_aligned)[0])
 
 
 def check_read_beats(received, want, context):
@@ -223,7 +236,7 @@ def flag_beats(want, start, stop):
 
 
 def expected_memory(initial, base, commands, words, *, beat_bytes, max_burst=256,
-                    written=lambda burst: not burst.refused):
+                    written=lambda burst: not burst.refused, block_aligned=False):
     """``initial`` (the memory from ``base`` on) after the writes of ``commands`` with
     ``words``, in order; bursts for which ``written(burst)`` is false consume their words
     without writing."""
@@ -232,7 +245,8 @@ def expected_memory(initial, base, commands, words, *, beat_bytes, max_burst=256
     for command in commands:
         if not isinstance(command, Command):
             continue
-        for b in split_transfer(command, beat_bytes=beat_bytes, max_burst=max_burst)[0]:
+        for b in split_transfer(command, beat_bytes=beat_bytes, max_burst=max_burst,
+                                block_aligned=block_aligned)[0]:
             for i in range(b.beats):
                 word = next(words)
                 if written(b):
@@ -347,7 +361,7 @@ class TB:
         self.base = base
         self.rng = np.random.default_rng(seed)
         self.cycle = 0
-        self.command = dma_command_layout(config)
+        self.command = dma_command_layout(config, wide=True)  # as build_dma
         self.beat_fields = {name: (field.offset, field.width)
                             for name, field in read_beat_layout(config)}
         self.ram = CheckedAxiRam(AxiBus.from_prefix(dut, "axi", bus_separator="__"),
@@ -546,7 +560,8 @@ async def random_transfers(dut):
                  base, f"seed={p['seed']} writes")
     for channel, commands in (("ar", reads), ("aw", writes)):
         got = [(addr, beats) for _, addr, beats in tb.log[channel]]
-        assert got == model_bursts(commands, bb, max_burst=max_burst), f"{channel} bursts"
+        assert got == model_bursts(commands, bb, max_burst=max_burst,
+                                   block_aligned=not config.fast_clock), f"{channel} bursts"
     assert len(tb.log["read_done"]) == len(reads)
     assert len(tb.log["write_done"]) == len(writes)
     assert tb.log["read_errors"] == tb.log["write_errors"] == []
@@ -575,7 +590,8 @@ async def errors_and_recovery(dut):
     for engine, region, resp in (("read", base, AxiResp.SLVERR),
                                  ("write", base + size // 2, AxiResp.DECERR)):
         failing = Command(region + 0x100, rows, 1, 0)
-        bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst)[0]
+        bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst,
+                                block_aligned=not config.fast_clock)[0]
         errors[bursts[1].addr + 3 * bb] = resp
         good = Command(region + 0x6_0000, 3, 2, 0x100)
         plans[engine] = {
@@ -609,7 +625,8 @@ async def errors_and_recovery(dut):
         assert 2 <= len(issued) < len(bursts), f"{engine}: {len(issued)} bursts issued"
         later = [(a, n) for _, a, n in tb.log[channel][len(issued):]]
         first_clear = plan["commands"].index(CLEAR)
-        assert later == model_bursts(plan["commands"][first_clear:], bb, max_burst=max_burst)
+        assert later == model_bursts(plan["commands"][first_clear:], bb, max_burst=max_burst,
+                                     block_aligned=not config.fast_clock)
         assert len(tb.log[f"{engine}_done"]) == sum(
             isinstance(c, Command) and c.rows * c.row_beats > 0 for c in plan["commands"])
     assert tb.log["r"] == sum(b for _, _, b in tb.log["ar"]), "R beats left unaccepted"
@@ -626,7 +643,8 @@ async def errors_and_recovery(dut):
     def written(burst):
         return not burst.refused and (burst.addr, burst.beats) in issued_writes
     want_memory = expected_memory(initial, base, writes, words, beat_bytes=bb,
-                                  max_burst=max_burst, written=written)
+                                  max_burst=max_burst, written=written,
+                                  block_aligned=not config.fast_clock)
     bad = plans["write"]["bursts"][1].addr + 3 * bb - base
     want_memory[bad:bad + bb] = initial[bad:bad + bb]  # AxiRam skips the failing beat
     check_memory(tb.memory(), want_memory, base, "writes")

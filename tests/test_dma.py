@@ -11,7 +11,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.sim import Simulator
 
 from hdl.axi4 import AXI4Signature, AXIResp
-from hdl.burst_splitter import BurstSplitter, DMAError, ShiftQueue
+from hdl.burst_splitter import BurstSplitter, DMAError, ShiftQueue, command_field_widths
 from hdl.config import TesseraConfig, preset
 from hdl.dma import DMA
 from hdl.dma_read import DMAReader
@@ -24,6 +24,7 @@ from sim.tb_dma import (
     check_memory,
     check_read_beats,
     command_beats,
+    command_fits,
     edge_commands,
     expected_memory,
     expected_read_beats,
@@ -36,6 +37,12 @@ from sim.tb_dma import (
 
 CLOCK = 1e-6
 
+def bursts_of(config, commands, beat_bytes, **kwargs):
+    """:func:`sim.tb_dma.model_bursts` for an engine built for ``config`` (its splitter's
+    ``block_aligned``)."""
+    return model_bursts(commands, beat_bytes, block_aligned=not config.fast_clock, **kwargs)
+
+
 ERRORS = {"misaligned": DMAError.MISALIGNED, "empty": DMAError.EMPTY, "range": DMAError.RANGE}
 
 
@@ -45,6 +52,7 @@ def run_splitter(dut, commands, *, seed, stall=0.0, max_cycles=100_000):
     config = dut.config
     bursts, errors, fired = [], [], []
     expected = sum(len(split_transfer(c, beat_bytes=dut.beat_bytes, max_burst=dut.max_burst,
+                                      block_aligned=dut.block_aligned,
                                       addr_width=config.bus_addr_width)[0])
                    for c in commands)
     cycle = [0]
@@ -85,6 +93,7 @@ def check_splitter(dut, commands, bursts, errors, context):
     want_bursts, want_errors = [], []
     for command in commands:
         expected, error = split_transfer(command, beat_bytes=dut.beat_bytes,
+                                         block_aligned=dut.block_aligned,
                                          max_burst=dut.max_burst,
                                          addr_width=dut.config.bus_addr_width)
         want_bursts += [(command, b) for b in expected]
@@ -135,9 +144,33 @@ def test_splitter_matches_model(config, max_burst, stall, seed, max_row_beats, r
     commands += error_commands(config)
     commands += [random_command(rng, b, region=region, max_row_beats=max_row_beats)
                  for _ in range(100)]
-    dut = BurstSplitter(config, max_burst=max_burst, relative_rows=relative_rows)
+    dut = BurstSplitter(config, max_burst=max_burst, relative_rows=relative_rows,
+                        wide_commands=True)
     bursts, errors, _ = run_splitter(dut, commands, seed=seed, stall=stall)
     check_splitter(dut, commands, bursts, errors, f"seed={seed}")
+
+
+@pytest.mark.parametrize("config, max_burst", [
+    (preset("tiny"), 16), (preset("tiny"), 256), (preset("micro"), 16)],
+    ids=["tiny-burst16", "tiny-burst256", "micro-burst16"])
+@pytest.mark.parametrize("relative_rows", [False, True], ids=["absolute", "relative"])
+def test_splitter_narrow_commands(config, max_burst, relative_rows):
+    """At 50 MHz and below the command's rows and row_beats are narrow: the commands that
+    fit them split as the model says (row ends, 4 KiB, the top of the address space)."""
+    rng = np.random.default_rng(7)
+    b = config.bus_data_width // 8
+    dut = BurstSplitter(config, max_burst=max_burst, relative_rows=relative_rows)
+    row_beats_width, rows_width = len(dut.cmd.payload.row_beats), len(dut.cmd.payload.rows)
+    assert row_beats_width < 16 and rows_width < 16
+    longest = (1 << row_beats_width) - 1
+    commands = [c for c in edge_commands(b) + error_commands(config) if command_fits(config, c)]
+    commands += [Command(0x1000 - b, longest, 2, 0x3000), Command(0x2000 - 5 * b, longest, 1, 0),
+                 Command(0x40, 1, (1 << rows_width) - 1, b),
+                 Command((1 << 32) - 0x1000 - b, longest, 3, 0x800)]
+    commands += [random_command(rng, b, max_row_beats=longest) for _ in range(300)]
+    commands = [c for c in commands if command_fits(config, c)]
+    bursts, errors, _ = run_splitter(dut, commands, seed=7, stall=0.2)
+    check_splitter(dut, commands, bursts, errors, "narrow")
 
 
 def test_splitter_one_burst_per_cycle():
@@ -238,6 +271,11 @@ def test_model_corners():
     assert split_transfer(Command(4, 2, 1, 0), beat_bytes=8) == (
         [Burst(0, 2, True, True, True, "misaligned")], "misaligned")
     assert split_transfer(Command(0, 0, 1, 0), beat_bytes=8) == ([], "empty")
+    # Cut at max_burst-aligned blocks too (the splitter at 50 MHz and below).
+    assert split_transfer(Command(0x10, 40, 1, 0), beat_bytes=4, max_burst=16,
+                          block_aligned=True) == (
+        [Burst(0x10, 12, False, False), Burst(0x40, 16, False, False),
+         Burst(0x80, 12, True, True)], None)
     assert TesseraConfig().bus_data_width == 32
 
 
@@ -511,15 +549,41 @@ def test_reader_random(config, max_burst, latency, stall, seed):
     bb = config.bus_data_width // 8
     base, size = 0x8000_0000, 1 << 16
     commands = engine_commands(rng, bb, base, size)
-    dut = DMAReader(config, max_burst=max_burst)
+    dut = DMAReader(config, max_burst=max_burst, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, latency=latency, stall=stall,
                        max_burst=max_burst)
     want = expected_read_beats(commands, memory.read, beat_bytes=bb, max_burst=max_burst)
     received, log = run_engine(dut, memory, commands, seed=seed, stall=stall, beats=len(want))
     check_read_beats(received, want, f"seed={seed}")
-    assert issued_bursts(memory.ar) == model_bursts(commands, bb, max_burst=max_burst)
+    assert issued_bursts(memory.ar) == bursts_of(config, commands, bb, max_burst=max_burst)
     assert len(log["done"]) == len(commands) and log["error"] is None
     assert not log["busy"][-1]
+
+
+def narrow_commands(config, rng, base, size):
+    """Random commands that fit the narrow fields of ``config`` (at 50 MHz and below)."""
+    bb = config.bus_data_width // 8
+    longest = (1 << command_field_widths(config)[0]) - 1
+    commands = [random_command(rng, bb, region=(base, base + size), max_rows=6,
+                               max_row_beats=longest) for _ in range(40)]
+    return [Command(base + 0x1000 - 3 * bb, longest, 2, 0x400)] + [
+        c for c in commands if command_fits(config, c)]
+
+
+def test_reader_narrow_commands():
+    """tiny's reader with its own narrow command fields."""
+    config = preset("tiny")
+    rng = np.random.default_rng(15)
+    base, size = 0x8000_0000, 1 << 16
+    commands = narrow_commands(config, rng, base, size)
+    dut = DMAReader(config, max_burst=16)
+    memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, latency=5, stall=0.2,
+                       max_burst=16)
+    want = expected_read_beats(commands, memory.read, beat_bytes=4, max_burst=16)
+    received, log = run_engine(dut, memory, commands, seed=15, stall=0.2, beats=len(want))
+    check_read_beats(received, want, "narrow")
+    assert issued_bursts(memory.ar) == bursts_of(config, commands, 4, max_burst=16)
+    assert len(log["done"]) == len(commands) and log["error"] is None
 
 
 @pytest.mark.parametrize("outstanding, mhz", ERROR_CASES, ids=ERROR_IDS)
@@ -532,11 +596,12 @@ def test_reader_error_stops_bursts_and_recovers(outstanding, mhz):
     base, size = 0x1000_0000, 1 << 14
     rng = np.random.default_rng(21)
     failing = Command(base + 0x100, 100, 1, 0)
-    bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst)[0]
+    bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst,
+                            block_aligned=not config.fast_clock)[0]
     bad_beat = bursts[1].addr + 3 * bb
     commands = [failing, Command(base + 0x2000, 5, 2, 0x40), clear_error_when_idle,
                 Command(base + 0x3000, 40, 2, 0x200)]
-    dut = DMAReader(config, max_burst=max_burst)
+    dut = DMAReader(config, max_burst=max_burst, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, latency=12,
                        errors={bad_beat: 2}, max_burst=max_burst)
     want = expected_read_beats(commands, memory.read, beat_bytes=bb, max_burst=max_burst)
@@ -559,8 +624,8 @@ def test_reader_error_stops_bursts_and_recovers(outstanding, mhz):
                                    received_before, side="right")
         assert sum(ar[0] < cycle for ar in issued) - complete >= 2, "no burst outstanding"
     assert len(memory.r) == sum(beats for _, _, beats in memory.ar), "R beats left unaccepted"
-    assert issued_bursts(memory.ar)[len(issued):] == model_bursts(commands[3:], bb,
-                                                                  max_burst=max_burst)
+    assert issued_bursts(memory.ar)[len(issued):] == bursts_of(config, commands[3:], bb,
+                                                               max_burst=max_burst)
     assert len(log["done"]) == 3 and not log["busy"][-1]
 
 
@@ -578,7 +643,7 @@ def test_reader_refused_commands(mhz):
     commands = [Command(base + 4, 3, 1, 0), clear_error_when_idle, good,
                 Command(base, 0, 4, 0), clear_error_when_idle, good,
                 range_cmd, clear_error_when_idle, good]
-    dut = DMAReader(config)
+    dut = DMAReader(config, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, latency=3)
     plain = [c for c in commands if isinstance(c, Command)]
     want = expected_read_beats(plain, memory.read, beat_bytes=bb)
@@ -596,7 +661,7 @@ def test_reader_refused_commands(mhz):
     check_read_beats(received, want, "refused commands")
     assert errors == [(DMAError.MISALIGNED, base + 4), (DMAError.EMPTY, base),
                       (DMAError.RANGE, top - 0x1000)]
-    assert issued_bursts(memory.ar) == model_bursts(plain, bb)
+    assert issued_bursts(memory.ar) == bursts_of(config, plain, bb)
     assert len(log["done"]) == 5  # the empty command does not complete
 
 
@@ -613,7 +678,7 @@ def test_reader_full_rate_on_long_reads(config):
     base = 0x10_0000
     beats = (16 << 10) // bb
     commands = [Command(base, beats, 1, 0)]
-    dut = DMAReader(config)
+    dut = DMAReader(config, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=16 << 10, rng=np.random.default_rng(3),
                        latency=8)
     received, log = run_engine(dut, memory, commands, seed=3, beats=beats)
@@ -632,7 +697,7 @@ def test_writer_random(config, max_burst, latency, stall, seed):
     bb = config.bus_data_width // 8
     base, size = 0x8000_0000, 1 << 16
     commands = engine_commands(rng, bb, base, size)
-    dut = DMAWriter(config, max_burst=max_burst)
+    dut = DMAWriter(config, max_burst=max_burst, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, b_latency=latency, stall=stall,
                        max_burst=max_burst)
     initial = bytes(memory.mem)
@@ -640,9 +705,27 @@ def test_writer_random(config, max_burst, latency, stall, seed):
     _, log = run_engine(dut, memory, commands, seed=seed, stall=stall, beats=words)
     want = expected_memory(initial, base, commands, words, beat_bytes=bb, max_burst=max_burst)
     check_memory(memory.mem, want, base, f"seed={seed}")
-    assert issued_bursts(memory.aw) == model_bursts(commands, bb, max_burst=max_burst)
+    assert issued_bursts(memory.aw) == bursts_of(config, commands, bb, max_burst=max_burst)
     assert len(log["done"]) == len(commands) and log["error"] is None
     assert not log["busy"][-1]
+
+
+def test_writer_narrow_commands():
+    """tiny's writer with its own narrow command fields."""
+    config = preset("tiny")
+    rng = np.random.default_rng(16)
+    base, size = 0x8000_0000, 1 << 16
+    commands = narrow_commands(config, rng, base, size)
+    dut = DMAWriter(config, max_burst=16)
+    memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, b_latency=5, stall=0.2,
+                       max_burst=16)
+    initial = bytes(memory.mem)
+    words = random_words(rng, command_beats(commands, 4, 16), 32)
+    _, log = run_engine(dut, memory, commands, seed=16, stall=0.2, beats=words)
+    want = expected_memory(initial, base, commands, words, beat_bytes=4, max_burst=16)
+    check_memory(memory.mem, want, base, "narrow")
+    assert issued_bursts(memory.aw) == bursts_of(config, commands, 4, max_burst=16)
+    assert len(log["done"]) == len(commands) and log["error"] is None
 
 
 @pytest.mark.parametrize("outstanding, mhz", ERROR_CASES, ids=ERROR_IDS)
@@ -655,10 +738,11 @@ def test_writer_error_stops_bursts_and_recovers(outstanding, mhz):
     base, size = 0x1000_0000, 1 << 14
     rng = np.random.default_rng(31)
     failing = Command(base + 0x100, 100, 1, 0)
-    bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst)[0]
+    bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst,
+                            block_aligned=not config.fast_clock)[0]
     commands = [failing, Command(base + 0x2000, 5, 2, 0x40), clear_error_when_idle,
                 Command(base + 0x3000, 40, 2, 0x200)]
-    dut = DMAWriter(config, max_burst=max_burst)
+    dut = DMAWriter(config, max_burst=max_burst, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, b_latency=12,
                        errors={bursts[1].addr + 3 * bb: 3}, max_burst=max_burst)
     initial = bytes(memory.mem)
@@ -684,8 +768,8 @@ def test_writer_error_stops_bursts_and_recovers(outstanding, mhz):
     want[bad:bad + bb] = initial[bad:bad + bb]
     check_memory(memory.mem, want, base, "error and recovery")
     assert len(log["beats"]) == len(words), "beats left unconsumed"
-    assert issued_bursts(memory.aw)[len(issued):] == model_bursts(commands[3:], bb,
-                                                                  max_burst=max_burst)
+    assert issued_bursts(memory.aw)[len(issued):] == bursts_of(config, commands[3:], bb,
+                                                               max_burst=max_burst)
     assert len(log["done"]) == 3 and not log["busy"][-1]
 
 
@@ -701,14 +785,14 @@ def test_writer_refused_commands(mhz):
                 Command(base, 0, 4, 0), clear_error_when_idle, good,
                 Command(top - 0x1000, 0x100, 3, 0x800), clear_error_when_idle, good]
     plain = [c for c in commands if isinstance(c, Command)]
-    dut = DMAWriter(config)
+    dut = DMAWriter(config, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng)
     initial = bytes(memory.mem)
     words = random_words(rng, command_beats(commands, bb), 64)
     _, log = run_engine(dut, memory, commands, seed=32, beats=words)
     check_memory(memory.mem, expected_memory(initial, base, plain, words, beat_bytes=bb),
                  base, "refused commands")
-    assert issued_bursts(memory.aw) == model_bursts(plain, bb)
+    assert issued_bursts(memory.aw) == bursts_of(config, plain, bb)
     assert len(log["done"]) == 5
 
 
@@ -719,7 +803,7 @@ def test_writer_full_rate_on_long_writes(config):
     bb = config.bus_data_width // 8
     base = 0x10_0000
     beats = (16 << 10) // bb
-    dut = DMAWriter(config)
+    dut = DMAWriter(config, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=16 << 10, rng=np.random.default_rng(4),
                        b_latency=4)
     words = random_words(np.random.default_rng(5), beats, config.bus_data_width)

@@ -43,8 +43,8 @@ CASES = [_param(case, False) for case in QUICK] + [_param(case, True) for case i
 
 def build_dma(config, max_burst, build_dir, platform=None):
     """The DMA's Verilog (through yosys ``proc``) in ``build_dir``."""
-    return write_component_verilog(DMA(config, max_burst=max_burst), TOP, build_dir,
-                                   platform=platform)
+    dma = DMA(config, max_burst=max_burst, wide_commands=True)  # sim.tb_dma's commands
+    return write_component_verilog(dma, TOP, build_dir, platform=platform)
 
 
 def run_dma_cocotb(config, build_dir, *, simulator="verilator", seed=1, stall=0.0, latency=0,
