@@ -1,6 +1,17 @@
 """Post-processing of accumulator rows: per-channel bias, int8 requantization, activation."""
 
-from amaranth.hdl import Array, Cat, Const, EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import (
+    Array,
+    Cat,
+    Const,
+    EnableInserter,
+    Instance,
+    Module,
+    Mux,
+    Signal,
+    signed,
+    unsigned,
+)
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -41,6 +52,59 @@ def _thermometer(value, count):
         above = Cat(high_is[k_high + 1:]).any() if k_high + 1 < len(high_is) else Const(0, 1)
         bits.append(above | high_is[k_high] & low_at_least[k_low])
     return Cat(bits)
+
+
+def _sticky_shift(m, value, amount, flip, name):
+    """``value >> amount`` (arithmetic) in stages of 16, 8, 4, 2 and 1 bits, and whether a
+    dropped bit differs from ``flip``: each stage ORs the bits it drops, so the bits
+    dropped by the early (wide) stages are known early. Returns (shifted, dropped)."""
+    stages = range(len(amount) - 1, -1, -1)
+    differs = []
+    for k in stages:
+        w = 1 << k
+        differs.append(amount[k] & (value[:w] ^ flip.replicate(w)).any())
+        shifted = Signal(len(value), name=f"{name}_{w}")
+        m.d.comb += shifted.eq(Mux(amount[k], Cat(value[w:], value[-1].replicate(w)), value))
+        value = shifted
+    return value.as_signed(), Cat(differs).any()
+
+
+def _is_ice40(platform):
+    """Whether ``platform`` (an Amaranth platform, or None) is an iCE40 part."""
+    return str(getattr(platform, "device", "")).startswith("iCE40")
+
+
+#: SB_LUT4 function of a conditional add bit (inputs I0 = enable, I1 = x, I2 = y, I3 = carry
+#: in): ``x ^ y ^ carry`` if enabled, else ``x``.
+_COND_ADD_LUT = sum(1 << i for i in range(16)
+                    if ((i >> 1 ^ i >> 2 ^ i >> 3) & 1 if i & 1 else i >> 1 & 1))
+
+
+def _cond_add(m, x, y, enable, width, lsb, ice40, name):
+    """``x + y`` if ``enable``, else ``x``, modulo ``2**width`` (``x`` and ``y`` signed;
+    the low ``lsb`` bits of ``y`` are zeros, so ``x``'s pass through). On an iCE40 one LUT a
+    bit: the carry chain always adds ``y`` and the bit's LUT, which computes the sum beside
+    it, returns ``x`` instead where disabled (yosys maps ``Mux(enable, x + y, x)`` to a sum
+    LUT and a mux LUT a bit). Returns a kept wire (or yosys merges the adds)."""
+    total = Signal(signed(width), name=name, attrs={"keep": 1})
+    xs = Signal(width, name=f"{name}_x")
+    ys = Signal(width, name=f"{name}_y")
+    m.d.comb += [xs.eq(x), ys.eq(y)]
+    if not ice40:
+        m.d.comb += total.eq(Mux(enable, xs + ys, xs))
+        return total
+    carry = Signal(width - lsb, name=f"{name}_carry")
+    m.d.comb += total[:lsb].eq(xs[:lsb])
+    for i in range(lsb, width):
+        j = i - lsb
+        carry_in = carry[j - 1] if j else Const(0, 1)
+        m.submodules[f"{name}_lut_{i}"] = Instance(
+            "SB_LUT4", p_LUT_INIT=Const(_COND_ADD_LUT, 16), i_I0=enable, i_I1=xs[i],
+            i_I2=ys[i], i_I3=carry_in, o_O=total[i])
+        if i < width - 1:
+            m.submodules[f"{name}_carry_{i}"] = Instance(
+                "SB_CARRY", i_I0=xs[i], i_I1=ys[i], i_CI=carry_in, o_CO=carry[j])
+    return total
 
 
 class PostMode(enum.Enum, shape=2):
@@ -211,7 +275,9 @@ class PostProcess(wiring.Component):
         :data:`hdl.config.MULTIPLIERS`; ``"dsp"`` means the ``*`` operator). ``None``:
         ``"lut"`` with the serial multiply or if ``config.multiplier`` is ``"lut"``, else
         ``"behavioural"``. The serial multiply's ``"lut"`` adds its partial products in a
-        tree of carry chains.
+        tree of carry chains; with the parameters in block RAM in two chains of conditional
+        adds instead, on an iCE40 one ``SB_LUT4`` and ``SB_CARRY`` a bit (instances: yosys
+        spends two LUTs a bit on them), elsewhere ``Mux(b, x + y, x)``.
     output_cycles : int
         Cycles the consumer may take per output row (e.g. one per bus beat of it) with the
         full rate sustained: it sizes the output buffer.
@@ -491,8 +557,14 @@ class PostProcess(wiring.Component):
                 m.d.sync += word.eq(Mux(last_word, 0, word + 1))
             # Reads: the entering group's bias, shifts and multiplier in its digits 0, 1, 2
             # (each word is out one cycle later); the row entering with a swap reads the
-            # other set.
-            m.d.comb += read.addr.eq(Cat(digit[:2], group[:group_width],
+            # other set. Word 3, never written, reads as zeros: it stands for the words that
+            # are zero (all of them before the first swap, the bias in mode ACC, the shifts
+            # when passing through), so nothing after the RAM gates them.
+            entering_mode = Mux(busy, row_mode, held.mode)
+            zero_word = (fresh & ~swap_fire
+                         | (digit == 0) & (entering_mode == PostMode.ACC)
+                         | (digit == 1) & (entering_mode != PostMode.REQUANT))
+            m.d.comb += read.addr.eq(Cat(Mux(zero_word, 3, digit[:2]), group[:group_width],
                                          set_bits ^ swap_fire))
             words = [read_data.word_select(n, width) for n in range(lanes)]
         else:
@@ -627,15 +699,14 @@ class PostProcess(wiring.Component):
             # shifts at step 1, the multiplier at step 2 (its digits 1.. held).
             acc = lane_acc[n]
             if in_ram:
-                # The bias gated after the add: one LUT a bit beside the carry chain.
-                no_bias = (ctrl[0].mode == PostMode.ACC) | fresh
+                # The bias, shifts and multiplier are zeros where they must be (see the reads).
                 x = Signal(signed(width), name=f"x_{n}", reset_less=True)
                 with dp.If(digit_at(0) == 0):
-                    dp.d.sync += x.eq(Mux(no_bias, acc, acc + words[n]))
-                shift = Mux(passes(1) | fresh, 0, words[n][:5])
-                at_least = Signal(width, name=f"left_at_least_{n}")
-                m.d.comb += at_least.eq(_thermometer(shift, width))
-                reach = Cat(at_least[width - 1 - j] for j in range(width - 1))
+                    dp.d.sync += x.eq(acc + words[n])
+                # One amount for both shifts: the left shift's in digit 0 of step 1, the
+                # rounding shift's (``right_e``) in the other digits.
+                left_cycle = digit_at(1) == 0
+                shift = Signal(5, name=f"shift_by_{n}")
             else:
                 gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
                 x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
@@ -650,19 +721,23 @@ class PostProcess(wiring.Component):
 
             # Step 1: shift or saturate; it also picks the multiplier operand.
             sign = x[width - 1]
-            moved_out = (x ^ sign.replicate(width))[:width - 1]
-            overflow = (moved_out & reach).any()
             shifter = None
             if in_ram:
                 # One barrel shifter (right, arithmetic) for both shifts: the left shift is a
                 # right shift of the bit-reversed x in digit 0 of step 1; the rounding shift
-                # uses it in digit `digits - 1` of its step (a different cycle).
-                shifter = (Signal(signed(width + 1), name=f"shifter_in_{n}"),
-                           Signal(5, name=f"shifter_by_{n}"), digit_at(1) == 0,
-                           Cat(x[::-1], 0), shift)
-                shifter_out = shifter[0] >> shifter[1]
+                # uses it in digit `digits - 1` of its step (a different cycle). The bits it
+                # drops tell both whether the left shift overflows (one differs from the
+                # sign, or the new sign bit does) and whether the rounding shift is exact.
+                shifter_in = Signal(signed(width + 2), name=f"shifter_in_{n}")
+                shifter_out, dropped = _sticky_shift(m, shifter_in, shift,
+                                                     left_cycle & sign, f"shifter_{n}")
+                shifter = (shifter_in, shifter_out, dropped, left_cycle,
+                           Cat(x[::-1], 0, 0))
                 x_shifted = shifter_out[:width][::-1]
+                overflow = dropped | (shifter_out[0] ^ sign)
             else:
+                moved_out = (x ^ sign.replicate(width))[:width - 1]
+                overflow = (moved_out & reach).any()
                 x_shifted = x << shift
             shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
                           x_shifted[:width].as_signed())
@@ -672,18 +747,17 @@ class PostProcess(wiring.Component):
                 right_2 = Signal(5, name=f"right_{n}_2", reset_less=True)
                 held = Signal(width - width // digits, name=f"mult_{n}", reset_less=True)
                 with dp.If(digit_at(1) == 0):
-                    dp.d.sync += [a.eq(shifted), right_1.eq(Mux(fresh, 0, words[n][5:10]))]
-                fresh_2 = Signal(name=f"fresh_{n}_2")  # the multiplier's set is all zeros
+                    dp.d.sync += [a.eq(shifted), right_1.eq(words[n][5:10])]
                 with dp.If(digit_at(2) == 0):
-                    dp.d.sync += [held.eq(words[n][width // digits:]), fresh_2.eq(fresh)]
+                    dp.d.sync += held.eq(words[n][width // digits:])
                 with dp.If(digit_at(2) == digits - 1):  # right_1 keeps the next group's
                     dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
+                m.d.comb += shift.eq(Mux(left_cycle, words[n][:5], right_2))
                 multiplier = Cat(words[n][:width // digits], held)
-                zero = Mux(digit_at(2) == 0, fresh, fresh_2)
                 product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
-                                                passes(self._MULTIPLY_STEP + 1), zero,
-                                                registered=False)
+                                                passes(self._MULTIPLY_STEP + 1), Const(0),
+                                                registered=False, chained=_is_ice40(platform))
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
                 if digits == 1:
@@ -827,11 +901,27 @@ class PostProcess(wiring.Component):
         (the shift's tie rounding cannot tell them apart). The nudge takes the sign of p:
         it differs from that of the high half only where that is 0, which rounds to 0
         either way. Pass-through gives p = x * 2**31 and no shift. Returns the zero-pointed
-        lane (33 bits), loaded when ``z_load`` is high. ``shifter``: (input, amount, left, left
-        input, left amount): a barrel shifter shared with the left shift, which has it in the
-        cycles ``left`` is high."""
+        lane (33 bits), loaded when ``z_load`` is high.
+
+        ``shifter``: (input, output, dropped, left, left input), a barrel shifter (see
+        :func:`_sticky_shift`) shared with the left shift, which has it in the cycles
+        ``left`` is high; its amount is then ``right`` in the other cycles (0 already for
+        pass-through). It shifts ``2 s`` (``s`` = ``p[31:] + p[30]``) right by ``e``: for
+        ``q`` that and ``c`` = ``s >= 0`` or a dropped bit set, RoundingDivideByPOT(s, e) =
+        ``(q + c) >> 1`` (also for ``e`` = 0), and the ``+ c`` rides on the zero point add
+        as its carry in: no nudge."""
         width, step = REQUANT_WIDTH, self._product_step
         high = product[width - 1:].as_signed()
+        if shifter is not None:
+            shifter_in, q, dropped, left, left_in = shifter
+            s = stage(signed(width + 1), high + product[width - 2], f"t_{n}")
+            m.d.comb += shifter_in.eq(Mux(left, left_in, Cat(0, s)))
+            c = q[0] & (~s[-1] | dropped)
+            z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
+            zero_point = Mux(passes(self._zero_point_step), 0, tile.zero_point)
+            with dp.If(z_load):
+                dp.d.sync += z.eq(q[1:].as_signed() + zero_point + c)
+            return z
         e = Mux(passes(step), 0, right)
         at_least = Signal(width + 1, name=f"right_at_least_{n}")
         m.d.comb += at_least.eq(_thermometer(e, width + 1))
@@ -839,14 +929,7 @@ class PostProcess(wiring.Component):
         nudge = Cat(Mux(negative, at_least[j + 2], at_least[j + 1] & ~at_least[j + 2])
                     for j in range(width - 1))
         t = stage(signed(width + 1), high + nudge + product[width - 2], f"t_{n}")
-        e_t = stage(unsigned(5), e, f"e_{n}")
-        if shifter is None:
-            y = t >> e_t
-        else:
-            shifter_in, shifter_by, left, left_in, left_by = shifter
-            m.d.comb += [shifter_in.eq(Mux(left, left_in, t)),
-                         shifter_by.eq(Mux(left, left_by, e_t))]
-            y = shifter_in >> shifter_by
+        y = t >> stage(unsigned(5), e, f"e_{n}")
         z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
         with dp.If(z_load):
             dp.d.sync += z.eq(y + Mux(passes(self._zero_point_step), 0, tile.zero_point))
@@ -855,8 +938,9 @@ class PostProcess(wiring.Component):
     def _row_output(self, m, done, lane_z, lane_int8, row_fire, z_load, advance):
         """Output rows of the serial multiply: one row register, the ``out_rows`` payload.
         A lane group's results (``done`` its control) wait in the zero point step's registers
-        until the register holds no complete row, then enter it (int32 lane ``p`` in bytes
-        ``4p..4p+3``, int8 lane ``p`` in byte ``p``; group 0 also brings the row's mode and
+        until the register holds no complete row, then enter it at its top as it shifts down
+        by a group (int32 lane ``p`` ends in bytes ``4p..4p+3``, int8 lane ``p`` in byte
+        ``p``; group 0 also brings the row's mode and
         tag, the tag from a queue written as the row starts); the last group completes the
         row. The datapath stalls (``advance`` low) in a cycle in which the next group's
         results would overwrite waiting ones."""
@@ -891,20 +975,15 @@ class PostProcess(wiring.Component):
         with m.If(first):
             m.d.sync += [row.mode.eq(done.mode), row.tag.eq(tag)]
 
+        # Each landing shifts the row down by a group and puts the group's lanes on top:
+        # after the last group every lane is in its place (no per-byte selects).
         requant = done.mode == PostMode.REQUANT
-        bits = row.row.as_value()
-        for byte in range(4 * dim):
-            group32, n32 = divmod(byte // 4, lanes)
-            value32 = lane_z[n32].word_select(byte % 4, 8)
-            hit32 = group == group32
-            if byte < dim:
-                group8, n8 = divmod(byte, lanes)
-                value = Mux(requant, lane_int8[n8], value32)
-                hit = Mux(requant, group == group8, hit32)
-            else:
-                value, hit = value32, ~requant & hit32
-            with m.If(land & hit):
-                m.d.sync += bits.word_select(byte, 8).eq(value)
+        bits, int8_bits = row.row.as_value(), 8 * dim
+        int32_next = Cat(bits[REQUANT_WIDTH * lanes:], *lane_z)
+        int8_next = Cat(bits[8 * lanes:int8_bits], *lane_int8)
+        with m.If(land):
+            m.d.sync += bits.eq(Cat(Mux(requant, int8_next, int32_next[:int8_bits]),
+                                    int32_next[int8_bits:]))
         with m.If(land & last):
             m.d.sync += full.eq(1)
         with m.If(self.out_rows.valid & self.out_rows.ready):
@@ -929,7 +1008,7 @@ class PostProcess(wiring.Component):
                      f"product_{n}")
 
     def _serial_multiply(self, m, dp, a, multiplier, digit_at, stage, n, passing, zero,
-                         registered=True):
+                         registered=True, chained=None):
         """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
         group's cycles; ``a * 2**31`` where ``passing``, 0 where ``zero``) accumulated from
         ``d = 32 / multiply_cycles``-bit digits of ``multiplier``, lowest first: the 64-bit
@@ -958,16 +1037,40 @@ class PostProcess(wiring.Component):
 
         high = Signal(signed(width + d), name=f"product_high_{n}", reset_less=True)
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
-        carried = Mux(digit_at(self._MULTIPLY_STEP + 1) == 0, 0, high >> d)
-        if self.multiplier == "lut":
+        first = digit_at(self._MULTIPLY_STEP + 1) == 0
+        if self.multiplier == "lut" and chained is not None:
+            total = self._cond_add_sum(m, high >> d, ~first, a, b, n, chained)
+        elif self.multiplier == "lut":
+            carried = Mux(first, 0, high >> d)
             total = self._carry_chain_sum(m, carried, a, b, n)
         else:
-            total = carried + multiply(a, b, self.multiplier)
+            total = Mux(first, 0, high >> d) + multiply(a, b, self.multiplier)
         dp.d.sync += [
             high.eq(total[:width + d]),
             low.eq(Cat(low[d:], high[:d])),
         ]
         return Cat(low, high).as_signed()
+
+    @staticmethod
+    def _cond_add_sum(m, carried, carry, a, b, n, ice40):
+        """``carried`` (where ``carry``) ``+ a * b`` (``b`` signed, ``d + 1`` bits) modulo
+        ``2**(32 + d)``, from conditional adds (:func:`_cond_add`, one LUT a bit on an iCE40,
+        where an add of a partial product costs two LUTs a bit): two chains, one adding
+        ``carried`` and the low half of the digit's partial products to ``a * b[0]``, the
+        other the high half to ``-a * 2**d`` (the sign bit's weight; its ``+ 1`` is the
+        final add's carry in), then their sum. Each chain is as deep as a tree of adds of
+        the same terms with ``carried`` gated before it."""
+        top = len(b) - 1
+        width = len(a) + top
+        half = max(1, top // 2)
+        low = Mux(b[0], a, 0)
+        low = _cond_add(m, low, carried, carry, width, 0, ice40, f"mul_{n}_carried")
+        for k in range(1, half):
+            low = _cond_add(m, low, a << k, b[k], width, k, ice40, f"mul_{n}_{k}")
+        high = Mux(b[top], ~(a << top), 0)
+        for k in range(half, top):
+            high = _cond_add(m, high, a << k, b[k], width, k, ice40, f"mul_{n}_{k}")
+        return (low + high + b[top])[:width]
 
     @staticmethod
     def _carry_chain_sum(m, carried, a, b, n):
