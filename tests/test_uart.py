@@ -196,12 +196,16 @@ def test_framing_error_break_and_glitch(divisor, compact):
     assert errors[1] < events[1] - 10 * divisor, (errors, events)
 
 
-def test_overrun_drops_the_new_byte():
-    """rx.ready low while 3 bytes arrive: the first is held, the next two are dropped (an
-    rx_error each); the held byte is offered until taken; later bytes come through."""
+@pytest.mark.parametrize("compact, first", [(False, 0x11), (True, 0x33)],
+                         ids=["holds-oldest", "compact-keeps-newest"])
+def test_overrun(compact, first):
+    """rx.ready low while 3 bytes arrive: two are dropped (an rx_error each). By default the
+    first is held and the next two are dropped; ``compact`` drops each byte when the next
+    one's first data bit is sampled, so the last is kept. The kept byte is offered until
+    taken; later bytes come through."""
     divisor = 8
     bit = divisor * CLOCK
-    dut = UART(CLK_HZ, CLK_HZ / divisor)
+    dut = UART(CLK_HZ, CLK_HZ / divisor, compact=compact)
     release = edge_after(4.6 * CLOCK + 33 * bit)
 
     async def stimulus(ctx):
@@ -213,29 +217,7 @@ def test_overrun_drops_the_new_byte():
 
     got, errors, gaps = run_receiver(dut, stimulus, cycles=3 * divisor,
                                      ready=lambda edge: edge >= release)
-    assert [b for b, _ in got] == [0x11, 0x44], got
-    assert got[0][1] == release, (got, release)
-    assert len(errors) == 2 and errors[1] - errors[0] == 10 * divisor, errors
-
-
-def test_overrun_compact_keeps_the_newest_byte():
-    """``compact``: rx.ready low while 3 bytes arrive: each byte is dropped (an rx_error)
-    when the next one's first data bit is sampled; the last is offered until taken."""
-    divisor = 8
-    bit = divisor * CLOCK
-    dut = UART(CLK_HZ, CLK_HZ / divisor, compact=True)
-    release = edge_after(4.6 * CLOCK + 33 * bit)
-
-    async def stimulus(ctx):
-        line = Line(dut.rx_pin, bit)
-        await line.hold(ctx, 1, 4.6 * CLOCK)
-        await line.send(ctx, [0x11, 0x22, 0x33])
-        await line.hold(ctx, 1, 5 * bit)
-        await line.send(ctx, [0x44])
-
-    got, errors, gaps = run_receiver(dut, stimulus, cycles=3 * divisor,
-                                     ready=lambda edge: edge >= release)
-    assert [b for b, _ in got] == [0x33, 0x44], got
+    assert [b for b, _ in got] == [first, 0x44], got
     assert got[0][1] == release, (got, release)
     assert len(errors) == 2 and errors[1] - errors[0] == 10 * divisor, errors
 
