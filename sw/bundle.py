@@ -219,7 +219,9 @@ def write_bundle(config, folder=None) -> Bundle:
     """Write the handoff bundle of ``config`` into ``folder`` (``build/verilog/<preset>``)."""
     folder = Path(folder or ROOT / "build" / "verilog" / config.name)
     folder.mkdir(parents=True, exist_ok=True)
-    top = write_component_verilog(Accelerator(config), BUNDLE_TOP, folder,
+    # Counters in flip-flops: the block-RAM counters are an FPGA trade (a 16 x 32 memory
+    # would be a macro of its own).
+    top = write_component_verilog(Accelerator(config, perf_ram=False), BUNDLE_TOP, folder,
                                   platform=SRAMMacros(), handoff=True)
     for scratch in (".il", ".yosys.log"):
         top.with_suffix(scratch).unlink(missing_ok=True)
