@@ -491,14 +491,8 @@ class PostProcess(wiring.Component):
                 m.d.sync += word.eq(Mux(last_word, 0, word + 1))
             # Reads: the entering group's bias, shifts and multiplier in its digits 0, 1, 2
             # (each word is out one cycle later); the row entering with a swap reads the
-            # other set. Word 3, never written, reads as zeros: it stands for the words that
-            # are zero (all of them before the first swap, the bias in mode ACC, the shifts
-            # when passing through), so nothing after the RAM gates them.
-            entering_mode = Mux(busy, row_mode, held.mode)
-            zero_word = (fresh & ~swap_fire
-                         | (digit == 0) & (entering_mode == PostMode.ACC)
-                         | (digit == 1) & (entering_mode != PostMode.REQUANT))
-            m.d.comb += read.addr.eq(Cat(Mux(zero_word, 3, digit[:2]), group[:group_width],
+            # other set.
+            m.d.comb += read.addr.eq(Cat(digit[:2], group[:group_width],
                                          set_bits ^ swap_fire))
             words = [read_data.word_select(n, width) for n in range(lanes)]
         else:
@@ -633,16 +627,14 @@ class PostProcess(wiring.Component):
             # shifts at step 1, the multiplier at step 2 (its digits 1.. held).
             acc = lane_acc[n]
             if in_ram:
-                # The bias, shifts and multiplier are zeros where they must be (see the reads).
+                # The bias gated after the add: one LUT a bit beside the carry chain.
+                no_bias = (ctrl[0].mode == PostMode.ACC) | fresh
                 x = Signal(signed(width), name=f"x_{n}", reset_less=True)
                 with dp.If(digit_at(0) == 0):
-                    dp.d.sync += x.eq(acc + words[n])
-                # One amount and its thermometer for both shifts: the left shift's in digit 0
-                # of step 1, the rounding shift's (``right_e``) in the other digits.
-                left_cycle = digit_at(1) == 0
-                shift = Signal(5, name=f"shift_by_{n}")
-                at_least = Signal(width + 1, name=f"at_least_{n}")
-                m.d.comb += at_least.eq(_thermometer(shift, width + 1))
+                    dp.d.sync += x.eq(Mux(no_bias, acc, acc + words[n]))
+                shift = Mux(passes(1) | fresh, 0, words[n][:5])
+                at_least = Signal(width, name=f"left_at_least_{n}")
+                m.d.comb += at_least.eq(_thermometer(shift, width))
                 reach = Cat(at_least[width - 1 - j] for j in range(width - 1))
             else:
                 gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
@@ -665,9 +657,10 @@ class PostProcess(wiring.Component):
                 # One barrel shifter (right, arithmetic) for both shifts: the left shift is a
                 # right shift of the bit-reversed x in digit 0 of step 1; the rounding shift
                 # uses it in digit `digits - 1` of its step (a different cycle).
-                shifter = (Signal(signed(width + 1), name=f"shifter_in_{n}"), shift,
-                           left_cycle, Cat(x[::-1], 0), at_least)
-                shifter_out = shifter[0] >> shift
+                shifter = (Signal(signed(width + 1), name=f"shifter_in_{n}"),
+                           Signal(5, name=f"shifter_by_{n}"), digit_at(1) == 0,
+                           Cat(x[::-1], 0), shift)
+                shifter_out = shifter[0] >> shifter[1]
                 x_shifted = shifter_out[:width][::-1]
             else:
                 x_shifted = x << shift
@@ -679,16 +672,17 @@ class PostProcess(wiring.Component):
                 right_2 = Signal(5, name=f"right_{n}_2", reset_less=True)
                 held = Signal(width - width // digits, name=f"mult_{n}", reset_less=True)
                 with dp.If(digit_at(1) == 0):
-                    dp.d.sync += [a.eq(shifted), right_1.eq(words[n][5:10])]
+                    dp.d.sync += [a.eq(shifted), right_1.eq(Mux(fresh, 0, words[n][5:10]))]
+                fresh_2 = Signal(name=f"fresh_{n}_2")  # the multiplier's set is all zeros
                 with dp.If(digit_at(2) == 0):
-                    dp.d.sync += held.eq(words[n][width // digits:])
+                    dp.d.sync += [held.eq(words[n][width // digits:]), fresh_2.eq(fresh)]
                 with dp.If(digit_at(2) == digits - 1):  # right_1 keeps the next group's
                     dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
-                m.d.comb += shift.eq(Mux(left_cycle, words[n][:5], right_2))
                 multiplier = Cat(words[n][:width // digits], held)
+                zero = Mux(digit_at(2) == 0, fresh, fresh_2)
                 product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
-                                                passes(self._MULTIPLY_STEP + 1), Const(0),
+                                                passes(self._MULTIPLY_STEP + 1), zero,
                                                 registered=False)
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
@@ -834,27 +828,25 @@ class PostProcess(wiring.Component):
         it differs from that of the high half only where that is 0, which rounds to 0
         either way. Pass-through gives p = x * 2**31 and no shift. Returns the zero-pointed
         lane (33 bits), loaded when ``z_load`` is high. ``shifter``: (input, amount, left, left
-        input, thermometer of amount): a barrel shifter and an amount shared with the left
-        shift, which has them in the cycles ``left`` is high; ``right`` is then already 0
-        for pass-through and is the amount in the other cycles (it holds from the nudge
-        add's cycle to the shift's: no copy of it)."""
+        input, left amount): a barrel shifter shared with the left shift, which has it in the
+        cycles ``left`` is high."""
         width, step = REQUANT_WIDTH, self._product_step
         high = product[width - 1:].as_signed()
-        if shifter is None:
-            e = Mux(passes(step), 0, right)
-            at_least = Signal(width + 1, name=f"right_at_least_{n}")
-            m.d.comb += at_least.eq(_thermometer(e, width + 1))
-        else:
-            shifter_in, amount, left, left_in, at_least = shifter
+        e = Mux(passes(step), 0, right)
+        at_least = Signal(width + 1, name=f"right_at_least_{n}")
+        m.d.comb += at_least.eq(_thermometer(e, width + 1))
         negative = high[-1]
         nudge = Cat(Mux(negative, at_least[j + 2], at_least[j + 1] & ~at_least[j + 2])
                     for j in range(width - 1))
         t = stage(signed(width + 1), high + nudge + product[width - 2], f"t_{n}")
+        e_t = stage(unsigned(5), e, f"e_{n}")
         if shifter is None:
-            y = t >> stage(unsigned(5), e, f"e_{n}")
+            y = t >> e_t
         else:
-            m.d.comb += shifter_in.eq(Mux(left, left_in, t))
-            y = shifter_in >> amount
+            shifter_in, shifter_by, left, left_in, left_by = shifter
+            m.d.comb += [shifter_in.eq(Mux(left, left_in, t)),
+                         shifter_by.eq(Mux(left, left_by, e_t))]
+            y = shifter_in >> shifter_by
         z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
         with dp.If(z_load):
             dp.d.sync += z.eq(y + Mux(passes(self._zero_point_step), 0, tile.zero_point))
