@@ -106,12 +106,12 @@ class ProcessingElement(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         active = Signal(self.w_in.shape(), name="active")
-        shadow = Signal(self.w_in.shape(), name="shadow")
+        # With the weight held outside, the shadow register is the mul_b port itself.
+        shadow = self.mul_b if self.external_weight else Signal(self.w_in.shape(), name="shadow")
         lowest, highest = product_range(self.a_in.shape(), self.w_in.shape())
         stages = range(self.product_stages)
         if self.external_weight:
-            m.d.comb += [self.mul_a.eq(self.a_in), self.mul_b.eq(shadow),
-                         self.mul_load.eq(self.swap_in)]
+            m.d.comb += [self.mul_a.eq(self.a_in), self.mul_load.eq(self.swap_in)]
             product, stages = self.mul_p, stages[1:]
         elif self.multiplier == "external":
             m.d.comb += [self.mul_a.eq(self.a_in), self.mul_b.eq(active)]
