@@ -1,7 +1,7 @@
 """Post-processing of accumulator rows: per-channel bias, int8 requantization, activation."""
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.hdl import Array, Cat, Const, EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -158,7 +158,11 @@ class PostProcess(wiring.Component):
     multiply. With the pipelined multiply an accepted row waits in an input register while
     its groups enter; with the serial multiply the row stays on ``acc_rows`` instead and is
     accepted in the cycle its last group enters, :attr:`accept_delay` cycles after it
-    started (only the entering group's lanes are registered).
+    started (only the entering group's lanes are registered); a digit counter runs on
+    between rows and a row starts only at its digit 0, so every step uses its hardware in
+    the same cycles of each group's window (with the parameters in block RAM one barrel
+    shifter serves the left shift and the rounding shift). The output of the serial
+    multiply is one row register, the ``out_rows`` payload (see Back-pressure).
 
     Timing (a row *starts* when it is accepted into the input register, or with the serial
     multiply when its first group enters):
@@ -171,20 +175,30 @@ class PostProcess(wiring.Component):
       17 x 17-bit signed multipliers per lane, one ECP5 MULT18X18D each; of iCE40's 16 x 16
       SB_MAC16 only the two same-signedness products map), the high-multiply rounding, the
       rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
-      clamp into the output buffer or slot. With the serial multiply it is 7 +
-      :attr:`row_cycles`: the multiply is one stage, :attr:`row_cycles` counts its cycles, and
-      the barrel shift and the zero point share a stage (tiny's clock is slow).
+      clamp into the output buffer or slot. With the serial multiply it is 6 +
+      :attr:`row_cycles`: the multiply is one stage, :attr:`row_cycles` counts its cycles,
+      the high-multiply rounding rides on the nudge add, and the barrel shift and the zero
+      point share a stage (tiny's clock is slow).
     - Throughput: one row every :attr:`row_cycles` = ``dim / lanes * multiply_cycles``
       cycles (one per cycle at full width with the pipelined multiply), in every mode. A
       parameter switch costs no bubble when each tile has at least :attr:`min_tile_rows` rows
       (and the parameter beats are ready in time). With the serial multiply the next row
       must be on ``acc_rows`` within ``multiply_cycles - 1`` cycles of the previous one's
-      acceptance for no bubble (a response buffer refilled by a 2-cycle read is in time).
+      acceptance for no bubble (a response buffer refilled by a 2-cycle read is in time); a
+      row arriving later waits for the next digit 0 (up to ``multiply_cycles - 1`` cycles
+      more).
     - Back-pressure: the pipeline never stalls; rows in flight land in an output buffer (or
       row slots) of :attr:`buffer_depth` entries and rows start on credit (rows started and
       not yet out < depth), so a low ``out_rows.ready`` drops or duplicates nothing, and the
       full rate is sustained while the consumer takes each row within ``output_cycles``
-      cycles. ``out_rows.valid`` does not depend on ``out_rows.ready``.
+      cycles. With the serial multiply a group's results wait in the zero point step's
+      registers until the output row register holds no complete row, and the whole datapath
+      (entry included) stalls in a cycle in which the next group's results would overwrite
+      them: nothing is lost, :attr:`buffer_depth` rows are accepted while ``out_rows`` is
+      held off, and the full rate is sustained while the consumer takes each row within
+      ``2 * multiply_cycles - 2`` cycles of its ``valid`` (tiny: 6; an int32 row of 4
+      beats has 2 to spare, an int8 row 5). ``out_rows.valid`` does not depend on
+      ``out_rows.ready``.
 
     Parameters
     ----------
@@ -264,7 +278,7 @@ class PostProcess(wiring.Component):
     def _zero_point_step(self):
         """Step at which the zero point and the activation bounds are used (the serial
         multiply's slower clock allows the barrel shift and the zero point in one step)."""
-        return self._round_step + (1 if self.multiply_cycles > 1 else 2)
+        return self._round_step + (0 if self.multiply_cycles > 1 else 2)
 
     @property
     def row_cycles(self):
@@ -287,7 +301,16 @@ class PostProcess(wiring.Component):
 
     @property
     def buffer_depth(self):
-        """Output rows the output buffer holds: enough to run at full rate."""
+        """Output rows the output buffer holds: enough to run at full rate. With the serial
+        multiply: rows accepted while ``out_rows`` is held off (the output row and the rows
+        accepted before the stall)."""
+        if self.multiply_cycles > 1:
+            # With the first held row out, the next row's first group waits at the zero point
+            # step, and the datapath stalls as its second group gets there, _zero_point_step +
+            # 2 * multiply_cycles cycles after that row started; rows are accepted
+            # row_cycles - multiply_cycles cycles after they start.
+            stall = self._zero_point_step + 3 * self.multiply_cycles - 1
+            return 1 + stall // self.row_cycles
         # An entry is free again latency + output_cycles cycles after its row was accepted (a
         # consumer slower than a row every row_cycles is the bottleneck: the depth is enough).
         hold = min(self.output_cycles, self.row_cycles)
@@ -298,7 +321,20 @@ class PostProcess(wiring.Component):
         """Cycles after a swap before ``params`` accepts the next set's first beat (with the
         parameters in block RAM: the beat's words written; a last beat waits at least
         until the zero point step has copied the tile parameters)."""
-        return self._PARAM_WORDS if self._params_in_ram else self._zero_point_step
+        return self._PARAM_WORDS if self._params_in_ram else self._tile_copied
+
+    @property
+    def _tile_copied(self):
+        """Cycles after a swap until the zero point step has copied the tile parameters (with
+        the serial multiply one more: the copying cycle may be stalled)."""
+        return self._zero_point_step + (1 if self.multiply_cycles > 1 else 0)
+
+    @property
+    def _tag_queue_depth(self):
+        """Tags of started rows whose first lane is not yet in the output row (serial
+        multiply): a row's first lane enters it at most ``_zero_point_step + 2 *
+        multiply_cycles`` datapath cycles after the row started."""
+        return 1 + (self._zero_point_step + 2 * self.multiply_cycles) // self.row_cycles
 
     @property
     def beat_cycles(self):
@@ -309,7 +345,7 @@ class PostProcess(wiring.Component):
     def min_tile_rows(self):
         """Rows per parameter set for which the set switches cost no bubble."""
         last_beat = max(self.param_hold + self.beat_cycles * (self.config.dim - 1),
-                        self._zero_point_step)
+                        self._tile_copied)
         return -(-(last_beat + 1) // self.row_cycles)
 
     @property
@@ -337,10 +373,20 @@ class PostProcess(wiring.Component):
         shadow_full = Signal()
 
         # Output rows leave through a credit-based buffer (whole rows, pipelined multiply) or
-        # row slots (lane groups or the serial multiply); its credit decides acc_rows.ready.
-        in_slots = groups > 1 or digits > 1
+        # row slots (lane groups); its credit decides acc_rows.ready. With the serial multiply
+        # they leave through one output row register instead, and the datapath (`dp`, every
+        # register that keeps the rows' timing) stalls while a lane waits for it: `advance`.
+        streamed = digits > 1
+        in_slots = groups > 1 and not streamed
         credit = Signal()
-        if not in_slots:
+        if streamed:
+            advance = Signal()
+            dp = Module()
+            m.submodules.datapath = EnableInserter(advance)(dp)
+            m.d.comb += credit.eq(advance)
+        else:
+            dp = m
+        if not in_slots and not streamed:
             m.submodules.buffer = buffer = ResponseBuffer(
                 out_row_layout(cfg), self.latency - 1, depth=self.buffer_depth)
             wiring.connect(m, wiring.flipped(self.out_rows), buffer.output)
@@ -353,24 +399,34 @@ class PostProcess(wiring.Component):
         # is accepted as its last group's first digit enters: the upstream then has
         # `digits - 1` cycles to present the next row) and only the entering group's lanes
         # are registered, held for the group's digits.
-        streamed = digits > 1
-        row_cycle = Signal(range(self.row_cycles))  # the group, then the digit in the low bits
         digit_bits = (digits - 1).bit_length()
-        group, digit = row_cycle[digit_bits:], row_cycle[:digit_bits]
-        last_cycle = row_cycle == self.row_cycles - 1
         swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
         if streamed:
-            busy = row_cycle != 0  # amid a row (on acc_rows until its last group enters)
-            row_fire = self.acc_rows.valid & ~busy & credit & swap_ready  # the row starts
+            # The digit counts on, also between rows: a row starts only at digit 0, so the
+            # digit of every step is that of the entering group, delayed (no register), and
+            # each step uses its hardware in the same cycles of every group's window.
+            digit = Signal(digit_bits, name="digit")
+            dp.d.sync += digit.eq(digit + 1)  # digits is a power of 2
+            group = Signal(range(groups), name="group")
+            last_group = group == groups - 1
+            last_cycle = last_group & (digit == digits - 1)
+            busy = Signal()  # amid a row (on acc_rows until its last group enters)
+            row_fire = (self.acc_rows.valid & ~busy & (digit == 0) & credit
+                        & swap_ready)  # the row starts
             active = row_fire | busy
-            row_ready = active & (group == groups - 1) & (digit == 0)
+            row_ready = active & last_group & (digit == 0)
             held = self.acc_rows.payload
             row_mode = Signal(PostMode)  # the mode, also after the row was accepted
-            with m.If(row_fire):
-                m.d.sync += row_mode.eq(held.mode)
-            with m.If(active):
-                m.d.sync += row_cycle.eq(Mux(last_cycle, 0, row_cycle + 1))
+            with dp.If(row_fire):
+                dp.d.sync += [row_mode.eq(held.mode), busy.eq(1)]
+            with dp.If(active & (digit == digits - 1)):
+                dp.d.sync += group.eq(Mux(last_group, 0, group + 1))
+                with dp.If(last_group):
+                    dp.d.sync += busy.eq(0)
         else:
+            row_cycle = Signal(range(self.row_cycles))  # the group, the digit in the low bits
+            group, digit = row_cycle[digit_bits:], row_cycle[:digit_bits]
+            last_cycle = row_cycle == self.row_cycles - 1
             held = Signal(acc_row_layout(cfg))
             active = Signal()
             row_ready = credit & swap_ready & (~active | last_cycle)
@@ -388,16 +444,17 @@ class PostProcess(wiring.Component):
         swap_at = [swap_fire]
         for k in range(zero_point_step):
             pulse = Signal(name=f"swap_at_{k + 1}")
-            m.d.sync += pulse.eq(swap_at[-1])
+            dp.d.sync += pulse.eq(swap_at[-1])
             swap_at.append(pulse)
-        # The shadow set must stay still until the last step has copied it.
-        copying = Cat(swap_at[1:zero_point_step]).any()
+        # The shadow set must stay still until the last step has copied it (with stalls, also
+        # in the cycle that copies it: that cycle may be stalled).
+        copying = Cat(swap_at[1:self._tile_copied]).any()
 
         param = self.params.payload
-        m.d.comb += self.acc_rows.ready.eq(row_ready)
+        m.d.comb += self.acc_rows.ready.eq(row_ready & credit if streamed else row_ready)
         if in_ram:
             # The channel words of both sets in block RAM, `lanes` columns a row: word 0 the
-            # bias, 1 the multiplier, 2 the left and right shift. The shadow set is the one the
+            # bias, 1 the left and right shift, 2 the multiplier. The shadow set is the one the
             # rows do not use; a beat writes its column's 3 words in 3 cycles (ready in the
             # last). Only the tile's shadow copy waits for `copying`: the rows before a swap
             # row read their words as they enter, before the swap row starts.
@@ -407,8 +464,15 @@ class PostProcess(wiring.Component):
                 m.d.sync += [set_bits.eq(~set_bits), fresh.eq(0)]
             group_width = (groups - 1).bit_length()
             m.submodules.param_ram = ram = Memory(
-                shape=unsigned(width * lanes), depth=2 << (group_width + 2), init=[])
-            write, read = ram.write_port(granularity=width), ram.read_port()
+                shape=unsigned(width * lanes), depth=2 << (group_width + 2), init=[],
+                attrs={"no_rw_check": 1})
+            # An asynchronous read port and a register after it: yosys merges the register
+            # into the block RAM's read port and, told by `no_rw_check`, adds no collision
+            # logic (a row never reads the shadow set that beats write).
+            write, read = ram.write_port(granularity=width), ram.read_port(domain="comb")
+            read_data = Signal(width * lanes, name="param_read_data", reset_less=True)
+            with m.If(advance):  # here, not in `dp`: the register beside its RAM
+                m.d.sync += read_data.eq(read.data)
             word = Signal(range(self._PARAM_WORDS), name="param_word")
             last_word = word == self._PARAM_WORDS - 1
             tile_wait = param.last & copying
@@ -430,7 +494,7 @@ class PostProcess(wiring.Component):
             # other set.
             m.d.comb += read.addr.eq(Cat(digit[:2], group[:group_width],
                                          set_bits ^ swap_fire))
-            words = [read.data.word_select(n, width) for n in range(lanes)]
+            words = [read_data.word_select(n, width) for n in range(lanes)]
         else:
             param_ready = ~shadow_full & ~copying
         m.d.comb += self.params.ready.eq(param_ready)
@@ -456,8 +520,8 @@ class PostProcess(wiring.Component):
         def copy(step, shape, value, name):
             """A register loaded with ``value`` (from the shadow set) for pipeline ``step``."""
             reg = Signal(shape, name=name)
-            with m.If(swap_at[step]):
-                m.d.sync += reg.eq(value)
+            with dp.If(swap_at[step]):
+                dp.d.sync += reg.eq(value)
             return reg
 
         if not in_ram:
@@ -468,48 +532,60 @@ class PostProcess(wiring.Component):
             left = [copy(self._SHIFT_STEP, unsigned(5),
                          Mux(shadow[n].shift > 0, shadow[n].shift, 0), f"left_{n}")
                     for n in range(dim)]
-            right = [copy(round_step, unsigned(5),
+            right = [copy(round_step - (1 if streamed else 0), unsigned(5),
                           Mux(shadow[n].shift < 0, -shadow[n].shift, 0), f"right_{n}")
                      for n in range(dim)]
         tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
 
         # --- Control travelling with the rows: valid, mode (and tag) of each step's row. ---
-        # With row slots the tag waits in the output slot instead (written as the row starts).
-        ctrl_fields = {"valid": 1, "mode": PostMode, "group": range(groups),
-                       "digit": range(digits), "last": 1}
-        if not in_slots:
+        # With row slots the tag waits in the output slot instead (written as the row starts),
+        # with the serial multiply in a queue until the row's first lane leaves.
+        # With the serial multiply the output row counts its groups (no group and last here,
+        # only the group for the registers it selects with the parameters in flip-flops).
+        ctrl_fields = {"valid": 1, "mode": PostMode}
+        if not streamed or not in_ram:
+            ctrl_fields["group"] = range(groups)
+        if not streamed:
+            ctrl_fields["digit"] = range(digits)
+            ctrl_fields["last"] = 1
+        if not in_slots and not streamed:
             ctrl_fields["tag"] = cfg.tag_width
         ctrl_layout = data.StructLayout(ctrl_fields)
 
         def ctrl_stage(value, name):
             reg = Signal(ctrl_layout, name=name)
-            m.d.sync += reg.eq(value)
+            dp.d.sync += reg.eq(value)
             return reg
 
         entering = Signal(ctrl_layout)
         m.d.comb += [
             entering.valid.eq(active),
             entering.mode.eq(Mux(busy, row_mode, held.mode) if streamed else held.mode),
-            entering.group.eq(group),
-            entering.digit.eq(digit),
-            entering.last.eq(last_cycle),
         ]
-        if not in_slots:
+        if "tag" in ctrl_fields:
             m.d.comb += entering.tag.eq(held.tag)
+        if "digit" in ctrl_fields:
+            m.d.comb += [entering.digit.eq(digit), entering.last.eq(last_cycle)]
+        if "group" in ctrl_fields:
+            m.d.comb += entering.group.eq(group)
         # The entering group's accumulator lanes (registered when the row is streamed).
         def lane_choices(n):
             choices = list(held.row)[n::lanes]
             return choices[0] if len(choices) == 1 else Array(choices)[group]
         ctrl = [entering]
+
+        def digit_at(k):
+            """The digit of the group at step ``k``."""
+            return (digit - (k + 1))[:digit_bits] if streamed else ctrl[k].digit
         if streamed:
             ctrl = [ctrl_stage(entering, "ctrl_0")]
             lane_acc = [Signal(cfg.acc_shape, name=f"acc_{n}", reset_less=True)
                         for n in range(lanes)]
-            with m.If(active & (digit == 0)):  # held for the group's digits
-                m.d.sync += [lane_acc[n].eq(lane_choices(n)) for n in range(lanes)]
+            with dp.If(active & (digit == 0)):  # held for the group's digits
+                dp.d.sync += [lane_acc[n].eq(lane_choices(n)) for n in range(lanes)]
         else:
             lane_acc = [lane_choices(n) for n in range(lanes)]
-        for k in range(zero_point_step + 1):
+        for k in range(zero_point_step + (0 if streamed else 1)):
             ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
 
         def passes(k):
@@ -518,12 +594,23 @@ class PostProcess(wiring.Component):
 
         def stage(shape, value, name):
             reg = Signal(shape, name=name, reset_less=True)
-            m.d.sync += reg.eq(value)
+            dp.d.sync += reg.eq(value)
             return reg
 
-        # The activation bounds travel beside the zero-pointed row to the clamp.
-        act_min = stage(signed(8), tile.act_min, "act_min")
-        act_max = stage(signed(8), tile.act_max, "act_max")
+        # The activation bounds travel beside the zero-pointed row to the clamp. With the
+        # serial multiply the zero-pointed lane (and its control, `done`) is loaded only in
+        # its group's last digit and held until the next: it waits there for the output row.
+        if streamed:
+            z_load = ctrl[zero_point_step].valid & (digit_at(zero_point_step) == digits - 1)
+            done = Signal(ctrl_layout, name=f"ctrl_{zero_point_step + 1}")
+            act_min = Signal(signed(8), name="act_min", reset_less=True)
+            act_max = Signal(signed(8), name="act_max", reset_less=True)
+            with dp.If(z_load):
+                dp.d.sync += [done.eq(ctrl[zero_point_step]), act_min.eq(tile.act_min),
+                              act_max.eq(tile.act_max)]
+        else:
+            act_min = stage(signed(8), tile.act_min, "act_min")
+            act_max = stage(signed(8), tile.act_max, "act_max")
         low_bound = Mux(act_min > act_max, act_max, act_min)  # what max(z, act_min) clamps to
         def select(values, k, lane):
             """Lane ``lane`` of the group at step ``k``: one of ``values`` (``dim`` long)."""
@@ -540,10 +627,11 @@ class PostProcess(wiring.Component):
             # shifts at step 1, the multiplier at step 2 (its digits 1.. held).
             acc = lane_acc[n]
             if in_ram:
-                gated_bias = Mux((ctrl[0].mode == PostMode.ACC) | fresh, 0, words[n])
+                # The bias gated after the add: one LUT a bit beside the carry chain.
+                no_bias = (ctrl[0].mode == PostMode.ACC) | fresh
                 x = Signal(signed(width), name=f"x_{n}", reset_less=True)
-                with m.If(ctrl[0].digit == 0):
-                    m.d.sync += x.eq(acc + gated_bias)
+                with dp.If(digit_at(0) == 0):
+                    dp.d.sync += x.eq(Mux(no_bias, acc, acc + words[n]))
                 shift = Mux(passes(1) | fresh, 0, words[n][:5])
                 at_least = Signal(width, name=f"left_at_least_{n}")
                 m.d.comb += at_least.eq(_thermometer(shift, width))
@@ -564,36 +652,55 @@ class PostProcess(wiring.Component):
             sign = x[width - 1]
             moved_out = (x ^ sign.replicate(width))[:width - 1]
             overflow = (moved_out & reach).any()
+            shifter = None
+            if in_ram:
+                # One barrel shifter (right, arithmetic) for both shifts: the left shift is a
+                # right shift of the bit-reversed x in digit 0 of step 1; the rounding shift
+                # uses it in digit `digits - 1` of its step (a different cycle).
+                shifter = (Signal(signed(width + 1), name=f"shifter_in_{n}"),
+                           Signal(5, name=f"shifter_by_{n}"), digit_at(1) == 0,
+                           Cat(x[::-1], 0), shift)
+                shifter_out = shifter[0] >> shifter[1]
+                x_shifted = shifter_out[:width][::-1]
+            else:
+                x_shifted = x << shift
             shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
-                          (x << shift)[:width].as_signed())
+                          x_shifted[:width].as_signed())
             if in_ram:
                 a = Signal(signed(width), name=f"a_{n}", reset_less=True)
                 right_1 = Signal(5, name=f"right_{n}_1", reset_less=True)
                 right_2 = Signal(5, name=f"right_{n}_2", reset_less=True)
                 held = Signal(width - width // digits, name=f"mult_{n}", reset_less=True)
-                with m.If(ctrl[1].digit == 0):
-                    m.d.sync += [a.eq(shifted), right_1.eq(Mux(fresh, 0, words[n][5:10]))]
-                with m.If(ctrl[2].digit == 0):
-                    m.d.sync += held.eq(Mux(fresh, 0, words[n][width // digits:]))
-                with m.If(ctrl[2].digit == digits - 1):  # right_1 keeps the next group's
-                    m.d.sync += right_2.eq(right_1)
+                with dp.If(digit_at(1) == 0):
+                    dp.d.sync += [a.eq(shifted), right_1.eq(Mux(fresh, 0, words[n][5:10]))]
+                fresh_2 = Signal(name=f"fresh_{n}_2")  # the multiplier's set is all zeros
+                with dp.If(digit_at(2) == 0):
+                    dp.d.sync += [held.eq(words[n][width // digits:]), fresh_2.eq(fresh)]
+                with dp.If(digit_at(2) == digits - 1):  # right_1 keeps the next group's
+                    dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
-                multiplier = Mux(passes(self._MULTIPLY_STEP + 1), 1 << pass_shift,
-                                 Cat(Mux(fresh, 0, words[n][:width // digits]), held))
-                product = self._serial_multiply(m, a, multiplier, ctrl, stage, n,
+                multiplier = Cat(words[n][:width // digits], held)
+                zero = Mux(digit_at(2) == 0, fresh, fresh_2)
+                product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
+                                                passes(self._MULTIPLY_STEP + 1), zero,
                                                 registered=False)
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
-                right_e = select(right, round_step, n)
-                # Pass-through multiplies by 2**pass_shift: the serial multiply's product
-                # then needs no register of the low bits that the rounding does not use.
-                multiplier = Mux(passes(self._MULTIPLY_STEP), 1 << pass_shift,
-                                 select(mult, self._MULTIPLY_STEP, n))
                 if digits == 1:
+                    right_e = select(right, round_step, n)
+                    multiplier = Mux(passes(self._MULTIPLY_STEP), 1 << pass_shift,
+                                     select(mult, self._MULTIPLY_STEP, n))
                     product = self._pipelined_multiply(a, multiplier, stage, n)
                 else:
-                    product = self._serial_multiply(m, a, multiplier, ctrl, stage, n)
+                    right_e = select(right, round_step - 1, n)
+                    product = self._serial_multiply(m, dp, a, select(mult, self._MULTIPLY_STEP, n),
+                                                    digit_at, stage, n,
+                                                    passes(self._MULTIPLY_STEP), Const(0))
 
+            if streamed:
+                lane_z.append(self._serial_rounding(m, dp, product, right_e, passes, tile,
+                                                    z_load, stage, n, shifter))
+                continue
             # SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31), saturated (only
             # INT32_MIN * INT32_MIN overflows); pass-through takes x back from p = x << pass_shift.
             above = product[width - 2:].as_signed()  # floor(p / 2**30)
@@ -616,24 +723,28 @@ class PostProcess(wiring.Component):
                             for j in range(width - 1))
             t = stage(signed(width + 1), s + nudge, f"t_{n}")
             e_t = stage(unsigned(5), e, f"e_{n}")
-            y = (t >> e_t)[:width].as_signed()
-            if digits == 1:
-                y = stage(signed(width), y, f"y_{n}")
+            y = stage(signed(width), (t >> e_t)[:width].as_signed(), f"y_{n}")
 
             # Zero point, exact; then the clamp on the way out.
             z = stage(signed(width + 1), y + Mux(passes(zero_point_step), 0, tile.zero_point),
                       f"z_{n}")
+            lane_z.append(z)
+
+        for z in lane_z:
             # min(max(z, act_min), act_max) with both comparisons of z side by side.
-            lane_z.append(z[:width])
             # A z outside int8 compares by its sign alone: two 8-bit comparisons.
             fits = z[7:].all() | ~z[7:].any()
-            z8, negative = z[:8].as_signed(), z[width]
+            z8, negative = z[:8].as_signed(), z[-1]
             under = Mux(fits, z8 < act_min, negative)
             over = Mux(fits, z8 > act_max, ~negative)
             lane_int8.append(Mux(under, low_bound, Mux(over, act_max, z8))[:8])
+        lane_z = [z[:width] for z in lane_z]
 
-        done = ctrl[zero_point_step + 1]
-        if in_slots:
+        if not streamed:
+            done = ctrl[zero_point_step + 1]
+        if streamed:
+            self._row_output(m, done, lane_z, lane_int8, row_fire, z_load, advance)
+        elif in_slots:
             self._slot_output(m, done, lane_z, lane_int8, row_fire, credit)
         else:
             # One lane group: whole rows into the output buffer, `latency - 1` cycles after
@@ -704,6 +815,102 @@ class PostProcess(wiring.Component):
             self.out_rows.payload.eq(Array(slots)[read_ptr]),
         ]
 
+    def _serial_rounding(self, m, dp, product, right, passes, tile, z_load, stage, n,
+                         shifter=None):
+        """Steps ``P`` (``_product_step``, the product in a register) to the zero point step
+        with the serial multiply, for one lane: the rounded high half of ``product`` and
+        the rounding right shift by ``right`` (its step ``P`` value), then the zero point.
+
+        SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31) = p[31:] + p[30]: the
+        increment rides on the nudge add as its carry in, and its one overflow (INT32_MIN
+        squared: 2**31) is kept in 33 bits: it rounds, shifts and clamps as INT32_MAX does
+        (the shift's tie rounding cannot tell them apart). The nudge takes the sign of p:
+        it differs from that of the high half only where that is 0, which rounds to 0
+        either way. Pass-through gives p = x * 2**31 and no shift. Returns the zero-pointed
+        lane (33 bits), loaded when ``z_load`` is high. ``shifter``: (input, amount, left, left
+        input, left amount): a barrel shifter shared with the left shift, which has it in the
+        cycles ``left`` is high."""
+        width, step = REQUANT_WIDTH, self._product_step
+        high = product[width - 1:].as_signed()
+        e = Mux(passes(step), 0, right)
+        at_least = Signal(width + 1, name=f"right_at_least_{n}")
+        m.d.comb += at_least.eq(_thermometer(e, width + 1))
+        negative = high[-1]
+        nudge = Cat(Mux(negative, at_least[j + 2], at_least[j + 1] & ~at_least[j + 2])
+                    for j in range(width - 1))
+        t = stage(signed(width + 1), high + nudge + product[width - 2], f"t_{n}")
+        e_t = stage(unsigned(5), e, f"e_{n}")
+        if shifter is None:
+            y = t >> e_t
+        else:
+            shifter_in, shifter_by, left, left_in, left_by = shifter
+            m.d.comb += [shifter_in.eq(Mux(left, left_in, t)),
+                         shifter_by.eq(Mux(left, left_by, e_t))]
+            y = shifter_in >> shifter_by
+        z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
+        with dp.If(z_load):
+            dp.d.sync += z.eq(y + Mux(passes(self._zero_point_step), 0, tile.zero_point))
+        return z
+
+    def _row_output(self, m, done, lane_z, lane_int8, row_fire, z_load, advance):
+        """Output rows of the serial multiply: one row register, the ``out_rows`` payload.
+        A lane group's results (``done`` its control) wait in the zero point step's registers
+        until the register holds no complete row, then enter it (int32 lane ``p`` in bytes
+        ``4p..4p+3``, int8 lane ``p`` in byte ``p``; group 0 also brings the row's mode and
+        tag, the tag from a queue written as the row starts); the last group completes the
+        row. The datapath stalls (``advance`` low) in a cycle in which the next group's
+        results would overwrite waiting ones."""
+        cfg, dim, lanes = self.config, self.config.dim, self.lanes
+        groups = dim // lanes
+        row = Signal(out_row_layout(cfg), name="out_row", reset_less=True)
+        full = Signal()
+        pending = Signal()  # the zero point step's registers hold results not yet in `row`
+        land = pending & ~full
+        m.d.comb += advance.eq(~(pending & full & z_load))
+        with m.If(land):
+            m.d.sync += pending.eq(0)
+        with m.If(z_load & advance):
+            m.d.sync += pending.eq(1)
+
+        # The group landing: rows land whole and in order, so a count of landed groups.
+        group = Signal(range(groups), name="out_group")
+        last = group == groups - 1
+        with m.If(land):
+            m.d.sync += group.eq(Mux(last, 0, group + 1))
+        first = land & (group == 0)
+        if self._tag_queue_depth == 1:
+            tag = Signal(cfg.tag_width, name="row_tag", reset_less=True)
+            with m.If(row_fire):
+                m.d.sync += tag.eq(self.acc_rows.payload.tag)
+        else:
+            m.submodules.tag_queue = queue = fifo.SyncFIFO(
+                width=cfg.tag_width, depth=self._tag_queue_depth)
+            m.d.comb += [queue.w_en.eq(row_fire), queue.w_data.eq(self.acc_rows.payload.tag),
+                         queue.r_en.eq(first)]
+            tag = queue.r_data
+        with m.If(first):
+            m.d.sync += [row.mode.eq(done.mode), row.tag.eq(tag)]
+
+        requant = done.mode == PostMode.REQUANT
+        bits = row.row.as_value()
+        for byte in range(4 * dim):
+            group32, n32 = divmod(byte // 4, lanes)
+            value32 = lane_z[n32].word_select(byte % 4, 8)
+            hit32 = group == group32
+            if byte < dim:
+                group8, n8 = divmod(byte, lanes)
+                value = Mux(requant, lane_int8[n8], value32)
+                hit = Mux(requant, group == group8, hit32)
+            else:
+                value, hit = value32, ~requant & hit32
+            with m.If(land & hit):
+                m.d.sync += bits.word_select(byte, 8).eq(value)
+        with m.If(land & last):
+            m.d.sync += full.eq(1)
+        with m.If(self.out_rows.valid & self.out_rows.ready):
+            m.d.sync += full.eq(0)
+        m.d.comb += [self.out_rows.valid.eq(full), self.out_rows.payload.eq(row)]
+
     def _pipelined_multiply(self, a, multiplier, stage, n):
         """Steps ``M + 1`` to ``M + 3`` (``M`` = ``_MULTIPLY_STEP``): ``a * multiplier`` (step
         ``M`` values) from 16 x 16 partial products (low halves unsigned), the 64-bit product
@@ -721,11 +928,13 @@ class PostProcess(wiring.Component):
         return stage(signed(2 * width), (outer + (mid << half))[:2 * width].as_signed(),
                      f"product_{n}")
 
-    def _serial_multiply(self, m, a, multiplier, ctrl, stage, n, registered=True):
+    def _serial_multiply(self, m, dp, a, multiplier, digit_at, stage, n, passing, zero,
+                         registered=True):
         """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
-        group's cycles) accumulated from ``d = 32 / multiply_cycles``-bit digits of
-        ``multiplier``, lowest first: the 64-bit product is registered at step ``M + 2``
-        after the group's last digit.
+        group's cycles; ``a * 2**31`` where ``passing``, 0 where ``zero``) accumulated from
+        ``d = 32 / multiply_cycles``-bit digits of ``multiplier``, lowest first: the 64-bit
+        product is registered at step ``M + 2`` after the group's last digit (the pass-through
+        top digit, 2**(d - 1), keeps within the bound below).
 
         Step ``M`` picks digit ``k`` (unsigned; the top one signed) in the group's ``k``-th
         cycle. Step ``M + 1`` adds ``a * digit`` to the sum so far shifted right by ``d`` bits,
@@ -737,19 +946,24 @@ class PostProcess(wiring.Component):
         d = width // digits
         choices = [Cat(multiplier[k * d:(k + 1) * d], 0) for k in range(digits - 1)]
         choices.append(Cat(multiplier[width - d:], multiplier[width - 1]))
+        # Pass-through (`passing`) multiplies by 2**31: digits 0, the top one 2**(d - 1).
+        step = self._MULTIPLY_STEP if registered else self._MULTIPLY_STEP + 1
+        digit = digit_at(step)
+        top = digit == digits - 1
+        b = Mux(passing, Cat(Const(0, d - 1), top, 0), Mux(zero, 0, Array(choices)[digit]))
         if registered:
-            b = stage(signed(d + 1), Array(choices)[ctrl[self._MULTIPLY_STEP].digit], f"b_{n}")
+            b = stage(signed(d + 1), b, f"b_{n}")
         else:  # the multiplier is that of step M + 1 (its digit 0 straight from the RAM)
-            b = Array(choices)[ctrl[self._MULTIPLY_STEP + 1].digit].as_signed()
+            b = b.as_signed()
 
         high = Signal(signed(width + d), name=f"product_high_{n}", reset_less=True)
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
-        carried = Mux(ctrl[self._MULTIPLY_STEP + 1].digit == 0, 0, high >> d)
+        carried = Mux(digit_at(self._MULTIPLY_STEP + 1) == 0, 0, high >> d)
         if self.multiplier == "lut":
             total = self._carry_chain_sum(m, carried, a, b, n)
         else:
             total = carried + multiply(a, b, self.multiplier)
-        m.d.sync += [
+        dp.d.sync += [
             high.eq(total[:width + d]),
             low.eq(Cat(low[d:], high[:d])),
         ]
