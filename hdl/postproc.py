@@ -400,7 +400,9 @@ class PostProcess(wiring.Component):
         # `digits - 1` cycles to present the next row) and only the entering group's lanes
         # are registered, held for the group's digits.
         digit_bits = (digits - 1).bit_length()
-        swap_ready = ~(self.acc_rows.valid & self.acc_rows.payload.swap) | shadow_full
+        row_swap = Signal(name="row_swap")  # a copy: see `held` below
+        m.d.comb += row_swap.eq(self.acc_rows.payload.swap)
+        swap_ready = ~(self.acc_rows.valid & row_swap) | shadow_full
         if streamed:
             # The digit counts on, also between rows: a row starts only at digit 0, so the
             # digit of every step is that of the entering group, delayed (no register), and
@@ -415,7 +417,12 @@ class PostProcess(wiring.Component):
                         & swap_ready)  # the row starts
             active = row_fire | busy
             row_ready = active & last_group & (digit == 0)
-            held = self.acc_rows.payload
+            # The datapath (its own module with the serial multiply) gets copies of the
+            # fields it reads, so that the others (the tag) are no port of it.
+            held = Signal(data.StructLayout({"row": acc_row_layout(cfg).members["row"],
+                                             "mode": PostMode}), name="held_row")
+            m.d.comb += [held.row.eq(self.acc_rows.payload.row),
+                         held.mode.eq(self.acc_rows.payload.mode)]
             row_mode = Signal(PostMode)  # the mode, also after the row was accepted
             with dp.If(row_fire):
                 dp.d.sync += [row_mode.eq(held.mode), busy.eq(1)]
@@ -437,7 +444,7 @@ class PostProcess(wiring.Component):
                 m.d.sync += active.eq(0)
             with m.Elif(active):
                 m.d.sync += row_cycle.eq(row_cycle + 1)
-        swap_fire = row_fire & self.acc_rows.payload.swap
+        swap_fire = row_fire & row_swap
 
         # swap_at[k] is high k cycles after a swap row was accepted: step k's copy of the
         # parameters is loaded at the end of that cycle, just before the swap row reaches it.
@@ -563,7 +570,7 @@ class PostProcess(wiring.Component):
             entering.mode.eq(Mux(busy, row_mode, held.mode) if streamed else held.mode),
         ]
         if "tag" in ctrl_fields:
-            m.d.comb += entering.tag.eq(held.tag)
+            m.d.comb += entering.tag.eq(self.acc_rows.payload.tag if streamed else held.tag)
         if "digit" in ctrl_fields:
             m.d.comb += [entering.digit.eq(digit), entering.last.eq(last_cycle)]
         if "group" in ctrl_fields:
@@ -633,9 +640,10 @@ class PostProcess(wiring.Component):
                 with dp.If(digit_at(0) == 0):
                     dp.d.sync += x.eq(Mux(no_bias, acc, acc + words[n]))
                 shift = Mux(passes(1) | fresh, 0, words[n][:5])
-                at_least = Signal(width, name=f"left_at_least_{n}")
-                m.d.comb += at_least.eq(_thermometer(shift, width))
-                reach = Cat(at_least[width - 1 - j] for j in range(width - 1))
+                # shift >= k for k = 1..31 (k = 0 is always true and not needed).
+                at_least = Signal(width - 1, name=f"left_at_least_{n}")
+                m.d.comb += at_least.eq(_thermometer(shift, width)[1:])
+                reach = Cat(at_least[width - 2 - j] for j in range(width - 1))
             else:
                 gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
                 x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
@@ -717,9 +725,11 @@ class PostProcess(wiring.Component):
             if digits == 1:
                 nudge = Cat(Mux(negative, e >= j + 2, e == j + 1) for j in range(width - 1))
             else:  # e >= k from decoded bits, not a carry chain each (2 LUT levels)
-                at_least = Signal(width + 1, name=f"right_at_least_{n}")
-                m.d.comb += at_least.eq(_thermometer(e, width + 1))
-                nudge = Cat(Mux(negative, at_least[j + 2], at_least[j + 1] & ~at_least[j + 2])
+                # e >= k for k = 1..31 (k = 0 is always true, e >= 32 never).
+                at_least = Signal(width - 1, name=f"right_at_least_{n}")
+                m.d.comb += at_least.eq(_thermometer(e, width)[1:])
+                bits = Cat(Const(1, 1), at_least, Const(0, 1))  # e >= k for k = 0..32
+                nudge = Cat(Mux(negative, bits[j + 2], bits[j + 1] & ~bits[j + 2])
                             for j in range(width - 1))
             t = stage(signed(width + 1), s + nudge, f"t_{n}")
             e_t = stage(unsigned(5), e, f"e_{n}")
@@ -833,10 +843,12 @@ class PostProcess(wiring.Component):
         width, step = REQUANT_WIDTH, self._product_step
         high = product[width - 1:].as_signed()
         e = Mux(passes(step), 0, right)
-        at_least = Signal(width + 1, name=f"right_at_least_{n}")
-        m.d.comb += at_least.eq(_thermometer(e, width + 1))
+        # e >= k for k = 1..31 (k = 0 is always true, e >= 32 never).
+        at_least = Signal(width - 1, name=f"right_at_least_{n}")
+        m.d.comb += at_least.eq(_thermometer(e, width)[1:])
+        bits = Cat(Const(1, 1), at_least, Const(0, 1))  # e >= k for k = 0..32
         negative = high[-1]
-        nudge = Cat(Mux(negative, at_least[j + 2], at_least[j + 1] & ~at_least[j + 2])
+        nudge = Cat(Mux(negative, bits[j + 2], bits[j + 1] & ~bits[j + 2])
                     for j in range(width - 1))
         t = stage(signed(width + 1), high + nudge + product[width - 2], f"t_{n}")
         e_t = stage(unsigned(5), e, f"e_{n}")
