@@ -44,9 +44,10 @@ class _Core(wiring.Component):
             "dma_busy": Out(1),
         }
         if perf_ram:  # the CSR bus's AR handshake and bits 2-5 of its address; the RAM
-            members.update(csr_read=In(1), csr_read_addr=In(4), resetting=In(1),
-                           perf_r_addr=Out(4), perf_r_data=In(self.PERF_RAM_WIDTH),
-                           perf_w_addr=Out(4), perf_w_data=Out(self.PERF_RAM_WIDTH),
+            entry = range(self.PERF_RAM_DEPTH)  # a RAM entry (and a CSR word of the counters)
+            members.update(csr_read=In(1), csr_read_addr=In(entry), resetting=In(1),
+                           perf_r_addr=Out(entry), perf_r_data=In(self.PERF_RAM_WIDTH),
+                           perf_w_addr=Out(entry), perf_w_data=Out(self.PERF_RAM_WIDTH),
                            perf_w_en=Out(1))
         super().__init__(members)
 
