@@ -145,7 +145,8 @@ class PostProcess(wiring.Component):
     shifts and multiplier words; ``params.ready`` is high in the third), a lane group reads
     its words in its first three cycles, and a swap flips which set the rows read (the tile
     parameters keep their flip-flop copies). Until the first swap after a reset the words
-    read are taken as zeros (the RAM keeps its contents across a reset).
+    read are taken as zeros (read from a zero word written in the cycle after a reset, in
+    which no row starts: the RAM's contents are never relied on).
 
     The datapath computes :attr:`lanes` = ``config.postproc_lanes`` lanes at a time (``dim``
     by default). With fewer, a row's lane groups (lanes ``0..lanes-1``, then the next
@@ -413,8 +414,9 @@ class PostProcess(wiring.Component):
             last_group = group == groups - 1
             last_cycle = last_group & (digit == digits - 1)
             busy = Signal()  # amid a row (on acc_rows until its last group enters)
+            param_clear = Signal(name="param_clear")  # see the parameter RAM
             row_fire = (self.acc_rows.valid & ~busy & (digit == 0) & credit
-                        & swap_ready)  # the row starts
+                        & swap_ready & ~param_clear)  # the row starts
             active = row_fire | busy
             row_ready = active & last_group & (digit == 0)
             # The datapath (its own module with the serial multiply) gets copies of the
@@ -480,27 +482,39 @@ class PostProcess(wiring.Component):
             read_data = Signal(width * lanes, name="param_read_data", reset_less=True)
             with m.If(advance):  # here, not in `dp`: the register beside its RAM
                 m.d.sync += read_data.eq(read.data)
-            word = Signal(range(self._PARAM_WORDS), name="param_word")
+            # The beat's word; 3 (its reset value) for the cycle after a reset that writes
+            # the zero word (see the reads): no row starts and no beat is taken in it.
+            word = Signal(2, name="param_word", init=3)
             last_word = word == self._PARAM_WORDS - 1
+            m.d.comb += param_clear.eq(word == 3)
             tile_wait = param.last & copying
             param_ready = ~shadow_full & last_word & ~tile_wait
             shifts = Cat(Mux(param.shift > 0, param.shift, 0)[:5],
                          Mux(param.shift < 0, -param.shift, 0)[:5])
             column_group, column_lane = param.column // lanes, param.column % lanes
             m.d.comb += [
-                write.addr.eq(Cat(word[:2], column_group[:group_width], ~set_bits)),
-                write.data.eq(Array([param.bias, shifts, param.multiplier])[word]
+                write.addr.eq(Cat(word, Mux(param_clear, 0,
+                                            Cat(column_group[:group_width], ~set_bits)))),
+                write.data.eq(Array([param.bias, shifts, param.multiplier, 0])[word]
                               .replicate(lanes)),
                 write.en.eq(Mux(self.params.valid & ~shadow_full & (param.column < dim),
-                                1 << column_lane, 0)),
+                                1 << column_lane, 0) | param_clear.replicate(lanes)),
             ]
-            with m.If(self.params.valid & ~shadow_full & (~last_word | ~tile_wait)):
+            with m.If(self.params.valid & ~shadow_full & (~last_word | ~tile_wait)
+                      | param_clear):  # 3 + 1 wraps to 0
                 m.d.sync += word.eq(Mux(last_word, 0, word + 1))
             # Reads: the entering group's bias, shifts and multiplier in its digits 0, 1, 2
             # (each word is out one cycle later); the row entering with a swap reads the
-            # other set.
-            m.d.comb += read.addr.eq(Cat(digit[:2], group[:group_width],
-                                         set_bits ^ swap_fire))
+            # other set. The zero word (word 3 of group 0 of set 0, written with zeros in the
+            # cycle after a reset: the RAM's contents are not relied on) stands for the words
+            # that are zero (all of them before the first swap, the bias in mode ACC, the
+            # shifts when passing through), so nothing after the RAM gates them.
+            entering_mode = Mux(busy, row_mode, held.mode)
+            zero_word = (fresh & ~swap_fire
+                         | (digit == 0) & (entering_mode == PostMode.ACC)
+                         | (digit == 1) & (entering_mode != PostMode.REQUANT))
+            m.d.comb += read.addr.eq(Mux(zero_word, 3, Cat(digit[:2], group[:group_width],
+                                                           set_bits ^ swap_fire)))
             words = [read_data.word_select(n, width) for n in range(lanes)]
         else:
             param_ready = ~shadow_full & ~copying
@@ -634,16 +648,17 @@ class PostProcess(wiring.Component):
             # shifts at step 1, the multiplier at step 2 (its digits 1.. held).
             acc = lane_acc[n]
             if in_ram:
-                # The bias gated after the add: one LUT a bit beside the carry chain.
-                no_bias = (ctrl[0].mode == PostMode.ACC) | fresh
+                # The bias, shifts and multiplier are zeros where they must be (see the reads).
                 x = Signal(signed(width), name=f"x_{n}", reset_less=True)
                 with dp.If(digit_at(0) == 0):
-                    dp.d.sync += x.eq(Mux(no_bias, acc, acc + words[n]))
-                shift = Mux(passes(1) | fresh, 0, words[n][:5])
-                # shift >= k for k = 1..31 (k = 0 is always true and not needed).
-                at_least = Signal(width - 1, name=f"left_at_least_{n}")
-                m.d.comb += at_least.eq(_thermometer(shift, width)[1:])
-                reach = Cat(at_least[width - 2 - j] for j in range(width - 1))
+                    dp.d.sync += x.eq(acc + words[n])
+                # One amount and its thermometer for both shifts: the left shift's in digit 0
+                # of step 1, the rounding shift's (``right_e``) in the other digits.
+                left_cycle = digit_at(1) == 0
+                shift = Signal(5, name=f"shift_by_{n}")
+                at_least = Signal(width + 1, name=f"at_least_{n}")
+                m.d.comb += at_least.eq(_thermometer(shift, width + 1))
+                reach = Cat(at_least[width - 1 - j] for j in range(width - 1))
             else:
                 gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
                 x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
@@ -665,10 +680,9 @@ class PostProcess(wiring.Component):
                 # One barrel shifter (right, arithmetic) for both shifts: the left shift is a
                 # right shift of the bit-reversed x in digit 0 of step 1; the rounding shift
                 # uses it in digit `digits - 1` of its step (a different cycle).
-                shifter = (Signal(signed(width + 1), name=f"shifter_in_{n}"),
-                           Signal(5, name=f"shifter_by_{n}"), digit_at(1) == 0,
-                           Cat(x[::-1], 0), shift)
-                shifter_out = shifter[0] >> shifter[1]
+                shifter = (Signal(signed(width + 1), name=f"shifter_in_{n}"), shift,
+                           left_cycle, Cat(x[::-1], 0), at_least)
+                shifter_out = shifter[0] >> shift
                 x_shifted = shifter_out[:width][::-1]
             else:
                 x_shifted = x << shift
@@ -680,17 +694,16 @@ class PostProcess(wiring.Component):
                 right_2 = Signal(5, name=f"right_{n}_2", reset_less=True)
                 held = Signal(width - width // digits, name=f"mult_{n}", reset_less=True)
                 with dp.If(digit_at(1) == 0):
-                    dp.d.sync += [a.eq(shifted), right_1.eq(Mux(fresh, 0, words[n][5:10]))]
-                fresh_2 = Signal(name=f"fresh_{n}_2")  # the multiplier's set is all zeros
+                    dp.d.sync += [a.eq(shifted), right_1.eq(words[n][5:10])]
                 with dp.If(digit_at(2) == 0):
-                    dp.d.sync += [held.eq(words[n][width // digits:]), fresh_2.eq(fresh)]
+                    dp.d.sync += held.eq(words[n][width // digits:])
                 with dp.If(digit_at(2) == digits - 1):  # right_1 keeps the next group's
                     dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
+                m.d.comb += shift.eq(Mux(left_cycle, words[n][:5], right_2))
                 multiplier = Cat(words[n][:width // digits], held)
-                zero = Mux(digit_at(2) == 0, fresh, fresh_2)
                 product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
-                                                passes(self._MULTIPLY_STEP + 1), zero,
+                                                passes(self._MULTIPLY_STEP + 1), Const(0),
                                                 registered=False)
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
@@ -838,27 +851,29 @@ class PostProcess(wiring.Component):
         it differs from that of the high half only where that is 0, which rounds to 0
         either way. Pass-through gives p = x * 2**31 and no shift. Returns the zero-pointed
         lane (33 bits), loaded when ``z_load`` is high. ``shifter``: (input, amount, left, left
-        input, left amount): a barrel shifter shared with the left shift, which has it in the
-        cycles ``left`` is high."""
+        input, thermometer of amount): a barrel shifter and an amount shared with the left
+        shift, which has them in the cycles ``left`` is high; ``right`` is then already 0
+        for pass-through and is the amount in the other cycles (it holds from the nudge
+        add's cycle to the shift's: no copy of it)."""
         width, step = REQUANT_WIDTH, self._product_step
         high = product[width - 1:].as_signed()
-        e = Mux(passes(step), 0, right)
-        # e >= k for k = 1..31 (k = 0 is always true, e >= 32 never).
-        at_least = Signal(width - 1, name=f"right_at_least_{n}")
-        m.d.comb += at_least.eq(_thermometer(e, width)[1:])
-        bits = Cat(Const(1, 1), at_least, Const(0, 1))  # e >= k for k = 0..32
+        if shifter is None:
+            e = Mux(passes(step), 0, right)
+            # e >= k for k = 1..31 (k = 0 is always true, e >= 32 never).
+            at_least = Signal(width - 1, name=f"right_at_least_{n}")
+            m.d.comb += at_least.eq(_thermometer(e, width)[1:])
+            bits = Cat(Const(1, 1), at_least, Const(0, 1))  # e >= k for k = 0..32
+        else:
+            shifter_in, amount, left, left_in, bits = shifter
         negative = high[-1]
         nudge = Cat(Mux(negative, bits[j + 2], bits[j + 1] & ~bits[j + 2])
                     for j in range(width - 1))
         t = stage(signed(width + 1), high + nudge + product[width - 2], f"t_{n}")
-        e_t = stage(unsigned(5), e, f"e_{n}")
         if shifter is None:
-            y = t >> e_t
+            y = t >> stage(unsigned(5), e, f"e_{n}")
         else:
-            shifter_in, shifter_by, left, left_in, left_by = shifter
-            m.d.comb += [shifter_in.eq(Mux(left, left_in, t)),
-                         shifter_by.eq(Mux(left, left_by, e_t))]
-            y = shifter_in >> shifter_by
+            m.d.comb += shifter_in.eq(Mux(left, left_in, t))
+            y = shifter_in >> amount
         z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
         with dp.If(z_load):
             dp.d.sync += z.eq(y + Mux(passes(self._zero_point_step), 0, tile.zero_point))
