@@ -43,6 +43,21 @@ def _thermometer(value, count):
     return Cat(bits)
 
 
+def _sticky_shift(m, value, amount, flip, name):
+    """``value >> amount`` (arithmetic) in stages of 16, 8, 4, 2 and 1 bits, and whether a
+    dropped bit differs from ``flip``: each stage ORs the bits it drops, so the bits
+    dropped by the early (wide) stages are known early. Returns (shifted, dropped)."""
+    stages = range(len(amount) - 1, -1, -1)
+    differs = []
+    for k in stages:
+        w = 1 << k
+        differs.append(amount[k] & (value[:w] ^ flip.replicate(w)).any())
+        shifted = Signal(len(value), name=f"{name}_{w}")
+        m.d.comb += shifted.eq(Mux(amount[k], Cat(value[w:], value[-1].replicate(w)), value))
+        value = shifted
+    return value.as_signed(), Cat(differs).any()
+
+
 class PostMode(enum.Enum, shape=2):
     """What :class:`PostProcess` makes of an accumulator row.
 
@@ -652,13 +667,10 @@ class PostProcess(wiring.Component):
                 x = Signal(signed(width), name=f"x_{n}", reset_less=True)
                 with dp.If(digit_at(0) == 0):
                     dp.d.sync += x.eq(acc + words[n])
-                # One amount and its thermometer for both shifts: the left shift's in digit 0
-                # of step 1, the rounding shift's (``right_e``) in the other digits.
+                # One amount for both shifts: the left shift's in digit 0 of step 1, the
+                # rounding shift's (``right_e``) in the other digits.
                 left_cycle = digit_at(1) == 0
                 shift = Signal(5, name=f"shift_by_{n}")
-                at_least = Signal(width + 1, name=f"at_least_{n}")
-                m.d.comb += at_least.eq(_thermometer(shift, width + 1))
-                reach = Cat(at_least[width - 1 - j] for j in range(width - 1))
             else:
                 gated_bias = Mux(ctrl[0].mode == PostMode.ACC, 0, select(bias, 0, n))
                 x = stage(signed(width), (acc + gated_bias)[:width].as_signed(), f"x_{n}")
@@ -673,18 +685,23 @@ class PostProcess(wiring.Component):
 
             # Step 1: shift or saturate; it also picks the multiplier operand.
             sign = x[width - 1]
-            moved_out = (x ^ sign.replicate(width))[:width - 1]
-            overflow = (moved_out & reach).any()
             shifter = None
             if in_ram:
                 # One barrel shifter (right, arithmetic) for both shifts: the left shift is a
                 # right shift of the bit-reversed x in digit 0 of step 1; the rounding shift
-                # uses it in digit `digits - 1` of its step (a different cycle).
-                shifter = (Signal(signed(width + 1), name=f"shifter_in_{n}"), shift,
-                           left_cycle, Cat(x[::-1], 0), at_least)
-                shifter_out = shifter[0] >> shift
+                # uses it in digit `digits - 1` of its step (a different cycle). The bits it
+                # drops tell both whether the left shift overflows (one differs from the
+                # sign, or the new sign bit does) and whether the rounding shift is exact.
+                shifter_in = Signal(signed(width + 2), name=f"shifter_in_{n}")
+                shifter_out, dropped = _sticky_shift(m, shifter_in, shift,
+                                                     left_cycle & sign, f"shifter_{n}")
+                shifter = (shifter_in, shifter_out, dropped, left_cycle,
+                           Cat(x[::-1], 0, 0))
                 x_shifted = shifter_out[:width][::-1]
+                overflow = dropped | (shifter_out[0] ^ sign)
             else:
+                moved_out = (x ^ sign.replicate(width))[:width - 1]
+                overflow = (moved_out & reach).any()
                 x_shifted = x << shift
             shifted = Mux(overflow, Mux(sign, _INT32_MIN, _INT32_MAX),
                           x_shifted[:width].as_signed())
@@ -850,30 +867,37 @@ class PostProcess(wiring.Component):
         (the shift's tie rounding cannot tell them apart). The nudge takes the sign of p:
         it differs from that of the high half only where that is 0, which rounds to 0
         either way. Pass-through gives p = x * 2**31 and no shift. Returns the zero-pointed
-        lane (33 bits), loaded when ``z_load`` is high. ``shifter``: (input, amount, left, left
-        input, thermometer of amount): a barrel shifter and an amount shared with the left
-        shift, which has them in the cycles ``left`` is high; ``right`` is then already 0
-        for pass-through and is the amount in the other cycles (it holds from the nudge
-        add's cycle to the shift's: no copy of it)."""
+        lane (33 bits), loaded when ``z_load`` is high.
+
+        ``shifter``: (input, output, dropped, left, left input), a barrel shifter (see
+        :func:`_sticky_shift`) shared with the left shift, which has it in the cycles
+        ``left`` is high; its amount is then ``right`` in the other cycles (0 already for
+        pass-through). It shifts ``2 s`` (``s`` = ``p[31:] + p[30]``) right by ``e``: for
+        ``q`` that and ``c`` = ``s >= 0`` or a dropped bit set, RoundingDivideByPOT(s, e) =
+        ``(q + c) >> 1`` (also for ``e`` = 0), and the ``+ c`` rides on the zero point add
+        as its carry in: no nudge."""
         width, step = REQUANT_WIDTH, self._product_step
         high = product[width - 1:].as_signed()
-        if shifter is None:
-            e = Mux(passes(step), 0, right)
-            # e >= k for k = 1..31 (k = 0 is always true, e >= 32 never).
-            at_least = Signal(width - 1, name=f"right_at_least_{n}")
-            m.d.comb += at_least.eq(_thermometer(e, width)[1:])
-            bits = Cat(Const(1, 1), at_least, Const(0, 1))  # e >= k for k = 0..32
-        else:
-            shifter_in, amount, left, left_in, bits = shifter
+        if shifter is not None:
+            shifter_in, q, dropped, left, left_in = shifter
+            s = stage(signed(width + 1), high + product[width - 2], f"t_{n}")
+            m.d.comb += shifter_in.eq(Mux(left, left_in, Cat(0, s)))
+            c = q[0] & (~s[-1] | dropped)
+            z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
+            zero_point = Mux(passes(self._zero_point_step), 0, tile.zero_point)
+            with dp.If(z_load):
+                dp.d.sync += z.eq(q[1:].as_signed() + zero_point + c)
+            return z
+        e = Mux(passes(step), 0, right)
+        # e >= k for k = 1..31 (k = 0 is always true, e >= 32 never).
+        at_least = Signal(width - 1, name=f"right_at_least_{n}")
+        m.d.comb += at_least.eq(_thermometer(e, width)[1:])
+        bits = Cat(Const(1, 1), at_least, Const(0, 1))  # e >= k for k = 0..32
         negative = high[-1]
         nudge = Cat(Mux(negative, bits[j + 2], bits[j + 1] & ~bits[j + 2])
                     for j in range(width - 1))
         t = stage(signed(width + 1), high + nudge + product[width - 2], f"t_{n}")
-        if shifter is None:
-            y = t >> stage(unsigned(5), e, f"e_{n}")
-        else:
-            m.d.comb += shifter_in.eq(Mux(left, left_in, t))
-            y = shifter_in >> amount
+        y = t >> stage(unsigned(5), e, f"e_{n}")
         z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
         with dp.If(z_load):
             dp.d.sync += z.eq(y + Mux(passes(self._zero_point_step), 0, tile.zero_point))
@@ -882,8 +906,9 @@ class PostProcess(wiring.Component):
     def _row_output(self, m, done, lane_z, lane_int8, row_fire, z_load, advance):
         """Output rows of the serial multiply: one row register, the ``out_rows`` payload.
         A lane group's results (``done`` its control) wait in the zero point step's registers
-        until the register holds no complete row, then enter it (int32 lane ``p`` in bytes
-        ``4p..4p+3``, int8 lane ``p`` in byte ``p``; group 0 also brings the row's mode and
+        until the register holds no complete row, then enter it at its top as it shifts down
+        by a group (int32 lane ``p`` ends in bytes ``4p..4p+3``, int8 lane ``p`` in byte
+        ``p``; group 0 also brings the row's mode and
         tag, the tag from a queue written as the row starts); the last group completes the
         row. The datapath stalls (``advance`` low) in a cycle in which the next group's
         results would overwrite waiting ones."""
@@ -918,20 +943,15 @@ class PostProcess(wiring.Component):
         with m.If(first):
             m.d.sync += [row.mode.eq(done.mode), row.tag.eq(tag)]
 
+        # Each landing shifts the row down by a group and puts the group's lanes on top:
+        # after the last group every lane is in its place (no per-byte selects).
         requant = done.mode == PostMode.REQUANT
-        bits = row.row.as_value()
-        for byte in range(4 * dim):
-            group32, n32 = divmod(byte // 4, lanes)
-            value32 = lane_z[n32].word_select(byte % 4, 8)
-            hit32 = group == group32
-            if byte < dim:
-                group8, n8 = divmod(byte, lanes)
-                value = Mux(requant, lane_int8[n8], value32)
-                hit = Mux(requant, group == group8, hit32)
-            else:
-                value, hit = value32, ~requant & hit32
-            with m.If(land & hit):
-                m.d.sync += bits.word_select(byte, 8).eq(value)
+        bits, int8_bits = row.row.as_value(), 8 * dim
+        int32_next = Cat(bits[REQUANT_WIDTH * lanes:], *lane_z)
+        int8_next = Cat(bits[8 * lanes:int8_bits], *lane_int8)
+        with m.If(land):
+            m.d.sync += bits.eq(Cat(Mux(requant, int8_next, int32_next[:int8_bits]),
+                                    int32_next[int8_bits:]))
         with m.If(land & last):
             m.d.sync += full.eq(1)
         with m.If(self.out_rows.valid & self.out_rows.ready):
