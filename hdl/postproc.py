@@ -1,6 +1,17 @@
 """Post-processing of accumulator rows: per-channel bias, int8 requantization, activation."""
 
-from amaranth.hdl import Array, Cat, Const, EnableInserter, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import (
+    Array,
+    Cat,
+    Const,
+    EnableInserter,
+    Instance,
+    Module,
+    Mux,
+    Signal,
+    signed,
+    unsigned,
+)
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -56,6 +67,44 @@ def _sticky_shift(m, value, amount, flip, name):
         m.d.comb += shifted.eq(Mux(amount[k], Cat(value[w:], value[-1].replicate(w)), value))
         value = shifted
     return value.as_signed(), Cat(differs).any()
+
+
+def _is_ice40(platform):
+    """Whether ``platform`` (an Amaranth platform, or None) is an iCE40 part."""
+    return str(getattr(platform, "device", "")).startswith("iCE40")
+
+
+#: SB_LUT4 function of a conditional add bit (inputs I0 = enable, I1 = x, I2 = y, I3 = carry
+#: in): ``x ^ y ^ carry`` if enabled, else ``x``.
+_COND_ADD_LUT = sum(1 << i for i in range(16)
+                    if ((i >> 1 ^ i >> 2 ^ i >> 3) & 1 if i & 1 else i >> 1 & 1))
+
+
+def _cond_add(m, x, y, enable, width, lsb, ice40, name):
+    """``x + y`` if ``enable``, else ``x``, modulo ``2**width`` (``x`` and ``y`` signed;
+    the low ``lsb`` bits of ``y`` are zeros, so ``x``'s pass through). On an iCE40 one LUT a
+    bit: the carry chain always adds ``y`` and the bit's LUT, which computes the sum beside
+    it, returns ``x`` instead where disabled (yosys maps ``Mux(enable, x + y, x)`` to a sum
+    LUT and a mux LUT a bit). Returns a kept wire (or yosys merges the adds)."""
+    total = Signal(signed(width), name=name, attrs={"keep": 1})
+    xs = Signal(width, name=f"{name}_x")
+    ys = Signal(width, name=f"{name}_y")
+    m.d.comb += [xs.eq(x), ys.eq(y)]
+    if not ice40:
+        m.d.comb += total.eq(Mux(enable, xs + ys, xs))
+        return total
+    carry = Signal(width - lsb, name=f"{name}_carry")
+    m.d.comb += total[:lsb].eq(xs[:lsb])
+    for i in range(lsb, width):
+        j = i - lsb
+        carry_in = carry[j - 1] if j else Const(0, 1)
+        m.submodules[f"{name}_lut_{i}"] = Instance(
+            "SB_LUT4", p_LUT_INIT=Const(_COND_ADD_LUT, 16), i_I0=enable, i_I1=xs[i],
+            i_I2=ys[i], i_I3=carry_in, o_O=total[i])
+        if i < width - 1:
+            m.submodules[f"{name}_carry_{i}"] = Instance(
+                "SB_CARRY", i_I0=xs[i], i_I1=ys[i], i_CI=carry_in, o_CO=carry[j])
+    return total
 
 
 class PostMode(enum.Enum, shape=2):
@@ -721,7 +770,7 @@ class PostProcess(wiring.Component):
                 multiplier = Cat(words[n][:width // digits], held)
                 product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
                                                 passes(self._MULTIPLY_STEP + 1), Const(0),
-                                                registered=False)
+                                                registered=False, chained=_is_ice40(platform))
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
                 if digits == 1:
@@ -976,7 +1025,7 @@ class PostProcess(wiring.Component):
                      f"product_{n}")
 
     def _serial_multiply(self, m, dp, a, multiplier, digit_at, stage, n, passing, zero,
-                         registered=True):
+                         registered=True, chained=None):
         """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
         group's cycles; ``a * 2**31`` where ``passing``, 0 where ``zero``) accumulated from
         ``d = 32 / multiply_cycles``-bit digits of ``multiplier``, lowest first: the 64-bit
@@ -1005,16 +1054,40 @@ class PostProcess(wiring.Component):
 
         high = Signal(signed(width + d), name=f"product_high_{n}", reset_less=True)
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
-        carried = Mux(digit_at(self._MULTIPLY_STEP + 1) == 0, 0, high >> d)
-        if self.multiplier == "lut":
+        first = digit_at(self._MULTIPLY_STEP + 1) == 0
+        if self.multiplier == "lut" and chained is not None:
+            total = self._cond_add_sum(m, high >> d, ~first, a, b, n, chained)
+        elif self.multiplier == "lut":
+            carried = Mux(first, 0, high >> d)
             total = self._carry_chain_sum(m, carried, a, b, n)
         else:
-            total = carried + multiply(a, b, self.multiplier)
+            total = Mux(first, 0, high >> d) + multiply(a, b, self.multiplier)
         dp.d.sync += [
             high.eq(total[:width + d]),
             low.eq(Cat(low[d:], high[:d])),
         ]
         return Cat(low, high).as_signed()
+
+    @staticmethod
+    def _cond_add_sum(m, carried, carry, a, b, n, ice40):
+        """``carried`` (where ``carry``) ``+ a * b`` (``b`` signed, ``d + 1`` bits) modulo
+        ``2**(32 + d)``, from conditional adds (:func:`_cond_add`, one LUT a bit on an iCE40,
+        where an add of a partial product costs two LUTs a bit): two chains, one adding
+        ``carried`` and the low half of the digit's partial products to ``a * b[0]``, the
+        other the high half to ``-a * 2**d`` (the sign bit's weight; its ``+ 1`` is the
+        final add's carry in), then their sum. Each chain is as deep as a tree of adds of
+        the same terms with ``carried`` gated before it."""
+        top = len(b) - 1
+        width = len(a) + top
+        half = max(1, top // 2)
+        low = Mux(b[0], a, 0)
+        low = _cond_add(m, low, carried, carry, width, 0, ice40, f"mul_{n}_carried")
+        for k in range(1, half):
+            low = _cond_add(m, low, a << k, b[k], width, k, ice40, f"mul_{n}_{k}")
+        high = Mux(b[top], ~(a << top), 0)
+        for k in range(half, top):
+            high = _cond_add(m, high, a << k, b[k], width, k, ice40, f"mul_{n}_{k}")
+        return (low + high + b[top])[:width]
 
     @staticmethod
     def _carry_chain_sum(m, carried, a, b, n):
