@@ -276,7 +276,9 @@ class PostProcess(wiring.Component):
         :data:`hdl.config.MULTIPLIERS`; ``"dsp"`` means the ``*`` operator). ``None``:
         ``"lut"`` with the serial multiply or if ``config.multiplier`` is ``"lut"``, else
         ``"behavioural"``. The serial multiply's ``"lut"`` adds its partial products in a
-        tree of carry chains.
+        tree of carry chains; with the parameters in block RAM in two chains of conditional
+        adds instead, on an iCE40 one ``SB_LUT4`` and ``SB_CARRY`` a bit (instances: yosys
+        spends two LUTs a bit on them), elsewhere ``Mux(b, x + y, x)``.
     output_cycles : int
         Cycles the consumer may take per output row (e.g. one per bus beat of it) with the
         full rate sustained: it sizes the output buffer.
