@@ -81,18 +81,38 @@ _COND_ADD_LUT = sum(1 << i for i in range(16)
 
 
 def _cond_add(m, x, y, enable, width, lsb, ice40, name):
-    """``x + y`` if ``enable``, else ``x``, modulo ``2**width`` (``x`` and ``y`` signed;
-    the low ``lsb`` bits of ``y`` are zeros, so ``x``'s pass through). On an iCE40 one LUT a
-    bit: the carry chain always adds ``y`` and the bit's LUT, which computes the sum beside
-    it, returns ``x`` instead where disabled (yosys maps ``Mux(enable, x + y, x)`` to a sum
-    LUT and a mux LUT a bit). Returns a kept wire (or yosys merges the adds)."""
-    total = Signal(signed(width), name=name, attrs={"keep": 1})
-    xs = Signal(width, name=f"{name}_x")
-    ys = Signal(width, name=f"{name}_y")
-    m.d.comb += [xs.eq(x), ys.eq(y)]
+    """``x + y`` if ``enable``, else ``x`` (``x`` and ``y`` signed; the low ``lsb`` bits of
+    ``y`` are zeros, so ``x``'s pass through), in one bit more than the wider operand (at
+    most ``width``: modulo ``2**width``). On an iCE40 one LUT a bit: the carry chain always
+    adds ``y`` and the bit's LUT, which computes the sum beside it, returns ``x`` instead
+    where disabled (yosys maps ``Mux(enable, x + y, x)`` to a sum LUT and a mux LUT a bit).
+    Returns a kept wire (or yosys merges the adds).
+
+    The top bit is plain logic, not an ``SB_LUT4``: it is the one instance whose inputs
+    (both operands' sign bits) would repeat the bit's below it, and yosys' ``ice40_wrapcarry``
+    pairs an ``SB_CARRY`` with any ``SB_LUT4`` of the same operand inputs; paired with the
+    LUT above it, a carry would feed its own box (abc9: "no_loops"). Every instanced bit
+    below the top has operand inputs of its own (the sum is no wider than needed)."""
+    size = min(width, max(len(x), len(y)) + 1)
+    total = Signal(signed(size), name=name, attrs={"keep": 1})
+    xs = Signal(size, name=f"{name}_x")
+    ys = Signal(size, name=f"{name}_y")
+    m.d.comb += [xs.eq(x), ys.eq(y)]  # both sign-extended
     if not ice40:
         m.d.comb += total.eq(Mux(enable, xs + ys, xs))
         return total
+    carry = Signal(size - lsb, name=f"{name}_carry")
+    m.d.comb += total[:lsb].eq(xs[:lsb])
+    carry_in = Const(0, 1)
+    for i in range(lsb, size - 1):
+        m.submodules[f"{name}_lut_{i}"] = Instance(
+            "SB_LUT4", p_LUT_INIT=Const(_COND_ADD_LUT, 16), i_I0=enable, i_I1=xs[i],
+            i_I2=ys[i], i_I3=carry_in, o_O=total[i])
+        m.submodules[f"{name}_carry_{i}"] = Instance(
+            "SB_CARRY", i_I0=xs[i], i_I1=ys[i], i_CI=carry_in, o_CO=carry[i - lsb])
+        carry_in = carry[i - lsb]
+    m.d.comb += total[-1].eq(Mux(enable, xs[-1] ^ ys[-1] ^ carry_in, xs[-1]))
+    return total
     carry = Signal(width - lsb, name=f"{name}_carry")
     m.d.comb += total[:lsb].eq(xs[:lsb])
     for i in range(lsb, width):
