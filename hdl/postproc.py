@@ -227,7 +227,8 @@ class PostProcess(wiring.Component):
     block RAM (``lanes`` x 32 bits wide, 2 sets x lane groups x 4 words: 2 iCE40 EBR for one
     lane) instead of flip-flops: a beat takes :attr:`beat_cycles` = 3 cycles (its bias,
     shifts and multiplier words; ``params.ready`` is high in the third), a lane group reads
-    its words in its first three cycles, and a swap flips which set the rows read (the tile
+    its words in its first three cycles (the multiplier again in the others: only its last
+    two digits are held in flip-flops), and a swap flips which set the rows read (the tile
     parameters keep their flip-flop copies). Until the first swap after a reset the words
     read are taken as zeros (read from a zero word written in the cycle after a reset, in
     which no row starts: the RAM's contents are never relied on).
@@ -590,7 +591,9 @@ class PostProcess(wiring.Component):
                       | param_clear):  # 3 + 1 wraps to 0
                 m.d.sync += word.eq(Mux(last_word, 0, word + 1))
             # Reads: the entering group's bias, shifts and multiplier in its digits 0, 1, 2
-            # (each word is out one cycle later); the row entering with a swap reads the
+            # and the multiplier again in its later digits (each word is out one cycle later:
+            # the multiply takes digit k of the multiplier from the read in digit k + 2, only
+            # the last two digits are held); the row entering with a swap reads the
             # other set. The zero word (word 3 of group 0 of set 0, written with zeros in the
             # cycle after a reset: the RAM's contents are not relied on) stands for the words
             # that are zero (all of them before the first swap, the bias in mode ACC, the
@@ -599,7 +602,8 @@ class PostProcess(wiring.Component):
             zero_word = (fresh & ~swap_fire
                          | (digit == 0) & (entering_mode == PostMode.ACC)
                          | (digit == 1) & (entering_mode != PostMode.REQUANT))
-            m.d.comb += read.addr.eq(Mux(zero_word, 3, Cat(digit[:2], group[:group_width],
+            read_word = Mux(digit > 2, 2, digit)[:2]
+            m.d.comb += read.addr.eq(Mux(zero_word, 3, Cat(read_word, group[:group_width],
                                                            set_bits ^ swap_fire)))
             words = [read_data.word_select(n, width) for n in range(lanes)]
         else:
@@ -731,7 +735,8 @@ class PostProcess(wiring.Component):
             # Step 0: bias (wrapping, as the accumulator does) on the input register's lane of
             # the entering group; beside it the lane's left shift and the bits it moves out.
             # From the RAM: the bias in the group's digit 0 (x holds for its digits), the
-            # shifts at step 1, the multiplier at step 2 (its digits 1.. held).
+            # shifts at step 1, the multiplier at step 2 (digit k read in the group's digit
+            # k + 2, the last two held).
             acc = lane_acc[n]
             if in_ram:
                 # The bias, shifts and multiplier are zeros where they must be (see the reads).
@@ -780,16 +785,17 @@ class PostProcess(wiring.Component):
                 a = Signal(signed(width), name=f"a_{n}", reset_less=True)
                 right_1 = Signal(5, name=f"right_{n}_1", reset_less=True)
                 right_2 = Signal(5, name=f"right_{n}_2", reset_less=True)
-                held = Signal(width - width // digits, name=f"mult_{n}", reset_less=True)
+                d = width // digits
+                mult_held = Signal(2 * d, name=f"mult_{n}", reset_less=True)  # the last 2 digits
                 with dp.If(digit_at(1) == 0):
                     dp.d.sync += [a.eq(shifted), right_1.eq(words[n][5:10])]
                 with dp.If(digit_at(2) == 0):
-                    dp.d.sync += held.eq(words[n][width // digits:])
+                    dp.d.sync += mult_held.eq(words[n][width - 2 * d:])
                 with dp.If(digit_at(2) == digits - 1):  # right_1 keeps the next group's
                     dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
                 m.d.comb += shift.eq(Mux(left_cycle, words[n][:5], right_2))
-                multiplier = Cat(words[n][:width // digits], held)
+                multiplier = Cat(words[n][:width - 2 * d], mult_held)
                 product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
                                                 passes(self._MULTIPLY_STEP + 1), Const(0),
                                                 registered=False, chained=_is_ice40(platform))
