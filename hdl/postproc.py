@@ -92,7 +92,10 @@ def _cond_add(m, x, y, enable, width, lsb, ice40, name):
     (both operands' sign bits) would repeat the bit's below it, and yosys' ``ice40_wrapcarry``
     pairs an ``SB_CARRY`` with any ``SB_LUT4`` of the same operand inputs; paired with the
     LUT above it, a carry would feed its own box (abc9: "no_loops"). Every instanced bit
-    below the top has operand inputs of its own (the sum is no wider than needed)."""
+    below the top has operand inputs of its own (the sum is no wider than needed) provided
+    neither operand repeats a bit within its width: pass ``v[k:]`` and ``v.shift_left(k)``,
+    not ``v >> k`` or ``v << k`` (as wide as ``v``, or as a shift by up to ``2**k - 1``
+    bits: copies of the sign on top)."""
     size = min(width, max(len(x), len(y)) + 1)
     total = Signal(signed(size), name=name, attrs={"keep": 1})
     xs = Signal(size, name=f"{name}_x")
@@ -1084,7 +1087,7 @@ class PostProcess(wiring.Component):
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
         first = digit_at(self._MULTIPLY_STEP + 1) == 0
         if self.multiplier == "lut" and chained is not None:
-            total = self._cond_add_sum(m, high >> d, ~first, a, b, n, chained)
+            total = self._cond_add_sum(m, high[d:].as_signed(), ~first, a, b, n, chained)
         elif self.multiplier == "lut":
             carried = Mux(first, 0, high >> d)
             total = self._carry_chain_sum(m, carried, a, b, n)
@@ -1111,10 +1114,10 @@ class PostProcess(wiring.Component):
         low = Mux(b[0], a, 0)
         low = _cond_add(m, low, carried, carry, width, 0, ice40, f"mul_{n}_carried")
         for k in range(1, half):
-            low = _cond_add(m, low, a << k, b[k], width, k, ice40, f"mul_{n}_{k}")
-        high = Mux(b[top], ~(a << top), 0)
+            low = _cond_add(m, low, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
+        high = Mux(b[top], ~a.shift_left(top), 0)
         for k in range(half, top):
-            high = _cond_add(m, high, a << k, b[k], width, k, ice40, f"mul_{n}_{k}")
+            high = _cond_add(m, high, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
         return (low + high + b[top])[:width]
 
     @staticmethod

