@@ -266,8 +266,10 @@ class PostProcess(wiring.Component):
       rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
       clamp into the output buffer or slot. With the serial multiply it is 6 +
       :attr:`row_cycles`: the multiply is one stage, :attr:`row_cycles` counts its cycles,
-      the high-multiply rounding rides on the nudge add, and the barrel shift and the zero
-      point share a stage (tiny's clock is slow).
+      the high-multiply rounding rides on the nudge add (with the parameters in block RAM:
+      an increment, no nudge; the shift's rounding, from the bits it drops, rides on the
+      zero point add), and the barrel shift and the zero point share a stage (tiny's clock
+      is slow).
     - Throughput: one row every :attr:`row_cycles` = ``dim / lanes * multiply_cycles``
       cycles (one per cycle at full width with the pipelined multiply), in every mode. A
       parameter switch costs no bubble when each tile has at least :attr:`min_tile_rows` rows
