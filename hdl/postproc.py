@@ -66,7 +66,9 @@ def _sticky_shift(m, value, amount, flip, name):
         shifted = Signal(len(value), name=f"{name}_{w}")
         m.d.comb += shifted.eq(Mux(amount[k], Cat(value[w:], value[-1].replicate(w)), value))
         value = shifted
-    return value.as_signed(), Cat(differs).any()
+    dropped = Signal(name=f"{name}_dropped")  # here: the stages are no port of a user's module
+    m.d.comb += dropped.eq(Cat(differs).any())
+    return value.as_signed(), dropped
 
 
 def _is_ice40(platform):
@@ -98,9 +100,7 @@ def _cond_add(m, x, y, enable, width, lsb, ice40, name):
     bits: copies of the sign on top)."""
     size = min(width, max(len(x), len(y)) + 1)
     total = Signal(signed(size), name=name, attrs={"keep": 1})
-    xs = Signal(size, name=f"{name}_x")
-    ys = Signal(size, name=f"{name}_y")
-    m.d.comb += [xs.eq(x), ys.eq(y)]  # both sign-extended
+    xs, ys = (Cat(v, v[-1].replicate(max(0, size - len(v))))[:size] for v in (x, y))
     if not ice40:
         m.d.comb += total.eq(Mux(enable, xs + ys, xs))
         return total
