@@ -291,6 +291,28 @@ def test_reset_parameters_give_zero(multiply_cycles):
     check_outputs(outputs, workload, "reset")
 
 
+def test_param_ram_contents_not_relied_on(monkeypatch):
+    """With the parameters in block RAM, rows before the first swap give the all-zero reset
+    parameters whatever the RAM holds at start (Icarus and an ASIC start it as X; here every
+    bit is set)."""
+    import hdl.postproc as postproc
+    real = postproc.Memory
+
+    def filled(*, shape, depth, init, **kwargs):
+        return real(shape=shape, depth=depth, init=[(1 << shape.width) - 1] * depth, **kwargs)
+
+    monkeypatch.setattr(postproc, "Memory", filled)
+    config = TesseraConfig(dim=4, postproc_lanes=1, postproc_multiply_cycles=4)
+    rows = [([INT32_MAX, -5, 12345, 3], "requant"), ([INT32_MIN, 7, 0, -1], "acc"),
+            ([9, -9, 1, 2], "acc_bias")]
+    workload = PostProcWorkload(
+        [], [(r, mode, False, i) for i, (r, mode) in enumerate(rows)],
+        [([0] * 4, "requant", 0), ([INT32_MIN, 7, 0, -1], "acc", 1),
+         ([9, -9, 1, 2], "acc_bias", 2)])
+    _, outputs, _, _, _ = run_postproc(config, workload, seed=0)
+    check_outputs(outputs, workload, "RAM of ones")
+
+
 @pytest.mark.parametrize("multiply_cycles", [1, 4])
 def test_reset_after_use_gives_zero(multiply_cycles):
     """A reset after both parameter sets were filled and swapped in: rows before the next
