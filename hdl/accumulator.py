@@ -274,9 +274,11 @@ class Accumulator(wiring.Component):
         w_in_range = w.addr < cfg.acc_depth
         m.d.comb += self.write.ready.eq(1)
         s1_valid, s1_accumulate = Signal(), Signal()
+        # (Loaded only with a write: the EXEC unit's register of the row it wrote last, merged.)
         s1_addr = Signal(range(cfg.acc_depth))
-        m.d.sync += [s1_valid.eq(w_fire & w_in_range), s1_accumulate.eq(w.accumulate),
-                     s1_addr.eq(w.addr)]
+        m.d.sync += [s1_valid.eq(w_fire & w_in_range), s1_accumulate.eq(w.accumulate)]
+        with m.If(w_fire):
+            m.d.sync += s1_addr.eq(w.addr)
         base = row_layout(adding.r_data)
         total = Signal(row_layout)
         for n in range(cfg.dim):

@@ -376,8 +376,11 @@ class ExecUnit(wiring.Component):
             last_result = addr + 1 == head.acc_end
         else:
             started = Signal()      # a row of the head instruction was written
-            next_addr = Signal(range(cfg.acc_depth))  # unused after the last row
-            addr, accumulate = Mux(started, next_addr, head.acc_addr), head.accumulate
+            # The row written last: the accumulator keeps the same register of the address
+            # it took last (its stage 1), which synthesis merges with this one.
+            last_addr = Signal(range(cfg.acc_depth))
+            addr = Mux(started, (last_addr + 1)[:len(last_addr)], head.acc_addr)
+            accumulate = head.accumulate
             # The accumulator takes the address a cycle before the row (the row straight
             # from the array): each activation row that entered the array and a flag for an
             # instruction's last one follow it for `array.latency - 1` cycles.
@@ -399,7 +402,7 @@ class ExecUnit(wiring.Component):
         m.d.sync += ctl.done.eq(finished)
         if not tagged:
             with m.If(wrote):
-                m.d.sync += [next_addr.eq(addr + 1), started.eq(~finished)]
+                m.d.sync += [last_addr.eq(addr), started.eq(~finished)]
 
         m.d.comb += ctl.busy.eq(inflight.r_rdy)
         return m
