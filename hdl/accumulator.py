@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .response_buffer import ResponseBuffer
-from .sram import SRAM1R1W
+from .sram import EBR_DEPTH, EBR_WIDTH, SRAM1R1W, has_ice40_ebr
 
 __all__ = ["Accumulator", "acc_read_layout", "acc_write_layout", "write_row_follows"]
 
@@ -58,6 +58,14 @@ class Accumulator(wiring.Component):
     the last row and its multiplexer are gone (the store path only reads rows the array
     finished long before).
 
+    Mirrored (:meth:`mirrors_for`: tiny on the iCEBreaker): two copies of all rows instead
+    of banks, each as many block RAM tiles as the two half-empty banks were. Every write goes
+    to both; the accumulates read one copy, the store path the other, whose output register
+    holds the answer until it is taken (no response buffer: a read every 3 cycles, as the
+    one-row buffer allowed; answer 2 cycles after the request). There are no bank conflicts;
+    a store read of the row being written waits one cycle (counted as a conflict), as above.
+    :attr:`sram_shapes` still names the banks (the memories of the other platforms).
+
     Timing:
 
     - ``write``: always ready; one row per cycle; visible to reads accepted 2 or more cycles
@@ -84,8 +92,9 @@ class Accumulator(wiring.Component):
         clocks: or for the write of its row; the top level counts these cycles).
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, mirrored=None):
         self.config = config
+        self._mirrored = mirrored
         super().__init__({
             "write": In(stream.Signature(acc_write_layout(config))),
             "read": In(stream.Signature(config.addr_width)),
@@ -109,6 +118,20 @@ class Accumulator(wiring.Component):
         buffer entry is free again ``read_latency + 1`` cycles after its request)."""
         return -(-(self.read_latency + 1) // self.config.postproc_row_cycles)
 
+    def mirrors_for(self, platform):
+        """Whether the accumulator elaborated for ``platform`` is :attr:`mirrored` (the
+        constructor's ``mirrored``, or if that is None: slow clocks, a read buffer of one row,
+        an iCE40 (:func:`hdl.sram.has_ice40_ebr`), and two copies of all rows in no more
+        block RAM tiles than the banks, as when a bank fills at most half of a tile)."""
+        if self._mirrored is not None:
+            return self._mirrored
+        cfg = self.config
+        tiles = -(-cfg.acc_depth // EBR_DEPTH) * 2
+        banked = -(-cfg.acc_bank_depth // EBR_DEPTH) * cfg.acc_banks
+        return (not cfg.fast_clock and self.read_buffer_depth == 1
+                and has_ice40_ebr(platform) and tiles <= banked
+                and cfg.dim * cfg.acc_width % EBR_WIDTH == 0)
+
     @property
     def sram_shapes(self):
         """``(depth, width)`` of each bank."""
@@ -117,6 +140,8 @@ class Accumulator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self.mirrors_for(platform):
+            return self._elaborate_mirrored(m)
         cfg = self.config
         dim = cfg.dim
         index_bits = (cfg.acc_bank_depth - 1).bit_length()
@@ -229,4 +254,65 @@ class Accumulator(wiring.Component):
         with m.If(refused):
             m.d.sync += self.error.eq(1)
         m.d.comb += self.conflict.eq(self.read.valid & response.ready & conflict)
+        return m
+
+    def _elaborate_mirrored(self, m):
+        """Two copies of all rows, both written by every write: the accumulates read one, the
+        store reads the other, whose output register holds the answer until it is taken."""
+        cfg = self.config
+        row_layout = data.ArrayLayout(cfg.acc_shape, cfg.dim)
+        addr_bits = (cfg.acc_depth - 1).bit_length()
+        width = cfg.dim * cfg.acc_width
+        # A copy never reads the row it writes in that cycle (see below): "any" collision.
+        m.submodules.adding = adding = SRAM1R1W(cfg.acc_depth, width, collision="any")
+        m.submodules.answering = answering = SRAM1R1W(cfg.acc_depth, width, collision="any")
+
+        # Stage 0: accept a write; an accumulate reads its row. Stage 1: the row comes, the
+        # sum is written to both copies (the row of stage 0 is never that of stage 1).
+        w = self.write.payload
+        w_fire = self.write.valid
+        w_in_range = w.addr < cfg.acc_depth
+        m.d.comb += self.write.ready.eq(1)
+        s1_valid, s1_accumulate = Signal(), Signal()
+        # (Loaded only with a write: the EXEC unit's register of the row it wrote last, merged.)
+        s1_addr = Signal(range(cfg.acc_depth))
+        m.d.sync += [s1_valid.eq(w_fire & w_in_range), s1_accumulate.eq(w.accumulate)]
+        with m.If(w_fire):
+            m.d.sync += s1_addr.eq(w.addr)
+        base = row_layout(adding.r_data)
+        total = Signal(row_layout)
+        for n in range(cfg.dim):
+            m.d.comb += total[n].eq(w.row[n] + Mux(s1_accumulate, base[n], 0))
+        m.d.comb += [adding.r_addr.eq(w.addr[:addr_bits]),
+                     adding.r_en.eq(w_fire & w_in_range & w.accumulate)]
+        for copy in (adding, answering):
+            m.d.comb += [copy.w_addr.eq(s1_addr), copy.w_data.eq(total),
+                         copy.w_en.eq(s1_valid)]
+
+        # Store path: a read of the row being written waits a cycle; the answer is valid
+        # two cycles after its request and stays in the copy's output until taken.
+        r_addr = self.read.payload
+        r_in_range = r_addr < cfg.acc_depth
+        conflict = s1_valid & (s1_addr == r_addr[:addr_bits])
+        pending, arrived, answer_error = Signal(), Signal(), Signal()
+        taken = self.read_data.valid & self.read_data.ready
+        m.d.comb += self.read.ready.eq(~pending & ~conflict)
+        r_fire = self.read.valid & self.read.ready
+        m.d.comb += [answering.r_addr.eq(r_addr[:addr_bits]),
+                     answering.r_en.eq(r_fire & r_in_range)]
+        with m.If(r_fire):
+            m.d.sync += [pending.eq(1), answer_error.eq(~r_in_range)]
+        with m.Elif(taken):
+            m.d.sync += pending.eq(0)
+        m.d.sync += arrived.eq(pending & ~taken)
+        m.d.comb += [self.read_data.valid.eq(pending & arrived),
+                     self.read_data.payload.error.eq(answer_error)]
+        with m.If(~answer_error):
+            m.d.comb += self.read_data.payload.row.eq(answering.r_data)
+
+        refused = ((r_fire & ~r_in_range) | (w_fire & ~w_in_range)
+                   | (w_fire & s1_valid & (s1_addr == w.addr[:addr_bits])))
+        with m.If(refused):
+            m.d.sync += self.error.eq(1)
+        m.d.comb += self.conflict.eq(self.read.valid & ~pending & conflict)
         return m

@@ -6,6 +6,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .accumulator import acc_write_layout
+from .burst_splitter import ShiftQueue
 from .isa import ErrorCause, Opcode, exec_layout, unit_signature
 from .scratchpad import Scratchpad, rows_beyond, sp_read_layout
 from .systolic import SystolicArray
@@ -33,6 +34,38 @@ class _JobRegister:
             m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
         with m.Elif(self.r_en):
             m.d.sync += self.r_rdy.eq(0)
+
+
+class _ActCounter:
+    """The activation job at slow clocks, with the :class:`_JobRegister` port names it uses
+    (``pass_through``): instead of the job and an index, the next row's address (loaded with
+    ``act_addr``, counted up), the end row (``act_addr + rows``, from the range check) and the
+    first row's ``swap`` and ``after`` flags (cleared once that row is read, ``r_en``'s
+    cycle or not). ``w_data`` is the job (its ``act_addr``, ``preload`` and ``after``),
+    ``w_end`` its end row; ``last``: the next row is the job's last."""
+
+    def __init__(self, m, cfg, job):
+        self.w_en, self.r_en = Signal(name="act_job_w_en"), Signal(name="act_job_r_en")
+        self.w_data = Signal(job, name="act_job_w_data")
+        self.w_end = Signal(range(cfg.sp_depth + 1), name="act_job_w_end")
+        self.r_rdy = Signal(name="act_job_valid")
+        self.addr = Signal(range(cfg.sp_depth), name="act_job_addr")
+        end = Signal.like(self.w_end, name="act_job_end")
+        self.swap, self.after = Signal(name="act_job_swap"), Signal(name="act_job_after")
+        self.last = self.addr + 1 == end
+        self.w_rdy = ~self.r_rdy | self.r_en
+        with m.If(self.w_en):
+            m.d.sync += [self.addr.eq(self.w_data.act_addr), end.eq(self.w_end),
+                         self.swap.eq(self.w_data.preload), self.after.eq(self.w_data.after),
+                         self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        self.m = m
+
+    def advance(self, fire):
+        """A row was read in this cycle (``fire``)."""
+        with self.m.If(fire & ~self.w_en):
+            self.m.d.sync += [self.addr.eq(self.addr + 1), self.swap.eq(0), self.after.eq(0)]
 
 
 class ExecUnit(wiring.Component):
@@ -174,8 +207,8 @@ class ExecUnit(wiring.Component):
         narrow = self.peeks  # slow clocks: range checks with adders as wide as the memories
         weights_beyond, _ = rows_beyond(incoming.weight_addr, C(dim), cfg.sp_depth,
                                         narrow=narrow)
-        acts_beyond, _ = rows_beyond(incoming.act_addr, incoming.rows, cfg.sp_depth,
-                                     narrow=narrow)
+        acts_beyond, acts_end = rows_beyond(incoming.act_addr, incoming.rows, cfg.sp_depth,
+                                            narrow=narrow)
         acc_beyond, acc_end = rows_beyond(incoming.acc_addr, incoming.rows, cfg.acc_depth,
                                           narrow=narrow)
         with m.If((incoming.header.opcode != Opcode.EXEC) | (incoming.rows == 0)):
@@ -202,13 +235,14 @@ class ExecUnit(wiring.Component):
         stopped = error != ErrorCause.NONE
         if self.peeks:
             weight_jobs = _JobRegister(m, "weight_job", weight_addr_width, pass_through=False)
-            act_jobs = _JobRegister(m, "act_job", act_job.size, pass_through=True)
+            act_jobs = _ActCounter(m, cfg, act_job)
         else:
             weight_jobs = m.submodules.weight_jobs = SyncFIFOBuffered(
                 width=weight_addr_width, depth=self.queue_depth)
             act_jobs = m.submodules.act_jobs = SyncFIFOBuffered(
                 width=act_job.size, depth=self.queue_depth)
-        m.submodules.inflight = inflight = SyncFIFOBuffered(
+        # Slow clocks: a shift queue (the same capacity and timing, no read multiplexer).
+        m.submodules.inflight = inflight = (ShiftQueue if self.peeks else SyncFIFOBuffered)(
             width=result_job.size, depth=self.inflight_depth)
         passes = check == ErrorCause.NONE
         if self.peeks:
@@ -252,6 +286,7 @@ class ExecUnit(wiring.Component):
             weight_jobs.w_data.eq(incoming.weight_addr),
             act_jobs.w_en.eq(accept),
             act_jobs.w_data.eq(job),
+            *([act_jobs.w_end.eq(acts_end)] if self.peeks else []),
             inflight.w_en.eq(accept),
             # result_job's fields in order, straight from the instruction (no named wire).
             inflight.w_data.eq(Cat(
@@ -282,32 +317,39 @@ class ExecUnit(wiring.Component):
         ]
 
         # --- Activation rows: one read per cycle (tagged: with their accumulator row). ---
-        current = act_job(act_jobs.r_data)
-        a_index = Signal(rows_shape)
-        a_next = a_index + 1
-        # Slow clocks: the incrementer the index needs anyway, rather than a decrementer.
-        last_row = a_next == current.rows if self.peeks else a_index == current.rows - 1
         a_fire = self.sp_read.valid & self.sp_read.ready
         a_taken = self.sp_read_data.valid & self.sp_read_data.ready
         route_layout = data.StructLayout({"swap": 1, **({"tag": exec_tag_layout(cfg)}
                                                        if tagged else {"last": 1, "after": 1})})
         entry = Signal(route_layout)
-        m.d.comb += entry.swap.eq(current.preload & (a_index == 0))
-        if tagged:
-            m.d.comb += [entry.tag.acc_addr.eq(current.acc_addr + a_index),
-                         entry.tag.accumulate.eq(current.accumulate)]
+        if self.peeks:
+            last_row = act_jobs.last
+            m.d.comb += [entry.swap.eq(act_jobs.swap), entry.last.eq(last_row),
+                         entry.after.eq(act_jobs.after)]
+            read_addr = act_jobs.addr
+            act_jobs.advance(a_fire)
         else:
-            m.d.comb += [entry.last.eq(last_row), entry.after.eq(current.after & (a_index == 0))]
+            current = act_job(act_jobs.r_data)
+            a_index = Signal(rows_shape)
+            last_row = a_index == current.rows - 1
+            m.d.comb += entry.swap.eq(current.preload & (a_index == 0))
+            if tagged:
+                m.d.comb += [entry.tag.acc_addr.eq(current.acc_addr + a_index),
+                             entry.tag.accumulate.eq(current.accumulate)]
+            else:
+                m.d.comb += [entry.last.eq(last_row),
+                             entry.after.eq(current.after & (a_index == 0))]
+            read_addr = current.act_addr + a_index
+            with m.If(a_fire):
+                m.d.sync += a_index.eq(Mux(last_row, 0, a_index + 1))
         route_rdy, route_valid, route_data = self._route(
             m, "route", route_layout.size, a_fire, entry, a_taken)
         head_route = route_layout(route_data)
         m.d.comb += [
             self.sp_read.valid.eq(act_jobs.r_rdy & route_rdy),
-            self.sp_read.payload.eq(current.act_addr + a_index),
+            self.sp_read.payload.eq(read_addr),
             act_jobs.r_en.eq(a_fire & last_row),
         ]
-        with m.If(a_fire):
-            m.d.sync += a_index.eq(Mux(last_row, 0, a_next))
         act_in = array.acts.valid & array.acts.ready
         go = route_valid
         if not tagged:
@@ -334,8 +376,11 @@ class ExecUnit(wiring.Component):
             last_result = addr + 1 == head.acc_end
         else:
             started = Signal()      # a row of the head instruction was written
-            next_addr = Signal(range(cfg.acc_depth))  # unused after the last row
-            addr, accumulate = Mux(started, next_addr, head.acc_addr), head.accumulate
+            # The row written last: the accumulator keeps the same register of the address
+            # it took last (its stage 1), which synthesis merges with this one.
+            last_addr = Signal(range(cfg.acc_depth))
+            addr = Mux(started, (last_addr + 1)[:len(last_addr)], head.acc_addr)
+            accumulate = head.accumulate
             # The accumulator takes the address a cycle before the row (the row straight
             # from the array): each activation row that entered the array and a flag for an
             # instruction's last one follow it for `array.latency - 1` cycles.
@@ -357,7 +402,7 @@ class ExecUnit(wiring.Component):
         m.d.sync += ctl.done.eq(finished)
         if not tagged:
             with m.If(wrote):
-                m.d.sync += [next_addr.eq(addr + 1), started.eq(~finished)]
+                m.d.sync += [last_addr.eq(addr), started.eq(~finished)]
 
         m.d.comb += ctl.busy.eq(inflight.r_rdy)
         return m

@@ -22,11 +22,11 @@ class ExecHarness(wiring.Component):
     """The EXEC unit between a scratchpad (written by the test) and an accumulator (read by
     the test)."""
 
-    def __init__(self, config):
+    def __init__(self, config, *, mirrored=None):
         self.config = config
         self.unit = ExecUnit(config)
         self.scratchpad = Scratchpad(config)
-        self.accumulator = Accumulator(config)
+        self.accumulator = Accumulator(config, mirrored=mirrored)
         super().__init__({})
 
     def elaborate(self, platform):
@@ -51,11 +51,11 @@ def exec_insn(weight_addr, act_addr, acc_addr, rows, preload=1, accumulate=0):
                         rows=rows, preload=preload, accumulate=accumulate))
 
 
-def run_exec(config, sp_rows, program, *, seed, stall=0.0, cycles=None):
+def run_exec(config, sp_rows, program, *, seed, stall=0.0, cycles=None, mirrored=None):
     """Fill the scratchpad with ``sp_rows``, run ``program``, read the whole accumulator.
     Returns (accumulator rows, done pulses, final error cause, cycles with an activation
     row entering the array)."""
-    harness = ExecHarness(config)
+    harness = ExecHarness(config, mirrored=mirrored)
     unit, sp, acc = harness.unit, harness.scratchpad, harness.accumulator
     rng = np.random.default_rng(seed)
     state = {"done": 0, "error": ErrorCause.NONE, "computing": 0, "span": [], "cycle": 0,
@@ -160,6 +160,21 @@ def test_execs_match_model(config, stall):
     assert done == len(program)
     bad = np.argwhere(acc != model.acc)
     assert not bad.size, f"seed={seed}: accumulator row {bad[0][0]} lane {bad[0][1]}"
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.4])
+def test_execs_match_model_mirrored_accumulator(stall):
+    """tiny's EXEC unit into the accumulator it has on the iCEBreaker (mirrored)."""
+    config = preset("tiny").replace(sp_depth=64, acc_depth=32)
+    seed = 90 + int(10 * stall)
+    rng = np.random.default_rng(seed)
+    sp_rows = random_sp(config, rng)
+    program = random_execs(config, rng, 14)
+    acc, done, cause, _, _ = run_exec(config, sp_rows, program, seed=seed, stall=stall,
+                                      mirrored=True)
+    model, model_cause = model_exec(config, sp_rows, program)
+    assert (cause, model_cause, done) == (ErrorCause.NONE, ErrorCause.NONE, len(program))
+    assert np.array_equal(acc, model.acc), f"seed={seed}"
 
 
 @pytest.mark.parametrize("mhz", [30.0, 80.0], ids=["held", "buffered"])
