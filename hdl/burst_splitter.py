@@ -10,9 +10,10 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .axi4 import MAX_BURST_BEATS, PAGE_BYTES, AXI4Signature, AXIResp
+from .isa import DRAM_ADDR_BITS
 
 __all__ = ["ROWS_WIDTH", "ROW_BEATS_WIDTH", "BurstSplitter", "DMAError", "burst_layout",
-           "command_field_widths",
+           "command_addr_width", "command_field_widths",
            "burst_len_bits", "check_engine_parameters", "dma_axi_signature",
            "dma_command_layout", "dma_status_signature", "error_event_layout",
            "latch_first_error", "oldest_issued_address", "response_error", "ShiftQueue",
@@ -36,13 +37,24 @@ def command_field_widths(config, *, wide=False):
             max(config.sp_depth, config.acc_depth).bit_length())
 
 
+def command_addr_width(config):
+    """Bits of a command's ``addr`` and ``stride`` (and of a reported error address): the
+    ISA's :data:`hdl.isa.DRAM_ADDR_BITS`, or ``config.bus_addr_width`` if that is wider. A
+    narrower bus (tiny: 16 bits, its 64 KiB of system memory) refuses a command with any
+    address or stride bit at or above ``bus_addr_width`` (``RANGE``); the engines keep only
+    ``bus_addr_width`` bits in their counters and address registers."""
+    return max(config.bus_addr_width, DRAM_ADDR_BITS)
+
+
 class DMAError(enum.Enum, shape=3):
     """Why a DMA engine stopped (its sticky ``error_cause``).
 
     ``SLVERR`` / ``DECERR``: a read beat or a write response carried that AXI error.
     ``MISALIGNED``: a command's address or stride is not a multiple of the beat size.
     ``EMPTY``: a command with zero rows or zero beats per row.
-    ``RANGE``: a command runs past the top of the address space (it would wrap to 0).
+    ``RANGE``: a command runs past the top of the address space (it would wrap to 0), or its
+    ``addr`` or ``stride`` has a bit set at or above ``bus_addr_width`` (see
+    :func:`command_addr_width`).
     """
     NONE = 0
     SLVERR = 1
@@ -59,15 +71,17 @@ def dma_command_layout(config, *, wide=False):
     multiples of the beat size (``config.bus_data_width // 8`` bytes), so that every row is a
     whole number of aligned beats (the driver lays matrices out padded to beats); ``rows``
     and ``row_beats`` must be at least 1. Any ``stride`` is allowed, also one smaller than a
-    row (rows overlap; 0 reads or writes the same row again). The widths of ``row_beats`` and
-    ``rows`` are :func:`command_field_widths` (16 bits each above 50 MHz or if ``wide``).
+    row (rows overlap; 0 reads or writes the same row again), but every row must lie below
+    ``2**bus_addr_width``. ``addr`` and ``stride`` are :func:`command_addr_width` bits (the
+    ISA's 32 on a narrower bus); the widths of ``row_beats`` and ``rows`` are
+    :func:`command_field_widths` (16 bits each above 50 MHz or if ``wide``).
     """
     row_beats_width, rows_width = command_field_widths(config, wide=wide)
     return data.StructLayout({
-        "addr": config.bus_addr_width,
+        "addr": command_addr_width(config),
         "row_beats": row_beats_width,
         "rows": rows_width,
-        "stride": config.bus_addr_width,
+        "stride": command_addr_width(config),
     })
 
 
@@ -88,8 +102,9 @@ def burst_layout(config):
 
 
 def error_event_layout(config):
-    """An error found in one cycle: ``valid``, its ``cause`` and the address it concerns."""
-    return data.StructLayout({"valid": 1, "cause": DMAError, "addr": config.bus_addr_width})
+    """An error found in one cycle: ``valid``, its ``cause`` and the address it concerns
+    (:func:`command_addr_width` bits: a bus address is zero-extended)."""
+    return data.StructLayout({"valid": 1, "cause": DMAError, "addr": command_addr_width(config)})
 
 
 def dma_status_signature(config):
@@ -99,14 +114,16 @@ def dma_status_signature(config):
     for one cycle per completed command (see the engine for when that is). ``error``: sticky;
     set by the first error, with its ``error_cause`` (:class:`DMAError`) and ``error_addr``;
     cleared by a pulse on ``error_clear`` (an error in the same cycle is latched instead).
-    ``error_cause`` is ``NONE`` while ``error`` is low.
+    ``error_cause`` is ``NONE`` while ``error`` is low. ``error_addr`` has
+    :func:`command_addr_width` bits: a command's address as it was given (also one refused for
+    bits at or above ``bus_addr_width``), a burst's address zero-extended.
     """
     return wiring.Signature({
         "busy": Out(1),
         "done": Out(1),
         "error": Out(1),
         "error_cause": Out(DMAError),
-        "error_addr": Out(config.bus_addr_width),
+        "error_addr": Out(command_addr_width(config)),
         "error_clear": In(1),
     })
 
@@ -287,7 +304,15 @@ class BurstSplitter(wiring.Component):
     error is reported on ``error`` (for one cycle, with the command's address) when the
     first refused burst leaves, so every earlier burst has left before it. A zero ``rows`` or
     ``row_beats`` (``EMPTY``) produces no burst; it is reported in the cycle after it was
-    accepted, when every burst of the earlier commands has left.
+    accepted, when every burst of the earlier commands has left. On a bus narrower than the
+    command's fields (:attr:`checks_high_bits`) a command with a bit of ``addr`` or ``stride``
+    at or above ``bus_addr_width`` is refused as a whole (``RANGE``; its bursts are cut from
+    the low bits): it is reported on ``refusal`` in the cycle it is accepted, with its whole
+    address (in that cycle the last burst of the command before leaves, so every earlier
+    burst has left or leaves with it; an error that burst reports comes first). This
+    ``RANGE`` comes before ``EMPTY`` (then no burst, nothing more reported) and
+    ``MISALIGNED`` (then not reported), so an error's address is always whole; only
+    ``bus_addr_width`` bits of a command are kept.
 
     The burst on ``bursts`` is computed from the splitter's state (no output register): the
     burst's address and the row's beats left, and the distance to the next
@@ -336,6 +361,10 @@ class BurstSplitter(wiring.Component):
     error : Out(error_event_layout(config))
         A command error: valid for one cycle, in the cycle its first refused burst leaves
         (``bursts.valid & bursts.ready``), combinationally; ``addr`` is the command's address.
+    refusal : Out(error_event_layout(config))
+        Only with :attr:`checks_high_bits`: a ``RANGE`` command with a bit at or above
+        ``bus_addr_width``, valid in the cycle it is accepted (combinationally from ``cmd``),
+        with its ``addr``. It has lower priority than ``error`` in the same cycle.
 
     Raises
     ------
@@ -349,12 +378,27 @@ class BurstSplitter(wiring.Component):
         self.config = config
         self.max_burst = max_burst
         self.relative_rows = bool(relative_rows) and not self.registered_progress
-        super().__init__({
+        members = {
             "cmd": In(stream.Signature(dma_command_layout(config, wide=wide_commands))),
             "bursts": Out(stream.Signature(burst_layout(config))),
             "busy": Out(1),
             "error": Out(error_event_layout(config)),
-        })
+        }
+        if self.checks_high_bits:
+            members["refusal"] = Out(error_event_layout(config))
+        super().__init__(members)
+
+    @property
+    def checks_high_bits(self):
+        """The bus is narrower than a command's ``addr`` and ``stride``
+        (:func:`command_addr_width`): commands with higher bits set are refused."""
+        return self.config.bus_addr_width < command_addr_width(self.config)
+
+    @property
+    def error_events(self):
+        """The splitter's error outputs, highest priority first (for
+        :func:`latch_first_error`)."""
+        return [self.error, self.refusal] if self.checks_high_bits else [self.error]
 
     @property
     def registered_progress(self):
@@ -488,20 +532,29 @@ class BurstSplitter(wiring.Component):
                 m.d.sync += [refused.eq(1), announce.eq(DMAError.RANGE)]
         m.d.sync += empty_pending.eq(0)
 
+        misaligned = cmd.addr[:size].any() | cmd.stride[:size].any() if size else Const(0)
+        empty = (cmd.row_beats == 0) | (cmd.rows == 0)
+        high = Const(0)
+        if self.checks_high_bits:  # bits the bus has not: the whole command is refused
+            high = (cmd.addr | cmd.stride)[cfg.bus_addr_width:].any()
+            m.d.comb += [
+                self.refusal.valid.eq(self.cmd.valid & self.cmd.ready & high),
+                self.refusal.cause.eq(DMAError.RANGE),
+                self.refusal.addr.eq(cmd.addr),
+            ]
         with m.If(self.cmd.valid & self.cmd.ready):
-            misaligned = cmd.addr[:size].any() | cmd.stride[:size].any() if size else Const(0)
-            empty = (cmd.row_beats == 0) | (cmd.rows == 0)
             m.d.sync += [
                 active.eq(~empty),
-                empty_pending.eq(empty),
+                empty_pending.eq(empty & ~high),
                 row_addr.eq(0 if self.relative_rows else cmd.addr[size:]),
                 stride.eq(cmd.stride[size:]),
                 row_beats.eq(cmd.row_beats),
                 rows_left.eq(cmd.rows),
                 *start_row(cmd.addr[size:], cmd.row_beats),
-                refused.eq(misaligned),
-                announce.eq(Mux(empty, DMAError.EMPTY,
-                                Mux(misaligned, DMAError.MISALIGNED, DMAError.NONE))),
+                refused.eq(misaligned | high),
+                announce.eq(Mux(high, DMAError.NONE,  # reported on `refusal`
+                                Mux(empty, DMAError.EMPTY,
+                                    Mux(misaligned, DMAError.MISALIGNED, DMAError.NONE)))),
                 base.eq(cmd.addr),
             ]
         return m
