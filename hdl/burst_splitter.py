@@ -534,9 +534,12 @@ class BurstSplitter(wiring.Component):
 
         misaligned = cmd.addr[:size].any() | cmd.stride[:size].any() if size else Const(0)
         empty = (cmd.row_beats == 0) | (cmd.rows == 0)
-        high = Const(0)
+        refuse, reported_empty = misaligned, empty
+        announced = Mux(empty, DMAError.EMPTY, Mux(misaligned, DMAError.MISALIGNED, DMAError.NONE))
         if self.checks_high_bits:  # bits the bus has not: the whole command is refused
             high = (cmd.addr | cmd.stride)[cfg.bus_addr_width:].any()
+            refuse, reported_empty = misaligned | high, empty & ~high
+            announced = Mux(high, DMAError.NONE, announced)  # reported on `refusal`
             m.d.comb += [
                 self.refusal.valid.eq(self.cmd.valid & self.cmd.ready & high),
                 self.refusal.cause.eq(DMAError.RANGE),
@@ -545,16 +548,14 @@ class BurstSplitter(wiring.Component):
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [
                 active.eq(~empty),
-                empty_pending.eq(empty & ~high),
+                empty_pending.eq(reported_empty),
                 row_addr.eq(0 if self.relative_rows else cmd.addr[size:]),
                 stride.eq(cmd.stride[size:]),
                 row_beats.eq(cmd.row_beats),
                 rows_left.eq(cmd.rows),
                 *start_row(cmd.addr[size:], cmd.row_beats),
-                refused.eq(misaligned | high),
-                announce.eq(Mux(high, DMAError.NONE,  # reported on `refusal`
-                                Mux(empty, DMAError.EMPTY,
-                                    Mux(misaligned, DMAError.MISALIGNED, DMAError.NONE)))),
+                refused.eq(refuse),
+                announce.eq(announced),
                 base.eq(cmd.addr),
             ]
         return m
