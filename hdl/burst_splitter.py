@@ -306,13 +306,11 @@ class BurstSplitter(wiring.Component):
     ``row_beats`` (``EMPTY``) produces no burst; it is reported in the cycle after it was
     accepted, when every burst of the earlier commands has left. On a bus narrower than the
     command's fields (:attr:`checks_high_bits`) a command with a bit of ``addr`` or ``stride``
-    at or above ``bus_addr_width`` is refused as a whole (``RANGE``; its bursts are cut from
-    the low bits): it is reported on ``refusal`` in the cycle it is accepted, with its whole
-    address (in that cycle the last burst of the command before leaves, so every earlier
-    burst has left or leaves with it; an error that burst reports comes first). This
-    ``RANGE`` comes before ``EMPTY`` (then no burst, nothing more reported) and
-    ``MISALIGNED`` (then not reported), so an error's address is always whole; only
-    ``bus_addr_width`` bits of a command are kept.
+    at or above ``bus_addr_width`` is refused as a whole (``RANGE``, reported as above with
+    its whole address; its bursts are cut from the low bits), before ``EMPTY`` (then
+    reported as ``EMPTY`` is) and ``MISALIGNED``. Only ``bus_addr_width`` bits of a command
+    are kept, and the bits above of its address for the report (a register each, which
+    synthesis removes where they are constant).
 
     The burst on ``bursts`` is computed from the splitter's state (no output register): the
     burst's address and the row's beats left, and the distance to the next
@@ -361,10 +359,6 @@ class BurstSplitter(wiring.Component):
     error : Out(error_event_layout(config))
         A command error: valid for one cycle, in the cycle its first refused burst leaves
         (``bursts.valid & bursts.ready``), combinationally; ``addr`` is the command's address.
-    refusal : Out(error_event_layout(config))
-        Only with :attr:`checks_high_bits`: a ``RANGE`` command with a bit at or above
-        ``bus_addr_width``, valid in the cycle it is accepted (combinationally from ``cmd``),
-        with its ``addr``. It has lower priority than ``error`` in the same cycle.
 
     Raises
     ------
@@ -378,27 +372,18 @@ class BurstSplitter(wiring.Component):
         self.config = config
         self.max_burst = max_burst
         self.relative_rows = bool(relative_rows) and not self.registered_progress
-        members = {
+        super().__init__({
             "cmd": In(stream.Signature(dma_command_layout(config, wide=wide_commands))),
             "bursts": Out(stream.Signature(burst_layout(config))),
             "busy": Out(1),
             "error": Out(error_event_layout(config)),
-        }
-        if self.checks_high_bits:
-            members["refusal"] = Out(error_event_layout(config))
-        super().__init__(members)
+        })
 
     @property
     def checks_high_bits(self):
         """The bus is narrower than a command's ``addr`` and ``stride``
         (:func:`command_addr_width`): commands with higher bits set are refused."""
         return self.config.bus_addr_width < command_addr_width(self.config)
-
-    @property
-    def error_events(self):
-        """The splitter's error outputs, highest priority first (for
-        :func:`latch_first_error`)."""
-        return [self.error, self.refusal] if self.checks_high_bits else [self.error]
 
     @property
     def registered_progress(self):
@@ -439,6 +424,7 @@ class BurstSplitter(wiring.Component):
         announce = Signal(DMAError)          # the error the next burst leaving reports
         empty_pending = Signal()             # an EMPTY command, reported in the next cycle
         base = Signal(cfg.bus_addr_width)    # the command's address, for error reports
+        base_high = Signal(len(cmd.addr) - cfg.bus_addr_width)  # (and its bits above the bus)
 
         addr = Signal(beat_addr_width)       # beat address of the current burst
         beyond = Signal()  # (without registered_progress) the burst starts at 2**addr_width
@@ -513,7 +499,7 @@ class BurstSplitter(wiring.Component):
             self.busy.eq(active | empty_pending),
             self.error.valid.eq((leave & (cause != DMAError.NONE)) | empty_pending),
             self.error.cause.eq(cause),
-            self.error.addr.eq(base),
+            self.error.addr.eq(Cat(base, base_high) if self.checks_high_bits else base),
         ]
 
         with m.If(leave):
@@ -534,21 +520,18 @@ class BurstSplitter(wiring.Component):
 
         misaligned = cmd.addr[:size].any() | cmd.stride[:size].any() if size else Const(0)
         empty = (cmd.row_beats == 0) | (cmd.rows == 0)
-        refuse, reported_empty = misaligned, empty
+        refuse = misaligned
         announced = Mux(empty, DMAError.EMPTY, Mux(misaligned, DMAError.MISALIGNED, DMAError.NONE))
         if self.checks_high_bits:  # bits the bus has not: the whole command is refused
             high = (cmd.addr | cmd.stride)[cfg.bus_addr_width:].any()
-            refuse, reported_empty = misaligned | high, empty & ~high
-            announced = Mux(high, DMAError.NONE, announced)  # reported on `refusal`
-            m.d.comb += [
-                self.refusal.valid.eq(self.cmd.valid & self.cmd.ready & high),
-                self.refusal.cause.eq(DMAError.RANGE),
-                self.refusal.addr.eq(cmd.addr),
-            ]
+            refuse = misaligned | high
+            announced = Mux(high, DMAError.RANGE, announced)
+            with m.If(self.cmd.valid & self.cmd.ready):
+                m.d.sync += base_high.eq(cmd.addr[cfg.bus_addr_width:])
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [
                 active.eq(~empty),
-                empty_pending.eq(reported_empty),
+                empty_pending.eq(empty),
                 row_addr.eq(0 if self.relative_rows else cmd.addr[size:]),
                 stride.eq(cmd.stride[size:]),
                 row_beats.eq(cmd.row_beats),

@@ -237,7 +237,7 @@ class DMAReader(wiring.Component):
         with m.If(axi.rvalid):
             m.d.sync += w_ptr.eq(w_ptr + 1)
         bus_error = response_error(m, cfg, axi.rvalid, axi.rresp, r_addr)
-        latch_first_error(m, status, [bus_error, *splitter.error_events])
+        latch_first_error(m, status, [bus_error, splitter.error])
 
         # --- Output: the bursts in order, their beats read from the buffer (its read port's
         # data register) or made up, into `beat_out`; above 50 MHz through one more register

@@ -196,7 +196,7 @@ class DMAWriter(wiring.Component):
         b_addr, _ = oldest_issued_address(m, cfg, self.outstanding, newest=axi.awaddr,
                                           issue=issue, retire=responded)
         bus_error = response_error(m, cfg, responded, axi.bresp, b_addr)
-        latch_first_error(m, status, [bus_error, *splitter.error_events])
+        latch_first_error(m, status, [bus_error, splitter.error])
 
         m.d.sync += status.done.eq(retire & pending.last)
         m.d.comb += status.busy.eq(splitter.busy | aw_valid | b_queue.r_rdy)

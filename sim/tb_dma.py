@@ -77,8 +77,8 @@ def split_transfer(command, *, beat_bytes, max_burst=256, addr_width=32, block_a
     (``block_aligned``: as its :attr:`~hdl.burst_splitter.BurstSplitter.block_aligned`) on a
     bus of ``addr_width`` bits (``command`` may have bits above it: ``"range"``)."""
     top = 1 << addr_width
-    # A bit at or above addr_width: the whole command is refused (reported as it is
-    # accepted, not by a burst, before anything else), its bursts cut from the low bits.
+    # A bit at or above addr_width: the whole command is refused (before anything else),
+    # its bursts cut from the low bits.
     high = (command.addr | command.stride) >= top
     if command.row_beats == 0 or command.rows == 0:
         return [], "range" if high else "empty"
@@ -86,8 +86,7 @@ def split_transfer(command, *, beat_bytes, max_burst=256, addr_width=32, block_a
     mask = top - 1
     misaligned = bool(command.addr % beat_bytes or command.stride % beat_bytes)
     refused = misaligned or high
-    announce = "misaligned" if misaligned and not high else None
-    error = "range" if high else announce
+    error = announce = "range" if high else "misaligned" if misaligned else None
     row = (command.addr & mask) // beat_bytes * beat_bytes
     stride = (command.stride & mask) // beat_bytes * beat_bytes
     bursts = []
