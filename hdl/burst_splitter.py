@@ -10,9 +10,10 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .axi4 import MAX_BURST_BEATS, PAGE_BYTES, AXI4Signature, AXIResp
+from .isa import DRAM_ADDR_BITS
 
 __all__ = ["ROWS_WIDTH", "ROW_BEATS_WIDTH", "BurstSplitter", "DMAError", "burst_layout",
-           "command_field_widths",
+           "command_addr_width", "command_field_widths",
            "burst_len_bits", "check_engine_parameters", "dma_axi_signature",
            "dma_command_layout", "dma_status_signature", "error_event_layout",
            "latch_first_error", "oldest_issued_address", "response_error", "ShiftQueue",
@@ -36,13 +37,24 @@ def command_field_widths(config, *, wide=False):
             max(config.sp_depth, config.acc_depth).bit_length())
 
 
+def command_addr_width(config):
+    """Bits of a command's ``addr`` and ``stride`` (and of a reported error address): the
+    ISA's :data:`hdl.isa.DRAM_ADDR_BITS`, or ``config.bus_addr_width`` if that is wider. A
+    narrower bus (tiny: 16 bits, its 64 KiB of system memory) refuses a command with any
+    address or stride bit at or above ``bus_addr_width`` (``RANGE``); the engines keep only
+    ``bus_addr_width`` bits in their counters and address registers."""
+    return max(config.bus_addr_width, DRAM_ADDR_BITS)
+
+
 class DMAError(enum.Enum, shape=3):
     """Why a DMA engine stopped (its sticky ``error_cause``).
 
     ``SLVERR`` / ``DECERR``: a read beat or a write response carried that AXI error.
     ``MISALIGNED``: a command's address or stride is not a multiple of the beat size.
     ``EMPTY``: a command with zero rows or zero beats per row.
-    ``RANGE``: a command runs past the top of the address space (it would wrap to 0).
+    ``RANGE``: a command runs past the top of the address space (it would wrap to 0), or its
+    ``addr`` or ``stride`` has a bit set at or above ``bus_addr_width`` (see
+    :func:`command_addr_width`).
     """
     NONE = 0
     SLVERR = 1
@@ -59,15 +71,17 @@ def dma_command_layout(config, *, wide=False):
     multiples of the beat size (``config.bus_data_width // 8`` bytes), so that every row is a
     whole number of aligned beats (the driver lays matrices out padded to beats); ``rows``
     and ``row_beats`` must be at least 1. Any ``stride`` is allowed, also one smaller than a
-    row (rows overlap; 0 reads or writes the same row again). The widths of ``row_beats`` and
-    ``rows`` are :func:`command_field_widths` (16 bits each above 50 MHz or if ``wide``).
+    row (rows overlap; 0 reads or writes the same row again), but every row must lie below
+    ``2**bus_addr_width``. ``addr`` and ``stride`` are :func:`command_addr_width` bits (the
+    ISA's 32 on a narrower bus); the widths of ``row_beats`` and ``rows`` are
+    :func:`command_field_widths` (16 bits each above 50 MHz or if ``wide``).
     """
     row_beats_width, rows_width = command_field_widths(config, wide=wide)
     return data.StructLayout({
-        "addr": config.bus_addr_width,
+        "addr": command_addr_width(config),
         "row_beats": row_beats_width,
         "rows": rows_width,
-        "stride": config.bus_addr_width,
+        "stride": command_addr_width(config),
     })
 
 
@@ -88,8 +102,9 @@ def burst_layout(config):
 
 
 def error_event_layout(config):
-    """An error found in one cycle: ``valid``, its ``cause`` and the address it concerns."""
-    return data.StructLayout({"valid": 1, "cause": DMAError, "addr": config.bus_addr_width})
+    """An error found in one cycle: ``valid``, its ``cause`` and the address it concerns
+    (:func:`command_addr_width` bits: a bus address is zero-extended)."""
+    return data.StructLayout({"valid": 1, "cause": DMAError, "addr": command_addr_width(config)})
 
 
 def dma_status_signature(config):
@@ -99,14 +114,16 @@ def dma_status_signature(config):
     for one cycle per completed command (see the engine for when that is). ``error``: sticky;
     set by the first error, with its ``error_cause`` (:class:`DMAError`) and ``error_addr``;
     cleared by a pulse on ``error_clear`` (an error in the same cycle is latched instead).
-    ``error_cause`` is ``NONE`` while ``error`` is low.
+    ``error_cause`` is ``NONE`` while ``error`` is low. ``error_addr`` has
+    :func:`command_addr_width` bits: a command's address as it was given (also one refused for
+    bits at or above ``bus_addr_width``), a burst's address zero-extended.
     """
     return wiring.Signature({
         "busy": Out(1),
         "done": Out(1),
         "error": Out(1),
         "error_cause": Out(DMAError),
-        "error_addr": Out(config.bus_addr_width),
+        "error_addr": Out(command_addr_width(config)),
         "error_clear": In(1),
     })
 
@@ -287,7 +304,13 @@ class BurstSplitter(wiring.Component):
     error is reported on ``error`` (for one cycle, with the command's address) when the
     first refused burst leaves, so every earlier burst has left before it. A zero ``rows`` or
     ``row_beats`` (``EMPTY``) produces no burst; it is reported in the cycle after it was
-    accepted, when every burst of the earlier commands has left.
+    accepted, when every burst of the earlier commands has left. On a bus narrower than the
+    command's fields (:attr:`checks_high_bits`) a command with a bit of ``addr`` or ``stride``
+    at or above ``bus_addr_width`` is refused as a whole (``RANGE``, reported as above with
+    its whole address; its bursts are cut from the low bits), before ``EMPTY`` (then
+    reported as ``EMPTY`` is) and ``MISALIGNED``. Only ``bus_addr_width`` bits of a command
+    are kept, and the bits above of its address for the report (a register each, which
+    synthesis removes where they are constant).
 
     The burst on ``bursts`` is computed from the splitter's state (no output register): the
     burst's address and the row's beats left, and the distance to the next
@@ -357,6 +380,12 @@ class BurstSplitter(wiring.Component):
         })
 
     @property
+    def checks_high_bits(self):
+        """The bus is narrower than a command's ``addr`` and ``stride``
+        (:func:`command_addr_width`): commands with higher bits set are refused."""
+        return self.config.bus_addr_width < command_addr_width(self.config)
+
+    @property
     def registered_progress(self):
         """The burst address and the row's beats left are registers (``config.fast_clock``):
         no carry chain before the burst's length, which the engines' credit checks and AXI's
@@ -395,6 +424,7 @@ class BurstSplitter(wiring.Component):
         announce = Signal(DMAError)          # the error the next burst leaving reports
         empty_pending = Signal()             # an EMPTY command, reported in the next cycle
         base = Signal(cfg.bus_addr_width)    # the command's address, for error reports
+        base_high = Signal(len(cmd.addr) - cfg.bus_addr_width)  # (and its bits above the bus)
 
         addr = Signal(beat_addr_width)       # beat address of the current burst
         beyond = Signal()  # (without registered_progress) the burst starts at 2**addr_width
@@ -469,7 +499,7 @@ class BurstSplitter(wiring.Component):
             self.busy.eq(active | empty_pending),
             self.error.valid.eq((leave & (cause != DMAError.NONE)) | empty_pending),
             self.error.cause.eq(cause),
-            self.error.addr.eq(base),
+            self.error.addr.eq(Cat(base, base_high) if self.checks_high_bits else base),
         ]
 
         with m.If(leave):
@@ -488,9 +518,17 @@ class BurstSplitter(wiring.Component):
                 m.d.sync += [refused.eq(1), announce.eq(DMAError.RANGE)]
         m.d.sync += empty_pending.eq(0)
 
+        misaligned = cmd.addr[:size].any() | cmd.stride[:size].any() if size else Const(0)
+        empty = (cmd.row_beats == 0) | (cmd.rows == 0)
+        refuse = misaligned
+        announced = Mux(empty, DMAError.EMPTY, Mux(misaligned, DMAError.MISALIGNED, DMAError.NONE))
+        if self.checks_high_bits:  # bits the bus has not: the whole command is refused
+            high = (cmd.addr | cmd.stride)[cfg.bus_addr_width:].any()
+            refuse = misaligned | high
+            announced = Mux(high, DMAError.RANGE, announced)
+            with m.If(self.cmd.valid & self.cmd.ready):
+                m.d.sync += base_high.eq(cmd.addr[cfg.bus_addr_width:])
         with m.If(self.cmd.valid & self.cmd.ready):
-            misaligned = cmd.addr[:size].any() | cmd.stride[:size].any() if size else Const(0)
-            empty = (cmd.row_beats == 0) | (cmd.rows == 0)
             m.d.sync += [
                 active.eq(~empty),
                 empty_pending.eq(empty),
@@ -499,9 +537,8 @@ class BurstSplitter(wiring.Component):
                 row_beats.eq(cmd.row_beats),
                 rows_left.eq(cmd.rows),
                 *start_row(cmd.addr[size:], cmd.row_beats),
-                refused.eq(misaligned),
-                announce.eq(Mux(empty, DMAError.EMPTY,
-                                Mux(misaligned, DMAError.MISALIGNED, DMAError.NONE))),
+                refused.eq(refuse),
+                announce.eq(announced),
                 base.eq(cmd.addr),
             ]
         return m

@@ -327,7 +327,7 @@ PRESETS = {
                     dsp_products=2, dma_max_burst=16, insn_queue_depth=16,
                     sp_depth=512, acc_depth=256, postproc_lanes=1, postproc_multiply_cycles=4,
                     unit_queue_depth=1,
-                    tag_width=9, dma_outstanding=2, perf_counter_width=24),
+                    tag_width=9, dma_outstanding=2, perf_counter_width=24, bus_addr_width=16),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D, 24 for PEs and 4 for the post-processing's
     # partial products (one lane per cycle: a row every 8 cycles, enough for K >= 64; eight
     # lanes took 32 MULT18X18D). Scratchpad 4096 x 64 bit, accumulator 1024 x 256 bit: 32 of

@@ -153,17 +153,23 @@ def _round_up(value, step):
 
 
 def check_dma_addresses(config):
-    """The units hand the ISA's 32-bit byte addresses to the DMA: a narrower bus would cut
-    them (an address would wrap silently), so ``bus_addr_width`` must hold them.
+    """The units hand the ISA's 32-bit byte addresses and strides to the DMA whole (its
+    commands' fields are :func:`hdl.burst_splitter.command_addr_width` bits). On a narrower
+    bus (tiny: ``bus_addr_width`` 16, its 64 KiB of system memory) the accelerator's physical
+    address space is ``2**bus_addr_width`` bytes: a LOAD, STORE or CONFIG whose address or
+    stride has any bit at or above ``bus_addr_width``, or whose rows would run past
+    ``2**bus_addr_width``, is refused by the DMA (``DMAError.RANGE``; the unit reports
+    ``DMA_READ`` or ``DMA_WRITE``) and changes nothing in memory; an address is never cut.
+    So every ``bus_addr_width`` a config allows (12 to 64 bits) is fine.
 
     Raises
     ------
     ValueError
-        ``config.bus_addr_width`` is below :data:`DRAM_ADDR_BITS`.
+        ``config.bus_addr_width`` is below 12 (one 4 KiB page).
     """
-    if config.bus_addr_width < DRAM_ADDR_BITS:
-        raise ValueError(f"bus_addr_width must be at least {DRAM_ADDR_BITS} (the ISA's byte "
-                         f"addresses) for the accelerator, not {config.bus_addr_width!r}")
+    if config.bus_addr_width < 12:
+        raise ValueError(f"bus_addr_width must be at least 12 (a 4 KiB page) for the "
+                         f"accelerator, not {config.bus_addr_width!r}")
 
 
 def row_bytes(config):

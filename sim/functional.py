@@ -199,13 +199,25 @@ class AcceleratorModel:
                 self._fail(ErrorCause.DMA_ALIGN, index,
                            f"{value:#x} is not a multiple of the {self.beat}-byte beat")
 
+    def _address_space(self, cause, index, addr, stride=0):
+        """The DMA's ``RANGE`` refusal of a whole transfer (the unit reports ``cause``): an
+        address or stride bit at or above ``bus_addr_width``; nothing changes. (A row that
+        runs past ``2**bus_addr_width`` fails in :meth:`_read` / :meth:`_write`.)"""
+        if (addr | stride) >> self.config.bus_addr_width:
+            self._fail(cause, index, f"address {addr:#x} or stride {stride:#x} outside the "
+                       f"{self.config.bus_addr_width}-bit address space")
+
     def _read(self, addr, size, index):
+        if addr + size > 1 << self.config.bus_addr_width:
+            self._fail(ErrorCause.DMA_READ, index, f"{addr:#x} runs past the address space")
         try:
             return self.memory.read(addr, size)
         except BusError as error:
             self._fail(ErrorCause.DMA_READ, index, str(error))
 
     def _write(self, addr, payload, index):
+        if addr + len(payload) > 1 << self.config.bus_addr_width:
+            self._fail(ErrorCause.DMA_WRITE, index, f"{addr:#x} runs past the address space")
         try:
             self.memory.write(addr, payload)
         except BusError as error:
@@ -217,6 +229,7 @@ class AcceleratorModel:
         cfg, rows = self.config, self._rows(insn, index)
         self._range(ErrorCause.SP_RANGE, cfg.sp_depth, insn.sp_addr, rows, index, "scratchpad")
         self._aligned(index, insn.dram_addr, insn.dram_stride)
+        self._address_space(ErrorCause.DMA_READ, index, insn.dram_addr, insn.dram_stride)
         size = row_bytes(cfg)
         data = [self._read(insn.dram_addr + r * insn.dram_stride, size, index)
                 for r in range(rows)]
@@ -260,6 +273,7 @@ class AcceleratorModel:
                         "scratchpad")
         else:
             self._aligned(index, insn.dest, insn.dram_stride)
+            self._address_space(ErrorCause.DMA_WRITE, index, insn.dest, insn.dram_stride)
         acc = wrap_signed(self.acc[insn.acc_addr:insn.acc_addr + rows], 32)
         out = postprocess_rows(acc, self.params, mode.name.lower())
         if insn.to_sp:
@@ -277,6 +291,7 @@ class AcceleratorModel:
     def _config(self, insn, index):
         dim = self.config.dim
         self._aligned(index, insn.dram_addr)
+        self._address_space(ErrorCause.DMA_READ, index, insn.dram_addr)
         block = self._read(insn.dram_addr, param_block_bytes(self.config), index)
         words = np.frombuffer(block[:16 * (dim + 1)], dtype="<i4").reshape(dim + 1, 4)
         shift = words[:dim, 2]

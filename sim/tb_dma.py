@@ -74,16 +74,21 @@ def command_fits(config, command):
 def split_transfer(command, *, beat_bytes, max_burst=256, addr_width=32, block_aligned=False):
     """The bursts of ``command`` and the error it raises (``None``, ``"misaligned"``,
     ``"empty"`` or ``"range"``), as :class:`hdl.burst_splitter.BurstSplitter` makes them
-    (``block_aligned``: as its :attr:`~hdl.burst_splitter.BurstSplitter.block_aligned`)."""
-    if command.row_beats == 0 or command.rows == 0:
-        return [], "empty"
-    refused = bool(command.addr % beat_bytes or command.stride % beat_bytes)
-    error = announce = "misaligned" if refused else None
+    (``block_aligned``: as its :attr:`~hdl.burst_splitter.BurstSplitter.block_aligned`) on a
+    bus of ``addr_width`` bits (``command`` may have bits above it: ``"range"``)."""
     top = 1 << addr_width
+    # A bit at or above addr_width: the whole command is refused (before anything else),
+    # its bursts cut from the low bits.
+    high = (command.addr | command.stride) >= top
+    if command.row_beats == 0 or command.rows == 0:
+        return [], "range" if high else "empty"
     page = PAGE_BYTES
     mask = top - 1
-    row = command.addr // beat_bytes * beat_bytes
-    stride = command.stride // beat_bytes * beat_bytes
+    misaligned = bool(command.addr % beat_bytes or command.stride % beat_bytes)
+    refused = misaligned or high
+    error = announce = "range" if high else "misaligned" if misaligned else None
+    row = (command.addr & mask) // beat_bytes * beat_bytes
+    stride = (command.stride & mask) // beat_bytes * beat_bytes
     bursts = []
     for r in range(command.rows):
         addr, left = row, command.row_beats
@@ -236,7 +241,8 @@ def flag_beats(want, start, stop):
 
 
 def expected_memory(initial, base, commands, words, *, beat_bytes, max_burst=256,
-                    written=lambda burst: not burst.refused, block_aligned=False):
+                    written=lambda burst: not burst.refused, block_aligned=False,
+                    addr_width=32):
     """``initial`` (the memory from ``base`` on) after the writes of ``commands`` with
     ``words``, in order; bursts for which ``written(burst)`` is false consume their words
     without writing."""
@@ -246,7 +252,7 @@ def expected_memory(initial, base, commands, words, *, beat_bytes, max_burst=256
         if not isinstance(command, Command):
             continue
         for b in split_transfer(command, beat_bytes=beat_bytes, max_burst=max_burst,
-                                block_aligned=block_aligned)[0]:
+                                block_aligned=block_aligned, addr_width=addr_width)[0]:
             for i in range(b.beats):
                 word = next(words)
                 if written(b):
@@ -535,16 +541,22 @@ async def random_transfers(dut):
     p = _parameters()
     config, max_burst = p["config"], p["max_burst"]
     bb = config.bus_data_width // 8
-    base, half = 0x4000_0000, 1 << 21
+    # A bus narrower than 2 GiB (tiny: 64 KiB) gets two halves of its whole address space.
+    base, half = (0x4000_0000, 1 << 21) if config.bus_addr_width > 31 else (
+        0, 1 << (config.bus_addr_width - 1))
     tb = TB(dut, config, seed=p["seed"], stall=p["stall"], latency=p["latency"], base=base,
             size=2 * half, max_burst=max_burst)
     dut._log.info(f"seed={p['seed']} stall={p['stall']} latency={p['latency']} "
                   f"max_burst={max_burst} config={config}")
     rng = np.random.default_rng(p["seed"] + 1)
-    reads = edge_commands(bb, base) + [
+
+    def inside(commands, start):
+        return [c for c in commands
+                if c.addr + (c.rows - 1) * c.stride + c.row_beats * bb <= start + half]
+    reads = inside(edge_commands(bb, base), base) + [
         random_command(rng, bb, region=(base, base + half), max_rows=3, max_row_beats=200)
         for _ in range(p["commands"])]
-    writes = edge_commands(bb, base + half) + [
+    writes = inside(edge_commands(bb, base + half), base + half) + [
         random_command(rng, bb, region=(base + half, base + 2 * half), max_rows=3,
                        max_row_beats=200) for _ in range(p["commands"])]
     words = random_words(rng, command_beats(writes, bb, max_burst), config.bus_data_width)
@@ -577,15 +589,20 @@ async def errors_and_recovery(dut):
     p = _parameters()
     config, max_burst = p["config"], p["max_burst"]
     bb = config.bus_data_width // 8
-    top = 1 << config.bus_addr_width
-    size = 1 << 20
+    width = config.bus_addr_width
+    top = 1 << width
+    size = min(1 << 20, top)
     base = top - size
     # More bursts than the engines keep in flight (outstanding, plus the one on AW or AR).
     rows = (config.dma_outstanding + 4) * max_burst + 5
     # Commands that would run past the top of the address space (the second or the third
-    # row), the read's and the write's apart.
-    range_commands = {"read": Command(top - 0x1000, 0x400 // bb, 2, 0x1000),
-                      "write": Command(top - 0x800, 0x400 // bb, 3, 0x400)}
+    # row), the read's and the write's apart; on a bus narrower than the commands' 32 bits
+    # also an address and a stride with a bit beyond it (refused as a whole).
+    range_commands = {"read": [Command(top - 0x1000, 0x400 // bb, 2, 0x1000)],
+                      "write": [Command(top - 0x800, 0x400 // bb, 3, 0x400)]}
+    if width < 32:
+        range_commands["read"].append(Command(base + 0x100 | 1 << 31, 5, 2, 0x40))
+        range_commands["write"].append(Command(base + 0x100, 5, 2, top))
     plans, errors = {}, {}
     for engine, region, resp in (("read", base, AxiResp.SLVERR),
                                  ("write", base + size // 2, AxiResp.DECERR)):
@@ -593,15 +610,16 @@ async def errors_and_recovery(dut):
         bursts = split_transfer(failing, beat_bytes=bb, max_burst=max_burst,
                                 block_aligned=not config.fast_clock)[0]
         errors[bursts[1].addr + 3 * bb] = resp
-        good = Command(region + 0x6_0000, 3, 2, 0x100)
+        good = Command(region + size * 3 // 8, 3, 2, 0x100)
         plans[engine] = {
             "failing": failing, "bursts": bursts, "region": region,
             "causes": [(DMAError[resp.name], bursts[1].addr), (DMAError.MISALIGNED, region + 2),
-                       (DMAError.EMPTY, region), (DMAError.RANGE, range_commands[engine].addr)],
-            "commands": [failing, Command(region + 0x4_0000, 5, 2, 0x40), CLEAR, good,
+                       (DMAError.EMPTY, region)] + [
+                          (DMAError.RANGE, c.addr) for c in range_commands[engine]],
+            "commands": [failing, Command(region + size // 4, 5, 2, 0x40), CLEAR, good,
                          Command(region + 2, 3, 1, 0), CLEAR, good,
-                         Command(region, 0, 4, 0), CLEAR, good,
-                         range_commands[engine], CLEAR, good]}
+                         Command(region, 0, 4, 0), CLEAR, good] + [
+                            item for c in range_commands[engine] for item in (c, CLEAR, good)]}
     tb = TB(dut, config, seed=p["seed"], stall=p["stall"], latency=max(p["latency"], 8),
             base=base, size=size, errors=errors, max_burst=max_burst)
     dut._log.info(f"seed={p['seed']} stall={p['stall']} max_burst={max_burst} errors={errors}")
@@ -626,14 +644,15 @@ async def errors_and_recovery(dut):
         later = [(a, n) for _, a, n in tb.log[channel][len(issued):]]
         first_clear = plan["commands"].index(CLEAR)
         assert later == model_bursts(plan["commands"][first_clear:], bb, max_burst=max_burst,
-                                     block_aligned=not config.fast_clock)
+                                     block_aligned=not config.fast_clock, addr_width=width)
         assert len(tb.log[f"{engine}_done"]) == sum(
             isinstance(c, Command) and c.rows * c.row_beats > 0 for c in plan["commands"])
     assert tb.log["r"] == sum(b for _, _, b in tb.log["ar"]), "R beats left unaccepted"
     assert tb.log["b"] == len(tb.log["aw"]), "B responses left unaccepted"
 
     mem = lambda a, n: initial[a - base:a - base + n]  # noqa: E731
-    want = expected_read_beats(reads, mem, beat_bytes=bb, max_burst=max_burst)
+    want = expected_read_beats(reads, mem, beat_bytes=bb, max_burst=max_burst,
+                               addr_width=width)
     first_error = plans["read"]["bursts"][0].beats + 3
     recovered = rows + 10  # the failing command's beats, then the 10 beats sent meanwhile
     check_read_beats(received, flag_beats(want, first_error, recovered), "reads")
@@ -644,7 +663,7 @@ async def errors_and_recovery(dut):
         return not burst.refused and (burst.addr, burst.beats) in issued_writes
     want_memory = expected_memory(initial, base, writes, words, beat_bytes=bb,
                                   max_burst=max_burst, written=written,
-                                  block_aligned=not config.fast_clock)
+                                  block_aligned=not config.fast_clock, addr_width=width)
     bad = plans["write"]["bursts"][1].addr + 3 * bb - base
     want_memory[bad:bad + bb] = initial[bad:bad + bb]  # AxiRam skips the failing beat
     check_memory(tb.memory(), want_memory, base, "writes")

@@ -40,7 +40,8 @@ CLOCK = 1e-6
 def bursts_of(config, commands, beat_bytes, **kwargs):
     """:func:`sim.tb_dma.model_bursts` for an engine built for ``config`` (its splitter's
     ``block_aligned``)."""
-    return model_bursts(commands, beat_bytes, block_aligned=not config.fast_clock, **kwargs)
+    return model_bursts(commands, beat_bytes, block_aligned=not config.fast_clock,
+                        addr_width=config.bus_addr_width, **kwargs)
 
 
 ERRORS = {"misaligned": DMAError.MISALIGNED, "empty": DMAError.EMPTY, "range": DMAError.RANGE}
@@ -120,6 +121,23 @@ def error_commands(config):
         Command(top // 2 + 0x100, 3, 2, top // 2 - 0x100),  # the second row starts at the top
         Command(top - 0x1000, 1, 4, 0x400),           # the fourth row starts at the top
         Command(0x300, 2, 2, 0x40),
+    ] + (beyond_bus_commands(config) if config.bus_addr_width < 32 else [])
+
+
+def beyond_bus_commands(config):
+    """Commands with a bit of ``addr`` or ``stride`` at or above a bus narrower than their
+    32 bits (refused as a whole, ``RANGE``, also when misaligned or empty)."""
+    b = config.bus_data_width // 8
+    top = 1 << config.bus_addr_width
+    return [
+        Command(top + 0x100, 3, 2, 0x40),             # an address at the top
+        Command(0x100, 3, 2, top),                    # a stride reaching it (rows > 1)
+        Command(0x100, 2, 1, top),                    # a stride reaching it, one row
+        Command(0xFFFF_FF00, 5, 1, 0),                # the address's top bit
+        Command(0x200, 1, 3, 0x8000_0000 | b),        # the stride's top bit
+        Command(top + 0x101, 2, 1, 0),                # also misaligned
+        Command(top + 0x100, 0, 2, 0x40),             # also empty
+        Command(0x400, 2, 2, 0x40),
     ]
 
 
@@ -519,6 +537,12 @@ async def clear_error_when_idle(ctx, dut):
     ctx.set(dut.status.error_clear, 0)
 
 
+def inside_bus(config, base, size):
+    """``base``, or where ``size`` bytes end at the top of a narrower bus's address space."""
+    top = 1 << config.bus_addr_width
+    return base if base + size <= top else top - size
+
+
 def engine_commands(rng, beat_bytes, base, size):
     """A 256-beat row, rows crossing 4 KiB, then random commands in ``base`` + ``size``."""
     return [Command(base + 0x1000, 256, 1, 0),
@@ -547,7 +571,7 @@ def test_reader_random(config, max_burst, latency, stall, seed):
           f"stall={stall}")
     rng = np.random.default_rng(seed)
     bb = config.bus_data_width // 8
-    base, size = 0x8000_0000, 1 << 16
+    base, size = inside_bus(config, 0x8000_0000, 1 << 16), 1 << 16
     commands = engine_commands(rng, bb, base, size)
     dut = DMAReader(config, max_burst=max_burst, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, latency=latency, stall=stall,
@@ -574,7 +598,7 @@ def test_reader_narrow_commands():
     """tiny's reader with its own narrow command fields."""
     config = preset("tiny")
     rng = np.random.default_rng(15)
-    base, size = 0x8000_0000, 1 << 16
+    base, size = inside_bus(config, 0x8000_0000, 1 << 16), 1 << 16
     commands = narrow_commands(config, rng, base, size)
     dut = DMAReader(config, max_burst=16)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, latency=5, stall=0.2,
@@ -665,6 +689,72 @@ def test_reader_refused_commands(mhz):
     assert len(log["done"]) == 5  # the empty command does not complete
 
 
+def beyond_bus_plan(config):
+    """tiny's 64 KiB bus: an address at or above 64 KiB, a stride of 64 KiB (two rows), one
+    past the top of the address space in its third row, the top bit of the address; each
+    followed by a clear and a good command. Returns (commands, the refused ones)."""
+    top = 1 << config.bus_addr_width
+    good = Command(0x800, 3, 2, 0x100)
+    refused = [Command(top + 0x200, 4, 2, 0x40), Command(0x200, 4, 2, top),
+               Command(top - 0x1000, 0x100, 3, 0x800), Command(0x8000_0400, 2, 1, 0)]
+    return [item for c in refused for item in (c, clear_error_when_idle, good)], refused
+
+
+def watch_errors(dut, errors, count):
+    """A testbench collecting the ``count`` distinct (cause, address) errors ``dut`` latches."""
+    async def bench(ctx):
+        async for _, _, error, cause, addr in ctx.tick().sample(
+                dut.status.error, dut.status.error_cause, dut.status.error_addr):
+            if error and (not errors or errors[-1] != (DMAError(cause), addr)):
+                errors.append((DMAError(cause), addr))
+            if len(errors) == count:
+                return
+    return bench
+
+
+def test_reader_refuses_beyond_its_bus():
+    """tiny (16-bit bus): a command with an address or stride bit at or above 64 KiB is
+    refused as a whole (RANGE, its whole 32-bit address reported, no AR, flagged beats), as
+    is one running past the top; good commands around them read bit-exact."""
+    config = preset("tiny")
+    assert config.bus_addr_width == 16
+    commands, refused = beyond_bus_plan(config)
+    dut = DMAReader(config, max_burst=16, wide_commands=True)
+    memory = AXIMemory(dut.axi, base=0, size=1 << 16, rng=np.random.default_rng(23),
+                       latency=3, stall=0.2, max_burst=16)
+    want = expected_read_beats(commands, memory.read, beat_bytes=4, max_burst=16,
+                               addr_width=16)
+    errors = []
+    received, log = run_engine(dut, memory, commands, seed=23, stall=0.2, beats=len(want),
+                               benches=[watch_errors(dut, errors, len(refused))])
+    check_read_beats(received, want, "beyond the bus")
+    assert errors == [(DMAError.RANGE, c.addr) for c in refused]
+    assert issued_bursts(memory.ar) == bursts_of(config, commands, 4, max_burst=16)
+    assert all(addr < 0x1000 or addr >= 0xF000 for _, addr, _ in memory.ar)
+    assert len(log["done"]) == 2 * len(refused)
+
+
+def test_writer_refuses_beyond_its_bus():
+    """As the reader's: refused commands consume their beats and write nothing (no AW)."""
+    config = preset("tiny")
+    commands, refused = beyond_bus_plan(config)
+    rng = np.random.default_rng(33)
+    dut = DMAWriter(config, max_burst=16, wide_commands=True)
+    memory = AXIMemory(dut.axi, base=0, size=1 << 16, rng=rng, b_latency=3, stall=0.2,
+                       max_burst=16)
+    initial = bytes(memory.mem)
+    words = random_words(rng, command_beats(commands, 4, 16), 32)
+    errors = []
+    _, log = run_engine(dut, memory, commands, seed=33, stall=0.2, beats=words,
+                        benches=[watch_errors(dut, errors, len(refused))])
+    want = expected_memory(initial, 0, commands, words, beat_bytes=4, max_burst=16,
+                           addr_width=16)
+    check_memory(memory.mem, want, 0, "beyond the bus")
+    assert errors == [(DMAError.RANGE, c.addr) for c in refused]
+    assert issued_bursts(memory.aw) == bursts_of(config, commands, 4, max_burst=16)
+    assert len(log["beats"]) == len(words) and len(log["done"]) == 2 * len(refused)
+
+
 def throughput(log, beats):
     """Beats per cycle from the first command accepted to the last beat moved."""
     return beats / (log["beats"][-1] - log["accepted"][0] + 1)
@@ -675,7 +765,7 @@ def throughput(log, beats):
 def test_reader_full_rate_on_long_reads(config):
     """A 16 KiB contiguous read against a memory with latency 8 and no stalls."""
     bb = config.bus_data_width // 8
-    base = 0x10_0000
+    base = inside_bus(config, 0x10_0000, 16 << 10)
     beats = (16 << 10) // bb
     commands = [Command(base, beats, 1, 0)]
     dut = DMAReader(config, wide_commands=True)
@@ -695,7 +785,7 @@ def test_writer_random(config, max_burst, latency, stall, seed):
           f"b_latency={latency} stall={stall}")
     rng = np.random.default_rng(seed)
     bb = config.bus_data_width // 8
-    base, size = 0x8000_0000, 1 << 16
+    base, size = inside_bus(config, 0x8000_0000, 1 << 16), 1 << 16
     commands = engine_commands(rng, bb, base, size)
     dut = DMAWriter(config, max_burst=max_burst, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, b_latency=latency, stall=stall,
@@ -714,7 +804,7 @@ def test_writer_narrow_commands():
     """tiny's writer with its own narrow command fields."""
     config = preset("tiny")
     rng = np.random.default_rng(16)
-    base, size = 0x8000_0000, 1 << 16
+    base, size = inside_bus(config, 0x8000_0000, 1 << 16), 1 << 16
     commands = narrow_commands(config, rng, base, size)
     dut = DMAWriter(config, max_burst=16)
     memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, b_latency=5, stall=0.2,
@@ -801,7 +891,7 @@ def test_writer_refused_commands(mhz):
 def test_writer_full_rate_on_long_writes(config):
     """A 16 KiB contiguous write against a memory without stalls."""
     bb = config.bus_data_width // 8
-    base = 0x10_0000
+    base = inside_bus(config, 0x10_0000, 16 << 10)
     beats = (16 << 10) // bb
     dut = DMAWriter(config, wide_commands=True)
     memory = AXIMemory(dut.axi, base=base, size=16 << 10, rng=np.random.default_rng(4),
@@ -845,3 +935,49 @@ def test_documented_latencies(name, r_to_beat):
     _, log = run_engine(writer, memory, [Command(0x100, 1, 1, 0)], seed=1, beats=[5])
     assert memory.aw[0][0] - log["accepted"][0] == 2 and log["beats"][0] == memory.aw[0][0]
     assert log["done"][0] - memory.b[0] == 1
+
+
+def test_model_corners_beyond_the_bus():
+    """The reference model on a 16-bit bus: a bit at or above it refuses the whole command
+    (``range``, before ``misaligned`` and ``empty``; its bursts cut from the low bits)."""
+    assert split_transfer(Command(0x1_0100, 2, 1, 0), beat_bytes=4, addr_width=16) == (
+        [Burst(0x100, 2, True, True, True, "range")], "range")
+    assert split_transfer(Command(0x100, 1, 2, 0x1_0000), beat_bytes=4, addr_width=16) == (
+        [Burst(0x100, 1, True, False, True, "range"), Burst(0x100, 1, True, True, True)],
+        "range")
+    assert split_transfer(Command(0x1_0102, 1, 1, 0), beat_bytes=4, addr_width=16)[1] == "range"
+    assert split_transfer(Command(0x1_0100, 0, 1, 0), beat_bytes=4, addr_width=16) == (
+        [], "range")
+
+
+def test_functional_model_refuses_beyond_the_bus():
+    """The accelerator's functional model agrees with tiny's DMA: a LOAD at 64 KiB, a STORE
+    with a 64 KiB stride (two rows) and a CONFIG at 64 KiB fail (DMA_READ / DMA_WRITE) and
+    change nothing; a STORE ending exactly at 64 KiB works."""
+    from hdl.isa import ErrorCause, Opcode
+    from sim.functional import AcceleratorModel, SystemMemory
+    from sw.assembler import Instruction
+
+    config = preset("tiny")
+    top = 1 << config.bus_addr_width
+    memory = SystemMemory(2 * top)  # larger than the bus reaches: the bus decides
+    memory.write(0, bytes(range(256)) * (2 * top // 256))
+    image = bytes(memory.data)
+    model = AcceleratorModel(config, memory)
+    cases = [
+        (Instruction(Opcode.LOAD, dict(sp_addr=0, rows=1, dram_addr=top, dram_stride=0)),
+         ErrorCause.DMA_READ),
+        (Instruction(Opcode.LOAD, dict(sp_addr=0, rows=2, dram_addr=0x100, dram_stride=top)),
+         ErrorCause.DMA_READ),
+        (Instruction(Opcode.STORE, dict(acc_addr=0, rows=2, dest=0x100, dram_stride=top,
+                                        mode=1, to_sp=0)), ErrorCause.DMA_WRITE),
+        (Instruction(Opcode.STORE, dict(acc_addr=0, rows=1, dest=top + 0x100, dram_stride=0,
+                                        mode=1, to_sp=0)), ErrorCause.DMA_WRITE),
+        (Instruction(Opcode.CONFIG, dict(dram_addr=top)), ErrorCause.DMA_READ),
+    ]
+    for insn, cause in cases:
+        assert model.execute_program([insn]) == (cause, 0), insn
+        assert bytes(memory.data) == image and not model.sp.any(), insn
+    store = Instruction(Opcode.STORE, dict(acc_addr=0, rows=2, dest=top - 32, dram_stride=16,
+                                           mode=1, to_sp=0))
+    assert model.execute_program([store]) == (ErrorCause.NONE, 1)
