@@ -12,7 +12,7 @@ from .burst_splitter import dma_axi_signature
 from .dispatcher import Dispatcher
 from .dma import DMA
 from .exec_unit import ExecUnit
-from .isa import ErrorCause
+from .isa import DRAM_ADDR_BITS, ErrorCause
 from .load_unit import LoadUnit
 from .read_arbiter import ReadArbiter
 from .registers import tessera_register_map
@@ -61,10 +61,16 @@ class _Core(wiring.Component):
         # LOAD unit's command stage is: ``config.fast_clock``).
         # Slow clocks: the dispatcher keeps the push flags of as many unfinished instructions
         # as LOAD and EXEC can have, not 8.
+        # Slow clocks: a system-memory address or stride keeps the bits the bus has (the DMA
+        # refuses one with a higher bit set, whichever it is) and the scratchpad's (a
+        # STORE's to_sp dest).
+        row_bits = max(cfg.sp_depth, cfg.acc_depth).bit_length()
+        dram_bits = (DRAM_ADDR_BITS if cfg.fast_clock
+                     else min(DRAM_ADDR_BITS, max(cfg.bus_addr_width, row_bits)))
         load, exec_ = LoadUnit(cfg), ExecUnit(cfg)
         m.submodules.dispatcher = dispatcher = Dispatcher(
             queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth,
-            row_bits=max(cfg.sp_depth, cfg.acc_depth).bit_length(),
+            row_bits=row_bits, dram_bits=dram_bits,
             registered_head=cfg.fast_clock,
             outstanding=None if cfg.fast_clock else {"load": load.max_outstanding,
                                                      "exec": exec_.max_outstanding})
