@@ -208,7 +208,7 @@ class _Core(wiring.Component):
 
         Counter ``e`` is ``(high + carry[e]) * 2**own + low``: ``low`` is a flip-flop
         counter of ``own`` bits, enough not to wrap twice between two visits of the updater
-        (6 for a counter that counts at most 1 a cycle, 8 for up to 4: at most LOW_BITS;
+        (6 for a counter that counts at most 1 a cycle, else LOW_BITS: 8 for up to 4;
         CYCLES: as many as the RAM word lacks); ``carry[e]`` is set when ``low`` wraps;
         ``high`` is the RAM word, or 0 while ``stale[e]`` (after a reset
         or a PERF_CLEAR: the port then reads entry ``zero``, which always holds 0). One adder
@@ -270,8 +270,10 @@ class _Core(wiring.Component):
         period = 4 * (max(entry_of.values()) + 1)
         for i, (names, increment, bits, cleared, most) in enumerate(counters):
             e = entry_of[i]
-            wraps_once = (most * period - 1).bit_length()  # at most one wrap in a period
-            assert wraps_once <= low_bits
+            # Bits that wrap at most once in a period: 6 or LOW_BITS only (the bank's read
+            # multiplexer shares the high bits of counters that place them alike).
+            wraps_once = 6 if most * period <= 1 << 6 else low_bits
+            assert most * period <= 1 << wraps_once
             own = max(wraps_once, bits - ram_width)
             low = Signal(own, name=f"perf_{names[0].removesuffix('_lo')}_low")
             total = Signal(own + 1)
