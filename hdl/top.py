@@ -302,7 +302,7 @@ class Accelerator(wiring.Component):
     transfer is never cut short).
 
     Performance counters: flip-flop counters, or with ``perf_ram`` (default: FPGAs with DSP
-    multipliers at slow clocks, i.e. ``tiny``, and counters wider than 8 bits) 6 to 8 low bits
+    multipliers at slow clocks, i.e. ``tiny``, and counters wider than 8 bits) 6 or 8 low bits
     each (CYCLES 16) in flip-flops and the high bits in one 16 x 32 block RAM (two iCE40 EBR),
     brought up to date round-robin by one adder; a CSR read takes the RAM's read port in its
     AR handshake cycle, so reads are exact and as fast as before (on ``tiny`` 167 LCs fewer,
