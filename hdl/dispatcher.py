@@ -54,28 +54,20 @@ def _segments(name, row_bits, dram_bits=DRAM_ADDR_BITS):
     (``kind="bits"``) or folded into one bit, their OR (``kind="any"``), which all of them
     read as at the unit.
 
-    A row field (``ADDR_BITS`` wide) may fold the bits above its low ``row_bits`` (an int,
-    or a dict of bits by field name: ``ADDR_BITS`` for a field not in it), a
+    A row field (``ADDR_BITS`` wide) may fold the bits above its low ``row_bits``, a
     system-memory address or stride (``DRAM_ADDR_BITS``) those above its low ``dram_bits``:
     a field then keeps its low bits, and its high bits are zero exactly when they were. A run
     of bits folds only where, in every layout of the unit, it lies within the high bits of
     one such field, or in that layout's ``reserved`` bits (STORE's ``rows`` overlap CONFIG's
     ``dram_addr``)."""
     width, layouts = _UNIT_WIDTHS[name], [layout() for layout in _LAYOUTS[name]]
-    if isinstance(row_bits, int):
-        row_bits = {}.fromkeys(("sp_addr", "weight_addr", "act_addr", "acc_addr", "rows"),
-                               row_bits)
-
-    def kept(field_name, field):  # low bits a field keeps (None: all)
-        if field.width == ADDR_BITS:
-            return row_bits.get(field_name, ADDR_BITS)
-        return dram_bits if field.width == DRAM_ADDR_BITS else None
+    keep = {ADDR_BITS: row_bits, DRAM_ADDR_BITS: dram_bits}
 
     def label(layout, bit):  # the field whose high bits hold `bit`, "free", or None (kept)
         for field_name, field in layout:
             if field_name == "reserved" and bit >= field.offset:
                 return "free"
-            low = kept(field_name, field) if field_name != "header" else None
+            low = keep.get(field.width) if field_name != "header" else None
             if low is not None and field.offset + low <= bit < field.offset + field.width:
                 return field_name
         return None
@@ -205,14 +197,11 @@ class Dispatcher(wiring.Component):
       as wide as what its unit's opcodes use: the reserved bits above their fields, the
       header's ``reserved`` bit and the flags the unit cannot have read as 0 at the unit.
     - ``row_bits``: in a unit queue, a LOAD's or EXEC's on-chip row fields (scratchpad and
-      accumulator rows, row counts: ``ADDR_BITS`` wide; STORE's where CONFIG's address lets
-      them, see ``dram_bits``) keep their low ``row_bits`` bits and
-      one bit for "any higher bit set", which all their higher bits read as at the unit; a dict
-      gives the bits by field name (``sp_addr``, ``weight_addr``, ``act_addr``, ``acc_addr``,
-      ``rows``). With ``2 ** bits`` at or above its memory's depth for an address and above
-      every memory's depth for ``rows``, a field with a higher bit set fails its unit's range
-      check either way, with the same cause (and an instruction that fails a check has no
-      effect).
+      accumulator rows, row counts: ``ADDR_BITS`` wide) keep their low ``row_bits`` bits and
+      one bit for "any higher bit set", which all their higher bits read as at the unit. With
+      ``2 ** row_bits`` above every memory's depth, a field with a higher bit set fails its
+      unit's range check either way, with the same cause (and an instruction that fails a
+      check has no effect).
     - A unit's head instruction is handed over once its ``pop_prev``/``pop_next`` tokens are
       there (they are taken at the handover); its ``push_prev``/``push_next`` tokens are
       given when the unit reports it done (at most ``outstanding[unit]`` instructions a unit

@@ -56,22 +56,17 @@ class _Core(wiring.Component):
         cfg = self.config
         regs = self.regs
 
-        # A row field with a bit at or above the deepest memory's is out of range anyway
-        # (slow clocks: a row address with one at or above its own memory's depth). Slow
-        # clocks: a system-memory address or stride keeps the bits the bus has (the DMA
-        # refuses one with a higher bit set, whichever it is) and the scratchpad's (a
-        # STORE's to_sp dest).
+        # A row field with a bit at or above the deepest memory's is out of range anyway.
         # The instruction queue's head word is registered where the clock is fast (as the
         # LOAD unit's command stage is: ``config.fast_clock``).
         # Slow clocks: the dispatcher keeps the push flags of as many unfinished instructions
         # as LOAD and EXEC can have, not 8.
+        # Slow clocks: a system-memory address or stride keeps the bits the bus has (the DMA
+        # refuses one with a higher bit set, whichever it is) and the scratchpad's (a
+        # STORE's to_sp dest).
         row_bits = max(cfg.sp_depth, cfg.acc_depth).bit_length()
         dram_bits = (DRAM_ADDR_BITS if cfg.fast_clock
                      else min(DRAM_ADDR_BITS, max(cfg.bus_addr_width, row_bits)))
-        if not cfg.fast_clock:
-            sp_bits, acc_bits = (cfg.sp_depth - 1).bit_length(), (cfg.acc_depth - 1).bit_length()
-            row_bits = dict(sp_addr=sp_bits, weight_addr=sp_bits, act_addr=sp_bits,
-                            acc_addr=acc_bits, rows=row_bits)
         load, exec_ = LoadUnit(cfg), ExecUnit(cfg)
         m.submodules.dispatcher = dispatcher = Dispatcher(
             queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth,

@@ -211,14 +211,6 @@ def test_narrow_row_fields():
     started = {unit: insn.operands for _, unit, event, insn in log if event == "start"}
     assert started["exec"] == dict(exec_fields, act_addr=0xfff4, rows=0xffe0)
     assert started["load"] == dict(load_fields, sp_addr=0xffe3)
-    # Bits by field: an address keeps its memory's, rows those of the deepest memory.
-    exec_fields.update(acc_addr=0x1f, act_addr=0x13, rows=0x1f)
-    program[0] = Instruction(Opcode.EXEC, exec_fields)
-    log, _ = run_dispatcher(words_of(program), seed=6, row_bits=dict(
-        sp_addr=8, weight_addr=2, act_addr=5, acc_addr=4, rows=5), cycles=300)
-    started = {unit: insn.operands for _, unit, event, insn in log if event == "start"}
-    assert started["exec"] == dict(exec_fields, weight_addr=0xfffd, acc_addr=0xffff)
-    assert started["load"] == dict(load_fields, sp_addr=0xff23)
 
 
 def test_narrow_dram_fields():
