@@ -60,23 +60,27 @@ class _Core(wiring.Component):
         # The instruction queue's head word is registered where the clock is fast (as the
         # LOAD unit's command stage is: ``config.fast_clock``).
         # Slow clocks: the dispatcher keeps the push flags of as many unfinished instructions
-        # as LOAD and EXEC can have, not 8.
+        # as each unit can have, not 8.
         # Slow clocks: a system-memory address or stride keeps the bits the bus has (the DMA
         # refuses one with a higher bit set, whichever it is) and the scratchpad's (a
         # STORE's to_sp dest).
         row_bits = max(cfg.sp_depth, cfg.acc_depth).bit_length()
         dram_bits = (DRAM_ADDR_BITS if cfg.fast_clock
                      else min(DRAM_ADDR_BITS, max(cfg.bus_addr_width, row_bits)))
-        load, exec_ = LoadUnit(cfg), ExecUnit(cfg)
+        load, exec_, store = LoadUnit(cfg), ExecUnit(cfg), StoreUnit(cfg)
+        # STORE: taken instructions wait in its sink queue, then its retire queue (both
+        # ``queue_depth``), or one CONFIG reads its parameters: a lower cap only throttles.
+        store_outstanding = 2 * store.queue_depth + 1
         m.submodules.dispatcher = dispatcher = Dispatcher(
             queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth,
             row_bits=row_bits, dram_bits=dram_bits,
             registered_head=cfg.fast_clock,
             outstanding=None if cfg.fast_clock else {"load": load.max_outstanding,
-                                                     "exec": exec_.max_outstanding})
+                                                     "exec": exec_.max_outstanding,
+                                                     "store": store_outstanding})
         m.submodules.load = load
         m.submodules.exec = exec_
-        m.submodules.store = store = StoreUnit(cfg)
+        m.submodules.store = store
         m.submodules.scratchpad = scratchpad = Scratchpad(cfg)
         m.submodules.accumulator = accumulator = Accumulator(cfg)
         m.submodules.dma = dma = DMA(cfg, max_burst=cfg.dma_max_burst)
