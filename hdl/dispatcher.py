@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from .isa import (
     ADDR_BITS,
+    DRAM_ADDR_BITS,
     INSN_WIDTH,
     ErrorCause,
     Opcode,
@@ -37,9 +38,9 @@ def _fields_width(*layouts):
 #: Width of each unit queue: the low bits of an instruction that hold its unit's fields.
 _UNIT_WIDTHS = {"load": _fields_width(load_layout()), "exec": _fields_width(exec_layout()),
                 "store": _fields_width(store_layout(), config_layout())}
-#: The layout whose on-chip row fields (``ADDR_BITS`` wide: scratchpad and accumulator rows,
-#: row counts) a unit queue may keep narrower. STORE's are not: CONFIG's address overlaps.
-_ROW_LAYOUTS = {"load": load_layout, "exec": exec_layout, "store": None}
+#: Each unit's instruction layouts (STORE's and CONFIG's fields overlap).
+_LAYOUTS = {"load": (load_layout,), "exec": (exec_layout,),
+            "store": (store_layout, config_layout)}
 #: Each unit's opcodes.
 _OPCODES = {"load": (Opcode.LOAD,), "exec": (Opcode.EXEC,), "store": (Opcode.STORE, Opcode.CONFIG)}
 #: Instructions a unit may have taken and not finished (their push flags are kept), unless
@@ -47,22 +48,38 @@ _OPCODES = {"load": (Opcode.LOAD,), "exec": (Opcode.EXEC,), "store": (Opcode.STO
 _OUTSTANDING = 8
 
 
-def _segments(name, row_bits):
+def _segments(name, row_bits, dram_bits=DRAM_ADDR_BITS):
     """How a unit queue stage holds the low ``_UNIT_WIDTHS[name]`` bits of an instruction:
     ``(start, stop, kind)`` ranges of instruction bits, in stage order, each kept as is
-    (``kind="bits"``) or folded into one bit, their OR (``kind="any"``). A row field keeps
-    its low ``row_bits`` bits and the OR of the others."""
-    width, layout = _UNIT_WIDTHS[name], _ROW_LAYOUTS[name]
-    cuts = []
-    if layout is not None and row_bits < ADDR_BITS:
-        for field_name, field in layout():
-            if field_name not in ("header", "reserved") and field.width == ADDR_BITS:
-                cuts.append((field.offset + row_bits, field.offset + ADDR_BITS))
+    (``kind="bits"``) or folded into one bit, their OR (``kind="any"``), which all of them
+    read as at the unit.
+
+    A row field (``ADDR_BITS`` wide) may fold the bits above its low ``row_bits``, a
+    system-memory address or stride (``DRAM_ADDR_BITS``) those above its low ``dram_bits``:
+    a field then keeps its low bits, and its high bits are zero exactly when they were. A run
+    of bits folds only where, in every layout of the unit, it lies within the high bits of
+    one such field, or in that layout's ``reserved`` bits (STORE's ``rows`` overlap CONFIG's
+    ``dram_addr``)."""
+    width, layouts = _UNIT_WIDTHS[name], [layout() for layout in _LAYOUTS[name]]
+    keep = {ADDR_BITS: row_bits, DRAM_ADDR_BITS: dram_bits}
+
+    def label(layout, bit):  # the field whose high bits hold `bit`, "free", or None (kept)
+        for field_name, field in layout:
+            if field_name == "reserved" and bit >= field.offset:
+                return "free"
+            low = keep.get(field.width) if field_name != "header" else None
+            if low is not None and field.offset + low <= bit < field.offset + field.width:
+                return field_name
+        return None
+
+    keys = [tuple(label(layout, bit) for layout in layouts) for bit in range(width)]
+    keys = [None if None in key else key for key in keys]
     segments, start = [], 0
-    for cut_start, cut_stop in cuts:
-        segments += [(start, cut_start, "bits"), (cut_start, cut_stop, "any")]
-        start = cut_stop
-    return segments + [(start, width, "bits")]
+    for bit in range(1, width + 1):
+        if bit == width or keys[bit] != keys[start]:
+            segments.append((start, bit, "bits" if keys[start] is None else "any"))
+            start = bit
+    return segments
 
 
 def _up_down(m, counter, up, down):
@@ -224,13 +241,14 @@ class Dispatcher(wiring.Component):
     """
 
     def __init__(self, *, queue_depth=64, unit_queue_depth=4, row_bits=ADDR_BITS,
-                 registered_head=True, outstanding=None):
+                 dram_bits=DRAM_ADDR_BITS, registered_head=True, outstanding=None):
         for name, value in (("queue_depth", queue_depth), ("unit_queue_depth", unit_queue_depth)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 self._MustUse__silence = True  # never built: no "created but never used"
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         self.queue_depth, self.unit_queue_depth = queue_depth, unit_queue_depth
         self.row_bits, self.registered_head = row_bits, registered_head
+        self.dram_bits = dram_bits
         self.outstanding = {name: _OUTSTANDING for name in _UNITS} | (outstanding or {})
         super().__init__({
             "words": In(stream.Signature(32)),
@@ -316,7 +334,7 @@ class Dispatcher(wiring.Component):
         depth = self.unit_queue_depth
         heads, head_valid, stage_valid, pops = {}, {}, {}, {}
         for i, name in enumerate(_UNITS):
-            segments = _segments(name, self.row_bits)
+            segments = _segments(name, self.row_bits, self.dram_bits)
             width = sum(stop - start if kind == "bits" else 1 for start, stop, kind in segments)
             stages = [Signal(width, name=f"{name}_stage{k}") for k in range(depth)]
             valid = [Signal(name=f"{name}_stage{k}_valid") for k in range(depth)]

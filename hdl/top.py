@@ -12,7 +12,7 @@ from .burst_splitter import dma_axi_signature
 from .dispatcher import Dispatcher
 from .dma import DMA
 from .exec_unit import ExecUnit
-from .isa import ErrorCause
+from .isa import DRAM_ADDR_BITS, ErrorCause
 from .load_unit import LoadUnit
 from .read_arbiter import ReadArbiter
 from .registers import tessera_register_map
@@ -29,7 +29,7 @@ CSR_ADDR_WIDTH = 12
 class _Core(wiring.Component):
     """Everything but the register bank (so that SOFT_RESET can reset it)."""
 
-    #: Flip-flop bits of each RAM-based performance counter; the RAM's shape.
+    #: Most flip-flop bits of a RAM-based performance counter (but CYCLES); the RAM's shape.
     LOW_BITS = 8
     PERF_RAM_DEPTH, PERF_RAM_WIDTH = 16, 32
 
@@ -60,17 +60,27 @@ class _Core(wiring.Component):
         # The instruction queue's head word is registered where the clock is fast (as the
         # LOAD unit's command stage is: ``config.fast_clock``).
         # Slow clocks: the dispatcher keeps the push flags of as many unfinished instructions
-        # as LOAD and EXEC can have, not 8.
-        load, exec_ = LoadUnit(cfg), ExecUnit(cfg)
+        # as each unit can have, not 8.
+        # Slow clocks: a system-memory address or stride keeps the bits the bus has (the DMA
+        # refuses one with a higher bit set, whichever it is) and the scratchpad's (a
+        # STORE's to_sp dest).
+        row_bits = max(cfg.sp_depth, cfg.acc_depth).bit_length()
+        dram_bits = (DRAM_ADDR_BITS if cfg.fast_clock
+                     else min(DRAM_ADDR_BITS, max(cfg.bus_addr_width, row_bits)))
+        load, exec_, store = LoadUnit(cfg), ExecUnit(cfg), StoreUnit(cfg)
+        # STORE: taken instructions wait in its sink queue, then its retire queue (both
+        # ``queue_depth``), or one CONFIG reads its parameters: a lower cap only throttles.
+        store_outstanding = 2 * store.queue_depth + 1
         m.submodules.dispatcher = dispatcher = Dispatcher(
             queue_depth=self.insn_queue_depth, unit_queue_depth=cfg.unit_queue_depth,
-            row_bits=max(cfg.sp_depth, cfg.acc_depth).bit_length(),
+            row_bits=row_bits, dram_bits=dram_bits,
             registered_head=cfg.fast_clock,
             outstanding=None if cfg.fast_clock else {"load": load.max_outstanding,
-                                                     "exec": exec_.max_outstanding})
+                                                     "exec": exec_.max_outstanding,
+                                                     "store": store_outstanding})
         m.submodules.load = load
         m.submodules.exec = exec_
-        m.submodules.store = store = StoreUnit(cfg)
+        m.submodules.store = store
         m.submodules.scratchpad = scratchpad = Scratchpad(cfg)
         m.submodules.accumulator = accumulator = Accumulator(cfg)
         m.submodules.dma = dma = DMA(cfg, max_burst=cfg.dma_max_burst)
@@ -156,27 +166,31 @@ class _Core(wiring.Component):
         # PERF_CLEAR. ---
         retired = load.ctl.done + exec_.ctl.done + store.ctl.done + dispatcher.done
         width = cfg.perf_counter_width
-        counters = [  # (registers, increment, bits, cleared by PERF_CLEAR)
-            (("cycles_lo", "cycles_hi"), control.run & dispatcher.busy, 2 * width, True),
-            (("insn_count",), retired, width, True),
-            (("exec_cycles",), exec_.computing, width, True),
-            (("dma_read_beats",), dma.read_data.valid & dma.read_data.ready, width, True),
-            (("dma_write_beats",), dma.write_data.valid & dma.write_data.ready, width, True),
-            (("load_busy",), load.ctl.busy, width, True),
-            (("exec_busy",), exec_.ctl.busy, width, True),
-            (("store_busy",), store.ctl.busy, width, True),
+        counters = [  # (registers, increment, bits, cleared by PERF_CLEAR, most a cycle)
+            (("cycles_lo", "cycles_hi"), control.run & dispatcher.busy, 2 * width, True, 1),
+            (("insn_count",), retired, width, True, 4),
+            (("exec_cycles",), exec_.computing, width, True, 1),
+            (("dma_read_beats",), dma.read_data.valid & dma.read_data.ready, width, True, 1),
+            (("dma_write_beats",), dma.write_data.valid & dma.write_data.ready, width, True,
+             1),
+            (("load_busy",), load.ctl.busy, width, True, 1),
+            (("exec_busy",), exec_.ctl.busy, width, True, 1),
+            (("store_busy",), store.ctl.busy, width, True, 1),
             (("stall_dependency",),
-             dispatcher.waiting[0] + dispatcher.waiting[1] + dispatcher.waiting[2], width, True),
+             dispatcher.waiting[0] + dispatcher.waiting[1] + dispatcher.waiting[2], width, True,
+             3),
             (("stall_memory",),
              (load.ctl.busy & ~(load.dma_data.valid & load.dma_data.ready))
              | (store.ctl.busy & ~(store.dma_read_data.valid | store.dma_write_data.valid)),
-             width, True),
-            (("bank_conflicts",), scratchpad.conflict + accumulator.conflict, 32, False),
+             width, True, 1),
+            (("bank_conflicts",), scratchpad.conflict + accumulator.conflict, 32, False, 2),
         ]
+        for _, increment, _, _, most in counters:
+            assert most == 1 or len(increment) > 1
         if self.perf_ram:
             self._ram_counters(m, counters)
         else:
-            for names, increment, bits, cleared in counters:
+            for names, increment, bits, cleared, _ in counters:
                 value = Signal(bits, name=f"perf_{names[0].removesuffix('_lo')}")
                 if cleared:
                     with m.If(control.perf_clear):
@@ -196,9 +210,11 @@ class _Core(wiring.Component):
     def _ram_counters(self, m, counters):
         """The counters with their high bits in a block RAM (see :class:`Accelerator`).
 
-        Counter ``e`` is ``(high + carry[e]) * 2**low_bits + low``: ``low`` is a flip-flop
-        counter of LOW_BITS bits (CYCLES: as many as the RAM word lacks); ``carry[e]`` is set
-        when ``low`` wraps; ``high`` is the RAM word, or 0 while ``stale[e]`` (after a reset
+        Counter ``e`` is ``(high + carry[e]) * 2**own + low``: ``low`` is a flip-flop
+        counter of ``own`` bits, enough not to wrap twice between two visits of the updater
+        (6 for a counter that counts at most 1 a cycle, else LOW_BITS: 8 for up to 4;
+        CYCLES: as many as the RAM word lacks); ``carry[e]`` is set when ``low`` wraps;
+        ``high`` is the RAM word, or 0 while ``stale[e]`` (after a reset
         or a PERF_CLEAR: the port then reads entry ``zero``, which always holds 0). One adder
         serves both users of the RAM's read port: a round-robin updater (a read cycle, then
         a write cycle: ``high + carry`` goes back, ``carry`` and ``stale`` clear) and the
@@ -206,8 +222,8 @@ class _Core(wiring.Component):
         drops a write due in that cycle, so the RAM is never read and written in one cycle)
         so that the value is exact in the next cycle, when the bank samples it. A visit takes
         at most 4 cycles (the bank takes a read every 3 at most), so the updater comes back
-        to a counter within 4 * 12 cycles: ``low`` (incremented by at most 4 a cycle) wraps
-        at most once in between.
+        to a counter within 4 * 12 cycles: ``low`` (incremented by at most ``most`` a cycle,
+        ``most * 48 <= 2**own``) wraps at most once in between.
         """
         control = self.regs.control
         low_bits, ram_width = self.LOW_BITS, self.PERF_RAM_WIDTH
@@ -254,9 +270,15 @@ class _Core(wiring.Component):
         with m.Else():
             m.d.sync += phase_write.eq(1)
 
-        for i, (names, increment, bits, cleared) in enumerate(counters):
+        # The updater writes an entry back at least every `period` cycles.
+        period = 4 * (max(entry_of.values()) + 1)
+        for i, (names, increment, bits, cleared, most) in enumerate(counters):
             e = entry_of[i]
-            own = max(low_bits, bits - ram_width)
+            # Bits that wrap at most once in a period: 6 or LOW_BITS only (the bank's read
+            # multiplexer shares the high bits of counters that place them alike).
+            wraps_once = 6 if most * period <= 1 << 6 else low_bits
+            assert most * period <= 1 << wraps_once
+            own = max(wraps_once, bits - ram_width)
             low = Signal(own, name=f"perf_{names[0].removesuffix('_lo')}_low")
             total = Signal(own + 1)
             m.d.comb += total.eq(low + increment)
@@ -284,8 +306,8 @@ class Accelerator(wiring.Component):
     transfer is never cut short).
 
     Performance counters: flip-flop counters, or with ``perf_ram`` (default: FPGAs with DSP
-    multipliers at slow clocks, i.e. ``tiny``, and counters wider than 8 bits) 8 low bits each
-    (CYCLES 16) in flip-flops and the high bits in one 16 x 32 block RAM (two iCE40 EBR),
+    multipliers at slow clocks, i.e. ``tiny``, and counters wider than 8 bits) 6 or 8 low bits
+    each (CYCLES 16) in flip-flops and the high bits in one 16 x 32 block RAM (two iCE40 EBR),
     brought up to date round-robin by one adder; a CSR read takes the RAM's read port in its
     AR handshake cycle, so reads are exact and as fast as before (on ``tiny`` 167 LCs fewer,
     the bank's read multiplexer included).

@@ -31,12 +31,13 @@ END = Instruction(Opcode.END)
 
 
 def run_dispatcher(words, *, seed, latency=(1, 8), queue_depth=8, unit_queue_depth=4,
-                   cycles=3000, run=True, row_bits=16, registered_head=True, outstanding=None):
+                   cycles=3000, run=True, row_bits=16, dram_bits=32, registered_head=True,
+                   outstanding=None):
     """Push ``words``, let stand-in units take instructions and finish them after a random
     latency. Returns a log of (cycle, unit, event, instruction), done pulses, the error and
     its unit."""
     dut = Dispatcher(queue_depth=queue_depth, unit_queue_depth=unit_queue_depth,
-                     row_bits=row_bits, registered_head=registered_head,
+                     row_bits=row_bits, dram_bits=dram_bits, registered_head=registered_head,
                      outstanding=outstanding)
     rng = np.random.default_rng(seed)
     log, state = [], {"done": 0, "error": ErrorCause.NONE, "unit": 0, "cycle": 0}
@@ -210,3 +211,28 @@ def test_narrow_row_fields():
     started = {unit: insn.operands for _, unit, event, insn in log if event == "start"}
     assert started["exec"] == dict(exec_fields, act_addr=0xfff4, rows=0xffe0)
     assert started["load"] == dict(load_fields, sp_addr=0xffe3)
+
+
+def test_narrow_dram_fields():
+    """With dram_bits, a system-memory address or stride keeps its low bits and reads all
+    ones above them when a higher bit was set; STORE's row fields (where CONFIG's address
+    is) fold only within CONFIG's high address bits, so CONFIG's address stays exact below
+    ``dram_bits`` and nonzero above it exactly when it was."""
+    load_fields = dict(sp_addr=0x123, rows=7, dram_addr=0x12345678, dram_stride=0x1004)
+    store_fields = dict(acc_addr=0x1234, rows=0x1005, dest=0x10020, dram_stride=0x40, mode=2,
+                        to_sp=1)
+    program = [Instruction(Opcode.LOAD, load_fields), Instruction(Opcode.STORE, store_fields)]
+    program += [Instruction(Opcode.CONFIG, dict(dram_addr=addr))
+                for addr in (0x10000, 0x20000100, 0xbeef)]
+    program.append(END)
+    log, _ = run_dispatcher(words_of(program), seed=7, row_bits=5, dram_bits=16, cycles=400)
+    started = {}
+    for _, unit, event, insn in log:
+        if event == "start":
+            started.setdefault(unit, []).append(insn.operands)
+    assert started["load"] == [dict(load_fields, sp_addr=0xffe3, dram_addr=0xffff5678)]
+    # STORE: acc_addr is kept whole (CONFIG's low address bits), rows fold above 5 bits
+    # (CONFIG's address above 21), dest above 16.
+    assert started["store"] == [dict(store_fields, rows=0xffe5, dest=0xffff0020),
+                                dict(dram_addr=0x10000), dict(dram_addr=0xffe00100),
+                                dict(dram_addr=0xbeef)]
