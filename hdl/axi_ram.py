@@ -75,16 +75,17 @@ class AXI4RAM(wiring.Component):
 
     With ``full_incr_only`` (for small FPGAs; the Tessera DMA issues nothing else) only INCR
     bursts of full-width beats (``AxSIZE`` = log2 of the beat bytes) are served: the burst
-    registers hold a word address and no size or burst type. Any other burst (FIXED, WRAP,
-    narrow) is refused, never misplaced: it is treated as outside the memory (every read beat
-    answers DECERR with data 0, the write beats change nothing and B answers DECERR). ``RID``
-    comes straight from the burst's ID register, so ``ARREADY`` also waits for R to be free
-    or leaving (``RREADY``, a combinational path); otherwise the timing is unchanged (a
-    manager that always takes R, like the DMA, sees the same ``ARREADY``). With
-    ``single_port`` too, R has no register of its own: its beat is the memory's output,
-    read again in every cycle R waits for ``RREADY``; meanwhile the host port is ``busy``
-    (it repeats its access) and ``WREADY`` is low. The burst address then advances when a
-    beat is taken, and the next beat is fetched in that cycle.
+    registers hold a word address and no size or burst type, and (with 256 words or more) the
+    low 8 bits of the last beat's word address instead of a count of beats left. Any other burst
+    (FIXED, WRAP, narrow) is refused, never misplaced: it is treated as outside the memory
+    (every read beat answers DECERR with data 0, the write beats change nothing and B answers
+    DECERR). ``RID`` comes straight from the burst's ID register, so ``ARREADY`` also waits for
+    R to be free or leaving (``RREADY``, a combinational path); otherwise the timing is
+    unchanged (a manager that always takes R, like the DMA, sees the same ``ARREADY``). With
+    ``single_port`` too, R has no register of its own: its beat is the memory's output, read
+    again in every cycle R waits for ``RREADY``; meanwhile the host port is ``busy`` (it repeats
+    its access) and ``WREADY`` is low. The burst address then advances when a beat is taken, and
+    the next beat is fetched in that cycle.
 
     With ``single_port`` the memory is a :class:`hdl.single_port_ram.SinglePortRAM` (iCE40
     SPRAM, or one block RAM copy instead of two on ECP5): one access per cycle, the host's
