@@ -125,9 +125,8 @@ class HostLink(wiring.Component):
     (RREADY with it: the bank is free again 3 cycles earlier) and stores bytes 1-3 from a
     shift register, and a PING's reply length is kept in ``length``; the tag is kept in the
     buffer (a 256-byte block RAM initialised to zero, the tag at byte 255: the header's other
-    bytes land in bytes 0-4, below any payload or read data), and a request's range is checked
-    with an 8-bit adder (the carry out of the address's low byte) instead of a full-width one:
-    fewer LUTs and flip-flops, same timing.
+    bytes land in bytes 0-4, below any payload or read data): fewer LUTs and flip-flops, same
+    timing.
 
     Parameters
     ----------
@@ -478,24 +477,12 @@ class HostLink(wiring.Component):
         fits = (length != 0) & (length <= self.max_payload)
         good_length = Mux(is_ping, length == 0, fits & Mux(is_csr, length[:2] == 0, 1))
         last = Signal(len(addr) + 1)  # the last byte's address
-        if self.compact:
-            # The access's bytes past ``addr`` (at most 251) carry out of its low byte, and
-            # on into the bits above only through bits that are all ones: no wide adder.
-            carry = Signal()
-            m.d.comb += carry.eq((addr[:8] + Mux(fixed, 3, length - 1))[8])
+        m.d.comb += last.eq(addr + Mux(fixed, 3, length - 1))
 
-            def below(limit):
-                k = limit.bit_length() - 1
-                if limit & (limit - 1) or k < 8 or k > len(addr):
-                    return (addr + Mux(fixed, 3, length - 1)) < limit
-                return ~addr[k:].any() & ~(carry & addr[8:k].all())
-        else:
-            m.d.comb += last.eq(addr + Mux(fixed, 3, length - 1))
-
-            def below(limit):
-                if limit & (limit - 1) == 0:
-                    return ~last[limit.bit_length() - 1:].any()
-                return last < limit
+        def below(limit):
+            if limit & (limit - 1) == 0:
+                return ~last[limit.bit_length() - 1:].any()
+            return last < limit
         good_addr = Mux(is_csr, ~addr_high & (addr[:2] == 0) & below(1 << self.csr_addr_width),
                         ~is_mem | ~addr_high & below(self.ram_bytes))
         write = command[0]
