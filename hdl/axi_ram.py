@@ -75,16 +75,17 @@ class AXI4RAM(wiring.Component):
 
     With ``full_incr_only`` (for small FPGAs; the Tessera DMA issues nothing else) only INCR
     bursts of full-width beats (``AxSIZE`` = log2 of the beat bytes) are served: the burst
-    registers hold a word address and no size or burst type. Any other burst (FIXED, WRAP,
-    narrow) is refused, never misplaced: it is treated as outside the memory (every read beat
-    answers DECERR with data 0, the write beats change nothing and B answers DECERR). ``RID``
-    comes straight from the burst's ID register, so ``ARREADY`` also waits for R to be free
-    or leaving (``RREADY``, a combinational path); otherwise the timing is unchanged (a
-    manager that always takes R, like the DMA, sees the same ``ARREADY``). With
-    ``single_port`` too, R has no register of its own: its beat is the memory's output,
-    read again in every cycle R waits for ``RREADY``; meanwhile the host port is ``busy``
-    (it repeats its access) and ``WREADY`` is low. The burst address then advances when a
-    beat is taken, and the next beat is fetched in that cycle.
+    registers hold a word address and no size or burst type, and (with 256 words or more) the
+    low 8 bits of the last beat's word address instead of a count of beats left. Any other burst
+    (FIXED, WRAP, narrow) is refused, never misplaced: it is treated as outside the memory
+    (every read beat answers DECERR with data 0, the write beats change nothing and B answers
+    DECERR). ``RID`` comes straight from the burst's ID register, so ``ARREADY`` also waits for
+    R to be free or leaving (``RREADY``, a combinational path); otherwise the timing is
+    unchanged (a manager that always takes R, like the DMA, sees the same ``ARREADY``). With
+    ``single_port`` too, R has no register of its own: its beat is the memory's output, read
+    again in every cycle R waits for ``RREADY``; meanwhile the host port is ``busy`` (it repeats
+    its access) and ``WREADY`` is low. The burst address then advances when a beat is taken, and
+    the next beat is fetched in that cycle.
 
     With ``single_port`` the memory is a :class:`hdl.single_port_ram.SinglePortRAM` (iCE40
     SPRAM, or one block RAM copy instead of two on ECP5): one access per cycle, the host's
@@ -188,6 +189,20 @@ class AXI4RAM(wiring.Component):
             return (high if self.size == 1 << inside
                     else high | (addr >= self.size >> low))
 
+        # A burst's length: with ``full_incr_only`` (and room for 256 beats below ``inside``),
+        # ``left`` holds the low 8 bits of the last beat's word address, compared with the
+        # beat's (no down counter); else the beats left after this one.
+        by_end = self.full_incr_only and inside - low >= 8
+
+        def burst_load(left, axaddr, axlen):
+            return left.eq(axaddr[low:low + 8] + axlen if by_end else axlen)
+
+        def burst_last(left, addr):
+            return addr[:8] == left if by_end else left == 0
+
+        def burst_step(left):
+            return [] if by_end else [left.eq(left - 1)]
+
         # ``lean_r``: R's beat is the memory's output, read again while R waits (``stalled``).
         lean_r = self.single_port and self.full_incr_only
         stalled = axi.rvalid & ~axi.rready
@@ -239,7 +254,7 @@ class AXI4RAM(wiring.Component):
         m.d.comb += host.r_data.eq(host_data.word_select(host_lane[:lsb], 8) if lsb
                                    else host_data)
 
-        # Read bursts: while ``r_busy``, ``r_left`` + 1 beats still to fetch from ``r_addr``.
+        # Read bursts: while ``r_busy``, beats still to fetch from ``r_addr`` (``r_left``).
         r_addr, r_high, r_left, r_busy = Signal(inside - low), Signal(), Signal(8), Signal()
         r_size, r_burst, r_id = Signal(3), Signal(AXIBurst), Signal.like(axi.arid)
         r_outside = Signal()
@@ -250,7 +265,8 @@ class AXI4RAM(wiring.Component):
             m.d.comb += axi.arready.eq(~r_busy)
         with m.If(axi.arvalid & axi.arready):
             m.d.sync += [*start(r_addr, r_high, axi.araddr, axi.arsize, axi.arburst),
-                         r_left.eq(axi.arlen), r_busy.eq(1), r_id.eq(axi.arid)]
+                         burst_load(r_left, axi.araddr, axi.arlen), r_busy.eq(1),
+                         r_id.eq(axi.arid)]
             if not self.full_incr_only:
                 m.d.sync += [r_size.eq(axi.arsize), r_burst.eq(axi.arburst)]
         fetch = Signal()
@@ -266,20 +282,22 @@ class AXI4RAM(wiring.Component):
             with m.If(axi.arvalid & axi.arready):  # a new burst (its last beat is taken)
                 m.d.sync += start(r_addr, r_high, axi.araddr, axi.arsize, axi.arburst)
             r_out = outside(taken[:-1], r_high | taken[-1])
+            r_last = burst_last(r_left, taken)
         else:
             m.d.comb += [read_addr.eq(burst_word(r_addr)), read_en.eq(fetch)]
             r_out = outside(r_addr, r_high)
+            r_last = burst_last(r_left, r_addr)
         with m.If(fetch):
             m.d.sync += [
-                axi.rvalid.eq(1), axi.rlast.eq(r_left == 0),
+                axi.rvalid.eq(1), axi.rlast.eq(r_last),
                 axi.rresp.eq(Mux(r_out, AXIResp.DECERR, AXIResp.OKAY)), r_outside.eq(r_out),
-                r_left.eq(r_left - 1),
+                *burst_step(r_left),
             ]
             if not lean_r:
                 m.d.sync += advance(r_addr, r_high, r_size, r_burst)
             if not self.full_incr_only:
                 m.d.sync += axi.rid.eq(r_id)
-            with m.If(r_left == 0):
+            with m.If(r_last):
                 m.d.sync += r_busy.eq(0)
         with m.Elif(axi.rready):
             m.d.sync += axi.rvalid.eq(0)
@@ -306,7 +324,8 @@ class AXI4RAM(wiring.Component):
             m.d.comb += [axi.wready.eq(w_busy & ~host_busy), fetch.eq(fetch_wanted)]
         with m.If(axi.awvalid & axi.awready):
             m.d.sync += [*start(w_addr, w_high, axi.awaddr, axi.awsize, axi.awburst),
-                         w_left.eq(axi.awlen), w_busy.eq(1), axi.bid.eq(axi.awid), w_failed.eq(0)]
+                         burst_load(w_left, axi.awaddr, axi.awlen), w_busy.eq(1),
+                         axi.bid.eq(axi.awid), w_failed.eq(0)]
             if not self.full_incr_only:
                 m.d.sync += [w_size.eq(axi.awsize), w_burst.eq(axi.awburst)]
         with m.If(host_write):
@@ -317,9 +336,9 @@ class AXI4RAM(wiring.Component):
             w_out = outside(w_addr, w_high)
             m.d.comb += [write_addr.eq(burst_word(w_addr)), write_data.eq(axi.wdata),
                          write_en.eq(Mux(w_out, 0, axi.wstrb))]
-            m.d.sync += [*advance(w_addr, w_high, w_size, w_burst), w_left.eq(w_left - 1),
+            m.d.sync += [*advance(w_addr, w_high, w_size, w_burst), *burst_step(w_left),
                          w_failed.eq(w_failed | w_out)]
-            with m.If(w_left == 0):
+            with m.If(burst_last(w_left, w_addr)):
                 m.d.sync += [w_busy.eq(0), axi.bvalid.eq(1), axi.bresp.eq(
                     Mux(w_failed | w_out, AXIResp.DECERR, AXIResp.OKAY))]
         with m.If(axi.bvalid & axi.bready):

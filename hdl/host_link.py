@@ -123,7 +123,10 @@ class HostLink(wiring.Component):
 
     With ``compact`` (for small FPGAs) a CSR read takes its whole word at the first R beat
     (RREADY with it: the bank is free again 3 cycles earlier) and stores bytes 1-3 from a
-    shift register, and a PING's reply length is kept in ``length``: fewer LUTs, same timing.
+    shift register, and a PING's reply length is kept in ``length``; the tag is kept in the
+    buffer (a 256-byte block RAM initialised to zero, the tag at byte 255: the header's other
+    bytes land in bytes 0-4, below any payload or read data): fewer LUTs and flip-flops, same
+    timing.
 
     Parameters
     ----------
@@ -214,8 +217,13 @@ class HostLink(wiring.Component):
         # same cycle: an asynchronous port and its register (``buf_r_data``, enabled by
         # ``buf_r_en``), which yosys merges with ``no_rw_check``, so that it adds no logic
         # for a collision (a synchronous port would get a read-before-write emulation).
-        m.submodules.buffer = buffer = Memory(shape=8, depth=self.max_payload, init=[],
-                                              attrs={"no_rw_check": 1})
+        # ``compact``: 256 bytes, the frame's tag at TAG_ADDR (255, above any payload; zero
+        # from configuration, like the ``tag`` register from reset).
+        compact = self.compact
+        tag_addr = 255
+        m.submodules.buffer = buffer = Memory(
+            shape=8, depth=256 if compact else self.max_payload,
+            init=[0] * 256 if compact else [], attrs={"no_rw_check": 1})
         buf_w = buffer.write_port()
         buf_r = buffer.read_port(domain="comb")
         buf_r_en, buf_r_data = Signal(), Signal(8)
@@ -282,7 +290,7 @@ class HostLink(wiring.Component):
                 with m.If(rx.valid & (rx.payload != FILL)):
                     m.d.sync += [command.eq(_compact(rx.payload)),
                                  known.eq(Cat(rx.payload == c for c in Command).any()),
-                                 count.eq(0), addr_high.eq(0),
+                                 count.eq(tag_addr if compact else 0), addr_high.eq(0),
                                  crc.eq(crc_next)]
                     m.next = "HEADER"
 
@@ -290,18 +298,22 @@ class HostLink(wiring.Component):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(rx.valid):
                     m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
+                    first = tag_addr if compact else 0  # ``count`` at the tag byte
+                    if compact:  # the tag to TAG_ADDR; the other bytes land below the payload
+                        m.d.comb += [buf_w.data.eq(rx.payload), buf_w.en.eq(1)]
                     with m.Switch(count):
-                        with m.Case(0):
-                            m.d.sync += tag.eq(rx.payload)
+                        with m.Case(first):
+                            if not compact:
+                                m.d.sync += tag.eq(rx.payload)
                         for i in range(4):
-                            with m.Case(1 + i):
+                            with m.Case((first + 1 + i) & 0xFF):
                                 inside = min(8, max(0, addr_width - 8 * i))
                                 if inside:
                                     m.d.sync += addr[8 * i:][:inside].eq(rx.payload)
                                 if inside < 8:
                                     with m.If(rx.payload[inside:].any()):
                                         m.d.sync += addr_high.eq(1)
-                        with m.Case(5):
+                        with m.Case((first + 5) & 0xFF):
                             m.d.sync += [length.eq(rx.payload), count.eq(0)]
                             with m.If(has_payload & (rx.payload != 0)):
                                 m.next = "PAYLOAD"
@@ -322,6 +334,8 @@ class HostLink(wiring.Component):
 
             with m.State("CRC"):
                 m.d.comb += rx.ready.eq(1)
+                if compact:  # the tag, for CHECK
+                    m.d.comb += [buf_r.addr.eq(tag_addr), buf_r_en.eq(1)]
                 complete = rx.valid & (count == 1)
                 with m.If(rx.valid):
                     m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
@@ -334,7 +348,8 @@ class HostLink(wiring.Component):
             with m.State("CHECK"):
                 m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1)]  # a write's first byte
                 m.d.sync += count.eq(0)
-                self._check(m, command, known, tag, addr, addr_high, length, crc, last_tag,
+                self._check(m, command, known, buf_r_data if compact else tag, addr,
+                            addr_high, length, crc, last_tag,
                             last_write, last_status, finish)
 
             with m.State("CSR_WRITE_FETCH"):  # bytes 0-2 of the word into ``word``
@@ -414,8 +429,8 @@ class HostLink(wiring.Component):
 
             # The reply's bytes, one state each; the CRC covers those before it.
             with m.State("REPLY_STATUS"):
-                m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1),  # the first data byte
-                             crc_first.eq(1)]
+                m.d.comb += [buf_r.addr.eq(tag_addr if compact else 0),  # else the first data byte
+                             buf_r_en.eq(1), crc_first.eq(1)]
                 # A frame not executed: BAD_CRC, TRUNCATED (a replay's status is last_status).
                 with m.If((status != _code(Status.BAD_CRC))
                           & (status != _code(Status.TRUNCATED))):
@@ -424,8 +439,10 @@ class HostLink(wiring.Component):
                     m.next = "REPLY_TAG"
 
             with m.State("REPLY_TAG"):
-                m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1)]
-                with m.If(send(tag)):
+                m.d.comb += buf_r.addr.eq(0)
+                sent = send(buf_r_data if compact else tag)
+                m.d.comb += buf_r_en.eq(sent if compact else 1)
+                with m.If(sent):
                     m.next = "REPLY_DATA"
                     with m.If(no_data | (status != _code(Status.OK))):
                         m.next = "REPLY_CRC_HIGH"

@@ -175,6 +175,59 @@ def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, stall):
     assert not failures, f"seed={seed}: {failures[:5]}"
 
 
+@pytest.mark.parametrize("single_port", [False, True])
+@pytest.mark.parametrize("size_bytes", [1024, 2048])
+def test_long_full_incr_bursts(single_port, size_bytes):
+    """``full_incr_only`` with room for 256 beats (the last beat found by its address): INCR
+    bursts of 1 to 256 full beats inside, across the end and outside, under back-pressure,
+    while the host port writes the top 64 bytes."""
+    seed = 31
+    rng = np.random.default_rng(seed)
+    print(f"seed={seed} single_port={single_port} size_bytes={size_bytes}")
+    dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                  single_port=single_port, full_incr_only=True)
+    memory = bytearray(size_bytes)
+    host_top = size_bytes - 64
+    failures, done = [], []
+
+    async def bus(ctx):
+        for n in range(24):
+            length = int(rng.choice([1, 2, 7, 8, 255, 256, int(rng.integers(1, 257))]))
+            if n % 5 == 4:  # across the end, or outside
+                addr = int(rng.choice([size_bytes - 8, size_bytes, 0xFFFF_FFF0]))
+            else:
+                addr = int(rng.integers(0, max(1, (host_top - 4 * length) // 4 + 1))) * 4
+                length = min(length, (host_top - addr) // 4)
+            if n % 2:
+                beats = [(int(rng.integers(1 << 32)), 0xF) for _ in range(length)]
+                await checked_write(ctx, dut, memory, failures, addr, beats, size=2,
+                                    kind=AXIBurst.INCR, rng=rng, stall=0.3)
+            else:
+                await checked_read(ctx, dut, memory, failures, addr, length, size=2,
+                                   kind=AXIBurst.INCR, rng=rng, stall=0.3)
+        while not done:
+            await ctx.tick()
+        await checked_read(ctx, dut, memory, failures, 0, 256, size=2, kind=AXIBurst.INCR,
+                           rng=rng, stall=0.3)
+
+    async def host(ctx):
+        for _ in range(40):
+            addr, value = int(rng.integers(host_top, size_bytes)), int(rng.integers(256))
+            await ctx.tick().repeat(int(rng.integers(1, 20)))
+            ctx.set(dut.host.addr, addr)
+            ctx.set(dut.host.w_data, value)
+            await host_access(ctx, dut.host, dut.host.w_en)
+            memory[addr] = value
+        done.append(True)
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bus)
+    sim.add_testbench(host)
+    sim.run()
+    assert not failures, f"seed={seed}: {failures[:5]}"
+
+
 @pytest.mark.parametrize("single_port, full_incr_only", [(False, False), (True, False),
                                                          (True, True)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
