@@ -21,12 +21,13 @@ import traceback
 from datetime import UTC, datetime
 
 from hdl.config import PRESETS, TesseraConfig
+from sw.compiler import plan_gemm
 
 from . import BUILD, ROOT
 from .accel_harness import build_accel_harness, run_accel_gemm
 from .cost_bench import BLOCKS, block_cost
 from .dma_bench import CONDITIONS, dma_cost, dma_throughput, lut_ff
-from .gemm_bench import compute_phase, gemm_utilization
+from .gemm_bench import SHAPES, compute_phase, gemm_utilization
 from .simspeed import amaranth_speed, cocotb_speed, icarus_available
 from .verilator_bench import build_harness, macs_per_cycle, run_harness
 
@@ -135,8 +136,19 @@ def dma_resources(bench, config):
     bench.details[f"dma_cost/{config.name}"] = cost
 
 
+def fits(config, shape):
+    """Whether a GEMM of ``shape``'s operands fit the config's DMA address space (tiny's
+    is its board's 64 KiB)."""
+    try:
+        plan_gemm(config, *shape)
+    except ValueError:
+        return False
+    return True
+
+
 def gemm(bench, config):
-    for report in gemm_utilization(config, BUILD / "gemm" / config.name):
+    shapes = [shape for shape in SHAPES if fits(config, shape)]
+    for report in gemm_utilization(config, BUILD / "gemm" / config.name, shapes=shapes):
         shape = f"{config.name}, {report['m']}x{report['k']}x{report['n']}"
         bench.add("GEMM utilization, end to end", shape, report["utilization"], "of peak")
         bench.add("GEMM compute phase (EXEC_CYCLES / EXEC_BUSY)", shape,
@@ -153,7 +165,7 @@ def gemm(bench, config):
 def accel_harness(bench, config):
     folder = BUILD / "accel" / config.name
     exe = build_accel_harness(config, folder)
-    for shape in [(64, 64, 64), (256, 256, 256)]:
+    for shape in [shape for shape in [(64, 64, 64), (256, 256, 256)] if fits(config, shape)]:
         report = run_accel_gemm(exe, config, *shape, work_dir=folder / "run")
         if not report["match"]:
             raise RuntimeError(f"the harness GEMM {shape} does not match the golden model")

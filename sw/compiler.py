@@ -157,7 +157,13 @@ def plan_gemm(config, m, k, n, *, requant=False, base=0):
         raise ValueError(f"base must be aligned to the {config.bus_data_width // 8}-byte "
                          f"beat, not {base:#x}")
     block_rows = min(m, config.acc_depth // 2, config.sp_depth // 2 - config.dim)
-    return GemmPlan(config, m, k, n, requant, base, block_rows)
+    plan = GemmPlan(config, m, k, n, requant, base, block_rows)
+    reach = 1 << config.bus_addr_width
+    if plan.end_addr > reach:
+        raise ValueError(f"a {m}x{k}x{n} GEMM at base {base:#x} needs system memory up to "
+                         f"{plan.end_addr:#x}; the {config.name} config's DMA reaches {reach:#x} "
+                         f"(bus_addr_width={config.bus_addr_width})")
+    return plan
 
 
 def compile_gemm(plan):

@@ -125,6 +125,20 @@ def test_plan_rejects(kwargs, error, message):
         plan_gemm(preset("tiny"), **kwargs)
 
 
+def test_plan_fits_the_dma_address_space():
+    """tiny's DMA reaches 64 KiB (bus_addr_width 16): a plan ending there is taken, one byte
+    further is refused with the sizes named."""
+    tiny = preset("tiny")
+    plan = plan_gemm(tiny, 128, 128, 128, requant=True)
+    base = (1 << 16) - plan.end_addr
+    assert plan_gemm(tiny, 128, 128, 128, requant=True, base=base).end_addr == 1 << 16
+    with pytest.raises(ValueError, match=r"^a 128x128x128 GEMM at base 0x[0-9a-f]+ needs system "
+                                         r"memory up to 0x10004; the tiny config's DMA reaches "
+                                         r"0x10000 \(bus_addr_width=16\)$"):
+        plan_gemm(tiny, 128, 128, 128, requant=True, base=base + 4)
+    assert plan_gemm(preset("small"), 256, 256, 256).end_addr > 1 << 16
+
+
 # --- The functional model's error causes: one program each. ---
 
 def load(sp_addr=0, rows=1, dram_addr=0, dram_stride=4, **flags):

@@ -166,13 +166,3 @@ def test_dma_error_mid_transfer():
     assert cause == ErrorCause.DMA_READ
     assert sorted(written) == list(range(6)) and done == 0
     assert len(commands) <= 2
-
-
-@pytest.mark.parametrize("unit", ["load", "store"])
-def test_bus_too_narrow_for_isa_addresses(unit):
-    """A 16-bit bus would cut the ISA's 32-bit addresses: refused at construction."""
-    from hdl.store_unit import StoreUnit
-    block = LoadUnit if unit == "load" else StoreUnit
-    with pytest.raises(ValueError, match=r"^bus_addr_width must be at least 32 \(the ISA's "
-                                         r"byte addresses\) for the accelerator, not 16$"):
-        block(preset("tiny").replace(bus_addr_width=16))
