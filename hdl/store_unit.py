@@ -45,15 +45,26 @@ def _feed_layout(config):
                               "dummy": 1})
 
 
+def _tags_last(config):
+    """The post-processing tag marks an instruction's last row (slow clocks, a tag of 2 or
+    more bits): the output side needs no row count of its own to find it."""
+    return not config.fast_clock and config.tag_width > _LAST_TAG_BIT
+
+
 def _sink_layout(config):
     """An instruction's rows on their way out of the post-processing (``dest``: a scratchpad
-    row; a DMA write has its address in its command)."""
-    return data.StructLayout({"last_row": range(config.acc_depth), "dest": range(config.sp_depth),
-                              "kind": _Sink})
+    row; a DMA write has its address in its command; ``last_row`` only where the tag does not
+    mark the last row)."""
+    fields = {"dest": range(config.sp_depth), "kind": _Sink}
+    if not _tags_last(config):
+        fields = {"last_row": range(config.acc_depth), **fields}
+    return data.StructLayout(fields)
 
 
 #: Bit of the post-processing tag that marks a dummy row (a forced swap; its output is dropped).
 _DUMMY_TAG_BIT = 0
+#: Bit of the post-processing tag that marks the last row of a STORE (see :func:`_tags_last`).
+_LAST_TAG_BIT = 1
 
 
 def _sum_exceeds(a, b, limit, *, narrow):
@@ -461,7 +472,7 @@ class StoreUnit(wiring.Component):
                             feed_in.mode.eq(mode),
                             feed_in.swap.eq(pending_swap),
                             feed_queue.w_en.eq(1),
-                            sink_in.last_row.eq(store.rows - 1),
+                            *([] if _tags_last(cfg) else [sink_in.last_row.eq(store.rows - 1)]),
                             sink_in.dest.eq(store.dest),
                             sink_in.kind.eq(Mux(store.to_sp, _Sink.SP, _Sink.DRAM)),
                             sink_queue.w_en.eq(1),
@@ -576,17 +587,19 @@ class StoreUnit(wiring.Component):
         feed = feed_layout(feed_queue.r_data)
         feed_count = Signal(range(cfg.acc_depth))
         rows = pp.acc_rows
+        feed_last = feed_count == feed.last_row
+        tags_last = _tags_last(cfg)
         m.d.comb += [
             rows.valid.eq(feed_queue.r_rdy & (feed.dummy | self.acc_read_data.valid)),
             rows.payload.row.eq(self.acc_read_data.payload.row),
             rows.payload.mode.eq(feed.mode),
             rows.payload.swap.eq(feed.swap & (feed_count == 0)),
-            rows.payload.tag.eq(feed.dummy << _DUMMY_TAG_BIT),
+            rows.payload.tag.eq(Cat(feed.dummy, feed_last) if tags_last else feed.dummy),
             self.acc_read_data.ready.eq(feed_queue.r_rdy & ~feed.dummy & rows.ready),
         ]
         rows_fire = rows.valid & rows.ready
         with m.If(rows_fire):
-            with m.If(feed_count == feed.last_row):
+            with m.If(feed_last):
                 m.d.sync += feed_count.eq(0)
                 m.d.comb += feed_queue.r_en.eq(1)
             with m.Else():
@@ -630,17 +643,20 @@ class StoreUnit(wiring.Component):
         retire_wait = Signal()
         m.d.comb += [retire_queue.w_en.eq(retire_push), retire_queue.w_data.eq(retire_wait)]
         row_done = Signal()  # an output row of the head instruction went out
-        last_of_head = sink_count == head.last_row
+        sp_payload = [self.sp_write.payload.addr.eq(head.dest + sink_count),
+                      self.sp_write.payload.row.eq(out.payload.row.int8)]
+        if slow:  # the payload is only used with valid: not gated by the head's kind
+            m.d.comb += sp_payload
+        last_of_head = (out.payload.tag[_LAST_TAG_BIT] if tags_last
+                        else sink_count == head.last_row)
         with m.If(sink_queue.r_rdy & retire_queue.w_rdy):
             with m.Switch(head.kind):
                 with m.Case(_Sink.CONFIG):
                     m.d.comb += [sink_queue.r_en.eq(1), retire_push.eq(1)]
                 with m.Case(_Sink.SP):
-                    m.d.comb += [
-                        self.sp_write.valid.eq(row_valid),
-                        self.sp_write.payload.addr.eq(head.dest + sink_count),
-                        self.sp_write.payload.row.eq(out.payload.row.int8),
-                    ]
+                    m.d.comb += self.sp_write.valid.eq(row_valid)
+                    if not slow:
+                        m.d.comb += sp_payload
                     with m.If(self.sp_write.valid & self.sp_write.ready):
                         m.d.comb += [consumed.eq(1), row_done.eq(1)]
                 with m.Case(_Sink.DRAM):
