@@ -83,8 +83,9 @@ def _outside(value, low, high, *, narrow):
     if not narrow:
         return (value < low) | (value > high)
     n = max((-low - 1).bit_length(), high.bit_length()) + 1  # two's complement bits (low < 0)
-    top = value[n - 1:]
-    terms = [~(top.all() | ~top.any())]  # not a sign extension of its n low bits
+    # Not a sign extension of its n low bits: two neighbouring bits above differ (XORs of
+    # overlapping bit pairs: 3 bits a LUT4).
+    terms = [Cat(value[i] ^ value[i + 1] for i in range(n - 1, len(value) - 1)).any()]
     short = value[:n].as_signed()
     if low > -(1 << (n - 1)):
         terms.append(short < low)
@@ -306,6 +307,16 @@ class StoreUnit(wiring.Component):
             return value[:align_bits].any() if align_bits else Const(0)
 
         is_store = header.opcode == Opcode.STORE
+        # Slow clocks: the range check's sum is also the reader's end address.
+        if slow:
+            n = cfg.acc_depth.bit_length()
+            acc_end = Signal(n + 1)
+            m.d.comb += acc_end.eq(store.acc_addr[:n] + store.rows[:n])
+            acc_end_exceeds = Cat(acc_end > cfg.acc_depth, store.acc_addr[n:].any(),
+                                  store.rows[n:].any()).any()
+        else:
+            acc_end_exceeds = _sum_exceeds(store.acc_addr, store.rows, cfg.acc_depth,
+                                           narrow=False)
         is_config = header.opcode == Opcode.CONFIG
         store_cause = Signal(ErrorCause)
         with m.If(header.pop_next | header.push_next | ~(is_store | is_config)):
@@ -314,7 +325,7 @@ class StoreUnit(wiring.Component):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
         with m.Elif(store.to_sp & (store.mode != PostMode.REQUANT)):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
-        with m.Elif(_sum_exceeds(store.acc_addr, store.rows, cfg.acc_depth, narrow=slow)):
+        with m.Elif(acc_end_exceeds):
             m.d.comb += store_cause.eq(ErrorCause.ACC_RANGE)
         with m.Elif(store.to_sp & _sum_exceeds(store.dest, store.rows, cfg.sp_depth,
                                                narrow=slow)):
@@ -334,12 +345,20 @@ class StoreUnit(wiring.Component):
         # --- Accumulator reads: one per cycle for the instruction being issued. ---
         rd_active = Signal()
         rd_addr = Signal(range(cfg.acc_depth))
-        rd_left = Signal(range(cfg.acc_depth + 1))
         rd_fire = self.acc_read.valid & self.acc_read.ready
-        rd_last = rd_left == 1
+        rd_next = rd_addr + 1
+        if slow:
+            # The end address (acc_addr + rows, modulo the depth) instead of a row count.
+            rd_end = Signal(range(cfg.acc_depth))
+            rd_last = rd_next[:len(rd_end)] == rd_end
+        else:
+            rd_left = Signal(range(cfg.acc_depth + 1))
+            rd_last = rd_left == 1
+            with m.If(rd_fire):
+                m.d.sync += rd_left.eq(rd_left - 1)
         m.d.comb += [self.acc_read.valid.eq(rd_active), self.acc_read.payload.eq(rd_addr)]
         with m.If(rd_fire):
-            m.d.sync += [rd_addr.eq(rd_addr + 1), rd_left.eq(rd_left - 1)]
+            m.d.sync += rd_addr.eq(rd_next)
             with m.If(rd_last):
                 m.d.sync += rd_active.eq(0)
         reader_free = ~rd_active | (rd_fire & rd_last)
@@ -481,7 +500,7 @@ class StoreUnit(wiring.Component):
                             pending_swap.eq(0),
                             rd_active.eq(1),
                             rd_addr.eq(store.acc_addr),
-                            rd_left.eq(store.rows),
+                            rd_end.eq(acc_end) if slow else rd_left.eq(store.rows),
                         ]
                         with m.If(~store.to_sp):
                             m.d.sync += wcmd_valid.eq(1)
