@@ -114,7 +114,8 @@ class StoreUnit(wiring.Component):
     carries ``swap``, so the new set becomes active exactly there. A CONFIG that finds a
     completed set still waiting for its swap (CONFIG, CONFIG without a STORE in between) first
     sends a dummy row with ``swap`` through the post-processing (its output is dropped): a
-    set is only ever swapped in once complete, and the shadow set is free for the new block.
+    set is only ever swapped in once complete, and the shadow set is free for the new block
+    (slow clocks: one dummy row at a time; such a CONFIG waits until the previous one left).
 
     Checks, all before any effect, in the model's order: a ``pop_next``/``push_next`` flag or
     an opcode other than STORE/CONFIG is ``MALFORMED``; STORE: zero rows, ``to_sp`` with a
@@ -453,6 +454,9 @@ class StoreUnit(wiring.Component):
         inverted = bound[0] > bound[1]
 
         # --- The issue stage. ---
+        # Slow clocks: a dummy row is queued or in the post-processing (at most one: a CONFIG
+        # that needs one waits for the previous one to leave).
+        dummy_out = Signal()
         pending_swap = Signal()  # a completed parameter set waits for its swap
         pending_cause = Signal(ErrorCause)
         take = Signal()
@@ -517,7 +521,8 @@ class StoreUnit(wiring.Component):
                         m.d.sync += pending_cause.eq(Mux(is_config, config_cause,
                                                          ErrorCause.MALFORMED))
                         m.next = "ERROR"
-                    with m.Elif(~pending_swap | feed_queue.w_rdy):
+                    with m.Elif(~pending_swap | (feed_queue.w_rdy & ~dummy_out if slow
+                                                 else feed_queue.w_rdy)):
                         # Slow clocks: the read command comes straight from the waiting
                         # CONFIG, which is taken once the command is.
                         if slow:
@@ -705,11 +710,20 @@ class StoreUnit(wiring.Component):
             m.d.sync += ctl.error.eq(ErrorCause.DMA_WRITE)
 
         # Rows inside the post-processing (for busy).
-        in_flight = Signal(range(pp.latency + pp.buffer_depth + 2))
-        m.d.sync += in_flight.eq(in_flight + rows_fire - (out.valid & out.ready))
+        # Slow clocks: those of a STORE while its sink queue entry is there; a dummy row.
+        if slow:
+            with m.If(feed_queue.w_en & feed_in.dummy):
+                m.d.sync += dummy_out.eq(1)
+            with m.If(out.valid & dummy_row):
+                m.d.sync += dummy_out.eq(0)
+            rows_inside = dummy_out
+        else:
+            in_flight = Signal(range(pp.latency + pp.buffer_depth + 2))
+            m.d.sync += in_flight.eq(in_flight + rows_fire - (out.valid & out.ready))
+            rows_inside = in_flight != 0
 
         m.d.comb += ctl.busy.eq(
             (0 if slow else insn_valid) | ~(fsm.ongoing("IDLE") | fsm.ongoing("STOP")) | rd_active
-            | feed_queue.r_rdy | sink_queue.r_rdy | retire_queue.r_rdy | (in_flight != 0)
+            | feed_queue.r_rdy | sink_queue.r_rdy | retire_queue.r_rdy | rows_inside
             | wcmd_valid | rcmd_valid | beat_valid | param_valid)
         return m
