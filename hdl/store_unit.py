@@ -40,9 +40,12 @@ class _Sink(enum.Enum, shape=2):
 
 def _feed_layout(config):
     """An instruction's rows on their way from the accumulator into the post-processing
-    (``rows <= acc_depth`` is checked before any row goes)."""
-    return data.StructLayout({"last_row": range(config.acc_depth), "mode": PostMode, "swap": 1,
-                              "dummy": 1})
+    (``rows <= acc_depth`` is checked before any row goes; slow clocks: no ``last_row``, the
+    reader marks its last read)."""
+    fields = {"mode": PostMode, "swap": 1, "dummy": 1}
+    if config.fast_clock:
+        fields = {"last_row": range(config.acc_depth), **fields}
+    return data.StructLayout(fields)
 
 
 def _tags_last(config):
@@ -357,7 +360,22 @@ class StoreUnit(wiring.Component):
             rd_last = rd_left == 1
             with m.If(rd_fire):
                 m.d.sync += rd_left.eq(rd_left - 1)
-        m.d.comb += [self.acc_read.valid.eq(rd_active), self.acc_read.payload.eq(rd_addr)]
+        m.d.comb += self.acc_read.payload.eq(rd_addr)
+        if slow:
+            # Whether each read not yet answered is the last of its STORE, for the feed: one
+            # entry more than the accumulator's read buffer (its read_buffer_depth) has
+            # reads unanswered, so that a full queue (no write, also while read) never
+            # holds off a read the accumulator would take.
+            answers = -(-(Accumulator.read_latency + 1) // self.row_cycles)
+            m.submodules.read_marks = read_marks = small_fifo(cfg, width=1, depth=answers + 1)
+            m.d.comb += [
+                self.acc_read.valid.eq(rd_active & read_marks.w_rdy),
+                read_marks.w_en.eq(rd_fire),
+                read_marks.w_data.eq(rd_last),
+                read_marks.r_en.eq(self.acc_read_data.valid & self.acc_read_data.ready),
+            ]
+        else:
+            m.d.comb += self.acc_read.valid.eq(rd_active)
         with m.If(rd_fire):
             m.d.sync += rd_addr.eq(rd_next)
             with m.If(rd_last):
@@ -491,7 +509,7 @@ class StoreUnit(wiring.Component):
                         m.d.comb += [
                             # Slow clocks: a DMA STORE is taken with its command (below).
                             take.eq(store.to_sp if slow else 1),
-                            feed_in.last_row.eq(store.rows - 1),
+                            *([] if slow else [feed_in.last_row.eq(store.rows - 1)]),
                             feed_in.mode.eq(mode),
                             feed_in.swap.eq(pending_swap),
                             feed_queue.w_en.eq(1),
@@ -530,7 +548,7 @@ class StoreUnit(wiring.Component):
                         with m.If(self.dma_read_cmd.ready) if slow else nullcontext():
                             m.d.comb += [
                                 take.eq(1),
-                                feed_in.last_row.eq(0),
+                                *([] if slow else [feed_in.last_row.eq(0)]),
                                 feed_in.mode.eq(PostMode.ACC),
                                 feed_in.swap.eq(1),
                                 feed_in.dummy.eq(1),
@@ -609,25 +627,36 @@ class StoreUnit(wiring.Component):
 
         # --- Feed: accumulator answers (or a dummy row) into the post-processing. ---
         feed = feed_layout(feed_queue.r_data)
-        feed_count = Signal(range(cfg.acc_depth))
         rows = pp.acc_rows
-        feed_last = feed_count == feed.last_row
+        if slow:  # the row answers the last read of its STORE, or is a dummy row
+            feed_last = feed.dummy | read_marks.r_data[0]
+            feed_first = Signal(init=1)
+            with m.If(rows.valid & rows.ready):
+                m.d.sync += feed_first.eq(feed_last)
+        else:
+            feed_count = Signal(range(cfg.acc_depth))
+            feed_last = feed_count == feed.last_row
+            feed_first = feed_count == 0
         tags_last = _tags_last(cfg)
         m.d.comb += [
             rows.valid.eq(feed_queue.r_rdy & (feed.dummy | self.acc_read_data.valid)),
             rows.payload.row.eq(self.acc_read_data.payload.row),
             rows.payload.mode.eq(feed.mode),
-            rows.payload.swap.eq(feed.swap & (feed_count == 0)),
+            rows.payload.swap.eq(feed.swap & feed_first),
             rows.payload.tag.eq(Cat(feed.dummy, feed_last) if tags_last else feed.dummy),
             self.acc_read_data.ready.eq(feed_queue.r_rdy & ~feed.dummy & rows.ready),
         ]
         rows_fire = rows.valid & rows.ready
-        with m.If(rows_fire):
-            with m.If(feed_last):
-                m.d.sync += feed_count.eq(0)
+        if slow:
+            with m.If(rows_fire & feed_last):
                 m.d.comb += feed_queue.r_en.eq(1)
-            with m.Else():
-                m.d.sync += feed_count.eq(feed_count + 1)
+        else:
+            with m.If(rows_fire):
+                with m.If(feed_last):
+                    m.d.sync += feed_count.eq(0)
+                    m.d.comb += feed_queue.r_en.eq(1)
+                with m.Else():
+                    m.d.sync += feed_count.eq(feed_count + 1)
 
         # --- Sink: output rows to the scratchpad or as beats to the DMA. ---
         out = pp.out_rows
