@@ -146,7 +146,12 @@ class StoreUnit(wiring.Component):
     instructions, so back-to-back STOREs flow without a gap and the next STORE's reads start
     while the previous one still drains. A CONFIG runs in the issue stage (the instructions
     after it wait until its last parameter beat was accepted; those before it keep
-    draining), and its ``done`` comes in order after theirs.
+    draining), and its ``done`` comes in order after theirs. Slow clocks: no row counts
+    against a STORE's ``rows`` after the reader (which stops at the end address of the
+    range check): each unanswered accumulator read carries a mark of whether it is the
+    STORE's last (a queue of one bit per read the accumulator's read buffer can hold, plus
+    one), the feed passes it on in the post-processing tag (bit 1; bit 0 marks a dummy row)
+    and the output side ends the STORE on it.
 
     Timing (``row_cycles`` = :attr:`row_cycles`, ``postproc_latency`` = that of
     :class:`hdl.postproc.PostProcess`):
@@ -205,7 +210,8 @@ class StoreUnit(wiring.Component):
         The accumulator's store read port (its ``error`` flag is ignored: addresses are
         range-checked before any read).
     sp_write : Out(stream.Signature(sp_write_layout(config)))
-        Driven combinationally from the post-processing's output buffer.
+        Driven combinationally from the post-processing's output buffer (slow clocks: the
+        payload whatever the output goes to; only ``valid`` depends on it).
     dma_read_cmd : Out(stream.Signature(dma_command_layout(config)))
     dma_read_data : In(stream.Signature(read_beat_layout(config)))
     dma_write_cmd : Out(stream.Signature(dma_command_layout(config)))
