@@ -337,9 +337,7 @@ class StoreUnit(wiring.Component):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
         with m.Elif(acc_end_exceeds):
             m.d.comb += store_cause.eq(ErrorCause.ACC_RANGE)
-        # Slow clocks: rows here is at most acc_depth (checked before): its low bits do.
-        sp_rows = store.rows[:cfg.acc_depth.bit_length()] if slow else store.rows
-        with m.Elif(store.to_sp & _sum_exceeds(store.dest, sp_rows, cfg.sp_depth,
+        with m.Elif(store.to_sp & _sum_exceeds(store.dest, store.rows, cfg.sp_depth,
                                                narrow=slow)):
             m.d.comb += store_cause.eq(ErrorCause.SP_RANGE)
         with m.Elif(~store.to_sp & (misaligned(store.dest) | misaligned(store.dram_stride))):
