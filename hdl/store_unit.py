@@ -635,7 +635,8 @@ class StoreUnit(wiring.Component):
         feed = feed_layout(feed_queue.r_data)
         rows = pp.acc_rows
         if slow:  # the row answers the last read of its STORE, or is a dummy row
-            feed_last = feed.dummy | read_marks.r_data[0]
+            feed_last = Signal()
+            m.d.comb += feed_last.eq(feed.dummy | read_marks.r_data[0])
             feed_first = Signal(init=1)
             with m.If(rows.valid & rows.ready):
                 m.d.sync += feed_first.eq(feed_last)
