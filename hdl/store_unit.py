@@ -635,8 +635,8 @@ class StoreUnit(wiring.Component):
         feed = feed_layout(feed_queue.r_data)
         rows = pp.acc_rows
         if slow:  # the row answers the last read of its STORE, or is a dummy row
-            feed_last = Signal()
-            m.d.comb += feed_last.eq(feed.dummy | read_marks.r_data[0])
+            last_read = read_marks.r_data[0]
+            feed_last = feed.dummy | last_read
             feed_first = Signal(init=1)
             with m.If(rows.valid & rows.ready):
                 m.d.sync += feed_first.eq(feed_last)
@@ -650,7 +650,8 @@ class StoreUnit(wiring.Component):
             rows.payload.row.eq(self.acc_read_data.payload.row),
             rows.payload.mode.eq(feed.mode),
             rows.payload.swap.eq(feed.swap & feed_first),
-            rows.payload.tag.eq(Cat(feed.dummy, feed_last) if tags_last else feed.dummy),
+            # (Slow clocks: a dummy row's last bit is any, its output is dropped.)
+            rows.payload.tag.eq(Cat(feed.dummy, last_read) if tags_last else feed.dummy),
             self.acc_read_data.ready.eq(feed_queue.r_rdy & ~feed.dummy & rows.ready),
         ]
         rows_fire = rows.valid & rows.ready
