@@ -40,20 +40,34 @@ class _Sink(enum.Enum, shape=2):
 
 def _feed_layout(config):
     """An instruction's rows on their way from the accumulator into the post-processing
-    (``rows <= acc_depth`` is checked before any row goes)."""
-    return data.StructLayout({"last_row": range(config.acc_depth), "mode": PostMode, "swap": 1,
-                              "dummy": 1})
+    (``rows <= acc_depth`` is checked before any row goes; slow clocks: no ``last_row``, the
+    reader marks its last read)."""
+    fields = {"mode": PostMode, "swap": 1, "dummy": 1}
+    if config.fast_clock:
+        fields = {"last_row": range(config.acc_depth), **fields}
+    return data.StructLayout(fields)
+
+
+def _tags_last(config):
+    """The post-processing tag marks an instruction's last row (slow clocks, a tag of 2 or
+    more bits): the output side needs no row count of its own to find it."""
+    return not config.fast_clock and config.tag_width > _LAST_TAG_BIT
 
 
 def _sink_layout(config):
     """An instruction's rows on their way out of the post-processing (``dest``: a scratchpad
-    row; a DMA write has its address in its command)."""
-    return data.StructLayout({"last_row": range(config.acc_depth), "dest": range(config.sp_depth),
-                              "kind": _Sink})
+    row; a DMA write has its address in its command; ``last_row`` only where the tag does not
+    mark the last row)."""
+    fields = {"dest": range(config.sp_depth), "kind": _Sink}
+    if not _tags_last(config):
+        fields = {"last_row": range(config.acc_depth), **fields}
+    return data.StructLayout(fields)
 
 
 #: Bit of the post-processing tag that marks a dummy row (a forced swap; its output is dropped).
 _DUMMY_TAG_BIT = 0
+#: Bit of the post-processing tag that marks the last row of a STORE (see :func:`_tags_last`).
+_LAST_TAG_BIT = 1
 
 
 def _sum_exceeds(a, b, limit, *, narrow):
@@ -72,8 +86,9 @@ def _outside(value, low, high, *, narrow):
     if not narrow:
         return (value < low) | (value > high)
     n = max((-low - 1).bit_length(), high.bit_length()) + 1  # two's complement bits (low < 0)
-    top = value[n - 1:]
-    terms = [~(top.all() | ~top.any())]  # not a sign extension of its n low bits
+    # Not a sign extension of its n low bits: two neighbouring bits above differ (XORs of
+    # overlapping bit pairs: 3 bits a LUT4).
+    terms = [Cat(value[i] ^ value[i + 1] for i in range(n - 1, len(value) - 1)).any()]
     short = value[:n].as_signed()
     if low > -(1 << (n - 1)):
         terms.append(short < low)
@@ -102,7 +117,8 @@ class StoreUnit(wiring.Component):
     carries ``swap``, so the new set becomes active exactly there. A CONFIG that finds a
     completed set still waiting for its swap (CONFIG, CONFIG without a STORE in between) first
     sends a dummy row with ``swap`` through the post-processing (its output is dropped): a
-    set is only ever swapped in once complete, and the shadow set is free for the new block.
+    set is only ever swapped in once complete, and the shadow set is free for the new block
+    (slow clocks: one dummy row at a time; such a CONFIG waits until the previous one left).
 
     Checks, all before any effect, in the model's order: a ``pop_next``/``push_next`` flag or
     an opcode other than STORE/CONFIG is ``MALFORMED``; STORE: zero rows, ``to_sp`` with a
@@ -130,7 +146,12 @@ class StoreUnit(wiring.Component):
     instructions, so back-to-back STOREs flow without a gap and the next STORE's reads start
     while the previous one still drains. A CONFIG runs in the issue stage (the instructions
     after it wait until its last parameter beat was accepted; those before it keep
-    draining), and its ``done`` comes in order after theirs.
+    draining), and its ``done`` comes in order after theirs. Slow clocks: no row counts
+    against a STORE's ``rows`` after the reader (which stops at the end address of the
+    range check): each unanswered accumulator read carries a mark of whether it is the
+    STORE's last (a queue of one bit per read the accumulator's read buffer can hold, plus
+    one), the feed passes it on in the post-processing tag (bit 1; bit 0 marks a dummy row)
+    and the output side ends the STORE on it.
 
     Timing (``row_cycles`` = :attr:`row_cycles`, ``postproc_latency`` = that of
     :class:`hdl.postproc.PostProcess`):
@@ -189,7 +210,8 @@ class StoreUnit(wiring.Component):
         The accumulator's store read port (its ``error`` flag is ignored: addresses are
         range-checked before any read).
     sp_write : Out(stream.Signature(sp_write_layout(config)))
-        Driven combinationally from the post-processing's output buffer.
+        Driven combinationally from the post-processing's output buffer (slow clocks: the
+        payload whatever the output goes to; only ``valid`` depends on it).
     dma_read_cmd : Out(stream.Signature(dma_command_layout(config)))
     dma_read_data : In(stream.Signature(read_beat_layout(config)))
     dma_write_cmd : Out(stream.Signature(dma_command_layout(config)))
@@ -295,6 +317,16 @@ class StoreUnit(wiring.Component):
             return value[:align_bits].any() if align_bits else Const(0)
 
         is_store = header.opcode == Opcode.STORE
+        # Slow clocks: the range check's sum is also the reader's end address.
+        if slow:
+            n = cfg.acc_depth.bit_length()
+            acc_end = Signal(n + 1)
+            m.d.comb += acc_end.eq(store.acc_addr[:n] + store.rows[:n])
+            acc_end_exceeds = Cat(acc_end > cfg.acc_depth, store.acc_addr[n:].any(),
+                                  store.rows[n:].any()).any()
+        else:
+            acc_end_exceeds = _sum_exceeds(store.acc_addr, store.rows, cfg.acc_depth,
+                                           narrow=False)
         is_config = header.opcode == Opcode.CONFIG
         store_cause = Signal(ErrorCause)
         with m.If(header.pop_next | header.push_next | ~(is_store | is_config)):
@@ -303,7 +335,7 @@ class StoreUnit(wiring.Component):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
         with m.Elif(store.to_sp & (store.mode != PostMode.REQUANT)):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
-        with m.Elif(_sum_exceeds(store.acc_addr, store.rows, cfg.acc_depth, narrow=slow)):
+        with m.Elif(acc_end_exceeds):
             m.d.comb += store_cause.eq(ErrorCause.ACC_RANGE)
         with m.Elif(store.to_sp & _sum_exceeds(store.dest, store.rows, cfg.sp_depth,
                                                narrow=slow)):
@@ -323,12 +355,35 @@ class StoreUnit(wiring.Component):
         # --- Accumulator reads: one per cycle for the instruction being issued. ---
         rd_active = Signal()
         rd_addr = Signal(range(cfg.acc_depth))
-        rd_left = Signal(range(cfg.acc_depth + 1))
         rd_fire = self.acc_read.valid & self.acc_read.ready
-        rd_last = rd_left == 1
-        m.d.comb += [self.acc_read.valid.eq(rd_active), self.acc_read.payload.eq(rd_addr)]
+        rd_next = rd_addr + 1
+        if slow:
+            # The end address (acc_addr + rows, modulo the depth) instead of a row count.
+            rd_end = Signal(range(cfg.acc_depth))
+            rd_last = rd_next[:len(rd_end)] == rd_end
+        else:
+            rd_left = Signal(range(cfg.acc_depth + 1))
+            rd_last = rd_left == 1
+            with m.If(rd_fire):
+                m.d.sync += rd_left.eq(rd_left - 1)
+        m.d.comb += self.acc_read.payload.eq(rd_addr)
+        if slow:
+            # Whether each read not yet answered is the last of its STORE, for the feed: one
+            # entry more than the accumulator's read buffer (its read_buffer_depth) has
+            # reads unanswered, so that a full queue (no write, also while read) never
+            # holds off a read the accumulator would take.
+            answers = -(-(Accumulator.read_latency + 1) // self.row_cycles)
+            m.submodules.read_marks = read_marks = small_fifo(cfg, width=1, depth=answers + 1)
+            m.d.comb += [
+                self.acc_read.valid.eq(rd_active & read_marks.w_rdy),
+                read_marks.w_en.eq(rd_fire),
+                read_marks.w_data.eq(rd_last),
+                read_marks.r_en.eq(self.acc_read_data.valid & self.acc_read_data.ready),
+            ]
+        else:
+            m.d.comb += self.acc_read.valid.eq(rd_active)
         with m.If(rd_fire):
-            m.d.sync += [rd_addr.eq(rd_addr + 1), rd_left.eq(rd_left - 1)]
+            m.d.sync += rd_addr.eq(rd_next)
             with m.If(rd_last):
                 m.d.sync += rd_active.eq(0)
         reader_free = ~rd_active | (rd_fire & rd_last)
@@ -423,6 +478,9 @@ class StoreUnit(wiring.Component):
         inverted = bound[0] > bound[1]
 
         # --- The issue stage. ---
+        # Slow clocks: a dummy row is queued or in the post-processing (at most one: a CONFIG
+        # that needs one waits for the previous one to leave).
+        dummy_out = Signal()
         pending_swap = Signal()  # a completed parameter set waits for its swap
         pending_cause = Signal(ErrorCause)
         take = Signal()
@@ -457,11 +515,11 @@ class StoreUnit(wiring.Component):
                         m.d.comb += [
                             # Slow clocks: a DMA STORE is taken with its command (below).
                             take.eq(store.to_sp if slow else 1),
-                            feed_in.last_row.eq(store.rows - 1),
+                            *([] if slow else [feed_in.last_row.eq(store.rows - 1)]),
                             feed_in.mode.eq(mode),
                             feed_in.swap.eq(pending_swap),
                             feed_queue.w_en.eq(1),
-                            sink_in.last_row.eq(store.rows - 1),
+                            *([] if _tags_last(cfg) else [sink_in.last_row.eq(store.rows - 1)]),
                             sink_in.dest.eq(store.dest),
                             sink_in.kind.eq(Mux(store.to_sp, _Sink.SP, _Sink.DRAM)),
                             sink_queue.w_en.eq(1),
@@ -470,7 +528,7 @@ class StoreUnit(wiring.Component):
                             pending_swap.eq(0),
                             rd_active.eq(1),
                             rd_addr.eq(store.acc_addr),
-                            rd_left.eq(store.rows),
+                            rd_end.eq(acc_end) if slow else rd_left.eq(store.rows),
                         ]
                         with m.If(~store.to_sp):
                             m.d.sync += wcmd_valid.eq(1)
@@ -487,7 +545,8 @@ class StoreUnit(wiring.Component):
                         m.d.sync += pending_cause.eq(Mux(is_config, config_cause,
                                                          ErrorCause.MALFORMED))
                         m.next = "ERROR"
-                    with m.Elif(~pending_swap | feed_queue.w_rdy):
+                    with m.Elif(~pending_swap | (feed_queue.w_rdy & ~dummy_out if slow
+                                                 else feed_queue.w_rdy)):
                         # Slow clocks: the read command comes straight from the waiting
                         # CONFIG, which is taken once the command is.
                         if slow:
@@ -495,7 +554,7 @@ class StoreUnit(wiring.Component):
                         with m.If(self.dma_read_cmd.ready) if slow else nullcontext():
                             m.d.comb += [
                                 take.eq(1),
-                                feed_in.last_row.eq(0),
+                                *([] if slow else [feed_in.last_row.eq(0)]),
                                 feed_in.mode.eq(PostMode.ACC),
                                 feed_in.swap.eq(1),
                                 feed_in.dummy.eq(1),
@@ -574,23 +633,38 @@ class StoreUnit(wiring.Component):
 
         # --- Feed: accumulator answers (or a dummy row) into the post-processing. ---
         feed = feed_layout(feed_queue.r_data)
-        feed_count = Signal(range(cfg.acc_depth))
         rows = pp.acc_rows
+        if slow:  # the row answers the last read of its STORE, or is a dummy row
+            last_read = read_marks.r_data[0]
+            feed_last = feed.dummy | last_read
+            feed_first = Signal(init=1)
+            with m.If(rows.valid & rows.ready):
+                m.d.sync += feed_first.eq(feed_last)
+        else:
+            feed_count = Signal(range(cfg.acc_depth))
+            feed_last = feed_count == feed.last_row
+            feed_first = feed_count == 0
+        tags_last = _tags_last(cfg)
         m.d.comb += [
             rows.valid.eq(feed_queue.r_rdy & (feed.dummy | self.acc_read_data.valid)),
             rows.payload.row.eq(self.acc_read_data.payload.row),
             rows.payload.mode.eq(feed.mode),
-            rows.payload.swap.eq(feed.swap & (feed_count == 0)),
-            rows.payload.tag.eq(feed.dummy << _DUMMY_TAG_BIT),
+            rows.payload.swap.eq(feed.swap & feed_first),
+            # (Slow clocks: a dummy row's last bit is any, its output is dropped.)
+            rows.payload.tag.eq(Cat(feed.dummy, last_read) if tags_last else feed.dummy),
             self.acc_read_data.ready.eq(feed_queue.r_rdy & ~feed.dummy & rows.ready),
         ]
         rows_fire = rows.valid & rows.ready
-        with m.If(rows_fire):
-            with m.If(feed_count == feed.last_row):
-                m.d.sync += feed_count.eq(0)
+        if slow:
+            with m.If(rows_fire & feed_last):
                 m.d.comb += feed_queue.r_en.eq(1)
-            with m.Else():
-                m.d.sync += feed_count.eq(feed_count + 1)
+        else:
+            with m.If(rows_fire):
+                with m.If(feed_last):
+                    m.d.sync += feed_count.eq(0)
+                    m.d.comb += feed_queue.r_en.eq(1)
+                with m.Else():
+                    m.d.sync += feed_count.eq(feed_count + 1)
 
         # --- Sink: output rows to the scratchpad or as beats to the DMA. ---
         out = pp.out_rows
@@ -630,17 +704,20 @@ class StoreUnit(wiring.Component):
         retire_wait = Signal()
         m.d.comb += [retire_queue.w_en.eq(retire_push), retire_queue.w_data.eq(retire_wait)]
         row_done = Signal()  # an output row of the head instruction went out
-        last_of_head = sink_count == head.last_row
+        sp_payload = [self.sp_write.payload.addr.eq(head.dest + sink_count),
+                      self.sp_write.payload.row.eq(out.payload.row.int8)]
+        if slow:  # the payload is only used with valid: not gated by the head's kind
+            m.d.comb += sp_payload
+        last_of_head = (out.payload.tag[_LAST_TAG_BIT] if tags_last
+                        else sink_count == head.last_row)
         with m.If(sink_queue.r_rdy & retire_queue.w_rdy):
             with m.Switch(head.kind):
                 with m.Case(_Sink.CONFIG):
                     m.d.comb += [sink_queue.r_en.eq(1), retire_push.eq(1)]
                 with m.Case(_Sink.SP):
-                    m.d.comb += [
-                        self.sp_write.valid.eq(row_valid),
-                        self.sp_write.payload.addr.eq(head.dest + sink_count),
-                        self.sp_write.payload.row.eq(out.payload.row.int8),
-                    ]
+                    m.d.comb += self.sp_write.valid.eq(row_valid)
+                    if not slow:
+                        m.d.comb += sp_payload
                     with m.If(self.sp_write.valid & self.sp_write.ready):
                         m.d.comb += [consumed.eq(1), row_done.eq(1)]
                 with m.Case(_Sink.DRAM):
@@ -670,11 +747,20 @@ class StoreUnit(wiring.Component):
             m.d.sync += ctl.error.eq(ErrorCause.DMA_WRITE)
 
         # Rows inside the post-processing (for busy).
-        in_flight = Signal(range(pp.latency + pp.buffer_depth + 2))
-        m.d.sync += in_flight.eq(in_flight + rows_fire - (out.valid & out.ready))
+        # Slow clocks: those of a STORE while its sink queue entry is there; a dummy row.
+        if slow:
+            with m.If(feed_queue.w_en & feed_in.dummy):
+                m.d.sync += dummy_out.eq(1)
+            with m.If(out.valid & dummy_row):
+                m.d.sync += dummy_out.eq(0)
+            rows_inside = dummy_out
+        else:
+            in_flight = Signal(range(pp.latency + pp.buffer_depth + 2))
+            m.d.sync += in_flight.eq(in_flight + rows_fire - (out.valid & out.ready))
+            rows_inside = in_flight != 0
 
         m.d.comb += ctl.busy.eq(
             (0 if slow else insn_valid) | ~(fsm.ongoing("IDLE") | fsm.ongoing("STOP")) | rd_active
-            | feed_queue.r_rdy | sink_queue.r_rdy | retire_queue.r_rdy | (in_flight != 0)
+            | feed_queue.r_rdy | sink_queue.r_rdy | retire_queue.r_rdy | rows_inside
             | wcmd_valid | rcmd_valid | beat_valid | param_valid)
         return m
