@@ -1,6 +1,6 @@
 """On-chip system memory: an AXI4 subordinate for the DMA plus a byte port for the host link."""
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -87,6 +87,13 @@ class AXI4RAM(wiring.Component):
     its access) and ``WREADY`` is low. The burst address then advances when a beat is taken, and
     the next beat is fetched in that cycle.
 
+    ``max_burst`` (with ``full_incr_only``) refuses longer bursts too, the same way. With 256
+    words or more, ``left`` then holds only the low ``log2(max_burst)`` bits (at least 1) of the
+    last beat's word address; a refused long burst is counted by its address register instead
+    (loaded with ``~AxLEN`` and a flag: its last beat is the one at 255). When the manager's
+    ``AxLEN`` bits above ``max_burst`` are constant zero (the DMA's), synthesis removes that
+    path.
+
     With ``single_port`` the memory is a :class:`hdl.single_port_ram.SinglePortRAM` (iCE40
     SPRAM, or one block RAM copy instead of two on ECP5): one access per cycle, the host's
     (reads only with ``r_en``) first, then a W beat or an R fetch, taking turns when both
@@ -102,6 +109,9 @@ class AXI4RAM(wiring.Component):
         One port shared by the host and both bursts (``size`` / beat bytes a power of two).
     full_incr_only : bool
         Serve only full-width INCR bursts; refuse the others with DECERR (see above).
+    max_burst : int
+        Longest burst served, beats: a power of two from 1 to 256 (below 256 only with
+        ``full_incr_only``); longer ones are refused with DECERR (see above).
 
     Members
     -------
@@ -112,19 +122,27 @@ class AXI4RAM(wiring.Component):
     ------
     TypeError
         ``size`` is not an integer, ``signature`` not an AXI4Signature, ``single_port`` or
-        ``full_incr_only`` not a bool.
+        ``full_incr_only`` not a bool, ``max_burst`` not an integer.
     ValueError
         ``size`` is not a positive multiple of the beat size (a power of two of at least two
-        beats with ``single_port``); the port lacks a half.
+        beats with ``single_port``); the port lacks a half; ``max_burst`` is not a power of
+        two from 1 to 256, or below 256 without ``full_incr_only``.
     """
 
-    def __init__(self, size, signature, *, single_port=False, full_incr_only=False):
+    def __init__(self, size, signature, *, single_port=False, full_incr_only=False,
+                 max_burst=256):
         try:
             self._check(size, signature)
             for name, value in (("single_port", single_port),
                                 ("full_incr_only", full_incr_only)):
                 if not isinstance(value, bool):
                     raise TypeError(f"{name} must be a bool, not {value!r}")
+            if not isinstance(max_burst, int) or isinstance(max_burst, bool):
+                raise TypeError(f"max_burst must be an integer, not {max_burst!r}")
+            if (not 1 <= max_burst <= 256 or max_burst & (max_burst - 1)
+                    or max_burst < 256 and not full_incr_only):
+                raise ValueError(f"max_burst must be a power of two from 1 to 256 (below 256 "
+                                 f"only with full_incr_only), not {max_burst!r}")
             words = size // signature.beat_bytes
             if single_port and (words < 2 or words & (words - 1)):
                 raise ValueError(f"a single-port RAM size must be a power of two of at least "
@@ -133,7 +151,7 @@ class AXI4RAM(wiring.Component):
             self._MustUse__silence = True
             raise
         self.size, self.single_port, self.full_incr_only = size, single_port, full_incr_only
-        self.beat_bytes = signature.beat_bytes
+        self.beat_bytes, self.max_burst = signature.beat_bytes, max_burst
         super().__init__({
             "axi": In(signature),
             "host": In(RAMPortSignature(max(1, (size - 1).bit_length()))),
@@ -170,11 +188,24 @@ class AXI4RAM(wiring.Component):
         # With ``full_incr_only``, burst addresses are word addresses: the bits from ``low``.
         low = lsb if self.full_incr_only else 0
 
-        def start(addr, high, axaddr, axsize, axburst):
+        # ``max_burst``: AxLEN's bits from ``log_max`` make a long burst (refused).
+        log_max = (self.max_burst - 1).bit_length()
+        limited = self.max_burst < 256
+        by_end = self.full_incr_only and inside - low >= 8
+
+        def too_long(axlen):
+            return axlen[log_max:].any()
+
+        def start(addr, high, axaddr, axsize, axburst, axlen):
             refused = 0
             if self.full_incr_only:  # a burst not served: as if outside the memory
                 refused = (axsize != lsb) | (axburst != AXIBurst.INCR)
-            return [addr.eq(axaddr[low:inside]), high.eq(axaddr[inside:].any() | refused)]
+                if limited:
+                    refused = refused | too_long(axlen)
+            value = axaddr[low:inside]
+            if by_end and limited:  # a long burst counts its beats in the address
+                value = Cat(Mux(too_long(axlen), ~axlen, value[:8]), value[8:])
+            return [addr.eq(value), high.eq(axaddr[inside:].any() | refused)]
 
         def advance(addr, high, size, burst):
             if self.full_incr_only:
@@ -192,13 +223,25 @@ class AXI4RAM(wiring.Component):
         # A burst's length: with ``full_incr_only`` (and room for 256 beats below ``inside``),
         # ``left`` holds the low 8 bits of the last beat's word address, compared with the
         # beat's (no down counter); else the beats left after this one.
-        by_end = self.full_incr_only and inside - low >= 8
+        # ``max_burst``: only the low ``end_bits`` of it, and ``long`` for a long burst, whose
+        # last beat is at 255 (its address was loaded with ``~AxLEN``).
+        end_bits = max(1, log_max) if limited else 8
 
-        def burst_load(left, axaddr, axlen):
-            return left.eq(axaddr[low:low + 8] + axlen if by_end else axlen)
+        def burst_load(left, long, axaddr, axlen):
+            if not by_end:
+                return [left.eq(axlen)]
+            end = (axaddr[low:low + 8] + axlen)[:end_bits]
+            if not limited:
+                return [left.eq(end)]
+            return [left.eq(Mux(too_long(axlen), (1 << end_bits) - 1, end)),
+                    long.eq(too_long(axlen))]
 
-        def burst_last(left, addr):
-            return addr[:8] == left if by_end else left == 0
+        def burst_last(left, long, addr):
+            if not by_end:
+                return left == 0
+            if not limited:
+                return addr[:8] == left
+            return (addr[:end_bits] == left) & (~long | addr[end_bits:8].all())
 
         def burst_step(left):
             return [] if by_end else [left.eq(left - 1)]
@@ -255,7 +298,8 @@ class AXI4RAM(wiring.Component):
                                    else host_data)
 
         # Read bursts: while ``r_busy``, beats still to fetch from ``r_addr`` (``r_left``).
-        r_addr, r_high, r_left, r_busy = Signal(inside - low), Signal(), Signal(8), Signal()
+        r_addr, r_high, r_busy = Signal(inside - low), Signal(), Signal()
+        r_left, r_long = Signal(end_bits if by_end else 8), Signal()
         r_size, r_burst, r_id = Signal(3), Signal(AXIBurst), Signal.like(axi.arid)
         r_outside = Signal()
         if self.full_incr_only:  # RID is r_id: a new AR waits for the last beat to leave
@@ -264,8 +308,9 @@ class AXI4RAM(wiring.Component):
         else:
             m.d.comb += axi.arready.eq(~r_busy)
         with m.If(axi.arvalid & axi.arready):
-            m.d.sync += [*start(r_addr, r_high, axi.araddr, axi.arsize, axi.arburst),
-                         burst_load(r_left, axi.araddr, axi.arlen), r_busy.eq(1),
+            m.d.sync += [*start(r_addr, r_high, axi.araddr, axi.arsize, axi.arburst,
+                                           axi.arlen),
+                         *burst_load(r_left, r_long, axi.araddr, axi.arlen), r_busy.eq(1),
                          r_id.eq(axi.arid)]
             if not self.full_incr_only:
                 m.d.sync += [r_size.eq(axi.arsize), r_burst.eq(axi.arburst)]
@@ -280,13 +325,14 @@ class AXI4RAM(wiring.Component):
                          read_addr.eq(burst_word(taken)), read_en.eq(fetch | stalled)]
             m.d.sync += [r_addr.eq(taken[:-1]), r_high.eq(r_high | taken[-1])]
             with m.If(axi.arvalid & axi.arready):  # a new burst (its last beat is taken)
-                m.d.sync += start(r_addr, r_high, axi.araddr, axi.arsize, axi.arburst)
+                m.d.sync += start(r_addr, r_high, axi.araddr, axi.arsize, axi.arburst,
+                                           axi.arlen)
             r_out = outside(taken[:-1], r_high | taken[-1])
-            r_last = burst_last(r_left, taken)
+            r_last = burst_last(r_left, r_long, taken)
         else:
             m.d.comb += [read_addr.eq(burst_word(r_addr)), read_en.eq(fetch)]
             r_out = outside(r_addr, r_high)
-            r_last = burst_last(r_left, r_addr)
+            r_last = burst_last(r_left, r_long, r_addr)
         with m.If(fetch):
             m.d.sync += [
                 axi.rvalid.eq(1), axi.rlast.eq(r_last),
@@ -303,7 +349,8 @@ class AXI4RAM(wiring.Component):
             m.d.sync += axi.rvalid.eq(0)
 
         # Write bursts.
-        w_addr, w_high, w_left, w_busy = Signal(inside - low), Signal(), Signal(8), Signal()
+        w_addr, w_high, w_busy = Signal(inside - low), Signal(), Signal()
+        w_left, w_long = Signal(end_bits if by_end else 8), Signal()
         w_size, w_burst, w_failed = Signal(3), Signal(AXIBurst), Signal()
         m.d.comb += axi.awready.eq(~w_busy & ~axi.bvalid)
         w_beat = axi.wvalid & axi.wready
@@ -323,8 +370,9 @@ class AXI4RAM(wiring.Component):
         else:
             m.d.comb += [axi.wready.eq(w_busy & ~host_busy), fetch.eq(fetch_wanted)]
         with m.If(axi.awvalid & axi.awready):
-            m.d.sync += [*start(w_addr, w_high, axi.awaddr, axi.awsize, axi.awburst),
-                         burst_load(w_left, axi.awaddr, axi.awlen), w_busy.eq(1),
+            m.d.sync += [*start(w_addr, w_high, axi.awaddr, axi.awsize, axi.awburst,
+                                           axi.awlen),
+                         *burst_load(w_left, w_long, axi.awaddr, axi.awlen), w_busy.eq(1),
                          axi.bid.eq(axi.awid), w_failed.eq(0)]
             if not self.full_incr_only:
                 m.d.sync += [w_size.eq(axi.awsize), w_burst.eq(axi.awburst)]
@@ -338,7 +386,7 @@ class AXI4RAM(wiring.Component):
                          write_en.eq(Mux(w_out, 0, axi.wstrb))]
             m.d.sync += [*advance(w_addr, w_high, w_size, w_burst), *burst_step(w_left),
                          w_failed.eq(w_failed | w_out)]
-            with m.If(burst_last(w_left, w_addr)):
+            with m.If(burst_last(w_left, w_long, w_addr)):
                 m.d.sync += [w_busy.eq(0), axi.bvalid.eq(1), axi.bresp.eq(
                     Mux(w_failed | w_out, AXIResp.DECERR, AXIResp.OKAY))]
         with m.If(axi.bvalid & axi.bready):

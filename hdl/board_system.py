@@ -63,9 +63,12 @@ class BoardSystem(wiring.Component):
         # Checked now, not at elaboration.
         self._uart = UART(clk_hz, baud, gap_bits=max(20, round(baud * GAP_SECONDS)),
                           compact=not config.fast_clock)
-        # Slow clocks (iCE40): only the DMA's bursts (full-width INCR), others refused.
+        # Slow clocks (iCE40): only the DMA's bursts (full-width INCR, at most
+        # ``dma_max_burst`` beats), others refused.
+        slow = not config.fast_clock
         self._ram = AXI4RAM(ram_bytes, dma_axi_signature(config), single_port=True,
-                            full_incr_only=not config.fast_clock)
+                            full_incr_only=slow,
+                            max_burst=config.dma_max_burst if slow else 256)
         super().__init__({
             "uart_rx": wiring.In(1, init=1),
             "uart_tx": Out(1, init=1),

@@ -124,9 +124,9 @@ class HostLink(wiring.Component):
     With ``compact`` (for small FPGAs) a CSR read takes its whole word at the first R beat
     (RREADY with it: the bank is free again 3 cycles earlier) and stores bytes 1-3 from a
     shift register, and a PING's reply length is kept in ``length``; the tag is kept in the
-    buffer (a 256-byte block RAM initialised to zero, the tag at byte 255: the header's other
-    bytes land in bytes 0-4, below any payload or read data): fewer LUTs and flip-flops, same
-    timing.
+    buffer (a 512-byte block RAM initialised to zero, the tag at byte 255: the header's other
+    bytes land in bytes 0-4, below any payload or read data), and so is a PING reply's data
+    (initialised at byte 256): fewer LUTs and flip-flops, same timing.
 
     Parameters
     ----------
@@ -217,19 +217,21 @@ class HostLink(wiring.Component):
         # same cycle: an asynchronous port and its register (``buf_r_data``, enabled by
         # ``buf_r_en``), which yosys merges with ``no_rw_check``, so that it adds no logic
         # for a collision (a synchronous port would get a read-before-write emulation).
-        # ``compact``: 256 bytes, the frame's tag at TAG_ADDR (255, above any payload; zero
-        # from configuration, like the ``tag`` register from reset).
+        # ``compact``: 512 bytes, the frame's tag at TAG_ADDR (255, above any payload; zero
+        # from configuration, like the ``tag`` register from reset), a PING reply's data
+        # bytes from 256 (PING_ADDR, from configuration; read with address bit 8 set).
         compact = self.compact
         tag_addr = 255
         m.submodules.buffer = buffer = Memory(
-            shape=8, depth=256 if compact else self.max_payload,
-            init=[0] * 256 if compact else [], attrs={"no_rw_check": 1})
+            shape=8, depth=512 if compact else self.max_payload,
+            init=[0] * 256 + list(self.ping_data) if compact else [],
+            attrs={"no_rw_check": 1})
         buf_w = buffer.write_port()
         buf_r = buffer.read_port(domain="comb")
         buf_r_en, buf_r_data = Signal(), Signal(8)
         with m.If(buf_r_en):
             m.d.sync += buf_r_data.eq(buf_r.data)
-        m.d.comb += [buf_w.addr.eq(count), buf_r.addr.eq(count + 1), buf_r_en.eq(0),
+        m.d.comb += [buf_w.addr.eq(count), buf_r.addr.eq((count + 1)[:8]), buf_r_en.eq(0),
                      ram.addr.eq(addr), ram.w_data.eq(buf_r_data),
                      csr.awaddr.eq(addr), csr.araddr.eq(addr),
                      csr.wdata.eq(Cat(word, buf_r_data)), csr.wstrb.eq(0b1111)]
@@ -439,7 +441,8 @@ class HostLink(wiring.Component):
                     m.next = "REPLY_TAG"
 
             with m.State("REPLY_TAG"):
-                m.d.comb += buf_r.addr.eq(0)
+                # The first data byte (``compact``: a PING's from PING_ADDR).
+                m.d.comb += buf_r.addr.eq(Cat(Const(0, 8), is_ping) if compact else 0)
                 sent = send(buf_r_data if compact else tag)
                 m.d.comb += buf_r_en.eq(sent if compact else 1)
                 with m.If(sent):
@@ -448,9 +451,13 @@ class HostLink(wiring.Component):
                         m.next = "REPLY_CRC_HIGH"
 
             with m.State("REPLY_DATA"):
-                ping = Const(int.from_bytes(self.ping_data, "little"), 8 * PING_BYTES)
-                with m.If(send(Mux(is_ping, ping.word_select(count[:3], 8),
-                                   buf_r_data))):
+                if compact:  # a PING's bytes from the buffer
+                    m.d.comb += buf_r.addr.eq(Cat((count + 1)[:8], is_ping))
+                    byte = buf_r_data
+                else:
+                    ping = Const(int.from_bytes(self.ping_data, "little"), 8 * PING_BYTES)
+                    byte = Mux(is_ping, ping.word_select(count[:3], 8), buf_r_data)
+                with m.If(send(byte)):
                     m.d.comb += buf_r_en.eq(1)
                     m.d.sync += count.eq(count + 1)
                     with m.If(count + 1 == data_bytes):

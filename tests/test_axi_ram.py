@@ -68,10 +68,10 @@ async def host_access(ctx, host, enable):
     ctx.set(enable, 0)
 
 
-def burst_addresses(addr, length, size, burst, full_incr_only=False):
-    """The byte address of each beat; a burst ``full_incr_only`` refuses is outside (all
-    beats at ``2**32``)."""
-    if full_incr_only and (size != 2 or burst != AXIBurst.INCR):
+def burst_addresses(addr, length, size, burst, full_incr_only=False, max_burst=256):
+    """The byte address of each beat; a burst ``full_incr_only`` refuses (also one longer
+    than ``max_burst``) is outside (all beats at ``2**32``)."""
+    if full_incr_only and (size != 2 or burst != AXIBurst.INCR or length > max_burst):
         return [1 << 32] * length
     step = 0 if burst == AXIBurst.FIXED else 1 << size
     return [addr + i * step for i in range(length)]
@@ -80,7 +80,8 @@ def burst_addresses(addr, length, size, burst, full_incr_only=False):
 async def checked_write(ctx, dut, memory, failures, addr, beats, *, size, kind, rng, stall):
     """A write burst, applied to ``memory`` (a bytearray: the expected contents); a wrong
     response goes to ``failures``."""
-    addrs = burst_addresses(addr, len(beats), size, kind, dut.full_incr_only)
+    addrs = burst_addresses(addr, len(beats), size, kind, dut.full_incr_only,
+                            dut.max_burst)
     resp = await axi_write(ctx, dut.axi, addr, beats, size=size, burst=kind, rng=rng,
                            stall=stall)
     for a, (data, strb) in zip(addrs, beats, strict=True):
@@ -94,7 +95,7 @@ async def checked_write(ctx, dut, memory, failures, addr, beats, *, size, kind, 
 
 async def checked_read(ctx, dut, memory, failures, addr, length, *, size, kind, rng, stall):
     """A read burst, compared with ``memory`` (DECERR and 0 past its end)."""
-    addrs = burst_addresses(addr, length, size, kind, dut.full_incr_only)
+    addrs = burst_addresses(addr, length, size, kind, dut.full_incr_only, dut.max_burst)
     beats = await axi_read(ctx, dut.axi, addr, length, size=size, burst=kind, rng=rng,
                            stall=stall)
     for i, (a, (data, resp, last)) in enumerate(zip(addrs, beats, strict=True)):
@@ -175,24 +176,29 @@ def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, stall):
     assert not failures, f"seed={seed}: {failures[:5]}"
 
 
-@pytest.mark.parametrize("single_port", [False, True])
-@pytest.mark.parametrize("size_bytes", [1024, 2048])
-def test_long_full_incr_bursts(single_port, size_bytes):
+@pytest.mark.parametrize("single_port, size_bytes, max_burst",
+                         [(False, 1024, 256), (True, 1024, 256), (False, 2048, 256),
+                          (True, 2048, 256), (True, 2048, 16), (False, 1024, 8),
+                          (True, 1024, 1)])
+def test_long_full_incr_bursts(single_port, size_bytes, max_burst):
     """``full_incr_only`` with room for 256 beats (the last beat found by its address): INCR
     bursts of 1 to 256 full beats inside, across the end and outside, under back-pressure,
-    while the host port writes the top 64 bytes."""
+    while the host port writes the top 64 bytes; with ``max_burst``, the longer ones are
+    refused (DECERR, nothing written) and still take all their beats."""
     seed = 31
     rng = np.random.default_rng(seed)
-    print(f"seed={seed} single_port={single_port} size_bytes={size_bytes}")
+    print(f"seed={seed} single_port={single_port} size_bytes={size_bytes} "
+          f"max_burst={max_burst}")
     dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                  single_port=single_port, full_incr_only=True)
+                  single_port=single_port, full_incr_only=True, max_burst=max_burst)
     memory = bytearray(size_bytes)
     host_top = size_bytes - 64
     failures, done = [], []
 
     async def bus(ctx):
         for n in range(24):
-            length = int(rng.choice([1, 2, 7, 8, 255, 256, int(rng.integers(1, 257))]))
+            edges = [max_burst, max_burst + 1] if max_burst < 256 else []
+            length = int(rng.choice([1, 2, 7, 8, 255, 256, *edges, int(rng.integers(1, 257))]))
             if n % 5 == 4:  # across the end, or outside
                 addr = int(rng.choice([size_bytes - 8, size_bytes, 0xFFFF_FFF0]))
             else:
@@ -429,6 +435,12 @@ def _unused(elaboratable):
                      single_port=1), TypeError, r"^single_port must be a bool"),
     (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
                      full_incr_only=None), TypeError, r"^full_incr_only must be a bool"),
+    (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                     max_burst=16), ValueError, r"^max_burst must be a power of two"),
+    (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                     full_incr_only=True, max_burst=12), ValueError, r"^max_burst must be"),
+    (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                     full_incr_only=True, max_burst=16.0), TypeError, r"^max_burst must be an"),
     (lambda: _unused(SinglePortRAM(width=32, depth=1 << 16)).spram_tiles(), ValueError,
      r"needs 8 SPRAM tiles; an iCE40UP5K has 4$"),
 ])
