@@ -323,6 +323,8 @@ PRESETS = {
     # in flight). Two DMA bursts in flight
     # cover the on-chip system memory's (SPRAM) latency; the DMA's per-burst queues are
     # flip-flops. Performance counters of 24 bits (CYCLES 48): each wraps after 0.5 s.
+    # A 16-bit DMA address space: the board's 64 KiB of SPRAM (a command reaching past it is
+    # refused with RANGE; the compiler refuses a GEMM that does not fit).
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
                     dsp_products=2, dma_max_burst=16, insn_queue_depth=16,
                     sp_depth=512, acc_depth=256, postproc_lanes=1, postproc_multiply_cycles=4,

@@ -133,8 +133,9 @@ class StoreUnit(wiring.Component):
     at once as ``DMA_WRITE`` (it can only concern an earlier STORE). After an error, no
     instruction is accepted and no ``done`` pulses; what was started drains (acc reads,
     post-processing, sp writes, every beat of an issued DMA write command, every beat of a
-    CONFIG read), then ``busy`` drops. ``bus_addr_width`` holds the ISA's 32-bit addresses
-    (checked at construction), so none is cut.
+    CONFIG read), then ``busy`` drops. No address is cut: on a bus narrower than the ISA's 32
+    bits, a command with an address or stride bit above it is refused by the DMA (``RANGE``:
+    ``DMA_WRITE`` / ``DMA_READ``; see :func:`hdl.isa.check_dma_addresses`).
 
     Pipelining: one instruction waits in a decode register while the previous one issues its
     reads (slow clocks, ``not config.fast_clock``: no decode register; the instruction waits
