@@ -206,6 +206,15 @@ def _check_gemm_args(parser, args):
         args.board = args.board or "icebreaker"
     else:
         args.config = args.config or "tiny"
+    # The shape must fit the config's DMA address space (tiny's is its board's 64 KiB).
+    from hdl.config import preset
+    from sw.board import board_config
+    from sw.compiler import plan_gemm
+    config = board_config(args.board, args.config) if board else preset(args.config)
+    try:
+        plan_gemm(config, args.m, args.k, args.n, requant=args.requant)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def main(argv=None):

@@ -39,6 +39,16 @@ def test_gemm_board_options_are_checked(args, message, capsys):
     assert f"tessera gemm: error: {message}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args", [["--config", "tiny"], ["--backend", "board-sim"]])
+def test_gemm_past_the_dma_address_space_is_refused(args, capsys):
+    """tiny (also as the iCEBreaker's config) reaches 64 KiB: a 256^3 GEMM does not fit."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gemm", "--m", "256", "--k", "256", "--n", "256", *args])
+    assert exit_info.value.code == 2
+    assert ("tessera gemm: error: a 256x256x256 GEMM at base 0x0 needs system memory up to "
+            "0x60000; the tiny config's DMA reaches 0x10000" in capsys.readouterr().err)
+
+
 def test_gemm_on_a_missing_serial_port_fails_cleanly(capsys):
     port = "/dev/tessera-no-such-port"
     assert main(["gemm", "--m", "1", "--k", "1", "--n", "1", "--backend", "board",
