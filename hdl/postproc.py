@@ -266,10 +266,12 @@ class PostProcess(wiring.Component):
       rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
       clamp into the output buffer or slot. With the serial multiply it is 6 +
       :attr:`row_cycles`: the multiply is one stage, :attr:`row_cycles` counts its cycles,
-      the high-multiply rounding rides on the nudge add (with the parameters in block RAM:
-      an increment, no nudge; the shift's rounding, from the bits it drops, rides on the
-      zero point add), and the barrel shift and the zero point share a stage (tiny's clock
-      is slow).
+      the high-multiply rounding rides on the nudge add, and the barrel shift and the zero
+      point share a stage (tiny's clock is slow). With the parameters in block RAM it is 5
+      + :attr:`row_cycles`: the multiply adds the high-multiply rounding's 2**30 (its
+      first digit's sum starts there), so the barrel shift takes the product's register
+      (no nudge; the shift's rounding, from the bits it drops, rides on the zero point
+      add).
     - Throughput: one row every :attr:`row_cycles` = ``dim / lanes * multiply_cycles``
       cycles (one per cycle at full width with the pipelined multiply), in every mode. A
       parameter switch costs no bubble when each tile has at least :attr:`min_tile_rows` rows
@@ -364,8 +366,10 @@ class PostProcess(wiring.Component):
 
     @property
     def _round_step(self):
-        """Step of the rounding right shift's first stage (uses the right shift)."""
-        return self._product_step + 1
+        """Step of the rounding right shift's first stage (uses the right shift): with the
+        parameters in block RAM the product's register itself (its high half is rounded
+        already: the multiply adds 2**30)."""
+        return self._product_step + (0 if self._params_in_ram else 1)
 
     @property
     def _zero_point_step(self):
@@ -803,7 +807,8 @@ class PostProcess(wiring.Component):
                 multiplier = Cat(words[n][:width - 2 * d], mult_held)
                 product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
                                                 passes(self._MULTIPLY_STEP + 1), Const(0),
-                                                registered=False, chained=_is_ice40(platform))
+                                                registered=False, chained=_is_ice40(platform),
+                                                rounded=True)
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
                 if digits == 1:
@@ -954,7 +959,9 @@ class PostProcess(wiring.Component):
         ``shifter``: (input, output, dropped, left, left input), a barrel shifter (see
         :func:`_sticky_shift`) shared with the left shift, which has it in the cycles
         ``left`` is high; its amount is then ``right`` in the other cycles (0 already for
-        pass-through). It shifts ``2 s`` (``s`` = ``p[31:] + p[30]``) right by ``e``: for
+        pass-through). ``product`` is then ``p + 2**30`` (the multiply adds it), so ``s`` =
+        ``p[31:] + p[30]`` is its bits 31+, from the register, in step ``P`` (the zero
+        point step). It shifts ``2 s`` right by ``e``: for
         ``q`` that and ``c`` = ``s >= 0`` or a dropped bit set, RoundingDivideByPOT(s, e) =
         ``(q + c) >> 1`` (also for ``e`` = 0), and the ``+ c`` rides on the zero point add
         as its carry in: no nudge."""
@@ -962,7 +969,7 @@ class PostProcess(wiring.Component):
         high = product[width - 1:].as_signed()
         if shifter is not None:
             shifter_in, q, dropped, left, left_in = shifter
-            s = stage(signed(width + 1), high + product[width - 2], f"t_{n}")
+            s = high  # the multiply added 2**30: floor((p + 2**30) / 2**31)
             m.d.comb += shifter_in.eq(Mux(left, left_in, Cat(0, s)))
             c = q[0] & (~s[-1] | dropped)
             z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
@@ -1058,9 +1065,10 @@ class PostProcess(wiring.Component):
                      f"product_{n}")
 
     def _serial_multiply(self, m, dp, a, multiplier, digit_at, stage, n, passing, zero,
-                         registered=True, chained=None):
+                         registered=True, chained=None, rounded=False):
         """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
-        group's cycles; ``a * 2**31`` where ``passing``, 0 where ``zero``) accumulated from
+        group's cycles; ``a * 2**31`` where ``passing``, 0 where ``zero``; plus 2**30 if
+        ``rounded``, conditional adds only) accumulated from
         ``d = 32 / multiply_cycles``-bit digits of ``multiplier``, lowest first: the 64-bit
         product is registered at step ``M + 2`` after the group's last digit (the pass-through
         top digit, 2**(d - 1), keeps within the bound below).
@@ -1089,7 +1097,8 @@ class PostProcess(wiring.Component):
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
         first = digit_at(self._MULTIPLY_STEP + 1) == 0
         if self.multiplier == "lut" and chained is not None:
-            total = self._cond_add_sum(m, high[d:].as_signed(), ~first, a, b, n, chained)
+            total = self._cond_add_sum(m, high[d:].as_signed(), ~first, a, b, n, chained,
+                                       first if rounded else Const(0))
         elif self.multiplier == "lut":
             carried = Mux(first, 0, high >> d)
             total = self._carry_chain_sum(m, carried, a, b, n)
@@ -1102,8 +1111,9 @@ class PostProcess(wiring.Component):
         return Cat(low, high).as_signed()
 
     @staticmethod
-    def _cond_add_sum(m, carried, carry, a, b, n, ice40):
-        """``carried`` (where ``carry``) ``+ a * b`` (``b`` signed, ``d + 1`` bits) modulo
+    def _cond_add_sum(m, carried, carry, a, b, n, ice40, round_in):
+        """``carried`` (where ``carry``) ``+ a * b`` (``b`` signed, ``d + 1`` bits; plus 2**30
+        where ``round_in``, only with ``b >= 0``) modulo
         ``2**(32 + d)``, from conditional adds (:func:`_cond_add`, one LUT a bit on an iCE40,
         where an add of a partial product costs two LUTs a bit): two chains, one adding
         ``carried`` and the low half of the digit's partial products to ``a * b[0]``, the
@@ -1117,7 +1127,9 @@ class PostProcess(wiring.Component):
         low = _cond_add(m, low, carried, carry, width, 0, ice40, f"mul_{n}_carried")
         for k in range(1, half):
             low = _cond_add(m, low, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
-        high = Mux(b[top], ~a.shift_left(top), 0)
+        # Where b[top] is 0 (always in the first digit) the high chain starts at 2**30 if
+        # `round_in` (the rounding of the high multiply): a LUT input more in one bit.
+        high = Mux(b[top], ~a.shift_left(top), Cat(Const(0, 30), round_in))
         for k in range(half, top):
             high = _cond_add(m, high, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
         return (low + high + b[top])[:width]
