@@ -423,7 +423,10 @@ class PostProcess(wiring.Component):
     @property
     def _tile_copied(self):
         """Cycles after a swap until the zero point step has copied the tile parameters (with
-        the serial multiply one more: the copying cycle may be stalled)."""
+        the serial multiply one more: the copying cycle may be stalled; with the parameters
+        in block RAM the copy is in the swap row's first group's last cycle there)."""
+        if self._params_in_ram:
+            return self._zero_point_step + self.multiply_cycles + 1
         return self._zero_point_step + (1 if self.multiply_cycles > 1 else 0)
 
     @property
@@ -552,8 +555,13 @@ class PostProcess(wiring.Component):
             dp.d.sync += pulse.eq(swap_at[-1])
             swap_at.append(pulse)
         # The shadow set must stay still until the last step has copied it (with stalls, also
-        # in the cycle that copies it: that cycle may be stalled).
-        copying = Cat(swap_at[1:self._tile_copied]).any()
+        # in the cycle that copies it: that cycle may be stalled). With the parameters in
+        # block RAM the tile's copy waits (`tile_next`) for the swap row's first group to load
+        # the zero point step's registers, which takes the shadow zero point meanwhile.
+        copying = Cat(swap_at[1:min(self._tile_copied, zero_point_step + 1)]).any()
+        if in_ram:
+            tile_next = Signal(name="tile_next")
+            copying |= tile_next
 
         param = self.params.payload
         m.d.comb += self.acc_rows.ready.eq(row_ready & credit if streamed else row_ready)
@@ -655,7 +663,10 @@ class PostProcess(wiring.Component):
             right = [copy(round_step - (1 if streamed else 0), unsigned(5),
                           Mux(shadow[n].shift < 0, -shadow[n].shift, 0), f"right_{n}")
                      for n in range(dim)]
-        tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
+        if in_ram:
+            tile = Signal(_tile_layout(), name="tile")  # loaded with the swap row's first z
+        else:
+            tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
 
         # --- Control travelling with the rows: valid, mode (and tag) of each step's row. ---
         # With row slots the tag waits in the output slot instead (written as the row starts),
@@ -720,7 +731,21 @@ class PostProcess(wiring.Component):
         # The activation bounds travel beside the zero-pointed row to the clamp. With the
         # serial multiply the zero-pointed lane (and its control, `done`) is loaded only in
         # its group's last digit and held until the next: it waits there for the output row.
-        if streamed:
+        zero_point = tile.zero_point
+        if in_ram:
+            # The tile register changes only as a group loads the zero point step's registers,
+            # as the waiting one lands (or has landed): it holds the bounds of the waiting one.
+            z_load = ctrl[zero_point_step].valid & (digit_at(zero_point_step) == digits - 1)
+            done = Signal(ctrl_layout, name=f"ctrl_{zero_point_step + 1}")
+            with dp.If(z_load):
+                dp.d.sync += done.eq(ctrl[zero_point_step])
+                with dp.If(tile_next):
+                    dp.d.sync += [tile.eq(shadow_tile), tile_next.eq(0)]
+            with dp.If(swap_at[zero_point_step]):
+                dp.d.sync += tile_next.eq(1)
+            zero_point = Mux(tile_next, shadow_tile.zero_point, tile.zero_point)
+            act_min, act_max = tile.act_min, tile.act_max
+        elif streamed:
             z_load = ctrl[zero_point_step].valid & (digit_at(zero_point_step) == digits - 1)
             done = Signal(ctrl_layout, name=f"ctrl_{zero_point_step + 1}")
             act_min = Signal(signed(8), name="act_min", reset_less=True)
@@ -823,7 +848,7 @@ class PostProcess(wiring.Component):
                                                     passes(self._MULTIPLY_STEP), Const(0))
 
             if streamed:
-                lane_z.append(self._serial_rounding(m, dp, product, right_e, passes, tile,
+                lane_z.append(self._serial_rounding(m, dp, product, right_e, passes, zero_point,
                                                     z_load, stage, n, shifter))
                 continue
             # SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31), saturated (only
@@ -942,7 +967,7 @@ class PostProcess(wiring.Component):
             self.out_rows.payload.eq(Array(slots)[read_ptr]),
         ]
 
-    def _serial_rounding(self, m, dp, product, right, passes, tile, z_load, stage, n,
+    def _serial_rounding(self, m, dp, product, right, passes, zero_point, z_load, stage, n,
                          shifter=None):
         """Steps ``P`` (``_product_step``, the product in a register) to the zero point step
         with the serial multiply, for one lane: the rounded high half of ``product`` and
@@ -973,7 +998,7 @@ class PostProcess(wiring.Component):
             m.d.comb += shifter_in.eq(Mux(left, left_in, Cat(0, s)))
             c = q[0] & (~s[-1] | dropped)
             z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
-            zero_point = Mux(passes(self._zero_point_step), 0, tile.zero_point)
+            zero_point = Mux(passes(self._zero_point_step), 0, zero_point)
             with dp.If(z_load):
                 dp.d.sync += z.eq(q[1:].as_signed() + zero_point + c)
             return z
@@ -989,7 +1014,7 @@ class PostProcess(wiring.Component):
         y = t >> stage(unsigned(5), e, f"e_{n}")
         z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
         with dp.If(z_load):
-            dp.d.sync += z.eq(y + Mux(passes(self._zero_point_step), 0, tile.zero_point))
+            dp.d.sync += z.eq(y + Mux(passes(self._zero_point_step), 0, zero_point))
         return z
 
     def _row_output(self, m, done, lane_z, lane_int8, row_fire, z_load, advance):

@@ -116,6 +116,21 @@ def test_postproc_matches_model(dim, lanes, multiply_cycles, stalls):
                                      f"multiply_cycles={multiply_cycles} stalls={stalls}")
 
 
+@pytest.mark.parametrize("multiply_cycles", [4, 8])
+def test_tile_per_row_with_slow_output(multiply_cycles):
+    """A parameter set (zero point, activation bounds) per row while the consumer is slow:
+    results waiting for the output row keep their own set's bounds when the next set is
+    swapped in (serial multiply, parameters in block RAM)."""
+    seed = 77 + multiply_cycles
+    config = TesseraConfig(dim=4, postproc_lanes=1, postproc_multiply_cycles=multiply_cycles)
+    print(f"seed={seed} postproc_multiply_cycles={multiply_cycles}")
+    rng = np.random.default_rng(seed)
+    workload = make_postproc_workload(config, rng, n_tiles=24, rows_per_tile=1)
+    _, outputs, _, _, _ = run_postproc(config, workload, seed=seed, stall_in=0.1,
+                                       stall_out=0.7)
+    check_outputs(outputs, workload, f"seed={seed} multiply_cycles={multiply_cycles}")
+
+
 @pytest.mark.parametrize("variant", [
     dict(acc_width=16),  # narrower accumulators are sign-extended
     dict(multiplier="lut"),  # shift-and-add partial products instead of `*`
