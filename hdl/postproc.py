@@ -130,6 +130,36 @@ def _cond_add(m, x, y, enable, width, lsb, ice40, name):
     return total
 
 
+#: SB_LUT4 functions of a 4:1 mux in two LUTs a bit: the first (I0 = sel[0], I1 = sel[1],
+#: I2 = a, I3 = b) gives ``sel[1] ? sel[0] : (sel[0] ? b : a)``, the second (I0 = the
+#: first, I1 = sel[1], I2 = c, I3 = d) ``sel[1] ? (first ? d : c) : first``.
+_MUX4_LUTS = (
+    sum(1 << i for i in range(16)
+        if (i & 1 if i & 2 else i >> (3 if i & 1 else 2) & 1)),
+    sum(1 << i for i in range(16)
+        if (i >> (3 if i & 1 else 2) & 1 if i & 2 else i & 1)),
+)
+
+
+def _mux4(m, choices, sel, ice40, name):
+    """``choices[sel]`` of 4 values of one width (``sel`` 2 bits): on an iCE40 two
+    ``SB_LUT4`` a bit (yosys maps the 6-input function to three). Returns a wire."""
+    out = Signal(len(choices[0]), name=name)
+    if not ice40:
+        m.d.comb += out.eq(Array(choices)[sel])
+        return out
+    first = Signal(len(out), name=f"{name}_first")
+    a, b, c, d = choices
+    for i in range(len(out)):
+        m.submodules[f"{name}_lut_{i}"] = Instance(
+            "SB_LUT4", p_LUT_INIT=Const(_MUX4_LUTS[0], 16), i_I0=sel[0], i_I1=sel[1],
+            i_I2=a[i], i_I3=b[i], o_O=first[i])
+        m.submodules[f"{name}_mux_{i}"] = Instance(
+            "SB_LUT4", p_LUT_INIT=Const(_MUX4_LUTS[1], 16), i_I0=first[i], i_I1=sel[1],
+            i_I2=c[i], i_I3=d[i], o_O=out[i])
+    return out
+
+
 class PostMode(enum.Enum, shape=2):
     """What :class:`PostProcess` makes of an accumulator row.
 
@@ -702,7 +732,11 @@ class PostProcess(wiring.Component):
         # The entering group's accumulator lanes (registered when the row is streamed).
         def lane_choices(n):
             choices = list(held.row)[n::lanes]
-            return choices[0] if len(choices) == 1 else Array(choices)[group]
+            if len(choices) == 1:
+                return choices[0]
+            if in_ram and len(choices) == 4:
+                return _mux4(m, choices, group, _is_ice40(platform), f"acc_choice_{n}")
+            return Array(choices)[group]
         ctrl = [entering]
 
         def digit_at(k):

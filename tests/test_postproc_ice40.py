@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from conftest import require_simulator
 
 from hdl.config import PRESETS
-from hdl.postproc import PostProcess
+from hdl.postproc import PostProcess, _mux4
 from sw.toolchain import use_toolchain
 from sw.verilog import write_component_verilog
 
@@ -131,3 +131,51 @@ def test_each_carry_pairs_with_one_lut(build_dir):
     assert carries, "no SB_CARRY instances: the conditional-add multiply is not in use"
     shared = [pair for pair, count in carries.items() if count > 1 or luts[pair] > 1]
     assert not shared, f"{len(shared)} operand pairs shared by several carries or LUTs"
+
+
+class Mux4(wiring.Component):
+    """``choices[sel]`` of four 3-bit values, combinational."""
+    choices: In(12)
+    sel: In(2)
+    out: Out(3)
+
+    def elaborate(self, platform):
+        m = Module()
+        ice40 = str(getattr(platform, "device", "")).startswith("iCE40")
+        out = _mux4(m, [self.choices.word_select(k, 3) for k in range(4)], self.sel, ice40,
+                    "choice")
+        m.d.comb += self.out.eq(out)
+        return m
+
+
+MUX_TESTBENCH = """
+module tb;
+  reg [11:0] choices; reg [1:0] sel; wire [2:0] out; integer i, f;
+  mux4 dut(.choices(choices), .sel(sel), .out(out));
+  initial begin
+    f = $fopen("outs.hex", "w");
+    for (i = 0; i < 1 << 14; i = i + 1) begin
+      {sel, choices} = i;
+      #1 $fwrite(f, "%h\\n", out);
+    end
+    $fclose(f); $finish;
+  end
+endmodule
+"""
+
+
+def test_mux4_on_icarus(build_dir):
+    """The 4:1 mux in two SB_LUT4 a bit (the serial lane select), exhaustively on yosys'
+    cell models."""
+    require_simulator("icarus")
+    (build_dir / "tb.v").write_text(MUX_TESTBENCH)
+    design = write_component_verilog(Mux4(), "mux4", build_dir, platform=UP5K())
+    assert design.read_text().count("SB_LUT4") == 6
+    subprocess.run(["iverilog", "-g2012", "-DNO_ICE40_DEFAULT_ASSIGNMENTS", "-s", "tb",
+                    "-o", "sim.vvp", "tb.v", design.name,
+                    str(yosys_share() / "ice40" / "cells_sim.v")],
+                   cwd=build_dir, check=True, capture_output=True, text=True)
+    subprocess.run(["vvp", "-n", "sim.vvp"], cwd=build_dir, check=True, capture_output=True)
+    got = [int(t, 16) for t in (build_dir / "outs.hex").read_text().split()]
+    want = [(i >> 3 * (i >> 12)) & 7 for i in range(1 << 14)]
+    assert got == want
