@@ -597,7 +597,7 @@ class PostProcess(wiring.Component):
         m.d.comb += self.acc_rows.ready.eq(row_ready & credit if streamed else row_ready)
         if in_ram:
             # The channel words of both sets in block RAM, `lanes` columns a row: word 0 the
-            # bias, 1 the left and right shift, 2 the multiplier. The shadow set is the one the
+            # bias, 1 the shift, 2 the multiplier. The shadow set is the one the
             # rows do not use; a beat writes its column's 3 words in 3 cycles (ready in the
             # last). Only the tile's shadow copy waits for `copying`: the rows before a swap
             # row read their words as they enter, before the swap row starts.
@@ -623,8 +623,7 @@ class PostProcess(wiring.Component):
             m.d.comb += param_clear.eq(word == 3)
             tile_wait = param.last & copying
             param_ready = ~shadow_full & last_word & ~tile_wait
-            shifts = Cat(Mux(param.shift > 0, param.shift, 0)[:5],
-                         Mux(param.shift < 0, -param.shift, 0)[:5])
+            shifts = param.shift.as_unsigned()  # as it is: split after the read
             column_group, column_lane = param.column // lanes, param.column % lanes
             m.d.comb += [
                 write.addr.eq(Cat(word, Mux(param_clear, 0,
@@ -851,18 +850,20 @@ class PostProcess(wiring.Component):
                           x_shifted[:width].as_signed())
             if in_ram:
                 a = Signal(signed(width), name=f"a_{n}", reset_less=True)
+                shift_word = words[n][:6].as_signed()  # -31..30: right shift, left shift
                 right_1 = Signal(5, name=f"right_{n}_1", reset_less=True)
                 right_2 = Signal(5, name=f"right_{n}_2", reset_less=True)
                 d = width // digits
                 mult_held = Signal(2 * d, name=f"mult_{n}", reset_less=True)  # the last 2 digits
                 with dp.If(digit_at(1) == 0):
-                    dp.d.sync += [a.eq(shifted), right_1.eq(words[n][5:10])]
+                    dp.d.sync += [a.eq(shifted), right_1.eq(Mux(shift_word[5], -shift_word, 0))]
                 with dp.If(digit_at(2) == 0):
                     dp.d.sync += mult_held.eq(words[n][width - 2 * d:])
                 with dp.If(digit_at(2) == digits - 1):  # right_1 keeps the next group's
                     dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
-                m.d.comb += shift.eq(Mux(left_cycle, words[n][:5], right_2))
+                left = Mux(shift_word[5], 0, shift_word[:5])
+                m.d.comb += shift.eq(Mux(left_cycle, left, right_2))
                 multiplier = Cat(words[n][:width - 2 * d], mult_held)
                 product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
                                                 passes(self._MULTIPLY_STEP + 1), Const(0),
