@@ -742,15 +742,32 @@ class PostProcess(wiring.Component):
             """The digit of the group at step ``k``."""
             return (digit - (k + 1))[:digit_bits] if streamed else ctrl[k].digit
         if streamed:
-            ctrl = [ctrl_stage(entering, "ctrl_0")]
+            if not in_ram:
+                ctrl = [ctrl_stage(entering, "ctrl_0")]
             lane_acc = [Signal(cfg.acc_shape, name=f"acc_{n}", reset_less=True)
                         for n in range(lanes)]
             with dp.If(active & (digit == 0)):  # held for the group's digits
                 dp.d.sync += [lane_acc[n].eq(lane_choices(n)) for n in range(lanes)]
         else:
             lane_acc = [lane_choices(n) for n in range(lanes)]
-        for k in range(zero_point_step + (0 if streamed else 1)):
-            ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
+        if in_ram:
+            # A group's control is steady for its digits and the steps up to the zero point
+            # step end within its successor's digits: one entry a group, not a register a
+            # step. Step k has the entering group's (busy and the row's mode: never its digit
+            # 0) in digits above k, the previous group's (`group_ctrl`) in the others.
+            assert zero_point_step < digits
+            now = Signal(ctrl_layout, name="ctrl_now")
+            group_ctrl = Signal(ctrl_layout, name="group_ctrl")
+            m.d.comb += [now.valid.eq(busy), now.mode.eq(row_mode)]
+            with dp.If(digit == digits - 1):
+                dp.d.sync += group_ctrl.eq(now)
+            ctrl = []
+            for k in range(zero_point_step + 1):
+                ctrl.append(Signal(ctrl_layout, name=f"ctrl_{k}"))
+                m.d.comb += ctrl[k].eq(Mux(digit > k, now, group_ctrl))
+        else:
+            for k in range(zero_point_step + (0 if streamed else 1)):
+                ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
 
         def passes(k):
             """The row at step ``k`` is passed through as int32 (not requantized)."""
