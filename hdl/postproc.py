@@ -550,10 +550,13 @@ class PostProcess(wiring.Component):
             row_ready = active & last_group & (digit == 0)
             # The datapath (its own module with the serial multiply) gets copies of the
             # fields it reads, so that the others (the tag) are no port of it.
-            held = Signal(data.StructLayout({"row": acc_row_layout(cfg).members["row"],
-                                             "mode": PostMode}), name="held_row")
-            m.d.comb += [held.row.eq(self.acc_rows.payload.row),
-                         held.mode.eq(self.acc_rows.payload.mode)]
+            # (With the parameters in block RAM and 4 groups the lane select reads acc_rows.)
+            mux_row = in_ram and groups == 4
+            held = Signal(data.StructLayout({"mode": PostMode} if mux_row else {
+                "row": acc_row_layout(cfg).members["row"], "mode": PostMode}), name="held_row")
+            m.d.comb += held.mode.eq(self.acc_rows.payload.mode)
+            if not mux_row:
+                m.d.comb += held.row.eq(self.acc_rows.payload.row)
             row_mode = Signal(PostMode)  # the mode, also after the row was accepted
             with dp.If(row_fire):
                 dp.d.sync += [row_mode.eq(held.mode), busy.eq(1)]
@@ -692,8 +695,10 @@ class PostProcess(wiring.Component):
             right = [copy(round_step - (1 if streamed else 0), unsigned(5),
                           Mux(shadow[n].shift < 0, -shadow[n].shift, 0), f"right_{n}")
                      for n in range(dim)]
-        if in_ram:
-            tile = Signal(_tile_layout(), name="tile")  # loaded with the swap row's first z
+        if in_ram:  # loaded with the swap row's first z (zero point apart: only `dp` uses it)
+            tile_zero_point = Signal(signed(8), name="tile_zero_point")
+            tile_bounds = Signal(data.StructLayout({"act_min": signed(8), "act_max": signed(8)}),
+                                 name="tile_bounds")
         else:
             tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
 
@@ -730,12 +735,11 @@ class PostProcess(wiring.Component):
             m.d.comb += entering.group.eq(group)
         # The entering group's accumulator lanes (registered when the row is streamed).
         def lane_choices(n):
-            choices = list(held.row)[n::lanes]
-            if len(choices) == 1:
-                return choices[0]
-            if in_ram and len(choices) == 4:
+            if streamed and mux_row:  # here, not in `dp`: from acc_rows itself
+                choices = list(self.acc_rows.payload.row)[n::lanes]
                 return _mux4(m, choices, group, _is_ice40(platform), f"acc_choice_{n}")
-            return Array(choices)[group]
+            choices = list(held.row)[n::lanes]
+            return choices[0] if len(choices) == 1 else Array(choices)[group]
         ctrl = [entering]
 
         def digit_at(k):
@@ -764,7 +768,8 @@ class PostProcess(wiring.Component):
             ctrl = []
             for k in range(zero_point_step + 1):
                 ctrl.append(Signal(ctrl_layout, name=f"ctrl_{k}"))
-                m.d.comb += ctrl[k].eq(Mux(digit > k, now, group_ctrl))
+                m.d.comb += ctrl[k].eq(Mux(digit > k, now, group_ctrl) if k < digits - 1
+                                       else group_ctrl)
         else:
             for k in range(zero_point_step + (0 if streamed else 1)):
                 ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
@@ -781,7 +786,6 @@ class PostProcess(wiring.Component):
         # The activation bounds travel beside the zero-pointed row to the clamp. With the
         # serial multiply the zero-pointed lane (and its control, `done`) is loaded only in
         # its group's last digit and held until the next: it waits there for the output row.
-        zero_point = tile.zero_point
         if in_ram:
             # The tile register changes only as a group loads the zero point step's registers,
             # as the waiting one lands (or has landed): it holds the bounds of the waiting one.
@@ -790,12 +794,16 @@ class PostProcess(wiring.Component):
             with dp.If(z_load):
                 dp.d.sync += done.eq(ctrl[zero_point_step])
                 with dp.If(tile_next):
-                    dp.d.sync += [tile.eq(shadow_tile), tile_next.eq(0)]
+                    dp.d.sync += [tile_zero_point.eq(shadow_tile.zero_point),
+                                  tile_bounds.act_min.eq(shadow_tile.act_min),
+                                  tile_bounds.act_max.eq(shadow_tile.act_max),
+                                  tile_next.eq(0)]
             with dp.If(swap_at[zero_point_step]):
                 dp.d.sync += tile_next.eq(1)
-            zero_point = Mux(tile_next, shadow_tile.zero_point, tile.zero_point)
-            act_min, act_max = tile.act_min, tile.act_max
+            zero_point = Mux(tile_next, shadow_tile.zero_point, tile_zero_point)
+            act_min, act_max = tile_bounds.act_min, tile_bounds.act_max
         elif streamed:
+            zero_point = tile.zero_point
             z_load = ctrl[zero_point_step].valid & (digit_at(zero_point_step) == digits - 1)
             done = Signal(ctrl_layout, name=f"ctrl_{zero_point_step + 1}")
             act_min = Signal(signed(8), name="act_min", reset_less=True)
@@ -804,6 +812,7 @@ class PostProcess(wiring.Component):
                 dp.d.sync += [done.eq(ctrl[zero_point_step]), act_min.eq(tile.act_min),
                               act_max.eq(tile.act_max)]
         else:
+            zero_point = tile.zero_point
             act_min = stage(signed(8), tile.act_min, "act_min")
             act_max = stage(signed(8), tile.act_max, "act_max")
         low_bound = Mux(act_min > act_max, act_max, act_min)  # what max(z, act_min) clamps to
@@ -1181,10 +1190,10 @@ class PostProcess(wiring.Component):
             total = self._carry_chain_sum(m, carried, a, b, n)
         else:
             total = Mux(first, 0, high >> d) + multiply(a, b, self.multiplier)
-        dp.d.sync += [
-            high.eq(total[:width + d]),
-            low.eq(Cat(low[d:], high[:d])),
-        ]
+        dp.d.sync += high.eq(total[:width + d])
+        if rounded:  # only bits 31+ are used: no register of the low bits
+            return Cat(Const(0, width - d), high).as_signed()
+        dp.d.sync += low.eq(Cat(low[d:], high[:d]))
         return Cat(low, high).as_signed()
 
     @staticmethod
