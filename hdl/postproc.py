@@ -130,6 +130,36 @@ def _cond_add(m, x, y, enable, width, lsb, ice40, name):
     return total
 
 
+#: SB_LUT4 functions of a 4:1 mux in two LUTs a bit: the first (I0 = sel[0], I1 = sel[1],
+#: I2 = a, I3 = b) gives ``sel[1] ? sel[0] : (sel[0] ? b : a)``, the second (I0 = the
+#: first, I1 = sel[1], I2 = c, I3 = d) ``sel[1] ? (first ? d : c) : first``.
+_MUX4_LUTS = (
+    sum(1 << i for i in range(16)
+        if (i & 1 if i & 2 else i >> (3 if i & 1 else 2) & 1)),
+    sum(1 << i for i in range(16)
+        if (i >> (3 if i & 1 else 2) & 1 if i & 2 else i & 1)),
+)
+
+
+def _mux4(m, choices, sel, ice40, name):
+    """``choices[sel]`` of 4 values of one width (``sel`` 2 bits): on an iCE40 two
+    ``SB_LUT4`` a bit (yosys maps the 6-input function to three). Returns a wire."""
+    out = Signal(len(choices[0]), name=name)
+    if not ice40:
+        m.d.comb += out.eq(Array(choices)[sel])
+        return out
+    first = Signal(len(out), name=f"{name}_first")
+    a, b, c, d = choices
+    for i in range(len(out)):
+        m.submodules[f"{name}_lut_{i}"] = Instance(
+            "SB_LUT4", p_LUT_INIT=Const(_MUX4_LUTS[0], 16), i_I0=sel[0], i_I1=sel[1],
+            i_I2=a[i], i_I3=b[i], o_O=first[i])
+        m.submodules[f"{name}_mux_{i}"] = Instance(
+            "SB_LUT4", p_LUT_INIT=Const(_MUX4_LUTS[1], 16), i_I0=first[i], i_I1=sel[1],
+            i_I2=c[i], i_I3=d[i], o_O=out[i])
+    return out
+
+
 class PostMode(enum.Enum, shape=2):
     """What :class:`PostProcess` makes of an accumulator row.
 
@@ -266,10 +296,12 @@ class PostProcess(wiring.Component):
       rounding right shift in 2 stages (nudge add, barrel shift), the zero point, then the
       clamp into the output buffer or slot. With the serial multiply it is 6 +
       :attr:`row_cycles`: the multiply is one stage, :attr:`row_cycles` counts its cycles,
-      the high-multiply rounding rides on the nudge add (with the parameters in block RAM:
-      an increment, no nudge; the shift's rounding, from the bits it drops, rides on the
-      zero point add), and the barrel shift and the zero point share a stage (tiny's clock
-      is slow).
+      the high-multiply rounding rides on the nudge add, and the barrel shift and the zero
+      point share a stage (tiny's clock is slow). With the parameters in block RAM it is 5
+      + :attr:`row_cycles`: the multiply adds the high-multiply rounding's 2**30 (its
+      first digit's sum starts there), so the barrel shift takes the product's register
+      (no nudge; the shift's rounding, from the bits it drops, rides on the zero point
+      add).
     - Throughput: one row every :attr:`row_cycles` = ``dim / lanes * multiply_cycles``
       cycles (one per cycle at full width with the pipelined multiply), in every mode. A
       parameter switch costs no bubble when each tile has at least :attr:`min_tile_rows` rows
@@ -364,8 +396,10 @@ class PostProcess(wiring.Component):
 
     @property
     def _round_step(self):
-        """Step of the rounding right shift's first stage (uses the right shift)."""
-        return self._product_step + 1
+        """Step of the rounding right shift's first stage (uses the right shift): with the
+        parameters in block RAM the product's register itself (its high half is rounded
+        already: the multiply adds 2**30)."""
+        return self._product_step + (0 if self._params_in_ram else 1)
 
     @property
     def _zero_point_step(self):
@@ -419,7 +453,10 @@ class PostProcess(wiring.Component):
     @property
     def _tile_copied(self):
         """Cycles after a swap until the zero point step has copied the tile parameters (with
-        the serial multiply one more: the copying cycle may be stalled)."""
+        the serial multiply one more: the copying cycle may be stalled; with the parameters
+        in block RAM the copy is in the swap row's first group's last cycle there)."""
+        if self._params_in_ram:
+            return self._zero_point_step + self.multiply_cycles + 1
         return self._zero_point_step + (1 if self.multiply_cycles > 1 else 0)
 
     @property
@@ -513,10 +550,13 @@ class PostProcess(wiring.Component):
             row_ready = active & last_group & (digit == 0)
             # The datapath (its own module with the serial multiply) gets copies of the
             # fields it reads, so that the others (the tag) are no port of it.
-            held = Signal(data.StructLayout({"row": acc_row_layout(cfg).members["row"],
-                                             "mode": PostMode}), name="held_row")
-            m.d.comb += [held.row.eq(self.acc_rows.payload.row),
-                         held.mode.eq(self.acc_rows.payload.mode)]
+            # (With the parameters in block RAM and 4 groups the lane select reads acc_rows.)
+            mux_row = in_ram and groups == 4
+            held = Signal(data.StructLayout({"mode": PostMode} if mux_row else {
+                "row": acc_row_layout(cfg).members["row"], "mode": PostMode}), name="held_row")
+            m.d.comb += held.mode.eq(self.acc_rows.payload.mode)
+            if not mux_row:
+                m.d.comb += held.row.eq(self.acc_rows.payload.row)
             row_mode = Signal(PostMode)  # the mode, also after the row was accepted
             with dp.If(row_fire):
                 dp.d.sync += [row_mode.eq(held.mode), busy.eq(1)]
@@ -548,14 +588,19 @@ class PostProcess(wiring.Component):
             dp.d.sync += pulse.eq(swap_at[-1])
             swap_at.append(pulse)
         # The shadow set must stay still until the last step has copied it (with stalls, also
-        # in the cycle that copies it: that cycle may be stalled).
-        copying = Cat(swap_at[1:self._tile_copied]).any()
+        # in the cycle that copies it: that cycle may be stalled). With the parameters in
+        # block RAM the tile's copy waits (`tile_next`) for the swap row's first group to load
+        # the zero point step's registers, which takes the shadow zero point meanwhile.
+        copying = Cat(swap_at[1:min(self._tile_copied, zero_point_step + 1)]).any()
+        if in_ram:
+            tile_next = Signal(name="tile_next")
+            copying |= tile_next
 
         param = self.params.payload
         m.d.comb += self.acc_rows.ready.eq(row_ready & credit if streamed else row_ready)
         if in_ram:
             # The channel words of both sets in block RAM, `lanes` columns a row: word 0 the
-            # bias, 1 the left and right shift, 2 the multiplier. The shadow set is the one the
+            # bias, 1 the shift, 2 the multiplier. The shadow set is the one the
             # rows do not use; a beat writes its column's 3 words in 3 cycles (ready in the
             # last). Only the tile's shadow copy waits for `copying`: the rows before a swap
             # row read their words as they enter, before the swap row starts.
@@ -581,8 +626,7 @@ class PostProcess(wiring.Component):
             m.d.comb += param_clear.eq(word == 3)
             tile_wait = param.last & copying
             param_ready = ~shadow_full & last_word & ~tile_wait
-            shifts = Cat(Mux(param.shift > 0, param.shift, 0)[:5],
-                         Mux(param.shift < 0, -param.shift, 0)[:5])
+            shifts = param.shift.as_unsigned()  # as it is: split after the read
             column_group, column_lane = param.column // lanes, param.column % lanes
             m.d.comb += [
                 write.addr.eq(Cat(word, Mux(param_clear, 0,
@@ -651,7 +695,12 @@ class PostProcess(wiring.Component):
             right = [copy(round_step - (1 if streamed else 0), unsigned(5),
                           Mux(shadow[n].shift < 0, -shadow[n].shift, 0), f"right_{n}")
                      for n in range(dim)]
-        tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
+        if in_ram:  # loaded with the swap row's first z (zero point apart: only `dp` uses it)
+            tile_zero_point = Signal(signed(8), name="tile_zero_point")
+            tile_bounds = Signal(data.StructLayout({"act_min": signed(8), "act_max": signed(8)}),
+                                 name="tile_bounds")
+        else:
+            tile = copy(zero_point_step, _tile_layout(), shadow_tile, "tile")
 
         # --- Control travelling with the rows: valid, mode (and tag) of each step's row. ---
         # With row slots the tag waits in the output slot instead (written as the row starts),
@@ -686,6 +735,9 @@ class PostProcess(wiring.Component):
             m.d.comb += entering.group.eq(group)
         # The entering group's accumulator lanes (registered when the row is streamed).
         def lane_choices(n):
+            if streamed and mux_row:  # here, not in `dp`: from acc_rows itself
+                choices = list(self.acc_rows.payload.row)[n::lanes]
+                return _mux4(m, choices, group, _is_ice40(platform), f"acc_choice_{n}")
             choices = list(held.row)[n::lanes]
             return choices[0] if len(choices) == 1 else Array(choices)[group]
         ctrl = [entering]
@@ -694,15 +746,33 @@ class PostProcess(wiring.Component):
             """The digit of the group at step ``k``."""
             return (digit - (k + 1))[:digit_bits] if streamed else ctrl[k].digit
         if streamed:
-            ctrl = [ctrl_stage(entering, "ctrl_0")]
+            if not in_ram:
+                ctrl = [ctrl_stage(entering, "ctrl_0")]
             lane_acc = [Signal(cfg.acc_shape, name=f"acc_{n}", reset_less=True)
                         for n in range(lanes)]
             with dp.If(active & (digit == 0)):  # held for the group's digits
                 dp.d.sync += [lane_acc[n].eq(lane_choices(n)) for n in range(lanes)]
         else:
             lane_acc = [lane_choices(n) for n in range(lanes)]
-        for k in range(zero_point_step + (0 if streamed else 1)):
-            ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
+        if in_ram:
+            # A group's control is steady for its digits and the steps up to the zero point
+            # step end within its successor's digits: one entry a group, not a register a
+            # step. Step k has the entering group's (busy and the row's mode: never its digit
+            # 0) in digits above k, the previous group's (`group_ctrl`) in the others.
+            assert zero_point_step < digits
+            now = Signal(ctrl_layout, name="ctrl_now")
+            group_ctrl = Signal(ctrl_layout, name="group_ctrl")
+            m.d.comb += [now.valid.eq(busy), now.mode.eq(row_mode)]
+            with dp.If(digit == digits - 1):
+                dp.d.sync += group_ctrl.eq(now)
+            ctrl = []
+            for k in range(zero_point_step + 1):
+                ctrl.append(Signal(ctrl_layout, name=f"ctrl_{k}"))
+                m.d.comb += ctrl[k].eq(Mux(digit > k, now, group_ctrl) if k < digits - 1
+                                       else group_ctrl)
+        else:
+            for k in range(zero_point_step + (0 if streamed else 1)):
+                ctrl.append(ctrl_stage(ctrl[-1], f"ctrl_{k + 1}"))
 
         def passes(k):
             """The row at step ``k`` is passed through as int32 (not requantized)."""
@@ -716,7 +786,24 @@ class PostProcess(wiring.Component):
         # The activation bounds travel beside the zero-pointed row to the clamp. With the
         # serial multiply the zero-pointed lane (and its control, `done`) is loaded only in
         # its group's last digit and held until the next: it waits there for the output row.
-        if streamed:
+        if in_ram:
+            # The tile register changes only as a group loads the zero point step's registers,
+            # as the waiting one lands (or has landed): it holds the bounds of the waiting one.
+            z_load = ctrl[zero_point_step].valid & (digit_at(zero_point_step) == digits - 1)
+            done = Signal(ctrl_layout, name=f"ctrl_{zero_point_step + 1}")
+            with dp.If(z_load):
+                dp.d.sync += done.eq(ctrl[zero_point_step])
+                with dp.If(tile_next):
+                    dp.d.sync += [tile_zero_point.eq(shadow_tile.zero_point),
+                                  tile_bounds.act_min.eq(shadow_tile.act_min),
+                                  tile_bounds.act_max.eq(shadow_tile.act_max),
+                                  tile_next.eq(0)]
+            with dp.If(swap_at[zero_point_step]):
+                dp.d.sync += tile_next.eq(1)
+            zero_point = Mux(tile_next, shadow_tile.zero_point, tile_zero_point)
+            act_min, act_max = tile_bounds.act_min, tile_bounds.act_max
+        elif streamed:
+            zero_point = tile.zero_point
             z_load = ctrl[zero_point_step].valid & (digit_at(zero_point_step) == digits - 1)
             done = Signal(ctrl_layout, name=f"ctrl_{zero_point_step + 1}")
             act_min = Signal(signed(8), name="act_min", reset_less=True)
@@ -725,6 +812,7 @@ class PostProcess(wiring.Component):
                 dp.d.sync += [done.eq(ctrl[zero_point_step]), act_min.eq(tile.act_min),
                               act_max.eq(tile.act_max)]
         else:
+            zero_point = tile.zero_point
             act_min = stage(signed(8), tile.act_min, "act_min")
             act_max = stage(signed(8), tile.act_max, "act_max")
         low_bound = Mux(act_min > act_max, act_max, act_min)  # what max(z, act_min) clamps to
@@ -788,22 +876,25 @@ class PostProcess(wiring.Component):
                           x_shifted[:width].as_signed())
             if in_ram:
                 a = Signal(signed(width), name=f"a_{n}", reset_less=True)
+                shift_word = words[n][:6].as_signed()  # -31..30: right shift, left shift
                 right_1 = Signal(5, name=f"right_{n}_1", reset_less=True)
                 right_2 = Signal(5, name=f"right_{n}_2", reset_less=True)
                 d = width // digits
                 mult_held = Signal(2 * d, name=f"mult_{n}", reset_less=True)  # the last 2 digits
                 with dp.If(digit_at(1) == 0):
-                    dp.d.sync += [a.eq(shifted), right_1.eq(words[n][5:10])]
+                    dp.d.sync += [a.eq(shifted), right_1.eq(Mux(shift_word[5], -shift_word, 0))]
                 with dp.If(digit_at(2) == 0):
                     dp.d.sync += mult_held.eq(words[n][width - 2 * d:])
                 with dp.If(digit_at(2) == digits - 1):  # right_1 keeps the next group's
                     dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
-                m.d.comb += shift.eq(Mux(left_cycle, words[n][:5], right_2))
+                left = Mux(shift_word[5], 0, shift_word[:5])
+                m.d.comb += shift.eq(Mux(left_cycle, left, right_2))
                 multiplier = Cat(words[n][:width - 2 * d], mult_held)
                 product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
                                                 passes(self._MULTIPLY_STEP + 1), Const(0),
-                                                registered=False, chained=_is_ice40(platform))
+                                                registered=False, chained=_is_ice40(platform),
+                                                rounded=True)
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
                 if digits == 1:
@@ -818,7 +909,7 @@ class PostProcess(wiring.Component):
                                                     passes(self._MULTIPLY_STEP), Const(0))
 
             if streamed:
-                lane_z.append(self._serial_rounding(m, dp, product, right_e, passes, tile,
+                lane_z.append(self._serial_rounding(m, dp, product, right_e, passes, zero_point,
                                                     z_load, stage, n, shifter))
                 continue
             # SaturatingRoundingDoublingHighMul = floor((p + 2**30) / 2**31), saturated (only
@@ -937,7 +1028,7 @@ class PostProcess(wiring.Component):
             self.out_rows.payload.eq(Array(slots)[read_ptr]),
         ]
 
-    def _serial_rounding(self, m, dp, product, right, passes, tile, z_load, stage, n,
+    def _serial_rounding(self, m, dp, product, right, passes, zero_point, z_load, stage, n,
                          shifter=None):
         """Steps ``P`` (``_product_step``, the product in a register) to the zero point step
         with the serial multiply, for one lane: the rounded high half of ``product`` and
@@ -954,7 +1045,9 @@ class PostProcess(wiring.Component):
         ``shifter``: (input, output, dropped, left, left input), a barrel shifter (see
         :func:`_sticky_shift`) shared with the left shift, which has it in the cycles
         ``left`` is high; its amount is then ``right`` in the other cycles (0 already for
-        pass-through). It shifts ``2 s`` (``s`` = ``p[31:] + p[30]``) right by ``e``: for
+        pass-through). ``product`` is then ``p + 2**30`` (the multiply adds it), so ``s`` =
+        ``p[31:] + p[30]`` is its bits 31+, from the register, in step ``P`` (the zero
+        point step). It shifts ``2 s`` right by ``e``: for
         ``q`` that and ``c`` = ``s >= 0`` or a dropped bit set, RoundingDivideByPOT(s, e) =
         ``(q + c) >> 1`` (also for ``e`` = 0), and the ``+ c`` rides on the zero point add
         as its carry in: no nudge."""
@@ -962,11 +1055,11 @@ class PostProcess(wiring.Component):
         high = product[width - 1:].as_signed()
         if shifter is not None:
             shifter_in, q, dropped, left, left_in = shifter
-            s = stage(signed(width + 1), high + product[width - 2], f"t_{n}")
+            s = high  # the multiply added 2**30: floor((p + 2**30) / 2**31)
             m.d.comb += shifter_in.eq(Mux(left, left_in, Cat(0, s)))
             c = q[0] & (~s[-1] | dropped)
             z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
-            zero_point = Mux(passes(self._zero_point_step), 0, tile.zero_point)
+            zero_point = Mux(passes(self._zero_point_step), 0, zero_point)
             with dp.If(z_load):
                 dp.d.sync += z.eq(q[1:].as_signed() + zero_point + c)
             return z
@@ -982,7 +1075,7 @@ class PostProcess(wiring.Component):
         y = t >> stage(unsigned(5), e, f"e_{n}")
         z = Signal(signed(width + 1), name=f"z_{n}", reset_less=True)
         with dp.If(z_load):
-            dp.d.sync += z.eq(y + Mux(passes(self._zero_point_step), 0, tile.zero_point))
+            dp.d.sync += z.eq(y + Mux(passes(self._zero_point_step), 0, zero_point))
         return z
 
     def _row_output(self, m, done, lane_z, lane_int8, row_fire, z_load, advance):
@@ -1058,9 +1151,10 @@ class PostProcess(wiring.Component):
                      f"product_{n}")
 
     def _serial_multiply(self, m, dp, a, multiplier, digit_at, stage, n, passing, zero,
-                         registered=True, chained=None):
+                         registered=True, chained=None, rounded=False):
         """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
-        group's cycles; ``a * 2**31`` where ``passing``, 0 where ``zero``) accumulated from
+        group's cycles; ``a * 2**31`` where ``passing``, 0 where ``zero``; plus 2**30 if
+        ``rounded``, conditional adds only) accumulated from
         ``d = 32 / multiply_cycles``-bit digits of ``multiplier``, lowest first: the 64-bit
         product is registered at step ``M + 2`` after the group's last digit (the pass-through
         top digit, 2**(d - 1), keeps within the bound below).
@@ -1089,21 +1183,23 @@ class PostProcess(wiring.Component):
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
         first = digit_at(self._MULTIPLY_STEP + 1) == 0
         if self.multiplier == "lut" and chained is not None:
-            total = self._cond_add_sum(m, high[d:].as_signed(), ~first, a, b, n, chained)
+            total = self._cond_add_sum(m, high[d:].as_signed(), ~first, a, b, n, chained,
+                                       first if rounded else Const(0))
         elif self.multiplier == "lut":
             carried = Mux(first, 0, high >> d)
             total = self._carry_chain_sum(m, carried, a, b, n)
         else:
             total = Mux(first, 0, high >> d) + multiply(a, b, self.multiplier)
-        dp.d.sync += [
-            high.eq(total[:width + d]),
-            low.eq(Cat(low[d:], high[:d])),
-        ]
+        dp.d.sync += high.eq(total[:width + d])
+        if rounded:  # only bits 31+ are used: no register of the low bits
+            return Cat(Const(0, width - d), high).as_signed()
+        dp.d.sync += low.eq(Cat(low[d:], high[:d]))
         return Cat(low, high).as_signed()
 
     @staticmethod
-    def _cond_add_sum(m, carried, carry, a, b, n, ice40):
-        """``carried`` (where ``carry``) ``+ a * b`` (``b`` signed, ``d + 1`` bits) modulo
+    def _cond_add_sum(m, carried, carry, a, b, n, ice40, round_in):
+        """``carried`` (where ``carry``) ``+ a * b`` (``b`` signed, ``d + 1`` bits; plus 2**30
+        where ``round_in``, only with ``b >= 0``) modulo
         ``2**(32 + d)``, from conditional adds (:func:`_cond_add`, one LUT a bit on an iCE40,
         where an add of a partial product costs two LUTs a bit): two chains, one adding
         ``carried`` and the low half of the digit's partial products to ``a * b[0]``, the
@@ -1117,7 +1213,9 @@ class PostProcess(wiring.Component):
         low = _cond_add(m, low, carried, carry, width, 0, ice40, f"mul_{n}_carried")
         for k in range(1, half):
             low = _cond_add(m, low, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
-        high = Mux(b[top], ~a.shift_left(top), 0)
+        # Where b[top] is 0 (always in the first digit) the high chain starts at 2**30 if
+        # `round_in` (the rounding of the high multiply): a LUT input more in one bit.
+        high = Mux(b[top], ~a.shift_left(top), Cat(Const(0, 30), round_in))
         for k in range(half, top):
             high = _cond_add(m, high, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
         return (low + high + b[top])[:width]

@@ -116,6 +116,21 @@ def test_postproc_matches_model(dim, lanes, multiply_cycles, stalls):
                                      f"multiply_cycles={multiply_cycles} stalls={stalls}")
 
 
+@pytest.mark.parametrize("multiply_cycles", [4, 8])
+def test_tile_per_row_with_slow_output(multiply_cycles):
+    """A parameter set (zero point, activation bounds) per row while the consumer is slow:
+    results waiting for the output row keep their own set's bounds when the next set is
+    swapped in (serial multiply, parameters in block RAM)."""
+    seed = 77 + multiply_cycles
+    config = TesseraConfig(dim=4, postproc_lanes=1, postproc_multiply_cycles=multiply_cycles)
+    print(f"seed={seed} postproc_multiply_cycles={multiply_cycles}")
+    rng = np.random.default_rng(seed)
+    workload = make_postproc_workload(config, rng, n_tiles=24, rows_per_tile=1)
+    _, outputs, _, _, _ = run_postproc(config, workload, seed=seed, stall_in=0.1,
+                                       stall_out=0.7)
+    check_outputs(outputs, workload, f"seed={seed} multiply_cycles={multiply_cycles}")
+
+
 @pytest.mark.parametrize("variant", [
     dict(acc_width=16),  # narrower accumulators are sign-extended
     dict(multiplier="lut"),  # shift-and-add partial products instead of `*`
@@ -192,6 +207,12 @@ def test_postproc_edge_values(lanes, multiply_cycles):
 
 # --- Timing and flow control. ---
 
+def _latency_base(multiply_cycles):
+    """Documented latency less ``row_cycles``: pipelined, serial, serial with the
+    parameters in block RAM (3+ cycles)."""
+    return 10 if multiply_cycles == 1 else 6 if multiply_cycles < 3 else 5
+
+
 @pytest.mark.parametrize("dim, lanes, multiply_cycles, row_cycles", [
     (1, None, 1, 1), (2, None, 1, 1), (4, None, 1, 1), (4, 1, 1, 4), (4, 2, 1, 2), (6, 2, 1, 3),
     (2, None, 2, 2), (4, 1, 4, 16), (3, 1, 8, 24)])
@@ -199,7 +220,7 @@ def test_full_rate_and_latency(dim, lanes, multiply_cycles, row_cycles):
     """Parameter sets switched every min_tile_rows rows: one row every ``row_cycles`` cycles
     (``dim / postproc_lanes * postproc_multiply_cycles``), no bubble, and the first output
     appears exactly ``latency`` = 10 + ``row_cycles`` cycles after the first row (6 +
-    ``row_cycles`` with a serial multiply)."""
+    ``row_cycles`` with a serial multiply, 5 with its parameters in block RAM)."""
     seed = 5000 + 10 * dim + (lanes or 0) + 100 * (multiply_cycles - 1)
     print(f"seed={seed} dim={dim} postproc_lanes={lanes} "
           f"postproc_multiply_cycles={multiply_cycles}")
@@ -215,7 +236,7 @@ def test_full_rate_and_latency(dim, lanes, multiply_cycles, row_cycles):
     assert accepted == list(range(first, first + row_cycles * len(workload.rows), row_cycles)), (
         f"bubbles in the row stream: accepted at {accepted}")
     start = first - dut.accept_delay
-    assert first_output - start == dut.latency == (10 if multiply_cycles == 1 else 6) + row_cycles
+    assert first_output - start == dut.latency == _latency_base(multiply_cycles) + row_cycles
 
 
 @pytest.mark.parametrize("lanes, multiply_cycles", [(None, 1), (1, 1), (1, 4)])
@@ -387,7 +408,7 @@ def test_elaborates_for_presets(name):
     Fragment.get(dut, None)
     assert dut.row_cycles == (config.dim // (config.postproc_lanes or config.dim)
                               * config.postproc_multiply_cycles)
-    assert dut.latency == (10 if config.postproc_multiply_cycles == 1 else 6) + dut.row_cycles
+    assert dut.latency == _latency_base(config.postproc_multiply_cycles) + dut.row_cycles
     if config.postproc_multiply_cycles == 1:
         assert dut.buffer_depth == -(-(dut.latency + 1) // dut.row_cycles)
 
