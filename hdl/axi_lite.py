@@ -129,6 +129,10 @@ class AXI4LiteRegisterBank(wiring.Component):
     addr_width : int
         Byte-address width of the bus, at least ``register_map.addr_bits``; all of it is
         decoded (no aliases).
+    late_rresp : bool
+        Compact read decoding (slow clocks): ``RRESP`` is computed in the cycle the read
+        executes from the registered per-register selects rather than decoded in the AR
+        handshake cycle (same responses, same timing at the bus).
 
     Members
     -------
@@ -151,7 +155,7 @@ class AXI4LiteRegisterBank(wiring.Component):
     write_latency = 1
     read_latency = 2
 
-    def __init__(self, register_map, *, addr_width=12):
+    def __init__(self, register_map, *, addr_width=12, late_rresp=False):
         try:
             self._check(register_map, addr_width)
         except (TypeError, ValueError):
@@ -159,6 +163,7 @@ class AXI4LiteRegisterBank(wiring.Component):
             raise
         self.register_map = register_map
         self.addr_width = addr_width
+        self.late_rresp = bool(late_rresp)
         members = {
             "bus": In(AXI4LiteSignature(addr_width=addr_width,
                                         data_width=register_map.data_width)),
@@ -260,20 +265,35 @@ class AXI4LiteRegisterBank(wiring.Component):
         read = Signal()
         m.d.comb += read.eq(bus.arvalid & bus.arready)
         readable = [reg for reg in rmap if reg.access.readable]
-        select = Signal(len(readable))
-        rresp = Signal(AXIResp)
-        m.d.comb += rresp.eq(AXIResp.DECERR)
-        with m.Switch(bus.araddr[lsb:]):
-            for reg in rmap:
-                with m.Case(word_of[reg.name]):
-                    if reg.access.readable:
-                        m.d.comb += rresp.eq(AXIResp.OKAY)
-                    else:
-                        m.d.comb += rresp.eq(AXIResp.SLVERR)
         m.d.sync += pending.eq(read)
-        with m.If(read):
-            m.d.sync += [bus.rresp.eq(rresp),
-                         select.eq(Cat(bus.araddr[lsb:] == word_of[reg.name] for reg in readable))]
+        if self.late_rresp:
+            # Compact: a select per register, WO ones included (their decoders then feed
+            # nothing else, so each packs with its flip-flop); RRESP follows from them in
+            # t + 1: OKAY if a readable register's is set, else SLVERR if a WO one's.
+            unreadable = [reg for reg in rmap if not reg.access.readable]
+            select = Signal(len(readable) + len(unreadable))
+            with m.If(read):
+                m.d.sync += select.eq(Cat(bus.araddr[lsb:] == word_of[reg.name]
+                                          for reg in readable + unreadable))
+            rresp = Mux(select[:len(readable)].any(), AXIResp.OKAY,
+                        Mux(select[len(readable):].any(), AXIResp.SLVERR, AXIResp.DECERR))
+            with m.If(pending):
+                m.d.sync += bus.rresp.eq(rresp)
+        else:
+            select = Signal(len(readable))
+            rresp = Signal(AXIResp)
+            m.d.comb += rresp.eq(AXIResp.DECERR)
+            with m.Switch(bus.araddr[lsb:]):
+                for reg in rmap:
+                    with m.Case(word_of[reg.name]):
+                        if reg.access.readable:
+                            m.d.comb += rresp.eq(AXIResp.OKAY)
+                        else:
+                            m.d.comb += rresp.eq(AXIResp.SLVERR)
+            with m.If(read):
+                m.d.sync += [bus.rresp.eq(rresp),
+                             select.eq(Cat(bus.araddr[lsb:] == word_of[reg.name]
+                                           for reg in readable))]
         rdata = 0
         for i, reg in enumerate(readable):
             rdata = rdata | (value_of(reg) & rmap.mask(reg) & select[i].replicate(rmap.data_width))

@@ -344,8 +344,8 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.bank = bank = AXI4LiteRegisterBank(self.register_map,
-                                                        addr_width=CSR_ADDR_WIDTH)
+        m.submodules.bank = bank = AXI4LiteRegisterBank(
+            self.register_map, addr_width=CSR_ADDR_WIDTH, late_rresp=not self.config.fast_clock)
         core = _Core(self.config, self.insn_queue_depth, self.perf_ram)
         reset = Signal()
         m.submodules.core = ResetInserter(reset)(core)

@@ -310,8 +310,13 @@ def handshake_log(dut, log):
     return monitor
 
 
-def make_bank(rmap=TEST_MAP, addr_width=TEST_ADDR_WIDTH):
-    return AXI4LiteRegisterBank(rmap, addr_width=addr_width), RegisterBankModel(rmap, addr_width)
+def make_bank(rmap=TEST_MAP, addr_width=TEST_ADDR_WIDTH, late_rresp=False):
+    return (AXI4LiteRegisterBank(rmap, addr_width=addr_width, late_rresp=late_rresp),
+            RegisterBankModel(rmap, addr_width))
+
+
+#: Both read decoders: RRESP decoded in the AR handshake cycle, or from the selects after it.
+LATE_RRESP = pytest.mark.parametrize("late_rresp", [False, True], ids=["early", "late"])
 
 
 async def check_all_reads(ctx, dut, model, context=""):
@@ -322,9 +327,10 @@ async def check_all_reads(ctx, dut, model, context=""):
 
 
 @pytest.mark.parametrize("name", ["tiny", "small"])
-def test_tessera_bank_reset_values(name):
+@LATE_RRESP
+def test_tessera_bank_reset_values(name, late_rresp):
     rmap = tessera_register_map(preset(name))
-    dut, model = make_bank(rmap, 12)
+    dut, model = make_bank(rmap, 12, late_rresp)
 
     async def bench(ctx):
         await check_all_reads(ctx, dut, model)
@@ -333,9 +339,10 @@ def test_tessera_bank_reset_values(name):
     simulate(dut, bench)
 
 
-def test_every_access_kind_with_strobes():
+@LATE_RRESP
+def test_every_access_kind_with_strobes(late_rresp):
     """A fixed sequence over every register with full, partial, zero and unaligned strobes."""
-    dut, model = make_bank()
+    dut, model = make_bank(late_rresp=late_rresp)
     rng = random.Random(7)
     hwval = 0x89abcdef
 
@@ -445,9 +452,10 @@ def test_b_back_pressure():
     assert b_log == [AXIResp.OKAY, AXIResp.DECERR]
 
 
-def test_r_back_pressure():
+@LATE_RRESP
+def test_r_back_pressure(late_rresp):
     """R stays valid with stable data until RREADY; meanwhile the next AR is refused."""
-    dut, model = make_bank()
+    dut, model = make_bank(late_rresp=late_rresp)
     bus = dut.bus
     answers = []
 
@@ -488,11 +496,12 @@ def test_r_back_pressure():
     assert answers == [model.read(0x0), model.read(0x0C)]
 
 
-def test_full_throughput_and_parallel_read_write():
+@LATE_RRESP
+def test_full_throughput_and_parallel_read_write(late_rresp):
     """With BREADY and RREADY high, one write completes every 2 cycles and, in parallel, one
     read every 3; a read executing in the cycle of a write to the same register returns the
     old value."""
-    dut, _ = make_bank()
+    dut, _ = make_bank(late_rresp=late_rresp)
     bus = dut.bus
     log, reads = [], []
     count = 8
@@ -630,10 +639,11 @@ def test_wo_push_refusals():
     assert pushes == [0xaaaa_0001, 0xaaaa_0004, 0x5a00]
 
 
-def test_errors_change_nothing():
+@LATE_RRESP
+def test_errors_change_nothing(late_rresp):
     """Writes to RO and CONST registers answer SLVERR; unmapped addresses (a hole, past the
     map, the top of the address space) DECERR for reads and writes; no register changes."""
-    dut, model = make_bank()
+    dut, model = make_bank(late_rresp=late_rresp)
     bus = dut.bus
 
     async def bench(ctx):
@@ -647,14 +657,15 @@ def test_errors_change_nothing():
     simulate(dut, bench)
 
 
-def test_64_bit_bank():
+@LATE_RRESP
+def test_64_bit_bank(late_rresp):
     """A 64-bit bank: eight byte lanes, 8-byte words, the upper lanes honoured."""
     rmap = RegisterMap("WIDE", [
         Register("A", 0x00, Access.RW, 0x0123_4567_89ab_cdef),
         Register("B", 0x08, Access.WO, 0, "", (Field("HI", 32, 32),)),
         Register("C", 0x10, Access.CONST, 0xfedc_ba98_7654_3210),
     ], data_width=64)
-    dut, model = make_bank(rmap, 6)
+    dut, model = make_bank(rmap, 6, late_rresp)
     bus = dut.bus
 
     async def bench(ctx):
@@ -670,9 +681,10 @@ def test_64_bit_bank():
     assert model.values["A"] == 0xffff_4567_0000_0000 and model.pushed["B"] == [0x1122_3344 << 32]
 
 
-def test_random_orderings_against_model():
+@LATE_RRESP
+def test_random_orderings_against_model(late_rresp):
     """Random writes and reads with random AW/W/B/AR/R delays, one at a time."""
-    dut, model = make_bank()
+    dut, model = make_bank(late_rresp=late_rresp)
     seed = 11
     rng = random.Random(seed)
     print(f"seed={seed}")
