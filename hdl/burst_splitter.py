@@ -16,8 +16,9 @@ __all__ = ["ROWS_WIDTH", "ROW_BEATS_WIDTH", "BurstSplitter", "DMAError", "burst_
            "command_addr_width", "command_field_widths",
            "burst_len_bits", "check_engine_parameters", "dma_axi_signature",
            "dma_command_layout", "dma_status_signature", "error_event_layout",
-           "latch_first_error", "oldest_issued_address", "response_error", "ShiftQueue",
-           "small_fifo"]
+           "latch_first_error", "latch_engine_error", "oldest_issued_address",
+           "response_error", "ShiftQueue", "small_fifo", "connect_commands", "may_leave",
+           "tracks_in_error_register"]
 
 #: Width of a command's beats-per-row and row-count fields (above 50 MHz).
 ROW_BEATS_WIDTH = 16
@@ -116,7 +117,9 @@ def dma_status_signature(config):
     cleared by a pulse on ``error_clear`` (an error in the same cycle is latched instead).
     ``error_cause`` is ``NONE`` while ``error`` is low. ``error_addr`` has
     :func:`command_addr_width` bits: a command's address as it was given (also one refused for
-    bits at or above ``bus_addr_width``), a burst's address zero-extended.
+    bits at or above ``bus_addr_width``), a burst's address zero-extended. While ``error`` is
+    low ``error_addr`` is meaningless (at 50 MHz and below with two bursts in flight it follows
+    the older one: see :func:`latch_engine_error`).
     """
     return wiring.Signature({
         "busy": Out(1),
@@ -221,6 +224,82 @@ def _oldest_issued_address_copied(m, size, depth, *, newest, issue, retire):
             with m.Elif(retire):
                 m.d.sync += entry.eq(queue[i + 1])
     return Cat(Const(0, size), queue[0]), in_flight != depth
+
+
+def tracks_in_error_register(config, depth):
+    """Whether :func:`latch_engine_error` keeps the older of two bursts in flight in the
+    ``error_addr`` register itself (50 MHz and below, ``depth`` 2), which needs the engine
+    to report a command error only while at most one burst is in flight (see there)."""
+    return not config.fast_clock and depth == 2
+
+
+def latch_engine_error(m, config, status, depth, *, newest, issue, retire, resp_valid, resp,
+                       command_error):
+    """An engine's sticky error (:func:`latch_first_error`): a bus error (``resp`` when
+    ``resp_valid``: SLVERR or DECERR of the oldest issued burst not yet retired) before the
+    command error ``command_error`` (:func:`error_event_layout`) of the same cycle. Returns
+    ``(room, idle)``: whether one more burst may be issued (at most ``depth`` in flight, see
+    :func:`oldest_issued_address` for ``newest``, ``issue`` and ``retire``), and whether none
+    is in flight.
+
+    With :func:`tracks_in_error_register`, ``error_addr`` (while ``error`` is low) holds the
+    address of the older burst when two are in flight, copied from ``newest`` at the second
+    one's issue (the one alone in flight is ``newest`` itself): no separate copy. A command
+    error overwrites it, so the engine lets one be reported only while at most one burst is in
+    flight after that cycle (a refused burst that reports leaves only with ``room``, an
+    ``EMPTY`` command is accepted only when ``idle``); no burst is issued while the
+    error is latched (nor in the cycle it is cleared), so the address of the older of two in
+    flight is in the register also after a clear. While ``error`` is low ``error_addr`` is
+    meaningless.
+    """
+    if not tracks_in_error_register(config, depth):
+        r_addr, room = oldest_issued_address(m, config, depth, newest=newest, issue=issue,
+                                             retire=retire)
+        bus_error = response_error(m, config, resp_valid, resp, r_addr)
+        latch_first_error(m, status, [bus_error, command_error])
+        return room, Const(1)
+    size = (config.bus_data_width // 8 - 1).bit_length()
+    in_flight = Signal(range(depth + 1))
+    m.d.sync += in_flight.eq(in_flight - retire + issue)
+    alone = in_flight == 1  # the oldest in flight is `newest`, else the register's address
+    bus_error = response_error(m, config, resp_valid, resp, Cat(Const(0, size), newest[size:]))
+    may = ~status.error | status.error_clear
+    take_bus, take_command = bus_error.valid & may, command_error.valid & may
+    with m.If(status.error_clear):
+        m.d.sync += [status.error.eq(0), status.error_cause.eq(DMAError.NONE)]
+    with m.If(take_bus | take_command):
+        m.d.sync += [status.error.eq(1),
+                     status.error_cause.eq(Mux(take_bus, bus_error.cause, command_error.cause))]
+    with m.If(take_command & ~take_bus):
+        m.d.sync += status.error_addr.eq(command_error.addr)
+    with m.Elif((take_bus | issue) & alone):  # a bus error of, or a second issue after, it
+        m.d.sync += status.error_addr.eq(bus_error.addr)
+    return in_flight != depth, in_flight == 0
+
+
+def connect_commands(m, config, depth, cmd, splitter, idle):
+    """Connects an engine's ``cmd`` stream to its ``splitter``; with
+    :func:`tracks_in_error_register` an ``EMPTY`` command waits until ``idle`` (no burst in
+    flight: see :func:`latch_engine_error`)."""
+    if not tracks_in_error_register(config, depth):
+        wiring.connect(m, wiring.flipped(cmd), splitter.cmd)
+        return
+    held = ((cmd.payload.rows == 0) | (cmd.payload.row_beats == 0)) & ~idle
+    m.d.comb += [
+        splitter.cmd.valid.eq(cmd.valid & ~held),
+        splitter.cmd.payload.eq(cmd.payload),
+        cmd.ready.eq(splitter.cmd.ready & ~held),
+    ]
+
+
+def may_leave(config, depth, burst, skip, room, issuable):
+    """Whether the splitter's ``burst`` may leave: issued if ``issuable`` (and ``room``) or
+    skipped (``skip``); with :func:`tracks_in_error_register` a burst that reports a command
+    error only with ``room`` (at most one burst in flight: see :func:`latch_engine_error`)."""
+    if not tracks_in_error_register(config, depth):
+        return skip | (room & issuable)
+    reports = burst.cause != DMAError.NONE  # (a refused burst)
+    return (skip & ~reports) | (room & (skip | issuable))
 
 
 class ShiftQueue(Elaboratable):
