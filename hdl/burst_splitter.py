@@ -386,7 +386,8 @@ class BurstSplitter(wiring.Component):
     accepted, when every burst of the earlier commands has left. On a bus narrower than the
     command's fields (:attr:`checks_high_bits`) a command with a bit of ``addr`` or ``stride``
     at or above ``bus_addr_width`` is refused as a whole (``RANGE``, reported as above with
-    its whole address; its bursts are cut from the low bits), before ``EMPTY`` (then
+    its whole address, or with :attr:`folds_high_bits` the bits above the bus all set; its
+    bursts are cut from the low bits), before ``EMPTY`` (then
     reported as ``EMPTY`` is) and ``MISALIGNED``. Only ``bus_addr_width`` bits of a command
     are kept, and the bits above of its address for the report (a register each, which
     synthesis removes where they are constant).
@@ -465,6 +466,13 @@ class BurstSplitter(wiring.Component):
         return self.config.bus_addr_width < command_addr_width(self.config)
 
     @property
+    def folds_high_bits(self):
+        """With :attr:`checks_high_bits`, at 50 MHz and below: the address a command refused
+        for its high bits is reported with all of them set if any was (the dispatcher folds
+        them into one bit there, which all of them read as: one register, not one per bit)."""
+        return self.checks_high_bits and not self.config.fast_clock
+
+    @property
     def registered_progress(self):
         """The burst address and the row's beats left are registers (``config.fast_clock``):
         no carry chain before the burst's length, which the engines' credit checks and AXI's
@@ -503,7 +511,8 @@ class BurstSplitter(wiring.Component):
         announce = Signal(DMAError)          # the error the next burst leaving reports
         empty_pending = Signal()             # an EMPTY command, reported in the next cycle
         base = Signal(cfg.bus_addr_width)    # the command's address, for error reports
-        base_high = Signal(len(cmd.addr) - cfg.bus_addr_width)  # (and its bits above the bus)
+        # (and its bits above the bus; with folds_high_bits their OR, which all of them read as)
+        base_high = Signal(1 if self.folds_high_bits else len(cmd.addr) - cfg.bus_addr_width)
 
         addr = Signal(beat_addr_width)       # beat address of the current burst
         beyond = Signal()  # (without registered_progress) the burst starts at 2**addr_width
@@ -578,7 +587,9 @@ class BurstSplitter(wiring.Component):
             self.busy.eq(active | empty_pending),
             self.error.valid.eq((leave & (cause != DMAError.NONE)) | empty_pending),
             self.error.cause.eq(cause),
-            self.error.addr.eq(Cat(base, base_high) if self.checks_high_bits else base),
+            self.error.addr.eq(Cat(base, base_high.replicate(len(cmd.addr) - len(base)))
+                               if self.folds_high_bits else
+                               Cat(base, base_high) if self.checks_high_bits else base),
         ]
 
         with m.If(leave):
@@ -606,7 +617,9 @@ class BurstSplitter(wiring.Component):
             refuse = misaligned | high
             announced = Mux(high, DMAError.RANGE, announced)
             with m.If(self.cmd.valid & self.cmd.ready):
-                m.d.sync += base_high.eq(cmd.addr[cfg.bus_addr_width:])
+                m.d.sync += base_high.eq(cmd.addr[cfg.bus_addr_width:].any()
+                                         if self.folds_high_bits
+                                         else cmd.addr[cfg.bus_addr_width:])
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [
                 active.eq(~empty),
