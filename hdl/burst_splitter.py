@@ -308,12 +308,16 @@ class ShiftQueue(Elaboratable):
     :class:`amaranth.lib.fifo.SyncFIFO` (same members and timing: an entry written in one
     cycle is readable in the next; no write while full, also in a cycle that reads) but
     without its read multiplexer, and each entry but the last loaded through a 2-input
-    multiplexer (which an iCE40 logic cell packs with its flip-flop)."""
+    multiplexer (which an iCE40 logic cell packs with its flip-flop).
 
-    def __init__(self, *, width, depth):
-        self.width, self.depth = width, depth
+    With ``counting``, ``r_step`` (with ``r_rdy``, not with ``r_en``) adds 1 to the oldest
+    entry in place (modulo ``2**width``): a counter that starts at the value written."""
+
+    def __init__(self, *, width, depth, counting=False):
+        self.width, self.depth, self.counting = width, depth, counting
         self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal()
         self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
+        self.r_step = Signal()
         self.level = Signal(range(depth + 1))
 
     def elaborate(self, platform):
@@ -335,6 +339,9 @@ class ShiftQueue(Elaboratable):
             if i + 1 < self.depth:
                 with m.Elif(read):
                     m.d.sync += entry.eq(entries[i + 1])
+            if i == 0 and self.counting:
+                with m.Elif(self.r_step):
+                    m.d.sync += entry.eq(entry + 1)
         return m
 
 

@@ -267,6 +267,41 @@ def test_shift_queue_is_a_fifo(depth):
     sim.run()
 
 
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_counting_shift_queue(depth):
+    """A counting ShiftQueue: ``r_step`` (not with ``r_en``) adds 1 to the oldest entry,
+    modulo 2**width; otherwise a FIFO (against a deque)."""
+    rng = np.random.default_rng(10 + depth)
+    dut = ShiftQueue(width=4, depth=depth, counting=True)
+    model = deque()
+
+    async def bench(ctx):
+        for _ in range(400):
+            w_en, data = rng.random() < 0.4, int(rng.integers(16))
+            r_en = rng.random() < 0.3
+            step = not r_en and rng.random() < 0.5
+            for name, value in [("w_en", w_en), ("r_en", r_en), ("r_step", step),
+                                ("w_data", data)]:
+                ctx.set(getattr(dut, name), value)
+            assert ctx.get(dut.r_rdy) == (len(model) > 0)
+            assert ctx.get(dut.w_rdy) == (len(model) < depth)
+            if model:
+                assert ctx.get(dut.r_data) == model[0]
+                if step:
+                    model[0] = (model[0] + 1) % 16
+            read = r_en and len(model) > 0
+            if w_en and len(model) < depth:
+                model.append(data)
+            if read:
+                model.popleft()
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def test_axi4_signature():
     full = AXI4Signature(addr_width=32, data_width=64, id_width=4)
     read = AXI4Signature(addr_width=32, data_width=64, id_width=4, write=False)
