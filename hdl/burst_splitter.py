@@ -16,8 +16,9 @@ __all__ = ["ROWS_WIDTH", "ROW_BEATS_WIDTH", "BurstSplitter", "DMAError", "burst_
            "command_addr_width", "command_field_widths",
            "burst_len_bits", "check_engine_parameters", "dma_axi_signature",
            "dma_command_layout", "dma_status_signature", "error_event_layout",
-           "latch_first_error", "oldest_issued_address", "response_error", "ShiftQueue",
-           "small_fifo"]
+           "latch_first_error", "latch_engine_error", "oldest_issued_address",
+           "response_error", "ShiftQueue", "small_fifo", "connect_commands", "may_leave",
+           "tracks_in_error_register"]
 
 #: Width of a command's beats-per-row and row-count fields (above 50 MHz).
 ROW_BEATS_WIDTH = 16
@@ -116,7 +117,9 @@ def dma_status_signature(config):
     cleared by a pulse on ``error_clear`` (an error in the same cycle is latched instead).
     ``error_cause`` is ``NONE`` while ``error`` is low. ``error_addr`` has
     :func:`command_addr_width` bits: a command's address as it was given (also one refused for
-    bits at or above ``bus_addr_width``), a burst's address zero-extended.
+    bits at or above ``bus_addr_width``), a burst's address zero-extended. While ``error`` is
+    low ``error_addr`` is meaningless (at 50 MHz and below with two bursts in flight it follows
+    the older one: see :func:`latch_engine_error`).
     """
     return wiring.Signature({
         "busy": Out(1),
@@ -223,18 +226,98 @@ def _oldest_issued_address_copied(m, size, depth, *, newest, issue, retire):
     return Cat(Const(0, size), queue[0]), in_flight != depth
 
 
+def tracks_in_error_register(config, depth):
+    """Whether :func:`latch_engine_error` keeps the older of two bursts in flight in the
+    ``error_addr`` register itself (50 MHz and below, ``depth`` 2), which needs the engine
+    to report a command error only while at most one burst is in flight (see there)."""
+    return not config.fast_clock and depth == 2
+
+
+def latch_engine_error(m, config, status, depth, *, newest, issue, retire, resp_valid, resp,
+                       command_error):
+    """An engine's sticky error (:func:`latch_first_error`): a bus error (``resp`` when
+    ``resp_valid``: SLVERR or DECERR of the oldest issued burst not yet retired) before the
+    command error ``command_error`` (:func:`error_event_layout`) of the same cycle. Returns
+    ``(room, idle)``: whether one more burst may be issued (at most ``depth`` in flight, see
+    :func:`oldest_issued_address` for ``newest``, ``issue`` and ``retire``), and whether none
+    is in flight.
+
+    With :func:`tracks_in_error_register`, ``error_addr`` (while ``error`` is low) holds the
+    address of the older burst when two are in flight, copied from ``newest`` at the second
+    one's issue (the one alone in flight is ``newest`` itself): no separate copy. A command
+    error overwrites it, so the engine lets one be reported only while at most one burst is in
+    flight after that cycle (a refused burst that reports leaves only with ``room``, an
+    ``EMPTY`` command is accepted only when ``idle``); no burst is issued while the
+    error is latched (nor in the cycle it is cleared), so the address of the older of two in
+    flight is in the register also after a clear. While ``error`` is low ``error_addr`` is
+    meaningless.
+    """
+    if not tracks_in_error_register(config, depth):
+        r_addr, room = oldest_issued_address(m, config, depth, newest=newest, issue=issue,
+                                             retire=retire)
+        bus_error = response_error(m, config, resp_valid, resp, r_addr)
+        latch_first_error(m, status, [bus_error, command_error])
+        return room, Const(1)
+    size = (config.bus_data_width // 8 - 1).bit_length()
+    in_flight = Signal(range(depth + 1))
+    m.d.sync += in_flight.eq(in_flight - retire + issue)
+    alone = in_flight == 1  # the oldest in flight is `newest`, else the register's address
+    bus_error = response_error(m, config, resp_valid, resp, Cat(Const(0, size), newest[size:]))
+    may = ~status.error | status.error_clear
+    take_bus, take_command = bus_error.valid & may, command_error.valid & may
+    with m.If(status.error_clear):
+        m.d.sync += [status.error.eq(0), status.error_cause.eq(DMAError.NONE)]
+    with m.If(take_bus | take_command):
+        m.d.sync += [status.error.eq(1),
+                     status.error_cause.eq(Mux(take_bus, bus_error.cause, command_error.cause))]
+    with m.If(take_command & ~take_bus):
+        m.d.sync += status.error_addr.eq(command_error.addr)
+    with m.Elif((take_bus | issue) & alone):  # a bus error of, or a second issue after, it
+        m.d.sync += status.error_addr.eq(bus_error.addr)
+    return in_flight != depth, in_flight == 0
+
+
+def connect_commands(m, config, depth, cmd, splitter, idle):
+    """Connects an engine's ``cmd`` stream to its ``splitter``; with
+    :func:`tracks_in_error_register` an ``EMPTY`` command waits until ``idle`` (no burst in
+    flight: see :func:`latch_engine_error`)."""
+    if not tracks_in_error_register(config, depth):
+        wiring.connect(m, wiring.flipped(cmd), splitter.cmd)
+        return
+    held = ((cmd.payload.rows == 0) | (cmd.payload.row_beats == 0)) & ~idle
+    m.d.comb += [
+        splitter.cmd.valid.eq(cmd.valid & ~held),
+        splitter.cmd.payload.eq(cmd.payload),
+        cmd.ready.eq(splitter.cmd.ready & ~held),
+    ]
+
+
+def may_leave(config, depth, burst, skip, room, issuable):
+    """Whether the splitter's ``burst`` may leave: issued if ``issuable`` (and ``room``) or
+    skipped (``skip``); with :func:`tracks_in_error_register` a burst that reports a command
+    error only with ``room`` (at most one burst in flight: see :func:`latch_engine_error`)."""
+    if not tracks_in_error_register(config, depth):
+        return skip | (room & issuable)
+    reports = burst.cause != DMAError.NONE  # (a refused burst)
+    return (skip & ~reports) | (room & (skip | issuable))
+
+
 class ShiftQueue(Elaboratable):
     """A first-in first-out queue of ``depth`` entries of ``width`` bits in flip-flops, with
     the oldest always in entry 0 (entries move up as it is read): like
     :class:`amaranth.lib.fifo.SyncFIFO` (same members and timing: an entry written in one
     cycle is readable in the next; no write while full, also in a cycle that reads) but
     without its read multiplexer, and each entry but the last loaded through a 2-input
-    multiplexer (which an iCE40 logic cell packs with its flip-flop)."""
+    multiplexer (which an iCE40 logic cell packs with its flip-flop).
 
-    def __init__(self, *, width, depth):
-        self.width, self.depth = width, depth
+    With ``counting``, ``r_step`` (with ``r_rdy``, not with ``r_en``) adds 1 to the oldest
+    entry in place (modulo ``2**width``): a counter that starts at the value written."""
+
+    def __init__(self, *, width, depth, counting=False):
+        self.width, self.depth, self.counting = width, depth, counting
         self.w_data, self.w_en, self.w_rdy = Signal(width), Signal(), Signal()
         self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
+        self.r_step = Signal()
         self.level = Signal(range(depth + 1))
 
     def elaborate(self, platform):
@@ -256,6 +339,9 @@ class ShiftQueue(Elaboratable):
             if i + 1 < self.depth:
                 with m.Elif(read):
                     m.d.sync += entry.eq(entries[i + 1])
+            if i == 0 and self.counting:
+                with m.Elif(self.r_step):
+                    m.d.sync += entry.eq(entry + 1)
         return m
 
 
@@ -307,7 +393,8 @@ class BurstSplitter(wiring.Component):
     accepted, when every burst of the earlier commands has left. On a bus narrower than the
     command's fields (:attr:`checks_high_bits`) a command with a bit of ``addr`` or ``stride``
     at or above ``bus_addr_width`` is refused as a whole (``RANGE``, reported as above with
-    its whole address; its bursts are cut from the low bits), before ``EMPTY`` (then
+    its whole address, or with :attr:`folds_high_bits` the bits above the bus all set; its
+    bursts are cut from the low bits), before ``EMPTY`` (then
     reported as ``EMPTY`` is) and ``MISALIGNED``. Only ``bus_addr_width`` bits of a command
     are kept, and the bits above of its address for the report (a register each, which
     synthesis removes where they are constant).
@@ -386,6 +473,13 @@ class BurstSplitter(wiring.Component):
         return self.config.bus_addr_width < command_addr_width(self.config)
 
     @property
+    def folds_high_bits(self):
+        """With :attr:`checks_high_bits`, at 50 MHz and below: the address a command refused
+        for its high bits is reported with all of them set if any was (the dispatcher folds
+        them into one bit there, which all of them read as: one register, not one per bit)."""
+        return self.checks_high_bits and not self.config.fast_clock
+
+    @property
     def registered_progress(self):
         """The burst address and the row's beats left are registers (``config.fast_clock``):
         no carry chain before the burst's length, which the engines' credit checks and AXI's
@@ -424,7 +518,8 @@ class BurstSplitter(wiring.Component):
         announce = Signal(DMAError)          # the error the next burst leaving reports
         empty_pending = Signal()             # an EMPTY command, reported in the next cycle
         base = Signal(cfg.bus_addr_width)    # the command's address, for error reports
-        base_high = Signal(len(cmd.addr) - cfg.bus_addr_width)  # (and its bits above the bus)
+        # (and its bits above the bus; with folds_high_bits their OR, which all of them read as)
+        base_high = Signal(1 if self.folds_high_bits else len(cmd.addr) - cfg.bus_addr_width)
 
         addr = Signal(beat_addr_width)       # beat address of the current burst
         beyond = Signal()  # (without registered_progress) the burst starts at 2**addr_width
@@ -499,7 +594,9 @@ class BurstSplitter(wiring.Component):
             self.busy.eq(active | empty_pending),
             self.error.valid.eq((leave & (cause != DMAError.NONE)) | empty_pending),
             self.error.cause.eq(cause),
-            self.error.addr.eq(Cat(base, base_high) if self.checks_high_bits else base),
+            self.error.addr.eq(Cat(base, base_high.replicate(len(cmd.addr) - len(base)))
+                               if self.folds_high_bits else
+                               Cat(base, base_high) if self.checks_high_bits else base),
         ]
 
         with m.If(leave):
@@ -527,7 +624,9 @@ class BurstSplitter(wiring.Component):
             refuse = misaligned | high
             announced = Mux(high, DMAError.RANGE, announced)
             with m.If(self.cmd.valid & self.cmd.ready):
-                m.d.sync += base_high.eq(cmd.addr[cfg.bus_addr_width:])
+                m.d.sync += base_high.eq(cmd.addr[cfg.bus_addr_width:].any()
+                                         if self.folds_high_bits
+                                         else cmd.addr[cfg.bus_addr_width:])
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [
                 active.eq(~empty),

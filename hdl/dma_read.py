@@ -13,12 +13,12 @@ from .burst_splitter import (
     BurstSplitter,
     burst_len_bits,
     check_engine_parameters,
+    connect_commands,
     dma_axi_signature,
     dma_command_layout,
     dma_status_signature,
-    latch_first_error,
-    oldest_issued_address,
-    response_error,
+    latch_engine_error,
+    may_leave,
     small_fifo,
 )
 from .sram import SRAM1R1W, has_ice40_ebr
@@ -75,7 +75,10 @@ class DMAReader(wiring.Component):
     reading memory (their bursts issued before the error was latched deliver normally).
     After ``status.error_clear`` new bursts are issued again. A refused command (see
     :class:`hdl.burst_splitter.DMAError`) delivers its beats flagged as well, except an
-    ``EMPTY`` one, which delivers nothing and does not pulse ``done``.
+    ``EMPTY`` one, which delivers nothing and does not pulse ``done``. At 50 MHz and below
+    with ``dma_outstanding`` 2 (:func:`hdl.burst_splitter.latch_engine_error`) a command error
+    is reported only while at most one burst is in flight: the refused burst that reports it
+    waits for that, and an ``EMPTY`` command is accepted only with no burst in flight.
 
     Timing:
 
@@ -163,7 +166,6 @@ class DMAReader(wiring.Component):
         m.submodules.splitter = splitter = BurstSplitter(
             cfg, max_burst=self.max_burst, relative_rows=has_ice40_ebr(platform),
             wide_commands=self.wide_commands)
-        wiring.connect(m, wiring.flipped(self.cmd), splitter.cmd)
         burst = splitter.bursts.payload
 
         # Every burst, issued or not, in order: what the output stage delivers.
@@ -197,14 +199,17 @@ class DMAReader(wiring.Component):
         ar_free = ~ar_valid | axi.arready
         r_done = axi.rvalid & axi.rlast
         issue = Signal()
-        # The address of the burst whose R beats arrive, for error reports.
-        r_addr, in_flight_room = oldest_issued_address(
-            m, cfg, self.outstanding, newest=axi.araddr, issue=issue, retire=r_done)
+        # The sticky error; a bus error reports the burst whose R beats arrive.
+        in_flight_room, idle = latch_engine_error(
+            m, cfg, status, self.outstanding, newest=axi.araddr, issue=issue, retire=r_done,
+            resp_valid=axi.rvalid, resp=axi.rresp, command_error=splitter.error)
+        connect_commands(m, cfg, self.outstanding, self.cmd, splitter, idle)
         if cfg.fast_clock:
             credit_room = credits >= self.max_burst
         else:  # max_burst is a power of two
             credit_room = credits[exact_log2(self.max_burst):].any()
-        room = order.w_rdy & (skip | (ar_free & in_flight_room & credit_room))
+        room = order.w_rdy & may_leave(cfg, self.outstanding, burst, skip, in_flight_room,
+                                       ar_free & credit_room)
         take = splitter.bursts.valid & room
         record_in = Signal(order_layout)
         m.d.comb += [
@@ -236,8 +241,6 @@ class DMAReader(wiring.Component):
         ]
         with m.If(axi.rvalid):
             m.d.sync += w_ptr.eq(w_ptr + 1)
-        bus_error = response_error(m, cfg, axi.rvalid, axi.rresp, r_addr)
-        latch_first_error(m, status, [bus_error, splitter.error])
 
         # --- Output: the bursts in order, their beats read from the buffer (its read port's
         # data register) or made up, into `beat_out`; above 50 MHz through one more register

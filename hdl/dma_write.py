@@ -9,13 +9,14 @@ from .burst_splitter import (
     BurstSplitter,
     burst_len_bits,
     check_engine_parameters,
+    connect_commands,
     dma_axi_signature,
     dma_command_layout,
     dma_status_signature,
-    latch_first_error,
-    oldest_issued_address,
-    response_error,
+    latch_engine_error,
+    may_leave,
     small_fifo,
+    tracks_in_error_register,
 )
 
 __all__ = ["DMAWriter", "write_beat_layout"]
@@ -59,7 +60,10 @@ class DMAWriter(wiring.Component):
     consume their beats the same way without writing; after ``status.error_clear`` new
     bursts are issued again. A refused command (see :class:`hdl.burst_splitter.DMAError`)
     consumes its beats without writing, except an ``EMPTY`` one, which consumes nothing and
-    does not pulse ``done``.
+    does not pulse ``done``. At 50 MHz and below with ``dma_outstanding`` 2
+    (:func:`hdl.burst_splitter.latch_engine_error`) a command error is reported only while at
+    most one burst awaits its B response: the refused burst that reports it waits for that,
+    and an ``EMPTY`` command is accepted only with none awaiting.
 
     Timing:
 
@@ -127,7 +131,6 @@ class DMAWriter(wiring.Component):
 
         m.submodules.splitter = splitter = BurstSplitter(cfg, max_burst=self.max_burst,
                                                          wide_commands=self.wide_commands)
-        wiring.connect(m, wiring.flipped(self.cmd), splitter.cmd)
         burst = splitter.bursts.payload
 
         w_layout, b_layout = _w_layout(self.max_burst), _b_layout()
@@ -141,7 +144,18 @@ class DMAWriter(wiring.Component):
         aw_valid = Signal()
         skip = burst.refused | status.error
         aw_free = ~aw_valid | axi.awready
-        room = w_queue.w_rdy & b_queue.w_rdy & (skip | aw_free)
+        issue = Signal()
+        responded = Signal()
+        # The sticky error; a bus error reports the oldest burst awaiting B (every issued
+        # burst has a B queue entry, so there is room for its address).
+        in_flight_room, idle = latch_engine_error(
+            m, cfg, status, self.outstanding, newest=axi.awaddr, issue=issue, retire=responded,
+            resp_valid=responded, resp=axi.bresp, command_error=splitter.error)
+        connect_commands(m, cfg, self.outstanding, self.cmd, splitter, idle)
+        if not tracks_in_error_register(cfg, self.outstanding):
+            in_flight_room = 1  # the B queue has room for every burst in flight
+        room = w_queue.w_rdy & b_queue.w_rdy & may_leave(cfg, self.outstanding, burst, skip,
+                                                         in_flight_room, aw_free)
         take = splitter.bursts.valid & room
         w_in, b_in = Signal(w_layout), Signal(b_layout)
         m.d.comb += [
@@ -157,7 +171,7 @@ class DMAWriter(wiring.Component):
         ]
         with m.If(axi.awready):
             m.d.sync += aw_valid.eq(0)
-        issue = take & ~skip
+        m.d.comb += issue.eq(take & ~skip)
         with m.If(issue):
             m.d.sync += [aw_valid.eq(1), axi.awaddr.eq(burst.addr), axi.awlen.eq(burst.len)]
         m.d.comb += [
@@ -186,17 +200,11 @@ class DMAWriter(wiring.Component):
         pending = b_layout(b_queue.r_data)
         dropped = Signal(range(self.outstanding + 1))  # skipped bursts dropped, not retired
         m.d.comb += axi.bready.eq(b_queue.r_rdy & ~pending.skip)
-        responded = axi.bvalid & axi.bready
+        m.d.comb += responded.eq(axi.bvalid & axi.bready)
         retire_skipped = b_queue.r_rdy & pending.skip & (dropped != 0)
         retire = responded | retire_skipped
         m.d.comb += b_queue.r_en.eq(retire)
         m.d.sync += dropped.eq(dropped + dropped_burst - retire_skipped)
-
-        # Every issued burst has a B queue entry, so there is room for its address.
-        b_addr, _ = oldest_issued_address(m, cfg, self.outstanding, newest=axi.awaddr,
-                                          issue=issue, retire=responded)
-        bus_error = response_error(m, cfg, responded, axi.bresp, b_addr)
-        latch_first_error(m, status, [bus_error, splitter.error])
 
         m.d.sync += status.done.eq(retire & pending.last)
         m.d.comb += status.busy.eq(splitter.busy | aw_valid | b_queue.r_rdy)

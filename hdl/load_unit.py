@@ -42,7 +42,7 @@ class LoadUnit(wiring.Component):
     - Throughput: one beat per cycle; a row per cycle when a row is one beat.
     - Slow clocks: an instruction's last row is the one whose beat has ``last`` (the DMA
       delivers every beat of a command, flagged or not): only ``sp_addr`` waits between the
-      stages.
+      stages, and the head's counts up in place as the rows are written (the row's address).
     - ``done`` pulses in the cycle after an instruction's last row was accepted by the
       scratchpad.
     - Back-pressure on ``sp_write`` holds ``dma_data.ready`` low (the DMA buffers).
@@ -107,8 +107,12 @@ class LoadUnit(wiring.Component):
             pending_fields["rows"] = rows_bits
         pending_layout = data.StructLayout(pending_fields)
         # Slow clocks: a shift queue (no output register; the same capacity and timing).
-        fifo = ShiftQueue if ends_on_last else SyncFIFOBuffered
-        m.submodules.pending = pending = fifo(width=pending_layout.size, depth=self.depth)
+        # Its head's sp_addr counts the rows written up in place (no row counter, no adder).
+        if ends_on_last:
+            pending = ShiftQueue(width=pending_layout.size, depth=self.depth, counting=True)
+        else:
+            pending = SyncFIFOBuffered(width=pending_layout.size, depth=self.depth)
+        m.submodules.pending = pending
         align_mask = beat_bytes - 1
         incoming = load_layout()(ctl.insn.payload)
         check = Signal(ErrorCause)
@@ -160,7 +164,7 @@ class LoadUnit(wiring.Component):
 
         # --- Write stage: assemble rows from beats, write them, count them.
         current = pending_layout(pending.r_data)
-        row_index = Signal(sp_bits if ends_on_last else rows_bits)  # < rows <= sp_depth
+        row_index = Signal(0 if ends_on_last else rows_bits)  # < rows <= sp_depth
         beat_index = Signal(range(max(row_beats, 2)))
         failed = Signal()  # the current instruction saw an error beat
         row_bits = cfg.dim * cfg.act_width
@@ -173,7 +177,8 @@ class LoadUnit(wiring.Component):
 
         m.d.comb += [
             self.sp_write.valid.eq(self.dma_data.valid & writes),
-            self.sp_write.payload.addr.eq(current.sp_addr + row_index),
+            self.sp_write.payload.addr.eq(current.sp_addr if ends_on_last
+                                          else current.sp_addr + row_index),
             self.sp_write.payload.row.as_value().eq(row_value),
             self.dma_data.ready.eq(pending.r_rdy & (~writes | self.sp_write.ready)),
         ]
@@ -199,5 +204,7 @@ class LoadUnit(wiring.Component):
             with m.Else():
                 m.d.sync += beat_index.eq(beat_index + 1)
         m.d.comb += pending.r_en.eq(taken & row_complete & last_row)
+        if ends_on_last:
+            m.d.comb += pending.r_step.eq(taken & row_complete & ~last_row)
 
         return m

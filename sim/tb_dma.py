@@ -71,6 +71,16 @@ def command_fits(config, command):
     return command.row_beats >> row_beats_width == 0 and command.rows >> rows_width == 0
 
 
+def reported_address(config, addr):
+    """The address an engine reports for a command error of a command at ``addr``: ``addr``,
+    or at 50 MHz and below on a bus narrower than 32 bits with its bits above the bus all set
+    if any was (:attr:`hdl.burst_splitter.BurstSplitter.folds_high_bits`)."""
+    width = config.bus_addr_width
+    if config.fast_clock or width >= 32 or addr >> width == 0:
+        return addr
+    return (addr & ((1 << width) - 1)) | (((1 << 32) - 1) ^ ((1 << width) - 1))
+
+
 def split_transfer(command, *, beat_bytes, max_burst=256, addr_width=32, block_aligned=False):
     """The bursts of ``command`` and the error it raises (``None``, ``"misaligned"``,
     ``"empty"`` or ``"range"``), as :class:`hdl.burst_splitter.BurstSplitter` makes them
@@ -615,7 +625,8 @@ async def errors_and_recovery(dut):
             "failing": failing, "bursts": bursts, "region": region,
             "causes": [(DMAError[resp.name], bursts[1].addr), (DMAError.MISALIGNED, region + 2),
                        (DMAError.EMPTY, region)] + [
-                          (DMAError.RANGE, c.addr) for c in range_commands[engine]],
+                          (DMAError.RANGE, reported_address(config, c.addr))
+                          for c in range_commands[engine]],
             "commands": [failing, Command(region + size // 4, 5, 2, 0x40), CLEAR, good,
                          Command(region + 2, 3, 1, 0), CLEAR, good,
                          Command(region, 0, 4, 0), CLEAR, good] + [

@@ -32,6 +32,7 @@ from sim.tb_dma import (
     model_bursts,
     random_command,
     random_words,
+    reported_address,
     split_transfer,
 )
 
@@ -99,7 +100,7 @@ def check_splitter(dut, commands, bursts, errors, context):
                                          addr_width=dut.config.bus_addr_width)
         want_bursts += [(command, b) for b in expected]
         if error:
-            want_errors.append((ERRORS[error], command.addr))
+            want_errors.append((ERRORS[error], reported_address(dut.config, command.addr)))
     for i, (got, (command, want)) in enumerate(zip(bursts, want_bursts, strict=True)):
         assert got == want, f"{context}: first mismatch at burst {i} of {command}: {got} != {want}"
     assert errors == want_errors, f"{context}: errors {errors} != {want_errors}"
@@ -261,6 +262,41 @@ def test_shift_queue_is_a_fifo(depth):
             await ctx.tick()
 
     sim = Simulator(m)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_counting_shift_queue(depth):
+    """A counting ShiftQueue: ``r_step`` (not with ``r_en``) adds 1 to the oldest entry,
+    modulo 2**width; otherwise a FIFO (against a deque)."""
+    rng = np.random.default_rng(10 + depth)
+    dut = ShiftQueue(width=4, depth=depth, counting=True)
+    model = deque()
+
+    async def bench(ctx):
+        for _ in range(400):
+            w_en, data = rng.random() < 0.4, int(rng.integers(16))
+            r_en = rng.random() < 0.3
+            step = not r_en and rng.random() < 0.5
+            for name, value in [("w_en", w_en), ("r_en", r_en), ("r_step", step),
+                                ("w_data", data)]:
+                ctx.set(getattr(dut, name), value)
+            assert ctx.get(dut.r_rdy) == (len(model) > 0)
+            assert ctx.get(dut.w_rdy) == (len(model) < depth)
+            if model:
+                assert ctx.get(dut.r_data) == model[0]
+                if step:
+                    model[0] = (model[0] + 1) % 16
+            read = r_en and len(model) > 0
+            if w_en and len(model) < depth:
+                model.append(data)
+            if read:
+                model.popleft()
+            await ctx.tick()
+
+    sim = Simulator(dut)
     sim.add_clock(CLOCK)
     sim.add_testbench(bench)
     sim.run()
@@ -555,6 +591,11 @@ def engine_commands(rng, beat_bytes, base, size):
 ERROR_CASES = [(4, 80.0), (2, 80.0), (1, 80.0), (4, 30.0), (2, 30.0), (1, 30.0)]
 ERROR_IDS = [f"{n}-{'fast' if mhz > 50 else 'slow'}" for n, mhz in ERROR_CASES]
 
+# (target_mhz, dma_outstanding): the fast clock's; the slow clock's (tiny's 2 keep the older
+# burst's address in error_addr itself and report command errors with one burst in flight).
+REFUSED_CASES = [(80.0, 4), (30.0, 4), (30.0, 2)]
+REFUSED_IDS = ["fast", "slow", "slow-2"]
+
 READ_CASES = [
     # (config, max_burst, memory latency, stall probability, seed)
     (preset("small"), 256, 6, 0.0, 11),
@@ -653,11 +694,11 @@ def test_reader_error_stops_bursts_and_recovers(outstanding, mhz):
     assert len(log["done"]) == 3 and not log["busy"][-1]
 
 
-@pytest.mark.parametrize("mhz", [80.0, 30.0], ids=["fast", "slow"])
-def test_reader_refused_commands(mhz):
+@pytest.mark.parametrize("mhz, outstanding", REFUSED_CASES, ids=REFUSED_IDS)
+def test_reader_refused_commands(mhz, outstanding):
     """Misaligned, empty and out-of-range commands: the error, flagged beats, no AR for
     what was refused; each followed by a clear and a good command."""
-    config = preset("small").replace(target_mhz=mhz)
+    config = preset("small").replace(target_mhz=mhz, dma_outstanding=outstanding)
     bb = 8
     top = 1 << 32
     base, size = top - (1 << 14), 1 << 14
@@ -689,6 +730,73 @@ def test_reader_refused_commands(mhz):
     assert len(log["done"]) == 5  # the empty command does not complete
 
 
+def clear_errors_at_once(dut, errors, cycles):
+    """A testbench collecting the errors (cause, address) ``dut`` latches in ``cycles``
+    cycles, each cleared in the cycle after it was seen (bursts may still be in flight)."""
+    async def bench(ctx):
+        for _ in range(cycles):
+            if ctx.get(dut.status.error) and not ctx.get(dut.status.error_clear):
+                errors.append((DMAError(ctx.get(dut.status.error_cause)),
+                               ctx.get(dut.status.error_addr)))
+                ctx.set(dut.status.error_clear, 1)
+            else:
+                ctx.set(dut.status.error_clear, 0)
+            await ctx.tick()
+        ctx.set(dut.status.error_clear, 0)
+    return bench
+
+
+def errors_behind_bursts_in_flight(engine, outstanding, mhz, failing_burst):
+    """Two bursts in flight with a slow answer, one of them failing, and a misaligned and an
+    empty command right behind them; each error cleared at once. Returns the distinct errors
+    latched, the expected ones and the engine's log."""
+    config = preset("small").replace(dma_outstanding=outstanding, target_mhz=mhz)
+    max_burst, bb = 16, 8
+    base, size = 0x1000_0000, 1 << 14
+    rng = np.random.default_rng(41 + failing_burst)
+    first = Command(base + 0x100, 32, 1, 0)
+    bursts = split_transfer(first, beat_bytes=bb, max_burst=max_burst,
+                            block_aligned=not config.fast_clock)[0]
+    bad_beat = bursts[failing_burst].addr + 12 * bb
+    commands = [first, Command(base + 0x804, 4, 1, 0), Command(base + 0x900, 0, 1, 0),
+                Command(base + 0xa00, 8, 1, 0)]
+    bus_error = (DMAError.SLVERR, bursts[failing_burst].addr)
+    want_errors = {bus_error, (DMAError.MISALIGNED, base + 0x804),
+                   (DMAError.EMPTY, base + 0x900)}
+    errors = []
+    if engine == "read":
+        dut = DMAReader(config, max_burst=max_burst, wide_commands=True)
+        memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, latency=20,
+                           errors={bad_beat: 2}, max_burst=max_burst)
+        want = expected_read_beats(commands, memory.read, beat_bytes=bb, max_burst=max_burst)
+        _, log = run_engine(dut, memory, commands, seed=41, beats=len(want),
+                            benches=[clear_errors_at_once(dut, errors, 1000)])
+    else:
+        dut = DMAWriter(config, max_burst=max_burst, wide_commands=True)
+        memory = AXIMemory(dut.axi, base=base, size=size, rng=rng, b_latency=20,
+                           errors={bad_beat: 2}, max_burst=max_burst)
+        words = random_words(rng, command_beats(commands, bb, max_burst), 64)
+        _, log = run_engine(dut, memory, commands, seed=41, beats=words,
+                            benches=[clear_errors_at_once(dut, errors, 1000)])
+    return errors, bus_error, want_errors, log
+
+
+@pytest.mark.parametrize("engine", ["read", "write"])
+@pytest.mark.parametrize("failing_burst", [0, 1])
+@pytest.mark.parametrize("outstanding, mhz", [(2, 30.0), (2, 80.0), (4, 30.0)],
+                         ids=["2-slow", "2-fast", "4-slow"])
+def test_errors_behind_bursts_in_flight(engine, outstanding, mhz, failing_burst):
+    """Command errors right behind two bursts in flight, one of which fails, each error
+    cleared at once: the bus error is latched with the failing burst's address (not a command
+    error's nor the other burst's), every error with its own (a command error arriving while
+    another is latched is lost)."""
+    got, bus_error, want, log = errors_behind_bursts_in_flight(engine, outstanding, mhz,
+                                                                failing_burst)
+    shown = [(c.name, hex(a)) for c, a in got]
+    assert bus_error in got and set(got) <= want and len(set(got)) == len(got), shown
+    assert not log["busy"][-1]
+
+
 def beyond_bus_plan(config):
     """tiny's 64 KiB bus: an address at or above 64 KiB, a stride of 64 KiB (two rows), one
     past the top of the address space in its third row, the top bit of the address; each
@@ -714,7 +822,8 @@ def watch_errors(dut, errors, count):
 
 def test_reader_refuses_beyond_its_bus():
     """tiny (16-bit bus): a command with an address or stride bit at or above 64 KiB is
-    refused as a whole (RANGE, its whole 32-bit address reported, no AR, flagged beats), as
+    refused as a whole (RANGE, its address reported with the bits above the bus all set if
+    any was: the dispatcher folds them so; no AR, flagged beats), as
     is one running past the top; good commands around them read bit-exact."""
     config = preset("tiny")
     assert config.bus_addr_width == 16
@@ -728,7 +837,7 @@ def test_reader_refuses_beyond_its_bus():
     received, log = run_engine(dut, memory, commands, seed=23, stall=0.2, beats=len(want),
                                benches=[watch_errors(dut, errors, len(refused))])
     check_read_beats(received, want, "beyond the bus")
-    assert errors == [(DMAError.RANGE, c.addr) for c in refused]
+    assert errors == [(DMAError.RANGE, reported_address(config, c.addr)) for c in refused]
     assert issued_bursts(memory.ar) == bursts_of(config, commands, 4, max_burst=16)
     assert all(addr < 0x1000 or addr >= 0xF000 for _, addr, _ in memory.ar)
     assert len(log["done"]) == 2 * len(refused)
@@ -750,7 +859,7 @@ def test_writer_refuses_beyond_its_bus():
     want = expected_memory(initial, 0, commands, words, beat_bytes=4, max_burst=16,
                            addr_width=16)
     check_memory(memory.mem, want, 0, "beyond the bus")
-    assert errors == [(DMAError.RANGE, c.addr) for c in refused]
+    assert errors == [(DMAError.RANGE, reported_address(config, c.addr)) for c in refused]
     assert issued_bursts(memory.aw) == bursts_of(config, commands, 4, max_burst=16)
     assert len(log["beats"]) == len(words) and len(log["done"]) == 2 * len(refused)
 
@@ -863,9 +972,9 @@ def test_writer_error_stops_bursts_and_recovers(outstanding, mhz):
     assert len(log["done"]) == 3 and not log["busy"][-1]
 
 
-@pytest.mark.parametrize("mhz", [80.0, 30.0], ids=["fast", "slow"])
-def test_writer_refused_commands(mhz):
-    config = preset("small").replace(target_mhz=mhz)
+@pytest.mark.parametrize("mhz, outstanding", REFUSED_CASES, ids=REFUSED_IDS)
+def test_writer_refused_commands(mhz, outstanding):
+    config = preset("small").replace(target_mhz=mhz, dma_outstanding=outstanding)
     bb = 8
     top = 1 << 32
     base, size = top - (1 << 14), 1 << 14
