@@ -446,7 +446,10 @@ def tessera_register_map(config):
             Field("UNIT", 8, 2, "The unit that failed: an hdl.isa.Unit value."),
         )),
         Register("ERROR_ADDR", 0x2C, Access.RO, 0,
-                 "Byte address (low 32 bits) of the failing DMA access."),
+                 "Byte address (low 32 bits) of the failing DMA access; defined while ERROR "
+                 "holds a DMA cause (at 50 MHz and below it follows the bursts in flight "
+                 "before). With a DMA address space narrower than 32 bits (tiny: 16), an "
+                 "address refused for its high bits reads with all of them set."),
     ]
     if config.bus_addr_width > 32:
         registers.append(Register("ERROR_ADDR_HI", 0x30, Access.RO, 0,
