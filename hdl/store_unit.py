@@ -240,8 +240,11 @@ class StoreUnit(wiring.Component):
             raise
         self.config = config
         # An output row takes up to one cycle per DMA beat (int32 rows: acc_row_bytes).
+        # Slow clocks with the serial multiply: the output row shifts out by beats.
+        self._shift_beats = not config.fast_clock and config.postproc_multiply_cycles > 1
         self.postproc = PostProcess(config, multiplier=multiplier, output_cycles=max(
-            1, acc_row_bytes(config) // (config.bus_data_width // 8)))
+            1, acc_row_bytes(config) // (config.bus_data_width // 8)),
+            out_beat_bits=config.bus_data_width if self._shift_beats else None)
         super().__init__({
             "ctl": Out(unit_signature()),
             "acc_read": Out(stream.Signature(config.addr_width)),
@@ -692,7 +695,13 @@ class StoreUnit(wiring.Component):
             slices = [padded[b * beat_bits:(b + 1) * beat_bits] for b in range(count)]
             return slices[0] if count == 1 else Array(slices)[beat_count]
         int8_row, int32_row = out.payload.row.int8.as_value(), out.payload.row.int32.as_value()
-        if slow and len(int8_row) == int8_beats * beat_bits:
+        if self._shift_beats:
+            # The row register shifts down by a beat as one goes out: its low bits.
+            beat_select = int32_row[:beat_bits]
+            if len(int8_row) < beat_bits:  # an int8 row is one beat, zero padded
+                beat_select = Mux(requant, Cat(int8_row, Const(0, beat_bits - len(int8_row))),
+                                  beat_select)
+        elif slow and len(int8_row) == int8_beats * beat_bits:
             # An int8 row fills its beats: they are the first ones of the int32 view (the
             # same bits of the union), and a REQUANT row's beat count stays below them.
             beat_select = beats_of(int32_row, int32_beats)
@@ -724,6 +733,8 @@ class StoreUnit(wiring.Component):
                 with m.Case(_Sink.DRAM):
                     with m.If(row_valid & beat_free):
                         m.d.sync += [beat_valid.eq(1), beat_data.eq(beat_select)]
+                        if self._shift_beats:
+                            m.d.comb += pp.out_next_beat.eq(1)
                         with m.If(row_end):
                             m.d.sync += beat_count.eq(0)
                             m.d.comb += [consumed.eq(1), row_done.eq(1),
