@@ -340,12 +340,20 @@ class PostProcess(wiring.Component):
     output_cycles : int
         Cycles the consumer may take per output row (e.g. one per bus beat of it) with the
         full rate sustained: it sizes the output buffer.
+    out_beat_bits : int or None
+        With the serial multiply: the consumer takes the output row in beats of this many
+        bits, lowest first, and ``out_next_beat`` (high while ``out_rows.valid``) shifts the
+        row register down by a beat in the next cycle (the payload's row is then the rest of
+        the row, its top unspecified): the consumer reads the low bits only, no beat select.
+        ``out_rows.ready`` still pops the row (with or without ``out_next_beat``).
 
     Members
     -------
     acc_rows : In(stream.Signature(acc_row_layout(config)))
     params : In(stream.Signature(param_layout(config)))
     out_rows : Out(stream.Signature(out_row_layout(config)))
+    out_next_beat : In(1)
+        Only with ``out_beat_bits`` (see there).
 
     Raises
     ------
@@ -359,7 +367,7 @@ class PostProcess(wiring.Component):
     #: Block RAM words per column (bias, multiplier, shifts) with the serial multiply.
     _PARAM_WORDS = 3
 
-    def __init__(self, config, *, multiplier=None, output_cycles=1):
+    def __init__(self, config, *, multiplier=None, output_cycles=1, out_beat_bits=None):
         if config.acc_width > REQUANT_WIDTH:
             self._MustUse__silence = True  # never built: no "created but never used" warning
             raise ValueError(
@@ -372,11 +380,16 @@ class PostProcess(wiring.Component):
         self.config = config
         self.multiplier = multiplier
         self.output_cycles = output_cycles
-        super().__init__({
+        # The output row register shifts out by beats (serial multiply only).
+        self.out_beat_bits = out_beat_bits if config.postproc_multiply_cycles > 1 else None
+        members = {
             "acc_rows": In(stream.Signature(acc_row_layout(config))),
             "params": In(stream.Signature(param_layout(config))),
             "out_rows": Out(stream.Signature(out_row_layout(config))),
-        })
+        }
+        if self.out_beat_bits is not None:
+            members["out_next_beat"] = In(1)
+        super().__init__(members)
 
     @property
     def lanes(self):
@@ -1124,9 +1137,19 @@ class PostProcess(wiring.Component):
         bits, int8_bits = row.row.as_value(), 8 * dim
         int32_next = Cat(bits[REQUANT_WIDTH * lanes:], *lane_z)
         int8_next = Cat(bits[8 * lanes:int8_bits], *lane_int8)
-        with m.If(land):
-            m.d.sync += bits.eq(Cat(Mux(requant, int8_next, int32_next[:int8_bits]),
-                                    int32_next[int8_bits:]))
+        landed = Cat(Mux(requant, int8_next, int32_next[:int8_bits]), int32_next[int8_bits:])
+        if self.out_beat_bits is None:
+            with m.If(land):
+                m.d.sync += bits.eq(landed)
+        else:
+            # A beat out shifts the row down by a beat (never in a landing cycle: the row is
+            # full). The top takes what a landing would (any value does): where a beat is a
+            # group of int32 lanes, the shift is the landing's outside the int8 bytes.
+            beat = self.out_beat_bits
+            shifted = Cat(bits[beat:], landed[len(bits) - beat:])
+            with m.If(land | self.out_next_beat):
+                m.d.sync += bits.eq(Cat(Mux(land & requant, int8_next, shifted[:int8_bits]),
+                                        Mux(land, int32_next[int8_bits:], shifted[int8_bits:])))
         with m.If(land & last):
             m.d.sync += full.eq(1)
         with m.If(self.out_rows.valid & self.out_rows.ready):

@@ -164,12 +164,13 @@ class StoreUnit(wiring.Component):
       accumulator's 2-cycle answer, the first row starts in the post-processing in cycle 4
       (slow: 3) and its output is on ``sp_write`` in cycle :attr:`latency` =
       ``4 + postproc_latency`` (15 at full width; slow: 3 + ...), on ``dma_write_data``
-      one cycle later (beats leave through a register). ``done`` pulses in the cycle after
-      the last scratchpad write was accepted, or in the cycle after
-      ``dma_write_status.done`` of its command. CONFIG: its DMA read command is valid in
-      cycle 2 (slow clocks: while the CONFIG waits on ``ctl.insn``; both are taken
-      together); ``done`` pulses 4 cycles after its last parameter beat was
-      accepted. (Each ``done`` also waits for those of the instructions before it.)
+      :attr:`beat_delay` cycles later (beats leave through a register; slow clocks with
+      the serial post-processing, tiny: in the same cycle, straight from its output row).
+      ``done`` pulses in the cycle after the last scratchpad write was accepted, or in
+      the cycle after ``dma_write_status.done`` of its command. CONFIG: its DMA read
+      command is valid in cycle 2 (slow clocks: while the CONFIG waits on ``ctl.insn``;
+      both are taken together); ``done`` pulses 4 cycles after its last parameter beat
+      was accepted. (Each ``done`` also waits for those of the instructions before it.)
     - Throughput: one row per ``row_cycles`` cycles through the whole path, also across
       back-to-back STOREs, while the DMA (one beat per cycle) and the scratchpad keep up;
       rows of more beats than ``row_cycles`` (int32 rows on a narrow bus) go at one beat
@@ -191,7 +192,9 @@ class StoreUnit(wiring.Component):
     - Combinational paths between ports: ``sp_write`` is driven from the post-processing's
       output buffer, and ``sp_write.ready`` pops it; ``acc_read_data.ready`` depends on
       ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
-      the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers;
+      the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers
+      (tiny: ``dma_write_data`` from the post-processing's output row register and the
+      queue heads, and ``dma_write_data.ready`` shifts that row: ``out_next_beat``);
       at slow clocks ``ctl.insn.ready`` depends on ``ctl.insn`` (the checks) and the unit's
       state, ``dma_read_data.ready`` on ``PostProcess.params.ready``, and
       ``dma_read_cmd`` comes from ``ctl.insn`` (its ``ready`` drives ``ctl.insn.ready``).
@@ -240,8 +243,11 @@ class StoreUnit(wiring.Component):
             raise
         self.config = config
         # An output row takes up to one cycle per DMA beat (int32 rows: acc_row_bytes).
+        # Slow clocks with the serial multiply: the output row shifts out by beats.
+        self._shift_beats = not config.fast_clock and config.postproc_multiply_cycles > 1
         self.postproc = PostProcess(config, multiplier=multiplier, output_cycles=max(
-            1, acc_row_bytes(config) // (config.bus_data_width // 8)))
+            1, acc_row_bytes(config) // (config.bus_data_width // 8)),
+            out_beat_bits=config.bus_data_width if self._shift_beats else None)
         super().__init__({
             "ctl": Out(unit_signature()),
             "acc_read": Out(stream.Signature(config.addr_width)),
@@ -257,6 +263,13 @@ class StoreUnit(wiring.Component):
     @property
     def beat_bytes(self):
         return self.config.bus_data_width // 8
+
+    @property
+    def beat_delay(self):
+        """Cycles from an output row ready to its first beat on ``dma_write_data``: 1 (the
+        beat register), 0 at slow clocks with the serial post-processing (the beats come
+        straight from its output row register, which shifts down a beat as one is taken)."""
+        return 0 if self._shift_beats else 1
 
     @property
     def latency(self):
@@ -680,10 +693,12 @@ class StoreUnit(wiring.Component):
         requant = out.payload.mode == PostMode.REQUANT
         beat_valid = Signal()
         beat_data = Signal(beat_bits)
-        m.d.comb += [self.dma_write_data.valid.eq(beat_valid),
-                     self.dma_write_data.payload.data.eq(beat_data)]
-        with m.If(self.dma_write_data.ready):
-            m.d.sync += beat_valid.eq(0)
+        direct = self._shift_beats  # beats straight from the output row (no register)
+        if not direct:
+            m.d.comb += [self.dma_write_data.valid.eq(beat_valid),
+                         self.dma_write_data.payload.data.eq(beat_data)]
+            with m.If(self.dma_write_data.ready):
+                m.d.sync += beat_valid.eq(0)
         beat_free = ~beat_valid | self.dma_write_data.ready
 
         def beats_of(value, count):
@@ -692,7 +707,13 @@ class StoreUnit(wiring.Component):
             slices = [padded[b * beat_bits:(b + 1) * beat_bits] for b in range(count)]
             return slices[0] if count == 1 else Array(slices)[beat_count]
         int8_row, int32_row = out.payload.row.int8.as_value(), out.payload.row.int32.as_value()
-        if slow and len(int8_row) == int8_beats * beat_bits:
+        if self._shift_beats:
+            # The row register shifts down by a beat as one goes out: its low bits.
+            beat_select = int32_row[:beat_bits]
+            if len(int8_row) < beat_bits:  # an int8 row is one beat, zero padded
+                beat_select = Mux(requant, Cat(int8_row, Const(0, beat_bits - len(int8_row))),
+                                  beat_select)
+        elif slow and len(int8_row) == int8_beats * beat_bits:
             # An int8 row fills its beats: they are the first ones of the int32 view (the
             # same bits of the union), and a REQUANT row's beat count stays below them.
             beat_select = beats_of(int32_row, int32_beats)
@@ -709,6 +730,8 @@ class StoreUnit(wiring.Component):
                       self.sp_write.payload.row.eq(out.payload.row.int8)]
         if slow:  # the payload is only used with valid: not gated by the head's kind
             m.d.comb += sp_payload
+        if direct:
+            m.d.comb += self.dma_write_data.payload.data.eq(beat_select)
         last_of_head = (out.payload.tag[_LAST_TAG_BIT] if tags_last
                         else sink_count == head.last_row)
         with m.If(sink_queue.r_rdy & retire_queue.w_rdy):
@@ -722,8 +745,16 @@ class StoreUnit(wiring.Component):
                     with m.If(self.sp_write.valid & self.sp_write.ready):
                         m.d.comb += [consumed.eq(1), row_done.eq(1)]
                 with m.Case(_Sink.DRAM):
-                    with m.If(row_valid & beat_free):
-                        m.d.sync += [beat_valid.eq(1), beat_data.eq(beat_select)]
+                    if direct:
+                        m.d.comb += self.dma_write_data.valid.eq(row_valid)
+                        beat_go = row_valid & self.dma_write_data.ready
+                    else:
+                        beat_go = row_valid & beat_free
+                    with m.If(beat_go):
+                        if direct:
+                            m.d.comb += pp.out_next_beat.eq(1)
+                        else:
+                            m.d.sync += [beat_valid.eq(1), beat_data.eq(beat_select)]
                         with m.If(row_end):
                             m.d.sync += beat_count.eq(0)
                             m.d.comb += [consumed.eq(1), row_done.eq(1),

@@ -555,7 +555,7 @@ def test_throughput(name, to_sp, mode, rows_per_store):
     per cycle when a row has more beats; a row's beats back to back) from the first output to
     the last, across the instruction boundaries; the first output ``4 + postproc latency``
     cycles after the first instruction was accepted (3 at slow clocks; plus the beat register
-    on the DMA path)."""
+    on the DMA path, none on tiny's)."""
     config = preset(name)
     seed = 1200
     s = Setup(config, seed, n_params=1, memory_size=1 << 14)
@@ -578,6 +578,7 @@ def test_throughput(name, to_sp, mode, rows_per_store):
     # The serial post-processing starts a row only at its digit 0: the first row may wait
     # up to multiply_cycles - 1 cycles for it.
     taken_late = not to_sp and not config.fast_clock
-    phase_wait = outputs[0] - run.accepted[0] + taken_late - unit.latency - (not to_sp)
+    phase_wait = outputs[0] - run.accepted[0] + taken_late - unit.latency - (
+        0 if to_sp else unit.beat_delay)
     assert 0 <= phase_wait < unit.postproc.multiply_cycles, phase_wait
     assert unit.latency == (4 if config.fast_clock else 3) + unit.postproc.latency
