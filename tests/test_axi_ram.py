@@ -105,6 +105,29 @@ async def checked_read(ctx, dut, memory, failures, addr, length, *, size, kind, 
             failures.append(f"read {addr:#x} beat {i}: {data:#x} {resp} {last}, want {want}")
 
 
+def host_writes(dut, rng, memory, low, high, count, max_gap, done):
+    """A testbench: ``count`` random byte writes through the host port into ``low..high``
+    (mirrored in ``memory``), 1 to ``max_gap - 1`` cycles apart; then ``done`` gets True."""
+    async def host(ctx):
+        for _ in range(count):
+            addr, value = int(rng.integers(low, high)), int(rng.integers(256))
+            await ctx.tick().repeat(int(rng.integers(1, max_gap)))
+            ctx.set(dut.host.addr, addr)
+            ctx.set(dut.host.w_data, value)
+            await host_access(ctx, dut.host, dut.host.w_en)
+            memory[addr] = value
+        done.append(True)
+    return host
+
+
+def run_with_host_writes(dut, bus, host):
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bus)
+    sim.add_testbench(host)
+    sim.run()
+
+
 @pytest.mark.parametrize("single_port, size_bytes, full_incr_only",
                          [(False, 128, False), (True, 128, False), (False, 120, False),
                           (True, 128, True), (False, 120, True)])
@@ -158,21 +181,8 @@ def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, stall):
                 failures.append(f"host read {addr}: {ctx.get(dut.host.r_data)}, "
                                 f"want {memory[addr]}")
 
-    async def host(ctx):
-        for _ in range(60):
-            addr, value = int(rng.integers(host_top, size_bytes)), int(rng.integers(256))
-            await ctx.tick().repeat(int(rng.integers(1, 6)))
-            ctx.set(dut.host.addr, addr)
-            ctx.set(dut.host.w_data, value)
-            await host_access(ctx, dut.host, dut.host.w_en)
-            memory[addr] = value
-        host_done.append(True)
-
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK)
-    sim.add_testbench(bus)
-    sim.add_testbench(host)
-    sim.run()
+    run_with_host_writes(dut, bus, host_writes(dut, rng, memory, host_top, size_bytes, 60, 6,
+                                               host_done))
     assert not failures, f"seed={seed}: {failures[:5]}"
 
 
@@ -216,21 +226,8 @@ def test_long_full_incr_bursts(single_port, size_bytes, max_burst):
         await checked_read(ctx, dut, memory, failures, 0, 256, size=2, kind=AXIBurst.INCR,
                            rng=rng, stall=0.3)
 
-    async def host(ctx):
-        for _ in range(40):
-            addr, value = int(rng.integers(host_top, size_bytes)), int(rng.integers(256))
-            await ctx.tick().repeat(int(rng.integers(1, 20)))
-            ctx.set(dut.host.addr, addr)
-            ctx.set(dut.host.w_data, value)
-            await host_access(ctx, dut.host, dut.host.w_en)
-            memory[addr] = value
-        done.append(True)
-
-    sim = Simulator(dut)
-    sim.add_clock(CLOCK)
-    sim.add_testbench(bus)
-    sim.add_testbench(host)
-    sim.run()
+    run_with_host_writes(dut, bus, host_writes(dut, rng, memory, host_top, size_bytes, 40, 20,
+                                               done))
     assert not failures, f"seed={seed}: {failures[:5]}"
 
 

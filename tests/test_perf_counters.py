@@ -45,15 +45,20 @@ def test_counters_wrap_at_their_width():
     assert (narrow_cycles, narrow_stalls) == (wide_cycles % (1 << 6), wide_stalls % (1 << 3))
 
 
-def counter_reads(perf_ram, width, cycles=700, every=37):
-    """Every counter, read every ``every`` cycles of a stalled RUN, then under PERF_CLEAR and
-    after it, under SOFT_RESET and after it, from an accelerator whose counters are
-    flip-flops or (``perf_ram``) mostly a block RAM."""
+#: An EXEC that waits for a token that never comes.
+WAITING_EXEC = Instruction(Opcode.EXEC, dict(weight_addr=0, act_addr=0, acc_addr=0, rows=1,
+                                             preload=0, accumulate=0), pop_prev=True)
+#: A LOAD whose DMA read is never answered: LOAD_BUSY and STALL_MEMORY count every cycle.
+STUCK_LOAD = Instruction(Opcode.LOAD, dict(sp_addr=0, rows=1, dram_addr=0, dram_stride=0))
+
+
+def counter_reads(perf_ram, width, waiting=WAITING_EXEC, cycles=700, every=37):
+    """Every counter, read every ``every`` cycles of a RUN stalled by ``waiting``, then under
+    PERF_CLEAR and after it, under SOFT_RESET and after it, from an accelerator whose counters
+    are flip-flops or (``perf_ram``) mostly a block RAM."""
     dut = Accelerator(preset("micro").replace(perf_counter_width=width), perf_ram=perf_ram)
     regs = {reg.name: reg.offset for reg in dut.register_map.registers
             if reg.offset >= 0x80}
-    waiting = Instruction(Opcode.EXEC, dict(weight_addr=0, act_addr=0, acc_addr=0, rows=1,
-                                            preload=0, accumulate=0), pop_prev=True)
     seen = []
 
     async def read_all(ctx):
@@ -96,3 +101,13 @@ def test_ram_counters_read_as_flip_flop_ones():
         flops = counter_reads(False, width)
         assert max(value for name, value in flops if name == "CYCLES_LO") > 1000
         assert counter_reads(True, width) == flops
+
+
+def test_narrow_low_parts_read_as_flip_flop_counters():
+    """The RAM counters' flip-flop low parts are narrow (6 bits for a counter that counts at
+    most 1 a cycle): they still read as the flip-flop counters while LOAD_BUSY and
+    STALL_MEMORY count every cycle."""
+    flops = counter_reads(False, 24, STUCK_LOAD)
+    assert max(value for name, value in flops if name == "LOAD_BUSY") > 500
+    assert max(value for name, value in flops if name == "STALL_MEMORY") > 500
+    assert counter_reads(True, 24, STUCK_LOAD) == flops
