@@ -342,9 +342,10 @@ class PostProcess(wiring.Component):
         full rate sustained: it sizes the output buffer.
     out_beat_bits : int or None
         With the serial multiply: the consumer takes the output row in beats of this many
-        bits, lowest first, and ``out_next_beat`` (high while ``out_rows.valid``) shifts the
-        row register down by a beat in the next cycle (the payload's row is then the rest of
-        the row, its top unspecified): the consumer reads the low bits only, no beat select.
+        bits (one lane group: ``32 * postproc lanes``), lowest first, and ``out_next_beat``
+        (high while ``out_rows.valid``) shifts the row register down by a beat in the next
+        cycle (the payload's row is then the rest of the row, its top unspecified): the
+        consumer reads the low bits only, no beat select.
         ``out_rows.ready`` still pops the row (with or without ``out_next_beat``).
 
     Members
@@ -380,8 +381,14 @@ class PostProcess(wiring.Component):
         self.config = config
         self.multiplier = multiplier
         self.output_cycles = output_cycles
-        # The output row register shifts out by beats (serial multiply only).
+        # The output row register shifts out by beats (serial multiply only): a beat is one
+        # landing group of int32 lanes, so that shifting out and landing move it alike.
         self.out_beat_bits = out_beat_bits if config.postproc_multiply_cycles > 1 else None
+        group_bits = REQUANT_WIDTH * config.postproc_lanes_per_cycle
+        if self.out_beat_bits is not None and self.out_beat_bits != group_bits:
+            self._MustUse__silence = True
+            raise ValueError(f"out_beat_bits must be a lane group's {group_bits} bits "
+                             f"(32 x postproc lanes), not {out_beat_bits!r}")
         members = {
             "acc_rows": In(stream.Signature(acc_row_layout(config))),
             "params": In(stream.Signature(param_layout(config))),

@@ -244,7 +244,9 @@ class StoreUnit(wiring.Component):
         self.config = config
         # An output row takes up to one cycle per DMA beat (int32 rows: acc_row_bytes).
         # Slow clocks with the serial multiply: the output row shifts out by beats.
-        self._shift_beats = not config.fast_clock and config.postproc_multiply_cycles > 1
+        # (A beat must be one lane group of int32 results, as on tiny.)
+        self._shift_beats = (not config.fast_clock and config.postproc_multiply_cycles > 1
+                             and config.bus_data_width == 32 * config.postproc_lanes_per_cycle)
         self.postproc = PostProcess(config, multiplier=multiplier, output_cycles=max(
             1, acc_row_bytes(config) // (config.bus_data_width // 8)),
             out_beat_bits=config.bus_data_width if self._shift_beats else None)

@@ -416,6 +416,14 @@ def test_elaborates_for_presets(name):
 def test_acc_width_too_wide():
     with pytest.raises(ValueError, match=r"^PostProcess needs acc_width of at most 32, not 48$"):
         PostProcess(TesseraConfig(acc_width=48))
+    # The output row shifts out by beats of one lane group only (landing moves it alike).
+    two_lanes = preset("tiny").replace(postproc_lanes=2)
+    with pytest.raises(ValueError, match=r"^out_beat_bits must be a lane group's 64 bits "
+                                         r"\(32 x postproc lanes\), not 32$"):
+        PostProcess(two_lanes, out_beat_bits=32)
+    from hdl.store_unit import StoreUnit
+    assert StoreUnit(preset("tiny")).postproc.out_beat_bits == 32
+    assert StoreUnit(two_lanes).postproc.out_beat_bits is None  # beats picked by a select
 
 
 # --- The golden model's arithmetic against a literal transcription of the C++. ---
