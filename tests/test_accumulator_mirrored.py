@@ -35,6 +35,7 @@ def test_mirrored_random(stall):
     """Random writes (mostly accumulates, hot rows) and reads, against the model: a read sees
     exactly the writes accepted before it, also while its answer waits to be taken."""
     seed = 70 + int(stall * 10)
+    print(f"seed={seed} stall={stall}")
     rng = np.random.default_rng(seed)
     hot = [0, 5, SLOW.acc_depth - 1]
     waddr = random_addresses(rng, 400, SLOW.acc_depth, SLOW.addr_width, hot, 0.03)
@@ -83,6 +84,7 @@ def test_mirrored_timing():
 
 def test_mirrored_same_row_every_other_cycle():
     """Accumulates into one row every other cycle, with wrap-around; read back."""
+    print("seed=3")
     rng = np.random.default_rng(3)
     dut = mirrored_dut(SLOW)
     writes = [{"addr": 3, "accumulate": int(i > 0),

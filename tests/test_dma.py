@@ -271,7 +271,9 @@ def test_shift_queue_is_a_fifo(depth):
 def test_counting_shift_queue(depth):
     """A counting ShiftQueue: ``r_step`` (not with ``r_en``) adds 1 to the oldest entry,
     modulo 2**width; otherwise a FIFO (against a deque)."""
-    rng = np.random.default_rng(10 + depth)
+    seed = 10 + depth
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
     dut = ShiftQueue(width=4, depth=depth, counting=True)
     model = deque()
 
