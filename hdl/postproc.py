@@ -20,7 +20,7 @@ from .multiplier import multiply
 from .response_buffer import ResponseBuffer
 
 __all__ = ["SHIFT_SHAPE", "PostMode", "PostProcess", "acc_row_layout", "out_row_layout",
-           "param_layout"]
+           "param_layout", "params_by_word"]
 
 #: Width of the requantization arithmetic: TFLite's int32 accumulator, bias and multiplier.
 REQUANT_WIDTH = 32
@@ -196,6 +196,13 @@ def out_row_layout(config):
     })
 
 
+def params_by_word(config):
+    """The parameter port takes the CONFIG block word by word (see :func:`param_layout`):
+    with a serial multiply of 4 or more cycles, which keeps the channel parameters in block
+    RAM and writes one word a cycle anyway."""
+    return config.postproc_multiply_cycles >= 4
+
+
 def param_layout(config):
     """One beat of the parameter port.
 
@@ -203,7 +210,19 @@ def param_layout(config):
     set. The beat with ``last`` set also writes the per-tile ``zero_point``, ``act_min`` and
     ``act_max`` (ignored on other beats) and completes the set. A ``column`` of ``dim`` or
     more writes no column.
+
+    With :func:`params_by_word`: one word of the CONFIG parameter block (:mod:`hdl.isa`)
+    instead, ``value`` at word ``index``: word ``index % 4`` of record ``index // 4`` (bias,
+    multiplier, shift of that column; record ``dim``: zero point, act_min, act_max, their
+    low 8 bits), written into the shadow set as it is accepted; each record's fourth word
+    writes nothing. A beat with ``last`` (whatever its index) completes the set.
     """
+    if params_by_word(config):
+        return data.StructLayout({
+            "index": unsigned((4 * config.dim + 3).bit_length()),
+            "value": signed(REQUANT_WIDTH),
+            "last": 1,
+        })
     return data.StructLayout({
         "column": unsigned(max(1, (config.dim - 1).bit_length())),
         "bias": signed(REQUANT_WIDTH),
@@ -256,10 +275,11 @@ class PostProcess(wiring.Component):
     the pipeline stages pick it up, ``params.ready`` is low. After reset the active set is all
     zeros (every int8 output is 0).
 
-    With a serial multiply of 3 or more cycles the per-column parameters of both sets are in
-    block RAM (``lanes`` x 32 bits wide, 2 sets x lane groups x 4 words: 2 iCE40 EBR for one
-    lane) instead of flip-flops: a beat takes :attr:`beat_cycles` = 3 cycles (its bias,
-    shifts and multiplier words; ``params.ready`` is high in the third), a lane group reads
+    With a serial multiply of 4 or more cycles (:func:`params_by_word`) the per-column
+    parameters of both sets are in block RAM (``lanes`` x 32 bits wide, 2 sets x lane groups
+    x 4 words: 2 iCE40 EBR for one lane) instead of flip-flops, and ``params`` takes the
+    CONFIG block's words, one a cycle (each goes straight into the RAM or, the tile's, into
+    their flip-flops: no beat register here or in the STORE unit); a lane group reads
     its words in its first three cycles (the multiplier again in the others: only its last
     two digits are held in flip-flops), and a swap flips which set the rows read (the tile
     parameters keep their flip-flop copies). Until the first swap after a reset the words
@@ -365,8 +385,6 @@ class PostProcess(wiring.Component):
     #: Pipeline step (0 = the input register's output) at which the bias, the left shift and
     #: the multiplier operands are used; the later steps depend on how long the multiply takes.
     _BIAS_STEP, _SHIFT_STEP, _MULTIPLY_STEP = 0, 0, 1
-    #: Block RAM words per column (bias, multiplier, shifts) with the serial multiply.
-    _PARAM_WORDS = 3
 
     def __init__(self, config, *, multiplier=None, output_cycles=1, out_beat_bits=None):
         if config.acc_width > REQUANT_WIDTH:
@@ -465,10 +483,15 @@ class PostProcess(wiring.Component):
 
     @property
     def param_hold(self):
-        """Cycles after a swap before ``params`` accepts the next set's first beat (with the
-        parameters in block RAM: the beat's words written; a last beat waits at least
-        until the zero point step has copied the tile parameters)."""
-        return self._PARAM_WORDS if self._params_in_ram else self._tile_copied
+        """Cycles after a swap before ``params`` accepts the next set's first beat (by word:
+        1; a word of the tile's record waits :attr:`tile_hold` cycles)."""
+        return 1 if self._params_in_ram else self._tile_copied
+
+    @property
+    def tile_hold(self):
+        """Cycles after a swap before ``params`` accepts a word of the tile's record (by
+        word), or a beat (else): until the zero point step has copied the tile parameters."""
+        return self._tile_copied
 
     @property
     def _tile_copied(self):
@@ -487,21 +510,20 @@ class PostProcess(wiring.Component):
         return 1 + (self._zero_point_step + 2 * self.multiply_cycles) // self.row_cycles
 
     @property
-    def beat_cycles(self):
-        """Cycles ``params`` takes per beat: 3 with the parameters in block RAM, else 1."""
-        return self._PARAM_WORDS if self._params_in_ram else 1
-
-    @property
     def min_tile_rows(self):
-        """Rows per parameter set for which the set switches cost no bubble."""
-        last_beat = max(self.param_hold + self.beat_cycles * (self.config.dim - 1),
-                        self._tile_copied)
+        """Rows per parameter set for which the set switches cost no bubble (its beats, or
+        by word its block's ``4 * (dim + 1)`` words, one a cycle)."""
+        if self._params_in_ram:  # the tile's record is the block's last 4 words
+            words = 4 * (self.config.dim + 1)
+            last_beat = max(self.param_hold + words - 1, self.tile_hold + 3)
+        else:
+            last_beat = max(self.param_hold + self.config.dim - 1, self._tile_copied)
         return -(-(last_beat + 1) // self.row_cycles)
 
     @property
     def _params_in_ram(self):
-        """The channel parameters are in block RAM (a serial multiply of 3+ cycles)."""
-        return self.multiply_cycles >= self._PARAM_WORDS
+        """The channel parameters are in block RAM and come by word (:func:`params_by_word`)."""
+        return params_by_word(self.config)
 
     def elaborate(self, platform):
         m = Module()
@@ -514,7 +536,7 @@ class PostProcess(wiring.Component):
         pass_shift = 0 if digits == 1 else min(width - width // digits, width - 2)
 
         # --- Parameters: a shadow set written by beats, then copied per pipeline step. ---
-        # With a serial multiply of 3 or more cycles (`in_ram`) the channel parameters are
+        # With a serial multiply of 4 or more cycles (`in_ram`) the channel parameters are
         # in block RAM instead, read word by word as a lane group enters.
         in_ram = self._params_in_ram
         if not in_ram:
@@ -563,7 +585,7 @@ class PostProcess(wiring.Component):
             last_group = group == groups - 1
             last_cycle = last_group & (digit == digits - 1)
             busy = Signal()  # amid a row (on acc_rows until its last group enters)
-            param_clear = Signal(name="param_clear")  # see the parameter RAM
+            param_clear = Signal(name="param_clear", init=int(in_ram))  # see the param. RAM
             row_fire = (self.acc_rows.valid & ~busy & (digit == 0) & credit
                         & swap_ready & ~param_clear)  # the row starts
             active = row_fire | busy
@@ -620,10 +642,10 @@ class PostProcess(wiring.Component):
         m.d.comb += self.acc_rows.ready.eq(row_ready & credit if streamed else row_ready)
         if in_ram:
             # The channel words of both sets in block RAM, `lanes` columns a row: word 0 the
-            # bias, 1 the shift, 2 the multiplier. The shadow set is the one the
-            # rows do not use; a beat writes its column's 3 words in 3 cycles (ready in the
-            # last). Only the tile's shadow copy waits for `copying`: the rows before a swap
-            # row read their words as they enter, before the swap row starts.
+            # bias, 1 the shift, 2 the multiplier (the block's words 0, 2, 1: its word number
+            # with the bits swapped). The shadow set is the one the rows do not use; a word
+            # goes in as it is accepted. Only the tile's words wait for `copying`: the rows
+            # before a swap row read their words as they enter, before the swap row starts.
             set_bits = Signal(name="active_set")  # the set the latest started row uses
             fresh = Signal(init=1)  # no swap since reset: the active set is all zeros
             with m.If(swap_fire):
@@ -639,26 +661,25 @@ class PostProcess(wiring.Component):
             read_data = Signal(width * lanes, name="param_read_data", reset_less=True)
             with m.If(advance):  # here, not in `dp`: the register beside its RAM
                 m.d.sync += read_data.eq(read.data)
-            # The beat's word; 3 (its reset value) for the cycle after a reset that writes
-            # the zero word (see the reads): no row starts and no beat is taken in it.
-            word = Signal(2, name="param_word", init=3)
-            last_word = word == self._PARAM_WORDS - 1
-            m.d.comb += param_clear.eq(word == 3)
-            tile_wait = param.last & copying
-            param_ready = ~shadow_full & last_word & ~tile_wait
-            shifts = param.shift.as_unsigned()  # as it is: split after the read
-            column_group, column_lane = param.column // lanes, param.column % lanes
+            # The cycle after a reset writes the zero word (see the reads): no row starts and
+            # no word is taken in it.
+            m.d.sync += param_clear.eq(0)
+            record, position = param.index[2:], param.index[:2]
+            in_tile = record == dim
+            param_ready = ~shadow_full & ~(in_tile & copying) & ~param_clear
+            take = self.params.valid & param_ready
+            column_group, column_lane = record // lanes, record % lanes
             m.d.comb += [
-                write.addr.eq(Cat(word, Mux(param_clear, 0,
-                                            Cat(column_group[:group_width], ~set_bits)))),
-                write.data.eq(Array([param.bias, shifts, param.multiplier, 0])[word]
-                              .replicate(lanes)),
-                write.en.eq(Mux(self.params.valid & ~shadow_full & (param.column < dim),
-                                1 << column_lane, 0) | param_clear.replicate(lanes)),
+                write.addr.eq(Mux(param_clear, 3, Cat(position[1], position[0],
+                                                      column_group[:group_width], ~set_bits))),
+                write.data.eq(Mux(param_clear, 0, param.value).replicate(lanes)),
+                write.en.eq(Mux(take & (record < dim) & (position != 3), 1 << column_lane, 0)
+                            | param_clear.replicate(lanes)),
             ]
-            with m.If(self.params.valid & ~shadow_full & (~last_word | ~tile_wait)
-                      | param_clear):  # 3 + 1 wraps to 0
-                m.d.sync += word.eq(Mux(last_word, 0, word + 1))
+            with m.If(take & in_tile):
+                for j, field in enumerate(("zero_point", "act_min", "act_max")):
+                    with m.If(position == j):
+                        m.d.sync += shadow_tile[field].eq(param.value[:8])
             # Reads: the entering group's bias, shifts and multiplier in its digits 0, 1, 2
             # and the multiplier again in its later digits (each word is out one cycle later:
             # the multiply takes digit k of the multiplier from the read in digit k + 2, only
@@ -688,12 +709,11 @@ class PostProcess(wiring.Component):
                             shadow[n].shift.eq(param.shift),
                         ]
             with m.If(param.last):
-                m.d.sync += [
-                    shadow_tile.zero_point.eq(param.zero_point),
-                    shadow_tile.act_min.eq(param.act_min),
-                    shadow_tile.act_max.eq(param.act_max),
-                    shadow_full.eq(1),
-                ]
+                if not in_ram:  # by word: written by the tile's words
+                    m.d.sync += [shadow_tile.zero_point.eq(param.zero_point),
+                                 shadow_tile.act_min.eq(param.act_min),
+                                 shadow_tile.act_max.eq(param.act_max)]
+                m.d.sync += shadow_full.eq(1)
         with m.If(swap_fire):
             m.d.sync += shadow_full.eq(0)
 

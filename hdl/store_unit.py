@@ -2,7 +2,7 @@
 
 from contextlib import nullcontext
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,7 +25,7 @@ from .isa import (
     store_layout,
     unit_signature,
 )
-from .postproc import PostMode, PostProcess
+from .postproc import PostMode, PostProcess, params_by_word
 from .scratchpad import sp_write_layout
 
 __all__ = ["StoreUnit"]
@@ -113,7 +113,9 @@ class StoreUnit(wiring.Component):
     of one row) and writes it into the post-processing's shadow set as it arrives: one
     ``params`` beat per column (after a bus error, none), and column ``dim - 1`` once more,
     with ``last`` and the tile's zero point and activation bounds, only once the whole block
-    arrived without a bus error and every value checked out. The first row of the next STORE
+    arrived without a bus error and every value checked out (by word, tiny: every word of
+    the block as it arrives, the last with ``last`` only if the block checked out; a block
+    that fails leaves the set incomplete, and the unit stops). The first row of the next STORE
     carries ``swap``, so the new set becomes active exactly there. A CONFIG that finds a
     completed set still waiting for its swap (CONFIG, CONFIG without a STORE in between) first
     sends a dummy row with ``swap`` through the post-processing (its output is dropped): a
@@ -177,18 +179,17 @@ class StoreUnit(wiring.Component):
       per cycle. An instruction enters at most every 2 cycles (``ctl.insn.ready`` is the
       emptiness of the decode register; slow clocks: one per cycle, ``ctl.insn.ready`` is
       high in the cycle it issues). A CONFIG holds the issue stage for about its
-      DMA read latency plus its :func:`hdl.isa.param_block_bytes` / beat beats, or its
-      parameter beats times ``PostProcess.beat_cycles`` if that is longer (and, after
-      a STORE with a swap, at least ``PostProcess.param_hold`` cycles): a STORE before it
-      with fewer rows than that leaves a gap in the output.
+      DMA read latency plus its :func:`hdl.isa.param_block_bytes` / beat beats (and,
+      after a STORE with a swap, at least ``PostProcess.param_hold`` cycles, by word
+      ``PostProcess.tile_hold`` before the tile's words): a STORE before it with fewer rows
+      than that leaves a gap in the output.
     - Back-pressure: ``sp_write.ready`` or ``dma_write_data.ready`` low holds the output row
       in the post-processing's buffer; its credit-based ``acc_rows.ready`` then stalls the
       accumulator's answers, whose own credit-based buffer stalls the reads. Nothing is lost
       or duplicated. ``dma_read_data.ready`` is low outside a CONFIG and while the previous
       parameter beat waits in its register (for ``params.ready``): a CONFIG takes at most one
-      beat every 2 cycles (every ``PostProcess.beat_cycles`` = 3 with the parameters in block
-      RAM, tiny). Slow clocks: no staging register; one beat a cycle while the parameter
-      register is free.
+      beat every 2 cycles. Slow clocks: no staging register; one beat a cycle while the
+      parameter register is free (by word, tiny: while ``params.ready``).
     - Combinational paths between ports: ``sp_write`` is driven from the post-processing's
       output buffer, and ``sp_write.ready`` pops it; ``acc_read_data.ready`` depends on
       ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
@@ -241,6 +242,11 @@ class StoreUnit(wiring.Component):
         except ValueError:
             self._MustUse__silence = True  # never built: no "created but never used" warning
             raise
+        if params_by_word(config) and config.bus_data_width != 32:
+            self._MustUse__silence = True
+            raise ValueError(f"a post-processing that takes its parameters by word "
+                             f"(postproc_multiply_cycles >= 4) needs a 32-bit beat: "
+                             f"bus_data_width must be 32, not {config.bus_data_width}")
         self.config = config
         # An output row takes up to one cycle per DMA beat (int32 rows: acc_row_bytes).
         # Slow clocks with the serial multiply: the output row shifts out by beats.
@@ -445,12 +451,18 @@ class StoreUnit(wiring.Component):
                 m.d.sync += rcmd_valid.eq(0)
 
         # --- Parameter beats to the post-processing (CONFIG). ---
-        param_valid = Signal()
-        param = Signal.like(pp.params.payload)
-        m.d.comb += [pp.params.valid.eq(param_valid), pp.params.payload.eq(param)]
-        with m.If(pp.params.ready):
-            m.d.sync += param_valid.eq(0)
-        param_free = ~param_valid | pp.params.ready
+        # By word (tiny): each beat of the block is one, passed on as it is: no register.
+        by_word = params_by_word(cfg)
+        if by_word:
+            param_valid = Const(0, 1)
+            param_free = pp.params.ready
+        else:
+            param_valid = Signal()
+            param = Signal.like(pp.params.payload)
+            m.d.comb += [pp.params.valid.eq(param_valid), pp.params.payload.eq(param)]
+            with m.If(pp.params.ready):
+                m.d.sync += param_valid.eq(0)
+            param_free = ~param_valid | pp.params.ready
 
         # Parsing the parameter block: records of 4 words (bias, multiplier, shift, 0 for each
         # column; then zero_point, act_min, act_max, 0), each one or more whole beats. Each
@@ -476,8 +488,12 @@ class StoreUnit(wiring.Component):
             beat = Signal(read_beat_layout(cfg))
             staged = Signal()
         words = [beat.data[32 * j:32 * (j + 1)].as_signed() for j in range(words_per_beat)]
-        column_fields = [param.bias, param.multiplier, param.shift]
-        tile_fields = [param.zero_point, param.act_min, param.act_max]
+        if by_word:  # only the tile's act_min is kept, for the act_max word's check
+            act_min = Signal(signed(8))
+            tile_fields = [None, act_min, None]
+        else:
+            column_fields = [param.bias, param.multiplier, param.shift]
+            tile_fields = [param.zero_point, param.act_min, param.act_max]
 
         def int8_bad(v):
             return _outside(v, INT8_MIN, INT8_MAX, narrow=slow)
@@ -486,12 +502,16 @@ class StoreUnit(wiring.Component):
             p, j = divmod(f, words_per_beat)
             column_bad = _outside(words[j], SHIFT_MIN, SHIFT_MAX, narrow=slow) if f == 2 else 0
             bad_terms.append((position == p) & Mux(in_tile, int8_bad(words[j]), column_bad))
-        bad_now = Cat(bad_terms).any()  # a word of this beat is out of its range
-        # The tile's bounds in the block's last beat: those of earlier beats are in `param`.
         last_p = beats_per_record - 1
-        bound = [words[f % words_per_beat][:8].as_signed() if f // words_per_beat == last_p
-                 else tile_fields[f] for f in (1, 2)]
-        inverted = bound[0] > bound[1]
+        if by_word:  # act_max's word is checked against act_min's as it arrives
+            bad_terms.append(in_tile & (position == 2) & (act_min > words[0][:8].as_signed()))
+            inverted = Const(0, 1)
+        else:
+            # The tile's bounds in the block's last beat: those of earlier beats are in `param`.
+            bound = [words[f % words_per_beat][:8].as_signed() if f // words_per_beat == last_p
+                     else tile_fields[f] for f in (1, 2)]
+            inverted = bound[0] > bound[1]
+        bad_now = Cat(bad_terms).any()  # a word of this beat is out of its range
 
         # --- The issue stage. ---
         # Slow clocks: a dummy row is queued or in the post-processing (at most one: a CONFIG
@@ -586,22 +606,35 @@ class StoreUnit(wiring.Component):
 
             with m.State("CONFIG"):
                 m.d.comb += self.dma_read_data.ready.eq(param_free if slow else ~staged)
+                error = read_error | beat.error
+                if by_word:  # the set completes with the block's last word, if it checked
+                    m.d.comb += [
+                        pp.params.valid.eq(staged),
+                        pp.params.payload.index.eq(beat_index),
+                        pp.params.payload.value.eq(words[0]),
+                        pp.params.payload.last.eq((beat_index == block_beats - 1) & ~failed
+                                                  & ~(error | bad_values | bad_now)),
+                    ]
                 with m.If(read_fire):
                     m.d.sync += beat_index.eq(beat_index + 1)
-                    error = read_error | beat.error
                     m.d.sync += read_error.eq(error)
-                    for f in range(3):
-                        p, j = divmod(f, words_per_beat)
-                        with m.If(position == p):
-                            with m.If(in_tile):
-                                m.d.sync += tile_fields[f].eq(words[j])
-                            with m.Else():
-                                m.d.sync += column_fields[f].eq(words[j])
+                    if by_word:
+                        with m.If(in_tile & (position == 1)):
+                            m.d.sync += act_min.eq(words[0][:8])
+                    else:
+                        for f in range(3):
+                            p, j = divmod(f, words_per_beat)
+                            with m.If(position == p):
+                                with m.If(in_tile):
+                                    m.d.sync += tile_fields[f].eq(words[j])
+                                with m.Else():
+                                    m.d.sync += column_fields[f].eq(words[j])
                     with m.If(bad_now):
                         m.d.sync += bad_values.eq(1)
-                    with m.If((position == last_p) & ~in_tile & ~error):
-                        m.d.sync += [param_valid.eq(1), param.column.eq(record),
-                                     param.last.eq(0)]
+                    if not by_word:
+                        with m.If((position == last_p) & ~in_tile & ~error):
+                            m.d.sync += [param_valid.eq(1), param.column.eq(record),
+                                         param.last.eq(0)]
                     with m.If(beat_index == block_beats - 1):
                         with m.If(failed):
                             m.next = "STOP"
@@ -612,8 +645,9 @@ class StoreUnit(wiring.Component):
                             m.d.sync += pending_cause.eq(ErrorCause.MALFORMED)
                             m.next = "ERROR"
                         with m.Else():
-                            # The column is still dim - 1, its fields still that column's.
-                            m.d.sync += [param_valid.eq(1), param.last.eq(1)]
+                            if not by_word:
+                                # The column is still dim - 1, its fields still that column's.
+                                m.d.sync += [param_valid.eq(1), param.last.eq(1)]
                             m.next = "CONFIG_END"
 
             with m.State("CONFIG_END"):

@@ -14,7 +14,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
-from hdl.postproc import PostMode, acc_row_layout, out_row_layout, param_layout
+from hdl.postproc import PostMode, acc_row_layout, out_row_layout, param_layout, params_by_word
 from sim.cocotb_run import config_from_env
 from sim.cocotb_streams import start_clock_and_reset
 from sim.model import (
@@ -83,11 +83,31 @@ def random_requant_params(rng, dim, *, per_channel, edge_fraction=0.2):
     return RequantParams(bias, multipliers, shifts, zero_point, act_min, act_max)
 
 
+def port_beats(config, beats):
+    """The ``params`` beats that load ``beats`` (dicts of ``column``, ``bias``,
+    ``multiplier``, ``shift`` and ``last``; a ``last`` one also of the tile's ``zero_point``,
+    ``act_min`` and ``act_max``, 0 if left out): the same, or with
+    :func:`hdl.postproc.params_by_word` their words, as in the CONFIG block, and after a set's
+    last beat its tile's words and a word that completes the set."""
+    if not params_by_word(config):
+        return list(beats)
+    words, tile = [], 4 * config.dim
+    for beat in beats:
+        words += [dict(index=4 * beat["column"] + j, value=beat[field], last=0)
+                  for j, field in enumerate(("bias", "multiplier", "shift"))]
+        if beat["last"]:
+            words += [dict(index=tile + j, value=beat.get(field, 0), last=0)
+                      for j, field in enumerate(("zero_point", "act_min", "act_max"))]
+            words.append(dict(index=tile + 3, value=0, last=1))
+    return words
+
+
 @dataclass
 class PostProcWorkload:
     """Streams for :class:`hdl.postproc.PostProcess` and what must come out.
 
-    ``param_beats``: dicts of :func:`hdl.postproc.param_layout` fields, in order;
+    ``param_beats``: dicts of :func:`hdl.postproc.param_layout` fields, in order (see
+    :func:`port_beats`);
     ``rows``: (row, mode, swap, tag) with ``mode`` one of :data:`sim.model.POSTPROC_MODES`;
     ``expected``: (values, mode, tag), one per row.
     """
@@ -131,7 +151,7 @@ def make_postproc_workload(config, rng, n_tiles, *, rows_per_tile=None, leading_
         for i, beat in enumerate(beats):
             beat["last"] = i == dim - 1
             model.load_param(**beat)
-        param_beats.extend(beats)
+        param_beats.extend(port_beats(config, beats))
         lowest, highest = ((rows_per_tile, rows_per_tile) if isinstance(rows_per_tile, int)
                            else rows_per_tile or (1, 2 * dim + 4))
         count = int(rng.integers(lowest, highest + 1))

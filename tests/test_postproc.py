@@ -29,6 +29,7 @@ from sim.tb_postproc import (
     PostProcWorkload,
     check_outputs,
     make_postproc_workload,
+    port_beats,
     random_accumulators,
 )
 
@@ -183,7 +184,7 @@ def _edge_workload(config):
                                    [m for m, _ in columns], [s for _, s in columns], zp, lo, hi)
             for beat in model.param_beats(params):
                 model.load_param(**beat)
-                beats.append(beat)
+            beats += port_beats(config, model.param_beats(params))
             for i in range(len(accs)):
                 acc = [accs[(i + n) % len(accs)] for n in range(dim)]
                 rows.append((acc, "requant", i == 0, group))
@@ -252,11 +253,12 @@ def test_back_pressure_loses_nothing(lanes, multiply_cycles):
     assert accepted_while_held == dut.buffer_depth, f"accepted {accepted_while_held} rows"
 
 
-@pytest.mark.parametrize("multiply_cycles", [1, 4])
-def test_params_wait_for_swap_and_pipeline(multiply_cycles):
+@pytest.mark.parametrize("multiply_cycles, tile_word", [(1, False), (4, False), (4, True)],
+                         ids=["beats", "words", "words-tile"])
+def test_params_wait_for_swap_and_pipeline(multiply_cycles, tile_word):
     """A completed set holds ``params.ready`` low until its swap row, and for param_hold
     cycles after it (the beat presented right after the swap is accepted param_hold cycles
-    after it: with the parameters in block RAM its words are written meanwhile); a swap row
+    after it; by word 1, a word of the tile's record tile_hold cycles after it); a swap row
     waits for a completed set."""
     config = TesseraConfig(dim=2, postproc_multiply_cycles=multiply_cycles)
     dut = PostProcess(config)
@@ -272,18 +274,20 @@ def test_params_wait_for_swap_and_pipeline(multiply_cycles):
             await ctx.tick()
             assert not ctx.get(dut.acc_rows.ready)
         ctx.set(dut.acc_rows.valid, 0)
-        for column in range(2):
-            await stream_put(ctx, dut.params, {"column": column, "bias": 0, "multiplier": 0,
-                                               "shift": 0, "last": column == 1})
+        for beat in port_beats(config, [{"column": column, "bias": 0, "multiplier": 0,
+                                         "shift": 0, "last": column == 1}
+                                        for column in range(2)]):
+            await stream_put(ctx, dut.params, beat)
         for _ in range(3):
             assert not ctx.get(dut.params.ready)
             await ctx.tick()
         await stream_put(ctx, dut.acc_rows, {"row": [1, 2], "mode": PostMode.ACC, "swap": 1,
                                              "tag": 7})
-        ctx.set(dut.params.payload, {"column": 0, "bias": 0, "multiplier": 0, "shift": 0,
-                                     "last": 0})
+        beat = port_beats(config, [{"column": 0, "bias": 0, "multiplier": 0, "shift": 0,
+                                    "last": 0}])[0]
+        ctx.set(dut.params.payload, dict(index=4 * 2, value=0, last=0) if tile_word else beat)
         ctx.set(dut.params.valid, 1)
-        for _ in range(dut.param_hold + 2):
+        for _ in range(dut.tile_hold + 3):
             log.append(ctx.get(dut.params.ready))
             await ctx.tick()
 
@@ -292,11 +296,11 @@ def test_params_wait_for_swap_and_pipeline(multiply_cycles):
     sim.add_testbench(bench)
     sim.run_until(CLOCK * 100)
     # The swap row started accept_delay cycles before stream_put saw it accepted.
-    if multiply_cycles >= 3:
-        assert (dut.param_hold, dut.beat_cycles) == (3, 3)
-    hold = dut.param_hold - 1 - dut.accept_delay
-    # Then one beat a cycle, or one every beat_cycles (3) with the parameters in block RAM.
-    assert log == [0] * hold + [int(i % dut.beat_cycles == 0) for i in range(3 + dut.accept_delay)]
+    if multiply_cycles >= 4:
+        assert dut.param_hold == 1
+    hold = (dut.tile_hold if tile_word else dut.param_hold) - 1 - dut.accept_delay
+    # Then one beat (or word) a cycle.
+    assert log == [0] * hold + [1] * (len(log) - hold), log
 
 
 @pytest.mark.parametrize("multiply_cycles", [1, 4])
@@ -348,11 +352,11 @@ def test_reset_after_use_gives_zero(multiply_cycles):
     async def bench(ctx):
         ctx.set(dut.out_rows.ready, 1)
         for tile in range(2):
-            for column in range(2):
-                await stream_put(ctx, dut.params, {
+            for beat in port_beats(config, [{
                     "column": column, "bias": 1000 + column, "multiplier": 1 << 30,
                     "shift": -1 - tile, "zero_point": 3, "act_min": -100, "act_max": 100,
-                    "last": column == 1})
+                    "last": column == 1} for column in range(2)]):
+                await stream_put(ctx, dut.params, beat)
             await stream_put(ctx, dut.acc_rows, {"row": [100, -50], "mode": PostMode.REQUANT,
                                                  "swap": 1, "tag": tile})
             out.append(await stream_get(ctx, dut.out_rows))

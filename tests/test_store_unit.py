@@ -508,6 +508,21 @@ def test_errors(case):
     check(config, program, s.memory, s.acc, seed=seed, stall=0.2)
 
 
+BLOCK_CASES = ["config_read", "shift_high", "shift_low", "zero_point", "act_min", "bounds"]
+
+
+@pytest.mark.parametrize("case", BLOCK_CASES)
+def test_block_errors_by_word(case):
+    """tiny's CONFIG passes its block on word by word as it arrives (the post-processing takes
+    its parameters by word): a bad word or a bus error still completes no set and stops the
+    unit with the model's cause."""
+    config = preset("tiny")
+    seed = 1100 + BLOCK_CASES.index(case)
+    s = Setup(config, seed, n_params=1, memory_size=4096)
+    program = _error_program(config, s, case)
+    check(config, program, s.memory, s.acc, seed=seed, stall=0.2)
+
+
 def test_error_in_program_order():
     """A STORE that fails on the bus (DMA_WRITE, seen late), then one that fails a check at
     once (MALFORMED): the first instruction's cause is reported, as in the model."""
