@@ -339,8 +339,8 @@ class PostProcess(wiring.Component):
       (entry included) stalls in a cycle in which the next group's results would overwrite
       them: nothing is lost, :attr:`buffer_depth` rows are accepted while ``out_rows`` is
       held off, and the full rate is sustained while the consumer takes each row within
-      ``2 * multiply_cycles - 2`` cycles of its ``valid`` (tiny: 6; an int32 row of 4
-      beats has 2 to spare, an int8 row 5). ``out_rows.valid`` does not depend on
+      ``2 * multiply_cycles - 2`` cycles of its ``valid`` (by beats, tiny: each beat within
+      6 cycles of its ``valid``). ``out_rows.valid`` does not depend on
       ``out_rows.ready``.
 
     Parameters
@@ -362,11 +362,12 @@ class PostProcess(wiring.Component):
         full rate sustained: it sizes the output buffer.
     out_beat_bits : int or None
         With the serial multiply: the consumer takes the output row in beats of this many
-        bits (one lane group: ``32 * postproc lanes``), lowest first, and ``out_next_beat``
-        (high while ``out_rows.valid``) shifts the row register down by a beat in the next
-        cycle (the payload's row is then the rest of the row, its top unspecified): the
-        consumer reads the low bits only, no beat select.
-        ``out_rows.ready`` still pops the row (with or without ``out_next_beat``).
+        bits (one lane group: ``32 * postproc lanes``, which must hold an int8 row), lowest
+        first, from the payload's low bits (the rest are 0), and the output row register is
+        one beat: ``out_rows.valid`` is high while the row's next beat is there (an int8
+        row's one beat once its last group landed; an int32 row's beats each as its group
+        lands: a row's beats may have gaps), and ``out_next_beat`` or ``out_rows.ready``
+        takes it (the consumer counts a row's beats; mode and tag hold for all of them).
 
     Members
     -------
@@ -403,10 +404,12 @@ class PostProcess(wiring.Component):
         # landing group of int32 lanes, so that shifting out and landing move it alike.
         self.out_beat_bits = out_beat_bits if config.postproc_multiply_cycles > 1 else None
         group_bits = REQUANT_WIDTH * config.postproc_lanes_per_cycle
-        if self.out_beat_bits is not None and self.out_beat_bits != group_bits:
+        if self.out_beat_bits is not None and (self.out_beat_bits != group_bits
+                                               or 8 * config.dim > group_bits):
             self._MustUse__silence = True
             raise ValueError(f"out_beat_bits must be a lane group's {group_bits} bits "
-                             f"(32 x postproc lanes), not {out_beat_bits!r}")
+                             f"(32 x postproc lanes) and hold an int8 row ({8 * config.dim} "
+                             f"bits), not {out_beat_bits!r}")
         members = {
             "acc_rows": In(stream.Signature(acc_row_layout(config))),
             "params": In(stream.Signature(param_layout(config))),
@@ -1126,7 +1129,8 @@ class PostProcess(wiring.Component):
         ``p``; group 0 also brings the row's mode and
         tag, the tag from a queue written as the row starts); the last group completes the
         row. The datapath stalls (``advance`` low) in a cycle in which the next group's
-        results would overwrite waiting ones."""
+        results would overwrite waiting ones. By beats (``out_beat_bits``) the register is
+        the row's next beat only."""
         cfg, dim, lanes = self.config, self.config.dim, self.lanes
         groups = dim // lanes
         row = Signal(out_row_layout(cfg), name="out_row", reset_less=True)
@@ -1168,20 +1172,25 @@ class PostProcess(wiring.Component):
         if self.out_beat_bits is None:
             with m.If(land):
                 m.d.sync += bits.eq(landed)
-        else:
-            # A beat out shifts the row down by a beat (never in a landing cycle: the row is
-            # full). The top takes what a landing would (any value does): where a beat is a
-            # group of int32 lanes, the shift is the landing's outside the int8 bytes.
-            beat = self.out_beat_bits
-            shifted = Cat(bits[beat:], landed[len(bits) - beat:])
-            with m.If(land | self.out_next_beat):
-                m.d.sync += bits.eq(Cat(Mux(land & requant, int8_next, shifted[:int8_bits]),
-                                        Mux(land, int32_next[int8_bits:], shifted[int8_bits:])))
-        with m.If(land & last):
-            m.d.sync += full.eq(1)
-        with m.If(self.out_rows.valid & self.out_rows.ready):
+            with m.If(land & last):
+                m.d.sync += full.eq(1)
+            with m.If(self.out_rows.valid & self.out_rows.ready):
+                m.d.sync += full.eq(0)
+            m.d.comb += [self.out_rows.valid.eq(full), self.out_rows.payload.eq(row)]
+            return
+        # By beats: the register is one beat (a group of int32 lanes, or the whole int8
+        # row) and holds the row's next beat: an int32 group's lanes as it lands, the int8
+        # bytes as the last group lands. `full`: that beat is there.
+        beat = self.out_beat_bits
+        with m.If(land):
+            m.d.sync += bits[:beat].eq(Mux(requant, int8_next, int32_next[-beat:]))
+            with m.If(last | ~requant):
+                m.d.sync += full.eq(1)
+        with m.If(self.out_rows.valid & (self.out_rows.ready | self.out_next_beat)):
             m.d.sync += full.eq(0)
-        m.d.comb += [self.out_rows.valid.eq(full), self.out_rows.payload.eq(row)]
+        m.d.comb += [self.out_rows.valid.eq(full), self.out_rows.payload.mode.eq(row.mode),
+                     self.out_rows.payload.tag.eq(row.tag),
+                     self.out_rows.payload.row.as_value()[:beat].eq(bits[:beat])]
 
     def _pipelined_multiply(self, a, multiplier, stage, n):
         """Steps ``M + 1`` to ``M + 3`` (``M`` = ``_MULTIPLY_STEP``): ``a * multiplier`` (step

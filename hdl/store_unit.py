@@ -167,7 +167,8 @@ class StoreUnit(wiring.Component):
       (slow: 3) and its output is on ``sp_write`` in cycle :attr:`latency` =
       ``4 + postproc_latency`` (15 at full width; slow: 3 + ...), on ``dma_write_data``
       :attr:`beat_delay` cycles later (beats leave through a register; slow clocks with
-      the serial post-processing, tiny: in the same cycle, straight from its output row).
+      the serial post-processing, tiny: in the same cycle, straight from its output beat
+      register; an int32 row's beats then leave a lane group apart, each as it lands).
       ``done`` pulses in the cycle after the last scratchpad write was accepted, or in
       the cycle after ``dma_write_status.done`` of its command. CONFIG: its DMA read
       command is valid in cycle 2 (slow clocks: while the CONFIG waits on ``ctl.insn``;
@@ -195,7 +196,7 @@ class StoreUnit(wiring.Component):
       ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
       the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers
       (tiny: ``dma_write_data`` from the post-processing's output row register and the
-      queue heads, and ``dma_write_data.ready`` shifts that row: ``out_next_beat``);
+      queue heads, and ``dma_write_data.ready`` takes that beat: ``out_next_beat``);
       at slow clocks ``ctl.insn.ready`` depends on ``ctl.insn`` (the checks) and the unit's
       state, ``dma_read_data.ready`` on ``PostProcess.params.ready``, and
       ``dma_read_cmd`` comes from ``ctl.insn`` (its ``ready`` drives ``ctl.insn.ready``).
@@ -249,10 +250,11 @@ class StoreUnit(wiring.Component):
                              f"bus_data_width must be 32, not {config.bus_data_width}")
         self.config = config
         # An output row takes up to one cycle per DMA beat (int32 rows: acc_row_bytes).
-        # Slow clocks with the serial multiply: the output row shifts out by beats.
-        # (A beat must be one lane group of int32 results, as on tiny.)
+        # Slow clocks with the serial multiply: the output row comes by beats.
+        # (A beat must be one lane group of int32 results and hold an int8 row, as on tiny.)
         self._shift_beats = (not config.fast_clock and config.postproc_multiply_cycles > 1
-                             and config.bus_data_width == 32 * config.postproc_lanes_per_cycle)
+                             and config.bus_data_width == 32 * config.postproc_lanes_per_cycle
+                             and 8 * config.dim <= config.bus_data_width)
         self.postproc = PostProcess(config, multiplier=multiplier, output_cycles=max(
             1, acc_row_bytes(config) // (config.bus_data_width // 8)),
             out_beat_bits=config.bus_data_width if self._shift_beats else None)
@@ -276,7 +278,7 @@ class StoreUnit(wiring.Component):
     def beat_delay(self):
         """Cycles from an output row ready to its first beat on ``dma_write_data``: 1 (the
         beat register), 0 at slow clocks with the serial post-processing (the beats come
-        straight from its output row register, which shifts down a beat as one is taken)."""
+        straight from its output register, one beat: see ``PostProcess.out_beat_bits``)."""
         return 0 if self._shift_beats else 1
 
     @property
@@ -723,10 +725,19 @@ class StoreUnit(wiring.Component):
         dummy_row = out.payload.tag[_DUMMY_TAG_BIT]
         row_valid = out.valid & ~dummy_row
         consumed = Signal()  # the head output row is used up this cycle
-        m.d.comb += out.ready.eq(dummy_row | consumed)
 
         beat_count = Signal(range(max(int8_beats, int32_beats)))
         requant = out.payload.mode == PostMode.REQUANT
+        row_end = beat_count == Mux(requant, int8_beats - 1, int32_beats - 1)
+        if self._shift_beats:  # a dummy row's beats are dropped one by one
+            dummy_end = Signal()
+            m.d.comb += [out.ready.eq(dummy_end | consumed),
+                         pp.out_next_beat.eq(out.valid & dummy_row)]
+            with m.If(out.valid & dummy_row):
+                m.d.comb += dummy_end.eq(row_end)
+                m.d.sync += beat_count.eq(Mux(row_end, 0, beat_count + 1))
+        else:
+            m.d.comb += out.ready.eq(dummy_row | consumed)
         beat_valid = Signal()
         beat_data = Signal(beat_bits)
         direct = self._shift_beats  # beats straight from the output row (no register)
@@ -744,7 +755,7 @@ class StoreUnit(wiring.Component):
             return slices[0] if count == 1 else Array(slices)[beat_count]
         int8_row, int32_row = out.payload.row.int8.as_value(), out.payload.row.int32.as_value()
         if self._shift_beats:
-            # The row register shifts down by a beat as one goes out: its low bits.
+            # The row's next beat is in the low bits.
             beat_select = int32_row[:beat_bits]
             if len(int8_row) < beat_bits:  # an int8 row is one beat, zero padded
                 beat_select = Mux(requant, Cat(int8_row, Const(0, beat_bits - len(int8_row))),
@@ -756,7 +767,6 @@ class StoreUnit(wiring.Component):
         else:
             beat_select = Mux(requant, beats_of(int8_row, int8_beats),
                               beats_of(int32_row, int32_beats))
-        row_end = beat_count == Mux(requant, int8_beats - 1, int32_beats - 1)
 
         retire_push = Signal()
         retire_wait = Signal()
@@ -819,7 +829,7 @@ class StoreUnit(wiring.Component):
         if slow:
             with m.If(feed_queue.w_en & feed_in.dummy):
                 m.d.sync += dummy_out.eq(1)
-            with m.If(out.valid & dummy_row):
+            with m.If(out.valid & out.ready & dummy_row):
                 m.d.sync += dummy_out.eq(0)
             rows_inside = dummy_out
         else:

@@ -420,11 +420,18 @@ def test_elaborates_for_presets(name):
 def test_acc_width_too_wide():
     with pytest.raises(ValueError, match=r"^PostProcess needs acc_width of at most 32, not 48$"):
         PostProcess(TesseraConfig(acc_width=48))
-    # The output row shifts out by beats of one lane group only (landing moves it alike).
+    # The output row goes by beats of one lane group only (landing moves it alike), which
+    # must hold an int8 row.
     two_lanes = preset("tiny").replace(postproc_lanes=2)
     with pytest.raises(ValueError, match=r"^out_beat_bits must be a lane group's 64 bits "
-                                         r"\(32 x postproc lanes\), not 32$"):
+                                         r"\(32 x postproc lanes\) and hold an int8 row "
+                                         r"\(32 bits\), not 32$"):
         PostProcess(two_lanes, out_beat_bits=32)
+    dim8 = preset("tiny").replace(dim=8)
+    with pytest.raises(ValueError, match=r"^out_beat_bits must be a lane group's 32 bits "
+                                         r"\(32 x postproc lanes\) and hold an int8 row "
+                                         r"\(64 bits\), not 32$"):
+        PostProcess(dim8, out_beat_bits=32)
     from hdl.store_unit import StoreUnit
     for config, beat_bits in ((preset("tiny"), 32), (two_lanes, None)):  # None: a beat select
         unit = StoreUnit(config)
