@@ -415,10 +415,13 @@ class BurstSplitter(wiring.Component):
       was accepted; the next one in the cycle after the previous one left.
     - Throughput: one burst per cycle. The next command is accepted in the cycle the last
       burst of the current one leaves, so back-to-back one-burst commands also run at one
-      burst per cycle (an ``EMPTY`` command takes one cycle).
+      burst per cycle (an ``EMPTY`` command takes one cycle). At 50 MHz and below
+      (:attr:`accepts_when_idle`) in the cycle after: a burst every 2 cycles for one-burst
+      commands, one idle cycle between longer ones.
     - Back-pressure: ``bursts.ready`` low holds the current burst; ``cmd.ready`` follows
-      ``bursts.ready`` combinationally while a command is in progress. ``bursts.valid`` and
-      ``bursts.payload`` depend only on registers.
+      ``bursts.ready`` combinationally while a command is in progress (at 50 MHz and below
+      it comes from registers). ``bursts.valid`` and ``bursts.payload`` depend only on
+      registers.
 
     Parameters
     ----------
@@ -485,6 +488,14 @@ class BurstSplitter(wiring.Component):
         no carry chain before the burst's length, which the engines' credit checks and AXI's
         AxLEN take combinationally."""
         return self.config.fast_clock
+
+    @property
+    def accepts_when_idle(self):
+        """``cmd.ready`` only while no command is in progress (at 50 MHz and below): it comes
+        from registers, not from the last burst's length and ``bursts.ready`` (a path that,
+        through the units taking their instructions as they issue them, reached the
+        dispatcher's token counters on tiny)."""
+        return not self.config.fast_clock
 
     @property
     def block_aligned(self):
@@ -590,7 +601,8 @@ class BurstSplitter(wiring.Component):
             out.payload.last.eq(cmd_end),
             out.payload.refused.eq(burst_refused),
             out.payload.cause.eq(cause),
-            self.cmd.ready.eq((~active | (leave & cmd_end)) & ~empty_pending),
+            self.cmd.ready.eq((~active | (0 if self.accepts_when_idle else leave & cmd_end))
+                              & ~empty_pending),
             self.busy.eq(active | empty_pending),
             self.error.valid.eq((leave & (cause != DMAError.NONE)) | empty_pending),
             self.error.cause.eq(cause),

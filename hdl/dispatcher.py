@@ -206,7 +206,8 @@ class Dispatcher(wiring.Component):
       there (they are taken at the handover); its ``push_prev``/``push_next`` tokens are
       given when the unit reports it done (at most ``outstanding[unit]`` instructions a unit
       has taken may be unfinished: 8 unless given; a unit that can have no more never waits
-      for that). Token counters are 16 bits.
+      for that). Token counters are 16 bits; with ``unit_queue_depth`` 1 a token taken is
+      counted in the cycle after (the taker cannot take another before).
     - At END, a unit whose head waits for a token that its neighbour can no longer give (the
       neighbour idle, its queue empty) latches ``TOKEN_UNDERFLOW``.
     - ``error`` is the first cause, from here or a unit. On an error the dispatcher stops
@@ -431,8 +432,15 @@ class Dispatcher(wiring.Component):
             idle[name] = ~unit.busy & ((~queued & (outstanding == 0))
                                        | (error != ErrorCause.NONE))
             raise_error.append((unit.error != ErrorCause.NONE, unit.error, Unit(i)))
-        for key, counter in tokens.items():
-            give, take_token = Cat(gives[key]).any(), Cat(takes[key]).any()
+        for (giver, taker), counter in tokens.items():
+            give, take_token = Cat(gives[(giver, taker)]).any(), Cat(takes[(giver, taker)]).any()
+            if depth == 1:
+                # Counted a cycle late (from a register, not from the unit's combinational
+                # take): the taker's queue is refilled word by word, so it cannot take again
+                # before the counter is up to date.
+                taken = Signal(name=f"tokens_{giver}_to_{taker}_taken")
+                m.d.sync += taken.eq(take_token)
+                take_token = taken
             _up_down(m, counter, give, take_token)
 
         # --- END (its last word): wait until every unit is idle; a wait that cannot end is

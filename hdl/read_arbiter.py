@@ -1,6 +1,6 @@
 """Shares the DMA read engine between units, command by command."""
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -15,7 +15,11 @@ class ReadArbiter(wiring.Component):
     """Lets ``clients`` units issue read commands to one :class:`hdl.dma_read.DMAReader`.
 
     Commands go to the engine in the order they are granted (a fixed priority, client 0
-    first, one command per cycle); the engine answers commands in order, so a FIFO of the
+    first, one command per cycle; at slow clocks, ``not config.fast_clock``, in turns
+    instead: the turn is a register, so that no client's ``ready`` depends on another's
+    ``valid``, and it passes on after a command and in every cycle its holder has none, so a
+    client waits at most ``clients - 1`` cycles while the others have no command); the
+    engine answers commands in order, so a FIFO of the
     owners of the commands in flight routes each beat to its client, and the beat with
     ``last`` retires the command. A client's data back-pressure holds the engine's data
     stream (a client must take the beats of the commands it issued).
@@ -54,13 +58,20 @@ class ReadArbiter(wiring.Component):
         m.submodules.owners = owners = fifo(
             width=max(1, (self.clients - 1).bit_length()), depth=self.depth)
 
-        # Grant: the lowest-numbered client with a command (later assignments win).
         granted = Signal(range(self.clients))
-        for i in reversed(clients):
-            with m.If(cmds[i].valid):
-                m.d.comb += [granted.eq(i), self.dma_cmd.payload.eq(cmds[i].payload)]
+        if self.config.fast_clock:
+            # Grant: the lowest-numbered client with a command (later assignments win).
+            for i in reversed(clients):
+                with m.If(cmds[i].valid):
+                    m.d.comb += [granted.eq(i), self.dma_cmd.payload.eq(cmds[i].payload)]
+            wanted = Cat(cmd.valid for cmd in cmds).any()
+        else:  # the client whose turn it is
+            m.d.comb += self.dma_cmd.payload.eq(Array(cmd.payload for cmd in cmds)[granted])
+            wanted = Array(cmd.valid for cmd in cmds)[granted]
+            with m.If(~wanted | self.dma_cmd.ready & owners.w_rdy):
+                m.d.sync += granted.eq(Mux(granted == self.clients - 1, 0, granted + 1))
         m.d.comb += [
-            self.dma_cmd.valid.eq(Cat(cmd.valid for cmd in cmds).any() & owners.w_rdy),
+            self.dma_cmd.valid.eq(wanted & owners.w_rdy),
             owners.w_en.eq(self.dma_cmd.valid & self.dma_cmd.ready),
             owners.w_data.eq(granted),
         ]

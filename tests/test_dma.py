@@ -203,6 +203,22 @@ def test_splitter_one_burst_per_cycle():
     assert fired == list(range(fired[0], fired[0] + 40)), f"bubbles: {fired}"
 
 
+def test_splitter_accepts_when_idle():
+    """At slow clocks a command is accepted only once the previous one's last burst left:
+    one-beat rows of a command still leave at one burst per cycle, back-to-back one-burst
+    commands at one every 2 cycles."""
+    config = preset("tiny")
+    commands = [Command(0x40, 1, 20, 0x100)] + [Command(0x1000 + 4 * i, 1, 1, 0)
+                                               for i in range(20)]
+    dut = BurstSplitter(config)
+    assert dut.accepts_when_idle
+    bursts, errors, fired = run_splitter(dut, commands, seed=0)
+    check_splitter(dut, commands, bursts, errors, "idle accept")
+    start = fired[0]
+    assert fired == ([start + i for i in range(20)]
+                     + [start + 21 + 2 * i for i in range(20)]), f"bursts at {fired}"
+
+
 @pytest.mark.parametrize("make, error, message", [
     (lambda: BurstSplitter(preset("tiny"), max_burst=3), ValueError,
      r"^max_burst must be a power of two from 1 to 256, not 3$"),
