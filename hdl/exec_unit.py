@@ -97,7 +97,8 @@ class ExecUnit(wiring.Component):
       while this one computes. With :attr:`peeks` (slow clocks) one waits per reader, in a
       register, and the next is the one offered on ``ctl.insn``: its weight tile is read
       while it is offered (its tokens are there), and it is taken once the activation rows
-      ahead of it are all read (in that very cycle: no bubble).
+      ahead of it are all read (in that very cycle: no bubble), at the earliest in the
+      cycle after it was first offered (its checks are registered).
     - ``done`` pulses in the cycle after the accumulator took an instruction's last result
       row (about ``array.latency + 3`` cycles after its last read). Slow clocks: the
       accumulator takes a row's address a cycle before the row (see
@@ -245,14 +246,22 @@ class ExecUnit(wiring.Component):
         m.submodules.inflight = inflight = (ShiftQueue if self.peeks else SyncFIFOBuffered)(
             width=result_job.size, depth=self.inflight_depth)
         passes = check == ErrorCause.NONE
+        offered = ctl.insn.valid
         if self.peeks:
+            # The checks' result is registered: an instruction is examined in the cycle after
+            # it is first offered (`seen`; it stays offered until taken), so that no path runs
+            # from its fields through the checks into the queues and the dispatcher.
+            seen, check_seen = Signal(), Signal(ErrorCause)
+            m.d.sync += [seen.eq(ctl.insn.valid & ~ctl.insn.ready), check_seen.eq(check)]
+            check, passes = check_seen, check_seen == ErrorCause.NONE
+            offered = ctl.insn.valid & seen
             # The offered instruction's weight job is taken while it waits (its tokens are
             # there: it stays offered until taken), so its tile is read while the activation
             # job ahead of it streams; the instruction itself is taken with its activation job.
             peeked = Signal()  # the offered instruction's weight job was taken
-            weights_in = (ctl.insn.valid & ~stopped & passes & incoming.preload & ~peeked
+            weights_in = (offered & ~stopped & passes & incoming.preload & ~peeked
                           & weight_jobs.w_rdy)
-            m.d.comb += ctl.insn.ready.eq(~stopped & (~passes | (
+            m.d.comb += ctl.insn.ready.eq(seen & ~stopped & (~passes | (
                 act_jobs.w_rdy & inflight.w_rdy & (~incoming.preload | peeked | weights_in))))
             with m.If(ctl.insn.valid & ctl.insn.ready):
                 m.d.sync += peeked.eq(0)

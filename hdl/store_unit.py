@@ -141,8 +141,9 @@ class StoreUnit(wiring.Component):
 
     Pipelining: one instruction waits in a decode register while the previous one issues its
     reads (slow clocks, ``not config.fast_clock``: no decode register; the instruction waits
-    on ``ctl.insn``, is checked there and taken in the cycle it issues, a STORE to memory
-    once its DMA write command, whose fields come from ``ctl.insn``, was accepted: the
+    on ``ctl.insn``, is checked there (the causes registered) and taken in the cycle it
+    issues, a STORE to memory once its DMA write command, whose fields come from
+    ``ctl.insn``, was accepted: the
     payload must hold until taken, as the dispatcher's queue head does); the reads (one per
     cycle), the post-processing feed, the output (scratchpad writes or DMA beats) and the
     retirement (``done``) are decoupled by in-order queues of :attr:`queue_depth`
@@ -160,7 +161,8 @@ class StoreUnit(wiring.Component):
     :class:`hdl.postproc.PostProcess`):
 
     - Latency: a STORE accepted on ``ctl.insn`` in cycle 0 by an idle unit (slow clocks:
-      presented; a STORE to memory is taken one cycle after it issued, with its DMA
+      taken, at the earliest in the cycle after it was first presented, its checks being
+      registered; a STORE to memory is taken one cycle after it issued, with its DMA
       command, if that is accepted at once) issues its first
       accumulator read in cycle :attr:`issue_latency` (2; slow clocks 1); with the
       accumulator's 2-cycle answer, the first row starts in the post-processing in cycle 4
@@ -534,8 +536,18 @@ class StoreUnit(wiring.Component):
                 m.d.sync += staged.eq(0)
 
         # An instruction on ctl.insn still to be issued (slow clocks: not the DMA STORE that
-        # waits there for its command to be accepted).
-        waiting = insn_valid & ~wcmd_valid if slow else insn_valid
+        # waits there for its command to be accepted; and only from the cycle after it was
+        # first offered: its checks' causes are registered, so that no path runs from its
+        # fields through the checks into the queues and the dispatcher).
+        if slow:
+            seen = Signal()
+            seen_store, seen_config = Signal(ErrorCause), Signal(ErrorCause)
+            m.d.sync += [seen.eq(insn_valid & ~ctl.insn.ready),
+                         seen_store.eq(store_cause), seen_config.eq(config_cause)]
+            store_cause, config_cause = seen_store, seen_config
+            waiting = insn_valid & seen & ~wcmd_valid
+        else:
+            waiting = insn_valid
         if slow:
             with m.If(wcmd_valid & self.dma_write_cmd.ready):
                 m.d.comb += take.eq(1)
