@@ -64,9 +64,11 @@ class Scratchpad(wiring.Component):
       port's request goes first, so neither can hold the other up for good); a write to the
       bank of a waiting answer waits too, so the answer is still the row as it was read.
       Nothing is lost either way. ``write.ready`` stays high, except that a write waits
-      while a read of the same bank is accepted with ``config.sp_single_port`` banks or
-      held answers (held, also while an answer from its bank waits): the read, which feeds
-      the array, goes first, and the conflict is counted.
+      while a read of the same bank is accepted with ``config.sp_single_port`` banks (the
+      read, which feeds the array, goes first) or, with held answers, while an answer from
+      its bank waits; with held answers a read request waits instead while a write to its
+      bank is accepted (``write.ready`` then comes from registers: no path from the
+      readers' requests to the writer). Conflicts are counted.
     - An address at or above ``sp_depth`` is refused, never wrapped: a write is dropped, a
       read answers a zero row with ``error`` set, and the sticky ``error`` output rises.
 
@@ -143,31 +145,33 @@ class Scratchpad(wiring.Component):
 
         addr_bits = (cfg.sp_depth - 1).bit_length()
         ports = [(self.read, self.read_data), (self.read_b, self.read_b_data)]
-        if self.holds_answers:
-            reads, fires, b_conflict, pending = self._held_ports(m, banks, ports)
-        else:
-            reads, fires, b_conflict, pending = self._buffered_ports(m, banks, ports)
-
         w_addr = self.write.payload.addr
         w_in_range = w_addr < cfg.sp_depth
         w_row = w_addr[:addr_bits]
-        # A write waits for a read of the same bank if single-ported. With held answers it
-        # waits for a read of the same bank, so that a read returns the old row without the
-        # memory having to order the two, and for the bank of an answer that is pending (it
-        # may have to be read again): a bank compare rather than a row compare (four row
-        # comparators' worth of logic), which LOAD feels only when it writes the bank EXEC
-        # reads. Faster clocks keep that comparator off the path from EXEC's requests to
-        # LOAD's write (the banks order a same-row read and write themselves).
+        w_fire = Signal()
+        if self.holds_answers:
+            reads, fires, b_conflict, pending = self._held_ports(
+                m, banks, ports, w_fire & w_in_range, w_row[index_bits:])
+        else:
+            reads, fires, b_conflict, pending = self._buffered_ports(m, banks, ports)
+
+        # A write waits for a read of the same bank if single-ported. With held answers a
+        # read request waits for a write of the same bank instead (so that a read returns
+        # the old row without the memory having to order the two), and a write for the bank
+        # of an answer that is pending (it may have to be read again): bank compares rather
+        # than row compares (four row comparators' worth of logic), felt only when LOAD
+        # writes the bank EXEC reads. Faster clocks keep the comparator off the path from
+        # EXEC's requests to LOAD's write (the banks order a same-row read and write).
         w_bank = w_row[index_bits:]
-        if cfg.sp_single_port or self.holds_answers:
+        if cfg.sp_single_port and not self.holds_answers:
             same = [go & (addr[index_bits:] == w_bank) for go, addr in reads]
         else:
             same = []
         same += [waiting & (addr[index_bits:] == w_bank) for waiting, addr in pending]
         conflict = Signal()
         m.d.comb += conflict.eq(w_in_range & Cat(*same).any())
-        m.d.comb += self.write.ready.eq(~conflict)
-        w_fire = self.write.valid & self.write.ready
+        m.d.comb += [self.write.ready.eq(~conflict),
+                     w_fire.eq(self.write.valid & self.write.ready)]
 
         (a_go, a_addr), (b_go, b_addr) = reads
         for b, bank in enumerate(banks):
@@ -224,9 +228,11 @@ class Scratchpad(wiring.Component):
             m.d.comb += response.data.error.eq(answer_error)
         return reads, fires, ports[1][0].valid & b_conflict, []
 
-    def _held_ports(self, m, banks, ports):
+    def _held_ports(self, m, banks, ports, writing, write_bank):
         """Read ports whose answer waits in the bank's own output register (see the class
-        docstring): per port an address register and a few flags."""
+        docstring): per port an address register and a few flags. A request for the bank
+        that is ``writing`` (``write_bank``) in this cycle waits (the write's ``ready`` comes
+        from registers: no path from the readers' requests to the writer)."""
         cfg = self.config
         addr_bits = (cfg.sp_depth - 1).bit_length()
         index_bits = (cfg.sp_bank_depth - 1).bit_length()
@@ -243,8 +249,9 @@ class Scratchpad(wiring.Component):
             # Displaced by the other port's read of its bank: read the row again.
             p["stale"] = p["pend"] & ~p["fresh"] & ~p["error"]
             p["in_range"] = request.payload < cfg.sp_depth
+            p["blocked"] = writing & (request.payload[index_bits:addr_bits] == write_bank)
             m.d.comb += [
-                p["new"].eq(request.valid & p["free"] & p["in_range"]),
+                p["new"].eq(request.valid & p["free"] & p["in_range"] & ~p["blocked"]),
                 p["target"].eq(Mux(p["stale"], p["addr"], request.payload[:addr_bits])),
             ]
             ps.append(p)
@@ -256,10 +263,13 @@ class Scratchpad(wiring.Component):
         m.d.comb += [
             a["go"].eq(a["new"] | (a["stale"] & ~(b["new"] & same_bank))),
             b["go"].eq((b["new"] | b["stale"]) & ~(a["go"] & same_bank)),
-            a["request"].ready.eq(a["free"]),
-            b["request"].ready.eq(b["free"] & ~(b["in_range"] & a["go"] & same_bank)),
+            a["request"].ready.eq(a["free"] & ~(a["in_range"] & a["blocked"])),
+            b["request"].ready.eq(b["free"] & ~(b["in_range"] & (a["go"] & same_bank
+                                                                 | b["blocked"]))),
         ]
-        b_conflict = (b["new"] | b["stale"]) & a["go"] & same_bank
+        b_conflict = ((b["new"] | b["stale"]) & a["go"] & same_bank
+                      | Cat(p["request"].valid & p["free"] & p["in_range"] & p["blocked"]
+                            for p in ps).any())
         fires = []
         for p, other in [(a, b), (b, a)]:
             fire = p["request"].valid & p["request"].ready
