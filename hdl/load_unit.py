@@ -45,7 +45,10 @@ class LoadUnit(wiring.Component):
       stages, and the head's counts up in place as the rows are written (the row's address).
     - ``done`` pulses in the cycle after an instruction's last row was accepted by the
       scratchpad.
-    - Back-pressure on ``sp_write`` holds ``dma_data.ready`` low (the DMA buffers).
+    - Back-pressure on ``sp_write`` holds ``dma_data.ready`` low (the DMA buffers). Slow
+      clocks: a row waits in a register for the scratchpad (``sp_write`` comes from
+      registers, a cycle after its beat: no path from the DMA's beats into the scratchpad's
+      readers), which frees in the cycle the scratchpad takes it.
     - A beat flagged ``error`` latches ``DMA_READ``. After any error nothing more is written
       and no ``done`` pulses: the beats of commands already issued are consumed and dropped,
       a checked instruction whose command is not out yet is dropped, and no instruction is
@@ -83,7 +86,7 @@ class LoadUnit(wiring.Component):
     def max_outstanding(self):
         """Instructions taken and not done, at most: :attr:`depth`, one held with
         :attr:`holds_instruction`, one whose ``done`` is on its way."""
-        return self.depth + self.holds_instruction + 1
+        return self.depth + self.holds_instruction + 1 + (not self.config.fast_clock)
 
     def elaborate(self, platform):
         m = Module()
@@ -126,6 +129,7 @@ class LoadUnit(wiring.Component):
             m.d.comb += check.eq(ErrorCause.DMA_ALIGN)
 
         cmd = self.dma_cmd
+        row_waits = Signal()  # slow clocks: a row waits in the write register
         if self.holds_instruction:
             source = Signal(load_layout())
             held = Signal()  # `source` holds a checked instruction whose command is not out
@@ -144,7 +148,7 @@ class LoadUnit(wiring.Component):
                 cmd.valid.eq(ctl.insn.valid & checked & pending.w_rdy
                              & (error == ErrorCause.NONE)),
                 ctl.insn.ready.eq(cmd.valid & cmd.ready),
-                ctl.busy.eq(pending.level != 0),
+                ctl.busy.eq((pending.level != 0) | row_waits),
             ]
             m.d.sync += checked.eq(ctl.insn.valid & (check == ErrorCause.NONE)
                                    & ~ctl.insn.ready)
@@ -175,17 +179,35 @@ class LoadUnit(wiring.Component):
         writes = (pending.r_rdy & row_complete & ~failed & ~beat.error
                   & (error == ErrorCause.NONE))
 
-        m.d.comb += [
-            self.sp_write.valid.eq(self.dma_data.valid & writes),
-            self.sp_write.payload.addr.eq(current.sp_addr if ends_on_last
-                                          else current.sp_addr + row_index),
-            self.sp_write.payload.row.as_value().eq(row_value),
-            self.dma_data.ready.eq(pending.r_rdy & (~writes | self.sp_write.ready)),
-        ]
+        row_addr = current.sp_addr if ends_on_last else current.sp_addr + row_index
+        last_row = beat.last if ends_on_last else row_index == current.rows - 1
+        registered = not cfg.fast_clock
+        if registered:  # the row waits in a register for the scratchpad
+            w_valid, w_last = Signal(), Signal()
+            w_payload = Signal(sp_write_layout(cfg))
+            w_free = ~w_valid | self.sp_write.ready
+            m.d.comb += [self.sp_write.valid.eq(w_valid & (error == ErrorCause.NONE)),
+                         self.sp_write.payload.eq(w_payload),
+                         self.dma_data.ready.eq(pending.r_rdy & (~writes | w_free))]
+            m.d.comb += row_waits.eq(w_valid)
+            with m.If(self.sp_write.ready | (error != ErrorCause.NONE)):
+                m.d.sync += w_valid.eq(0)
+            with m.If(self.dma_data.valid & writes & w_free):
+                m.d.sync += [w_valid.eq(1), w_last.eq(last_row), w_payload.addr.eq(row_addr),
+                             w_payload.row.as_value().eq(row_value)]
+        else:
+            m.d.comb += [
+                self.sp_write.valid.eq(self.dma_data.valid & writes),
+                self.sp_write.payload.addr.eq(row_addr),
+                self.sp_write.payload.row.as_value().eq(row_value),
+                self.dma_data.ready.eq(pending.r_rdy & (~writes | self.sp_write.ready)),
+            ]
         taken = self.dma_data.valid & self.dma_data.ready
         next_row = row_index + 1
-        last_row = beat.last if ends_on_last else row_index == current.rows - 1
         m.d.sync += ctl.done.eq(0)
+        if registered:  # done once the last row left the register
+            with m.If(self.sp_write.valid & self.sp_write.ready & w_last):
+                m.d.sync += ctl.done.eq(1)
         with m.If(taken):
             if row_beats > 1:
                 with m.If(~row_complete):
@@ -198,9 +220,10 @@ class LoadUnit(wiring.Component):
             with m.If(row_complete):
                 m.d.sync += [beat_index.eq(0), row_index.eq(next_row)]
                 with m.If(last_row):
-                    m.d.sync += [row_index.eq(0), failed.eq(0),
-                                 ctl.done.eq(~failed & ~beat.error
-                                             & (error == ErrorCause.NONE))]
+                    m.d.sync += [row_index.eq(0), failed.eq(0)]
+                    if not registered:
+                        m.d.sync += ctl.done.eq(~failed & ~beat.error
+                                                & (error == ErrorCause.NONE))
             with m.Else():
                 m.d.sync += beat_index.eq(beat_index + 1)
         m.d.comb += pending.r_en.eq(taken & row_complete & last_row)
