@@ -116,18 +116,6 @@ def _cond_add(m, x, y, enable, width, lsb, ice40, name):
         carry_in = carry[i - lsb]
     m.d.comb += total[-1].eq(Mux(enable, xs[-1] ^ ys[-1] ^ carry_in, xs[-1]))
     return total
-    carry = Signal(width - lsb, name=f"{name}_carry")
-    m.d.comb += total[:lsb].eq(xs[:lsb])
-    for i in range(lsb, width):
-        j = i - lsb
-        carry_in = carry[j - 1] if j else Const(0, 1)
-        m.submodules[f"{name}_lut_{i}"] = Instance(
-            "SB_LUT4", p_LUT_INIT=Const(_COND_ADD_LUT, 16), i_I0=enable, i_I1=xs[i],
-            i_I2=ys[i], i_I3=carry_in, o_O=total[i])
-        if i < width - 1:
-            m.submodules[f"{name}_carry_{i}"] = Instance(
-                "SB_CARRY", i_I0=xs[i], i_I1=ys[i], i_CI=carry_in, o_CO=carry[j])
-    return total
 
 
 #: SB_LUT4 functions of a 4:1 mux in two LUTs a bit: the first (I0 = sel[0], I1 = sel[1],
