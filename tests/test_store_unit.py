@@ -602,3 +602,11 @@ def test_throughput(name, to_sp, mode, rows_per_store):
         0 if to_sp else unit.beat_delay) + first_early
     assert 0 <= phase_wait < unit.postproc.multiply_cycles, phase_wait
     assert unit.latency == (4 if config.fast_clock else 3) + unit.postproc.latency
+
+
+def test_params_by_word_need_a_32_bit_beat():
+    """tiny's post-processing takes the CONFIG block by word, one a beat: a wider bus is
+    refused at elaboration, naming the parameter."""
+    with pytest.raises(ValueError, match=r"needs a 32-bit beat: bus_data_width must be 32, "
+                                         r"not 64$"):
+        StoreUnit(preset("tiny").replace(bus_data_width=64))
