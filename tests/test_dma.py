@@ -246,12 +246,18 @@ def test_parameters_are_checked(make, error, message):
         make()
 
 
-@pytest.mark.parametrize("depth", [1, 2, 4])
-def test_shift_queue_is_a_fifo(depth):
+@pytest.mark.parametrize("depth, counting", [(1, False), (2, False), (4, False),
+                                             (1, True), (2, True), (3, True)])
+def test_shift_queue_is_a_fifo(depth, counting):
     """Random reads and writes, also into a full queue and out of an empty one, against a
-    deque and against SyncFIFO's handshakes, cycle by cycle."""
-    rng = np.random.default_rng(depth)
-    dut, ref = ShiftQueue(width=8, depth=depth), SyncFIFO(width=8, depth=depth)
+    deque and against SyncFIFO's handshakes, cycle by cycle. ``counting``: ``r_step`` (not
+    with ``r_en``) adds 1 to the oldest entry, modulo 2**width."""
+    seed = depth + 10 * counting
+    print(f"seed={seed} depth={depth} counting={counting}")
+    rng = np.random.default_rng(seed)
+    width = 4 if counting else 8
+    dut = ShiftQueue(width=width, depth=depth, counting=counting)
+    ref = SyncFIFO(width=width, depth=depth)
     m = Module()
     m.submodules.dut, m.submodules.ref = dut, ref
     for name in ["w_data", "w_en", "r_en"]:
@@ -260,53 +266,24 @@ def test_shift_queue_is_a_fifo(depth):
 
     async def bench(ctx):
         for _ in range(400):
-            w_en, r_en, data = rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(256))
+            w_en, r_en = rng.random() < 0.5, rng.random() < 0.4
+            data = int(rng.integers(1 << width))
+            step = counting and not r_en and rng.random() < 0.5
             ctx.set(dut.w_en, w_en)
             ctx.set(dut.r_en, r_en)
             ctx.set(dut.w_data, data)
+            if counting:
+                ctx.set(dut.r_step, step)
             for name in ["w_rdy", "r_rdy"]:
                 assert ctx.get(getattr(dut, name)) == ctx.get(getattr(ref, name)), name
             assert ctx.get(dut.w_rdy) == (len(model) < depth)
             assert ctx.get(dut.r_rdy) == (len(model) > 0)
-            read = bool(r_en) and len(model) > 0
-            if read:
-                assert ctx.get(dut.r_data) == model[0] == ctx.get(ref.r_data)
-            if w_en and len(model) < depth:
-                model.append(data)
-            if read:
-                model.popleft()
-            await ctx.tick()
-
-    sim = Simulator(m)
-    sim.add_clock(CLOCK)
-    sim.add_testbench(bench)
-    sim.run()
-
-
-@pytest.mark.parametrize("depth", [1, 2, 3])
-def test_counting_shift_queue(depth):
-    """A counting ShiftQueue: ``r_step`` (not with ``r_en``) adds 1 to the oldest entry,
-    modulo 2**width; otherwise a FIFO (against a deque)."""
-    seed = 10 + depth
-    print(f"seed={seed}")
-    rng = np.random.default_rng(seed)
-    dut = ShiftQueue(width=4, depth=depth, counting=True)
-    model = deque()
-
-    async def bench(ctx):
-        for _ in range(400):
-            w_en, data = rng.random() < 0.4, int(rng.integers(16))
-            r_en = rng.random() < 0.3
-            step = not r_en and rng.random() < 0.5
-            for name, value in [("w_en", w_en), ("r_en", r_en), ("r_step", step),
-                                ("w_data", data)]:
-                ctx.set(getattr(dut, name), value)
-            assert ctx.get(dut.r_rdy) == (len(model) > 0)
-            assert ctx.get(dut.w_rdy) == (len(model) < depth)
             if model:
                 assert ctx.get(dut.r_data) == model[0]
+                if not counting:
+                    assert ctx.get(ref.r_data) == model[0]
                 if step:
-                    model[0] = (model[0] + 1) % 16
+                    model[0] = (model[0] + 1) % (1 << width)
             read = r_en and len(model) > 0
             if w_en and len(model) < depth:
                 model.append(data)
@@ -314,7 +291,7 @@ def test_counting_shift_queue(depth):
                 model.popleft()
             await ctx.tick()
 
-    sim = Simulator(dut)
+    sim = Simulator(m)
     sim.add_clock(CLOCK)
     sim.add_testbench(bench)
     sim.run()
