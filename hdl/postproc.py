@@ -80,6 +80,9 @@ def _is_ice40(platform):
 #: in): ``x ^ y ^ carry`` if enabled, else ``x``.
 _COND_ADD_LUT = sum(1 << i for i in range(16)
                     if ((i >> 1 ^ i >> 2 ^ i >> 3) & 1 if i & 1 else i >> 1 & 1))
+#: The same with x and y swapped (I1 = y, I2 = x): the top bit's.
+_COND_ADD_TOP_LUT = sum(1 << i for i in range(16)
+                        if ((i >> 1 ^ i >> 2 ^ i >> 3) & 1 if i & 1 else i >> 2 & 1))
 
 
 def _cond_add(m, x, y, enable, width, lsb, ice40, name):
@@ -90,14 +93,16 @@ def _cond_add(m, x, y, enable, width, lsb, ice40, name):
     where disabled (yosys maps ``Mux(enable, x + y, x)`` to a sum LUT and a mux LUT a bit).
     Returns a kept wire (or yosys merges the adds).
 
-    The top bit is plain logic, not an ``SB_LUT4``: it is the one instance whose inputs
-    (both operands' sign bits) would repeat the bit's below it, and yosys' ``ice40_wrapcarry``
-    pairs an ``SB_CARRY`` with any ``SB_LUT4`` of the same operand inputs; paired with the
-    LUT above it, a carry would feed its own box (abc9: "no_loops"). Every instanced bit
-    below the top has operand inputs of its own (the sum is no wider than needed) provided
-    neither operand repeats a bit within its width: pass ``v[k:]`` and ``v.shift_left(k)``,
-    not ``v >> k`` or ``v << k`` (as wide as ``v``, or as a shift by up to ``2**k - 1``
-    bits: copies of the sign on top)."""
+    The top bit's operand inputs (both sign bits) repeat the bit's below it, and yosys'
+    ``ice40_wrapcarry`` pairs an ``SB_CARRY`` with any ``SB_LUT4`` of the same operand inputs
+    (I1, I2 = the carry's I0, I1); paired with the LUT above it, a carry would feed its own
+    box (abc9: "no_loops"). So the top bit's LUT and a carry of its own (its output unused)
+    take the operands swapped: they pair with each other, and the bit stays in the chain
+    (its carry in on I3, no LUT to lead the carry out; nextpnr adds one where the carry
+    drives anything else). Every bit below the top has operand inputs of its own (the
+    sum is no wider than needed) provided neither operand repeats a bit within its width:
+    pass ``v[k:]`` and ``v.shift_left(k)``, not ``v >> k`` or ``v << k`` (as wide as ``v``,
+    or as a shift by up to ``2**k - 1`` bits: copies of the sign on top)."""
     size = min(width, max(len(x), len(y)) + 1)
     total = Signal(signed(size), name=name, attrs={"keep": 1})
     xs, ys = (Cat(v, v[-1].replicate(max(0, size - len(v))))[:size] for v in (x, y))
@@ -114,7 +119,12 @@ def _cond_add(m, x, y, enable, width, lsb, ice40, name):
         m.submodules[f"{name}_carry_{i}"] = Instance(
             "SB_CARRY", i_I0=xs[i], i_I1=ys[i], i_CI=carry_in, o_CO=carry[i - lsb])
         carry_in = carry[i - lsb]
-    m.d.comb += total[-1].eq(Mux(enable, xs[-1] ^ ys[-1] ^ carry_in, xs[-1]))
+    m.submodules[f"{name}_lut_top"] = Instance(
+        "SB_LUT4", p_LUT_INIT=Const(_COND_ADD_TOP_LUT, 16), i_I0=enable, i_I1=ys[-1],
+        i_I2=xs[-1], i_I3=carry_in, o_O=total[-1])
+    m.submodules[f"{name}_carry_top"] = Instance(
+        "SB_CARRY", i_I0=ys[-1], i_I1=xs[-1], i_CI=carry_in,
+        o_CO=Signal(name=f"{name}_carry_out"), a_keep=1)
     return total
 
 
@@ -203,7 +213,9 @@ def param_layout(config):
     instead, ``value`` at word ``index``: word ``index % 4`` of record ``index // 4`` (bias,
     multiplier, shift of that column; record ``dim``: zero point, act_min, act_max, their
     low 8 bits), written into the shadow set as it is accepted; each record's fourth word
-    writes nothing. A beat with ``last`` (whatever its index) completes the set.
+    writes nothing. A record's multiplier word must come before its shift word (the words
+    in index order, as the block has them). A beat with ``last`` (whatever its index)
+    completes the set.
     """
     if params_by_word(config):
         return data.StructLayout({
@@ -660,10 +672,19 @@ class PostProcess(wiring.Component):
             param_ready = ~shadow_full & ~(in_tile & copying) & ~param_clear
             take = self.params.valid & param_ready
             column_group, column_lane = record // lanes, record % lanes
+            # The shift word (only its low 6 bits are the shift) also carries the multiplier's
+            # low digit from its bit 8, kept from the record's multiplier word before it: the
+            # multiply registers its digit 0 a cycle before the multiplier word is read.
+            d = width // digits
+            mult_low = Signal(d, name="mult_low")
+            with m.If(self.params.valid & (position == 1)):
+                m.d.sync += mult_low.eq(param.value[:d])
+            value = Mux(position == 2, Cat(param.value[:8], mult_low, param.value[8 + d:]),
+                        param.value.as_unsigned())
             m.d.comb += [
                 write.addr.eq(Mux(param_clear, 3, Cat(position[1], position[0],
                                                       column_group[:group_width], ~set_bits))),
-                write.data.eq(Mux(param_clear, 0, param.value).replicate(lanes)),
+                write.data.eq(Mux(param_clear, 0, value).replicate(lanes)),
                 write.en.eq(Mux(take & (record < dim) & (position != 3), 1 << column_lane, 0)
                             | param_clear.replicate(lanes)),
             ]
@@ -911,21 +932,23 @@ class PostProcess(wiring.Component):
                 right_1 = Signal(5, name=f"right_{n}_1", reset_less=True)
                 right_2 = Signal(5, name=f"right_{n}_2", reset_less=True)
                 d = width // digits
-                mult_held = Signal(2 * d, name=f"mult_{n}", reset_less=True)  # the last 2 digits
+                mult_held = Signal(d, name=f"mult_{n}", reset_less=True)  # the top digit
                 with dp.If(digit_at(1) == 0):
                     dp.d.sync += [a.eq(shifted), right_1.eq(Mux(shift_word[5], -shift_word, 0))]
                 with dp.If(digit_at(2) == 0):
-                    dp.d.sync += mult_held.eq(words[n][width - 2 * d:])
+                    dp.d.sync += mult_held.eq(words[n][width - d:])
                 with dp.If(digit_at(2) == digits - 1):  # right_1 keeps the next group's
                     dp.d.sync += right_2.eq(right_1)
                 right_e = right_2
                 left = Mux(shift_word[5], 0, shift_word[:5])
                 m.d.comb += shift.eq(Mux(left_cycle, left, right_2))
-                multiplier = Cat(words[n][:width - 2 * d], mult_held)
+                # Digit k is registered in the group's digit k + 2: digit 0 from the shift
+                # word (from its bit 8, see the writes), the top one held, the others from
+                # the multiplier word.
+                multiplier = Cat(words[n][8:8 + d], words[n][d:width - d], mult_held)
                 product = self._serial_multiply(m, dp, a, multiplier, digit_at, stage, n,
-                                                passes(self._MULTIPLY_STEP + 1), Const(0),
-                                                registered=False, chained=_is_ice40(platform),
-                                                rounded=True)
+                                                passes(self._MULTIPLY_STEP), Const(0),
+                                                chained=_is_ice40(platform), rounded=True)
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
                 if digits == 1:
@@ -1198,9 +1221,10 @@ class PostProcess(wiring.Component):
                      f"product_{n}")
 
     def _serial_multiply(self, m, dp, a, multiplier, digit_at, stage, n, passing, zero,
-                         registered=True, chained=None, rounded=False):
-        """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``, steady for all the lane
-        group's cycles; ``a * 2**31`` where ``passing``, 0 where ``zero``; plus 2**30 if
+                         chained=None, rounded=False):
+        """``a * multiplier`` (values of step ``M`` = ``_MULTIPLY_STEP``: ``a`` steady for all the
+        lane group's cycles, ``multiplier``'s digit ``k`` at least in the cycle that picks it;
+        ``a * 2**31`` where ``passing``, 0 where ``zero``; plus 2**30 if
         ``rounded``, conditional adds only) accumulated from
         ``d = 32 / multiply_cycles``-bit digits of ``multiplier``, lowest first: the 64-bit
         product is registered at step ``M + 2`` after the group's last digit (the pass-through
@@ -1217,14 +1241,10 @@ class PostProcess(wiring.Component):
         choices = [Cat(multiplier[k * d:(k + 1) * d], 0) for k in range(digits - 1)]
         choices.append(Cat(multiplier[width - d:], multiplier[width - 1]))
         # Pass-through (`passing`) multiplies by 2**31: digits 0, the top one 2**(d - 1).
-        step = self._MULTIPLY_STEP if registered else self._MULTIPLY_STEP + 1
-        digit = digit_at(step)
+        digit = digit_at(self._MULTIPLY_STEP)
         top = digit == digits - 1
         b = Mux(passing, Cat(Const(0, d - 1), top, 0), Mux(zero, 0, Array(choices)[digit]))
-        if registered:
-            b = stage(signed(d + 1), b, f"b_{n}")
-        else:  # the multiplier is that of step M + 1 (its digit 0 straight from the RAM)
-            b = b.as_signed()
+        b = stage(signed(d + 1), b, f"b_{n}")
 
         high = Signal(signed(width + d), name=f"product_high_{n}", reset_less=True)
         low = Signal(width - d, name=f"product_low_{n}", reset_less=True)
@@ -1248,23 +1268,36 @@ class PostProcess(wiring.Component):
         """``carried`` (where ``carry``) ``+ a * b`` (``b`` signed, ``d + 1`` bits; plus 2**30
         where ``round_in``, only with ``b >= 0``) modulo
         ``2**(32 + d)``, from conditional adds (:func:`_cond_add`, one LUT a bit on an iCE40,
-        where an add of a partial product costs two LUTs a bit): two chains, one adding
-        ``carried`` and the low half of the digit's partial products to ``a * b[0]``, the
-        other the high half to ``-a * 2**d`` (the sign bit's weight; its ``+ 1`` is the
-        final add's carry in), then their sum. Each chain is as deep as a tree of adds of
-        the same terms with ``carried`` gated before it."""
+        where an add of a partial product costs two LUTs a bit) in chains: one adding
+        ``carried`` and the lowest partial products to ``a * b[0]``, the last one the highest
+        to ``-a * 2**d`` (the sign bit's weight; its ``+ 1`` is the final add's carry in),
+        with ``d >= 8`` one more for those between (starting at its lowest); then their sum,
+        the others' first. Each chain is as deep as a tree of adds of the same terms with
+        ``carried`` gated before it: 4 adds deep for ``d = 8``, 3 for ``d = 4``."""
         top = len(b) - 1
         width = len(a) + top
-        half = max(1, top // 2)
+        if top >= 8:  # chains of (depth) adds: low, middle and high chains
+            depth = -(-(top + 1) // 3)  # ceil: 3 for d = 8
+            bounds = [0, depth, top + 1 - depth, top]
+        else:
+            bounds = [0, max(1, top // 2), top]
         low = Mux(b[0], a, 0)
         low = _cond_add(m, low, carried, carry, width, 0, ice40, f"mul_{n}_carried")
-        for k in range(1, half):
+        for k in range(1, bounds[1]):
             low = _cond_add(m, low, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
         # Where b[top] is 0 (always in the first digit) the high chain starts at 2**30 if
         # `round_in` (the rounding of the high multiply): a LUT input more in one bit.
         high = Mux(b[top], ~a.shift_left(top), Cat(Const(0, 30), round_in))
-        for k in range(half, top):
+        for k in range(bounds[-2], top):
             high = _cond_add(m, high, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
+        if len(bounds) == 4:
+            first = bounds[1]
+            mid = Mux(b[first], a.shift_left(first), 0)
+            for k in range(first + 1, bounds[2]):
+                mid = _cond_add(m, mid, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
+            upper = Signal(signed(width), name=f"mul_{n}_upper", attrs={"keep": 1})
+            m.d.comb += upper.eq(mid + high)
+            high = upper
         return (low + high + b[top])[:width]
 
     @staticmethod
