@@ -37,12 +37,17 @@ class _JobRegister:
 
 
 class _ActCounter:
-    """The activation job at slow clocks, with the :class:`_JobRegister` port names it uses
-    (``pass_through``): instead of the job and an index, the next row's address (loaded with
-    ``act_addr``, counted up), the end row (``act_addr + rows``, from the range check) and the
-    first row's ``swap`` and ``after`` flags (cleared once that row is read, ``r_en``'s
-    cycle or not). ``w_data`` is the job (its ``act_addr``, ``preload`` and ``after``),
-    ``w_end`` its end row; ``last``: the next row is the job's last."""
+    """The activation job at slow clocks, with the :class:`_JobRegister` port names it uses:
+    instead of the job and an index, the next row's address (loaded with ``act_addr``,
+    counted up), the end row (``act_addr + rows``, from the range check) and the first
+    row's ``swap`` and ``after`` flags (cleared once that row is read, ``r_en``'s cycle or
+    not). ``w_data`` is the job (its ``act_addr``, ``preload`` and ``after``), ``w_end`` its
+    end row; ``last``: the next row is the job's last.
+
+    A second job waits in a register behind it and takes over in the cycle the first one's
+    last row is read (``r_en``): no bubble, and ``w_rdy`` (no job waiting) comes from a
+    register, not from the reads. A job written while none is current, or in the cycle the
+    current one ends with none waiting, becomes current at once."""
 
     def __init__(self, m, cfg, job):
         self.w_en, self.r_en = Signal(name="act_job_w_en"), Signal(name="act_job_r_en")
@@ -53,18 +58,29 @@ class _ActCounter:
         end = Signal.like(self.w_end, name="act_job_end")
         self.swap, self.after = Signal(name="act_job_swap"), Signal(name="act_job_after")
         self.last = self.addr + 1 == end
-        self.w_rdy = ~self.r_rdy | self.r_en
-        with m.If(self.w_en):
+        waiting = Signal(name="act_job_waiting")
+        next_addr = Signal.like(self.addr, name="act_job_next_addr")
+        next_end = Signal.like(end, name="act_job_next_end")
+        next_swap, next_after = Signal(name="act_job_next_swap"), Signal(name="act_job_next_after")
+        self.w_rdy = ~waiting
+        with m.If(self.w_en & (~self.r_rdy | self.r_en)):
             m.d.sync += [self.addr.eq(self.w_data.act_addr), end.eq(self.w_end),
                          self.swap.eq(self.w_data.preload), self.after.eq(self.w_data.after),
                          self.r_rdy.eq(1)]
+        with m.Elif(self.r_en & waiting):
+            m.d.sync += [self.addr.eq(next_addr), end.eq(next_end), self.swap.eq(next_swap),
+                         self.after.eq(next_after), waiting.eq(0)]
         with m.Elif(self.r_en):
             m.d.sync += self.r_rdy.eq(0)
+        with m.If(self.w_en & self.r_rdy & ~self.r_en):
+            m.d.sync += [next_addr.eq(self.w_data.act_addr), next_end.eq(self.w_end),
+                         next_swap.eq(self.w_data.preload), next_after.eq(self.w_data.after),
+                         waiting.eq(1)]
         self.m = m
 
     def advance(self, fire):
-        """A row was read in this cycle (``fire``)."""
-        with self.m.If(fire & ~self.w_en):
+        """A row was read in this cycle (``fire``; the job's last row: ``r_en``)."""
+        with self.m.If(fire & ~self.r_en):
             self.m.d.sync += [self.addr.eq(self.addr + 1), self.swap.eq(0), self.after.eq(0)]
 
 
@@ -95,10 +111,12 @@ class ExecUnit(wiring.Component):
       same scratchpad bank, the activation reader goes first.
     - Up to :attr:`queue_depth` instructions wait per reader, so the next ones are accepted
       while this one computes. With :attr:`peeks` (slow clocks) one waits per reader, in a
-      register, and the next is the one offered on ``ctl.insn``: its weight tile is read
-      while it is offered (its tokens are there), and it is taken once the activation rows
-      ahead of it are all read (in that very cycle: no bubble), at the earliest in the
-      cycle after it was first offered (its checks are registered).
+      register (activation jobs: one more waits behind the current one), and the next is
+      the one offered on ``ctl.insn``: its weight tile is read while it is offered (its
+      tokens are there), and it is taken once an activation job register is free (a
+      waiting job becomes current in the cycle the last row ahead of it is read: no
+      bubble), at the earliest in the cycle after it was first offered (its checks are
+      registered). ``ctl.insn.ready`` comes from registers.
     - ``done`` pulses in the cycle after the accumulator took an instruction's last result
       row (about ``array.latency + 3`` cycles after its last read). Slow clocks: the
       accumulator takes a row's address a cycle before the row (see
@@ -131,7 +149,8 @@ class ExecUnit(wiring.Component):
         :attr:`tagged` and the tag (``exec_tag_layout``) does not fit ``config.tag_width``.
     """
 
-    #: Instructions queued per reader (with :attr:`peeks`: one, in a register).
+    #: Instructions queued per reader (with :attr:`peeks`: in registers, one for weights, two
+    #: for activations).
     queue_depth = 2
 
     @property
@@ -144,7 +163,7 @@ class ExecUnit(wiring.Component):
     @property
     def inflight_depth(self):
         """Instructions taken whose last result row is not written, at most."""
-        return 3 if self.peeks else 4
+        return 4
 
     @property
     def max_outstanding(self):
