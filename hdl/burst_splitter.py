@@ -325,16 +325,23 @@ class ShiftQueue(Elaboratable):
         entries = [Signal(self.width, name=f"entry_{i}") for i in range(self.depth)]
         read = self.r_en & self.r_rdy
         write = self.w_en & self.w_rdy
-        staying = Signal.like(self.level)
+        # The level one-hot (`holds[i]`: i entries), so that a write lands at entry
+        # `level - read` through one LUT after `read` (no subtractor and comparators).
+        holds = Signal(self.depth + 1, init=1)
         m.d.comb += [
-            self.r_rdy.eq(self.level != 0),
-            self.w_rdy.eq(self.level != self.depth),
+            self.r_rdy.eq(~holds[0]),
+            self.w_rdy.eq(~holds[self.depth]),
             self.r_data.eq(entries[0]),
-            staying.eq(self.level - read),
         ]
-        m.d.sync += self.level.eq(staying + write)
+        for i in range(1, self.depth + 1):
+            with m.If(holds[i]):
+                m.d.comb += self.level.eq(i)
+        with m.If(read & ~write):
+            m.d.sync += holds.eq(holds[1:])
+        with m.Elif(write & ~read):
+            m.d.sync += holds.eq(Cat(0, holds[:-1]))
         for i, entry in enumerate(entries):
-            with m.If(write & (staying == i)):
+            with m.If(write & Mux(read, holds[i + 1], holds[i])):
                 m.d.sync += entry.eq(self.w_data)
             if i + 1 < self.depth:
                 with m.Elif(read):
