@@ -775,7 +775,18 @@ class StoreUnit(wiring.Component):
         retire_wait = Signal()
         m.d.comb += [retire_queue.w_en.eq(retire_push), retire_queue.w_data.eq(retire_wait)]
         row_done = Signal()  # an output row of the head instruction went out
-        sp_payload = [self.sp_write.payload.addr.eq(head.dest + sink_count),
+        # Slow clocks with rows at least 2 cycles apart: the scratchpad address from a
+        # register, loaded with head.dest + sink_count in every cycle, so that the write's
+        # `ready` (LOAD shares the port, and its data `ready` follows) does not wait for the
+        # add; a row waits while it is stale (the cycle after the count or the head changed).
+        registered_addr = slow and pp.row_cycles >= 2
+        if registered_addr:
+            sp_addr = Signal.like(self.sp_write.payload.addr, name="sp_addr")
+            addr_stale = Signal(init=1)
+            m.d.sync += [sp_addr.eq(head.dest + sink_count),
+                         addr_stale.eq(row_done | sink_queue.r_en | ~sink_queue.r_rdy)]
+        sp_payload = [self.sp_write.payload.addr.eq(sp_addr if registered_addr
+                                                     else head.dest + sink_count),
                       self.sp_write.payload.row.eq(out.payload.row.int8)]
         if slow:  # the payload is only used with valid: not gated by the head's kind
             m.d.comb += sp_payload
@@ -788,7 +799,8 @@ class StoreUnit(wiring.Component):
                 with m.Case(_Sink.CONFIG):
                     m.d.comb += [sink_queue.r_en.eq(1), retire_push.eq(1)]
                 with m.Case(_Sink.SP):
-                    m.d.comb += self.sp_write.valid.eq(row_valid)
+                    m.d.comb += self.sp_write.valid.eq(
+                        row_valid & ~addr_stale if registered_addr else row_valid)
                     if not slow:
                         m.d.comb += sp_payload
                     with m.If(self.sp_write.valid & self.sp_write.ready):
