@@ -1,5 +1,7 @@
 """STORE unit: accumulator rows through the post-processing to memory; CONFIG parameters."""
 
+from contextlib import nullcontext
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -171,8 +173,8 @@ class StoreUnit(wiring.Component):
       register; an int32 row's beats then leave a lane group apart, each as it lands).
       ``done`` pulses in the cycle after the last scratchpad write was accepted, or in
       the cycle after ``dma_write_status.done`` of its command. CONFIG: its DMA read
-      command is valid in cycle 2 (slow clocks: in the cycle after the CONFIG was taken,
-      from a register); ``done`` pulses 4 cycles after its last parameter beat
+      command is valid in cycle 2 (slow clocks: while the CONFIG waits on ``ctl.insn``,
+      which is taken in the cycle after the command was accepted); ``done`` pulses 4 cycles after its last parameter beat
       was accepted. (Each ``done`` also waits for those of the instructions before it.)
     - Throughput: one row per ``row_cycles`` cycles through the whole path, also across
       back-to-back STOREs, while the DMA (one beat per cycle) and the scratchpad keep up;
@@ -199,7 +201,7 @@ class StoreUnit(wiring.Component):
       queue heads, and ``dma_write_data.ready`` takes that beat: ``out_next_beat``);
       at slow clocks ``ctl.insn.ready`` depends on ``ctl.insn`` (the checks) and the unit's
       state (for a STORE to memory: and ``dma_write_cmd.ready``), ``dma_read_data.ready``
-      on ``PostProcess.params.ready``.
+      on ``PostProcess.params.ready``, and ``dma_read_cmd`` comes from ``ctl.insn``.
 
     Parameters
     ----------
@@ -439,7 +441,7 @@ class StoreUnit(wiring.Component):
             ]
         m.d.comb += [
             self.dma_write_cmd.valid.eq(wcmd_valid),
-            self.dma_read_cmd.payload.addr.eq(rcmd.addr),
+            self.dma_read_cmd.payload.addr.eq(config_insn.dram_addr if slow else rcmd.addr),
             self.dma_read_cmd.payload.rows.eq(1),
             self.dma_read_cmd.payload.row_beats.eq(block_beats),
             self.dma_read_cmd.payload.stride.eq(0),
@@ -447,9 +449,13 @@ class StoreUnit(wiring.Component):
         ]
         with m.If(self.dma_write_cmd.ready):
             m.d.sync += wcmd_valid.eq(0)
-        m.d.comb += self.dma_read_cmd.valid.eq(rcmd_valid)
-        with m.If(self.dma_read_cmd.ready):
-            m.d.sync += rcmd_valid.eq(0)
+        if slow:
+            cmd_sent = Signal()  # the waiting CONFIG's read command was accepted
+            m.d.sync += cmd_sent.eq(self.dma_read_cmd.valid & self.dma_read_cmd.ready)
+        else:
+            m.d.comb += self.dma_read_cmd.valid.eq(rcmd_valid)
+            with m.If(self.dma_read_cmd.ready):
+                m.d.sync += rcmd_valid.eq(0)
 
         # --- Parameter beats to the post-processing (CONFIG). ---
         # By word (tiny): each beat of the block is one, passed on as it is: no register.
@@ -594,20 +600,28 @@ class StoreUnit(wiring.Component):
                         m.next = "ERROR"
                     with m.Elif(~pending_swap | (feed_queue.w_rdy & ~dummy_out if slow
                                                  else feed_queue.w_rdy)):
-                        # The read command waits in a register (also at slow clocks: the
-                        # CONFIG's take does not wait for the DMA reader's `ready`).
-                        m.d.comb += [
-                            take.eq(1),
-                            *([] if slow else [feed_in.last_row.eq(0)]),
-                            feed_in.mode.eq(PostMode.ACC),
-                            feed_in.swap.eq(1),
-                            feed_in.dummy.eq(1),
-                            feed_queue.w_en.eq(pending_swap),
-                        ]
-                        m.d.sync += [pending_swap.eq(0), rcmd_valid.eq(1),
-                                     rcmd.addr.eq(config_insn.dram_addr),
-                                     beat_index.eq(0), bad_values.eq(0), read_error.eq(0)]
-                        m.next = "CONFIG"
+                        # Slow clocks: the read command comes straight from the waiting
+                        # CONFIG, which is taken in the cycle after the command was accepted
+                        # (`cmd_sent`: not in that cycle, so that the reader's `ready` has
+                        # no path into ctl.insn.ready).
+                        if slow:
+                            m.d.comb += self.dma_read_cmd.valid.eq(~cmd_sent)
+                        with m.If(cmd_sent) if slow else nullcontext():
+                            m.d.comb += [
+                                take.eq(1),
+                                *([] if slow else [feed_in.last_row.eq(0)]),
+                                feed_in.mode.eq(PostMode.ACC),
+                                feed_in.swap.eq(1),
+                                feed_in.dummy.eq(1),
+                                feed_queue.w_en.eq(pending_swap),
+                            ]
+                            m.d.sync += pending_swap.eq(0)
+                            if not slow:
+                                m.d.sync += [rcmd_valid.eq(1),
+                                             rcmd.addr.eq(config_insn.dram_addr)]
+                            m.d.sync += [beat_index.eq(0), bad_values.eq(0),
+                                         read_error.eq(0)]
+                            m.next = "CONFIG"
 
             with m.State("CONFIG"):
                 m.d.comb += self.dma_read_data.ready.eq(param_free if slow else ~staged)
