@@ -186,9 +186,12 @@ class LoadUnit(wiring.Component):
             w_valid, w_last = Signal(), Signal()
             w_payload = Signal(sp_write_layout(cfg))
             w_free = ~w_valid | self.sp_write.ready
+            # A row-completing beat waits for the register also if it is an error beat (which
+            # writes nothing): no path from the beat's error flag into `dma_data.ready`.
+            completes = row_complete & ~failed & (error == ErrorCause.NONE)
             m.d.comb += [self.sp_write.valid.eq(w_valid & (error == ErrorCause.NONE)),
                          self.sp_write.payload.eq(w_payload),
-                         self.dma_data.ready.eq(pending.r_rdy & (~writes | w_free))]
+                         self.dma_data.ready.eq(pending.r_rdy & (~completes | w_free))]
             m.d.comb += row_waits.eq(w_valid)
             with m.If(self.sp_write.ready | (error != ErrorCause.NONE)):
                 m.d.sync += w_valid.eq(0)

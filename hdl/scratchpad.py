@@ -151,7 +151,7 @@ class Scratchpad(wiring.Component):
         w_fire = Signal()
         if self.holds_answers:
             reads, fires, b_conflict, pending = self._held_ports(
-                m, banks, ports, w_fire & w_in_range, w_row[index_bits:])
+                m, banks, ports, w_fire, w_row[index_bits:])
         else:
             reads, fires, b_conflict, pending = self._buffered_ports(m, banks, ports)
 
@@ -169,7 +169,9 @@ class Scratchpad(wiring.Component):
             same = []
         same += [waiting & (addr[index_bits:] == w_bank) for waiting, addr in pending]
         conflict = Signal()
-        m.d.comb += conflict.eq(w_in_range & Cat(*same).any())
+        # (Also for a write outside the scratchpad, which only sets the error: no range
+        # comparator on the path into `ready`.)
+        m.d.comb += conflict.eq(Cat(*same).any())
         m.d.comb += [self.write.ready.eq(~conflict),
                      w_fire.eq(self.write.valid & self.write.ready)]
 
