@@ -34,7 +34,7 @@ CASES = [pytest.param(*case, id=f"{case[0]}-{case[1].name}-aw{case[2]}-seed{case
 @pytest.mark.parametrize("simulator, config, addr_width, seed, stall", CASES)
 def test_axi_lite_verilog(simulator, config, addr_width, seed, stall, build_dir, request):
     require_simulator(simulator)
-    ops = OPS * (4 if request.node.get_closest_marker("slow") else 1)
+    ops = OPS * (2 if request.node.get_closest_marker("slow") else 1)
     print(f"simulator={simulator} seed={seed} stall={stall} ops={ops} addr_width={addr_width} "
           f"config={config}")
     dut = AXI4LiteRegisterBank(tessera_register_map(config), addr_width=addr_width)

@@ -15,7 +15,7 @@ from sw.verilog import write_component_verilog
 TOP = "tessera_postproc"
 
 #: Rows of the random workload per simulator: Verilator is fast, Icarus much slower.
-ROWS = {"verilator": 30_000, "icarus": 2_000}
+ROWS = {"verilator": 15_000, "icarus": 1_000}
 
 QUICK = [
     # (simulator, config, seed, stall probability)
