@@ -174,8 +174,9 @@ class StoreUnit(wiring.Component):
       ``done`` pulses in the cycle after the last scratchpad write was accepted, or in
       the cycle after ``dma_write_status.done`` of its command. CONFIG: its DMA read
       command is valid in cycle 2 (slow clocks: while the CONFIG waits on ``ctl.insn``,
-      which is taken in the cycle after the command was accepted); ``done`` pulses 4 cycles after its last parameter beat
-      was accepted. (Each ``done`` also waits for those of the instructions before it.)
+      which is taken in the cycle after the command was accepted); ``done`` pulses 4
+      cycles after its last parameter beat was accepted. (Each ``done`` also waits for
+      those of the instructions before it.)
     - Throughput: one row per ``row_cycles`` cycles through the whole path, also across
       back-to-back STOREs, while the DMA (one beat per cycle) and the scratchpad keep up;
       rows of more beats than ``row_cycles`` (int32 rows on a narrow bus) go at one beat
