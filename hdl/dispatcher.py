@@ -381,11 +381,13 @@ class Dispatcher(wiring.Component):
 
         # --- Tokens, and handing instructions to the units. ---
         tokens = {}  # (giver, taker) -> counter
+        nonzero = {}  # (giver, taker) -> a register: the counter is not zero
         for name in _UNITS:
             prev, nxt = _NEIGHBOURS[name]
             for other in (prev, nxt):
                 if other is not None:
                     tokens[(other, name)] = Signal(16, name=f"tokens_{other}_to_{name}")
+                    nonzero[(other, name)] = Signal(name=f"tokens_{other}_to_{name}_nonzero")
         gives = {key: [] for key in tokens}
         takes = {key: [] for key in tokens}
         idle, waits, missing = {}, {}, {}
@@ -395,14 +397,14 @@ class Dispatcher(wiring.Component):
             stored = heads[name]
             head = header_layout()(stored[:header_layout().size])
             ready = head_valid[name]
-            have_prev = 1 if prev is None else (tokens[(prev, name)] != 0) | ~head.pop_prev
-            have_next = 1 if nxt is None else (tokens[(nxt, name)] != 0) | ~head.pop_next
+            have_prev = 1 if prev is None else nonzero[(prev, name)] | ~head.pop_prev
+            have_next = 1 if nxt is None else nonzero[(nxt, name)] | ~head.pop_next
             may_go = (error == ErrorCause.NONE) & have_prev & have_next
             waits[name] = ready & ~(have_prev & have_next)
             if prev is not None:
-                missing[(prev, name)] = ready & head.pop_prev & (tokens[(prev, name)] == 0)
+                missing[(prev, name)] = ready & head.pop_prev & ~nonzero[(prev, name)]
             if nxt is not None:
-                missing[(nxt, name)] = ready & head.pop_next & (tokens[(nxt, name)] == 0)
+                missing[(nxt, name)] = ready & head.pop_next & ~nonzero[(nxt, name)]
             # Instructions handed over and not done, and the push flags of each, oldest first.
             cap = self.outstanding[name]
             outstanding = Signal(range(cap + 1), name=f"{name}_outstanding")
@@ -442,6 +444,11 @@ class Dispatcher(wiring.Component):
                 m.d.sync += taken.eq(take_token)
                 take_token = taken
             _up_down(m, counter, give, take_token)
+            # The units' `valid` reads a flag, not a 16-input comparison.
+            with m.If(give & ~take_token):
+                m.d.sync += nonzero[(giver, taker)].eq(1)
+            with m.Elif(take_token & ~give):
+                m.d.sync += nonzero[(giver, taker)].eq(counter != 1)
 
         # --- END (its last word): wait until every unit is idle; a wait that cannot end is
         # an error. ---

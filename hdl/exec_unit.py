@@ -280,8 +280,11 @@ class ExecUnit(wiring.Component):
             peeked = Signal()  # the offered instruction's weight job was taken
             weights_in = (offered & ~stopped & passes & incoming.preload & ~peeked
                           & weight_jobs.w_rdy)
+            # (`ready` from registers only: with `valid` high, the weight job register's
+            # `w_rdy` below is `weights_in`.)
             m.d.comb += ctl.insn.ready.eq(seen & ~stopped & (~passes | (
-                act_jobs.w_rdy & inflight.w_rdy & (~incoming.preload | peeked | weights_in))))
+                act_jobs.w_rdy & inflight.w_rdy
+                & (~incoming.preload | peeked | weight_jobs.w_rdy))))
             with m.If(ctl.insn.valid & ctl.insn.ready):
                 m.d.sync += peeked.eq(0)
             with m.Elif(weights_in):
