@@ -1268,36 +1268,23 @@ class PostProcess(wiring.Component):
         """``carried`` (where ``carry``) ``+ a * b`` (``b`` signed, ``d + 1`` bits; plus 2**30
         where ``round_in``, only with ``b >= 0``) modulo
         ``2**(32 + d)``, from conditional adds (:func:`_cond_add`, one LUT a bit on an iCE40,
-        where an add of a partial product costs two LUTs a bit) in chains: one adding
-        ``carried`` and the lowest partial products to ``a * b[0]``, the last one the highest
-        to ``-a * 2**d`` (the sign bit's weight; its ``+ 1`` is the final add's carry in),
-        with ``d >= 8`` one more for those between (starting at its lowest); then their sum,
-        the others' first. Each chain is as deep as a tree of adds of the same terms with
-        ``carried`` gated before it: 4 adds deep for ``d = 8``, 3 for ``d = 4``."""
+        where an add of a partial product costs two LUTs a bit): two chains, one adding
+        ``carried`` and the low half of the digit's partial products to ``a * b[0]``, the
+        other the high half to ``-a * 2**d`` (the sign bit's weight; its ``+ 1`` is the
+        final add's carry in), then their sum. Each chain is as deep as a tree of adds of
+        the same terms with ``carried`` gated before it."""
         top = len(b) - 1
         width = len(a) + top
-        if top >= 8:  # chains of (depth) adds: low, middle and high chains
-            depth = -(-(top + 1) // 3)  # ceil: 3 for d = 8
-            bounds = [0, depth, top + 1 - depth, top]
-        else:
-            bounds = [0, max(1, top // 2), top]
+        half = max(1, top // 2)
         low = Mux(b[0], a, 0)
         low = _cond_add(m, low, carried, carry, width, 0, ice40, f"mul_{n}_carried")
-        for k in range(1, bounds[1]):
+        for k in range(1, half):
             low = _cond_add(m, low, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
         # Where b[top] is 0 (always in the first digit) the high chain starts at 2**30 if
         # `round_in` (the rounding of the high multiply): a LUT input more in one bit.
         high = Mux(b[top], ~a.shift_left(top), Cat(Const(0, 30), round_in))
-        for k in range(bounds[-2], top):
+        for k in range(half, top):
             high = _cond_add(m, high, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
-        if len(bounds) == 4:
-            first = bounds[1]
-            mid = Mux(b[first], a.shift_left(first), 0)
-            for k in range(first + 1, bounds[2]):
-                mid = _cond_add(m, mid, a.shift_left(k), b[k], width, k, ice40, f"mul_{n}_{k}")
-            upper = Signal(signed(width), name=f"mul_{n}_upper", attrs={"keep": 1})
-            m.d.comb += upper.eq(mid + high)
-            high = upper
         return (low + high + b[top])[:width]
 
     @staticmethod
