@@ -105,14 +105,14 @@ class HostLink(wiring.Component):
 
     Timing: ``rx.ready`` is high while a request is received (one byte per cycle) and low
     while it executes and its reply is sent (back-pressure; the SPI target then drops the
-    host's fill bytes). The frame is checked the cycle after its last byte. The buffer is a
-    byte-wide block RAM, so a CSR word takes 5 cycles or more (6 with
-    :class:`hdl.axi_lite.AXI4LiteRegisterBank`): 3 to fetch its bytes, AW and W together,
-    then B; or AR, then R and its byte 0, then 3 to store bytes 1-3 from R, whose RREADY
-    comes with the last (the bank holds R until then). A RAM byte takes 1 cycle
-    to write (``w_en``) and 2 to read (``r_en``, then ``r_data``), plus the cycles the RAM is
-    ``busy`` (the access is repeated); ``r_en`` is high only then. The reply goes out at one
-    byte per cycle while ``tx.ready`` is high.
+    host's fill bytes). The frame is checked the cycle after its last byte (its length and
+    address already while its CRC arrives). The buffer is a byte-wide block RAM, so a CSR word
+    takes 5 cycles or more (6 with :class:`hdl.axi_lite.AXI4LiteRegisterBank`): 3 to fetch its
+    bytes, AW and W together, then B; or AR, then R and its byte 0, then 3 to store bytes 1-3
+    from R, whose RREADY comes with the last (the bank holds R until then). A RAM byte takes 1
+    cycle to write (``w_en``) and 2 to read (``r_en``, then ``r_data``), plus the cycles the
+    RAM is ``busy`` (the access is repeated); ``r_en`` is high only then. The reply goes out
+    at one byte per cycle while ``tx.ready`` is high.
 
     Framing: a ``frame_end`` pulse in the middle of a request drops it and answers TRUNCATED
     (it is ignored between frames, while a frame executes and while its reply is sent: a
@@ -255,6 +255,9 @@ class HostLink(wiring.Component):
             data_bytes = Mux(is_ping, PING_BYTES, Mux(has_payload, 0, length))
             no_data = data_bytes == 0
 
+        good_length, good_addr = self._header_checks(m, command, known, addr, addr_high, length)
+        length_ok, addr_ok = Signal(), Signal()
+
         def finish(value):
             m.d.sync += [status.eq(_code(value)), count.eq(0)]
             m.next = "REPLY_STATUS"
@@ -336,6 +339,9 @@ class HostLink(wiring.Component):
 
             with m.State("CRC"):
                 m.d.comb += rx.ready.eq(1)
+                # The header is complete: its length and address checks go to registers here
+                # (two bytes, so two cycles at least), off the path into CHECK's decision.
+                m.d.sync += [length_ok.eq(good_length), addr_ok.eq(good_addr)]
                 if compact:  # the tag, for CHECK
                     m.d.comb += [buf_r.addr.eq(tag_addr), buf_r_en.eq(1)]
                 complete = rx.valid & (count == 1)
@@ -350,9 +356,8 @@ class HostLink(wiring.Component):
             with m.State("CHECK"):
                 m.d.comb += [buf_r.addr.eq(0), buf_r_en.eq(1)]  # a write's first byte
                 m.d.sync += count.eq(0)
-                self._check(m, command, known, buf_r_data if compact else tag, addr,
-                            addr_high, length, crc, last_tag,
-                            last_write, last_status, finish)
+                self._check(m, command, known, buf_r_data if compact else tag, length_ok,
+                            addr_ok, length, crc, last_tag, last_write, last_status, finish)
 
             with m.State("CSR_WRITE_FETCH"):  # bytes 0-2 of the word into ``word``
                 m.d.comb += buf_r_en.eq(1)
@@ -476,9 +481,8 @@ class HostLink(wiring.Component):
         m.d.comb += [self.busy.eq(~rx.ready), self.error.eq(status != _code(Status.OK))]
         return m
 
-    def _check(self, m, command, known, tag, addr, addr_high, length, crc, last_tag,
-               last_write, last_status, finish):
-        """The CHECK state: the frame's status, or the access to start."""
+    def _header_checks(self, m, command, known, addr, addr_high, length):
+        """Whether the header's length and its address range are good (comb)."""
         is_ping, is_csr, is_mem = (known & (command[2:] == group) for group in (1, 2, 3))
         fixed = is_csr & command[1]
         fits = (length != 0) & (length <= self.max_payload)
@@ -492,6 +496,12 @@ class HostLink(wiring.Component):
             return last < limit
         good_addr = Mux(is_csr, ~addr_high & (addr[:2] == 0) & below(1 << self.csr_addr_width),
                         ~is_mem | ~addr_high & below(self.ram_bytes))
+        return good_length, good_addr
+
+    def _check(self, m, command, known, tag, good_length, good_addr, length, crc, last_tag,
+               last_write, last_status, finish):
+        """The CHECK state: the frame's status, or the access to start. ``good_length`` and
+        ``good_addr``: the header's checks, registered."""
         write = command[0]
         replay = write & last_write & (tag == last_tag)
         with m.If(crc != 0):
