@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 ## make test: the whole suite (Amaranth simulator, cocotb + Verilator, synthesis smoke).
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) --durations=25 tests
+	$(PY) -m pytest -n $(JOBS) --dist worksteal --durations=25 tests
 
 ## make test-quick: everything not marked slow.
 test-quick: $(STAMP)
