@@ -6,6 +6,7 @@ explicitly and the wheels' folders go first on ``PATH``.
 """
 
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -40,6 +41,8 @@ def tool_environment() -> dict:
         # models fail to compile ("Vtop__pch.h.slow: linker input file not found"). A variable
         # in MAKEFLAGS acts as a command-line definition and overrides the makefile's.
         "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include",
+        # Every model build compiles the same run-time library: sw/objcache.py keeps it.
+        "OBJCACHE": shlex.join([sys.executable, str(Path(__file__).with_name("objcache.py"))]),
     }
     return env
 
