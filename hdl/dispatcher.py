@@ -11,6 +11,7 @@ from .isa import (
     ADDR_BITS,
     DRAM_ADDR_BITS,
     INSN_WIDTH,
+    MAX_TOKENS,
     ErrorCause,
     Opcode,
     Unit,
@@ -206,8 +207,10 @@ class Dispatcher(wiring.Component):
       there (they are taken at the handover); its ``push_prev``/``push_next`` tokens are
       given when the unit reports it done (at most ``outstanding[unit]`` instructions a unit
       has taken may be unfinished: 8 unless given; a unit that can have no more never waits
-      for that). Token counters are 16 bits; with ``unit_queue_depth`` 1 a token taken is
-      counted in the cycle after (the taker cannot take another before).
+      for that). A token counter holds :data:`hdl.isa.MAX_TOKENS` (8 bits): a token given
+      beyond latches ``TOKEN_OVERFLOW``. With ``unit_queue_depth`` 1 a token taken is
+      counted in the cycle after (the taker cannot take another before; a token given in
+      that cycle is not checked against the limit, as the two cancel).
     - At END, a unit whose head waits for a token that its neighbour can no longer give (the
       neighbour idle, its queue empty) latches ``TOKEN_UNDERFLOW``.
     - ``error`` is the first cause, from here or a unit. On an error the dispatcher stops
@@ -386,7 +389,8 @@ class Dispatcher(wiring.Component):
             prev, nxt = _NEIGHBOURS[name]
             for other in (prev, nxt):
                 if other is not None:
-                    tokens[(other, name)] = Signal(16, name=f"tokens_{other}_to_{name}")
+                    tokens[(other, name)] = Signal(range(MAX_TOKENS + 1),
+                                                   name=f"tokens_{other}_to_{name}")
                     nonzero[(other, name)] = Signal(name=f"tokens_{other}_to_{name}_nonzero")
         gives = {key: [] for key in tokens}
         takes = {key: [] for key in tokens}
@@ -434,6 +438,7 @@ class Dispatcher(wiring.Component):
             idle[name] = ~unit.busy & ((~queued & (outstanding == 0))
                                        | (error != ErrorCause.NONE))
             raise_error.append((unit.error != ErrorCause.NONE, unit.error, Unit(i)))
+        overflows = []
         for (giver, taker), counter in tokens.items():
             give, take_token = Cat(gives[(giver, taker)]).any(), Cat(takes[(giver, taker)]).any()
             if depth == 1:
@@ -444,6 +449,7 @@ class Dispatcher(wiring.Component):
                 m.d.sync += taken.eq(take_token)
                 take_token = taken
             _up_down(m, counter, give, take_token)
+            overflows.append(give & ~take_token & (counter == MAX_TOKENS))
             # The units' `valid` reads a flag, not a 16-input comparison.
             with m.If(give & ~take_token):
                 m.d.sync += nonzero[(giver, taker)].eq(1)
@@ -458,6 +464,7 @@ class Dispatcher(wiring.Component):
             target_unit == Unit.DISPATCH.value)
         underflow = Cat(waiting & idle[giver] for (giver, _), waiting in missing.items()).any()
         raise_error.append((at_end & underflow, ErrorCause.TOKEN_UNDERFLOW, Unit.DISPATCH))
+        raise_error.append((Cat(overflows).any(), ErrorCause.TOKEN_OVERFLOW, Unit.DISPATCH))
         finish = at_end & all_idle
         with m.If(finish):
             m.d.comb += take.eq(1)

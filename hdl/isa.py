@@ -25,14 +25,17 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
-    "ADDR_BITS", "DRAM_ADDR_BITS", "INSN_WIDTH", "ErrorCause", "Opcode", "Unit", "acc_row_bytes",
-    "config_layout", "end_layout", "exec_layout", "header_layout", "load_layout",
-    "check_dma_addresses", "param_block_bytes", "row_bytes", "store_layout", "unit_of",
-    "unit_signature",
+    "ADDR_BITS", "DRAM_ADDR_BITS", "INSN_WIDTH", "MAX_TOKENS", "ErrorCause", "Opcode", "Unit",
+    "acc_row_bytes", "config_layout", "end_layout", "exec_layout", "header_layout",
+    "load_layout", "check_dma_addresses", "param_block_bytes", "row_bytes", "store_layout",
+    "unit_of", "unit_signature",
 ]
 
 #: Bits of an instruction.
 INSN_WIDTH = 128
+#: Tokens one unit may have given another and that are not taken yet, at most: one more is
+#: ``TOKEN_OVERFLOW`` (the dispatcher's counters are 8 bits).
+MAX_TOKENS = 255
 #: Bits of an on-chip row address field (scratchpad, accumulator) and of a row count.
 ADDR_BITS = 16
 #: Bits of a byte address or byte stride in system memory.
@@ -60,6 +63,7 @@ class ErrorCause(enum.Enum, shape=4):
     DMA_WRITE = 7          # SLVERR/DECERR on a write burst
     QUEUE_FULL = 8         # an instruction pushed into a full queue
     TOKEN_UNDERFLOW = 9    # a unit waits for a token its neighbour can no longer give
+    TOKEN_OVERFLOW = 10    # a unit gives a neighbour a token beyond MAX_TOKENS untaken ones
 
 
 class Unit(enum.Enum):

@@ -12,6 +12,7 @@ import random
 import numpy as np
 
 from hdl.isa import (
+    MAX_TOKENS,
     ErrorCause,
     Opcode,
     Unit,
@@ -90,6 +91,10 @@ class AcceleratorModel:
         Entries of each unit's queue; the dispatcher waits while the next instruction's queue
         is full (``None``: unbounded). A program whose tokens come from instructions later in
         program order can deadlock on full queues; that is reported as TOKEN_UNDERFLOW.
+        More than :data:`hdl.isa.MAX_TOKENS` tokens given and not taken is TOKEN_OVERFLOW:
+        counted in this model's order, while the hardware's units run ahead of each other by
+        up to their queues' depths (a program that comes that close to the limit may see the
+        error in one and not the other).
     """
 
     def __init__(self, config, memory, *, schedule="in_order", queue_depth=None):
@@ -155,10 +160,13 @@ class AcceleratorModel:
             if insn.pop_next:
                 tokens[(_NEXT[unit], unit)] -= 1
             self.execute(insn, index)
-            if insn.push_prev:
-                tokens[(unit, _PREV[unit])] += 1
-            if insn.push_next:
-                tokens[(unit, _NEXT[unit])] += 1
+            for push, pair in [(insn.push_prev, (unit, _PREV.get(unit))),
+                               (insn.push_next, (unit, _NEXT.get(unit)))]:
+                if push:
+                    tokens[pair] += 1
+                    if tokens[pair] > MAX_TOKENS:
+                        raise AcceleratorError(ErrorCause.TOKEN_OVERFLOW, index,
+                                               f"{insn} gives a token beyond {MAX_TOKENS}")
         self.tokens_left = {f"{a.name}->{b.name}": n for (a, b), n in tokens.items() if n}
 
     def execute_program(self, program):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hdl.config import TesseraConfig, preset
-from hdl.isa import ErrorCause, Opcode
+from hdl.isa import MAX_TOKENS, ErrorCause, Opcode
 from sim.functional import AcceleratorError, AcceleratorModel, SystemMemory
 from sw.assembler import Instruction
 from sw.cli import main
@@ -178,6 +178,7 @@ END = Instruction(Opcode.END)
     ([exec_(pop_prev=True), END], ErrorCause.TOKEN_UNDERFLOW, 0),
     ([load(), exec_(pop_prev=True), END], ErrorCause.TOKEN_UNDERFLOW, 1),
     ([load()], ErrorCause.MALFORMED, 1),
+    ([load(push_next=True)] * (MAX_TOKENS + 1) + [END], ErrorCause.TOKEN_OVERFLOW, MAX_TOKENS),
 ])
 def test_model_error_causes(program, cause, index):
     memory = SystemMemory(1 << 16)
@@ -186,6 +187,12 @@ def test_model_error_causes(program, cause, index):
     with pytest.raises(AcceleratorError) as error:
         AcceleratorModel(preset("tiny"), memory).run(program)
     assert (error.value.cause, error.value.index) == (cause, index), str(error.value)
+
+
+def test_model_takes_max_tokens():
+    """MAX_TOKENS tokens given and then taken: no error."""
+    program = [load(push_next=True)] * MAX_TOKENS + [exec_(pop_prev=True)] * MAX_TOKENS + [END]
+    AcceleratorModel(preset("tiny"), SystemMemory(1 << 16)).run(program)
 
 
 def test_model_needs_int8():

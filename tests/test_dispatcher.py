@@ -5,7 +5,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hdl.dispatcher import Dispatcher
-from hdl.isa import ErrorCause, Opcode, Unit
+from hdl.isa import INSN_WIDTH, MAX_TOKENS, ErrorCause, Opcode, Unit
 from sw.assembler import Instruction, decode, to_words
 
 CLOCK = 1e-6
@@ -32,10 +32,11 @@ END = Instruction(Opcode.END)
 
 def run_dispatcher(words, *, seed, latency=(1, 8), queue_depth=8, unit_queue_depth=4,
                    cycles=3000, run=True, row_bits=16, dram_bits=32, registered_head=True,
-                   outstanding=None):
-    """Push ``words``, let stand-in units take instructions and finish them after a random
-    latency. Returns a log of (cycle, unit, event, instruction), done pulses, the error and
-    its unit."""
+                   outstanding=None, host_waits=False):
+    """Push ``words`` (with ``host_waits``, an instruction's first word only while ``free``
+    says the queue has room, as the driver does), let stand-in units take instructions and
+    finish them after a random latency. Returns a log of (cycle, unit, event, instruction),
+    done pulses, the error and its unit."""
     dut = Dispatcher(queue_depth=queue_depth, unit_queue_depth=unit_queue_depth,
                      row_bits=row_bits, dram_bits=dram_bits, registered_head=registered_head,
                      outstanding=outstanding)
@@ -44,7 +45,12 @@ def run_dispatcher(words, *, seed, latency=(1, 8), queue_depth=8, unit_queue_dep
 
     async def host(ctx):
         ctx.set(dut.run, run)
-        for word in words:
+        for i, word in enumerate(words):
+            if host_waits and i % (INSN_WIDTH // 32) == 0:
+                ctx.set(dut.words.valid, 0)
+                await ctx.tick()  # `free` counts the instruction just pushed
+                while not ctx.get(dut.free):
+                    await ctx.tick()
             ctx.set(dut.words.valid, 1)
             ctx.set(dut.words.payload, word)
             await ctx.tick()
@@ -197,6 +203,26 @@ def test_token_underflow_at_end():
     assert (state["error"], state["unit"]) == (ErrorCause.TOKEN_UNDERFLOW,
                                                Unit.DISPATCH.value)
     assert state["done"] == 0
+
+
+@pytest.mark.parametrize("unit_queue_depth", [1, 4])
+@pytest.mark.parametrize("extra", [0, 1])
+def test_token_overflow(unit_queue_depth, extra):
+    """MAX_TOKENS LOADs give EXEC a token each, then EXECs take them all: no error. One LOAD
+    more and no EXEC: TOKEN_OVERFLOW (the counters do not wrap silently)."""
+    execs = 0 if extra else MAX_TOKENS
+    program = [load(push_next=True)] * (MAX_TOKENS + extra) + [exec_(pop_prev=True)] * execs
+    log, state = run_dispatcher(words_of(program + [END]), seed=9, latency=(1, 3),
+                                host_waits=True, unit_queue_depth=unit_queue_depth,
+                                cycles=7000)
+    started = [unit for _, unit, event, _ in log if event == "start"]
+    if extra:
+        assert (state["error"], state["unit"]) == (ErrorCause.TOKEN_OVERFLOW,
+                                                   Unit.DISPATCH.value), state
+        assert started.count("load") == MAX_TOKENS + 1 and state["done"] == 0
+    else:
+        assert state["error"] == ErrorCause.NONE and state["done"] == 1, state
+        assert started.count("load") == started.count("exec") == MAX_TOKENS
 
 
 def test_narrow_row_fields():
