@@ -46,10 +46,9 @@ class LoadUnit(wiring.Component):
     - ``done`` pulses in the cycle after an instruction's last row was accepted by the
       scratchpad.
     - Back-pressure on ``sp_write`` holds ``dma_data.ready`` low (the DMA buffers). Slow
-      clocks: rows wait in two registers for the scratchpad (``sp_write`` comes from
+      clocks: a row waits in a register for the scratchpad (``sp_write`` comes from
       registers, a cycle after its beat: no path from the DMA's beats into the scratchpad's
-      readers), and ``dma_data.ready`` is low only while both are full (it comes from
-      registers: no path from the scratchpad's ``ready`` into the DMA reader).
+      readers), which frees in the cycle the scratchpad takes it.
     - A beat flagged ``error`` latches ``DMA_READ``. After any error nothing more is written
       and no ``done`` pulses: the beats of commands already issued are consumed and dropped,
       a checked instruction whose command is not out yet is dropped, and no instruction is
@@ -86,9 +85,8 @@ class LoadUnit(wiring.Component):
     @property
     def max_outstanding(self):
         """Instructions taken and not done, at most: :attr:`depth`, one held with
-        :attr:`holds_instruction`, one whose ``done`` is on its way, and at slow clocks one
-        per row register (an instruction whose last row waits there)."""
-        return self.depth + self.holds_instruction + 1 + 2 * (not self.config.fast_clock)
+        :attr:`holds_instruction`, one whose ``done`` is on its way."""
+        return self.depth + self.holds_instruction + 1 + (not self.config.fast_clock)
 
     def elaborate(self, platform):
         m = Module()
@@ -184,33 +182,22 @@ class LoadUnit(wiring.Component):
         row_addr = current.sp_addr if ends_on_last else current.sp_addr + row_index
         last_row = beat.last if ends_on_last else row_index == current.rows - 1
         registered = not cfg.fast_clock
-        if registered:  # rows wait in two registers for the scratchpad, oldest in `w`
-            w_valid, w_last, s_valid, s_last = Signal(), Signal(), Signal(), Signal()
-            w_payload, s_payload = Signal(sp_write_layout(cfg)), Signal(sp_write_layout(cfg))
-            # A row-completing beat waits for room in `s` also if it is an error beat (which
-            # writes nothing): `dma_data.ready` comes from registers only (no path from the
-            # scratchpad's `ready` or the beat's error flag into the DMA reader).
+        if registered:  # the row waits in a register for the scratchpad
+            w_valid, w_last = Signal(), Signal()
+            w_payload = Signal(sp_write_layout(cfg))
+            w_free = ~w_valid | self.sp_write.ready
+            # A row-completing beat waits for the register also if it is an error beat (which
+            # writes nothing): no path from the beat's error flag into `dma_data.ready`.
             completes = row_complete & ~failed & (error == ErrorCause.NONE)
             m.d.comb += [self.sp_write.valid.eq(w_valid & (error == ErrorCause.NONE)),
                          self.sp_write.payload.eq(w_payload),
-                         self.dma_data.ready.eq(pending.r_rdy & (~completes | ~s_valid))]
-            m.d.comb += row_waits.eq(w_valid | s_valid)
-            incoming = self.dma_data.valid & writes & self.dma_data.ready
-            row_in = [w_payload.addr.eq(row_addr), w_payload.row.as_value().eq(row_value)]
-            with m.If(~w_valid | self.sp_write.ready):  # `w` takes the oldest row waiting
-                m.d.sync += [w_valid.eq(s_valid | incoming), s_valid.eq(s_valid & incoming)]
-                with m.If(s_valid):
-                    m.d.sync += [w_payload.eq(s_payload), w_last.eq(s_last)]
-                with m.Else():
-                    m.d.sync += [*row_in, w_last.eq(last_row)]
-            with m.Else():
-                with m.If(incoming):
-                    m.d.sync += s_valid.eq(1)
-            with m.If(incoming):  # into `s` unless it went into `w` above
-                m.d.sync += [s_payload.addr.eq(row_addr), s_last.eq(last_row),
-                             s_payload.row.as_value().eq(row_value)]
-            with m.If(error != ErrorCause.NONE):
-                m.d.sync += [w_valid.eq(0), s_valid.eq(0)]
+                         self.dma_data.ready.eq(pending.r_rdy & (~completes | w_free))]
+            m.d.comb += row_waits.eq(w_valid)
+            with m.If(self.sp_write.ready | (error != ErrorCause.NONE)):
+                m.d.sync += w_valid.eq(0)
+            with m.If(self.dma_data.valid & writes & w_free):
+                m.d.sync += [w_valid.eq(1), w_last.eq(last_row), w_payload.addr.eq(row_addr),
+                             w_payload.row.as_value().eq(row_value)]
         else:
             m.d.comb += [
                 self.sp_write.valid.eq(self.dma_data.valid & writes),
