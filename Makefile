@@ -27,7 +27,7 @@ test: $(STAMP)
 test-quick: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
 
-## make synth [BOARD=icebreaker|orangecrab-25f|ulx3s-85f] [CONFIG=tiny] [SEED=1] [TOP=system]:
+## make synth [BOARD=icebreaker|orangecrab-25f|orangecrab-25f-uart|ulx3s-85f] [CONFIG=tiny] [SEED=1] [TOP=system]:
 ## bitstream and report under build/synth (TOP=selftest: the array alone).
 synth: $(STAMP)
 	$(TESSERA) synth --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) --seed $(SEED) \

@@ -1,11 +1,20 @@
-"""A board top: PLL, reset synchroniser, the accelerator system on a UART, status LEDs."""
+"""A board top: PLL, reset synchroniser, the accelerator system on a UART or on USB
+CDC-ACM, status LEDs."""
 
-from amaranth.hdl import Module, Signal
+from types import SimpleNamespace
+
+from amaranth.hdl import ClockDomain, ClockSignal, Module, Signal
 from amaranth.lib import io, wiring
+from amaranth.lib.cdc import ResetSynchronizer
 
 from hdl.board_system import DEFAULT_BAUD, DEFAULT_RAM_BYTES, BoardSystem
+from hdl.usb_serial import USB_GAP_SECONDS, USBSerial
 
 from .clocking import pll_domain
+
+#: USB full speed with LUNA's gateware PHY: ``usb_io`` samples the lines, ``usb`` runs the
+#: device (phase-related: both from the PLL's VCO).
+USB_CLOCKS_MHZ = {"usb_io": 48.0, "usb": 12.0}
 
 __all__ = ["BoardTop"]
 
@@ -26,20 +35,34 @@ class BoardTop(wiring.Component):
     pll : callable
         ``pll(port, f_in_mhz, f_out_mhz)`` returns a component with ``clk``, ``locked`` and
         ``f_out_mhz``.
-    uart : callable
+    uart : callable or None
         ``uart(platform)`` returns the ``(rx, tx)`` pin ports of the host's serial line.
+    usb : callable or None
+        Instead of ``uart``: ``usb(platform)`` returns the ``(d_p, d_n, pullup)`` pin ports
+        of the USB port, which serve the host link as a USB CDC-ACM device
+        (:class:`hdl.usb_serial.USBSerial`; the PLL also makes its 48 and 12 MHz clocks,
+        so ``pll`` must take ``secondary_mhz``).
     leds : callable
         ``leds(platform)`` returns the ``(ok, error)`` LED ports.
     baud, ram_bytes : int
-        As in :class:`BoardSystem`.
+        As in :class:`BoardSystem` (``baud`` is the UART's; a CDC-ACM device ignores the
+        rate the host sets).
     """
 
-    def __init__(self, config, *, clock, pll, uart, leds, baud=DEFAULT_BAUD,
+    def __init__(self, config, *, clock, pll, leds, uart=None, usb=None, baud=DEFAULT_BAUD,
                  ram_bytes=DEFAULT_RAM_BYTES):
+        if (uart is None) == (usb is None):
+            self._MustUse__silence = True
+            raise ValueError("a board top takes exactly one of uart and usb")
         self.config = config
-        self._clock, self._pll, self._uart, self._leds = clock, pll, uart, leds
+        self._clock, self._pll, self._uart, self._usb, self._leds = clock, pll, uart, usb, leds
         self.baud, self.ram_bytes = baud, ram_bytes
         super().__init__({})
+
+    @property
+    def serial(self):
+        """The host link's line: ``"uart"`` or ``"usb"``."""
+        return "uart" if self._uart is not None else "usb"
 
     def _f_in_mhz(self, platform):
         return platform.lookup(self._clock).clock.frequency / 1e6
@@ -52,25 +75,46 @@ class BoardTop(wiring.Component):
         """The :class:`BoardSystem` this top wraps on ``platform`` (also what ``board-sim``
         simulates, with the PLL bypassed)."""
         return BoardSystem(self.config, clk_hz=self.clock_hz(platform), baud=self.baud,
-                           ram_bytes=self.ram_bytes)
+                           ram_bytes=self.ram_bytes,
+                           serial="uart" if self.serial == "uart" else "stream")
 
     def elaborate(self, platform):
         m = Module()
-        pll = self._pll(platform.request(self._clock, dir="-"), self._f_in_mhz(platform),
-                        self.config.target_mhz)
+        pad, f_in = platform.request(self._clock, dir="-"), self._f_in_mhz(platform)
+        if self.serial == "uart":
+            pll = self._pll(pad, f_in, self.config.target_mhz)
+        else:
+            pll = self._pll(pad, f_in, self.config.target_mhz,
+                            secondary_mhz=tuple(USB_CLOCKS_MHZ.values()))
         pll_domain(m, platform, pll)
         m.submodules.system = system = self.system(platform)
-        rx_port, tx_port = self._uart(platform)
-        m.submodules.rx = rx = io.Buffer("i", rx_port)
-        m.submodules.tx = tx = io.Buffer("o", tx_port)
+        if self.serial == "uart":
+            rx_port, tx_port = self._uart(platform)
+            m.submodules.rx = rx = io.Buffer("i", rx_port)
+            m.submodules.tx = tx = io.Buffer("o", tx_port)
+            m.d.comb += [system.uart_rx.eq(rx.i), tx.o.eq(system.uart_tx)]
+        else:
+            for i, domain in enumerate(USB_CLOCKS_MHZ):
+                m.domains += ClockDomain(domain)
+                m.d.comb += ClockSignal(domain).eq(pll.secondary[i])
+                m.submodules[f"{domain}_reset_sync"] = ResetSynchronizer(~pll.locked,
+                                                                         domain=domain)
+            d_p, d_n, pullup = self._usb(platform)
+            m.submodules.usb_d_p = usb_d_p = io.Buffer("io", d_p)
+            m.submodules.usb_d_n = usb_d_n = io.Buffer("io", d_n)
+            m.submodules.usb_pullup = usb_pullup = io.Buffer("o", pullup)
+            pins = SimpleNamespace(d_p=usb_d_p, d_n=usb_d_n, pullup=usb_pullup)  # LUNA's .i/.o/.oe
+            gap_cycles = round(self.clock_hz(platform) * USB_GAP_SECONDS)
+            m.submodules.usb = usb = USBSerial(pins, gap_cycles=gap_cycles)
+            wiring.connect(m, usb.rx, system.rx)
+            wiring.connect(m, system.tx, usb.tx)
+            m.d.comb += system.frame_end.eq(usb.idle_gap)
         ok_port, error_port = self._leds(platform)
         m.submodules.led_ok = led_ok = io.Buffer("o", ok_port)
         m.submodules.led_error = led_error = io.Buffer("o", error_port)
         running = Signal()  # cleared by the domain's reset
         m.d.sync += running.eq(1)
         m.d.comb += [
-            system.uart_rx.eq(rx.i),
-            tx.o.eq(system.uart_tx),
             led_ok.o.eq(running & ~system.link_busy),
             led_error.o.eq(system.link_error),
         ]

@@ -11,25 +11,38 @@ __all__ = ["BoardPLL", "pll_domain"]
 class BoardPLL(wiring.Component):
     """A vendor PLL driving ``clk`` from the oscillator ``pad``; ``locked`` once stable.
 
-    Subclasses set :attr:`search` (``(f_in_mhz, f_out_mhz) -> settings`` with ``f_out_mhz``,
-    the frequency really reached) and elaborate the primitive. The owner of the clock domain
-    connects ``clk`` and holds the domain in reset until ``locked`` (see :func:`pll_domain`).
+    Subclasses set :attr:`search` (``(f_in_mhz, f_out_mhz[, secondary_mhz]) -> settings``
+    with ``f_out_mhz``, the frequency really reached) and elaborate the primitive. The owner
+    of the clock domain connects ``clk`` and holds the domain in reset until ``locked`` (see
+    :func:`pll_domain`). With ``secondary_mhz`` (only where :attr:`secondary_outputs` allows)
+    the PLL also drives ``secondary``, one clock bit per frequency, exactly.
 
     Members
     -------
     clk : Out(1)
     locked : Out(1)
+    secondary : Out(len(secondary_mhz))
+        Only with ``secondary_mhz``.
     """
 
-    clk: Out(1)
-    locked: Out(1)
     search = None
+    #: How many exact secondary outputs the PLL has.
+    secondary_outputs = 0
 
-    def __init__(self, pad, f_in_mhz, f_out_mhz):
+    def __init__(self, pad, f_in_mhz, f_out_mhz, secondary_mhz=()):
         self.pad = pad
-        self.settings = type(self).search(f_in_mhz, f_out_mhz)
+        self.secondary_mhz = tuple(secondary_mhz)
+        if len(self.secondary_mhz) > self.secondary_outputs:
+            self._MustUse__silence = True
+            raise ValueError(f"{type(self).__name__} has {self.secondary_outputs} secondary "
+                             f"outputs, not {len(self.secondary_mhz)}")
+        extra = (self.secondary_mhz,) if self.secondary_mhz else ()
+        self.settings = type(self).search(f_in_mhz, f_out_mhz, *extra)
         self.f_out_mhz = self.settings.f_out_mhz
-        super().__init__()
+        members = {"clk": Out(1), "locked": Out(1)}
+        if self.secondary_mhz:
+            members["secondary"] = Out(len(self.secondary_mhz))
+        super().__init__(members)
 
 
 def pll_domain(m, platform, pll, domain="sync"):

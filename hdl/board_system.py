@@ -1,7 +1,7 @@
 """The accelerator, its system memory and a UART host link: what an FPGA board top wraps."""
 
 from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import Out
 
 from .axi_ram import AXI4RAM
@@ -34,6 +34,10 @@ class BoardSystem(wiring.Component):
     middle of a request truncates it (TRUNCATED reply); a corrupted request gets BAD_CRC;
     neither changes anything (:class:`hdl.host_link.HostLink`).
 
+    With ``serial="stream"`` there is no UART: the link's byte streams and its
+    ``frame_end`` are ports, for a serial function the board top provides (the OrangeCrab's
+    USB CDC-ACM, :class:`hdl.usb_serial.USBSerial`).
+
     Everything is in the ``sync`` domain, which the board top drives (PLL, reset
     synchroniser). Vendor primitives come from the platform: SB_MAC16 and SPRAM on an
     iCE40 UltraPlus, inferred multipliers and block RAM elsewhere.
@@ -46,32 +50,52 @@ class BoardSystem(wiring.Component):
     baud : int
     ram_bytes : int
         System memory size, a power of two.
+    serial : str
+        ``"uart"`` (pins ``uart_rx``/``uart_tx``) or ``"stream"`` (``rx``, ``tx``,
+        ``frame_end``; ``baud`` is then unused).
 
     Members
     -------
     uart_rx : In(1)
     uart_tx : Out(1)
+        With ``serial="uart"``.
+    rx : In(stream.Signature(8))
+    tx : Out(stream.Signature(8))
+    frame_end : In(1)
+        With ``serial="stream"``: bytes from and to the host, and the end of the host's
+        silence that cuts a request short (the host link's ``frame_end``).
     irq, link_busy, link_error, dma_active : Out(1)
         Status for the board's LEDs.
     """
 
-    def __init__(self, config, *, clk_hz, baud=DEFAULT_BAUD, ram_bytes=DEFAULT_RAM_BYTES):
+    def __init__(self, config, *, clk_hz, baud=DEFAULT_BAUD, ram_bytes=DEFAULT_RAM_BYTES,
+                 serial="uart"):
         if not isinstance(config, TesseraConfig):
             self._MustUse__silence = True
             raise TypeError(f"config must be a TesseraConfig, not {config!r}")
+        if serial not in ("uart", "stream"):
+            self._MustUse__silence = True
+            raise ValueError(f"serial must be 'uart' or 'stream', not {serial!r}")
         self.config, self.clk_hz, self.baud, self.ram_bytes = config, clk_hz, baud, ram_bytes
+        self.serial = serial
         # Checked now, not at elaboration.
-        self._uart = UART(clk_hz, baud, gap_bits=max(20, round(baud * GAP_SECONDS)),
-                          compact=not config.fast_clock)
+        self._uart = None
+        if serial == "uart":
+            self._uart = UART(clk_hz, baud, gap_bits=max(20, round(baud * GAP_SECONDS)),
+                              compact=not config.fast_clock)
         # Slow clocks (iCE40): only the DMA's bursts (full-width INCR, at most
         # ``dma_max_burst`` beats), others refused.
         slow = not config.fast_clock
         self._ram = AXI4RAM(ram_bytes, dma_axi_signature(config), single_port=True,
                             full_incr_only=slow,
                             max_burst=config.dma_max_burst if slow else 256)
+        if serial == "uart":
+            ports = {"uart_rx": wiring.In(1, init=1), "uart_tx": Out(1, init=1)}
+        else:
+            ports = {"rx": wiring.In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
+                     "frame_end": wiring.In(1)}
         super().__init__({
-            "uart_rx": wiring.In(1, init=1),
-            "uart_tx": Out(1, init=1),
+            **ports,
             "irq": Out(1),
             "link_busy": Out(1),
             "link_error": Out(1),
@@ -95,18 +119,25 @@ class BoardSystem(wiring.Component):
         m.submodules.link = link = HostLink(ram_bytes=self.ram_bytes, max_payload=MAX_PAYLOAD,
                                             csr_addr_width=CSR_ADDR_WIDTH,
                                             compact=not self.config.fast_clock)
-        m.submodules.uart = uart = self._uart
         wiring.connect(m, accelerator.mem, ram.axi)
         wiring.connect(m, link.csr, accelerator.csr)
         wiring.connect(m, link.ram, ram.host)
-        wiring.connect(m, uart.rx, link.rx)
-        wiring.connect(m, link.tx, uart.tx)
+        if self._uart is not None:
+            m.submodules.uart = uart = self._uart
+            wiring.connect(m, uart.rx, link.rx)
+            wiring.connect(m, link.tx, uart.tx)
+            m.d.comb += [
+                link.frame_end.eq(uart.idle_gap),
+                uart.rx_pin.eq(self.uart_rx),
+                self.uart_tx.eq(uart.tx_pin),
+            ]
+        else:
+            wiring.connect(m, wiring.flipped(self.rx), link.rx)
+            wiring.connect(m, link.tx, wiring.flipped(self.tx))
+            m.d.comb += link.frame_end.eq(self.frame_end)
 
         mem = accelerator.mem
         m.d.comb += [
-            link.frame_end.eq(uart.idle_gap),
-            uart.rx_pin.eq(self.uart_rx),
-            self.uart_tx.eq(uart.tx_pin),
             self.irq.eq(accelerator.irq),
             self.link_busy.eq(link.busy),
             self.link_error.eq(link.error),

@@ -40,7 +40,7 @@ from pathlib import Path
 from sim.cocotb_run import config_to_env, run_cocotb
 
 from .board import board_config
-from .synth import board_description
+from .synth import BOARDS, board_description
 from .verilog import write_component_verilog
 
 __all__ = ["TOP", "board_system", "cell_models", "run_board_gemms", "write_board_verilog"]
@@ -58,9 +58,13 @@ def board_system(board, config=None):
     config = board_config(board, config)
     platform = description["platform"]()
     top = description["top"](config)
-    system = top.system(platform)
     top._MustUse__silence = True  # only its system is simulated
-    return system, platform
+    if top.serial != "uart":
+        variants = [name for name in BOARDS if name.startswith(f"{board}-")]  # -uart
+        raise ValueError(f"board-sim drives a UART line; {board!r} talks USB CDC-ACM (its "
+                         f"link is simulated by tests/test_usb_serial.py): use "
+                         f"{' or '.join(variants) or 'a board with a UART'}")
+    return top.system(platform), platform
 
 
 def cell_models(platform):

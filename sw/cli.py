@@ -19,6 +19,10 @@ def _synth_table(report):
     rows = [(key, report[key]) for key in
             ("board", "config", "top", "seed", "fmax_mhz", "target_mhz", "clock_mhz",
              "timing_met", "bitstream", "wall_s")]
+    clocks = report.get("clocks", {})
+    if len(clocks) > 1:  # e.g. a USB PHY's beside the design clock
+        rows += [(f"clock {name}", f"{c['fmax_mhz']} MHz (constraint {c['constraint_mhz']})")
+                 for name, c in sorted(clocks.items())]
     used = [(f"  {cell}", f"{u:>6} / {a:<6} ({100 * u / a:5.1f} %)")
             for cell, (u, a) in sorted(report["resources"].items()) if a]
     return _table(rows + [("resources", "")] + used)

@@ -42,6 +42,31 @@ def test_ecp5_pll_settings_match_ecppll(f_in, f_out):
     assert got.f_out_mhz == pytest.approx(achieved, rel=1e-4)
 
 
+def test_ecp5_pll_secondary_outputs_are_exact():
+    """The OrangeCrab's USB clocks beside its 80 MHz: one VCO that divides to 48 and 12 MHz
+    exactly (LUNA's PHY needs them phase-related), the main output as close as without."""
+    got = ecp5_pll_settings(48, 80, (48, 12))
+    assert got.f_out_mhz == ecp5_pll_settings(48, 80).f_out_mhz == 80
+    assert 400 <= got.f_vco_mhz <= 800
+    assert [got.f_vco_mhz / div for div in got.secondary_divs] == [48, 12]
+    assert got.f_vco_mhz == got.f_out_mhz * got.clkop_div
+    with pytest.raises(ValueError, match=r"^No ECP5 PLL setting reaches 80 MHz \(and exactly "
+                                         r"\[1\.0\] MHz\) from 48 MHz$"):
+        ecp5_pll_settings(48, 80, (1.0,))
+    with pytest.raises(ValueError, match=r"^ECP5 PLL has 3 secondary outputs, not 4$"):
+        ecp5_pll_settings(48, 80, (48, 24, 12, 6))
+
+
+def test_board_pll_secondary_outputs():
+    from boards.ecp5_pll import ECP5PLL
+    from boards.ice40_pll import ICE40PLL
+    pll = ECP5PLL(None, 48, 80, secondary_mhz=(48, 12))
+    assert len(pll.secondary) == 2 and pll.settings.secondary_divs == (10, 40)
+    assert not hasattr(ECP5PLL(None, 48, 80), "secondary")
+    with pytest.raises(ValueError, match=r"^ICE40PLL has 0 secondary outputs, not 1$"):
+        ICE40PLL(None, 12, 30, secondary_mhz=(48,))
+
+
 def test_pll_rejects_out_of_range():
     with pytest.raises(ValueError, match=r"^iCE40 PLL output must lie in 16\.\.275 MHz, not 5$"):
         ice40_pll_settings(12.0, 5)
@@ -59,7 +84,7 @@ def test_parse_report(tmp_path):
 def test_unknown_board():
     from sw.synth import synth
     with pytest.raises(ValueError, match=r"^Unknown board 'zedboard'; boards are icebreaker, "
-                                         r"orangecrab-25f, ulx3s-85f$"):
+                                         r"orangecrab-25f, orangecrab-25f-uart, ulx3s-85f$"):
         synth("zedboard")
 
 
