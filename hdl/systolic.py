@@ -4,6 +4,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .ecp5_mult import ECP5Multiplier
 from .ice40_dual_mult import ICE40DualMultiplier
 from .multiplier import sum_shape
 from .pe import ProcessingElement
@@ -215,12 +216,15 @@ class SystolicArray(wiring.Component):
 
         # --- The PE grid. Consecutive DSP PEs (row-major) pair up in a two-product DSP block
         # (an SB_MAC16 in 8x8 mode); broadcast, a pair in one row swaps together and keeps
-        # its active weights in the block's input register. ---
+        # its active weights in the block's input register. One-product DSP PEs (ECP5) each
+        # keep theirs in their MULT18X18D's B register, and its product register. ---
+        one_block = max(cfg.act_width, cfg.weight_width) <= 18  # a MULT18X18D's operands
         dsp_pes = [(k, n) for k in range(dim) for n in range(dim)
-                   if cfg.pe_multiplier(k, n) == "dsp" and cfg.dsp_products == 2]
-        pairs = [dsp_pes[i:i + 2] for i in range(0, len(dsp_pes), 2)]
+                   if cfg.pe_multiplier(k, n) == "dsp" and (cfg.dsp_products == 2 or one_block)]
+        pairs = [dsp_pes[i:i + 2] for i in range(0, len(dsp_pes), 2)] \
+            if cfg.dsp_products == 2 else [[pe] for pe in dsp_pes]
         held = {pe for pair in pairs for pe in pair
-                if self.broadcast and len({k for k, _ in pair}) == 1}
+                if cfg.dsp_products == 1 or self.broadcast and len({k for k, _ in pair}) == 1}
         pes = []
         psum_shape = None
         for k in range(dim):
@@ -247,6 +251,12 @@ class SystolicArray(wiring.Component):
             psum_shape = out_shape
 
         for i, pair in enumerate(pairs):
+            if cfg.dsp_products == 1:
+                pe = pes[pair[0][0]][pair[0][1]]
+                dsp = m.submodules[f"dsp_{i}"] = ECP5Multiplier(cfg.act_shape, cfg.weight_shape)
+                m.d.comb += [dsp.a.eq(pe.mul_a), dsp.b.eq(pe.mul_b), pe.mul_p.eq(dsp.p),
+                             dsp.load_b.eq(pe.mul_load)]
+                continue
             hold = pair[0] in held
             dsp = m.submodules[f"dsp_{i}"] = ICE40DualMultiplier(latency=1, hold_b=hold)
             ports = [(dsp.a0, dsp.b0, dsp.p0), (dsp.a1, dsp.b1, dsp.p1)][:len(pair)]

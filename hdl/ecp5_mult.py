@@ -1,0 +1,109 @@
+"""A multiplier in one ECP5 MULT18X18D, with its weight and product registers."""
+
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Shape, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .multiplier import product_range
+
+__all__ = ["ECP5Multiplier", "has_mult18x18d"]
+
+
+def has_mult18x18d(platform):
+    """Whether ``platform`` (an Amaranth platform, or None) is an ECP5 part."""
+    return str(getattr(platform, "family", "")).lower() == "ecp5"
+
+
+class ECP5Multiplier(wiring.Component):
+    """``p = a * b_held`` (operands of up to 18 bits, signed or not) in one MULT18X18D.
+
+    yosys maps ``*`` to a MULT18X18D without its registers: the operands and the product
+    then live in fabric flip-flops around the DSP rows, which crowds the routing there (a
+    12 x 12 array did not route on the 85F). Here the block keeps them: ``b`` goes into the
+    B input register (``REG_INPUTB``, clock enable ``CE1`` = ``load_b``), so a
+    weight-stationary PE's active weight lives in the DSP, and the product into the output
+    register (``REG_OUTPUT``). ``a`` enters unregistered.
+
+    Timing: ``p`` is ``a`` of the cycle before times the ``b`` last loaded before that (a
+    ``load_b`` in the same cycle as ``a`` does not count yet); one product per cycle. The
+    registers are not reset (``GSR`` disabled): a product is defined once ``a`` and ``b``
+    were, as the fabric registers it replaces.
+
+    Elaborated for an ECP5 platform (:func:`has_mult18x18d`) it is a ``MULT18X18D`` instance;
+    for any other platform, or none (Amaranth's simulator, cocotb), registered ``*`` with
+    the same timing (yosys ships no simulation model of the block).
+
+    Parameters
+    ----------
+    a_shape, b_shape : Shape
+        The operands' shapes, at most 18 bits each.
+
+    Members
+    -------
+    a : In(a_shape)
+    b : In(b_shape)
+    load_b : In(1)
+    p : Out(range(lowest, highest + 1))
+        Every product of the two shapes.
+    """
+
+    def __init__(self, a_shape, b_shape, *, domain="sync"):
+        a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
+        if max(a_shape.width, b_shape.width) > 18:
+            self._MustUse__silence = True
+            raise ValueError(f"MULT18X18D operands have at most 18 bits, not {a_shape!r} "
+                             f"and {b_shape!r}")
+        if not isinstance(domain, str):
+            self._MustUse__silence = True
+            raise TypeError(f"domain must be a string, not {domain!r}")
+        self._domain = domain
+        lowest, highest = product_range(a_shape, b_shape)
+        super().__init__({"a": In(a_shape), "b": In(b_shape), "load_b": In(1),
+                          "p": Out(range(lowest, highest + 1))})
+
+    @staticmethod
+    def mult18x18d_parameters():
+        """``MULT18X18D`` parameters: B and output registered on ``CLK0``, B's enable on
+        ``CE1``, the output's on ``CE0``."""
+        params = dict(REG_INPUTA_CLK="NONE", REG_INPUTC_CLK="NONE", REG_PIPELINE_CLK="NONE",
+                      REG_INPUTB_CLK="CLK0", REG_INPUTB_CE="CE1", REG_INPUTB_RST="RST0",
+                      REG_OUTPUT_CLK="CLK0", REG_OUTPUT_CE="CE0", REG_OUTPUT_RST="RST0",
+                      GSR="DISABLED", RESETMODE="SYNC", SOURCEB_MODE="B_SHIFT",
+                      MULT_BYPASS="DISABLED", CAS_MATCH_REG="FALSE", HIGHSPEED_CLK="NONE")
+        return params
+
+    def elaborate(self, platform):
+        m = Module()
+        if has_mult18x18d(platform):
+            product = Signal(36)
+            zero, one = Const(0, 1), Const(1, 1)
+            a, b = _extend(self.a, 18), _extend(self.b, 18)
+            ports = {f"i_A{i}": a[i] for i in range(18)}
+            ports.update({f"i_B{i}": b[i] for i in range(18)})
+            # Unused inputs (C, the shift chains, the other clocks, enables and resets) stay
+            # unconnected (yosys ties only C): each tied input is a constant net to route
+            # (54 per block: the 85F's GND net did not route).
+            ports.update({f"o_P{i}": product[i] for i in range(36)})
+            ports.update(i_CLK0=ClockSignal(self._domain), i_CE0=one, i_CE1=self.load_b,
+                         i_RST0=zero)
+            m.submodules.mult = Instance(
+                "MULT18X18D",
+                **{f"p_{name}": value for name, value in self.mult18x18d_parameters().items()},
+                i_SIGNEDA=Const(self.a.shape().signed, 1),
+                i_SIGNEDB=Const(self.b.shape().signed, 1), i_SOURCEA=zero, i_SOURCEB=zero,
+                **ports,
+            )
+            m.d.comb += self.p.eq(product[:len(self.p)])
+            return m
+
+        held = Signal.like(self.b, name="b_held")  # the B input register
+        with m.If(self.load_b):
+            m.d[self._domain] += held.eq(self.b)
+        m.d[self._domain] += self.p.eq(self.a * held)
+        return m
+
+
+def _extend(value, width):
+    """``value`` sign- or zero-extended (by its shape) to ``width`` bits."""
+    top = value[-1] if value.shape().signed else Const(0, 1)
+    return Cat(value, top.replicate(width - len(value)))
