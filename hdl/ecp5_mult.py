@@ -15,19 +15,22 @@ def has_mult18x18d(platform):
 
 
 class ECP5Multiplier(wiring.Component):
-    """``p = a * b_held`` (operands of up to 18 bits, signed or not) in one MULT18X18D.
+    """``p = a * b`` (operands of up to 18 bits, signed or not) in one MULT18X18D, the
+    product registered in the block.
 
     yosys maps ``*`` to a MULT18X18D without its registers: the operands and the product
     then live in fabric flip-flops around the DSP rows, which crowds the routing there (a
-    12 x 12 array did not route on the 85F). Here the block keeps them: ``b`` goes into the
-    B input register (``REG_INPUTB``, clock enable ``CE1`` = ``load_b``), so a
-    weight-stationary PE's active weight lives in the DSP, and the product into the output
-    register (``REG_OUTPUT``). ``a`` enters unregistered.
+    12 x 12 array did not route on the 85F). Here the block keeps them: the product goes into
+    the output register (``REG_OUTPUT``) and, with ``hold_b``, ``b`` into the B input
+    register (``REG_INPUTB``, clock enable ``CE1`` = ``load_b``), so that a
+    weight-stationary PE's active weight lives in the DSP. ``a`` (and ``b`` without
+    ``hold_b``) enter unregistered.
 
-    Timing: ``p`` is ``a`` of the cycle before times the ``b`` last loaded before that (a
-    ``load_b`` in the same cycle as ``a`` does not count yet); one product per cycle. The
-    registers are not reset (``GSR`` disabled): a product is defined once ``a`` and ``b``
-    were, as the fabric registers it replaces.
+    Timing: ``p`` is ``a`` of the cycle before times ``b`` of the cycle before, or with
+    ``hold_b`` times the ``b`` last loaded before that (a ``load_b`` in the same cycle as
+    ``a`` does not count yet); one product per cycle. The registers are not reset (``GSR``
+    disabled): a product is defined once its operands were, as the fabric registers it
+    replaces.
 
     Elaborated for an ECP5 platform (:func:`has_mult18x18d`) it is a ``MULT18X18D`` instance;
     for any other platform, or none (Amaranth's simulator, cocotb), registered ``*`` with
@@ -37,17 +40,20 @@ class ECP5Multiplier(wiring.Component):
     ----------
     a_shape, b_shape : Shape
         The operands' shapes, at most 18 bits each.
+    hold_b : bool
+        Whether ``b`` is held in the block, loaded by ``load_b``.
 
     Members
     -------
     a : In(a_shape)
     b : In(b_shape)
     load_b : In(1)
+        Only with ``hold_b``.
     p : Out(range(lowest, highest + 1))
         Every product of the two shapes.
     """
 
-    def __init__(self, a_shape, b_shape, *, domain="sync"):
+    def __init__(self, a_shape, b_shape, *, hold_b=True, domain="sync"):
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
         if max(a_shape.width, b_shape.width) > 18:
             self._MustUse__silence = True
@@ -56,17 +62,18 @@ class ECP5Multiplier(wiring.Component):
         if not isinstance(domain, str):
             self._MustUse__silence = True
             raise TypeError(f"domain must be a string, not {domain!r}")
-        self._domain = domain
+        self._domain, self.hold_b = domain, bool(hold_b)
         lowest, highest = product_range(a_shape, b_shape)
-        super().__init__({"a": In(a_shape), "b": In(b_shape), "load_b": In(1),
+        super().__init__({"a": In(a_shape), "b": In(b_shape),
+                          **({"load_b": In(1)} if self.hold_b else {}),
                           "p": Out(range(lowest, highest + 1))})
 
-    @staticmethod
-    def mult18x18d_parameters():
-        """``MULT18X18D`` parameters: B and output registered on ``CLK0``, B's enable on
-        ``CE1``, the output's on ``CE0``."""
+    def mult18x18d_parameters(self):
+        """``MULT18X18D`` parameters: the output (and with ``hold_b`` B) registered on
+        ``CLK0``, the output's enable on ``CE0``, B's on ``CE1``."""
+        b_clk = "CLK0" if self.hold_b else "NONE"
         params = dict(REG_INPUTA_CLK="NONE", REG_INPUTC_CLK="NONE", REG_PIPELINE_CLK="NONE",
-                      REG_INPUTB_CLK="CLK0", REG_INPUTB_CE="CE1", REG_INPUTB_RST="RST0",
+                      REG_INPUTB_CLK=b_clk, REG_INPUTB_CE="CE1", REG_INPUTB_RST="RST0",
                       REG_OUTPUT_CLK="CLK0", REG_OUTPUT_CE="CE0", REG_OUTPUT_RST="RST0",
                       GSR="DISABLED", RESETMODE="SYNC", SOURCEB_MODE="B_SHIFT",
                       MULT_BYPASS="DISABLED", CAS_MATCH_REG="FALSE", HIGHSPEED_CLK="NONE")
@@ -84,8 +91,9 @@ class ECP5Multiplier(wiring.Component):
             # unconnected (yosys ties only C): each tied input is a constant net to route
             # (54 per block: the 85F's GND net did not route).
             ports.update({f"o_P{i}": product[i] for i in range(36)})
-            ports.update(i_CLK0=ClockSignal(self._domain), i_CE0=one, i_CE1=self.load_b,
-                         i_RST0=zero)
+            ports.update(i_CLK0=ClockSignal(self._domain), i_CE0=one, i_RST0=zero)
+            if self.hold_b:
+                ports.update(i_CE1=self.load_b)
             m.submodules.mult = Instance(
                 "MULT18X18D",
                 **{f"p_{name}": value for name, value in self.mult18x18d_parameters().items()},
@@ -96,10 +104,12 @@ class ECP5Multiplier(wiring.Component):
             m.d.comb += self.p.eq(product[:len(self.p)])
             return m
 
-        held = Signal.like(self.b, name="b_held")  # the B input register
-        with m.If(self.load_b):
-            m.d[self._domain] += held.eq(self.b)
-        m.d[self._domain] += self.p.eq(self.a * held)
+        b = self.b
+        if self.hold_b:
+            b = Signal.like(self.b, name="b_held")  # the B input register
+            with m.If(self.load_b):
+                m.d[self._domain] += b.eq(self.b)
+        m.d[self._domain] += self.p.eq(self.a * b)
         return m
 
 

@@ -16,6 +16,7 @@ from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .ecp5_mult import ECP5Multiplier
 from .multiplier import multiply
 from .response_buffer import ResponseBuffer
 
@@ -955,7 +956,7 @@ class PostProcess(wiring.Component):
                     right_e = select(right, round_step, n)
                     multiplier = Mux(passes(self._MULTIPLY_STEP), 1 << pass_shift,
                                      select(mult, self._MULTIPLY_STEP, n))
-                    product = self._pipelined_multiply(a, multiplier, stage, n)
+                    product = self._pipelined_multiply(m, platform, a, multiplier, stage, n)
                 else:
                     right_e = select(right, round_step - 1, n)
                     product = self._serial_multiply(m, dp, a, select(mult, self._MULTIPLY_STEP, n),
@@ -1203,18 +1204,30 @@ class PostProcess(wiring.Component):
                      self.out_rows.payload.tag.eq(row.tag),
                      self.out_rows.payload.row.as_value()[:beat].eq(bits[:beat])]
 
-    def _pipelined_multiply(self, a, multiplier, stage, n):
+    def _pipelined_multiply(self, m, platform, a, multiplier, stage, n):
         """Steps ``M + 1`` to ``M + 3`` (``M`` = ``_MULTIPLY_STEP``): ``a * multiplier`` (step
         ``M`` values) from 16 x 16 partial products (low halves unsigned), the 64-bit product
-        registered at step ``M + 4``."""
+        registered at step ``M + 4``. With DSP multipliers (but on an iCE40) each partial
+        product is an :class:`hdl.ecp5_mult.ECP5Multiplier`: on an ECP5 registered in its
+        MULT18X18D, elsewhere (simulation) the same registered ``*``."""
         width, half = REQUANT_WIDTH, REQUANT_WIDTH // 2
         b = stage(signed(width), multiplier, f"b_{n}")
         a_lo, a_hi = a[:half], a[half:].as_signed()
         b_lo, b_hi = b[:half], b[half:].as_signed()
-        ll = stage(unsigned(width), multiply(a_lo, b_lo, self.multiplier), f"ll_{n}")
-        lh = stage(signed(width + 1), multiply(a_lo, b_hi, self.multiplier), f"lh_{n}")
-        hl = stage(signed(width + 1), multiply(a_hi, b_lo, self.multiplier), f"hl_{n}")
-        hh = stage(signed(width), multiply(a_hi, b_hi, self.multiplier), f"hh_{n}")
+        in_dsp = (self.multiplier == "behavioural" and self.config.multiplier == "dsp"
+                  and not _is_ice40(platform))
+
+        def partial(shape, x, y, name):
+            if not in_dsp:
+                return stage(shape, multiply(x, y, self.multiplier), name)
+            m.submodules[name] = dsp = ECP5Multiplier(x.shape(), y.shape(), hold_b=False)
+            m.d.comb += [dsp.a.eq(x), dsp.b.eq(y)]
+            return dsp.p
+
+        ll = partial(unsigned(width), a_lo, b_lo, f"ll_{n}")
+        lh = partial(signed(width + 1), a_lo, b_hi, f"lh_{n}")
+        hl = partial(signed(width + 1), a_hi, b_lo, f"hl_{n}")
+        hh = partial(signed(width), a_hi, b_hi, f"hh_{n}")
         mid = stage(signed(width + 2), lh + hl, f"mid_{n}")
         outer = stage(signed(2 * width), Cat(ll, hh).as_signed(), f"outer_{n}")
         return stage(signed(2 * width), (outer + (mid << half))[:2 * width].as_signed(),

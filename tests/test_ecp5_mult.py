@@ -16,11 +16,14 @@ SHAPES = [(signed(8), signed(8)), (unsigned(8), signed(8)), (signed(18), unsigne
           (unsigned(18), unsigned(18))]
 
 
+@pytest.mark.parametrize("hold_b", [True, False])
 @pytest.mark.parametrize("a_shape, b_shape", SHAPES)
-def test_model_holds_b_and_registers_the_product(a_shape, b_shape):
+def test_model_registers_the_product(a_shape, b_shape, hold_b):
+    """``p`` one cycle after ``a``, times the ``b`` last loaded before (``hold_b``) or ``b``
+    of the same cycle."""
     seed = 5
     rng = np.random.default_rng(seed)
-    dut = ECP5Multiplier(a_shape, b_shape)
+    dut = ECP5Multiplier(a_shape, b_shape, hold_b=hold_b)
 
     def values(shape, n):
         low = -(1 << (shape.width - 1)) if shape.signed else 0
@@ -30,16 +33,19 @@ def test_model_holds_b_and_registers_the_product(a_shape, b_shape):
 
     n = 300
     a_values, b_values = values(a_shape, n), values(b_shape, n)
-    loads = [i < 4 or bool(rng.random() < 0.3) for i in range(n)]
+    loads = [not hold_b or i < 4 or bool(rng.random() < 0.3) for i in range(n)]
 
     async def bench(ctx):
         held = None
         for i in range(n):
             ctx.set(dut.a, a_values[i])
             ctx.set(dut.b, b_values[i])
-            ctx.set(dut.load_b, loads[i])
+            if hold_b:
+                ctx.set(dut.load_b, loads[i])
             await ctx.tick()
-            if held is not None:  # the b loaded before this a
+            if not hold_b:
+                held = b_values[i]
+            if held is not None:  # the b loaded before this a (or with it)
                 assert ctx.get(dut.p) == a_values[i] * held, f"seed={seed} cycle {i}"
             if loads[i]:
                 held = b_values[i]
@@ -75,6 +81,17 @@ def test_mult18x18d_instance():
     assert connect["A7"] == "\\a [7]" and connect["A17"] == "\\a [7]"  # sign-extended
     assert connect["B7"] == "\\b [7]" and connect["B8"] == "1'0"        # zero-extended
     assert len(re.findall(r"connect \\P\d+ ", cell)) == 36
+
+
+def test_mult18x18d_instance_without_held_b():
+    dut = ECP5Multiplier(unsigned(16), signed(16), hold_b=False)
+    text = rtlil.convert(dut, platform=_ECP5(), ports=[dut.a, dut.b, dut.p])
+    cell = re.search(r"cell \\MULT18X18D .*?\n  end", text, re.S).group(0)
+    params = dict(re.findall(r'parameter \\(\w+) "?([\w]+)"?', cell))
+    assert (params["REG_INPUTB_CLK"], params["REG_OUTPUT_CLK"]) == ("NONE", "CLK0")
+    connect = dict(re.findall(r"connect \\(\w+) (.+)", cell))
+    assert "CE1" not in connect and connect["SIGNEDA"] == "1'0"
+    assert connect["A15"] == "\\a [15]" and connect["A16"] == "1'0"
 
 
 def test_refuses_wide_operands():
