@@ -44,10 +44,12 @@ class Accumulator(wiring.Component):
     bank in that cycle waits, and the conflict is counted. With the store path draining one
     bank while the array accumulates into another, both run at one row per cycle.
 
-    Fast clocks: a write's ``addr``, ``accumulate`` and ``row`` come together. The one write
-    still in flight is forwarded (a register of the row written last), so back-to-back
-    accumulates into one row are exact at one row per cycle, and a read the cycle after a
-    write sees it.
+    Fast clocks: a write's ``addr``, ``accumulate`` and ``row`` come together. The sum is
+    registered and written a cycle later (the block RAM's output, the adder and its input are
+    then two paths: on the 85F the accumulator's 48 block RAMs spread over the die). The two
+    writes still in flight are forwarded (the registered sum, and a register of the row
+    written last), so back-to-back accumulates into one row are exact at one row per cycle,
+    and a read the cycle after a write sees it.
 
     Slow clocks (:attr:`row_follows`, ``not config.fast_clock``): ``addr`` and ``accumulate``
     come with ``valid``, the ``row`` in the next cycle (whatever ``valid`` is then), straight
@@ -172,7 +174,9 @@ class Accumulator(wiring.Component):
                         m.d.comb += value.eq(bank.r_data)
             return value
 
-        # Stage 1: the sum, written at the end of the cycle.
+        # Stage 1: the sum, written at the end of the cycle (fast clocks: registered, and
+        # written in stage 2 from that register, so that the bank's output, the adder and
+        # the bank's input, which may lie far apart on a big device, are two paths).
         s1_valid, s1_accumulate = Signal(), Signal()
         # Slow clocks: only the bank numbers in range (a plain multiplexer on the banks).
         s1_bank = Signal(range(cfg.acc_banks)) if slow else Signal.like(w_bank)
@@ -185,25 +189,36 @@ class Accumulator(wiring.Component):
             s1_addr = Signal(range(cfg.acc_depth))
             m.d.sync += s1_addr.eq(w.addr)
             s1_row, base = w.row, bank_data(s1_bank)
+            write_valid, write_addr, write_bank, write_row = s1_valid, s1_addr, s1_bank, total
         else:
-            # `last_*` is the write before stage 1's, forwarded to the reads it landed after.
+            # Stage 2 (`s2_*`) writes the sum of the write before stage 1's; `last_*` is the
+            # one before that, written at the end of the previous cycle. A bank read sees
+            # neither: both are forwarded to the reads they landed after (stage 2's first).
             s1_addr = Signal.like(w.addr)
             s1_row = Signal(row_layout)
             m.d.sync += [s1_addr.eq(w.addr), s1_row.eq(w.row)]
+            s2_valid, s2_addr, s2_bank = Signal(), Signal.like(w.addr), Signal.like(w_bank)
+            s2_row = Signal(row_layout)
+            m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_bank.eq(s1_bank),
+                         s2_row.eq(total)]
             last_valid = Signal()
             last_addr = Signal.like(w.addr)
             last_row = Signal(row_layout)
+            m.d.sync += [last_valid.eq(s2_valid), last_addr.eq(s2_addr), last_row.eq(s2_row)]
 
             def forwarded(addr, stored):
-                """``stored``, or the row written in the previous cycle if it was ``addr``."""
+                """``stored``, or the newest row in stage 2 or written in the previous cycle
+                if it was ``addr``."""
                 value = Signal(row_layout)
                 m.d.comb += value.eq(stored)
-                with m.If(last_valid & (last_addr == addr)):
+                with m.If(s2_valid & (s2_addr == addr)):
+                    m.d.comb += value.eq(s2_row)
+                with m.Elif(last_valid & (last_addr == addr)):
                     m.d.comb += value.eq(last_row)
                 return value
 
             base = forwarded(s1_addr, bank_data(s1_bank))
-            m.d.sync += [last_valid.eq(s1_valid), last_addr.eq(s1_addr), last_row.eq(total)]
+            write_valid, write_addr, write_bank, write_row = s2_valid, s2_addr, s2_bank, s2_row
         for n in range(dim):
             m.d.comb += total[n].eq(s1_row[n] + Mux(s1_accumulate, base[n], 0))
 
@@ -228,9 +243,9 @@ class Accumulator(wiring.Component):
             with m.Elif(r_fire & r_in_range & (r_bank == b)):
                 m.d.comb += [bank.r_addr.eq(r_addr[:index_bits]), bank.r_en.eq(1)]
             m.d.comb += [
-                bank.w_addr.eq(s1_addr[:index_bits]),
-                bank.w_data.eq(total),
-                bank.w_en.eq(s1_valid & (s1_bank == b)),
+                bank.w_addr.eq(write_addr[:index_bits]),
+                bank.w_data.eq(write_row),
+                bank.w_en.eq(write_valid & (write_bank == b)),
             ]
 
         answer_error = Signal()
@@ -241,8 +256,8 @@ class Accumulator(wiring.Component):
         else:
             answer_addr = Signal.like(r_addr)
             m.d.sync += [answer_addr.eq(r_addr), answer_error.eq(~r_in_range)]
-            # The write in stage 1 during the request lands at the end of that cycle, after
-            # the read: it is `last_*` now, so forward it.
+            # The writes in stages 1 and 2 during the request land after the read: they are
+            # in stage 2 and `last_*` now, so forward them.
             answer = forwarded(answer_addr, bank_data(answer_addr[index_bits:]))
         m.d.comb += [response.data.error.eq(answer_error)]
         with m.If(~answer_error):

@@ -1,5 +1,7 @@
 """SymbiYosys: the accumulator's bounded proof against a reference memory, with covers."""
 
+import pytest
+
 from hdl.config import TesseraConfig
 from sim.formal import run_sby
 from sim.formal_accumulator import AccumulatorProof
@@ -11,8 +13,12 @@ PROOF_CONFIG = TesseraConfig(dim=1, act_width=2, weight_width=2, acc_width=4, ta
 BMC_DEPTH = 16
 
 
-def test_accumulator_proof(build_dir):
-    status = run_sby(AccumulatorProof(PROOF_CONFIG), "accumulator_proof", build_dir,
+@pytest.mark.parametrize("target_mhz", [30.0, 100.0], ids=["slow", "fast"])
+def test_accumulator_proof(build_dir, target_mhz):
+    """Slow clocks (the row a cycle after its address) and fast ones (the sum registered and
+    written a cycle later: two writes in flight to forward)."""
+    config = PROOF_CONFIG.replace(target_mhz=target_mhz)
+    status = run_sby(AccumulatorProof(config), "accumulator_proof", build_dir,
                      bmc_depth=BMC_DEPTH, cover_depth=BMC_DEPTH)
     assert status == {"bmc": "PASS", "cover": "PASS"}, (build_dir, status)
 
