@@ -102,15 +102,20 @@ class BoardSystem(wiring.Component):
             "dma_active": Out(1),
         })
 
+    def _line(self):
+        if self._uart is None:
+            raise ValueError("a BoardSystem with serial='stream' has no UART")
+        return self._uart
+
     @property
     def divisor(self):
-        """Clock cycles per UART bit."""
-        return self._uart.divisor
+        """Clock cycles per UART bit (``serial="uart"`` only)."""
+        return self._line().divisor
 
     @property
     def gap_bits(self):
-        """Idle bit times that end a frame."""
-        return self._uart.gap_bits
+        """Idle bit times that end a frame (``serial="uart"`` only)."""
+        return self._line().gap_bits
 
     def elaborate(self, platform):
         m = Module()

@@ -202,6 +202,10 @@ def test_board_top_takes_one_serial_line():
             BoardTop(preset("micro"), clock="clk", pll=ECP5PLL, leds=None, **lines)
     with pytest.raises(ValueError, match=r"^serial must be 'uart' or 'stream', not 'spi'$"):
         BoardSystem(preset("micro"), clk_hz=12e6, serial="spi")
+    system = BoardSystem(preset("micro"), clk_hz=12e6, serial="stream")
+    system._MustUse__silence = True  # only its UART parameters are asked for
+    with pytest.raises(ValueError, match=r"^a BoardSystem with serial='stream' has no UART$"):
+        print(system.divisor)
 
 
 def test_board_sim_refuses_the_usb_board():
