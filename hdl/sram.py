@@ -12,15 +12,39 @@ rename pass would have to find and merge identical modules, while the ``Instance
 boundary explicit in the RTL itself.
 """
 
+from contextlib import contextmanager
+
 from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SRAM1R1W", "has_ice40_ebr", "select_row", "sram_behavioural_module", "sram_module_name"]
+__all__ = ["SRAM1R1W", "has_ice40_ebr", "poisoned_collisions", "select_row",
+           "sram_behavioural_module", "sram_module_name"]
 
 #: One SB_RAM40_4K in its 256 x 16 mode (the only one used here: plain bit order).
 EBR_DEPTH, EBR_WIDTH = 256, 16
+
+
+_poisoned = False
+
+
+@contextmanager
+def poisoned_collisions(enabled=True):
+    """Test hook: every :class:`SRAM1R1W` with ``collision="any"`` elaborated inside this
+    context for simulation (no platform) answers a read of the row written in the same cycle
+    with that row's old value inverted, rather than the new row. An owner that relies on
+    such a read (instead of forwarding the written row, as it promised) then reads
+    garbage, as it would from an iCE40 ``SB_RAM40_4K`` or a macro; outside the context the
+    inline memory is transparent and would hide the bug. Elaboration happens when the
+    simulator is built: create it inside the context. ``enabled=False`` turns the hook off
+    inside an enabled context."""
+    global _poisoned
+    saved, _poisoned = _poisoned, bool(enabled)
+    try:
+        yield
+    finally:
+        _poisoned = saved
 
 
 def has_ice40_ebr(platform):
@@ -39,7 +63,9 @@ class SRAM1R1W(wiring.Component):
     ``r_en`` is low. A read and a write of the same row in one cycle return the old row (not
     transparent, like most SRAM macros); the new row is read from the next cycle on.
     With ``collision="any"`` the owner promises never to use the data of such a read (it
-    forwards the written row itself), and the read may return the old or the new row: inline,
+    forwards the written row itself), and the read may return anything (a macro the old row,
+    an iCE40 EBR undefined data; inside :func:`poisoned_collisions` the simulation returns
+    the old row inverted, so that tests catch a broken promise): inline,
     the read port is then transparent, which FPGAs build more cheaply (yosys gives an iCE40
     EBR old-data reads with a delayed write plus transparency logic: ``2 * width`` flip-flops
     instead of ``width``); a macro keeps returning the old row. On an iCE40
@@ -97,11 +123,18 @@ class SRAM1R1W(wiring.Component):
         m.submodules.memory = memory = Memory(shape=self.width, depth=self.depth,
                                               init=[])
         write = memory.write_port()
-        read = memory.read_port(transparent_for=(write,) if self.collision == "any" else ())
+        poisoned = self.collision == "any" and _poisoned and platform is None
+        transparent = self.collision == "any" and not poisoned
+        read = memory.read_port(transparent_for=(write,) if transparent else ())
         m.d.comb += [
             read.addr.eq(self.r_addr), read.en.eq(self.r_en), self.r_data.eq(read.data),
             write.addr.eq(self.w_addr), write.en.eq(self.w_en), write.data.eq(self.w_data),
         ]
+        if poisoned:
+            collided = Signal()  # the held answer was read as its row was written
+            with m.If(self.r_en):
+                m.d.sync += collided.eq(self.w_en & (self.r_addr == self.w_addr))
+            m.d.comb += self.r_data.eq(Mux(collided, ~read.data, read.data))
         return m
 
     def _ice40_ebr(self):

@@ -33,3 +33,13 @@ def require_simulator(name):
         if os.environ.get("CI"):
             pytest.fail("CI is set but Icarus Verilog (iverilog) is missing: .ci/run installs it")
         pytest.skip("Icarus Verilog (iverilog) is not installed: apt-get install iverilog")
+
+
+@pytest.fixture
+def poisoned_srams():
+    """Memories of ``collision="any"`` built in the test return garbage for a read of the
+    row written in the same cycle (:func:`hdl.sram.poisoned_collisions`): their owners must
+    forward that row, as on an iCE40 EBR or a macro."""
+    from hdl.sram import poisoned_collisions
+    with poisoned_collisions():
+        yield

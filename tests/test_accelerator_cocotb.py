@@ -27,6 +27,9 @@ def check(reports, context):
         assert report["cycles"] > 0 and report["macs"] == report["m"] * report["k"] * report["n"]
 
 
+# The accelerator's Verilog with same-cycle reads of "any"-collision memories returning
+# garbage (conftest): a unit that relies on such a read fails here, as it would on an FPGA.
+@pytest.mark.usefixtures("poisoned_srams")
 @pytest.mark.parametrize("simulator, config, shapes", [
     ("verilator", "tiny", SHAPES),
     ("icarus", "micro", SHAPES[:4]),
@@ -58,6 +61,7 @@ SLOW_SHAPES = [(1, 1, 1), (7, 11, 13), (1, 64, 33), (17, 33, 9), (64, 64, 64), (
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("poisoned_srams")
 @pytest.mark.parametrize("simulator, config, shapes", [("verilator", "small", SLOW_SHAPES),
                                                        ("icarus", "tiny", SLOW_SHAPES[:4])])
 def test_gemms_end_to_end_slow(simulator, config, shapes, build_dir):

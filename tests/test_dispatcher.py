@@ -8,6 +8,9 @@ from hdl.dispatcher import Dispatcher
 from hdl.isa import INSN_WIDTH, MAX_TOKENS, ErrorCause, Opcode, Unit
 from sw.assembler import Instruction, decode, to_words
 
+# Same-cycle reads of "any"-collision memories return garbage (see conftest).
+pytestmark = pytest.mark.usefixtures("poisoned_srams")
+
 CLOCK = 1e-6
 UNITS = ("load", "exec", "store")
 

@@ -36,6 +36,9 @@ from sim.tb_dma import (
     split_transfer,
 )
 
+# Same-cycle reads of "any"-collision memories return garbage (see conftest).
+pytestmark = pytest.mark.usefixtures("poisoned_srams")
+
 CLOCK = 1e-6
 
 def bursts_of(config, commands, beat_bytes, **kwargs):

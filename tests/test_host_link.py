@@ -37,6 +37,9 @@ from sw.link import (
     encode_request,
 )
 
+# Same-cycle reads of "any"-collision memories return garbage (see conftest).
+pytestmark = pytest.mark.usefixtures("poisoned_srams")
+
 CLOCK = 1e-6
 RAM_BYTES = 256
 MAX_PAYLOAD = 16

@@ -11,6 +11,9 @@ from sim.functional import AcceleratorModel, SystemMemory
 from sim.streams import idle_cycles
 from sw.assembler import Instruction, encode
 
+# Same-cycle reads of "any"-collision memories return garbage (see conftest).
+pytestmark = pytest.mark.usefixtures("poisoned_srams")
+
 CLOCK = 1e-6
 MEMORY = 1 << 14
 

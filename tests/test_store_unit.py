@@ -26,6 +26,9 @@ from sim.streams import idle_cycles, stream_put
 from sim.tb_postproc import random_accumulators, random_requant_params
 from sw.assembler import Instruction, encode
 
+# Same-cycle reads of "any"-collision memories return garbage (see conftest).
+pytestmark = pytest.mark.usefixtures("poisoned_srams")
+
 CLOCK = 1e-6
 REQUANT, ACC, ACC_BIAS = (mode.value for mode in PostMode)
 
