@@ -10,7 +10,7 @@ import pytest
 from boards.ecp5_pll import ecp5_pll_settings
 from boards.ice40_pll import ice40_pll_settings
 from sw.cli import main
-from sw.synth import ROOT, parse_nextpnr_report
+from sw.synth import ROOT, SynthError, clock_report, parse_nextpnr_report, timing_met
 from sw.toolchain import use_toolchain
 
 
@@ -80,6 +80,31 @@ def test_parse_report(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(report))
     assert parse_nextpnr_report(path) == (41.5, 30.0, {"ICESTORM_LC": [10, 5280]})
+    assert clock_report(path) == {"clk12": {"fmax_mhz": 200.0, "constraint_mhz": 12.0},
+                                  "clk": {"fmax_mhz": 41.5, "constraint_mhz": 30.0}}
+
+
+@pytest.mark.parametrize("sync, usb_io, usb, met", [
+    (80.5, 49.0, 12.5, True),
+    (79.99, 200.0, 100.0, False),   # the design clock misses the preset's 80 MHz
+    (95.0, 47.9, 100.0, False),     # the USB PHY's clock misses its own 48 MHz
+    (95.0, 300.0, 11.9, False),
+])
+def test_timing_met_needs_every_clock(sync, usb_io, usb, met):
+    """OrangeCrab's three clocks: the design clock (the highest constraint, 80.0 from the
+    PLL) against the preset's target, the USB clocks against their constraints."""
+    clocks = {"sync": {"achieved": sync, "constraint": 80.0},
+              "usb_io": {"achieved": usb_io, "constraint": 48.0},
+              "usb": {"achieved": usb, "constraint": 12.0}}
+    assert timing_met(clocks, 80.0) is met
+
+
+def test_timing_met_against_the_target_not_the_pll():
+    """iCE40: the PLL gives 30.02 MHz for a 30 MHz target; 30.01 meets the target."""
+    assert timing_met({"clk": {"achieved": 30.01, "constraint": 30.02}}, 30.0)
+    assert not timing_met({"clk": {"achieved": 29.99, "constraint": 30.02}}, 30.0)
+    with pytest.raises(SynthError, match=r"^the report names no constrained clock$"):
+        timing_met({}, 30.0)
 
 
 def test_unknown_board():
