@@ -6,12 +6,71 @@ from amaranth.lib.wiring import In, Out
 
 from .multiplier import product_range
 
-__all__ = ["ECP5Multiplier", "has_mult18x18d"]
+__all__ = ["DSPFloorplan", "ECP5Multiplier", "dsp_floorplan", "has_mult18x18d"]
 
 
 def has_mult18x18d(platform):
     """Whether ``platform`` (an Amaranth platform, or None) is an ECP5 part."""
     return str(getattr(platform, "family", "")).lower() == "ecp5"
+
+
+#: The LFE5U-85F's 156 MULT18X18D sites (nextpnr's BEL names ``X{x}/Y{y}/MULT18_{z}``): three
+#: rows of 13 DSP blocks, a block's four sites at columns x, x + 1, x + 4, x + 5.
+LFE5U_85F_DSP_ROWS = (10, 34, 58)
+LFE5U_85F_DSP_BLOCKS = (4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114)
+_BLOCK_SITES = (0, 1, 4, 5)  # column offset and MULT18_<z> of a block's four sites
+
+
+class DSPFloorplan:
+    """Sites of a 12 x 12 array's and the post-processing's MULT18X18D on an LFE5U-85F.
+
+    Left to itself nextpnr scatters the array's PEs over the three DSP rows in no order and
+    pulls their adders to the scratchpad's side of the die: a PE's product then travels up
+    to 100 tiles to its adder, and the whole system (21 % of the LUTs) did not route. Here
+    each DSP row holds four array rows; a block holds PEs (k, n), (k, n + 1), (k + 1, n),
+    (k + 1, n + 1), and the blocks of rows k, k + 1 and k + 2, k + 3 alternate along the
+    row, so that a partial sum goes down to the next row in its own block or the next one,
+    and an activation right to the block after next. Such a square also keeps a block legal:
+    its four weight-swap enables (one per anti-diagonal k + n) are at most three distinct
+    clock enables besides the product register's. The twelfth block of each row is left
+    for one post-processing lane's four partial products.
+    """
+
+    def __init__(self, dim, postproc_lanes):
+        self.dim, self.postproc_lanes = dim, postproc_lanes
+
+    @staticmethod
+    def _site(row, block, slot):
+        offset = _BLOCK_SITES[slot]
+        return (f"X{LFE5U_85F_DSP_BLOCKS[block] + offset}/Y{LFE5U_85F_DSP_ROWS[row]}"
+                f"/MULT18_{offset}")
+
+    def pe(self, k, n):
+        """Site of PE (``k``, ``n``)'s multiplier."""
+        if not (0 <= k < self.dim and 0 <= n < self.dim):
+            raise ValueError(f"PE ({k}, {n}) is outside a {self.dim}x{self.dim} array")
+        block = 2 * (n // 2) + (k % 4) // 2
+        return self._site(k // 4, block, k % 2 + 2 * (n % 2))
+
+    def postproc(self, lane, part):
+        """Site of post-processing lane ``lane``'s partial product ``part`` (0..3)."""
+        if not (0 <= lane < self.postproc_lanes and 0 <= part < 4):
+            raise ValueError(f"No post-processing site for lane {lane}, part {part}")
+        return self._site(lane, len(LFE5U_85F_DSP_BLOCKS) - 1, part)
+
+
+def dsp_floorplan(platform, config):
+    """The :class:`DSPFloorplan` for ``config`` on ``platform``, or None where none applies
+    (any device but an LFE5U-85F, an array other than 12 x 12 of one-product DSP PEs, more
+    than three post-processing lanes): nextpnr then places the blocks itself."""
+    device = str(getattr(platform, "device", ""))
+    all_dsp = all(config.pe_multiplier(k, n) == "dsp"
+                  for k in range(config.dim) for n in range(config.dim))
+    lanes = config.postproc_lanes_per_cycle
+    if (not device.startswith("LFE5U-85F") or config.dim != 12 or not all_dsp
+            or config.dsp_products != 1 or lanes > len(LFE5U_85F_DSP_ROWS)):
+        return None
+    return DSPFloorplan(config.dim, lanes)
 
 
 class ECP5Multiplier(wiring.Component):
@@ -42,6 +101,8 @@ class ECP5Multiplier(wiring.Component):
         The operands' shapes, at most 18 bits each.
     hold_b : bool
         Whether ``b`` is held in the block, loaded by ``load_b``.
+    site : str or None
+        A nextpnr BEL name (see :class:`DSPFloorplan`) to place the block at, or None.
 
     Members
     -------
@@ -53,7 +114,7 @@ class ECP5Multiplier(wiring.Component):
         Every product of the two shapes.
     """
 
-    def __init__(self, a_shape, b_shape, *, hold_b=True, domain="sync"):
+    def __init__(self, a_shape, b_shape, *, hold_b=True, domain="sync", site=None):
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
         if max(a_shape.width, b_shape.width) > 18:
             self._MustUse__silence = True
@@ -62,7 +123,10 @@ class ECP5Multiplier(wiring.Component):
         if not isinstance(domain, str):
             self._MustUse__silence = True
             raise TypeError(f"domain must be a string, not {domain!r}")
-        self._domain, self.hold_b = domain, bool(hold_b)
+        if site is not None and not isinstance(site, str):
+            self._MustUse__silence = True
+            raise TypeError(f"site must be a nextpnr BEL name or None, not {site!r}")
+        self._domain, self.hold_b, self.site = domain, bool(hold_b), site
         lowest, highest = product_range(a_shape, b_shape)
         super().__init__({"a": In(a_shape), "b": In(b_shape),
                           **({"load_b": In(1)} if self.hold_b else {}),
@@ -96,6 +160,7 @@ class ECP5Multiplier(wiring.Component):
                 ports.update(i_CE1=self.load_b)
             m.submodules.mult = Instance(
                 "MULT18X18D",
+                **({"a_BEL": self.site} if self.site is not None else {}),
                 **{f"p_{name}": value for name, value in self.mult18x18d_parameters().items()},
                 i_SIGNEDA=Const(self.a.shape().signed, 1),
                 i_SIGNEDB=Const(self.b.shape().signed, 1), i_SOURCEA=zero, i_SOURCEB=zero,

@@ -16,7 +16,7 @@ from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .ecp5_mult import ECP5Multiplier
+from .ecp5_mult import ECP5Multiplier, dsp_floorplan
 from .multiplier import multiply
 from .response_buffer import ResponseBuffer
 
@@ -1216,14 +1216,19 @@ class PostProcess(wiring.Component):
         b_lo, b_hi = b[:half], b[half:].as_signed()
         in_dsp = (self.multiplier == "behavioural" and self.config.multiplier == "dsp"
                   and not _is_ice40(platform))
+        floorplan = dsp_floorplan(platform, self.config)
 
         def partial(shape, x, y, name):
             if not in_dsp:
                 return stage(shape, multiply(x, y, self.multiplier), name)
-            m.submodules[name] = dsp = ECP5Multiplier(x.shape(), y.shape(), hold_b=False)
+            site = floorplan.postproc(n, len(parts)) if floorplan else None
+            parts.append(name)
+            m.submodules[name] = dsp = ECP5Multiplier(x.shape(), y.shape(), hold_b=False,
+                                                      site=site)
             m.d.comb += [dsp.a.eq(x), dsp.b.eq(y)]
             return dsp.p
 
+        parts = []  # the partial products so far (a lane's sites in order)
         ll = partial(unsigned(width), a_lo, b_lo, f"ll_{n}")
         lh = partial(signed(width + 1), a_lo, b_hi, f"lh_{n}")
         hl = partial(signed(width + 1), a_hi, b_lo, f"hl_{n}")

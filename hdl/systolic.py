@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .ecp5_mult import ECP5Multiplier
+from .ecp5_mult import ECP5Multiplier, dsp_floorplan
 from .ice40_dual_mult import ICE40DualMultiplier
 from .multiplier import sum_shape
 from .pe import ProcessingElement
@@ -250,10 +250,13 @@ class SystolicArray(wiring.Component):
             pes.append(row)
             psum_shape = out_shape
 
+        floorplan = dsp_floorplan(platform, cfg)
         for i, pair in enumerate(pairs):
             if cfg.dsp_products == 1:
                 pe = pes[pair[0][0]][pair[0][1]]
-                dsp = m.submodules[f"dsp_{i}"] = ECP5Multiplier(cfg.act_shape, cfg.weight_shape)
+                dsp = m.submodules[f"dsp_{i}"] = ECP5Multiplier(
+                    cfg.act_shape, cfg.weight_shape,
+                    site=floorplan.pe(*pair[0]) if floorplan else None)
                 m.d.comb += [dsp.a.eq(pe.mul_a), dsp.b.eq(pe.mul_b), pe.mul_p.eq(dsp.p),
                              dsp.load_b.eq(pe.mul_load)]
                 continue

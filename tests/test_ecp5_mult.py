@@ -10,7 +10,14 @@ from amaranth.back import rtlil
 from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
-from hdl.ecp5_mult import ECP5Multiplier
+from hdl.config import preset
+from hdl.ecp5_mult import (
+    LFE5U_85F_DSP_BLOCKS,
+    LFE5U_85F_DSP_ROWS,
+    ECP5Multiplier,
+    dsp_floorplan,
+)
+from hdl.systolic import SystolicArray
 
 SHAPES = [(signed(8), signed(8)), (unsigned(8), signed(8)), (signed(18), unsigned(17)),
           (unsigned(18), unsigned(18))]
@@ -58,6 +65,11 @@ def test_model_registers_the_product(a_shape, b_shape, hold_b):
 
 class _ECP5:
     family = "ecp5"
+    device = "LFE5U-25F"
+
+
+class _ECP5_85F(_ECP5):
+    device = "LFE5U-85F"
 
 
 def test_mult18x18d_instance():
@@ -97,3 +109,70 @@ def test_mult18x18d_instance_without_held_b():
 def test_refuses_wide_operands():
     with pytest.raises(ValueError, match=r"^MULT18X18D operands have at most 18 bits"):
         ECP5Multiplier(signed(19), signed(8))
+
+
+def test_mult18x18d_site_attribute():
+    """A site becomes nextpnr's BEL attribute of the instance; a site that is not a name is
+    refused."""
+    dut = ECP5Multiplier(signed(8), signed(8), site="X4/Y10/MULT18_0")
+    text = rtlil.convert(dut, platform=_ECP5(), ports=[dut.a, dut.b, dut.load_b, dut.p])
+    assert re.search(r'attribute \\BEL "X4/Y10/MULT18_0"\n\s*cell \\MULT18X18D', text)
+    with pytest.raises(TypeError, match=r"^site must be a nextpnr BEL name or None, not 5$"):
+        ECP5Multiplier(signed(8), signed(8), site=5)
+
+
+def _block(site):
+    """(DSP row, block index along the row) of a site name ``X<x>/Y<y>/MULT18_<z>``."""
+    x, y, z = map(int, re.fullmatch(r"X(\d+)/Y(\d+)/MULT18_(\d)", site).groups())
+    assert x - z in LFE5U_85F_DSP_BLOCKS and y in LFE5U_85F_DSP_ROWS, site
+    return LFE5U_85F_DSP_ROWS.index(y), LFE5U_85F_DSP_BLOCKS.index(x - z)
+
+
+def test_large_floorplan_on_the_85f():
+    """large on the 85F: 144 PE sites and 12 post-processing sites, all distinct; a block's
+    PEs span at most 3 anti-diagonals k + n (their weight-swap enables: nextpnr allows four
+    distinct clock enables per block, one is the product register's); a partial sum goes to
+    the next array row in its own block or the next one, in this DSP row or the next; an
+    activation to the next column within two blocks."""
+    plan = dsp_floorplan(_ECP5_85F(), preset("large"))
+    pe = {(k, n): plan.pe(k, n) for k in range(12) for n in range(12)}
+    post = [plan.postproc(lane, part) for lane in range(3) for part in range(4)]
+    assert len(set(pe.values()) | set(post)) == 156
+    blocks = {}
+    for (k, n), site in pe.items():
+        blocks.setdefault(_block(site), set()).add(k + n)
+    assert len(blocks) == 36 and max(len(d) for d in blocks.values()) <= 3
+    assert not {_block(site) for site in post} & set(blocks)
+    for (k, n), site in pe.items():
+        row, block = _block(site)
+        if k + 1 < 12:
+            row2, block2 = _block(pe[k + 1, n])
+            assert (row2 == row and abs(block2 - block) <= 1
+                    or row2 == row + 1 and abs(block2 - block) <= 1), (k, n)
+        if n + 1 < 12:
+            row2, block2 = _block(pe[k, n + 1])
+            assert row2 == row and abs(block2 - block) <= 2, (k, n)
+    with pytest.raises(ValueError, match=r"^PE \(12, 0\) is outside a 12x12 array$"):
+        plan.pe(12, 0)
+    with pytest.raises(ValueError, match=r"^No post-processing site for lane 3, part 0$"):
+        plan.postproc(3, 0)
+
+
+@pytest.mark.parametrize("platform, config", [
+    (_ECP5(), "large"),         # not an 85F
+    (_ECP5_85F(), "small"),     # not 12 x 12
+    (None, "large"),
+    (_ECP5_85F(), "asic"),      # 16 x 16, behavioural multipliers
+])
+def test_no_floorplan_elsewhere(platform, config):
+    assert dsp_floorplan(platform, preset(config)) is None
+
+
+def test_large_array_carries_its_sites():
+    """The 85F's 12 x 12 array: each of its 144 MULT18X18D carries its floorplan site."""
+    config = preset("large")
+    array = SystolicArray(config)
+    text = rtlil.convert(array, platform=_ECP5_85F())
+    sites = re.findall(r'attribute \\BEL "([^"]+)"\n\s*cell \\MULT18X18D', text)
+    plan = dsp_floorplan(_ECP5_85F(), config)
+    assert sorted(sites) == sorted(plan.pe(k, n) for k in range(12) for n in range(12))
