@@ -32,7 +32,7 @@ class DSPFloorplan:
     row, so that a partial sum goes down to the next row in its own block or the next one,
     and an activation right to the block after next. Such a square also keeps a block legal:
     its four weight-swap enables (one per anti-diagonal k + n) are at most three distinct
-    clock enables besides the product register's. The twelfth block of each row is left
+    clock enables besides the product register's. The last (thirteenth) block of a row is left
     for one post-processing lane's four partial products.
     """
 
