@@ -44,19 +44,19 @@ class BoardTop(wiring.Component):
         so ``pll`` must take ``secondary_mhz``).
     leds : callable
         ``leds(platform)`` returns the ``(ok, error)`` LED ports.
-    baud, ram_bytes : int
+    baud, ram_bytes, ram_ports : int
         As in :class:`BoardSystem` (``baud`` is the UART's; a CDC-ACM device ignores the
         rate the host sets).
     """
 
     def __init__(self, config, *, clock, pll, leds, uart=None, usb=None, baud=DEFAULT_BAUD,
-                 ram_bytes=DEFAULT_RAM_BYTES):
+                 ram_bytes=DEFAULT_RAM_BYTES, ram_ports=1):
         if (uart is None) == (usb is None):
             self._MustUse__silence = True
             raise ValueError("a board top takes exactly one of uart and usb")
         self.config = config
         self._clock, self._pll, self._uart, self._usb, self._leds = clock, pll, uart, usb, leds
-        self.baud, self.ram_bytes = baud, ram_bytes
+        self.baud, self.ram_bytes, self.ram_ports = baud, ram_bytes, ram_ports
         super().__init__({})
 
     @property
@@ -75,7 +75,7 @@ class BoardTop(wiring.Component):
         """The :class:`BoardSystem` this top wraps on ``platform`` (also what ``board-sim``
         simulates, with the PLL bypassed)."""
         return BoardSystem(self.config, clk_hz=self.clock_hz(platform), baud=self.baud,
-                           ram_bytes=self.ram_bytes,
+                           ram_bytes=self.ram_bytes, ram_ports=self.ram_ports,
                            serial="uart" if self.serial == "uart" else "stream")
 
     def elaborate(self, platform):

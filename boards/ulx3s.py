@@ -1,7 +1,9 @@
 """ULX3S with an ECP5 LFE5U-85F, with the ``large`` accelerator.
 
 Host link: the FT231X (US1 port, ``/dev/ttyUSB0`` on Linux) at 3 Mbaud. System memory:
-64 KiB of block RAM.
+64 KiB of block RAM, two-ported with registered writes (64 of the 208 DP16KD: the 85F has
+room, and the single port's arbitration before 32 block RAMs spread over the die was the
+critical path).
 """
 
 from functools import partial
@@ -27,7 +29,7 @@ def _leds(platform):
 BOARD = dict(
     name="ulx3s-85f",
     platform=ULX3S_85F_Platform,
-    top=partial(BoardTop, clock="clk25", pll=ECP5PLL, uart=_uart, leds=_leds),
+    top=partial(BoardTop, clock="clk25", pll=ECP5PLL, uart=_uart, leds=_leds, ram_ports=2),
     selftest=partial(SelfTestTop, clock="clk25", pll=ECP5PLL, leds=_leds),
     default_config="large",
     synth_opts="",

@@ -69,7 +69,15 @@ class AXI4RAM(wiring.Component):
     W beat and holds until ``BREADY``.
 
     The host port (:class:`RAMPortSignature`) has priority: in a cycle where it writes,
-    ``WREADY`` is low. Its reads never wait, and ``host.busy`` is low, except as below. The
+    ``WREADY`` is low. Its reads never wait, and ``host.busy`` is low, except as below.
+
+    With ``write_register`` (two-port memory only), a write (host or W beat) is registered
+    and reaches the memory a cycle later, so that the memory's write inputs come from
+    flip-flops (its 32 block RAMs spread over an ECP5-85F: the write arbitration and that
+    fan-out are then two paths). B still follows the last beat by one cycle, when that
+    beat lands; a host read waits (``busy``) in the cycle a write lands, so it sees every
+    write taken before it. An R fetch in that cycle reads the old word: only a read burst
+    accepted before the write's B could, which AXI leaves unordered. The
     memory is a :class:`Memory` with synchronous read ports; on Tiny Tapeout (no SRAM macros)
     it becomes flip-flops, so keep ``size`` small.
 
@@ -112,6 +120,8 @@ class AXI4RAM(wiring.Component):
     max_burst : int
         Longest burst served, beats: a power of two from 1 to 256 (below 256 only with
         ``full_incr_only``); longer ones are refused with DECERR (see above).
+    write_register : bool
+        Writes reach the memory a cycle after they are taken (not with ``single_port``).
 
     Members
     -------
@@ -122,19 +132,21 @@ class AXI4RAM(wiring.Component):
     ------
     TypeError
         ``size`` is not an integer, ``signature`` not an AXI4Signature, ``single_port`` or
-        ``full_incr_only`` not a bool, ``max_burst`` not an integer.
+        ``full_incr_only`` or ``write_register`` not a bool, ``max_burst`` not an integer.
     ValueError
         ``size`` is not a positive multiple of the beat size (a power of two of at least two
         beats with ``single_port``); the port lacks a half; ``max_burst`` is not a power of
-        two from 1 to 256, or below 256 without ``full_incr_only``.
+        two from 1 to 256, or below 256 without ``full_incr_only``; ``write_register``
+        with ``single_port``.
     """
 
     def __init__(self, size, signature, *, single_port=False, full_incr_only=False,
-                 max_burst=256):
+                 max_burst=256, write_register=False):
         try:
             self._check(size, signature)
             for name, value in (("single_port", single_port),
-                                ("full_incr_only", full_incr_only)):
+                                ("full_incr_only", full_incr_only),
+                                ("write_register", write_register)):
                 if not isinstance(value, bool):
                     raise TypeError(f"{name} must be a bool, not {value!r}")
             if not isinstance(max_burst, int) or isinstance(max_burst, bool):
@@ -147,11 +159,14 @@ class AXI4RAM(wiring.Component):
             if single_port and (words < 2 or words & (words - 1)):
                 raise ValueError(f"a single-port RAM size must be a power of two of at least "
                                  f"{2 * signature.beat_bytes} bytes, not {size!r}")
+            if single_port and write_register:
+                raise ValueError("write_register needs a two-port RAM (single_port=False)")
         except (TypeError, ValueError):
             self._MustUse__silence = True
             raise
         self.size, self.single_port, self.full_incr_only = size, single_port, full_incr_only
         self.beat_bytes, self.max_burst = signature.beat_bytes, max_burst
+        self.write_register = write_register
         super().__init__({
             "axi": In(signature),
             "host": In(RAMPortSignature(max(1, (size - 1).bit_length()))),
@@ -285,9 +300,16 @@ class AXI4RAM(wiring.Component):
             write = memory.write_port(granularity=8)
             read = memory.read_port()
             host_read = memory.read_port()
-            write_addr, write_data, write_en = write.addr, write.data, write.en
             read_addr, read_en, read_data = read.addr, read.en, read.data
             host_busy = host_write = host.w_en
+            if self.write_register:  # the memory writes what the arbitration chose before
+                write_addr, write_data = Signal.like(write.addr), Signal.like(write.data)
+                write_en = Signal.like(write.en)
+                m.d.sync += [write.addr.eq(write_addr), write.data.eq(write_data),
+                             write.en.eq(write_en)]
+                m.d.comb += host.busy.eq(host.r_en & write.en.any())
+            else:
+                write_addr, write_data, write_en = write.addr, write.data, write.en
             m.d.comb += [host_read.addr.eq(word(host.addr)), host_read.en.eq(host.r_en)]
             host_data = host_read.data
 

@@ -29,7 +29,8 @@ class BoardSystem(wiring.Component):
 
     The host sends frames of :mod:`hdl.host_link` over ``uart_rx`` (8N1 at ``baud``); the
     link reaches the accelerator's CSRs and the host port of the system memory
-    (:class:`hdl.axi_ram.AXI4RAM`, single-ported: iCE40 SPRAM or one block-RAM copy), which
+    (:class:`hdl.axi_ram.AXI4RAM`, single-ported: iCE40 SPRAM or one block-RAM copy; or see
+    ``ram_ports``), which
     the accelerator's DMA reaches at address 0. An idle line of :data:`GAP_SECONDS` in the
     middle of a request truncates it (TRUNCATED reply); a corrupted request gets BAD_CRC;
     neither changes anything (:class:`hdl.host_link.HostLink`).
@@ -53,6 +54,10 @@ class BoardSystem(wiring.Component):
     serial : str
         ``"uart"`` (pins ``uart_rx``/``uart_tx``) or ``"stream"`` (``rx``, ``tx``,
         ``frame_end``; ``baud`` is then unused).
+    ram_ports : int
+        1: the system memory is single-ported. 2: two ports (on ECP5 two
+        block RAM copies, 64 DP16KD for 64 KiB) and registered writes, so that no
+        arbitration lies before the block RAMs' inputs (``AXI4RAM(write_register=True)``).
 
     Members
     -------
@@ -69,13 +74,16 @@ class BoardSystem(wiring.Component):
     """
 
     def __init__(self, config, *, clk_hz, baud=DEFAULT_BAUD, ram_bytes=DEFAULT_RAM_BYTES,
-                 serial="uart"):
+                 serial="uart", ram_ports=1):
         if not isinstance(config, TesseraConfig):
             self._MustUse__silence = True
             raise TypeError(f"config must be a TesseraConfig, not {config!r}")
         if serial not in ("uart", "stream"):
             self._MustUse__silence = True
             raise ValueError(f"serial must be 'uart' or 'stream', not {serial!r}")
+        if ram_ports not in (1, 2):
+            self._MustUse__silence = True
+            raise ValueError(f"ram_ports must be 1 or 2, not {ram_ports!r}")
         self.config, self.clk_hz, self.baud, self.ram_bytes = config, clk_hz, baud, ram_bytes
         self.serial = serial
         # Checked now, not at elaboration.
@@ -86,8 +94,8 @@ class BoardSystem(wiring.Component):
         # Slow clocks (iCE40): only the DMA's bursts (full-width INCR, at most
         # ``dma_max_burst`` beats), others refused.
         slow = not config.fast_clock
-        self._ram = AXI4RAM(ram_bytes, dma_axi_signature(config), single_port=True,
-                            full_incr_only=slow,
+        self._ram = AXI4RAM(ram_bytes, dma_axi_signature(config), single_port=ram_ports == 1,
+                            full_incr_only=slow, write_register=ram_ports == 2,
                             max_burst=config.dma_max_burst if slow else 256)
         if serial == "uart":
             ports = {"uart_rx": wiring.In(1, init=1), "uart_tx": Out(1, init=1)}

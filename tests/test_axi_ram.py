@@ -128,11 +128,13 @@ def run_with_host_writes(dut, bus, host):
     sim.run()
 
 
-@pytest.mark.parametrize("single_port, size_bytes, full_incr_only",
-                         [(False, 128, False), (True, 128, False), (False, 120, False),
-                          (True, 128, True), (False, 120, True)])
+@pytest.mark.parametrize("single_port, size_bytes, full_incr_only, write_register",
+                         [(False, 128, False, False), (True, 128, False, False),
+                          (False, 120, False, False), (True, 128, True, False),
+                          (False, 120, True, False), (False, 120, False, True)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, stall):
+def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, write_register,
+                                stall):
     """Random bursts (INCR and FIXED, full and narrow beats, random strobes, outside the
     memory) while the host port writes its own region; then bursts across the end (also of
     a memory whose size is not a power of two)."""
@@ -140,9 +142,10 @@ def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, stall):
     host_top = 96  # the host port writes [96, 128) while bursts stay below or outside
     rng = np.random.default_rng(seed)
     print(f"seed={seed} single_port={single_port} size_bytes={size_bytes} "
-          f"full_incr_only={full_incr_only} stall={stall}")
+          f"full_incr_only={full_incr_only} write_register={write_register} stall={stall}")
     dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                  single_port=single_port, full_incr_only=full_incr_only)
+                  single_port=single_port, full_incr_only=full_incr_only,
+                  write_register=write_register)
     memory = bytearray(size_bytes)
     host_done, failures = [], []
 
@@ -231,10 +234,11 @@ def test_long_full_incr_bursts(single_port, size_bytes, max_burst):
     assert not failures, f"seed={seed}: {failures[:5]}"
 
 
-@pytest.mark.parametrize("single_port, full_incr_only", [(False, False), (True, False),
-                                                         (True, True)])
+@pytest.mark.parametrize("single_port, full_incr_only, write_register",
+                         [(False, False, False), (True, False, False), (True, True, False),
+                          (False, False, True)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_bursts_and_host_port_match_model(single_port, full_incr_only, stall):
+def test_bursts_and_host_port_match_model(single_port, full_incr_only, write_register, stall):
     """Random read and write bursts from two concurrent managers (edge data: 0, all-ones,
     0x80 bytes) while the host port reads and writes its own region; host reads take ``r_en``
     and check ``r_data`` the next cycle; then every byte is read back over AXI."""
@@ -243,9 +247,10 @@ def test_bursts_and_host_port_match_model(single_port, full_incr_only, stall):
     host_base = 192  # the host owns [192, 256); the bursts stay below it or go outside
     rng = np.random.default_rng(seed)
     print(f"seed={seed} single_port={single_port} full_incr_only={full_incr_only} "
-          f"stall={stall}")
+          f"write_register={write_register} stall={stall}")
     dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                  single_port=single_port, full_incr_only=full_incr_only)
+                  single_port=single_port, full_incr_only=full_incr_only,
+                  write_register=write_register)
     memory = bytearray(size_bytes)
     failures, done = [], []
     edge_words = [0, 0xFFFF_FFFF, 0x8080_8080, 0x7F7F_7F7F]
@@ -359,14 +364,15 @@ def test_single_port_ram_bytes_and_read_latency():
     sim.run()
 
 
-@pytest.mark.parametrize("single_port", [False, True])
-def test_concurrent_bursts_take_turns(single_port):
+@pytest.mark.parametrize("single_port, write_register",
+                         [(False, False), (True, False), (False, True)])
+def test_concurrent_bursts_take_turns(single_port, write_register):
     """A write and a read burst that both run flat out: the single port serves them in turn
     (each moves a beat at least every other cycle, as documented); with two ports each moves a
     beat every cycle. Neither starves. The data are checked too."""
     length = 16
     dut = AXI4RAM(256, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                  single_port=single_port)
+                  single_port=single_port, write_register=write_register)
     axi = dut.axi
     w_cycles, r_cycles, r_data = [], [], []
     written = [0x8000_0000 | n << 8 | 0x7F for n in range(length)]
@@ -417,6 +423,43 @@ def test_concurrent_bursts_take_turns(single_port):
     assert r_data == want
 
 
+@pytest.mark.parametrize("single_port, write_register",
+                         [(False, False), (True, False), (False, True)])
+def test_reads_right_after_writes_see_them(single_port, write_register):
+    """Back to back: a host read in the cycle after the host's write of that byte; an AXI
+    read burst issued right after B, over the words its write burst just wrote."""
+    seed = 31
+    rng = np.random.default_rng(seed)
+    print(f"seed={seed} single_port={single_port} write_register={write_register}")
+    dut = AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                  single_port=single_port, write_register=write_register)
+    failures = []
+
+    async def bench(ctx):
+        for value in (0x00, 0xFF, 0x80, 0x7F, *rng.integers(256, size=8)):
+            addr = int(rng.integers(64))
+            ctx.set(dut.host.addr, addr)
+            ctx.set(dut.host.w_data, int(value))
+            await host_access(ctx, dut.host, dut.host.w_en)
+            await host_access(ctx, dut.host, dut.host.r_en)
+            if ctx.get(dut.host.r_data) != value:
+                failures.append(f"host byte {addr}: {ctx.get(dut.host.r_data)}, want {value}")
+        axi = dut.axi
+        for n in range(4):
+            words = [0xFFFF_FFFF, 0x8080_8080, 0, int(rng.integers(1 << 32))][n:] + [n]
+            beats = [(w, 0xF) for w in words]
+            await axi_write(ctx, axi, 16, beats, rng=rng, stall=0.0)
+            got = await axi_read(ctx, axi, 16, len(words), rng=rng, stall=0.0)
+            if [data for data, _, _ in got] != words:
+                failures.append(f"AXI read after write {n}: {got}, want {words}")
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not failures, f"seed={seed}: {failures[:5]}"
+
+
 def _unused(elaboratable):
     elaboratable._MustUse__silence = True
     return elaboratable
@@ -432,6 +475,11 @@ def _unused(elaboratable):
                      single_port=1), TypeError, r"^single_port must be a bool"),
     (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
                      full_incr_only=None), TypeError, r"^full_incr_only must be a bool"),
+    (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                     write_register=1), TypeError, r"^write_register must be a bool"),
+    (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
+                     single_port=True, write_register=True), ValueError,
+     r"^write_register needs a two-port RAM"),
     (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
                      max_burst=16), ValueError, r"^max_burst must be a power of two"),
     (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),

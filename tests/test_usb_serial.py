@@ -202,6 +202,8 @@ def test_board_top_takes_one_serial_line():
             BoardTop(preset("micro"), clock="clk", pll=ECP5PLL, leds=None, **lines)
     with pytest.raises(ValueError, match=r"^serial must be 'uart' or 'stream', not 'spi'$"):
         BoardSystem(preset("micro"), clk_hz=12e6, serial="spi")
+    with pytest.raises(ValueError, match=r"^ram_ports must be 1 or 2, not 3$"):
+        BoardSystem(preset("micro"), clk_hz=12e6, ram_ports=3)
     system = BoardSystem(preset("micro"), clk_hz=12e6, serial="stream")
     # Only its UART parameters are asked for: neither it nor its RAM is elaborated.
     system._MustUse__silence = system._ram._MustUse__silence = True
