@@ -51,6 +51,14 @@ class Accumulator(wiring.Component):
     written last), so back-to-back accumulates into one row are exact at one row per cycle,
     and a read the cycle after a write sees it.
 
+    Registered (:meth:`registered_for`: fast clocks on an ECP5-85F, where a block RAM's
+    output, unregistered, takes 6 ns and the route to the adder 5 more): each bank's output
+    goes into a register first, and the sum is formed a cycle later (stage 2) and written
+    from its register in stage 3. The three writes then in flight (stage 3 and the two
+    before) are forwarded to the sum. A store read of the row of the write accepted in the
+    cycle before waits one cycle (counted as a conflict), as that row's sum is not yet
+    formed; the answer still comes 2 cycles after the request.
+
     Slow clocks (:attr:`row_follows`, ``not config.fast_clock``): ``addr`` and ``accumulate``
     come with ``valid``, the ``row`` in the next cycle (whatever ``valid`` is then), straight
     into the adder; nothing is forwarded. So two writes accepted in consecutive cycles must
@@ -71,11 +79,11 @@ class Accumulator(wiring.Component):
     Timing:
 
     - ``write``: always ready; one row per cycle; visible to reads accepted 2 or more cycles
-      later, and (through forwarding) to reads accepted the next cycle (slow clocks: such a
-      read waits one cycle).
+      later, and (through forwarding) to reads accepted the next cycle (slow clocks and
+      registered: such a read waits one cycle).
     - ``read`` -> ``read_data``: one row per cycle, answer 2 cycles after the request (empty
       response buffer). A read sees every write accepted in an earlier cycle (slow clocks: a
-      read of the row a write accepted in the previous cycle waits one cycle).
+      read of the row a write accepted in the previous cycle waits one cycle; registered too).
     - Back-pressure on ``read_data`` fills a buffer of :attr:`read_buffer_depth` rows, then
       ``read.ready`` drops.
     - An address at or above ``acc_depth`` is refused, never wrapped: a write is dropped, a
@@ -94,9 +102,9 @@ class Accumulator(wiring.Component):
         clocks: or for the write of its row; the top level counts these cycles).
     """
 
-    def __init__(self, config, *, mirrored=None):
+    def __init__(self, config, *, mirrored=None, registered=None):
         self.config = config
-        self._mirrored = mirrored
+        self._mirrored, self._registered = mirrored, registered
         super().__init__({
             "write": In(stream.Signature(acc_write_layout(config))),
             "read": In(stream.Signature(config.addr_width)),
@@ -134,6 +142,14 @@ class Accumulator(wiring.Component):
                 and has_ice40_ebr(platform) and tiles <= banked
                 and cfg.dim * cfg.acc_width % EBR_WIDTH == 0)
 
+    def registered_for(self, platform):
+        """Whether the accumulator elaborated for ``platform`` registers its banks' outputs
+        (the constructor's ``registered``, or if that is None: fast clocks on an LFE5U-85F)."""
+        if self._registered is not None:
+            return self._registered and self.config.fast_clock
+        device = str(getattr(platform, "device", ""))
+        return self.config.fast_clock and device.startswith("LFE5U-85F")
+
     @property
     def sram_shapes(self):
         """``(depth, width)`` of each bank."""
@@ -164,14 +180,16 @@ class Accumulator(wiring.Component):
         m.d.comb += self.write.ready.eq(1)
 
         slow = not cfg.fast_clock
+        registered = self.registered_for(platform)
 
-        def bank_data(bank_select):
-            """Row read from bank ``bank_select`` (the read issued in the previous cycle)."""
+        def bank_data(bank_select, outputs=None):
+            """Row read from bank ``bank_select`` (the read issued in the previous cycle), or
+            picked from ``outputs`` (one per bank)."""
             value = Signal(row_layout)
             with m.Switch(bank_select):
                 for b, bank in enumerate(banks):
                     with m.Case(b):
-                        m.d.comb += value.eq(bank.r_data)
+                        m.d.comb += value.eq(bank.r_data if outputs is None else outputs[b])
             return value
 
         # Stage 1: the sum, written at the end of the cycle (fast clocks: registered, and
@@ -194,30 +212,49 @@ class Accumulator(wiring.Component):
             # Stage 2 (`s2_*`) writes the sum of the write before stage 1's; `last_*` is the
             # one before that, written at the end of the previous cycle. A bank read sees
             # neither: both are forwarded to the reads they landed after (stage 2's first).
+            # Registered: a stage (`add_*`) forms the sum from the banks' registered outputs
+            # before `s2_*` writes it, and three writes in flight are forwarded.
             s1_addr = Signal.like(w.addr)
             s1_row = Signal(row_layout)
             m.d.sync += [s1_addr.eq(w.addr), s1_row.eq(w.row)]
+            if registered:
+                outputs = [Signal(row_layout, name=f"bank{b}_output")
+                           for b in range(len(banks))]
+                m.d.sync += [out.eq(bank.r_data) for out, bank in zip(outputs, banks, strict=True)]
+                add_valid, add_accumulate = Signal(), Signal()
+                add_addr, add_bank, add_row = Signal.like(w.addr), Signal.like(w_bank), \
+                    Signal(row_layout)
+                m.d.sync += [add_valid.eq(s1_valid), add_accumulate.eq(s1_accumulate),
+                             add_addr.eq(s1_addr), add_bank.eq(s1_bank), add_row.eq(s1_row)]
+                stored = bank_data(add_bank, outputs)
+            else:
+                add_valid, add_accumulate, add_addr, add_bank, add_row = \
+                    s1_valid, s1_accumulate, s1_addr, s1_bank, s1_row
+                stored = bank_data(s1_bank)
+            # The write stage: stage 2, or stage 3 registered.
             s2_valid, s2_addr, s2_bank = Signal(), Signal.like(w.addr), Signal.like(w_bank)
             s2_row = Signal(row_layout)
-            m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_bank.eq(s1_bank),
+            m.d.sync += [s2_valid.eq(add_valid), s2_addr.eq(add_addr), s2_bank.eq(add_bank),
                          s2_row.eq(total)]
-            last_valid = Signal()
-            last_addr = Signal.like(w.addr)
-            last_row = Signal(row_layout)
-            m.d.sync += [last_valid.eq(s2_valid), last_addr.eq(s2_addr), last_row.eq(s2_row)]
+            in_flight = [(s2_valid, s2_addr, s2_row)]  # newest first
+            for _ in range(2 if registered else 1):
+                valid, addr, row = in_flight[-1]
+                older = Signal(), Signal.like(addr), Signal(row_layout)
+                m.d.sync += [older[0].eq(valid), older[1].eq(addr), older[2].eq(row)]
+                in_flight.append(older)
 
             def forwarded(addr, stored):
-                """``stored``, or the newest row in stage 2 or written in the previous cycle
-                if it was ``addr``."""
+                """``stored``, or the newest row in the write stage or written in the
+                cycles before (one; registered: two) if it was ``addr``."""
                 value = Signal(row_layout)
                 m.d.comb += value.eq(stored)
-                with m.If(s2_valid & (s2_addr == addr)):
-                    m.d.comb += value.eq(s2_row)
-                with m.Elif(last_valid & (last_addr == addr)):
-                    m.d.comb += value.eq(last_row)
+                for valid, row_addr, row in reversed(in_flight):  # the newest wins
+                    with m.If(valid & (row_addr == addr)):
+                        m.d.comb += value.eq(row)
                 return value
 
-            base = forwarded(s1_addr, bank_data(s1_bank))
+            base = forwarded(add_addr, stored)
+            s1_row, s1_accumulate = add_row, add_accumulate  # the adder's inputs
             write_valid, write_addr, write_bank, write_row = s2_valid, s2_addr, s2_bank, s2_row
         for n in range(dim):
             m.d.comb += total[n].eq(s1_row[n] + Mux(s1_accumulate, base[n], 0))
@@ -233,6 +270,8 @@ class Accumulator(wiring.Component):
         conflict = rmw_read & r_in_range & (r_bank == w_bank)
         if slow:  # the row written now is not forwarded to this read: it waits
             conflict |= s1_valid & (s1_addr == r_addr[:len(s1_addr)])
+        elif registered:  # that row's sum is formed only in the next cycle: it waits
+            conflict |= s1_valid & (s1_addr == r_addr)
         m.d.comb += self.read.ready.eq(response.ready & ~conflict)
         r_fire = self.read.valid & self.read.ready
         m.d.comb += response.issue.eq(r_fire)

@@ -32,15 +32,17 @@ class AccumulatorProof(Elaboratable):
     Where a write's row follows its address (:attr:`Accumulator.row_follows`) the reference
     takes the row in the next cycle, two writes in consecutive cycles are assumed to be into
     different rows (the protocol), and the covered accumulates are two cycles apart.
+    ``registered`` is the accumulator's (its banks' outputs registered: three writes to
+    forward).
     """
 
-    def __init__(self, config):
-        self.config = config
+    def __init__(self, config, registered=False):
+        self.config, self.registered = config, registered
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        m.submodules.dut = dut = Accumulator(cfg)
+        m.submodules.dut = dut = Accumulator(cfg, registered=self.registered)
         m.d.comb += Assume(ResetSignal() == Initial())
         for port in (dut.write.valid, dut.write.payload, dut.read.valid, dut.read.payload,
                      dut.read_data.ready):

@@ -14,13 +14,16 @@ BMC_DEPTH = 16
 
 
 @pytest.mark.usefixtures("poisoned_srams")
-@pytest.mark.parametrize("target_mhz", [30.0, 100.0], ids=["slow", "fast"])
-def test_accumulator_proof(build_dir, target_mhz):
-    """Slow clocks (the row a cycle after its address) and fast ones (the sum registered and
-    written a cycle later: two writes in flight to forward). A bank's read of the row it
-    writes in the same cycle returns garbage (conftest): the forwarding must cover it."""
+@pytest.mark.parametrize("target_mhz, registered", [(30.0, False), (100.0, False),
+                                                    (100.0, True)],
+                         ids=["slow", "fast", "registered"])
+def test_accumulator_proof(build_dir, target_mhz, registered):
+    """Slow clocks (the row a cycle after its address), fast ones (the sum registered and
+    written a cycle later: two writes in flight to forward) and fast ones with the banks'
+    outputs registered (three). A bank's read of the row it writes in the same cycle returns
+    garbage (conftest): the forwarding must cover it."""
     config = PROOF_CONFIG.replace(target_mhz=target_mhz)
-    status = run_sby(AccumulatorProof(config), "accumulator_proof", build_dir,
+    status = run_sby(AccumulatorProof(config, registered), "accumulator_proof", build_dir,
                      bmc_depth=BMC_DEPTH, cover_depth=BMC_DEPTH)
     assert status == {"bmc": "PASS", "cover": "PASS"}, (build_dir, status)
 

@@ -28,8 +28,8 @@ class SameCycleWrites(wiring.Component):
     row written in the cycle before waits a cycle (``write.ready`` low). Same members as the
     accumulator."""
 
-    def __init__(self, config):
-        self.accumulator = Accumulator(config)
+    def __init__(self, config, registered=False):
+        self.accumulator = Accumulator(config, registered=registered)
         super().__init__(self.accumulator.signature)
 
     @property
@@ -126,6 +126,11 @@ SMALL = TesseraConfig(dim=3, sp_depth=32, acc_depth=16, addr_width=8)
 
 #: Scratchpad read ports: answers held in the banks (30 MHz) or buffered (80 MHz).
 READ_PORTS = pytest.mark.parametrize("mhz", [30.0, 80.0], ids=["held", "buffered"])
+#: Accumulators: slow clocks (the row follows its address), fast, fast with registered bank
+#: outputs (the ECP5-85F's).
+ACC_MODES = pytest.mark.parametrize("mhz, registered", [(30.0, False), (80.0, False),
+                                                        (80.0, True)],
+                                    ids=["slow", "fast", "registered"])
 
 
 @READ_PORTS
@@ -148,22 +153,22 @@ def test_scratchpad_random(stall, single_port, mhz):
     assert error == model.error == True  # noqa: E712 (some addresses were out of range)
 
 
-@READ_PORTS
+@ACC_MODES
 @pytest.mark.parametrize("stall", [0.0, 0.3], ids=["idle", "stalls"])
 @pytest.mark.parametrize("postproc_lanes", [None, 1], ids=["3-deep", "1-deep"])
-def test_accumulator_random(stall, postproc_lanes, mhz):
+def test_accumulator_random(stall, postproc_lanes, mhz, registered):
     """With one post-processing lane (a row every 3 cycles) the read buffer is 1 deep. At
     30 MHz a read of the row being written waits instead of being forwarded."""
     seed = 50 + int(stall * 10)
     config = SMALL.replace(postproc_lanes=postproc_lanes, target_mhz=mhz)
-    print(f"seed={seed} config={config}")
+    print(f"seed={seed} config={config} registered={registered}")
     rng = np.random.default_rng(seed)
     hot = [0, 5, config.acc_depth - 1]
     waddr = random_addresses(rng, 400, config.acc_depth, config.addr_width, hot, 0.03)
     writes = [{"addr": a, "accumulate": int(rng.random() < 0.7),
                "row": [int(v) for v in random_operands(rng, 3, 32, True)]} for a in waddr]
     reads = random_addresses(rng, 300, config.acc_depth, config.addr_width, hot, 0.03)
-    dut = SameCycleWrites(config)
+    dut = SameCycleWrites(config, registered)
     assert dut.accumulator.read_buffer_depth == (3 if postproc_lanes is None else 1)
     log, answers, error = run_memory(dut, writes, reads, seed=seed, stall=stall)
     model = AccumulatorModel(config)
@@ -171,8 +176,8 @@ def test_accumulator_random(stall, postproc_lanes, mhz):
     assert error == model.error == True  # noqa: E712
 
 
-@READ_PORTS
-def test_accumulate_same_row_every_cycle_at_full_rate(mhz):
+@ACC_MODES
+def test_accumulate_same_row_every_cycle_at_full_rate(mhz, registered):
     """Accumulates into one row on consecutive cycles, then into two rows alternately, with
     wrap-around; then the rows are read back. Where the row follows its address (30 MHz) a
     write into the row written in the cycle before waits one cycle; the others do not."""
@@ -183,7 +188,7 @@ def test_accumulate_same_row_every_cycle_at_full_rate(mhz):
               + [{"addr": 3 + (i % 2), "accumulate": 1, "row": [2**31 - 1, -2**31, 1]}
                  for i in range(10)])
     reads = [3, 4, 3]
-    dut = SameCycleWrites(config)
+    dut = SameCycleWrites(config, registered)
     answers = []
 
     async def bench(ctx):
@@ -254,8 +259,9 @@ def test_row_follows_address_at_slow_clocks():
     assert result == {2: [6, 3, 8], 3: rows["b"]}
 
 
-@READ_PORTS
-@pytest.mark.parametrize("memory", ["scratchpad", "accumulator"])
+@pytest.mark.parametrize("memory, mhz", [("scratchpad", 30.0), ("scratchpad", 80.0),
+                                         ("accumulator", 30.0), ("accumulator", 80.0),
+                                         ("registered", 80.0)])
 def test_ports_run_at_full_rate_on_different_banks(memory, mhz):
     """Writes into bank 0 and reads of bank 1, every cycle, no conflicts, no stalls."""
     config = SMALL.replace(target_mhz=mhz)
@@ -267,7 +273,7 @@ def test_ports_run_at_full_rate_on_different_banks(memory, mhz):
         dut = Scratchpad(config.replace(sp_single_port=True))
         writes = [{"addr": int(a), "row": [1, 2, 3]} for a in rng.integers(0, half, n)]
     else:
-        dut = SameCycleWrites(config)
+        dut = SameCycleWrites(config, memory == "registered")
         addrs = [0]
         for _ in range(n - 1):  # never one row twice in a row: no waits
             addrs.append(int(rng.choice([a for a in range(half) if a != addrs[-1]])))
@@ -280,8 +286,8 @@ def test_ports_run_at_full_rate_on_different_banks(memory, mhz):
     assert len(answers) == n
 
 
-@READ_PORTS
-def test_same_bank_conflicts_are_counted_and_correct(mhz):
+@ACC_MODES
+def test_same_bank_conflicts_are_counted_and_correct(mhz, registered):
     """Accumulates and store reads in one bank: reads wait, conflicts counted, data right."""
     config = SMALL.replace(target_mhz=mhz)
     rng = np.random.default_rng(12)
@@ -290,7 +296,7 @@ def test_same_bank_conflicts_are_counted_and_correct(mhz):
                "row": [int(v) for v in random_operands(rng, 3, 32, True)]}
               for a in rng.integers(0, half, 50)]
     reads = [int(a) for a in rng.integers(0, half, 50)]
-    dut = SameCycleWrites(config)
+    dut = SameCycleWrites(config, registered)
     conflicts, waited = [0], [0]
 
     async def probe(ctx):
