@@ -25,11 +25,11 @@ class ExecHarness(wiring.Component):
     """The EXEC unit between a scratchpad (written by the test) and an accumulator (read by
     the test)."""
 
-    def __init__(self, config, *, mirrored=None):
+    def __init__(self, config, *, mirrored=None, registered=None):
         self.config = config
         self.unit = ExecUnit(config)
         self.scratchpad = Scratchpad(config)
-        self.accumulator = Accumulator(config, mirrored=mirrored)
+        self.accumulator = Accumulator(config, mirrored=mirrored, registered=registered)
         super().__init__({})
 
     def elaborate(self, platform):
@@ -54,11 +54,12 @@ def exec_insn(weight_addr, act_addr, acc_addr, rows, preload=1, accumulate=0):
                         rows=rows, preload=preload, accumulate=accumulate))
 
 
-def run_exec(config, sp_rows, program, *, seed, stall=0.0, cycles=None, mirrored=None):
+def run_exec(config, sp_rows, program, *, seed, stall=0.0, cycles=None, mirrored=None,
+             registered=None):
     """Fill the scratchpad with ``sp_rows``, run ``program``, read the whole accumulator.
     Returns (accumulator rows, done pulses, final error cause, cycles with an activation
     row entering the array)."""
-    harness = ExecHarness(config, mirrored=mirrored)
+    harness = ExecHarness(config, mirrored=mirrored, registered=registered)
     unit, sp, acc = harness.unit, harness.scratchpad, harness.accumulator
     rng = np.random.default_rng(seed)
     state = {"done": 0, "error": ErrorCause.NONE, "computing": 0, "span": [], "cycle": 0,
@@ -165,16 +166,21 @@ def test_execs_match_model(config, stall):
     assert not bad.size, f"seed={seed}: accumulator row {bad[0][0]} lane {bad[0][1]}"
 
 
+@pytest.mark.parametrize("kind", ["mirrored", "registered"])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_execs_match_model_mirrored_accumulator(stall):
-    """tiny's EXEC unit into the accumulator it has on the iCEBreaker (mirrored)."""
+def test_execs_match_model_other_accumulators(kind, stall):
+    """tiny's EXEC unit into the accumulator it has on the iCEBreaker (mirrored); a fast
+    clock's into the ECP5-85F's (registered bank outputs)."""
     config = preset("tiny").replace(sp_depth=64, acc_depth=32)
-    seed = 90 + int(10 * stall)
+    if kind == "registered":
+        config = config.replace(name="dim3-2stages", dim=3, product_stages=2, target_mhz=80.0)
+    seed = 90 + int(10 * stall) + (kind == "registered")
+    print(f"seed={seed} config={config.name} kind={kind} stall={stall}")
     rng = np.random.default_rng(seed)
     sp_rows = random_sp(config, rng)
     program = random_execs(config, rng, 14)
     acc, done, cause, _, _ = run_exec(config, sp_rows, program, seed=seed, stall=stall,
-                                      mirrored=True)
+                                      **{kind: True})
     model, model_cause = model_exec(config, sp_rows, program)
     assert (cause, model_cause, done) == (ErrorCause.NONE, ErrorCause.NONE, len(program))
     assert np.array_equal(acc, model.acc), f"seed={seed}"
@@ -228,8 +234,9 @@ def test_tag_too_narrow():
     assert not unit.tagged
 
 
-@pytest.mark.parametrize("mhz", [30.0, 80.0], ids=["row-follows", "forwarded"])
-def test_next_instruction_into_the_last_row(mhz):
+@pytest.mark.parametrize("mhz, registered", [(30.0, False), (80.0, False), (80.0, True)],
+                         ids=["row-follows", "forwarded", "registered"])
+def test_next_instruction_into_the_last_row(mhz, registered):
     """EXECs whose first accumulator row is the last row of the EXEC before them: at 30 MHz
     (the accumulator takes each row a cycle after its address) such a first activation row
     enters the array at least a cycle after the row before it (the accumulator's error flag
@@ -243,7 +250,8 @@ def test_next_instruction_into_the_last_row(mhz):
                    *(exec_insn(0, act, acc, rows, preload=0, accumulate=1)
                      for act, acc, rows in zip([9, 10, 14, 20], acc_addrs[1:], [1, 4, 5, 2],
                                                strict=True))]
-        acc, done, cause, computing, (first, last) = run_exec(config, sp_rows, program, seed=5)
+        acc, done, cause, computing, (first, last) = run_exec(config, sp_rows, program, seed=5,
+                                                              registered=registered)
         model, _ = model_exec(config, sp_rows, program)
         assert np.array_equal(acc, model.acc) and cause == ErrorCause.NONE
         assert done == 5 and computing == 13
