@@ -71,13 +71,16 @@ class AXI4RAM(wiring.Component):
     The host port (:class:`RAMPortSignature`) has priority: in a cycle where it writes,
     ``WREADY`` is low. Its reads never wait, and ``host.busy`` is low, except as below.
 
-    With ``write_register`` (two-port memory only), a write (host or W beat) is registered
+    With ``registered`` (two-port memory only), a write (host or W beat) is registered
     and reaches the memory a cycle later, so that the memory's write inputs come from
-    flip-flops (its 32 block RAMs spread over an ECP5-85F: the write arbitration and that
-    fan-out are then two paths). B still follows the last beat by one cycle, when that
-    beat lands; a host read waits (``busy``) in the cycle a write lands, so it sees every
-    write taken before it. An R fetch in that cycle reads the old word: only a read burst
-    accepted before the write's B could, which AXI leaves unordered. The
+    flip-flops, and the host port's word is registered before its byte is picked (its 32
+    block RAMs spread over an ECP5-85F: the write arbitration, the fan-out to the blocks and
+    the multiplexer of their outputs are then separate paths). B still follows the last beat
+    by one cycle, when that beat lands. A host read takes two cycles: ``busy`` in the first
+    (the memory reads), low in the second (the word is registered), ``r_data`` in the third;
+    it does not start in a cycle a write lands, so it sees every write taken before it. An R
+    fetch in that cycle reads the old word: only a read burst accepted before the write's B
+    could, which AXI leaves unordered. The
     memory is a :class:`Memory` with synchronous read ports; on Tiny Tapeout (no SRAM macros)
     it becomes flip-flops, so keep ``size`` small.
 
@@ -120,8 +123,9 @@ class AXI4RAM(wiring.Component):
     max_burst : int
         Longest burst served, beats: a power of two from 1 to 256 (below 256 only with
         ``full_incr_only``); longer ones are refused with DECERR (see above).
-    write_register : bool
-        Writes reach the memory a cycle after they are taken (not with ``single_port``).
+    registered : bool
+        Writes reach the memory a cycle after they are taken, host reads take two cycles
+        (not with ``single_port``).
 
     Members
     -------
@@ -132,21 +136,21 @@ class AXI4RAM(wiring.Component):
     ------
     TypeError
         ``size`` is not an integer, ``signature`` not an AXI4Signature, ``single_port`` or
-        ``full_incr_only`` or ``write_register`` not a bool, ``max_burst`` not an integer.
+        ``full_incr_only`` or ``registered`` not a bool, ``max_burst`` not an integer.
     ValueError
         ``size`` is not a positive multiple of the beat size (a power of two of at least two
         beats with ``single_port``); the port lacks a half; ``max_burst`` is not a power of
-        two from 1 to 256, or below 256 without ``full_incr_only``; ``write_register``
+        two from 1 to 256, or below 256 without ``full_incr_only``; ``registered``
         with ``single_port``.
     """
 
     def __init__(self, size, signature, *, single_port=False, full_incr_only=False,
-                 max_burst=256, write_register=False):
+                 max_burst=256, registered=False):
         try:
             self._check(size, signature)
             for name, value in (("single_port", single_port),
                                 ("full_incr_only", full_incr_only),
-                                ("write_register", write_register)):
+                                ("registered", registered)):
                 if not isinstance(value, bool):
                     raise TypeError(f"{name} must be a bool, not {value!r}")
             if not isinstance(max_burst, int) or isinstance(max_burst, bool):
@@ -159,14 +163,14 @@ class AXI4RAM(wiring.Component):
             if single_port and (words < 2 or words & (words - 1)):
                 raise ValueError(f"a single-port RAM size must be a power of two of at least "
                                  f"{2 * signature.beat_bytes} bytes, not {size!r}")
-            if single_port and write_register:
-                raise ValueError("write_register needs a two-port RAM (single_port=False)")
+            if single_port and registered:
+                raise ValueError("registered needs a two-port RAM (single_port=False)")
         except (TypeError, ValueError):
             self._MustUse__silence = True
             raise
         self.size, self.single_port, self.full_incr_only = size, single_port, full_incr_only
         self.beat_bytes, self.max_burst = signature.beat_bytes, max_burst
-        self.write_register = write_register
+        self.registered = registered
         super().__init__({
             "axi": In(signature),
             "host": In(RAMPortSignature(max(1, (size - 1).bit_length()))),
@@ -302,16 +306,22 @@ class AXI4RAM(wiring.Component):
             host_read = memory.read_port()
             read_addr, read_en, read_data = read.addr, read.en, read.data
             host_busy = host_write = host.w_en
-            if self.write_register:  # the memory writes what the arbitration chose before
+            m.d.comb += host_read.addr.eq(word(host.addr))
+            if self.registered:  # the memory writes what the arbitration chose before
                 write_addr, write_data = Signal.like(write.addr), Signal.like(write.data)
                 write_en = Signal.like(write.en)
                 m.d.sync += [write.addr.eq(write_addr), write.data.eq(write_data),
                              write.en.eq(write_en)]
-                m.d.comb += host.busy.eq(host.r_en & write.en.any())
+                # A host read: the memory reads (busy), then its word is registered.
+                host_reading, host_data = Signal(), Signal.like(host_read.data)
+                host_start = host.r_en & ~host_reading & ~write.en.any()
+                m.d.comb += [host_read.en.eq(host_start),
+                             host.busy.eq(host.r_en & ~host_reading)]
+                m.d.sync += [host_reading.eq(host_start), host_data.eq(host_read.data)]
             else:
                 write_addr, write_data, write_en = write.addr, write.data, write.en
-            m.d.comb += [host_read.addr.eq(word(host.addr)), host_read.en.eq(host.r_en)]
-            host_data = host_read.data
+                m.d.comb += host_read.en.eq(host.r_en)
+                host_data = host_read.data
 
         # Host port: it has priority over the bursts.
         host_lane = Signal(max(1, lsb))

@@ -57,7 +57,7 @@ class BoardSystem(wiring.Component):
     ram_ports : int
         1: the system memory is single-ported. 2: two ports (on ECP5 two
         block RAM copies, 64 DP16KD for 64 KiB) and registered writes, so that no
-        arbitration lies before the block RAMs' inputs (``AXI4RAM(write_register=True)``).
+        arbitration lies before the block RAMs' inputs (``AXI4RAM(registered=True)``).
 
     Members
     -------
@@ -95,7 +95,7 @@ class BoardSystem(wiring.Component):
         # ``dma_max_burst`` beats), others refused.
         slow = not config.fast_clock
         self._ram = AXI4RAM(ram_bytes, dma_axi_signature(config), single_port=ram_ports == 1,
-                            full_incr_only=slow, write_register=ram_ports == 2,
+                            full_incr_only=slow, registered=ram_ports == 2,
                             max_burst=config.dma_max_burst if slow else 256)
         if serial == "uart":
             ports = {"uart_rx": wiring.In(1, init=1), "uart_tx": Out(1, init=1)}

@@ -128,12 +128,12 @@ def run_with_host_writes(dut, bus, host):
     sim.run()
 
 
-@pytest.mark.parametrize("single_port, size_bytes, full_incr_only, write_register",
+@pytest.mark.parametrize("single_port, size_bytes, full_incr_only, registered",
                          [(False, 128, False, False), (True, 128, False, False),
                           (False, 120, False, False), (True, 128, True, False),
                           (False, 120, True, False), (False, 120, False, True)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, write_register,
+def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, registered,
                                 stall):
     """Random bursts (INCR and FIXED, full and narrow beats, random strobes, outside the
     memory) while the host port writes its own region; then bursts across the end (also of
@@ -142,10 +142,10 @@ def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, write_r
     host_top = 96  # the host port writes [96, 128) while bursts stay below or outside
     rng = np.random.default_rng(seed)
     print(f"seed={seed} single_port={single_port} size_bytes={size_bytes} "
-          f"full_incr_only={full_incr_only} write_register={write_register} stall={stall}")
+          f"full_incr_only={full_incr_only} registered={registered} stall={stall}")
     dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
                   single_port=single_port, full_incr_only=full_incr_only,
-                  write_register=write_register)
+                  registered=registered)
     memory = bytearray(size_bytes)
     host_done, failures = [], []
 
@@ -176,10 +176,9 @@ def test_ram_bursts_match_model(single_port, size_bytes, full_incr_only, write_r
                 await burst(ctx, addr, 4, 2, AXIBurst.INCR)
         for addr in range(0, size_bytes, 32):
             await burst(ctx, addr, 8, 2, AXIBurst.INCR)
-        ctx.set(dut.host.r_en, 1)
         for addr in range(size_bytes):
             ctx.set(dut.host.addr, addr)
-            await ctx.tick()
+            await host_access(ctx, dut.host, dut.host.r_en)
             if ctx.get(dut.host.r_data) != memory[addr]:
                 failures.append(f"host read {addr}: {ctx.get(dut.host.r_data)}, "
                                 f"want {memory[addr]}")
@@ -234,11 +233,11 @@ def test_long_full_incr_bursts(single_port, size_bytes, max_burst):
     assert not failures, f"seed={seed}: {failures[:5]}"
 
 
-@pytest.mark.parametrize("single_port, full_incr_only, write_register",
+@pytest.mark.parametrize("single_port, full_incr_only, registered",
                          [(False, False, False), (True, False, False), (True, True, False),
                           (False, False, True)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_bursts_and_host_port_match_model(single_port, full_incr_only, write_register, stall):
+def test_bursts_and_host_port_match_model(single_port, full_incr_only, registered, stall):
     """Random read and write bursts from two concurrent managers (edge data: 0, all-ones,
     0x80 bytes) while the host port reads and writes its own region; host reads take ``r_en``
     and check ``r_data`` the next cycle; then every byte is read back over AXI."""
@@ -247,10 +246,10 @@ def test_bursts_and_host_port_match_model(single_port, full_incr_only, write_reg
     host_base = 192  # the host owns [192, 256); the bursts stay below it or go outside
     rng = np.random.default_rng(seed)
     print(f"seed={seed} single_port={single_port} full_incr_only={full_incr_only} "
-          f"write_register={write_register} stall={stall}")
+          f"registered={registered} stall={stall}")
     dut = AXI4RAM(size_bytes, AXI4Signature(addr_width=32, data_width=32, id_width=4),
                   single_port=single_port, full_incr_only=full_incr_only,
-                  write_register=write_register)
+                  registered=registered)
     memory = bytearray(size_bytes)
     failures, done = [], []
     edge_words = [0, 0xFFFF_FFFF, 0x8080_8080, 0x7F7F_7F7F]
@@ -364,15 +363,15 @@ def test_single_port_ram_bytes_and_read_latency():
     sim.run()
 
 
-@pytest.mark.parametrize("single_port, write_register",
+@pytest.mark.parametrize("single_port, registered",
                          [(False, False), (True, False), (False, True)])
-def test_concurrent_bursts_take_turns(single_port, write_register):
+def test_concurrent_bursts_take_turns(single_port, registered):
     """A write and a read burst that both run flat out: the single port serves them in turn
     (each moves a beat at least every other cycle, as documented); with two ports each moves a
     beat every cycle. Neither starves. The data are checked too."""
     length = 16
     dut = AXI4RAM(256, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                  single_port=single_port, write_register=write_register)
+                  single_port=single_port, registered=registered)
     axi = dut.axi
     w_cycles, r_cycles, r_data = [], [], []
     written = [0x8000_0000 | n << 8 | 0x7F for n in range(length)]
@@ -423,16 +422,16 @@ def test_concurrent_bursts_take_turns(single_port, write_register):
     assert r_data == want
 
 
-@pytest.mark.parametrize("single_port, write_register",
+@pytest.mark.parametrize("single_port, registered",
                          [(False, False), (True, False), (False, True)])
-def test_reads_right_after_writes_see_them(single_port, write_register):
+def test_reads_right_after_writes_see_them(single_port, registered):
     """Back to back: a host read in the cycle after the host's write of that byte; an AXI
     read burst issued right after B, over the words its write burst just wrote."""
     seed = 31
     rng = np.random.default_rng(seed)
-    print(f"seed={seed} single_port={single_port} write_register={write_register}")
+    print(f"seed={seed} single_port={single_port} registered={registered}")
     dut = AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                  single_port=single_port, write_register=write_register)
+                  single_port=single_port, registered=registered)
     failures = []
 
     async def bench(ctx):
@@ -476,10 +475,10 @@ def _unused(elaboratable):
     (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
                      full_incr_only=None), TypeError, r"^full_incr_only must be a bool"),
     (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                     write_register=1), TypeError, r"^write_register must be a bool"),
+                     registered=1), TypeError, r"^registered must be a bool"),
     (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
-                     single_port=True, write_register=True), ValueError,
-     r"^write_register needs a two-port RAM"),
+                     single_port=True, registered=True), ValueError,
+     r"^registered needs a two-port RAM"),
     (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),
                      max_burst=16), ValueError, r"^max_burst must be a power of two"),
     (lambda: AXI4RAM(64, AXI4Signature(addr_width=32, data_width=32, id_width=4),

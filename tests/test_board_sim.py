@@ -148,7 +148,7 @@ def test_board_sim_two_port_ram_on_ulx3s():
     system, _ = board_system("ulx3s-85f", "micro")
     for block in (system, system._ram, system._uart):  # built for its parameters only
         block._MustUse__silence = True
-    assert not system._ram.single_port and system._ram.write_register
+    assert not system._ram.single_port and system._ram.registered
     gemm = dict(m=5, k=7, n=3, seed=811, requant=True)
     print(f"{gemm} (seed {gemm['seed']})")
     [report] = run_board_gemms("ulx3s-85f", [gemm], config="micro")
