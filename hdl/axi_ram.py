@@ -69,20 +69,21 @@ class AXI4RAM(wiring.Component):
     W beat and holds until ``BREADY``.
 
     The host port (:class:`RAMPortSignature`) has priority: in a cycle where it writes,
-    ``WREADY`` is low. Its reads never wait, and ``host.busy`` is low, except as below.
-
-    With ``registered`` (two-port memory only), a write (host or W beat) is registered
-    and reaches the memory a cycle later, so that the memory's write inputs come from
-    flip-flops, and the host port's word is registered before its byte is picked (its 32
-    block RAMs spread over an ECP5-85F: the write arbitration, the fan-out to the blocks and
-    the multiplexer of their outputs are then separate paths). B still follows the last beat
-    by one cycle, when that beat lands. A host read takes two cycles: ``busy`` in the first
-    (the memory reads), low in the second (the word is registered), ``r_data`` in the third;
-    it does not start in a cycle a write lands, so it sees every write taken before it. An R
-    fetch in that cycle reads the old word: only a read burst accepted before the write's B
-    could, which AXI leaves unordered. The
+    ``WREADY`` is low. Its reads never wait, and ``host.busy`` is low, except as below. The
     memory is a :class:`Memory` with synchronous read ports; on Tiny Tapeout (no SRAM macros)
     it becomes flip-flops, so keep ``size`` small.
+
+    With ``registered`` (two-port memory, every burst served), a write (host or W beat) is
+    registered and reaches the memory a cycle later, so that the memory's write inputs come
+    from flip-flops, and the words read are registered before use (the 32 block RAMs of 64 KiB
+    spread over an ECP5-85F: the write arbitration, the fan-out to the blocks and the
+    multiplexer of their outputs are then separate paths). R's first beat then follows the
+    AR handshake by two cycles, then one per cycle while ``RREADY`` is high. B still follows
+    the last W beat by one cycle, when that beat lands. A host read takes two cycles:
+    ``busy`` in the first (the memory reads), low in the second (the word is registered),
+    ``r_data`` in the third; it does not start in a cycle a write lands, so it sees every
+    write taken before it. An R fetch in that cycle reads the old word: only a read burst
+    accepted before the write's B could, which AXI leaves unordered.
 
     With ``full_incr_only`` (for small FPGAs; the Tessera DMA issues nothing else) only INCR
     bursts of full-width beats (``AxSIZE`` = log2 of the beat bytes) are served: the burst
@@ -124,8 +125,8 @@ class AXI4RAM(wiring.Component):
         Longest burst served, beats: a power of two from 1 to 256 (below 256 only with
         ``full_incr_only``); longer ones are refused with DECERR (see above).
     registered : bool
-        Writes reach the memory a cycle after they are taken, host reads take two cycles
-        (not with ``single_port``).
+        Writes reach the memory a cycle after they are taken, R beats come a cycle later,
+        host reads take two cycles (not with ``single_port`` or ``full_incr_only``).
 
     Members
     -------
@@ -141,7 +142,7 @@ class AXI4RAM(wiring.Component):
         ``size`` is not a positive multiple of the beat size (a power of two of at least two
         beats with ``single_port``); the port lacks a half; ``max_burst`` is not a power of
         two from 1 to 256, or below 256 without ``full_incr_only``; ``registered``
-        with ``single_port``.
+        with ``single_port`` or ``full_incr_only``.
     """
 
     def __init__(self, size, signature, *, single_port=False, full_incr_only=False,
@@ -163,8 +164,9 @@ class AXI4RAM(wiring.Component):
             if single_port and (words < 2 or words & (words - 1)):
                 raise ValueError(f"a single-port RAM size must be a power of two of at least "
                                  f"{2 * signature.beat_bytes} bytes, not {size!r}")
-            if single_port and registered:
-                raise ValueError("registered needs a two-port RAM (single_port=False)")
+            if registered and (single_port or full_incr_only):
+                raise ValueError("registered needs a two-port RAM (single_port=False) serving "
+                                 "every burst (full_incr_only=False)")
         except (TypeError, ValueError):
             self._MustUse__silence = True
             raise
@@ -347,8 +349,22 @@ class AXI4RAM(wiring.Component):
             if not self.full_incr_only:
                 m.d.sync += [r_size.eq(axi.arsize), r_burst.eq(axi.arburst)]
         fetch = Signal()
+        # The fetched beat's registers: R's own, or (``registered``) stage A's, whose data is
+        # the memory's output (held while A waits); R's registers then take it, data too.
+        if self.registered:
+            r_valid, r_last_flag, r_resp, r_beat_id = \
+                Signal(), Signal(), Signal.like(axi.rresp), Signal.like(axi.rid)
+            r_moves = ~axi.rvalid | axi.rready  # R takes stage A's beat (if any)
+            stalled = r_valid & ~r_moves
+            with m.If(r_moves):
+                m.d.sync += [axi.rvalid.eq(r_valid), axi.rlast.eq(r_last_flag),
+                             axi.rresp.eq(r_resp), axi.rid.eq(r_beat_id),
+                             axi.rdata.eq(Mux(r_outside, 0, read_data))]
+        else:
+            r_valid, r_last_flag, r_resp, r_beat_id = axi.rvalid, axi.rlast, axi.rresp, axi.rid
+            r_moves = axi.rready
+            m.d.comb += axi.rdata.eq(Mux(r_outside, 0, read_data))
         fetch_wanted = r_busy & ~stalled
-        m.d.comb += axi.rdata.eq(Mux(r_outside, 0, read_data))
         if lean_r:
             # ``r_addr`` is the beat in R (or the next to fetch): it advances as a beat is
             # taken, and the port reads ``r_addr`` plus that (again, while R waits).
@@ -367,18 +383,18 @@ class AXI4RAM(wiring.Component):
             r_last = burst_last(r_left, r_long, r_addr)
         with m.If(fetch):
             m.d.sync += [
-                axi.rvalid.eq(1), axi.rlast.eq(r_last),
-                axi.rresp.eq(Mux(r_out, AXIResp.DECERR, AXIResp.OKAY)), r_outside.eq(r_out),
+                r_valid.eq(1), r_last_flag.eq(r_last),
+                r_resp.eq(Mux(r_out, AXIResp.DECERR, AXIResp.OKAY)), r_outside.eq(r_out),
                 *burst_step(r_left),
             ]
             if not lean_r:
                 m.d.sync += advance(r_addr, r_high, r_size, r_burst)
             if not self.full_incr_only:
-                m.d.sync += axi.rid.eq(r_id)
+                m.d.sync += r_beat_id.eq(r_id)
             with m.If(r_last):
                 m.d.sync += r_busy.eq(0)
-        with m.Elif(axi.rready):
-            m.d.sync += axi.rvalid.eq(0)
+        with m.Elif(r_moves):
+            m.d.sync += r_valid.eq(0)
 
         # Write bursts.
         w_addr, w_high, w_busy = Signal(inside - low), Signal(), Signal()

@@ -91,12 +91,13 @@ class BoardSystem(wiring.Component):
         if serial == "uart":
             self._uart = UART(clk_hz, baud, gap_bits=max(20, round(baud * GAP_SECONDS)),
                               compact=not config.fast_clock)
-        # Slow clocks (iCE40): only the DMA's bursts (full-width INCR, at most
+        # Slow clocks (iCE40) on one port: only the DMA's bursts (full-width INCR, at most
         # ``dma_max_burst`` beats), others refused.
         slow = not config.fast_clock
+        lean = slow and ram_ports == 1
         self._ram = AXI4RAM(ram_bytes, dma_axi_signature(config), single_port=ram_ports == 1,
-                            full_incr_only=slow, registered=ram_ports == 2,
-                            max_burst=config.dma_max_burst if slow else 256)
+                            full_incr_only=lean, registered=ram_ports == 2,
+                            max_burst=config.dma_max_burst if lean else 256)
         if serial == "uart":
             ports = {"uart_rx": wiring.In(1, init=1), "uart_tx": Out(1, init=1)}
         else:
