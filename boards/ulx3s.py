@@ -1,9 +1,8 @@
 """ULX3S with an ECP5 LFE5U-85F, with the ``large`` accelerator.
 
 Host link: the FT231X (US1 port, ``/dev/ttyUSB0`` on Linux) at 3 Mbaud. System memory:
-64 KiB of block RAM, two-ported with registered writes (64 of the 208 DP16KD: the 85F has
-room, and the single port's arbitration before 32 block RAMs spread over the die was the
-critical path).
+64 KiB of block RAM (single-ported: the two-port registered one, ``ram_ports=2``, and the
+registered accumulator are for timing closure, not yet routed as a whole: see README).
 """
 
 from functools import partial
@@ -29,7 +28,7 @@ def _leds(platform):
 BOARD = dict(
     name="ulx3s-85f",
     platform=ULX3S_85F_Platform,
-    top=partial(BoardTop, clock="clk25", pll=ECP5PLL, uart=_uart, leds=_leds, ram_ports=2),
+    top=partial(BoardTop, clock="clk25", pll=ECP5PLL, uart=_uart, leds=_leds),
     selftest=partial(SelfTestTop, clock="clk25", pll=ECP5PLL, leds=_leds),
     default_config="large",
     synth_opts="",

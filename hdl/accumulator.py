@@ -51,7 +51,7 @@ class Accumulator(wiring.Component):
     written last), so back-to-back accumulates into one row are exact at one row per cycle,
     and a read the cycle after a write sees it.
 
-    Registered (:meth:`registered_for`: fast clocks on an ECP5-85F, where a block RAM's
+    Registered (``registered``, fast clocks only; for the ECP5-85F, where a block RAM's
     output, unregistered, takes 6 ns and the route to the adder 5 more): each bank's output
     goes into a register first, and the sum is formed a cycle later (stage 2) and written
     from its register in stage 3. The three writes then in flight (stage 3 and the two
@@ -102,7 +102,7 @@ class Accumulator(wiring.Component):
         clocks: or for the write of its row; the top level counts these cycles).
     """
 
-    def __init__(self, config, *, mirrored=None, registered=None):
+    def __init__(self, config, *, mirrored=None, registered=False):
         self.config = config
         self._mirrored, self._registered = mirrored, registered
         super().__init__({
@@ -143,12 +143,9 @@ class Accumulator(wiring.Component):
                 and cfg.dim * cfg.acc_width % EBR_WIDTH == 0)
 
     def registered_for(self, platform):
-        """Whether the accumulator elaborated for ``platform`` registers its banks' outputs
-        (the constructor's ``registered``, or if that is None: fast clocks on an LFE5U-85F)."""
-        if self._registered is not None:
-            return self._registered and self.config.fast_clock
-        device = str(getattr(platform, "device", ""))
-        return self.config.fast_clock and device.startswith("LFE5U-85F")
+        """Whether the accumulator registers its banks' outputs: ``registered`` at fast
+        clocks (not yet automatic on the 85F: the whole system has not routed with it)."""
+        return bool(self._registered) and self.config.fast_clock
 
     @property
     def sram_shapes(self):

@@ -25,7 +25,7 @@ class ExecHarness(wiring.Component):
     """The EXEC unit between a scratchpad (written by the test) and an accumulator (read by
     the test)."""
 
-    def __init__(self, config, *, mirrored=None, registered=None):
+    def __init__(self, config, *, mirrored=None, registered=False):
         self.config = config
         self.unit = ExecUnit(config)
         self.scratchpad = Scratchpad(config)
@@ -55,7 +55,7 @@ def exec_insn(weight_addr, act_addr, acc_addr, rows, preload=1, accumulate=0):
 
 
 def run_exec(config, sp_rows, program, *, seed, stall=0.0, cycles=None, mirrored=None,
-             registered=None):
+             registered=False):
     """Fill the scratchpad with ``sp_rows``, run ``program``, read the whole accumulator.
     Returns (accumulator rows, done pulses, final error cause, cycles with an activation
     row entering the array)."""
