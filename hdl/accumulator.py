@@ -103,6 +103,13 @@ class Accumulator(wiring.Component):
     """
 
     def __init__(self, config, *, mirrored=None, registered=False):
+        if not isinstance(registered, bool):
+            self._MustUse__silence = True
+            raise TypeError(f"registered must be a bool, not {registered!r}")
+        if registered and not config.fast_clock:
+            self._MustUse__silence = True
+            raise ValueError(f"registered needs a fast-clock config (the row of a slow one "
+                             f"follows its address), not {config.target_mhz} MHz")
         self.config = config
         self._mirrored, self._registered = mirrored, registered
         super().__init__({
@@ -145,7 +152,7 @@ class Accumulator(wiring.Component):
     def registered_for(self, platform):
         """Whether the accumulator registers its banks' outputs: ``registered`` at fast
         clocks (not yet automatic on the 85F: the whole system has not routed with it)."""
-        return bool(self._registered) and self.config.fast_clock
+        return self._registered
 
     @property
     def sram_shapes(self):

@@ -56,8 +56,9 @@ class BoardSystem(wiring.Component):
         ``frame_end``; ``baud`` is then unused).
     ram_ports : int
         1: the system memory is single-ported. 2: two ports (on ECP5 two
-        block RAM copies, 64 DP16KD for 64 KiB) and registered writes, so that no
-        arbitration lies before the block RAMs' inputs (``AXI4RAM(registered=True)``).
+        block RAM copies, 64 DP16KD for 64 KiB), registered writes and read words, so that
+        no arbitration lies before the block RAMs' inputs and no logic after their output
+        multiplexer (``AXI4RAM(registered=True)``).
 
     Members
     -------

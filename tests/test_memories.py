@@ -542,3 +542,10 @@ def test_rows_beyond_narrow_matches_the_wide_sum(depth):
     sim = Simulator(m)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_registered_accumulator_needs_a_fast_clock():
+    with pytest.raises(ValueError, match=r"^registered needs a fast-clock config .* 30\.0 MHz$"):
+        Accumulator(SMALL.replace(target_mhz=30.0), registered=True)
+    with pytest.raises(TypeError, match=r"^registered must be a bool, not None$"):
+        Accumulator(SMALL.replace(target_mhz=80.0), registered=None)
