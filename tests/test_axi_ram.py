@@ -8,7 +8,11 @@ from amaranth.sim import Simulator
 from hdl.axi4 import AXI4Signature, AXIBurst, AXIResp
 from hdl.axi_ram import AXI4RAM
 from hdl.single_port_ram import SinglePortRAM
-from sim.streams import idle_cycles
+from sim.streams import handshake, idle_cycles
+
+#: Cycles an AXI or host-port handshake may take before the test fails (none takes more
+#: than a few: the widest wait is a write beat behind a host access and a read's two stages).
+LIMIT = 64
 
 CLOCK = 1e-6
 
@@ -18,7 +22,7 @@ async def axi_write(ctx, axi, addr, beats, *, size=2, burst=AXIBurst.INCR, rng, 
     for name, value in dict(awaddr=addr, awlen=len(beats) - 1, awsize=size, awburst=burst,
                             awid=awid, awvalid=1).items():
         ctx.set(getattr(axi, name), value)
-    await ctx.tick().until(axi.awready)
+    await handshake(ctx, axi.awready, limit=LIMIT)
     ctx.set(axi.awvalid, 0)
     for i, (data, strb) in enumerate(beats):
         idle = idle_cycles(rng, stall)
@@ -28,10 +32,10 @@ async def axi_write(ctx, axi, addr, beats, *, size=2, burst=AXIBurst.INCR, rng, 
         ctx.set(axi.wstrb, strb)
         ctx.set(axi.wlast, i == len(beats) - 1)
         ctx.set(axi.wvalid, 1)
-        await ctx.tick().until(axi.wready)
+        await handshake(ctx, axi.wready, limit=LIMIT)
         ctx.set(axi.wvalid, 0)
     ctx.set(axi.bready, 1)
-    resp, bid = await ctx.tick().sample(axi.bresp, axi.bid).until(axi.bvalid)
+    resp, bid = await handshake(ctx, axi.bvalid, axi.bresp, axi.bid, limit=LIMIT)
     ctx.set(axi.bready, 0)
     assert bid == awid, f"BID {bid}, want {awid}"
     return AXIResp(resp)
@@ -42,10 +46,10 @@ async def axi_read(ctx, axi, addr, length, *, size=2, burst=AXIBurst.INCR, rng, 
     for name, value in dict(araddr=addr, arlen=length - 1, arsize=size, arburst=burst,
                             arid=arid, arvalid=1).items():
         ctx.set(getattr(axi, name), value)
-    await ctx.tick().until(axi.arready)
+    await handshake(ctx, axi.arready, limit=LIMIT)
     ctx.set(axi.arvalid, 0)
     beats = []
-    while len(beats) < length:
+    for _ in range(LIMIT + 8 * length):  # RREADY stalls and host accesses slow the beats
         ready = not (stall and rng.random() < stall)
         ctx.set(axi.rready, ready)
         _, _, valid, data, resp, last, rid = await ctx.tick().sample(
@@ -53,6 +57,10 @@ async def axi_read(ctx, axi, addr, length, *, size=2, burst=AXIBurst.INCR, rng, 
         if valid and ready:
             assert rid == arid, f"RID {rid}, want {arid}"
             beats.append((data, AXIResp(resp), bool(last)))
+            if len(beats) == length:
+                break
+    else:
+        raise AssertionError(f"{len(beats)} of {length} R beats in {LIMIT + 8 * length} cycles")
     ctx.set(axi.rready, 0)
     return beats
 
@@ -61,10 +69,7 @@ async def host_access(ctx, host, enable):
     """Holds ``enable`` (the host port's ``w_en`` or ``r_en``) high until a cycle where the
     RAM is not ``busy``: the access is done in that cycle."""
     ctx.set(enable, 1)
-    while True:
-        _, _, busy = await ctx.tick().sample(host.busy)
-        if not busy:
-            break
+    await handshake(ctx, ~host.busy, limit=LIMIT)
     ctx.set(enable, 0)
 
 
