@@ -120,8 +120,15 @@ class Accumulator(wiring.Component):
             "conflict": Out(1),
         })
 
-    #: Cycles from an accepted read request to its answer on ``read_data``.
-    read_latency = 2
+    #: Cycles from an accepted read request to its answer, unregistered.
+    READ_LATENCY = 2
+
+    @property
+    def read_latency(self):
+        """Cycles from an accepted read request to its answer on ``read_data``:
+        :data:`READ_LATENCY`, one more ``registered`` (the bank read is issued from registers
+        a cycle later)."""
+        return self.READ_LATENCY + self._registered
 
     @property
     def row_follows(self):
@@ -176,15 +183,21 @@ class Accumulator(wiring.Component):
             banks.append(SRAM1R1W(cfg.acc_bank_depth, dim * cfg.acc_width, collision="any"))
             m.submodules[f"bank{b}"] = banks[-1]
 
-        # Stage 0: accept a write; an accumulate reads its bank.
-        w = self.write.payload
-        w_fire = self.write.valid
+        # Stage 0: accept a write; an accumulate reads its bank. Registered: the write
+        # accepted comes from a register (stage 0 is a cycle after the port), and the bank
+        # reads are decided from the port and issued from registers in stage 0.
+        slow = not cfg.fast_clock
+        registered = self.registered_for(platform)
+        w_port, w_port_fire = self.write.payload, self.write.valid
+        w_port_in_range = w_port.addr < cfg.acc_depth
+        if registered:
+            w, w_fire = Signal(acc_write_layout(cfg)), Signal()
+            m.d.sync += [w.eq(w_port), w_fire.eq(w_port_fire)]
+        else:
+            w, w_fire = w_port, w_port_fire
         w_in_range = w.addr < cfg.acc_depth
         w_bank = w.addr[index_bits:]
         m.d.comb += self.write.ready.eq(1)
-
-        slow = not cfg.fast_clock
-        registered = self.registered_for(platform)
 
         def bank_data(bank_select, outputs=None):
             """Row read from bank ``bank_select`` (the read issued in the previous cycle), or
@@ -267,24 +280,36 @@ class Accumulator(wiring.Component):
         m.submodules.response = response = ResponseBuffer(
             acc_read_layout(cfg), self.read_latency - 1, depth=self.read_buffer_depth)
         wiring.connect(m, wiring.flipped(self.read_data), response.output)
+        # Registered: the decisions are for the bank reads of the next cycle (the write at
+        # the port, a read accepted now), taken from registers then.
         r_addr = self.read.payload
         r_in_range = r_addr < cfg.acc_depth
         r_bank = r_addr[index_bits:]
-        rmw_read = w_fire & w_in_range & w.accumulate
-        conflict = rmw_read & r_in_range & (r_bank == w_bank)
+        rmw = w_port if registered else w
+        rmw_read = (w_port_fire & w_port_in_range if registered else w_fire & w_in_range) \
+            & rmw.accumulate
+        conflict = rmw_read & r_in_range & (r_bank == rmw.addr[index_bits:])
         if slow:  # the row written now is not forwarded to this read: it waits
             conflict |= s1_valid & (s1_addr == r_addr[:len(s1_addr)])
-        elif registered:  # that row's sum is formed only in the next cycle: it waits
-            conflict |= s1_valid & (s1_addr == r_addr)
+        elif registered:  # stage 0's row: its sum is formed only after the read: it waits
+            conflict |= w_fire & w_in_range & (w.addr == r_addr)
         m.d.comb += self.read.ready.eq(response.ready & ~conflict)
         r_fire = self.read.valid & self.read.ready
         m.d.comb += response.issue.eq(r_fire)
 
+        decide = m.d.sync if registered else m.d.comb
         for b, bank in enumerate(banks):
-            with m.If(rmw_read & (w_bank == b)):
-                m.d.comb += [bank.r_addr.eq(w.addr[:index_bits]), bank.r_en.eq(1)]
+            if registered:  # straight from flip-flops into the bank's block RAMs
+                read_en = Signal(name=f"bank{b}_r_en")
+                read_addr = Signal(index_bits, name=f"bank{b}_r_addr")
+                m.d.comb += [bank.r_en.eq(read_en), bank.r_addr.eq(read_addr)]
+                m.d.sync += read_en.eq(0)
+            else:
+                read_en, read_addr = bank.r_en, bank.r_addr
+            with m.If(rmw_read & (rmw.addr[index_bits:] == b)):
+                decide += [read_addr.eq(rmw.addr[:index_bits]), read_en.eq(1)]
             with m.Elif(r_fire & r_in_range & (r_bank == b)):
-                m.d.comb += [bank.r_addr.eq(r_addr[:index_bits]), bank.r_en.eq(1)]
+                decide += [read_addr.eq(r_addr[:index_bits]), read_en.eq(1)]
             m.d.comb += [
                 bank.w_addr.eq(write_addr[:index_bits]),
                 bank.w_data.eq(write_row),
@@ -298,7 +323,12 @@ class Accumulator(wiring.Component):
             answer = bank_data(answer_bank)
         else:
             answer_addr = Signal.like(r_addr)
-            m.d.sync += [answer_addr.eq(r_addr), answer_error.eq(~r_in_range)]
+            if registered:  # the bank read comes a cycle after the request
+                request_addr, request_error = Signal.like(r_addr), Signal()
+                m.d.sync += [request_addr.eq(r_addr), request_error.eq(~r_in_range),
+                             answer_addr.eq(request_addr), answer_error.eq(request_error)]
+            else:
+                m.d.sync += [answer_addr.eq(r_addr), answer_error.eq(~r_in_range)]
             # The writes in stages 1 and 2 during the request land after the read: they are
             # in stage 2 and `last_*` now, so forward them.
             answer = forwarded(answer_addr, bank_data(answer_addr[index_bits:]))
@@ -306,7 +336,7 @@ class Accumulator(wiring.Component):
         with m.If(~answer_error):
             m.d.comb += response.data.row.eq(answer)
 
-        refused = (r_fire & ~r_in_range) | (w_fire & ~w_in_range)
+        refused = (r_fire & ~r_in_range) | (w_port_fire & ~w_port_in_range)
         if slow:  # a write of the row of the write before it breaks the protocol
             refused |= w_fire & s1_valid & (s1_addr == w.addr[:len(s1_addr)])
         with m.If(refused):

@@ -288,8 +288,8 @@ class StoreUnit(wiring.Component):
     def latency(self):
         """Cycles from a STORE accepted on ``ctl.insn`` by an idle unit to its first row on
         ``sp_write`` (one more to ``dma_write_data``), with an accumulator answering in
-        :attr:`hdl.accumulator.Accumulator.read_latency` cycles."""
-        return self.issue_latency + Accumulator.read_latency + self.postproc.latency
+        :data:`hdl.accumulator.Accumulator.READ_LATENCY` cycles (one more when registered)."""
+        return self.issue_latency + Accumulator.READ_LATENCY + self.postproc.latency
 
     @property
     def issue_latency(self):
@@ -399,7 +399,7 @@ class StoreUnit(wiring.Component):
             # entry more than the accumulator's read buffer (its read_buffer_depth) has
             # reads unanswered, so that a full queue (no write, also while read) never
             # holds off a read the accumulator would take.
-            answers = -(-(Accumulator.read_latency + 1) // self.row_cycles)
+            answers = -(-(Accumulator.READ_LATENCY + 1) // self.row_cycles)
             m.submodules.read_marks = read_marks = small_fifo(cfg, width=1, depth=answers + 1)
             m.d.comb += [
                 self.acc_read.valid.eq(rd_active & read_marks.w_rdy),

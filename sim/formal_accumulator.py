@@ -25,15 +25,16 @@ class AccumulatorProof(Elaboratable):
     A reference memory applies each accepted write (a read accepted in cycle t sees the writes
     accepted before t); each accepted read queues what the reference held. Asserted: every
     answer equals the head of that queue (so no answer is wrong, lost, duplicated or made up),
-    at most 3 reads are outstanding, and the error flag is set exactly when an out-of-range
-    address was accepted. Covered: an answer holding the sum of two accumulates into one row in
-    consecutive cycles, a store read waiting on a bank conflict, and an out-of-range read.
+    at most :attr:`Accumulator.read_buffer_depth` reads are outstanding, and the error flag
+    is set exactly when an out-of-range address was accepted. Covered: an answer holding the
+    sum of two accumulates into one row in consecutive cycles, a store read waiting on a bank
+    conflict, and an out-of-range read.
 
     Where a write's row follows its address (:attr:`Accumulator.row_follows`) the reference
     takes the row in the next cycle, two writes in consecutive cycles are assumed to be into
     different rows (the protocol), and the covered accumulates are two cycles apart.
-    ``registered`` is the accumulator's (its banks' outputs registered: three writes to
-    forward).
+    ``registered`` is the accumulator's (its bank reads issued from registers, its banks'
+    outputs registered: three writes to forward, answers a cycle later).
     """
 
     def __init__(self, config, registered=False):
@@ -65,15 +66,15 @@ class AccumulatorProof(Elaboratable):
                 m.d.sync += reference[r_addr][n].eq(
                     w.row[n] + Mux(r_accumulate, reference[r_addr][n], 0))
 
-        queue = Array(Signal(answer_layout, name=f"expected_{i}") for i in range(4))
-        head, count = Signal(2), Signal(3)
+        queue = Array(Signal(answer_layout, name=f"expected_{i}") for i in range(8))
+        head, count = Signal(3), Signal(4)
         r_fire = dut.read.valid & dut.read.ready
         out_fire = dut.read_data.valid & dut.read_data.ready
         in_range = dut.read.payload < cfg.acc_depth
         with m.If(r_fire):
             m.d.sync += [
-                queue[(head + count)[:2]].row.eq(Mux(in_range, reference[dut.read.payload], 0)),
-                queue[(head + count)[:2]].error.eq(~in_range),
+                queue[(head + count)[:3]].row.eq(Mux(in_range, reference[dut.read.payload], 0)),
+                queue[(head + count)[:3]].error.eq(~in_range),
             ]
         m.d.sync += count.eq(count + r_fire - out_fire)
         with m.If(out_fire):
@@ -85,7 +86,7 @@ class AccumulatorProof(Elaboratable):
 
         with m.If(~Initial() & ~ResetSignal()):
             m.d.comb += [
-                Assert(count <= 3),
+                Assert(count <= dut.read_buffer_depth),
                 Assert(dut.error == seen_error),
             ]
             with m.If(dut.read_data.valid):

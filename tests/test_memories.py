@@ -169,7 +169,10 @@ def test_accumulator_random(stall, postproc_lanes, mhz, registered):
                "row": [int(v) for v in random_operands(rng, 3, 32, True)]} for a in waddr]
     reads = random_addresses(rng, 300, config.acc_depth, config.addr_width, hot, 0.03)
     dut = SameCycleWrites(config, registered)
-    assert dut.accumulator.read_buffer_depth == (3 if postproc_lanes is None else 1)
+    # An entry is free again read_latency + 1 cycles after its request (2, registered 3).
+    assert dut.accumulator.read_buffer_depth == {(None, False): 3, (1, False): 1,
+                                                 (None, True): 4, (1, True): 2}[
+        postproc_lanes, registered]
     log, answers, error = run_memory(dut, writes, reads, seed=seed, stall=stall)
     model = AccumulatorModel(config)
     check_answers(log, answers, model, f"seed={seed}")
@@ -468,6 +471,30 @@ def test_scratchpad_read_latency(mhz):
         await ctx.tick()
         ctx.set(dut.read.valid, 0)
         for _ in range(4):
+            seen.append(ctx.get(dut.read_data.valid))
+            await ctx.tick()
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen.index(1) + 1 == dut.read_latency and sum(seen) == 1
+
+
+@ACC_MODES
+def test_accumulator_read_latency(mhz, registered):
+    """An answer is valid ``read_latency`` cycles after its request was accepted: 2, and 3
+    with the bank reads issued from registers."""
+    dut = Accumulator(SMALL.replace(target_mhz=mhz), registered=registered)
+    assert dut.read_latency == (3 if registered else 2)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.read_data.ready, 1)
+        ctx.set(dut.read.valid, 1)
+        ctx.set(dut.read.payload, 3)
+        await ctx.tick()
+        ctx.set(dut.read.valid, 0)
+        for _ in range(5):
             seen.append(ctx.get(dut.read_data.valid))
             await ctx.tick()
     sim = Simulator(dut)
