@@ -52,12 +52,15 @@ class Accumulator(wiring.Component):
     and a read the cycle after a write sees it.
 
     Registered (``registered``, fast clocks only; for the ECP5-85F, where a block RAM's
-    output, unregistered, takes 6 ns and the route to the adder 5 more): each bank's output
-    goes into a register first, and the sum is formed a cycle later (stage 2) and written
-    from its register in stage 3. The three writes then in flight (stage 3 and the two
-    before) are forwarded to the sum. A store read of the row of the write accepted in the
-    cycle before waits one cycle (counted as a conflict), as that row's sum is not yet
-    formed; the answer still comes 2 cycles after the request.
+    output, unregistered, takes 6 ns, and the route to the adder, or from the read decision
+    to a bank's block RAMs spread over the die, 5-11 more): the bank reads are decided from
+    the write port and the read request and issued from flip-flops in the next cycle (the
+    write then in its stage 0, a register); each bank's output goes into a register first,
+    and the sum is formed a cycle later (stage 2) and written from its register in stage 3.
+    The three writes then in flight (stage 3 and the two before) are forwarded to the sum. A
+    store read of the row of the write accepted in the cycle before waits one cycle (counted
+    as a conflict), as that row's sum is not yet formed; the answer comes 3 cycles after the
+    request.
 
     Slow clocks (:attr:`row_follows`, ``not config.fast_clock``): ``addr`` and ``accumulate``
     come with ``valid``, the ``row`` in the next cycle (whatever ``valid`` is then), straight
@@ -81,9 +84,10 @@ class Accumulator(wiring.Component):
     - ``write``: always ready; one row per cycle; visible to reads accepted 2 or more cycles
       later, and (through forwarding) to reads accepted the next cycle (slow clocks and
       registered: such a read waits one cycle).
-    - ``read`` -> ``read_data``: one row per cycle, answer 2 cycles after the request (empty
-      response buffer). A read sees every write accepted in an earlier cycle (slow clocks: a
-      read of the row a write accepted in the previous cycle waits one cycle; registered too).
+    - ``read`` -> ``read_data``: one row per cycle, answer :attr:`read_latency` cycles (2;
+      registered 3) after the request (empty response buffer). A read sees every write
+      accepted in an earlier cycle (slow clocks: a read of the row a write accepted in the
+      previous cycle waits one cycle; registered too).
     - Back-pressure on ``read_data`` fills a buffer of :attr:`read_buffer_depth` rows, then
       ``read.ready`` drops.
     - An address at or above ``acc_depth`` is refused, never wrapped: a write is dropped, a
