@@ -101,7 +101,11 @@ class _Core(wiring.Component):
         wiring.connect(m, store.dma_write_data, dma.write_data)
         wiring.connect(m, dma.write_status, store.dma_write_status)
         wiring.connect(m, dma.axi, wiring.flipped(self.mem))
-        m.d.comb += self.dma_busy.eq(dma.read_status.busy | dma.write_status.busy)
+        dma_busy = dma.read_status.busy | dma.write_status.busy
+        if cfg.fast_clock:  # the reset comes a cycle later: nothing may start in between
+            dma_busy |= (dma.read_cmd.valid & dma.read_cmd.ready) | \
+                (dma.write_cmd.valid & dma.write_cmd.ready)
+        m.d.comb += self.dma_busy.eq(dma_busy)
 
         # Memories: EXEC reads the scratchpad and writes the accumulator; STORE reads the
         # accumulator; LOAD and STORE (to_sp) share the scratchpad write port, LOAD first.
@@ -303,7 +307,8 @@ class Accelerator(wiring.Component):
     32-bit words into INSN, sets CONTROL.RUN, and waits for STATUS.DONE or the interrupt. The
     accelerator moves its operands and results over ``mem`` (AXI4 manager) with its DMA.
     CONTROL.SOFT_RESET resets everything but the registers, once the DMA is idle (an AXI
-    transfer is never cut short).
+    transfer is never cut short): in the cycle it is seen, or at fast clocks
+    (``config.fast_clock``) from the next (the reset is registered).
 
     Performance counters: flip-flop counters, or with ``perf_ram`` (default: FPGAs with DSP
     multipliers at slow clocks, i.e. ``tiny``, and counters wider than 8 bits) 6 or 8 low bits
@@ -363,6 +368,16 @@ class Accelerator(wiring.Component):
                          ram.w_addr.eq(core.perf_w_addr), ram.w_data.eq(core.perf_w_data),
                          ram.w_en.eq(core.perf_w_en)]
         m.d.comb += self.irq.eq(bank.irq)
-        # Never reset the DMA in the middle of an AXI transfer.
-        m.d.comb += reset.eq(bank.regs.control.soft_reset & ~core.dma_busy)
+        # Never reset the DMA in the middle of an AXI transfer. Fast clocks: the reset is
+        # registered (it reaches every flip-flop of the core: on the 85F its route alone
+        # takes most of a cycle), and so decided a cycle ahead: the DMA is idle and accepts
+        # no command in that cycle (the core's ``dma_busy``), so no transfer starts before
+        # the reset.
+        # Once in reset, it stays while SOFT_RESET does (what the DMA accepts meanwhile is
+        # reset with it).
+        soft_reset = bank.regs.control.soft_reset
+        if self.config.fast_clock:
+            m.d.sync += reset.eq(soft_reset & (reset | ~core.dma_busy))
+        else:
+            m.d.comb += reset.eq(soft_reset & ~core.dma_busy)
         return m

@@ -70,6 +70,9 @@ def test_gemms_end_to_end_slow(simulator, config, shapes, build_dir):
     reports = run_gemms(preset(config), gemms(shapes, seed), simulator=simulator, stall=0.2,
                         latency=4, build_dir=build_dir)
     check(reports, f"seed={seed} {simulator} {config}")
+    if preset(config).fast_clock:  # the registered SOFT_RESET (the quick test's are slow)
+        run_error_checks(preset(config), simulator=simulator, stall=0.2, latency=2,
+                         build_dir=build_dir)
 
 
 @pytest.mark.slow
