@@ -195,7 +195,7 @@ class Accumulator(wiring.Component):
         w_port, w_port_fire = self.write.payload, self.write.valid
         w_port_in_range = w_port.addr < cfg.acc_depth
         if registered:
-            w, w_fire = Signal(acc_write_layout(cfg)), Signal()
+            w, w_fire = Signal(acc_write_layout(cfg), reset_less=True), Signal()
             m.d.sync += [w.eq(w_port), w_fire.eq(w_port_fire)]
         else:
             w, w_fire = w_port, w_port_fire
@@ -235,16 +235,18 @@ class Accumulator(wiring.Component):
             # neither: both are forwarded to the reads they landed after (stage 2's first).
             # Registered: a stage (`add_*`) forms the sum from the banks' registered outputs
             # before `s2_*` writes it, and three writes in flight are forwarded.
-            s1_addr = Signal.like(w.addr)
-            s1_row = Signal(row_layout)
+            # The rows (and addresses) in flight keep no reset (their valid bits do): on a
+            # big FPGA the reset then reaches a fraction of the flip-flops.
+            s1_addr = Signal.like(w.addr, reset_less=True)
+            s1_row = Signal(row_layout, reset_less=True)
             m.d.sync += [s1_addr.eq(w.addr), s1_row.eq(w.row)]
             if registered:
-                outputs = [Signal(row_layout, name=f"bank{b}_output")
+                outputs = [Signal(row_layout, name=f"bank{b}_output", reset_less=True)
                            for b in range(len(banks))]
                 m.d.sync += [out.eq(bank.r_data) for out, bank in zip(outputs, banks, strict=True)]
                 add_valid, add_accumulate = Signal(), Signal()
-                add_addr, add_bank, add_row = Signal.like(w.addr), Signal.like(w_bank), \
-                    Signal(row_layout)
+                add_addr, add_bank = Signal.like(w.addr, reset_less=True), Signal.like(w_bank)
+                add_row = Signal(row_layout, reset_less=True)
                 m.d.sync += [add_valid.eq(s1_valid), add_accumulate.eq(s1_accumulate),
                              add_addr.eq(s1_addr), add_bank.eq(s1_bank), add_row.eq(s1_row)]
                 stored = bank_data(add_bank, outputs)
@@ -253,14 +255,16 @@ class Accumulator(wiring.Component):
                     s1_valid, s1_accumulate, s1_addr, s1_bank, s1_row
                 stored = bank_data(s1_bank)
             # The write stage: stage 2, or stage 3 registered.
-            s2_valid, s2_addr, s2_bank = Signal(), Signal.like(w.addr), Signal.like(w_bank)
-            s2_row = Signal(row_layout)
+            s2_valid, s2_bank = Signal(), Signal.like(w_bank)
+            s2_addr = Signal.like(w.addr, reset_less=True)
+            s2_row = Signal(row_layout, reset_less=True)
             m.d.sync += [s2_valid.eq(add_valid), s2_addr.eq(add_addr), s2_bank.eq(add_bank),
                          s2_row.eq(total)]
             in_flight = [(s2_valid, s2_addr, s2_row)]  # newest first
             for _ in range(2 if registered else 1):
                 valid, addr, row = in_flight[-1]
-                older = Signal(), Signal.like(addr), Signal(row_layout)
+                older = (Signal(), Signal.like(addr, reset_less=True),
+                         Signal(row_layout, reset_less=True))
                 m.d.sync += [older[0].eq(valid), older[1].eq(addr), older[2].eq(row)]
                 in_flight.append(older)
 

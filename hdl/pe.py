@@ -48,6 +48,11 @@ class ProcessingElement(wiring.Component):
     forward : bool
         Whether the PE passes its activation and swap on (``a_out``, ``swap_out``): False in
         an array that broadcasts them to a row.
+    reset_less : bool
+        Whether the data registers (products, partial sum, forwarded activation) keep no
+        reset: a reset leaves them as they were (the array's results are qualified by its own
+        reset pipeline, and no row's result takes data entered before it). The weights and
+        the swap keep theirs. On a big FPGA the reset then reaches a fraction of the flip-flops.
 
     Members
     -------
@@ -66,7 +71,7 @@ class ProcessingElement(wiring.Component):
 
     def __init__(self, *, act_shape, weight_shape, psum_in_shape, psum_out_shape,
                  multiplier="behavioural", product_stages=1, top=False, forward=True,
-                 external_weight=False):
+                 external_weight=False, reset_less=False):
         if not isinstance(product_stages, int) or product_stages < 1:
             raise ValueError(f"product_stages must be a positive integer, not {product_stages!r}")
         self.multiplier = multiplier
@@ -77,6 +82,7 @@ class ProcessingElement(wiring.Component):
             raise ValueError("external_weight needs multiplier='external', "
                              f"not {multiplier!r}")
         self.external_weight = bool(external_weight)
+        self.reset_less = bool(reset_less)
         act_shape, weight_shape = Shape.cast(act_shape), Shape.cast(weight_shape)
         external = {}
         if multiplier == "external":
@@ -119,17 +125,21 @@ class ProcessingElement(wiring.Component):
         else:
             product = multiply(self.a_in, active, self.multiplier)
         for stage in stages:
-            product_reg = Signal(range(lowest, highest + 1),
+            product_reg = Signal(range(lowest, highest + 1), reset_less=self.reset_less,
                                  name="product" if stage == 0 else f"product_d{stage}")
             m.d.sync += product_reg.eq(product)
             product = product_reg
 
         if self.forward:
-            m.d.sync += [self.a_out.eq(self.a_in), self.swap_out.eq(self.swap_in)]
+            a_out = Signal.like(self.a_in, name="a_reg", reset_less=self.reset_less)
+            m.d.sync += [a_out.eq(self.a_in), self.swap_out.eq(self.swap_in)]
+            m.d.comb += self.a_out.eq(a_out)
         if self.top:
             m.d.comb += self.psum_out.eq(product)
         else:
-            m.d.sync += self.psum_out.eq(self.psum_in + product)
+            psum = Signal.like(self.psum_out, name="psum", reset_less=self.reset_less)
+            m.d.sync += psum.eq(self.psum_in + product)
+            m.d.comb += self.psum_out.eq(psum)
         with m.If(self.w_en):
             m.d.sync += shadow.eq(self.w_in)
         if not self.external_weight:

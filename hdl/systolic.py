@@ -39,10 +39,10 @@ def result_row_layout(config, tags=True):
     })
 
 
-def _delayed(m, value, cycles, name):
+def _delayed(m, value, cycles, name, reset_less=False):
     """``value`` delayed by ``cycles`` registers (``cycles`` may be 0)."""
     for i in range(cycles):
-        stage = Signal.like(value, name=f"{name}_d{i + 1}")
+        stage = Signal.like(value, name=f"{name}_d{i + 1}", reset_less=reset_less)
         m.d.sync += stage.eq(value)
         value = stage
     return value
@@ -203,12 +203,14 @@ class SystolicArray(wiring.Component):
         m.d.comb += w_select.eq(Cat(w_fire & (w_index == k) for k in range(dim)))
         hop = 0 if self.broadcast else 1  # cycles from one column to the next
         col_select = [_delayed(m, w_select, hop * n, f"w_select_c{n}") for n in range(dim)]
-        col_weight = [_delayed(m, self.weights.payload.row[n], hop * n, f"w_c{n}")
-                      for n in range(dim)]
+        # Fast clocks: data registers keep no reset (see ProcessingElement's reset_less).
+        data_reset_less = cfg.fast_clock
+        col_weight = [_delayed(m, self.weights.payload.row[n], hop * n, f"w_c{n}",
+                               data_reset_less) for n in range(dim)]
 
         # --- Activations: row k skewed by max(1, k) cycles (row 0's partial sum is its
         # product register, no sum register), its swap pulse one cycle earlier. ---
-        row_act = [_delayed(m, self.acts.payload.row[k], max(1, k), f"a_r{k}")
+        row_act = [_delayed(m, self.acts.payload.row[k], max(1, k), f"a_r{k}", data_reset_less)
                    for k in range(dim)]
         swap_pulse = Signal()
         m.d.comb += swap_pulse.eq(swap_fire)
@@ -236,7 +238,8 @@ class SystolicArray(wiring.Component):
                     act_shape=cfg.act_shape, weight_shape=cfg.weight_shape,
                     psum_in_shape=psum_shape or out_shape, psum_out_shape=out_shape,
                     multiplier=multiplier, product_stages=cfg.product_stages, top=k == 0,
-                    forward=not self.broadcast, external_weight=(k, n) in held)
+                    forward=not self.broadcast, external_weight=(k, n) in held,
+                    reset_less=data_reset_less)
                 m.submodules[f"pe_{k}_{n}"] = pe
                 chained = n > 0 and not self.broadcast
                 m.d.comb += [
@@ -270,8 +273,8 @@ class SystolicArray(wiring.Component):
                 m.d.comb += dsp.load_b.eq(pes[pair[0][0]][pair[0][1]].mul_load)
 
         # --- De-skew the bottom row; the tag travels beside the array. ---
-        bottom = [_delayed(m, pes[dim - 1][n].psum_out, hop * (dim - 1 - n), f"sum_c{n}")
-                  for n in range(dim)]
+        bottom = [_delayed(m, pes[dim - 1][n].psum_out, hop * (dim - 1 - n), f"sum_c{n}",
+                           data_reset_less) for n in range(dim)]
         if self.tags:
             m.d.comb += result.tag.eq(_delayed(m, self.acts.payload.tag, result_latency,
                                                "tag"))
