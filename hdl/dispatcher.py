@@ -113,7 +113,7 @@ class _WordQueue(wiring.Component):
 
     Timing: a word written in cycle 0 is at the head (``r_rdy``) from cycle 2 on (3 with
     ``output_register``), when the queue was empty; a word read makes way for the next in the
-    following cycle: one word a cycle.
+    following cycle: one word a cycle. ``r_en`` is only taken while ``r_rdy``.
     """
 
     w_en: In(1)
@@ -151,11 +151,25 @@ class _WordQueue(wiring.Component):
         # head register, which takes it when empty or read.
         port_rdy = Signal()
         if self.output_register:
-            port_taken = port_rdy & (~self.r_rdy | self.r_en)
-            with m.If(port_taken):
-                m.d.sync += [self.r_data.eq(read.data), self.r_rdy.eq(1)]
-            with m.Elif(self.r_en):
-                m.d.sync += self.r_rdy.eq(0)
+            # Two head registers (`r_data` and `second`): the read port's word moves in while
+            # fewer than two are full, decided from registers alone, so ``r_en`` (the
+            # decoder's decision) reaches only their multiplexers and count, never the
+            # memory's pointers (on the 85F that route made the decoder the critical path).
+            held = Signal(range(3))
+            second = Signal(32)
+            port_taken = port_rdy & (held != 2)
+            m.d.comb += self.r_rdy.eq(held != 0)
+            with m.If(self.r_en):  # the head leaves; the second word, or the port's, moves up
+                with m.If(held == 2):
+                    m.d.sync += self.r_data.eq(second)
+                with m.Elif(port_taken):
+                    m.d.sync += self.r_data.eq(read.data)
+            with m.Elif(port_taken):
+                with m.If(held == 0):
+                    m.d.sync += self.r_data.eq(read.data)
+                with m.Else():
+                    m.d.sync += second.eq(read.data)
+            m.d.sync += held.eq(held + port_taken - self.r_en)
         else:
             port_taken = self.r_en
             m.d.comb += [self.r_data.eq(read.data), self.r_rdy.eq(port_rdy)]

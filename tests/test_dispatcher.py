@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hdl.dispatcher import Dispatcher
+from hdl.dispatcher import Dispatcher, _WordQueue
 from hdl.isa import INSN_WIDTH, MAX_TOKENS, ErrorCause, Opcode, Unit
 from sw.assembler import Instruction, decode, to_words
 
@@ -265,3 +265,41 @@ def test_narrow_dram_fields():
     assert started["store"] == [dict(store_fields, rows=0xffe5, dest=0xffff0020),
                                 dict(dram_addr=0x10000), dict(dram_addr=0xffe00100),
                                 dict(dram_addr=0xbeef)]
+
+
+@pytest.mark.parametrize("output_register", [False, True])
+def test_word_queue_is_a_fifo(output_register):
+    """The instruction queue's words against a Python FIFO: random pushes (never into a full
+    queue) and random reads of the head (which stalls the head registers full); every word
+    comes out once, in order."""
+    seed = 31 + output_register
+    print(f"seed={seed} output_register={output_register}")
+    rng = np.random.default_rng(seed)
+    depth = 8
+    dut = _WordQueue(depth, output_register=output_register)
+    words = [int(w) for w in rng.integers(0, 1 << 32, 600, dtype=np.uint64)]
+    words[:4] = [0, 0xFFFFFFFF, 0x80000000, 0x7FFFFFFF]
+    out = []
+
+    async def bench(ctx):
+        pushed, inside = 0, 0  # words pushed, words pushed and not read
+        for _ in range(6000):
+            push = pushed < len(words) and inside < depth and rng.random() < 0.6
+            ready = ctx.get(dut.r_rdy)
+            read = bool(ready) and rng.random() < 0.5
+            if read:
+                out.append(ctx.get(dut.r_data))
+            ctx.set(dut.w_en, push)
+            ctx.set(dut.w_data, words[pushed] if push else 0)
+            ctx.set(dut.r_en, read)
+            await ctx.tick()
+            pushed += push
+            inside += push - read
+            if len(out) == len(words):
+                break
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+    assert out == words
