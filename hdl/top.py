@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from .accumulator import Accumulator
 from .axi_lite import AXI4LiteRegisterBank, AXI4LiteSignature
-from .burst_splitter import dma_axi_signature
+from .burst_splitter import dma_axi_signature, dma_command_layout
 from .dispatcher import Dispatcher
 from .dma import DMA
 from .exec_unit import ExecUnit
@@ -17,6 +17,7 @@ from .load_unit import LoadUnit
 from .read_arbiter import ReadArbiter
 from .registers import tessera_register_map
 from .scratchpad import Scratchpad
+from .skid_buffer import SkidBuffer
 from .sram import SRAM1R1W
 from .store_unit import StoreUnit
 
@@ -95,9 +96,19 @@ class _Core(wiring.Component):
         wiring.connect(m, reads.data_0, load.dma_data)
         wiring.connect(m, store.dma_read_cmd, reads.cmd_1)
         wiring.connect(m, reads.data_1, store.dma_read_data)
-        wiring.connect(m, reads.dma_cmd, dma.read_cmd)
+        # Fast clocks: the commands pass a skid buffer (a cycle), so that no path runs from a
+        # unit's decision through the arbiter into the DMA engine (on the 85F they lie far
+        # apart: that route made a STORE's issue -> the reader's credits the critical path).
+        read_cmd, write_cmd = reads.dma_cmd, store.dma_write_cmd
+        if cfg.fast_clock:
+            m.submodules.read_cmd_skid = read_skid = SkidBuffer(dma_command_layout(cfg))
+            m.submodules.write_cmd_skid = write_skid = SkidBuffer(dma_command_layout(cfg))
+            wiring.connect(m, read_cmd, read_skid.i)
+            wiring.connect(m, write_cmd, write_skid.i)
+            read_cmd, write_cmd = read_skid.o, write_skid.o
+        wiring.connect(m, read_cmd, dma.read_cmd)
         wiring.connect(m, dma.read_data, reads.dma_data)
-        wiring.connect(m, store.dma_write_cmd, dma.write_cmd)
+        wiring.connect(m, write_cmd, dma.write_cmd)
         wiring.connect(m, store.dma_write_data, dma.write_data)
         wiring.connect(m, dma.write_status, store.dma_write_status)
         wiring.connect(m, dma.axi, wiring.flipped(self.mem))

@@ -205,7 +205,8 @@ def synth(board="icebreaker", config_name=None, seed=1, build_root=None, top="sy
                 build_dir=str(build_dir), do_program=False,
                 synth_opts=desc.get("synth_opts", ""),
                 script_after_synth=f"tee -q -o {name}.stat.txt stat",
-                nextpnr_opts=f"--timing-allow-fail --seed {seed} --report {report_file}",
+                nextpnr_opts=f"--timing-allow-fail --seed {seed} --report {report_file} "
+                             f"{desc.get('pnr_opts', '')}".strip(),
             )
         except Exception as error:  # subprocess failures surface with the tool's log
             raise SynthError(f"{board} build failed: {error}{_diagnosis(build_dir, name)}; "

@@ -1,0 +1,89 @@
+"""The skid buffer: every beat once and in order under random stalls, full rate without
+them, and no combinational path through it."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hdl.skid_buffer import SkidBuffer
+
+CLOCK = 1e-6
+
+
+def run(beats, *, seed, in_stall, out_stall):
+    rng = np.random.default_rng(seed)
+    dut = SkidBuffer(8)
+    got, cycles = [], []
+
+    async def producer(ctx):
+        for beat in beats:
+            while in_stall and rng.random() < in_stall:
+                ctx.set(dut.i.valid, 0)
+                await ctx.tick()
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, beat)
+            while True:
+                _, _, ready = await ctx.tick().sample(dut.i.ready)
+                if ready:
+                    break
+        ctx.set(dut.i.valid, 0)
+
+    async def consumer(ctx):
+        cycle = 0
+        while len(got) < len(beats):
+            ready = not (out_stall and rng.random() < out_stall)
+            ctx.set(dut.o.ready, ready)
+            # Whatever o.ready is now, i.ready and o.valid are what the registers say.
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if valid and ready:
+                got.append(payload)
+                cycles.append(cycle)
+            cycle += 1
+            assert cycle < 20 * len(beats) + 20, f"{len(got)} of {len(beats)} beats"
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    return got, cycles
+
+
+@pytest.mark.parametrize("in_stall, out_stall", [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5),
+                                                 (0.4, 0.4)])
+def test_every_beat_once_in_order(in_stall, out_stall):
+    seed = 7 + int(10 * in_stall) + int(100 * out_stall)
+    print(f"seed={seed} in_stall={in_stall} out_stall={out_stall}")
+    rng = np.random.default_rng(seed)
+    beats = [0, 255, 128, 127] + [int(b) for b in rng.integers(0, 256, 300)]
+    got, cycles = run(beats, seed=seed, in_stall=in_stall, out_stall=out_stall)
+    assert got == beats
+    if not in_stall and not out_stall:  # one beat per cycle, one cycle late
+        assert cycles == list(range(1, len(beats) + 1))
+
+
+def test_ready_and_valid_are_registers():
+    """Changing o.ready or i.valid within a cycle changes neither i.ready nor o.valid."""
+    dut = SkidBuffer(8)
+
+    async def bench(ctx):
+        ctx.set(dut.i.valid, 1)
+        ctx.set(dut.i.payload, 5)
+        ctx.set(dut.o.ready, 0)
+        await ctx.tick()  # beat 5 into the output register
+        ctx.set(dut.i.payload, 6)
+        await ctx.tick()  # beat 6 into the skid register (the output stalls)
+        for o_ready in (0, 1, 0):
+            for i_valid in (0, 1):
+                ctx.set(dut.o.ready, o_ready)
+                ctx.set(dut.i.valid, i_valid)
+                assert (ctx.get(dut.i.ready), ctx.get(dut.o.valid)) == (0, 1)
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.valid, 0)
+        await ctx.tick()  # 5 leaves, 6 moves up
+        assert (ctx.get(dut.i.ready), ctx.get(dut.o.valid), ctx.get(dut.o.payload)) == (1, 1, 6)
+
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
