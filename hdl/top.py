@@ -125,7 +125,12 @@ class _Core(wiring.Component):
         wiring.connect(m, exec_.sp_weight_read, scratchpad.read_b)
         wiring.connect(m, scratchpad.read_b_data, exec_.sp_weight_read_data)
         wiring.connect(m, exec_.acc_write, accumulator.write)
-        wiring.connect(m, store.acc_read, accumulator.read)
+        if cfg.fast_clock:  # as the DMA's commands (the conflict check lies behind ready)
+            m.submodules.acc_read_skid = acc_read_skid = SkidBuffer(cfg.addr_width)
+            wiring.connect(m, store.acc_read, acc_read_skid.i)
+            wiring.connect(m, acc_read_skid.o, accumulator.read)
+        else:
+            wiring.connect(m, store.acc_read, accumulator.read)
         wiring.connect(m, accumulator.read_data, store.acc_read_data)
         sp_write = scratchpad.write
         with m.If(load.sp_write.valid):
