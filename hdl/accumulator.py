@@ -51,7 +51,8 @@ class Accumulator(wiring.Component):
     written last), so back-to-back accumulates into one row are exact at one row per cycle,
     and a read the cycle after a write sees it.
 
-    Registered (``registered``, fast clocks only; for the ECP5-85F, where a block RAM's
+    Registered (``registered``, default ``config.acc_registered``; fast clocks only; for the
+    ECP5-85F, where a block RAM's
     output, unregistered, takes 6 ns, and the route to the adder, or from the read decision
     to a bank's block RAMs spread over the die, 5-11 more): the bank reads are decided from
     the write port and the read request and issued from flip-flops in the next cycle (the
@@ -106,7 +107,9 @@ class Accumulator(wiring.Component):
         clocks: or for the write of its row; the top level counts these cycles).
     """
 
-    def __init__(self, config, *, mirrored=None, registered=False):
+    def __init__(self, config, *, mirrored=None, registered=None):
+        if registered is None:
+            registered = config.acc_registered
         if not isinstance(registered, bool):
             self._MustUse__silence = True
             raise TypeError(f"registered must be a bool, not {registered!r}")
@@ -161,8 +164,8 @@ class Accumulator(wiring.Component):
                 and cfg.dim * cfg.acc_width % EBR_WIDTH == 0)
 
     def registered_for(self, platform):
-        """Whether the accumulator registers its banks' outputs: ``registered`` at fast
-        clocks (not yet automatic on the 85F: the whole system has not routed with it)."""
+        """Whether the accumulator registers its bank reads and outputs: ``registered``
+        (default ``config.acc_registered``), whatever the platform."""
         return self._registered
 
     @property

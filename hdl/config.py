@@ -81,6 +81,11 @@ class TesseraConfig:
     acc_depth, acc_banks : int
         Accumulator rows (``dim`` lanes of ``acc_width``) in all, and their banks (at least 2:
         one is accumulated into while the store path drains the other).
+    acc_registered : bool
+        The accumulator issues its bank reads from flip-flops and registers the banks'
+        outputs (:class:`hdl.accumulator.Accumulator`'s ``registered``: an answer a cycle
+        later, more flip-flops): for a big FPGA whose block RAMs spread over the die. Fast
+        clocks only.
     addr_width : int
         Width of a row address in requests (an ISA field): wider than the memories need, so
         that an out-of-range address can be detected and refused instead of wrapping.
@@ -139,6 +144,7 @@ class TesseraConfig:
     sp_single_port: bool = False
     acc_depth: int = 256
     acc_banks: int = 2
+    acc_registered: bool = False
     addr_width: int = 16
     postproc_lanes: int | None = None
     postproc_multiply_cycles: int = 1
@@ -187,6 +193,10 @@ class TesseraConfig:
         _check_int("product_stages", self.product_stages, minimum=1)
         _check_int("addr_width", self.addr_width, minimum=1)
         _check_bool("sp_single_port", self.sp_single_port)
+        _check_bool("acc_registered", self.acc_registered)
+        if self.acc_registered and not self.fast_clock:
+            raise ValueError(f"acc_registered needs a fast clock (target_mhz above "
+                             f"{self.FAST_CLOCK_MHZ}), not {self.target_mhz!r}")
         if self.postproc_lanes is not None:
             _check_int("postproc_lanes", self.postproc_lanes, minimum=1)
             if self.dim % self.postproc_lanes:

@@ -574,5 +574,9 @@ def test_rows_beyond_narrow_matches_the_wide_sum(depth):
 def test_registered_accumulator_needs_a_fast_clock():
     with pytest.raises(ValueError, match=r"^registered needs a fast-clock config .* 30\.0 MHz$"):
         Accumulator(SMALL.replace(target_mhz=30.0), registered=True)
-    with pytest.raises(TypeError, match=r"^registered must be a bool, not None$"):
-        Accumulator(SMALL.replace(target_mhz=80.0), registered=None)
+    with pytest.raises(TypeError, match=r"^registered must be a bool, not 'yes'$"):
+        Accumulator(SMALL.replace(target_mhz=80.0), registered="yes")
+    # Its default is the config's acc_registered.
+    fast = SMALL.replace(target_mhz=80.0)
+    assert Accumulator(fast.replace(acc_registered=True)).read_latency == 3
+    assert Accumulator(fast).read_latency == 2
