@@ -52,9 +52,9 @@ class Accumulator(wiring.Component):
     and a read the cycle after a write sees it.
 
     Registered (``registered``, default ``config.acc_registered``; fast clocks only; for the
-    ECP5-85F, where a block RAM's
-    output, unregistered, takes 6 ns, and the route to the adder, or from the read decision
-    to a bank's block RAMs spread over the die, 5-11 more): the bank reads are decided from
+    ECP5-85F, where a block RAM's output, unregistered, takes 6 ns, and the route to the
+    adder, or from the read decision to a bank's block RAMs spread over the die, 5-11
+    more): the bank reads are decided from
     the write port and the read request and issued from flip-flops in the next cycle (the
     write then in its stage 0, a register); each bank's output goes into a register first,
     and the sum is formed a cycle later (stage 2) and written from its register in stage 3.
