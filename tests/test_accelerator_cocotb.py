@@ -60,18 +60,26 @@ def test_gemms_end_to_end(simulator, config, shapes, build_dir):
 SLOW_SHAPES = [(1, 1, 1), (7, 11, 13), (1, 64, 33), (17, 33, 9), (64, 64, 64), (130, 20, 17)]
 
 
+#: A fast-clock micro with the registered accumulator (``large``'s, too big to simulate here).
+MICRO_REGISTERED = preset("micro").replace(name="micro-registered", target_mhz=80.0,
+                                           acc_registered=True)
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("poisoned_srams")
 @pytest.mark.parametrize("simulator, config, shapes", [("verilator", "small", SLOW_SHAPES),
+                                                       ("verilator", "micro-registered",
+                                                        SLOW_SHAPES[:4]),
                                                        ("icarus", "tiny", SLOW_SHAPES[:4])])
 def test_gemms_end_to_end_slow(simulator, config, shapes, build_dir):
     require_simulator(simulator)
+    config = MICRO_REGISTERED if config == MICRO_REGISTERED.name else preset(config)
     seed = 600
-    reports = run_gemms(preset(config), gemms(shapes, seed), simulator=simulator, stall=0.2,
+    reports = run_gemms(config, gemms(shapes, seed), simulator=simulator, stall=0.2,
                         latency=4, build_dir=build_dir)
-    check(reports, f"seed={seed} {simulator} {config}")
-    if preset(config).fast_clock:  # the registered SOFT_RESET (the quick test's are slow)
-        run_error_checks(preset(config), simulator=simulator, stall=0.2, latency=2,
+    check(reports, f"seed={seed} {simulator} {config.name}")
+    if config.fast_clock:  # the registered SOFT_RESET (the quick test's are slow)
+        run_error_checks(config, simulator=simulator, stall=0.2, latency=2,
                          build_dir=build_dir)
 
 
