@@ -130,16 +130,22 @@ class ProcessingElement(wiring.Component):
             m.d.sync += product_reg.eq(product)
             product = product_reg
 
+        def register(port, name):
+            """The register that drives ``port``: the port itself, or (``reset_less``, which a
+            port cannot be) a reset-less one beside it."""
+            if not self.reset_less:
+                return port
+            reg = Signal.like(port, name=name, reset_less=True)
+            m.d.comb += port.eq(reg)
+            return reg
+
         if self.forward:
-            a_out = Signal.like(self.a_in, name="a_reg", reset_less=self.reset_less)
-            m.d.sync += [a_out.eq(self.a_in), self.swap_out.eq(self.swap_in)]
-            m.d.comb += self.a_out.eq(a_out)
+            m.d.sync += [register(self.a_out, "a_reg").eq(self.a_in),
+                         self.swap_out.eq(self.swap_in)]
         if self.top:
             m.d.comb += self.psum_out.eq(product)
         else:
-            psum = Signal.like(self.psum_out, name="psum", reset_less=self.reset_less)
-            m.d.sync += psum.eq(self.psum_in + product)
-            m.d.comb += self.psum_out.eq(psum)
+            m.d.sync += register(self.psum_out, "psum").eq(self.psum_in + product)
         with m.If(self.w_en):
             m.d.sync += shadow.eq(self.w_in)
         if not self.external_weight:

@@ -34,8 +34,8 @@ class SkidBuffer(wiring.Component):
         m = Module()
         skid_valid = Signal()
         skid = Signal.like(self.i.payload, reset_less=True)
-        out_payload = Signal.like(self.i.payload, reset_less=True)
-        m.d.comb += [self.i.ready.eq(~skid_valid), self.o.payload.eq(out_payload)]
+        out_payload = self.o.payload
+        m.d.comb += self.i.ready.eq(~skid_valid)
         with m.If(self.o.ready | ~self.o.valid):  # the output register is free next cycle
             with m.If(skid_valid):
                 m.d.sync += [out_payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
