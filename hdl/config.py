@@ -349,9 +349,11 @@ PRESETS = {
     # ULX3S 85F (LFE5U-85F): 156 MULT18X18D, 144 for the PEs and 12 for post-processing
     # (3 lanes per cycle, 4 partial products each; a row every 4 cycles).
     # product_stages=2: with 1, the MULT18X18D-to-adder routing limited the 85F to 71 MHz.
+    # acc_registered: the accumulator's 48 DP16KD spread over the die (bank output -> adder
+    # was the critical path, 16.8 ns).
     "large": replace(_BASE, name="large", dim=12, target_mhz=75.0, multiplier="dsp",
                      product_stages=2, sp_depth=8192, acc_depth=2048, bus_data_width=128,
-                     postproc_lanes=3),
+                     postproc_lanes=3, acc_registered=True),
     # Foundry flow: the synthesis tool maps the multipliers. Bursts of 64 beats (1 KiB): the
     # DMA read buffer (2 bursts, flip-flops) is a quarter of the 256-beat one's 66k flops.
     "asic": replace(_BASE, name="asic", dim=16, target_mhz=100.0, sp_depth=4096, acc_depth=1024,

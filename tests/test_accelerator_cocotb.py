@@ -69,7 +69,7 @@ MICRO_REGISTERED = preset("micro").replace(name="micro-registered", target_mhz=8
 @pytest.mark.usefixtures("poisoned_srams")
 @pytest.mark.parametrize("simulator, config, shapes", [("verilator", "small", SLOW_SHAPES),
                                                        ("verilator", "micro-registered",
-                                                        SLOW_SHAPES[:4]),
+                                                        SLOW_SHAPES[:2]),
                                                        ("icarus", "tiny", SLOW_SHAPES[:4])])
 def test_gemms_end_to_end_slow(simulator, config, shapes, build_dir):
     require_simulator(simulator)
@@ -78,7 +78,7 @@ def test_gemms_end_to_end_slow(simulator, config, shapes, build_dir):
     reports = run_gemms(config, gemms(shapes, seed), simulator=simulator, stall=0.2,
                         latency=4, build_dir=build_dir)
     check(reports, f"seed={seed} {simulator} {config.name}")
-    if config.fast_clock:  # the registered SOFT_RESET (the quick test's are slow)
+    if config.acc_registered:  # and the registered SOFT_RESET (the quick test's are slow)
         run_error_checks(config, simulator=simulator, stall=0.2, latency=2,
                          build_dir=build_dir)
 

@@ -140,15 +140,10 @@ def test_board_sim_several_gemms_in_one_run():
         assert report["retries"] == 0 and report["insn_count"] == report["instructions"]
 
 
-def test_board_sim_two_port_ram_on_ulx3s(monkeypatch):
-    """The ULX3S system (ECP5 cell models) with a two-port registered RAM (``ram_ports=2``)
-    runs a GEMM bit-exact; with ``micro`` to keep the simulation small."""
-    from functools import partial
-
-    from boards.ulx3s import BOARD
+def test_board_sim_two_port_ram_on_ulx3s():
+    """The ULX3S system (ECP5 cell models) with its two-port registered RAM
+    (``ram_ports=2``) runs a GEMM bit-exact; with ``micro`` to keep the simulation small."""
     from sw.board_sim import board_system, run_board_gemms
-
-    monkeypatch.setitem(BOARD, "top", partial(BOARD["top"], ram_ports=2))
 
     system, _ = board_system("ulx3s-85f", "micro")
     for block in (system, system._ram, system._uart):  # built for its parameters only
