@@ -287,9 +287,11 @@ class StoreUnit(wiring.Component):
     @property
     def latency(self):
         """Cycles from a STORE accepted on ``ctl.insn`` by an idle unit to its first row on
-        ``sp_write`` (one more to ``dma_write_data``), with an accumulator answering in
-        :data:`hdl.accumulator.Accumulator.READ_LATENCY` cycles (one more when registered)."""
-        return self.issue_latency + Accumulator.READ_LATENCY + self.postproc.latency
+        ``sp_write`` (one more to ``dma_write_data``), with the config's accumulator answering
+        in :data:`hdl.accumulator.Accumulator.READ_LATENCY` cycles (one more with
+        ``config.acc_registered``)."""
+        return (self.issue_latency + Accumulator.READ_LATENCY + self.config.acc_registered
+                + self.postproc.latency)
 
     @property
     def issue_latency(self):
