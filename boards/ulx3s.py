@@ -2,8 +2,8 @@
 
 Host link: the FT231X (US1 port, ``/dev/ttyUSB0`` on Linux) at 3 Mbaud. System memory:
 64 KiB of block RAM, two-ported with registered writes and read words (``ram_ports=2``, 64 of
-the 208 DP16KD): with the single-ported one and the plain accumulator the same commit reached
-59.6 MHz, with these and ``large``'s registered accumulator 62.9 (seed 1; see README).
+the 208 DP16KD), and ``large``'s registered accumulator: they cut the two block-RAM paths that
+limited the single-ported, plain build (seed 1: 57.2-62.9 MHz against its 59.6; see README).
 """
 
 from functools import partial
