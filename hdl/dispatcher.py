@@ -22,6 +22,7 @@ from .isa import (
     store_layout,
     unit_signature,
 )
+from .skid_buffer import SkidBuffer
 from .sram import SRAM1R1W, has_ice40_ebr
 
 __all__ = ["Dispatcher"]
@@ -151,25 +152,15 @@ class _WordQueue(wiring.Component):
         # head register, which takes it when empty or read.
         port_rdy = Signal()
         if self.output_register:
-            # Two head registers (`r_data` and `second`): the read port's word moves in while
-            # fewer than two are full, decided from registers alone, so ``r_en`` (the
-            # decoder's decision) reaches only their multiplexers and count, never the
-            # memory's pointers (on the 85F that route made the decoder the critical path).
-            held = Signal(range(3))
-            second = Signal(32)
-            port_taken = port_rdy & (held != 2)
-            m.d.comb += self.r_rdy.eq(held != 0)
-            with m.If(self.r_en):  # the head leaves; the second word, or the port's, moves up
-                with m.If(held == 2):
-                    m.d.sync += self.r_data.eq(second)
-                with m.Elif(port_taken):
-                    m.d.sync += self.r_data.eq(read.data)
-            with m.Elif(port_taken):
-                with m.If(held == 0):
-                    m.d.sync += self.r_data.eq(read.data)
-                with m.Else():
-                    m.d.sync += second.eq(read.data)
-            m.d.sync += held.eq(held + port_taken - self.r_en)
+            # The head is a skid buffer's output: the read port's word moves in while its
+            # second register is empty, decided from registers alone, so ``r_en`` (the
+            # decoder's decision) reaches only the buffer, never the memory's pointers (on
+            # the 85F that route made the decoder the critical path).
+            m.submodules.head = head = SkidBuffer(32)
+            port_taken = port_rdy & head.i.ready
+            m.d.comb += [head.i.valid.eq(port_rdy), head.i.payload.eq(read.data),
+                         self.r_rdy.eq(head.o.valid), self.r_data.eq(head.o.payload),
+                         head.o.ready.eq(self.r_en)]
         else:
             port_taken = self.r_en
             m.d.comb += [self.r_data.eq(read.data), self.r_rdy.eq(port_rdy)]

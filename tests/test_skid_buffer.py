@@ -6,6 +6,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hdl.skid_buffer import SkidBuffer
+from sim.streams import idle_cycles, stream_put
 
 CLOCK = 1e-6
 
@@ -17,16 +18,7 @@ def run(beats, *, seed, in_stall, out_stall):
 
     async def producer(ctx):
         for beat in beats:
-            while in_stall and rng.random() < in_stall:
-                ctx.set(dut.i.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, beat)
-            while True:
-                _, _, ready = await ctx.tick().sample(dut.i.ready)
-                if ready:
-                    break
-        ctx.set(dut.i.valid, 0)
+            await stream_put(ctx, dut.i, beat, idle=idle_cycles(rng, in_stall))
 
     async def consumer(ctx):
         cycle = 0
