@@ -54,10 +54,10 @@ class Accumulator(wiring.Component):
     Registered (``registered``, default ``config.acc_registered``; fast clocks only; for the
     ECP5-85F, where a block RAM's output, unregistered, takes 6 ns, and the route to the
     adder, or from the read decision to a bank's block RAMs spread over the die, 5-11
-    more): the bank reads are decided from
-    the write port and the read request and issued from flip-flops in the next cycle (the
-    write then in its stage 0, a register); each bank's output goes into a register first,
-    and the sum is formed a cycle later (stage 2) and written from its register in stage 3.
+    more): the bank reads are decided from the write port and the read request and issued
+    from flip-flops in the next cycle (the write then in its stage 0, a register); each
+    bank's output goes into a register first, and the sum is formed a cycle later (stage 2)
+    and written from its register in stage 3.
     The three writes then in flight (stage 3 and the two before) are forwarded to the sum. A
     store read of the row of the write accepted in the cycle before waits one cycle (counted
     as a conflict), as that row's sum is not yet formed; the answer comes 3 cycles after the
