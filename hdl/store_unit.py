@@ -25,8 +25,9 @@ from .isa import (
     store_layout,
     unit_signature,
 )
-from .postproc import PostMode, PostProcess, params_by_word
+from .postproc import PostMode, PostProcess, out_row_layout, params_by_word
 from .scratchpad import sp_write_layout
+from .skid_buffer import SkidBuffer
 
 __all__ = ["StoreUnit"]
 
@@ -167,7 +168,8 @@ class StoreUnit(wiring.Component):
       accumulator read in cycle :attr:`issue_latency` (2; slow clocks 1); with the
       accumulator's 2-cycle answer, the first row starts in the post-processing in cycle 4
       (slow: 3) and its output is on ``sp_write`` in cycle :attr:`latency` =
-      ``4 + postproc_latency`` (15 at full width; slow: 3 + ...), on ``dma_write_data``
+      ``5 + postproc_latency`` (after :attr:`output_delay`, a skid buffer; slow: 3 + ...),
+      on ``dma_write_data``
       :attr:`beat_delay` cycles later (beats leave through a register; slow clocks with
       the serial post-processing, tiny: in the same cycle, straight from its output beat
       register; an int32 row's beats then leave a lane group apart, each as it lands).
@@ -194,8 +196,9 @@ class StoreUnit(wiring.Component):
       parameter beat waits in its register (for ``params.ready``): a CONFIG takes at most one
       beat every 2 cycles. Slow clocks: no staging register; one beat a cycle while the
       parameter register is free (by word, tiny: while ``params.ready``).
-    - Combinational paths between ports: ``sp_write`` is driven from the post-processing's
-      output buffer, and ``sp_write.ready`` pops it; ``acc_read_data.ready`` depends on
+    - Combinational paths between ports: ``sp_write`` is driven from the output skid
+      buffer (slow clocks: the post-processing's output buffer), and ``sp_write.ready``
+      pops it; ``acc_read_data.ready`` depends on
       ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
       the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers
       (tiny: ``dma_write_data`` from the post-processing's output row register and the
@@ -291,7 +294,13 @@ class StoreUnit(wiring.Component):
         in :data:`hdl.accumulator.Accumulator.READ_LATENCY` cycles (one more with
         ``config.acc_registered``)."""
         return (self.issue_latency + Accumulator.READ_LATENCY + self.config.acc_registered
-                + self.postproc.latency)
+                + self.postproc.latency + self.output_delay)
+
+    @property
+    def output_delay(self):
+        """Cycles an output row spends between the post-processing and the output: 1 at fast
+        clocks (a :class:`hdl.skid_buffer.SkidBuffer`), else 0."""
+        return 1 if self.config.fast_clock else 0
 
     @property
     def issue_latency(self):
@@ -345,6 +354,12 @@ class StoreUnit(wiring.Component):
         def misaligned(value):
             return value[:align_bits].any() if align_bits else Const(0)
 
+        # The checks, on the instruction offered on ctl.insn (slow clocks: the one waiting
+        # there; fast clocks: registered with it into the decode register, so that no carry
+        # chain runs from the decode register into the issue stage).
+        offered = header_layout()(ctl.insn.payload[:header_layout().size])
+        offered_store, offered_config = (store_layout()(ctl.insn.payload),
+                                         config_layout()(ctl.insn.payload))
         is_store = header.opcode == Opcode.STORE
         # Slow clocks: the range check's sum is also the reader's end address.
         if slow:
@@ -354,28 +369,36 @@ class StoreUnit(wiring.Component):
             acc_end_exceeds = Cat(acc_end > cfg.acc_depth, store.acc_addr[n:].any(),
                                   store.rows[n:].any()).any()
         else:
-            acc_end_exceeds = _sum_exceeds(store.acc_addr, store.rows, cfg.acc_depth,
-                                           narrow=False)
+            acc_end_exceeds = _sum_exceeds(offered_store.acc_addr, offered_store.rows,
+                                           cfg.acc_depth, narrow=False)
         is_config = header.opcode == Opcode.CONFIG
+        offered_is_config = offered.opcode == Opcode.CONFIG
+        offered_is_store = offered.opcode == Opcode.STORE
         store_cause = Signal(ErrorCause)
-        with m.If(header.pop_next | header.push_next | ~(is_store | is_config)):
+        with m.If(offered.pop_next | offered.push_next | ~(offered_is_store | offered_is_config)):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
-        with m.Elif(store.rows == 0):
+        with m.Elif(offered_store.rows == 0):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
-        with m.Elif(store.to_sp & (store.mode != PostMode.REQUANT)):
+        with m.Elif(offered_store.to_sp & (offered_store.mode != PostMode.REQUANT)):
             m.d.comb += store_cause.eq(ErrorCause.MALFORMED)
         with m.Elif(acc_end_exceeds):
             m.d.comb += store_cause.eq(ErrorCause.ACC_RANGE)
-        with m.Elif(store.to_sp & _sum_exceeds(store.dest, store.rows, cfg.sp_depth,
-                                               narrow=slow)):
+        with m.Elif(offered_store.to_sp & _sum_exceeds(offered_store.dest, offered_store.rows,
+                                                       cfg.sp_depth, narrow=slow)):
             m.d.comb += store_cause.eq(ErrorCause.SP_RANGE)
-        with m.Elif(~store.to_sp & (misaligned(store.dest) | misaligned(store.dram_stride))):
+        with m.Elif(~offered_store.to_sp & (misaligned(offered_store.dest)
+                                            | misaligned(offered_store.dram_stride))):
             m.d.comb += store_cause.eq(ErrorCause.DMA_ALIGN)
         config_cause = Signal(ErrorCause)
-        with m.If(header.pop_next | header.push_next):
+        with m.If(offered.pop_next | offered.push_next):
             m.d.comb += config_cause.eq(ErrorCause.MALFORMED)
-        with m.Elif(misaligned(config_insn.dram_addr)):
+        with m.Elif(misaligned(offered_config.dram_addr)):
             m.d.comb += config_cause.eq(ErrorCause.DMA_ALIGN)
+        if not slow:
+            decoded_store, decoded_config = Signal(ErrorCause), Signal(ErrorCause)
+            with m.If(ctl.insn.valid & ctl.insn.ready):
+                m.d.sync += [decoded_store.eq(store_cause), decoded_config.eq(config_cause)]
+            store_cause, config_cause = decoded_store, decoded_config
         # The reserved mode 3 runs as ACC_BIAS (PostProcess treats it so; this keeps out_rows
         # mode a defined value).
         mode = Signal(PostMode)
@@ -739,7 +762,15 @@ class StoreUnit(wiring.Component):
                     m.d.sync += feed_count.eq(feed_count + 1)
 
         # --- Sink: output rows to the scratchpad or as beats to the DMA. ---
-        out = pp.out_rows
+        # Fast clocks: through a skid buffer, so that the output control below (beat count,
+        # sink count, the row's mode) starts from flip-flops, not from the post-processing's
+        # slot multiplexer, and its `ready` does not reach back into the post-processing.
+        if slow:
+            out = pp.out_rows
+        else:
+            m.submodules.out_skid = out_skid = SkidBuffer(out_row_layout(cfg))
+            wiring.connect(m, pp.out_rows, out_skid.i)
+            out = out_skid.o
         head = sink_layout(sink_queue.r_data)
         sink_count = Signal(range(cfg.acc_depth))
         dummy_row = out.payload.tag[_DUMMY_TAG_BIT]
@@ -865,7 +896,7 @@ class StoreUnit(wiring.Component):
                 m.d.sync += dummy_out.eq(0)
             rows_inside = dummy_out
         else:
-            in_flight = Signal(range(pp.latency + pp.buffer_depth + 2))
+            in_flight = Signal(range(pp.latency + pp.buffer_depth + 4))  # (+ the skid buffer)
             m.d.sync += in_flight.eq(in_flight + rows_fire - (out.valid & out.ready))
             rows_inside = in_flight != 0
 
