@@ -411,7 +411,8 @@ class BurstSplitter(wiring.Component):
     ``max_burst``-aligned block (which is the one to the 4 KiB boundary only in the last
     block of a page). The only registers are the command's fields and the progress in it:
     at 50 MHz and below the beats already cut from the row (address and beats left are sums
-    of it), above (:attr:`registered_progress`) the address and beats left themselves.
+    of it), above (:attr:`registered_progress`) the address and beats left themselves, and
+    with them the burst's cap (beats to its block or page end) and whether it ends the row.
     At 50 MHz and below, a burst that would start at or past the top of the address space is
     found by the carry out of its address sum (which then feeds only AxADDR's register), and
     the row end by a zero test of the beats left above ``max_burst``'s width.
@@ -491,9 +492,9 @@ class BurstSplitter(wiring.Component):
 
     @property
     def registered_progress(self):
-        """The burst address and the row's beats left are registers (``config.fast_clock``):
-        no carry chain before the burst's length, which the engines' credit checks and AXI's
-        AxLEN take combinationally."""
+        """The burst address, the row's beats left, the burst's cap and its row end are
+        registers (``config.fast_clock``): no carry chain before the burst's length, which
+        the engines' credit checks and AXI's AxLEN take combinationally."""
         return self.config.fast_clock
 
     @property
@@ -542,12 +543,60 @@ class BurstSplitter(wiring.Component):
         addr = Signal(beat_addr_width)       # beat address of the current burst
         beyond = Signal()  # (without registered_progress) the burst starts at 2**addr_width
         remaining = Signal(len(cmd.row_beats))  # beats of the current row not yet in bursts
-        if self.registered_progress:
-            def start_row(row_start, beats_in_row):
-                return [addr.eq(row_start), remaining.eq(beats_in_row)]
 
-            def cut(beats):
-                return [addr.eq(addr + beats), remaining.eq(remaining - beats)]
+        def cap_of(a):
+            """Beats from beat address ``a`` to the end of its ``max_burst``-aligned block, or
+            (not :attr:`block_aligned`) ``max_burst``, but in the last block of a page to the
+            page end: ``block_bits + 1`` bits."""
+            if not block_bits:
+                return Const(1, 1)
+            in_block = a[:block_bits]
+            if self.block_aligned:
+                return (self.max_burst - in_block)[:block_bits + 1]
+            last_block = a[block_bits:page_bits].all()
+            to_block = ((1 << block_bits) - in_block)[:block_bits]
+            return Mux(last_block & in_block.any(), to_block, self.max_burst)
+
+        def at_most(beats, limit):  # beats <= limit, compared in limit's width
+            return ~beats[len(limit):].any() & (beats[:len(limit)] <= limit)
+
+        # The current burst's cap (beats to the end of its block or page) and whether the row
+        # ends with it: registers with registered_progress, loaded with the address they are
+        # computed from (so that no carry chain runs from the address through the burst's
+        # length into the engine's credit check and back into the splitter's enables).
+        cap = Signal(block_bits + 1)
+        if self.registered_progress:
+            row_end = Signal()
+            # A row starts at the next command's address (idle, or the command ends with this
+            # burst) or at the next row's: chosen by registers, then one cap and one compare.
+            start_addr = Signal(beat_addr_width)
+            start_beats = Signal(len(remaining))
+            start_cap = Signal(block_bits + 1)
+
+            def start_row(row_start, beats_in_row):
+                # (start_addr and start_beats are row_start and beats_in_row wherever the
+                # row's registers matter: a command's last row leaves them to the next one.)
+                return [addr.eq(start_addr), remaining.eq(start_beats), cap.eq(start_cap),
+                        row_end.eq(at_most(start_beats, start_cap))]
+
+            def cut(beats):  # (beats = cap, the row goes on)
+                # The next burst starts max_burst beats on, at the same place in its block,
+                # unless this one ended a page (then at the next page's start): it runs to the
+                # page end only if this one is in the page's second to last block.
+                blocks = page_bits - block_bits
+                second_last = (addr[block_bits:page_bits] == (1 << blocks) - 2 if blocks
+                               else Const(0))
+                in_block = addr[:block_bits]
+                next_cap = Signal(block_bits + 1)
+                left = Signal(len(remaining), name="left_after_cut")
+                m.d.comb += [
+                    next_cap.eq(Mux(second_last & in_block.any(),
+                                    ((1 << block_bits) - in_block)[:block_bits],
+                                    self.max_burst) if block_bits else 1),
+                    left.eq(remaining - beats),
+                ]
+                return [addr.eq(addr + beats), remaining.eq(left), cap.eq(next_cap),
+                        row_end.eq(at_most(left, next_cap))]
         else:  # both from the beats of the row already in bursts: one register
             offset = Signal(len(cmd.row_beats))
             position = Signal(beat_addr_width + 2)
@@ -565,26 +614,22 @@ class BurstSplitter(wiring.Component):
 
             def cut(beats):
                 return [offset.eq(offset + beats)]
-        # Beats to the end of the max_burst-aligned block, or to the page end (the same
-        # thing in the last block of a page, and max_burst elsewhere).
-        in_block = addr[:block_bits]
-        last_block = addr[block_bits:page_bits].all()
-        cap = Signal(block_bits + 1)
-        to_block = ((1 << block_bits) - in_block)[:block_bits]
-        if self.block_aligned:  # max_burst - in_block, in block_bits + 1 bits
-            m.d.comb += cap.eq(self.max_burst - in_block)
-        else:
-            m.d.comb += cap.eq(Mux(last_block & in_block.any(), to_block, self.max_burst)
-                               if block_bits else 1)
-        if self.registered_progress:
-            row_end = remaining <= cap
-        else:  # a zero test of the high bits, a compare of cap's width (no 16-bit chain)
-            row_end = ~remaining[len(cap):].any() & (remaining[:len(cap)] <= cap)
+        if not self.registered_progress:
+            m.d.comb += cap.eq(cap_of(addr))
+            # A zero test of the high bits, a compare of cap's width (no 16-bit chain).
+            row_end = at_most(remaining, cap)
         beats = Mux(row_end, remaining[:block_bits + 1], cap)
         last_row = rows_left == 1
         cmd_end = row_end & last_row
         next_row = Signal(beat_addr_width + 1)
         m.d.comb += next_row.eq(row_addr + stride)
+        if self.registered_progress:
+            next_cmd = ~active | cmd_end
+            m.d.comb += [
+                start_addr.eq(Mux(next_cmd, cmd.addr[size:], next_row)),
+                start_beats.eq(Mux(next_cmd, cmd.row_beats, row_beats)),
+                start_cap.eq(cap_of(start_addr)),
+            ]
         # The next burst would start at or beyond 2**bus_addr_width (bursts do not cross a
         # page, so within a row only one that ends the last block of the top page can).
         # Without registered_progress, a burst is refused by the carry out of its address sum

@@ -1019,7 +1019,7 @@ def test_dma_cost_on_ecp5(build_dir):
     flops = sum(n for name, n in cells.items() if name.startswith("TRELLIS_FF"))
     print(f"DMA, small, synth_ecp5: {cells.get('LUT4')} LUT4, {flops} FF, {cells}")
     assert cells.get("DP16KD") == 2
-    assert cells["LUT4"] < 1000 and flops < 950
+    assert cells["LUT4"] < 1100 and flops < 950
 
 
 @pytest.mark.parametrize("name, r_to_beat", [("tiny", 2), ("small", 3)])
