@@ -745,7 +745,8 @@ class PostProcess(wiring.Component):
             left = [copy(self._SHIFT_STEP, unsigned(5),
                          Mux(shadow[n].shift > 0, shadow[n].shift, 0), f"left_{n}")
                     for n in range(dim)]
-            right = [copy(round_step - (1 if streamed else 0), unsigned(5),
+            # (Single-digit rows: copied a step early, for the registered amount `e_s`.)
+            right = [copy(round_step - (1 if streamed or digits == 1 else 0), unsigned(5),
                           Mux(shadow[n].shift < 0, -shadow[n].shift, 0), f"right_{n}")
                      for n in range(dim)]
         if in_ram:  # loaded with the swap row's first z (zero point apart: only `dp` uses it)
@@ -953,7 +954,7 @@ class PostProcess(wiring.Component):
             else:
                 a = stage(signed(width), shifted, f"a_{n}")
                 if digits == 1:
-                    right_e = select(right, round_step, n)
+                    right_e = None  # registered beside s (e_s, below)
                     multiplier = Mux(passes(self._MULTIPLY_STEP), 1 << pass_shift,
                                      select(mult, self._MULTIPLY_STEP, n))
                     product = self._pipelined_multiply(m, platform, a, multiplier, stage, n)
@@ -978,7 +979,13 @@ class PostProcess(wiring.Component):
 
             # RoundingDivideByPOT in 2 steps: (s + 2**(e-1) - (s < 0)) >> e for e > 0, i.e.
             # ties away from zero. The nudge is 2**(e-1), or 2**(e-1) - 1 for a negative s.
-            e = Mux(passes(round_step), 0, right_e)
+            if right_e is None:
+                # The rounding shift's amount registered beside s, from the step before: the
+                # nudge's decode then starts at a register, not at the group's multiplexer.
+                e = stage(unsigned(5), Mux(passes(round_step - 1), 0,
+                                           select(right, round_step - 1, n)), f"e_s_{n}")
+            else:
+                e = Mux(passes(round_step), 0, right_e)
             negative = s[width - 1]
             if digits == 1:
                 nudge = Cat(Mux(negative, e >= j + 2, e == j + 1) for j in range(width - 1))
