@@ -271,17 +271,28 @@ class Accumulator(wiring.Component):
                 m.d.sync += [older[0].eq(valid), older[1].eq(addr), older[2].eq(row)]
                 in_flight.append(older)
 
-            def forwarded(addr, stored):
-                """``stored``, or the newest row in the write stage or written in the
-                cycles before (one; registered: two) if it was ``addr``."""
+            # Which rows in flight a row read is: compared a cycle ahead, from what the read's
+            # address register and the rows in flight become (`next_*`), so that only the
+            # multiplexer lies between these flip-flops and the adder (or the answer).
+            older = [(valid, addr) for valid, addr, _ in in_flight[:-1]]
+            next_in_flight = [(add_valid, add_addr) if registered else (s1_valid, s1_addr),
+                              *older]
+
+            def forwarded(next_addr, stored, name):
+                """``stored``, or the newest row in the write stage or written in the cycles
+                before (one; registered: two) if it was the row whose address register
+                ``next_addr`` loads."""
+                hits = [Signal(name=f"{name}_{k}") for k in range(len(in_flight))]
+                m.d.sync += [hit.eq(valid & (row_addr == next_addr))
+                             for hit, (valid, row_addr) in zip(hits, next_in_flight, strict=True)]
                 value = Signal(row_layout)
                 m.d.comb += value.eq(stored)
-                for valid, row_addr, row in reversed(in_flight):  # the newest wins
-                    with m.If(valid & (row_addr == addr)):
+                for hit, (_, _, row) in reversed(list(zip(hits, in_flight, strict=True))):
+                    with m.If(hit):  # the newest wins
                         m.d.comb += value.eq(row)
                 return value
 
-            base = forwarded(add_addr, stored)
+            base = forwarded(s1_addr if registered else w.addr, stored, "forward")
             s1_row, s1_accumulate = add_row, add_accumulate  # the adder's inputs
             write_valid, write_addr, write_bank, write_row = s2_valid, s2_addr, s2_bank, s2_row
         for n in range(dim):
@@ -342,7 +353,8 @@ class Accumulator(wiring.Component):
                 m.d.sync += [answer_addr.eq(r_addr), answer_error.eq(~r_in_range)]
             # The writes in stages 1 and 2 during the request land after the read: they are
             # in stage 2 and `last_*` now, so forward them.
-            answer = forwarded(answer_addr, bank_data(answer_addr[index_bits:]))
+            answer = forwarded(request_addr if registered else r_addr,
+                               bank_data(answer_addr[index_bits:]), "answer_forward")
         m.d.comb += [response.data.error.eq(answer_error)]
         with m.If(~answer_error):
             m.d.comb += response.data.row.eq(answer)

@@ -4,6 +4,7 @@ from contextlib import nullcontext
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from sim.model import INT8_MAX, INT8_MIN, SHIFT_MAX, SHIFT_MIN
@@ -329,9 +330,12 @@ class StoreUnit(wiring.Component):
         depth = self.queue_depth
         feed_layout, sink_layout = _feed_layout(cfg), _sink_layout(cfg)
         # Slow clocks: shift queues (no read multiplexer; the head's load multiplexer packs
-        # with its flip-flop), the same timing as SyncFIFO.
-        m.submodules.feed_queue = feed_queue = small_fifo(cfg, width=feed_layout.size,
-                                                          depth=depth)
+        # with its flip-flop), the same timing as SyncFIFO. Fast clocks: the feed queue's head
+        # is a register (its `swap` reaches the post-processing's parameter enables; an entry
+        # is there long before the accumulator answers its first read).
+        m.submodules.feed_queue = feed_queue = (
+            small_fifo(cfg, width=feed_layout.size, depth=depth) if not cfg.fast_clock
+            else SyncFIFOBuffered(width=feed_layout.size, depth=depth))
         m.submodules.sink_queue = sink_queue = small_fifo(cfg, width=sink_layout.size,
                                                           depth=depth)
         m.submodules.retire_queue = retire_queue = small_fifo(cfg, width=1, depth=depth)
