@@ -107,12 +107,14 @@ class HostLink(wiring.Component):
     while it executes and its reply is sent (back-pressure; the SPI target then drops the
     host's fill bytes). The frame is checked the cycle after its last byte (its length and
     address already while its CRC arrives). The buffer is a byte-wide block RAM, so a CSR word
-    takes 5 cycles or more (6 with :class:`hdl.axi_lite.AXI4LiteRegisterBank`): 3 to fetch its
-    bytes, AW and W together, then B; or AR, then R and its byte 0, then 3 to store bytes 1-3
-    from R, whose RREADY comes with the last (the bank holds R until then). A RAM byte takes 1
-    cycle to write (``w_en``) and 2 to read (``r_en``, then ``r_data``), plus the cycles the
-    RAM is ``busy`` (the access is repeated); ``r_en`` is high only then. The reply goes out
-    at one byte per cycle while ``tx.ready`` is high.
+    takes 6 cycles or more (7 with :class:`hdl.axi_lite.AXI4LiteRegisterBank`): 4 to fetch its
+    bytes (``compact``: 3, byte 3 straight from the buffer's read port), AW and W together,
+    then B; or AR, then R and its byte 0, then 3 to store bytes 1-3 from R, whose RREADY
+    comes with the last (the bank holds R until then). A RAM byte takes 1 cycle to write
+    (``w_en``) and 2 to read (``r_en``, then ``r_data``), plus the cycles the RAM is ``busy``
+    (the access is repeated); ``r_en`` is high only then. The reply goes out at one byte per
+    cycle while ``tx.ready`` is high, but for one cycle before its CRC (not ``compact``: the
+    last data byte enters the CRC in the cycle after it was sent).
 
     Framing: a ``frame_end`` pulse in the middle of a request drops it and answers TRUNCATED
     (it is ignored between frames, while a frame executes and while its reply is sent: a
@@ -126,7 +128,7 @@ class HostLink(wiring.Component):
     shift register, and a PING's reply length is kept in ``length``; the tag is kept in the
     buffer (a 512-byte block RAM initialised to zero, the tag at byte 255: the header's other
     bytes land in bytes 0-4, below any payload or read data), and so is a PING reply's data
-    (initialised at byte 256): fewer LUTs and flip-flops, same timing.
+    (initialised at byte 256): fewer LUTs and flip-flops, and a cycle less per CSR word.
 
     Parameters
     ----------
@@ -210,7 +212,9 @@ class HostLink(wiring.Component):
         # Bytes 0-2 of a CSR word to write; byte 3 sits on the buffer's read port, which holds
         # it while not enabled. A read's word stays on ``csr.rdata`` (R holds until RREADY);
         # ``compact``: bytes 1-3 of a read word, shifted out to the buffer.
-        word = Signal(24)
+        # (Not ``compact``: all 4 bytes, byte 3 fetched last, so that ``csr.wdata`` comes from
+        # flip-flops rather than from the buffer's block RAM output.)
+        word = Signal(24 if self.compact else 32)
 
         # Byte-wide with a synchronous read: one block RAM (512x8 on iCE40, 2048x9 on ECP5).
         # It is written at ``count`` and read one byte ahead, at ``count + 1``, never in the
@@ -234,7 +238,8 @@ class HostLink(wiring.Component):
         m.d.comb += [buf_w.addr.eq(count), buf_r.addr.eq((count + 1)[:8]), buf_r_en.eq(0),
                      ram.addr.eq(addr), ram.w_data.eq(buf_r_data),
                      csr.awaddr.eq(addr), csr.araddr.eq(addr),
-                     csr.wdata.eq(Cat(word, buf_r_data)), csr.wstrb.eq(0b1111)]
+                     csr.wdata.eq(Cat(word, buf_r_data) if compact else word),
+                     csr.wstrb.eq(0b1111)]
 
         addr_step = Signal(3)  # the accesses advance the address by this
         with m.If(addr_step.any()):
@@ -243,6 +248,14 @@ class HostLink(wiring.Component):
         # resetting ``crc`` on every way out of a frame).
         crc_byte, crc_first = Signal(8), Signal()
         crc_next = crc16_step(Mux(crc_first, CRC_INIT, crc), crc_byte)
+        # Not ``compact``: a reply's byte enters the CRC in the cycle after it was sent, from a
+        # register (it may come from the buffer's block RAM output); the CRC's own bytes wait.
+        deferred = not compact
+        if deferred:
+            sent_byte, sent_first, sent_due = Signal(8), Signal(), Signal()
+            m.d.sync += sent_due.eq(0)
+            with m.If(sent_due):
+                m.d.sync += crc.eq(crc16_step(Mux(sent_first, CRC_INIT, crc), sent_byte))
         has_payload = command[0]
         is_ping, is_csr, is_mem = (command[2:] == group for group in (1, 2, 3))
         fixed = command[1]  # of a known CSR command: CSR_WRITE_FIXED
@@ -262,14 +275,17 @@ class HostLink(wiring.Component):
             m.d.sync += [status.eq(_code(value)), count.eq(0)]
             m.next = "REPLY_STATUS"
 
-        def send(byte, checked=True):
-            """Offers ``byte`` on ``tx`` (unless dropped); returns the handshake. ``checked``:
-            the CRC covers it."""
-            m.d.comb += [tx.payload.eq(byte), tx.valid.eq(~drop & ~self.abort)]
+        def send(byte, checked=True, hold=0):
+            """Offers ``byte`` on ``tx`` (unless dropped, or while ``hold``); returns the
+            handshake. ``checked``: the CRC covers it."""
+            m.d.comb += [tx.payload.eq(byte), tx.valid.eq(~drop & ~self.abort & ~hold)]
             with m.If(drop | self.abort):
                 m.d.sync += drop.eq(0)
                 m.next = "IDLE"
-            if checked:
+            if checked and deferred:
+                with m.If(tx.ready & tx.valid):
+                    m.d.sync += [sent_byte.eq(byte), sent_first.eq(crc_first), sent_due.eq(1)]
+            elif checked:
                 m.d.comb += crc_byte.eq(byte)
                 with m.If(tx.ready & tx.valid):
                     m.d.sync += crc.eq(crc_next)
@@ -363,6 +379,11 @@ class HostLink(wiring.Component):
                 m.d.comb += buf_r_en.eq(1)
                 m.d.sync += [word.eq(Cat(word[8:], buf_r_data)), count.eq(count + 1)]
                 with m.If(count[:2] == 2):
+                    m.next = "CSR_WRITE" if compact else "CSR_WRITE_LAST"
+
+            if not compact:
+                with m.State("CSR_WRITE_LAST"):  # byte 3, on the buffer's read port now
+                    m.d.sync += word.eq(Cat(word[8:], buf_r_data))
                     m.next = "CSR_WRITE"
 
             with m.State("CSR_WRITE"):
@@ -469,7 +490,7 @@ class HostLink(wiring.Component):
                         m.next = "REPLY_CRC_HIGH"
 
             with m.State("REPLY_CRC_HIGH"):
-                with m.If(send(crc[8:], checked=False)):
+                with m.If(send(crc[8:], checked=False, hold=sent_due if deferred else 0)):
                     m.next = "REPLY_CRC_LOW"
 
             with m.State("REPLY_CRC_LOW"):
