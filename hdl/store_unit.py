@@ -4,7 +4,7 @@ from contextlib import nullcontext
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from sim.model import INT8_MAX, INT8_MIN, SHIFT_MAX, SHIFT_MIN
@@ -28,6 +28,7 @@ from .isa import (
 )
 from .postproc import PostMode, PostProcess, out_row_layout, params_by_word
 from .scratchpad import sp_write_layout
+from .skid_buffer import SkidBuffer
 
 __all__ = ["StoreUnit"]
 
@@ -168,7 +169,7 @@ class StoreUnit(wiring.Component):
       accumulator read in cycle :attr:`issue_latency` (2; slow clocks 1); with the
       accumulator's 2-cycle answer, the first row starts in the post-processing in cycle 4
       (slow: 3) and its output is on ``sp_write`` in cycle :attr:`latency` =
-      ``5 + postproc_latency`` (after :attr:`output_delay`, a 2-row queue; slow: 3 + ...),
+      ``5 + postproc_latency`` (after :attr:`output_delay`, a skid buffer; slow: 3 + ...),
       on ``dma_write_data``
       :attr:`beat_delay` cycles later (beats leave through a register; slow clocks with
       the serial post-processing, tiny: in the same cycle, straight from its output beat
@@ -196,15 +197,16 @@ class StoreUnit(wiring.Component):
       parameter beat waits in its register (for ``params.ready``): a CONFIG takes at most one
       beat every 2 cycles. Slow clocks: no staging register; one beat a cycle while the
       parameter register is free (by word, tiny: while ``params.ready``).
-    - Combinational paths between ports: ``sp_write`` is driven from the output queue (slow clocks:
-      the post-processing's output buffer), and ``sp_write.ready`` pops it; ``acc_read_data.ready``
-      depends on ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
-      the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers (tiny:
-      ``dma_write_data`` from the post-processing's output row register and the queue heads, and
-      ``dma_write_data.ready`` takes that beat: ``out_next_beat``); at slow clocks
-      ``ctl.insn.ready`` depends on ``ctl.insn`` (the checks) and the unit's state (for a STORE to
-      memory: and ``dma_write_cmd.ready``), ``dma_read_data.ready`` on ``PostProcess.params.ready``,
-      and ``dma_read_cmd`` comes from ``ctl.insn``.
+    - Combinational paths between ports: ``sp_write`` is driven from the output skid
+      buffer (slow clocks: the post-processing's output buffer), and ``sp_write.ready``
+      pops it; ``acc_read_data.ready`` depends on
+      ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
+      the DMA commands, ``dma_write_data`` and ``dma_read_data.ready`` come from registers
+      (tiny: ``dma_write_data`` from the post-processing's output row register and the
+      queue heads, and ``dma_write_data.ready`` takes that beat: ``out_next_beat``);
+      at slow clocks ``ctl.insn.ready`` depends on ``ctl.insn`` (the checks) and the unit's
+      state (for a STORE to memory: and ``dma_write_cmd.ready``), ``dma_read_data.ready``
+      on ``PostProcess.params.ready``, and ``dma_read_cmd`` comes from ``ctl.insn``.
 
     Parameters
     ----------
@@ -298,7 +300,7 @@ class StoreUnit(wiring.Component):
     @property
     def output_delay(self):
         """Cycles an output row spends between the post-processing and the output: 1 at fast
-        clocks (a 2-row queue), else 0."""
+        clocks (a :class:`hdl.skid_buffer.SkidBuffer`), else 0."""
         return 1 if self.config.fast_clock else 0
 
     @property
@@ -764,25 +766,15 @@ class StoreUnit(wiring.Component):
                     m.d.sync += feed_count.eq(feed_count + 1)
 
         # --- Sink: output rows to the scratchpad or as beats to the DMA. ---
-        # Fast clocks: through a 2-row queue in LUT RAM, so that the output control below
-        # (beat count, sink count, the row's mode) starts at its read port, not at the
-        # post-processing's slot multiplexer, that its `ready` does not reach back into the
-        # post-processing, and that it moves only the queue's pointers (a skid buffer's
-        # `ready` would enable two registers of a whole row).
+        # Fast clocks: through a skid buffer, so that the output control below (beat count,
+        # sink count, the row's mode) starts from flip-flops, not from the post-processing's
+        # slot multiplexer, and its `ready` does not reach back into the post-processing.
         if slow:
             out = pp.out_rows
         else:
-            out_layout = out_row_layout(cfg)
-            m.submodules.out_queue = out_queue = SyncFIFO(width=out_layout.size, depth=2)
-            out = stream.Signature(out_layout).flip().create()
-            m.d.comb += [
-                out_queue.w_data.eq(pp.out_rows.payload),
-                out_queue.w_en.eq(pp.out_rows.valid),
-                pp.out_rows.ready.eq(out_queue.w_rdy),
-                out.payload.eq(out_queue.r_data),
-                out.valid.eq(out_queue.r_rdy),
-                out_queue.r_en.eq(out.ready),
-            ]
+            m.submodules.out_skid = out_skid = SkidBuffer(out_row_layout(cfg))
+            wiring.connect(m, pp.out_rows, out_skid.i)
+            out = out_skid.o
         head = sink_layout(sink_queue.r_data)
         sink_count = Signal(range(cfg.acc_depth))
         dummy_row = out.payload.tag[_DUMMY_TAG_BIT]
@@ -908,7 +900,7 @@ class StoreUnit(wiring.Component):
                 m.d.sync += dummy_out.eq(0)
             rows_inside = dummy_out
         else:
-            in_flight = Signal(range(pp.latency + pp.buffer_depth + 4))  # (+ the output queue)
+            in_flight = Signal(range(pp.latency + pp.buffer_depth + 4))  # (+ the skid buffer)
             m.d.sync += in_flight.eq(in_flight + rows_fire - (out.valid & out.ready))
             rows_inside = in_flight != 0
 

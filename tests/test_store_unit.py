@@ -573,7 +573,7 @@ def test_throughput(name, to_sp, mode, rows_per_store):
     per cycle when a row has more beats; a row's beats back to back, on tiny an int32 row's
     a lane group apart: each leaves as it lands) from the first output to the last, across
     the instruction boundaries; the first output ``5 + postproc latency`` cycles after the
-    first instruction was accepted (through the 2-row output queue; 6 with large's
+    first instruction was accepted (through the output skid buffer; 6 with large's
     registered accumulator, 3 at slow clocks;
     plus the beat register on the DMA path,
     none on tiny's, where an int32 row's first beat leaves as its first group lands)."""
