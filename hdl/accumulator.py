@@ -344,17 +344,18 @@ class Accumulator(wiring.Component):
             m.d.sync += [answer_bank.eq(r_bank), answer_error.eq(~r_in_range)]
             answer = bank_data(answer_bank)
         else:
-            answer_addr = Signal.like(r_addr)
+            answer_bank = Signal.like(r_bank)  # (the row is forwarded by `forwarded`)
             if registered:  # the bank read comes a cycle after the request
                 request_addr, request_error = Signal.like(r_addr), Signal()
                 m.d.sync += [request_addr.eq(r_addr), request_error.eq(~r_in_range),
-                             answer_addr.eq(request_addr), answer_error.eq(request_error)]
+                             answer_bank.eq(request_addr[index_bits:]),
+                             answer_error.eq(request_error)]
             else:
-                m.d.sync += [answer_addr.eq(r_addr), answer_error.eq(~r_in_range)]
+                m.d.sync += [answer_bank.eq(r_bank), answer_error.eq(~r_in_range)]
             # The writes in stages 1 and 2 during the request land after the read: they are
             # in stage 2 and `last_*` now, so forward them.
-            answer = forwarded(request_addr if registered else r_addr,
-                               bank_data(answer_addr[index_bits:]), "answer_forward")
+            answer = forwarded(request_addr if registered else r_addr, bank_data(answer_bank),
+                               "answer_forward")
         m.d.comb += [response.data.error.eq(answer_error)]
         with m.If(~answer_error):
             m.d.comb += response.data.row.eq(answer)

@@ -772,8 +772,18 @@ class StoreUnit(wiring.Component):
         if slow:
             out = pp.out_rows
         else:
-            m.submodules.out_skid = out_skid = SkidBuffer(out_row_layout(cfg))
-            wiring.connect(m, pp.out_rows, out_skid.i)
+            # (Only the dummy bit of the tag: the last-row bit is a slow-clock one.)
+            fields = out_row_layout(cfg).members
+            skid_layout = data.StructLayout({"row": fields["row"], "mode": fields["mode"],
+                                             "tag": _DUMMY_TAG_BIT + 1})
+            m.submodules.out_skid = out_skid = SkidBuffer(skid_layout)
+            m.d.comb += [
+                out_skid.i.valid.eq(pp.out_rows.valid),
+                out_skid.i.payload.row.eq(pp.out_rows.payload.row),
+                out_skid.i.payload.mode.eq(pp.out_rows.payload.mode),
+                out_skid.i.payload.tag.eq(pp.out_rows.payload.tag),
+                pp.out_rows.ready.eq(out_skid.i.ready),
+            ]
             out = out_skid.o
         head = sink_layout(sink_queue.r_data)
         sink_count = Signal(range(cfg.acc_depth))
