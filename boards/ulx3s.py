@@ -3,7 +3,7 @@
 Host link: the FT231X (US1 port, ``/dev/ttyUSB0`` on Linux) at 3 Mbaud. System memory:
 64 KiB of block RAM, two-ported with registered writes and read words (``ram_ports=2``, 64 of
 the 208 DP16KD), and ``large``'s registered accumulator: they cut the two block-RAM paths that
-limited the single-ported, plain build (seed 1: 67.0-68.8 MHz now, 59.6 for that build; see
+limited the single-ported, plain build (seed 1: 72.7 MHz now, 59.6 for that build; see
 README).
 """
 
