@@ -170,10 +170,11 @@ class StoreUnit(wiring.Component):
       accumulator's 2-cycle answer, the first row starts in the post-processing in cycle 4
       (slow: 3) and its output is on ``sp_write`` in cycle :attr:`latency` =
       ``5 + postproc_latency`` (after :attr:`output_delay`, a skid buffer; slow: 3 + ...),
-      on ``dma_write_data``
-      :attr:`beat_delay` cycles later (beats leave through a register; slow clocks with
-      the serial post-processing, tiny: in the same cycle, straight from its output beat
-      register; an int32 row's beats then leave a lane group apart, each as it lands).
+      on ``dma_write_data`` :attr:`beat_delay` cycles later (beats leave through a
+      register, at fast clocks that of a skid buffer, whose input ``ready`` does not wait
+      on ``dma_write_data.ready``; slow clocks with the serial post-processing, tiny: in
+      the same cycle, straight from its output beat register; an int32 row's beats then
+      leave a lane group apart, each as it lands).
       ``done`` pulses in the cycle after the last scratchpad write was accepted, or in
       the cycle after ``dma_write_status.done`` of its command. CONFIG: its DMA read
       command is valid in cycle 2 (slow clocks: while the CONFIG waits on ``ctl.insn``,
@@ -803,15 +804,26 @@ class StoreUnit(wiring.Component):
                 m.d.sync += beat_count.eq(Mux(row_end, 0, beat_count + 1))
         else:
             m.d.comb += out.ready.eq(dummy_row | consumed)
-        beat_valid = Signal()
-        beat_data = Signal(beat_bits)
         direct = self._shift_beats  # beats straight from the output row (no register)
-        if not direct:
+        beat_valid = Signal()  # a beat waits in the output register (or skid buffer)
+        skid_beats = not direct and not slow
+        if skid_beats:
+            # Fast clocks: beats leave through a skid buffer instead of a register: its
+            # input `ready` is a flip-flop, so the DMA writer's `ready` (the board memory's
+            # arbitration) stops at the beat registers instead of reaching the output rows'.
+            m.submodules.beat_skid = beat_skid = SkidBuffer(beat_bits)
+            m.d.comb += [self.dma_write_data.valid.eq(beat_skid.o.valid),
+                         self.dma_write_data.payload.data.eq(beat_skid.o.payload),
+                         beat_skid.o.ready.eq(self.dma_write_data.ready)]
+            beat_free = beat_skid.i.ready
+            m.d.comb += beat_valid.eq(beat_skid.o.valid)
+        elif not direct:
+            beat_data = Signal(beat_bits)
             m.d.comb += [self.dma_write_data.valid.eq(beat_valid),
                          self.dma_write_data.payload.data.eq(beat_data)]
             with m.If(self.dma_write_data.ready):
                 m.d.sync += beat_valid.eq(0)
-        beat_free = ~beat_valid | self.dma_write_data.ready
+            beat_free = ~beat_valid | self.dma_write_data.ready
 
         def beats_of(value, count):
             pad = count * beat_bits - len(value)
@@ -876,6 +888,9 @@ class StoreUnit(wiring.Component):
                     with m.If(beat_go):
                         if direct:
                             m.d.comb += pp.out_next_beat.eq(1)
+                        elif skid_beats:
+                            m.d.comb += [beat_skid.i.valid.eq(1),
+                                         beat_skid.i.payload.eq(beat_select)]
                         else:
                             m.d.sync += [beat_valid.eq(1), beat_data.eq(beat_select)]
                         with m.If(row_end):
