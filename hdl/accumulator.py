@@ -60,8 +60,8 @@ class Accumulator(wiring.Component):
     and written from its register in stage 3.
     The three writes then in flight (stage 3 and the two before) are forwarded to the sum. A
     store read of the row of the write accepted in the cycle before waits one cycle (counted
-    as a conflict), as that row's sum is not yet formed; the answer comes 3 cycles after the
-    request.
+    as a conflict), as that row's sum is not yet formed; the answer passes a register too,
+    and comes 4 cycles after the request.
 
     Slow clocks (:attr:`row_follows`, ``not config.fast_clock``): ``addr`` and ``accumulate``
     come with ``valid``, the ``row`` in the next cycle (whatever ``valid`` is then), straight
@@ -86,7 +86,7 @@ class Accumulator(wiring.Component):
       later, and (through forwarding) to reads accepted the next cycle (slow clocks and
       registered: such a read waits one cycle).
     - ``read`` -> ``read_data``: one row per cycle, answer :attr:`read_latency` cycles (2;
-      registered 3) after the request (empty response buffer). A read sees every write
+      registered 4) after the request (empty response buffer). A read sees every write
       accepted in an earlier cycle (slow clocks: a read of the row a write accepted in the
       previous cycle waits one cycle; registered too).
     - Back-pressure on ``read_data`` fills a buffer of :attr:`read_buffer_depth` rows, then
@@ -133,9 +133,17 @@ class Accumulator(wiring.Component):
     @property
     def read_latency(self):
         """Cycles from an accepted read request to its answer on ``read_data``:
-        :data:`READ_LATENCY`, one more ``registered`` (the bank read is issued from registers
-        a cycle later)."""
-        return self.READ_LATENCY + self._registered
+        :data:`READ_LATENCY`, two more ``registered`` (the bank read is issued from registers
+        a cycle later, and the answer passes a register before the response buffer)."""
+        return self.read_latency_for(self.config, self._registered)
+
+    @classmethod
+    def read_latency_for(cls, config, registered=None):
+        """:attr:`read_latency` of an accumulator for ``config`` (``registered`` as in the
+        constructor)."""
+        if registered is None:
+            registered = config.acc_registered
+        return cls.READ_LATENCY + 2 * registered
 
     @property
     def row_follows(self):
@@ -356,9 +364,16 @@ class Accumulator(wiring.Component):
             # in stage 2 and `last_*` now, so forward them.
             answer = forwarded(request_addr if registered else r_addr, bank_data(answer_bank),
                                "answer_forward")
-        m.d.comb += [response.data.error.eq(answer_error)]
+        if registered:  # the block RAM's output and the forwarding into a register first
+            answered = m.d.sync
+            response_data = Signal(acc_read_layout(cfg), reset_less=True)
+            m.d.comb += response.data.eq(response_data)
+        else:
+            answered = m.d.comb
+            response_data = response.data
+        answered += [response_data.error.eq(answer_error), response_data.row.eq(0)]
         with m.If(~answer_error):
-            m.d.comb += response.data.row.eq(answer)
+            answered += response_data.row.eq(answer)
 
         refused = (r_fire & ~r_in_range) | (w_port_fire & ~w_port_in_range)
         if slow:  # a write of the row of the write before it breaks the protocol

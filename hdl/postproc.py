@@ -308,7 +308,8 @@ class PostProcess(wiring.Component):
     multiply when its first group enters):
 
     - Latency: :attr:`latency` = 10 + :attr:`row_cycles` cycles from a row's start to its
-      output row (11 at full width; with a free output): input register (or the entering
+      output row (11 at full width; with a free output; 11 + :attr:`row_cycles` with row
+      slots, the clamp's results then registered before the slot): input register (or the entering
       group's register), one cycle per further lane group, bias add beside the lane's left
       shift and the bits it moves out, the saturating left shift, a 3-stage
       32 x 32 multiply (16 x 16 partial products, their middle sum, the final sum: four
@@ -458,8 +459,15 @@ class PostProcess(wiring.Component):
     def latency(self):
         """Cycles from an accepted input row to its output row."""
         # Input register, one cycle per further lane group and multiply cycle, the datapath
-        # steps 0.._zero_point_step, the output buffer.
-        return 1 + (self.row_cycles - 1) + (self._zero_point_step + 1) + 1
+        # steps 0.._zero_point_step, the clamp's register (row slots), the output buffer.
+        return (1 + (self.row_cycles - 1) + (self._zero_point_step + 1) + self._in_slots
+                + 1)
+
+    @property
+    def _in_slots(self):
+        """Output rows are assembled in row slots, lane group by lane group (pipelined
+        multiply, more than one group); the clamp's results are registered on the way in."""
+        return self.config.dim // self.lanes > 1 and self.multiply_cycles == 1
 
     @property
     def accept_delay(self):
@@ -553,7 +561,8 @@ class PostProcess(wiring.Component):
         # they leave through one output row register instead, and the datapath (`dp`, every
         # register that keeps the rows' timing) stalls while a lane waits for it: `advance`.
         streamed = digits > 1
-        in_slots = groups > 1 and not streamed
+        in_slots = self._in_slots
+        assert in_slots == (groups > 1 and not streamed)
         credit = Signal()
         if streamed:
             advance = Signal()
@@ -1020,6 +1029,12 @@ class PostProcess(wiring.Component):
         if streamed:
             self._row_output(m, done, lane_z, lane_int8, row_fire, z_load, advance)
         elif in_slots:
+            # The clamp's results into registers first: the slots' byte enables and
+            # multiplexers spread over the die (12 lanes' slots on large).
+            lane_z = [stage(signed(width), z, f"clamp_z_{n}") for n, z in enumerate(lane_z)]
+            lane_int8 = [stage(unsigned(8), v, f"clamp_int8_{n}")
+                         for n, v in enumerate(lane_int8)]
+            done = ctrl_stage(done, f"ctrl_{zero_point_step + 2}")
             self._slot_output(m, done, lane_z, lane_int8, row_fire, credit)
         else:
             # One lane group: whole rows into the output buffer, `latency - 1` cycles after

@@ -26,6 +26,7 @@ from .isa import (
     store_layout,
     unit_signature,
 )
+from .pingpong_buffer import PingPongBuffer
 from .postproc import PostMode, PostProcess, out_row_layout, params_by_word
 from .scratchpad import sp_write_layout
 from .skid_buffer import SkidBuffer
@@ -169,7 +170,7 @@ class StoreUnit(wiring.Component):
       accumulator read in cycle :attr:`issue_latency` (2; slow clocks 1); with the
       accumulator's 2-cycle answer, the first row starts in the post-processing in cycle 4
       (slow: 3) and its output is on ``sp_write`` in cycle :attr:`latency` =
-      ``5 + postproc_latency`` (after :attr:`output_delay`, a skid buffer; slow: 3 + ...),
+      ``5 + postproc_latency`` (after :attr:`output_delay`, a ping-pong buffer; slow: 3 + ...),
       on ``dma_write_data`` :attr:`beat_delay` cycles later (beats leave through a
       register, at fast clocks that of a skid buffer, whose input ``ready`` does not wait
       on ``dma_write_data.ready``; slow clocks with the serial post-processing, tiny: in
@@ -198,7 +199,7 @@ class StoreUnit(wiring.Component):
       parameter beat waits in its register (for ``params.ready``): a CONFIG takes at most one
       beat every 2 cycles. Slow clocks: no staging register; one beat a cycle while the
       parameter register is free (by word, tiny: while ``params.ready``).
-    - Combinational paths between ports: ``sp_write`` is driven from the output skid
+    - Combinational paths between ports: ``sp_write`` is driven from the output ping-pong
       buffer (slow clocks: the post-processing's output buffer), and ``sp_write.ready``
       pops it; ``acc_read_data.ready`` depends on
       ``acc_read_data.valid`` (through ``PostProcess.acc_rows.ready``). ``ctl`` outputs,
@@ -293,15 +294,14 @@ class StoreUnit(wiring.Component):
     def latency(self):
         """Cycles from a STORE accepted on ``ctl.insn`` by an idle unit to its first row on
         ``sp_write`` (one more to ``dma_write_data``), with the config's accumulator answering
-        in :data:`hdl.accumulator.Accumulator.READ_LATENCY` cycles (one more with
-        ``config.acc_registered``)."""
-        return (self.issue_latency + Accumulator.READ_LATENCY + self.config.acc_registered
+        in :meth:`hdl.accumulator.Accumulator.read_latency_for` cycles."""
+        return (self.issue_latency + Accumulator.read_latency_for(self.config)
                 + self.postproc.latency + self.output_delay)
 
     @property
     def output_delay(self):
         """Cycles an output row spends between the post-processing and the output: 1 at fast
-        clocks (a :class:`hdl.skid_buffer.SkidBuffer`), else 0."""
+        clocks (a :class:`hdl.pingpong_buffer.PingPongBuffer`), else 0."""
         return 1 if self.config.fast_clock else 0
 
     @property
@@ -767,25 +767,27 @@ class StoreUnit(wiring.Component):
                     m.d.sync += feed_count.eq(feed_count + 1)
 
         # --- Sink: output rows to the scratchpad or as beats to the DMA. ---
-        # Fast clocks: through a skid buffer, so that the output control below (beat count,
-        # sink count, the row's mode) starts from flip-flops, not from the post-processing's
-        # slot multiplexer, and its `ready` does not reach back into the post-processing.
+        # Fast clocks: through a ping-pong buffer, so that the output control below (beat
+        # count, sink count, the row's mode) starts from flip-flops, not from the
+        # post-processing's slot multiplexer, and its `ready` (which waits on the sink's
+        # state and the scratchpad's) neither reaches back into the post-processing nor
+        # enables the row registers (a skid buffer's would: 776 flip-flops on large).
         if slow:
             out = pp.out_rows
         else:
             # (Only the dummy bit of the tag: the last-row bit is a slow-clock one.)
             fields = out_row_layout(cfg).members
-            skid_layout = data.StructLayout({"row": fields["row"], "mode": fields["mode"],
-                                             "tag": _DUMMY_TAG_BIT + 1})
-            m.submodules.out_skid = out_skid = SkidBuffer(skid_layout)
+            out_layout = data.StructLayout({"row": fields["row"], "mode": fields["mode"],
+                                            "tag": _DUMMY_TAG_BIT + 1})
+            m.submodules.out_buffer = out_buffer = PingPongBuffer(out_layout)
             m.d.comb += [
-                out_skid.i.valid.eq(pp.out_rows.valid),
-                out_skid.i.payload.row.eq(pp.out_rows.payload.row),
-                out_skid.i.payload.mode.eq(pp.out_rows.payload.mode),
-                out_skid.i.payload.tag.eq(pp.out_rows.payload.tag),
-                pp.out_rows.ready.eq(out_skid.i.ready),
+                out_buffer.i.valid.eq(pp.out_rows.valid),
+                out_buffer.i.payload.row.eq(pp.out_rows.payload.row),
+                out_buffer.i.payload.mode.eq(pp.out_rows.payload.mode),
+                out_buffer.i.payload.tag.eq(pp.out_rows.payload.tag),
+                pp.out_rows.ready.eq(out_buffer.i.ready),
             ]
-            out = out_skid.o
+            out = out_buffer.o
         head = sink_layout(sink_queue.r_data)
         sink_count = Signal(range(cfg.acc_depth))
         dummy_row = out.payload.tag[_DUMMY_TAG_BIT]
@@ -925,7 +927,7 @@ class StoreUnit(wiring.Component):
                 m.d.sync += dummy_out.eq(0)
             rows_inside = dummy_out
         else:
-            in_flight = Signal(range(pp.latency + pp.buffer_depth + 4))  # (+ the skid buffer)
+            in_flight = Signal(range(pp.latency + pp.buffer_depth + 4))  # (+ the ping-pong buffer)
             m.d.sync += in_flight.eq(in_flight + rows_fire - (out.valid & out.ready))
             rows_inside = in_flight != 0
 

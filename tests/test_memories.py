@@ -169,9 +169,9 @@ def test_accumulator_random(stall, postproc_lanes, mhz, registered):
                "row": [int(v) for v in random_operands(rng, 3, 32, True)]} for a in waddr]
     reads = random_addresses(rng, 300, config.acc_depth, config.addr_width, hot, 0.03)
     dut = SameCycleWrites(config, registered)
-    # An entry is free again read_latency + 1 cycles after its request (2, registered 3).
+    # An entry is free again read_latency + 1 cycles after its request (2, registered 4).
     assert dut.accumulator.read_buffer_depth == {(None, False): 3, (1, False): 1,
-                                                 (None, True): 4, (1, True): 2}[
+                                                 (None, True): 5, (1, True): 2}[
         postproc_lanes, registered]
     log, answers, error = run_memory(dut, writes, reads, seed=seed, stall=stall)
     model = AccumulatorModel(config)
@@ -487,10 +487,10 @@ def test_scratchpad_read_latency(mhz):
 
 @ACC_MODES
 def test_accumulator_read_latency(mhz, registered):
-    """An answer is valid ``read_latency`` cycles after its request was accepted: 2, and 3
-    with the bank reads issued from registers."""
+    """An answer is valid ``read_latency`` cycles after its request was accepted: 2, and 4
+    with the bank reads issued from registers and the answer registered."""
     dut = Accumulator(SMALL.replace(target_mhz=mhz), registered=registered)
-    assert dut.read_latency == (3 if registered else 2)
+    assert dut.read_latency == (4 if registered else 2)
     seen = answer_cycles(dut)
     assert seen.index(1) + 1 == dut.read_latency and sum(seen) == 1
 
@@ -569,5 +569,5 @@ def test_registered_accumulator_needs_a_fast_clock():
         Accumulator(SMALL.replace(target_mhz=80.0), registered="yes")
     # Its default is the config's acc_registered.
     fast = SMALL.replace(target_mhz=80.0)
-    assert Accumulator(fast.replace(acc_registered=True)).read_latency == 3
+    assert Accumulator(fast.replace(acc_registered=True)).read_latency == 4
     assert Accumulator(fast).read_latency == 2

@@ -208,10 +208,10 @@ def test_postproc_edge_values(lanes, multiply_cycles):
 
 # --- Timing and flow control. ---
 
-def _latency_base(multiply_cycles):
-    """Documented latency less ``row_cycles``: pipelined, serial, serial with the
-    parameters in block RAM (3+ cycles)."""
-    return 10 if multiply_cycles == 1 else 6 if multiply_cycles < 3 else 5
+def _latency_base(multiply_cycles, row_slots=False):
+    """Documented latency less ``row_cycles``: pipelined (one more with row slots: more than
+    one lane group), serial, serial with the parameters in block RAM (3+ cycles)."""
+    return 10 + row_slots if multiply_cycles == 1 else 6 if multiply_cycles < 3 else 5
 
 
 @pytest.mark.parametrize("dim, lanes, multiply_cycles, row_cycles", [
@@ -220,7 +220,8 @@ def _latency_base(multiply_cycles):
 def test_full_rate_and_latency(dim, lanes, multiply_cycles, row_cycles):
     """Parameter sets switched every min_tile_rows rows: one row every ``row_cycles`` cycles
     (``dim / postproc_lanes * postproc_multiply_cycles``), no bubble, and the first output
-    appears exactly ``latency`` = 10 + ``row_cycles`` cycles after the first row (6 +
+    appears exactly ``latency`` = 10 + ``row_cycles`` cycles after the first row (11 + with
+    row slots: more than one lane group; 6 +
     ``row_cycles`` with a serial multiply, 5 with its parameters in block RAM)."""
     seed = 5000 + 10 * dim + (lanes or 0) + 100 * (multiply_cycles - 1)
     print(f"seed={seed} dim={dim} postproc_lanes={lanes} "
@@ -237,7 +238,9 @@ def test_full_rate_and_latency(dim, lanes, multiply_cycles, row_cycles):
     assert accepted == list(range(first, first + row_cycles * len(workload.rows), row_cycles)), (
         f"bubbles in the row stream: accepted at {accepted}")
     start = first - dut.accept_delay
-    assert first_output - start == dut.latency == _latency_base(multiply_cycles) + row_cycles
+    slots = row_cycles > multiply_cycles
+    assert first_output - start == dut.latency == (_latency_base(multiply_cycles, slots)
+                                                   + row_cycles)
 
 
 @pytest.mark.parametrize("lanes, multiply_cycles", [(None, 1), (1, 1), (1, 4)])
@@ -412,7 +415,9 @@ def test_elaborates_for_presets(name):
     Fragment.get(dut, None)
     assert dut.row_cycles == (config.dim // (config.postproc_lanes or config.dim)
                               * config.postproc_multiply_cycles)
-    assert dut.latency == _latency_base(config.postproc_multiply_cycles) + dut.row_cycles
+    slots = dut.row_cycles > config.postproc_multiply_cycles
+    assert dut.latency == (_latency_base(config.postproc_multiply_cycles, slots)
+                           + dut.row_cycles)
     if config.postproc_multiply_cycles == 1:
         assert dut.buffer_depth == -(-(dut.latency + 1) // dut.row_cycles)
 

@@ -1,19 +1,22 @@
-"""The skid buffer: every beat once and in order under random stalls, full rate without
-them, and no combinational path through it."""
+"""The skid buffer and the ping-pong buffer: every beat once and in order under random
+stalls, full rate without them, and no combinational path through either."""
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from hdl.pingpong_buffer import PingPongBuffer
 from hdl.skid_buffer import SkidBuffer
 from sim.streams import idle_cycles, stream_put
 
 CLOCK = 1e-6
+BUFFERS = pytest.mark.parametrize("buffer", [SkidBuffer, PingPongBuffer],
+                                  ids=["skid", "pingpong"])
 
 
-def run(beats, *, seed, in_stall, out_stall):
+def run(buffer, beats, *, seed, in_stall, out_stall):
     rng = np.random.default_rng(seed)
-    dut = SkidBuffer(8)
+    dut = buffer(8)
     got, cycles = [], []
 
     async def producer(ctx):
@@ -41,22 +44,24 @@ def run(beats, *, seed, in_stall, out_stall):
     return got, cycles
 
 
+@BUFFERS
 @pytest.mark.parametrize("in_stall, out_stall", [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5),
                                                  (0.4, 0.4)])
-def test_every_beat_once_in_order(in_stall, out_stall):
+def test_every_beat_once_in_order(buffer, in_stall, out_stall):
     seed = 7 + int(10 * in_stall) + int(100 * out_stall)
     print(f"seed={seed} in_stall={in_stall} out_stall={out_stall}")
     rng = np.random.default_rng(seed)
     beats = [0, 255, 128, 127] + [int(b) for b in rng.integers(0, 256, 300)]
-    got, cycles = run(beats, seed=seed, in_stall=in_stall, out_stall=out_stall)
+    got, cycles = run(buffer, beats, seed=seed, in_stall=in_stall, out_stall=out_stall)
     assert got == beats
     if not in_stall and not out_stall:  # one beat per cycle, one cycle late
         assert cycles == list(range(1, len(beats) + 1))
 
 
-def test_ready_and_valid_are_registers():
+@BUFFERS
+def test_ready_and_valid_are_registers(buffer):
     """Changing o.ready or i.valid within a cycle changes neither i.ready nor o.valid."""
-    dut = SkidBuffer(8)
+    dut = buffer(8)
 
     async def bench(ctx):
         ctx.set(dut.i.valid, 1)
@@ -64,7 +69,7 @@ def test_ready_and_valid_are_registers():
         ctx.set(dut.o.ready, 0)
         await ctx.tick()  # beat 5 into the output register
         ctx.set(dut.i.payload, 6)
-        await ctx.tick()  # beat 6 into the skid register (the output stalls)
+        await ctx.tick()  # beat 6 into the second register (the output stalls)
         for o_ready in (0, 1, 0):
             for i_valid in (0, 1):
                 ctx.set(dut.o.ready, o_ready)
@@ -72,8 +77,10 @@ def test_ready_and_valid_are_registers():
                 assert (ctx.get(dut.i.ready), ctx.get(dut.o.valid)) == (0, 1)
         ctx.set(dut.o.ready, 1)
         ctx.set(dut.i.valid, 0)
-        await ctx.tick()  # 5 leaves, 6 moves up
+        await ctx.tick()  # 5 leaves, 6 is next
         assert (ctx.get(dut.i.ready), ctx.get(dut.o.valid), ctx.get(dut.o.payload)) == (1, 1, 6)
+        await ctx.tick()  # 6 leaves: empty
+        assert (ctx.get(dut.i.ready), ctx.get(dut.o.valid)) == (1, 0)
 
     sim = Simulator(dut)
     sim.add_clock(CLOCK)

@@ -606,7 +606,7 @@ def test_throughput(name, to_sp, mode, rows_per_store):
     phase_wait = outputs[0] - run.accepted[0] + taken_late - unit.latency - (
         0 if to_sp else unit.beat_delay) + first_early
     assert 0 <= phase_wait < unit.postproc.multiply_cycles, phase_wait
-    assert unit.latency == ((5 + config.acc_registered if config.fast_clock else 3)
+    assert unit.latency == ((5 + 2 * config.acc_registered if config.fast_clock else 3)
                             + unit.postproc.latency)
 
 
