@@ -1,38 +1,25 @@
 """Ping-pong buffer: a two-entry queue in flip-flops whose ``o.ready`` moves only pointers."""
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+
+from .skid_buffer import SkidBuffer
 
 __all__ = ["PingPongBuffer"]
 
 
-class PingPongBuffer(wiring.Component):
+class PingPongBuffer(SkidBuffer):
     """Passes the beats of ``i`` to ``o`` in order through two registers written and read
-    in turn. Like :class:`hdl.skid_buffer.SkidBuffer`, ``i.ready`` and ``o.valid`` are
-    flip-flops (no path from ``o.ready`` to ``i.ready`` or from ``i.valid`` to ``o.valid``);
-    unlike it, ``o.ready`` enables no payload register, only a read pointer and the fill
-    count, so a wide payload's clock enables come from ``i.valid`` and flip-flops alone
-    (for a wide row whose consumer decides late). ``o.payload`` is a 2:1 multiplexer of the
-    two registers by the read pointer.
+    in turn. Like :class:`hdl.skid_buffer.SkidBuffer` (same parameter and members),
+    ``i.ready`` and ``o.valid`` are flip-flops (no path from ``o.ready`` to ``i.ready`` or
+    from ``i.valid`` to ``o.valid``); unlike it, ``o.ready`` enables no payload register,
+    only a read pointer and the fill flags, so a wide payload's clock enables come from
+    ``i.valid`` and flip-flops alone (for a wide row whose consumer decides late).
+    ``o.payload`` is a 2:1 multiplexer of the two registers by the read pointer.
 
     Timing: a beat taken in cycle 0 is on ``o`` from cycle 1; one beat per cycle while ``o``
     takes them. Back-pressure: two beats held at most; ``i.ready`` is low while both
     registers hold one.
-
-    Parameters
-    ----------
-    shape : shape-castable
-        The payload's shape.
-
-    Members
-    -------
-    i : In(stream.Signature(shape))
-    o : Out(stream.Signature(shape))
     """
-
-    def __init__(self, shape):
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
 
     def elaborate(self, platform):
         m = Module()
