@@ -3,8 +3,8 @@
 Host link: the FT231X (US1 port, ``/dev/ttyUSB0`` on Linux) at 3 Mbaud. System memory:
 64 KiB of block RAM, two-ported with registered writes and read words (``ram_ports=2``, 64 of
 the 208 DP16KD), and ``large``'s registered accumulator: they cut the two block-RAM paths that
-limited the single-ported, plain build (seed 1: 76.1 MHz now, against 75; 59.6 for that
-build; see README).
+limited the single-ported, plain build (seed 1: 76.1 MHz now, against 75, seeds 2 and 3
+71.7 and 74.5; 59.6 for that build; see README).
 """
 
 from functools import partial
