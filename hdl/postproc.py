@@ -561,8 +561,7 @@ class PostProcess(wiring.Component):
         # they leave through one output row register instead, and the datapath (`dp`, every
         # register that keeps the rows' timing) stalls while a lane waits for it: `advance`.
         streamed = digits > 1
-        in_slots = self._in_slots
-        assert in_slots == (groups > 1 and not streamed)
+        in_slots = self._in_slots  # groups > 1 and not streamed
         credit = Signal()
         if streamed:
             advance = Signal()
