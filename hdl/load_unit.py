@@ -16,6 +16,7 @@ from .isa import (
     unit_signature,
 )
 from .scratchpad import rows_beyond, sp_write_layout
+from .skid_buffer import SkidBuffer
 
 __all__ = ["LoadUnit"]
 
@@ -46,9 +47,10 @@ class LoadUnit(wiring.Component):
     - ``done`` pulses in the cycle after an instruction's last row was accepted by the
       scratchpad.
     - Back-pressure on ``sp_write`` holds ``dma_data.ready`` low (the DMA buffers). Slow
-      clocks: a row waits in a register for the scratchpad (``sp_write`` comes from
-      registers, a cycle after its beat: no path from the DMA's beats into the scratchpad's
-      readers), which frees in the cycle the scratchpad takes it.
+      clocks: the beats pass a skid buffer (:class:`hdl.skid_buffer.SkidBuffer`, a cycle;
+      ``sp_write`` comes a cycle after its beat, from the buffer's registers: no path from
+      the DMA's beats into the scratchpad's readers, and ``dma_data.ready`` is a register:
+      none from the scratchpad's write ``ready`` into the read arbiter and the DMA engine).
     - A beat flagged ``error`` latches ``DMA_READ``. After any error nothing more is written
       and no ``done`` pulses: the beats of commands already issued are consumed and dropped,
       a checked instruction whose command is not out yet is dropped, and no instruction is
@@ -129,7 +131,7 @@ class LoadUnit(wiring.Component):
             m.d.comb += check.eq(ErrorCause.DMA_ALIGN)
 
         cmd = self.dma_cmd
-        row_waits = Signal()  # slow clocks: a row waits in the write register
+        row_waits = Signal()  # slow clocks: a beat waits in the skid buffer
         if self.holds_instruction:
             source = Signal(load_layout())
             held = Signal()  # `source` holds a checked instruction whose command is not out
@@ -173,7 +175,16 @@ class LoadUnit(wiring.Component):
         failed = Signal()  # the current instruction saw an error beat
         row_bits = cfg.dim * cfg.act_width
         collected = Signal((row_beats - 1) * cfg.bus_data_width)  # earlier beats of the row
-        beat = self.dma_data.payload
+        # Slow clocks: the beats pass a skid buffer (``dma_data.ready`` from a register), so
+        # that no path runs from the scratchpad's write ``ready`` through this unit into the
+        # read arbiter and the DMA engine's buffer pointers and credits.
+        beats = self.dma_data
+        if not cfg.fast_clock:
+            m.submodules.beat_skid = skid = SkidBuffer(read_beat_layout(cfg))
+            wiring.connect(m, wiring.flipped(self.dma_data), skid.i)
+            beats = skid.o
+            m.d.comb += row_waits.eq(skid.o.valid)
+        beat = beats.payload
         row_value = Cat(collected, beat.data)[:row_bits]
         row_complete = beat_index == row_beats - 1
         writes = (pending.r_rdy & row_complete & ~failed & ~beat.error
@@ -181,36 +192,15 @@ class LoadUnit(wiring.Component):
 
         row_addr = current.sp_addr if ends_on_last else current.sp_addr + row_index
         last_row = beat.last if ends_on_last else row_index == current.rows - 1
-        registered = not cfg.fast_clock
-        if registered:  # the row waits in a register for the scratchpad
-            w_valid, w_last = Signal(), Signal()
-            w_payload = Signal(sp_write_layout(cfg))
-            w_free = ~w_valid | self.sp_write.ready
-            # A row-completing beat waits for the register also if it is an error beat (which
-            # writes nothing): no path from the beat's error flag into `dma_data.ready`.
-            completes = row_complete & ~failed & (error == ErrorCause.NONE)
-            m.d.comb += [self.sp_write.valid.eq(w_valid & (error == ErrorCause.NONE)),
-                         self.sp_write.payload.eq(w_payload),
-                         self.dma_data.ready.eq(pending.r_rdy & (~completes | w_free))]
-            m.d.comb += row_waits.eq(w_valid)
-            with m.If(self.sp_write.ready | (error != ErrorCause.NONE)):
-                m.d.sync += w_valid.eq(0)
-            with m.If(self.dma_data.valid & writes & w_free):
-                m.d.sync += [w_valid.eq(1), w_last.eq(last_row), w_payload.addr.eq(row_addr),
-                             w_payload.row.as_value().eq(row_value)]
-        else:
-            m.d.comb += [
-                self.sp_write.valid.eq(self.dma_data.valid & writes),
-                self.sp_write.payload.addr.eq(row_addr),
-                self.sp_write.payload.row.as_value().eq(row_value),
-                self.dma_data.ready.eq(pending.r_rdy & (~writes | self.sp_write.ready)),
-            ]
-        taken = self.dma_data.valid & self.dma_data.ready
+        m.d.comb += [
+            self.sp_write.valid.eq(beats.valid & writes),
+            self.sp_write.payload.addr.eq(row_addr),
+            self.sp_write.payload.row.as_value().eq(row_value),
+            beats.ready.eq(pending.r_rdy & (~writes | self.sp_write.ready)),
+        ]
+        taken = beats.valid & beats.ready
         next_row = row_index + 1
         m.d.sync += ctl.done.eq(0)
-        if registered:  # done once the last row left the register
-            with m.If(self.sp_write.valid & self.sp_write.ready & w_last):
-                m.d.sync += ctl.done.eq(1)
         with m.If(taken):
             if row_beats > 1:
                 with m.If(~row_complete):
@@ -224,9 +214,8 @@ class LoadUnit(wiring.Component):
                 m.d.sync += [beat_index.eq(0), row_index.eq(next_row)]
                 with m.If(last_row):
                     m.d.sync += [row_index.eq(0), failed.eq(0)]
-                    if not registered:
-                        m.d.sync += ctl.done.eq(~failed & ~beat.error
-                                                & (error == ErrorCause.NONE))
+                    m.d.sync += ctl.done.eq(~failed & ~beat.error
+                                            & (error == ErrorCause.NONE))
             with m.Else():
                 m.d.sync += beat_index.eq(beat_index + 1)
         m.d.comb += pending.r_en.eq(taken & row_complete & last_row)
