@@ -178,13 +178,20 @@ class LoadUnit(wiring.Component):
         # Slow clocks: the beats pass a skid buffer (``dma_data.ready`` from a register), so
         # that no path runs from the scratchpad's write ``ready`` through this unit into the
         # read arbiter and the DMA engine's buffer pointers and credits.
+        # It holds the fields this unit uses: of a row's only beat, the row's bits.
         beats = self.dma_data
-        if not cfg.fast_clock:
-            m.submodules.beat_skid = skid = SkidBuffer(read_beat_layout(cfg))
-            wiring.connect(m, wiring.flipped(self.dma_data), skid.i)
-            beats = skid.o
-            m.d.comb += row_waits.eq(skid.o.valid)
         beat = beats.payload
+        if not cfg.fast_clock:
+            data_bits = row_bits if row_beats == 1 else cfg.bus_data_width
+            m.submodules.beat_skid = skid = SkidBuffer(data.StructLayout({
+                "data": data_bits, "last": 1, "error": 1}))
+            m.d.comb += [skid.i.valid.eq(beats.valid), beats.ready.eq(skid.i.ready),
+                         skid.i.payload.data.eq(beat.data[:data_bits]),
+                         skid.i.payload.last.eq(beat.last),
+                         skid.i.payload.error.eq(beat.error),
+                         row_waits.eq(skid.o.valid)]
+            beats = skid.o
+            beat = beats.payload
         row_value = Cat(collected, beat.data)[:row_bits]
         row_complete = beat_index == row_beats - 1
         writes = (pending.r_rdy & row_complete & ~failed & ~beat.error

@@ -46,7 +46,10 @@ class Scratchpad(wiring.Component):
 
     Timing (two read-port variants, see :attr:`holds_answers`):
 
-    - ``write``: one row per cycle, written at the end of the cycle it is accepted.
+    - ``write``: one row per cycle, written at the end of the cycle it is accepted. Held
+      answers: a second write port, ``write_b``, which waits while ``write`` is valid (the
+      top level's LOAD and STORE); each port's ``ready`` comes from registers and its own
+      address, not from the other's request.
     - ``read`` -> ``read_data``: one row per cycle; an answer appears :attr:`read_latency`
       cycles after its request is accepted (2 buffered, 1 held). A read sees every write
       accepted in an earlier cycle, not one accepted in the same cycle.
@@ -75,6 +78,8 @@ class Scratchpad(wiring.Component):
     Members
     -------
     write : In(stream.Signature(sp_write_layout(config)))
+    write_b : In(stream.Signature(sp_write_layout(config)))
+        With :attr:`holds_answers` only.
     read : In(stream.Signature(config.addr_width))
     read_data : Out(stream.Signature(sp_read_layout(config)))
     read_b : In(stream.Signature(config.addr_width))
@@ -90,6 +95,8 @@ class Scratchpad(wiring.Component):
         self.config = config
         super().__init__({
             "write": In(stream.Signature(sp_write_layout(config))),
+            **({"write_b": In(stream.Signature(sp_write_layout(config)))}
+               if self.holds_answers_for(config) else {}),
             "read": In(stream.Signature(config.addr_width)),
             "read_data": Out(stream.Signature(sp_read_layout(config))),
             "read_b": In(stream.Signature(config.addr_width)),
@@ -145,35 +152,34 @@ class Scratchpad(wiring.Component):
 
         addr_bits = (cfg.sp_depth - 1).bit_length()
         ports = [(self.read, self.read_data), (self.read_b, self.read_b_data)]
-        w_addr = self.write.payload.addr
+        if self.holds_answers:
+            w_fire, w_payload, reads, fires, b_conflict, waits = self._held_writes(
+                m, banks, ports)
+        else:
+            w_payload = self.write.payload
+        w_addr = w_payload.addr
         w_in_range = w_addr < cfg.sp_depth
         w_row = w_addr[:addr_bits]
-        w_fire = Signal()
-        if self.holds_answers:
-            reads, fires, b_conflict, pending = self._held_ports(
-                m, banks, ports, w_fire, w_row[index_bits:])
-        else:
+        if not self.holds_answers:
+            w_fire = Signal()
             reads, fires, b_conflict, pending = self._buffered_ports(m, banks, ports)
 
-        # A write waits for a read of the same bank if single-ported. With held answers a
-        # read request waits for a write of the same bank instead (so that a read returns
-        # the old row without the memory having to order the two), and a write for the bank
-        # of an answer that is pending (it may have to be read again): bank compares rather
-        # than row compares (four row comparators' worth of logic), felt only when LOAD
-        # writes the bank EXEC reads. Faster clocks keep the comparator off the path from
-        # EXEC's requests to LOAD's write (the banks order a same-row read and write).
-        w_bank = w_row[index_bits:]
-        if cfg.sp_single_port and not self.holds_answers:
-            same = [go & (addr[index_bits:] == w_bank) for go, addr in reads]
-        else:
-            same = []
-        same += [waiting & (addr[index_bits:] == w_bank) for waiting, addr in pending]
-        conflict = Signal()
-        # (Also for a write outside the scratchpad, which only sets the error: no range
-        # comparator on the path into `ready`.)
-        m.d.comb += conflict.eq(Cat(*same).any())
-        m.d.comb += [self.write.ready.eq(~conflict),
-                     w_fire.eq(self.write.valid & self.write.ready)]
+            # A write waits for a read of the same bank if single-ported. Faster clocks keep
+            # the comparator off the path from EXEC's requests to LOAD's write (the banks
+            # order a same-row read and write).
+            w_bank = w_row[index_bits:]
+            if cfg.sp_single_port:
+                same = [go & (addr[index_bits:] == w_bank) for go, addr in reads]
+            else:
+                same = []
+            same += [waiting & (addr[index_bits:] == w_bank) for waiting, addr in pending]
+            conflict = Signal()
+            # (Also for a write outside the scratchpad, which only sets the error: no range
+            # comparator on the path into `ready`.)
+            m.d.comb += conflict.eq(Cat(*same).any())
+            m.d.comb += [self.write.ready.eq(~conflict),
+                         w_fire.eq(self.write.valid & self.write.ready)]
+            waits = self.write.valid & conflict
 
         (a_go, a_addr), (b_go, b_addr) = reads
         for b, bank in enumerate(banks):
@@ -182,15 +188,49 @@ class Scratchpad(wiring.Component):
                 bank.r_addr.eq(Mux(a_here, a_addr[:index_bits], b_addr[:index_bits])),
                 bank.r_en.eq(a_here | (b_go & (b_addr[index_bits:] == b))),
                 bank.w_addr.eq(w_addr[:index_bits]),
-                bank.w_data.eq(self.write.payload.row),
+                bank.w_data.eq(w_payload.row),
                 bank.w_en.eq(w_fire & w_in_range & (w_row[index_bits:] == b)),
             ]
 
         refused = [fire & ~in_range for fire, in_range in fires]
         with m.If(Cat(*refused, w_fire & ~w_in_range).any()):
             m.d.sync += self.error.eq(1)
-        m.d.comb += self.conflict.eq((self.write.valid & conflict) | b_conflict)
+        m.d.comb += self.conflict.eq(waits | b_conflict)
         return m
+
+    def _held_writes(self, m, banks, ports):
+        """With held answers: ``write`` and ``write_b`` (``write`` first), the read ports
+        (:meth:`_held_ports`). A read request waits for a write of the same bank (so that a
+        read returns the old row without the memory having to order the two), and a write
+        for the bank of an answer that is pending (it may have to be read again): bank
+        compares rather than row compares (four row comparators' worth of logic), felt only
+        when LOAD writes the bank EXEC reads. Each writer has its own compare, from its own
+        address (no multiplexer between the writers and the compare: a writer's ``ready``
+        comes from registers if its address does), and a read waits for the writer that is
+        accepted, not for the multiplexed one. Returns the accept, the written payload, the
+        read ports' values and the writers' conflict cycles."""
+        cfg = self.config
+        addr_bits = (cfg.sp_depth - 1).bit_length()
+        index_bits = (cfg.sp_bank_depth - 1).bit_length()
+        writers = [self.write, self.write_b]
+        banks_of = [w.payload.addr[:addr_bits][index_bits:] for w in writers]
+        fires = [Signal(name=f"w_fire_{k}") for k in range(len(writers))]
+        reads, r_fires, b_conflict, pending = self._held_ports(
+            m, banks, ports, list(zip(fires, banks_of, strict=True)))
+        waits = []
+        for k, (writer, w_bank) in enumerate(zip(writers, banks_of, strict=True)):
+            conflict = Signal(name=f"conflict_{k}")
+            # (Also for a write outside the scratchpad, which only sets the error: no range
+            # comparator on the path into `ready`.)
+            m.d.comb += conflict.eq(Cat(waiting & (addr[index_bits:] == w_bank)
+                                        for waiting, addr in pending).any())
+            ahead = Cat(w.valid for w in writers[:k]).any()  # an earlier writer goes first
+            m.d.comb += [writer.ready.eq(~ahead & ~conflict),
+                         fires[k].eq(writer.valid & writer.ready)]
+            waits.append(writer.valid & ~ahead & conflict)
+        w_payload = Signal.like(self.write.payload, name="w_payload")
+        m.d.comb += w_payload.eq(Mux(self.write.valid, self.write.payload, self.write_b.payload))
+        return Cat(*fires).any(), w_payload, reads, r_fires, b_conflict, Cat(*waits).any()
 
     def _bank_row(self, m, banks, bank, error, row):
         """Drive ``row`` with the output of bank ``bank``, or zero if ``error``."""
@@ -230,11 +270,12 @@ class Scratchpad(wiring.Component):
             m.d.comb += response.data.error.eq(answer_error)
         return reads, fires, ports[1][0].valid & b_conflict, []
 
-    def _held_ports(self, m, banks, ports, writing, write_bank):
+    def _held_ports(self, m, banks, ports, writes):
         """Read ports whose answer waits in the bank's own output register (see the class
-        docstring): per port an address register and a few flags. A request for the bank
-        that is ``writing`` (``write_bank``) in this cycle waits (the write's ``ready`` comes
-        from registers: no path from the readers' requests to the writer)."""
+        docstring): per port an address register and a few flags. A request for a bank that
+        a write is accepted for in this cycle (``writes``: pairs of a writer's accept and its
+        bank) waits (the writes' ``ready`` comes from registers: no path from the readers'
+        requests to the writers)."""
         cfg = self.config
         addr_bits = (cfg.sp_depth - 1).bit_length()
         index_bits = (cfg.sp_bank_depth - 1).bit_length()
@@ -251,7 +292,8 @@ class Scratchpad(wiring.Component):
             # Displaced by the other port's read of its bank: read the row again.
             p["stale"] = p["pend"] & ~p["fresh"] & ~p["error"]
             p["in_range"] = request.payload < cfg.sp_depth
-            p["blocked"] = writing & (request.payload[index_bits:addr_bits] == write_bank)
+            p["blocked"] = Cat(fire & (request.payload[index_bits:addr_bits] == bank)
+                               for fire, bank in writes).any()
             m.d.comb += [
                 p["new"].eq(request.valid & p["free"] & p["in_range"] & ~p["blocked"]),
                 p["target"].eq(Mux(p["stale"], p["addr"], request.payload[:addr_bits])),

@@ -132,14 +132,18 @@ class _Core(wiring.Component):
         else:
             wiring.connect(m, store.acc_read, accumulator.read)
         wiring.connect(m, accumulator.read_data, store.acc_read_data)
-        sp_write = scratchpad.write
-        with m.If(load.sp_write.valid):
-            m.d.comb += [sp_write.valid.eq(1), sp_write.payload.eq(load.sp_write.payload),
-                         load.sp_write.ready.eq(sp_write.ready)]
-        with m.Else():
-            m.d.comb += [sp_write.valid.eq(store.sp_write.valid),
-                         sp_write.payload.eq(store.sp_write.payload),
-                         store.sp_write.ready.eq(sp_write.ready)]
+        if scratchpad.holds_answers:  # its second write port goes second
+            wiring.connect(m, load.sp_write, scratchpad.write)
+            wiring.connect(m, store.sp_write, scratchpad.write_b)
+        else:
+            sp_write = scratchpad.write
+            with m.If(load.sp_write.valid):
+                m.d.comb += [sp_write.valid.eq(1), sp_write.payload.eq(load.sp_write.payload),
+                             load.sp_write.ready.eq(sp_write.ready)]
+            with m.Else():
+                m.d.comb += [sp_write.valid.eq(store.sp_write.valid),
+                             sp_write.payload.eq(store.sp_write.payload),
+                             store.sp_write.ready.eq(sp_write.ready)]
 
         # --- Control and status registers. ---
         control = regs.control
@@ -207,6 +211,16 @@ class _Core(wiring.Component):
         ]
         for _, increment, _, _, most in counters:
             assert most == 1 or len(increment) > 1
+        if not cfg.fast_clock:
+            # Slow clocks: each increment is registered (counted a cycle late), so that no
+            # path runs from the end of a unit's handshake (the units' busy, the scratchpad's
+            # conflicts) into a counter's adder and carry. An event in a PERF_CLEAR cycle is
+            # dropped, as unregistered.
+            for i, (names, increment, bits, cleared, most) in enumerate(counters):
+                late = Signal(len(increment), name=f"perf_{names[0].removesuffix('_lo')}_inc")
+                m.d.sync += late.eq(Mux(control.perf_clear, 0, increment) if cleared
+                                    else increment)
+                counters[i] = (names, late, bits, cleared, most)
         if self.perf_ram:
             self._ram_counters(m, counters)
         else:
@@ -326,7 +340,9 @@ class Accelerator(wiring.Component):
     transfer is never cut short): in the cycle it is seen, or at fast clocks
     (``config.fast_clock``) from the next (the reset is registered).
 
-    Performance counters: flip-flop counters, or with ``perf_ram`` (default: FPGAs with DSP
+    Performance counters: at slow clocks (``config.fast_clock`` False) each counts its event
+    a cycle late (the increments are registered). Flip-flop counters, or with ``perf_ram``
+    (default: FPGAs with DSP
     multipliers at slow clocks, i.e. ``tiny``, and counters wider than 8 bits) 6 or 8 low bits
     each (CYCLES 16) in flip-flops and the high bits in one 16 x 32 block RAM (two iCE40 EBR),
     brought up to date round-robin by one adder; a CSR read takes the RAM's read port in its

@@ -391,9 +391,10 @@ def test_scratchpad_second_port_full_rate_on_the_other_bank(mhz):
 @READ_PORTS
 @pytest.mark.parametrize("stall", [0.0, 0.3], ids=["idle", "stalls"])
 def test_scratchpad_both_ports_and_writes_in_one_bank(stall, mhz):
-    """Both read ports and the write port on a few rows of one bank at once, under stalls:
+    """Both read ports and the write port(s) on a few rows of one bank at once, under stalls:
     every answer is the row as it was when its read was accepted (held answers displaced by
-    the other port are read again; writes to their rows wait)."""
+    the other port are read again; writes to their rows wait). Held answers: both write
+    ports, never both accepted in one cycle."""
     seed = 60 + int(stall * 10)
     config = SMALL.replace(target_mhz=mhz)
     print(f"seed={seed} config={config}")
@@ -401,14 +402,17 @@ def test_scratchpad_both_ports_and_writes_in_one_bank(stall, mhz):
     dut = Scratchpad(config)
     hot = [1, 2, 5]   # bank 0
     writes = [{"addr": int(a), "row": [int(v) for v in random_operands(rng, 3, 8, True)]}
-              for a in rng.choice(hot, 200)]
+              for a in rng.choice(hot + [20], 200)]
+    write_ports = [dut.write] + ([dut.write_b] if dut.holds_answers else [])
     reads = {port: [int(a) for a in rng.choice(hot + [17, 40], 200)] for port in "ab"}
     streams = {"a": (dut.read, dut.read_data), "b": (dut.read_b, dut.read_b_data)}
     answers, log = {"a": [], "b": []}, []
 
-    async def writer(ctx):
-        for payload in writes:
-            await stream_put(ctx, dut.write, payload, idle=idle_cycles(rng, stall))
+    def writer_bench(k):
+        async def writer(ctx):
+            for payload in writes[k::len(write_ports)]:
+                await stream_put(ctx, write_ports[k], payload, idle=idle_cycles(rng, stall))
+        return writer
 
     def port_benches(port):
         request, answer = streams[port]
@@ -425,20 +429,24 @@ def test_scratchpad_both_ports_and_writes_in_one_bank(stall, mhz):
 
     async def monitor(ctx):
         cycle = 0
-        async for _, _, wv, wr, wp, av, ar, ap, bv, br, bp in ctx.tick().sample(
-                dut.write.valid, dut.write.ready, dut.write.payload,
+        async for _, _, av, ar, ap, bv, br, bp, *w in ctx.tick().sample(
                 dut.read.valid, dut.read.ready, dut.read.payload,
-                dut.read_b.valid, dut.read_b.ready, dut.read_b.payload):
+                dut.read_b.valid, dut.read_b.ready, dut.read_b.payload,
+                *(x for port in write_ports for x in (port.valid, port.ready, port.payload))):
             for port, valid, ready, addr in [("a", av, ar, ap), ("b", bv, br, bp)]:
                 if valid and ready:
                     log.append((cycle, port, int(addr)))
-            if wv and wr:
+            accepted = [wp for wv, wr, wp in zip(w[::3], w[1::3], w[2::3], strict=True)
+                        if wv and wr]
+            assert len(accepted) <= 1, f"seed={seed}: two writes accepted in cycle {cycle}"
+            for wp in accepted:
                 log.append((cycle, "write", (int(wp.addr), [int(v) for v in wp.row], False)))
             cycle += 1
 
     sim = Simulator(dut)
     sim.add_clock(CLOCK)
-    for bench in (writer, *port_benches("a"), *port_benches("b")):
+    for bench in (*map(writer_bench, range(len(write_ports))), *port_benches("a"),
+                  *port_benches("b")):
         sim.add_testbench(bench)
     sim.add_testbench(monitor, background=True)
     sim.run_until(CLOCK * 5_000)
@@ -451,6 +459,7 @@ def test_scratchpad_both_ports_and_writes_in_one_bank(stall, mhz):
         for c, kind, request in log:
             if c == cycle and kind == "write":
                 model.write(*request)
+    assert sum(kind == "write" for _, kind, _ in log) == len(writes), f"seed={seed}: writes hung"
     for port in "ab":
         assert len(answers[port]) == len(reads[port]), f"seed={seed}: port {port} hung"
         assert answers[port] == want[port], f"seed={seed}: port {port}"
