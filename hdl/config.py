@@ -322,9 +322,10 @@ PRESETS = {
                      postproc_lanes=1, dma_max_burst=8, insn_queue_depth=4),
     # iCEBreaker (iCE40UP5K): 16 PEs, two per SB_MAC16 (8x8 mode): all 8 DSPs, no LUT multiplier.
     # Scratchpad 512 x 32 bit (4 EBR), accumulator 2 x 128 x 128 bit (16 EBR) of 30.
-    # Post-processing one lane at a time with a digit-serial multiply (32 x 8 bits a cycle,
-    # 4 cycles a lane: a row every 16 cycles, enough for K >= 64): its multiplier is in LUTs,
-    # and the pipelined 32 x 32 one cost 2.9k of the UP5K's 5,280 LCs.
+    # Post-processing one lane at a time with a digit-serial multiply (32 x 4 bits a cycle,
+    # 8 cycles a lane: a row every 32 cycles, enough for K >= 128): its multiplier is in LUTs,
+    # and the pipelined 32 x 32 one cost 2.9k of the UP5K's 5,280 LCs; 32 x 8 bits a cycle
+    # cost 157 LCs more, and its four chained adds were among the longest paths.
     # Bursts of 16 beats and 16 queued instructions: the DMA buffer and the queue are a
     # sixteenth and a quarter of the defaults (the UP5K has 30 EBR and 5,280 LCs).
     # Unit queues of 1 instruction: the dispatcher's queues are flip-flops (2 cost 243 FF
@@ -337,7 +338,7 @@ PRESETS = {
     # refused with RANGE; the compiler refuses a GEMM that does not fit).
     "tiny": replace(_BASE, name="tiny", dim=4, target_mhz=30.0, multiplier="dsp", max_dsp=8,
                     dsp_products=2, dma_max_burst=16, insn_queue_depth=16,
-                    sp_depth=512, acc_depth=256, postproc_lanes=1, postproc_multiply_cycles=4,
+                    sp_depth=512, acc_depth=256, postproc_lanes=1, postproc_multiply_cycles=8,
                     unit_queue_depth=1,
                     tag_width=9, dma_outstanding=2, perf_counter_width=24, bus_addr_width=16),
     # OrangeCrab 25F (LFE5U-25F): 28 MULT18X18D, 24 for PEs and 4 for the post-processing's

@@ -44,13 +44,13 @@ def test_postproc_throughput():
     """One row per cycle on the ASIC preset; the FPGA presets and micro time-multiplex (the
     DSP blocks are the PEs'), tiny also multiplies digit-serially."""
     cycles = {name: c.postproc_row_cycles for name, c in PRESETS.items()}
-    assert cycles == {"micro": 2, "tiny": 16, "small": 8, "large": 4, "asic": 1}
+    assert cycles == {"micro": 2, "tiny": 32, "small": 8, "large": 4, "asic": 1}
     assert TesseraConfig(dim=6, postproc_lanes=3).postproc_row_cycles == 2
     assert TesseraConfig(dim=6, postproc_lanes=3,
                          postproc_multiply_cycles=8).postproc_row_cycles == 16
     assert TesseraConfig(dim=3, postproc_multiply_cycles=32).postproc_row_cycles == 32
     assert {name: c.postproc_multiply_cycles for name, c in PRESETS.items()} == {
-        "micro": 1, "tiny": 4, "small": 1, "large": 1, "asic": 1}
+        "micro": 1, "tiny": 8, "small": 1, "large": 1, "asic": 1}
 
 
 def test_frozen():
