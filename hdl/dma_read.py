@@ -206,8 +206,8 @@ class DMAReader(wiring.Component):
         connect_commands(m, cfg, self.outstanding, self.cmd, splitter, idle)
         if cfg.fast_clock:
             credit_room = credits >= self.max_burst
-        else:  # max_burst is a power of two; the test of the next count, registered (below)
-            credit_room = Signal(init=self.buffer_depth >= self.max_burst)
+        else:  # max_burst is a power of two
+            credit_room = credits[exact_log2(self.max_burst):].any()
         room = order.w_rdy & may_leave(cfg, self.outstanding, burst, skip, in_flight_room,
                                        ar_free & credit_room)
         take = splitter.bursts.valid & room
@@ -288,11 +288,7 @@ class DMAReader(wiring.Component):
             len_bits = burst_len_bits(self.max_burst)  # the splitter's len has no more
             minus = Cat(~burst.len[:len_bits], Const(-1, len(credits) - len_bits))
             m.d.comb += spent.eq(credits + Mux(issue, minus, 0))
-            credits_next = Signal.like(credits)
-            m.d.comb += credits_next.eq(spent + popped)
-            # `credits >= max_burst` in the next cycle: no path from the count through the
-            # burst's issue back into it.
-            m.d.sync += credit_room.eq(credits_next[exact_log2(self.max_burst):].any())
+            credits_next = spent + popped
         m.d.sync += [
             credits.eq(credits_next),
             status.done.eq(out.valid & out.ready & out.payload.last),

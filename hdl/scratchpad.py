@@ -318,13 +318,9 @@ class Scratchpad(wiring.Component):
         for p, other in [(a, b), (b, a)]:
             fire = p["request"].valid & p["request"].ready
             fires.append((fire, p["in_range"]))
-            # The address and its flag load whenever the port is free (only an accepted
-            # request sets `pend`, which makes them count): their enable does not wait for
-            # the request's `ready`.
-            with m.If(p["free"]):
-                m.d.sync += [p["error"].eq(~p["in_range"]), p["addr"].eq(p["request"].payload)]
             with m.If(fire):
-                m.d.sync += p["pend"].eq(1)
+                m.d.sync += [p["pend"].eq(1), p["error"].eq(~p["in_range"]),
+                             p["addr"].eq(p["request"].payload)]
             with m.Elif(p["taken"]):
                 m.d.sync += p["pend"].eq(0)
             # The answer stays in its bank's output register until the other port reads
