@@ -39,6 +39,8 @@ class TB:
                   "read_data__ready"]
         if not self.accumulator:  # the scratchpad's second read port stays idle here
             inputs += ["read_b__valid", "read_b__payload", "read_b_data__ready"]
+            if hasattr(self.dut, "write_b__valid"):  # and its second write port (held answers)
+                inputs += ["write_b__valid", "write_b__payload"]
         await start_clock_and_reset(self.dut, inputs)
         cocotb.start_soon(self._monitor())
 
