@@ -49,7 +49,7 @@ class Scratchpad(wiring.Component):
     - ``write``: one row per cycle, written at the end of the cycle it is accepted. Held
       answers: a second write port, ``write_b``, which waits while ``write`` is valid (the
       top level's LOAD and STORE); each port's ``ready`` comes from registers and its own
-      address, not from the other's request.
+      address (``write_b``'s also from ``write.valid``), not from the other's address.
     - ``read`` -> ``read_data``: one row per cycle; an answer appears :attr:`read_latency`
       cycles after its request is accepted (2 buffered, 1 held). A read sees every write
       accepted in an earlier cycle, not one accepted in the same cycle.

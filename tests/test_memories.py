@@ -402,9 +402,10 @@ def test_scratchpad_both_ports_and_writes_in_one_bank(stall, mhz):
     dut = Scratchpad(config)
     hot = [1, 2, 5]   # bank 0
     writes = [{"addr": int(a), "row": [int(v) for v in random_operands(rng, 3, 8, True)]}
-              for a in rng.choice(hot + [20], 200)]
+              for a in rng.choice(hot + [20, 40], 200)]   # 40: out of range, refused
     write_ports = [dut.write] + ([dut.write_b] if dut.holds_answers else [])
-    reads = {port: [int(a) for a in rng.choice(hot + [17, 40], 200)] for port in "ab"}
+    # Row 8: where a refused write to 40 would land if it wrapped (40 mod 32).
+    reads = {port: [int(a) for a in rng.choice(hot + [8, 17, 40], 200)] for port in "ab"}
     streams = {"a": (dut.read, dut.read_data), "b": (dut.read_b, dut.read_b_data)}
     answers, log = {"a": [], "b": []}, []
 
@@ -439,6 +440,8 @@ def test_scratchpad_both_ports_and_writes_in_one_bank(stall, mhz):
             accepted = [wp for wv, wr, wp in zip(w[::3], w[1::3], w[2::3], strict=True)
                         if wv and wr]
             assert len(accepted) <= 1, f"seed={seed}: two writes accepted in cycle {cycle}"
+            if len(write_ports) > 1:  # `write` goes first
+                assert not (w[0] and w[4]), f"seed={seed}: write_b went first, cycle {cycle}"
             for wp in accepted:
                 log.append((cycle, "write", (int(wp.addr), [int(v) for v in wp.row], False)))
             cycle += 1
