@@ -88,7 +88,7 @@ class LoadUnit(wiring.Component):
     def max_outstanding(self):
         """Instructions taken and not done, at most: :attr:`depth`, one held with
         :attr:`holds_instruction`, one whose ``done`` is on its way."""
-        return self.depth + self.holds_instruction + 1 + (not self.config.fast_clock)
+        return self.depth + self.holds_instruction + 1
 
     def elaborate(self, platform):
         m = Module()

@@ -79,9 +79,16 @@ def run_load_unit(config, program, memory, *, seed, stall=0.0, error_addr=None,
             ctx.set(dut.sp_write.ready, not idle_cycles(rng, stall))
 
     async def monitor(ctx):
-        async for _, _, pulse, error in ctx.tick().sample(dut.ctl.done, dut.ctl.error):
+        """Counts done pulses; checks that no more instructions are taken and not done than
+        ``max_outstanding`` (the dispatcher's cap on the unit)."""
+        taken = 0
+        async for _, _, pulse, error, valid, ready in ctx.tick().sample(
+                dut.ctl.done, dut.ctl.error, dut.ctl.insn.valid, dut.ctl.insn.ready):
             done[0] += pulse
             cause[0] = error
+            taken += valid and ready
+            assert taken - done[0] <= dut.max_outstanding, \
+                f"seed={seed}: {taken - done[0]} instructions outstanding"
 
     sim = Simulator(dut)
     sim.add_clock(CLOCK)
